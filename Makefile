@@ -1,0 +1,37 @@
+# Two commands on a fresh machine (Python >= 3.11 and make): `make run` and `make test`.
+# Each creates .venv and installs the pinned dependency set (requirements.lock) on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?= config/default.toml
+
+.PHONY: run test lint bench lock clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/scalper run -c $(CONFIG)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check bot tests
+	$(VENV)/bin/mypy bot
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/scalper bench book ../shared/data/binance_usdm/hftbacktest_usdm_btcusdt_20240808.gz
+
+# Re-pin the dependency set after changing pyproject.toml (needs the package index).
+lock:
+	$(PY) -m pip install -q pip-tools
+	$(PY) -m piptools compile -q --strip-extras --extra test --output-file requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

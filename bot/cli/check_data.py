@@ -1,0 +1,42 @@
+"""`scalper check-data FILE [FILE ...] [--json] [--exchange-info FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="recorded files; a day pair given in order is read as one session")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--exchange-info", metavar="FILE", help="fapi/v1/exchangeInfo JSON for tick/step sizes")
+
+
+_COLS = ("depth_events", "applied", "gaps", "resyncs", "crossed", "bbo_checked", "bbo_mismatched")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.replay.check import check_files
+
+    instruments = None
+    if args.exchange_info:
+        from bot.venues.binance_usdm.instruments import load_exchange_info
+
+        instruments = load_exchange_info(args.exchange_info)
+    res = check_files(args.files, instruments)
+    for line in res["error_lines"]:
+        print(f"error: {line}", file=sys.stderr)
+    if args.json:
+        sys.stdout.write(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(f"{'symbol':<12}" + "".join(f"{c:>16}" for c in _COLS) + f"{'status':>10}")
+        for sym, r in res["symbols"].items():
+            print(f"{sym:<12}" + "".join(f"{r[c]:>16}" for c in _COLS) + f"{r['status']:>10}")
+            if "first_mismatch" in r:
+                print(f"  first mismatch: {r['first_mismatch']}")
+        print(f"{res['records']} records, {res['errors']} bad lines")
+    bad = any(r["gaps"] or r["crossed"] or r["bbo_mismatched"] for r in res["symbols"].values())
+    return 1 if (bad or res["errors"] or not res["symbols"]) else 0

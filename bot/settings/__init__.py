@@ -1,0 +1,137 @@
+"""Typed, frozen settings (architecture.md habit 11). The only package that imports pydantic.
+
+Sources, strongest first: environment (`SCALPER__SECTION__KEY`), the TOML file, defaults. Secrets
+come only from the environment or the venue's `secrets_file`; a config file that carries one is an
+error. A bad value is a ConfigError that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+import warnings
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+from bot.settings.core import AppSection, LogSection, MarketSection, VenueSection
+
+__all__ = ["Settings", "load_settings", "redacted"]
+
+_SECRET_KEYS = ("api_key", "api_secret", "token", "webhook_url", "bot_token", "password")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SCALPER__", env_nested_delimiter="__", frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    app: AppSection = AppSection()
+    log: LogSection = LogSection()
+    venue: VenueSection = VenueSection()
+    market: MarketSection = MarketSection()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (init kwargs carry the parsed TOML).
+        return env_settings, init_settings
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        val = e.get("input")
+        shown = "<redacted>" if any(s in key for s in _SECRET_KEYS) else repr(val)
+        ctx = e.get("ctx") or {}
+        allowed = ctx.get("expected")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see config/default.toml for every key)"
+        lines.append(f"  {key} = {shown}: {msg}" + (f" (allowed: {allowed})" if allowed else ""))
+    return "\n".join(lines)
+
+
+def _find_secrets(d: dict[str, Any], path: str = "") -> list[str]:
+    found = []
+    for k, v in d.items():
+        p = f"{path}.{k}" if path else k
+        if isinstance(v, dict):
+            found += _find_secrets(v, p)
+        elif k in _SECRET_KEYS and v:
+            found.append(p)
+    return found
+
+
+def _read_secrets_file(path: str) -> dict[str, Any]:
+    """A TOML file of secrets: [venue] api_key/api_secret, [alerts] ... Warn when others can read it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as e:
+        raise ConfigError(f"venue.secrets_file = {path!r}: file not found") from e
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.warn(f"secrets file {path} is readable by group/others; chmod 600 it", stacklevel=2)
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_settings(path: str | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Load a TOML config (or the defaults when path is None), then the environment on top."""
+    data: dict[str, Any] = {}
+    source = path or "<defaults>"
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as e:
+            raise ConfigError(f"config file not found: {path}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+        leaked = _find_secrets(data)
+        if leaked:
+            raise ConfigError(
+                f"{path}: {', '.join(leaked)} must not be in a config file; set SCALPER__VENUE__API_KEY/"
+                "SCALPER__VENUE__API_SECRET in the environment or use venue.secrets_file"
+            )
+    if overrides:
+        data = _merge(data, overrides)
+    secrets_file = os.environ.get("SCALPER__VENUE__SECRETS_FILE") or data.get("venue", {}).get("secrets_file")
+    if secrets_file:
+        data = _merge(data, _read_secrets_file(secrets_file))
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, source)) from None
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective config as plain data with every secret replaced by '***' (or '' when unset)."""
+    d = settings.model_dump(mode="python")
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, tuple | list):
+            return [walk(v) for v in x]
+        if hasattr(x, "get_secret_value"):
+            return "***" if x.get_secret_value() else ""
+        return x
+
+    return walk(d)

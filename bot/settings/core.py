@@ -1,0 +1,76 @@
+"""Core config sections: app, log, venue, market. Units in names; every model frozen and strict."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+__all__ = ["AppSection", "FrozenModel", "LogSection", "MarketSection", "VenueSection"]
+
+
+class FrozenModel(BaseModel):
+    """Base of every config section: immutable, unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class AppSection(FrozenModel):
+    # sim: in-process simulator, no network. paper: simulated fills on live public data.
+    # exchange-sim / demo / testnet: real venue code against a test exchange. live: real money.
+    mode: Literal["sim", "paper", "exchange-sim", "demo", "testnet", "live"] = "sim"
+    name: str = "scalper"
+    state_dir: str = "var"  # journal, recordings, runtime state (relative to the working directory)
+
+
+class LogSection(FrozenModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # auto: readable console on a TTY, JSON lines when headless.
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class VenueSection(FrozenModel):
+    name: Literal["sim", "binance-usdm", "bybit"] = "sim"
+    environment: Literal["mainnet", "demo", "testnet", "exchange-sim"] = "mainnet"
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    # Overrides of the environment's default endpoints (e.g. the loopback exchange simulator).
+    rest_url: str = ""
+    ws_public_url: str = ""  # Binance: .../public (depth, bookTicker); Bybit: .../v5/public/linear
+    ws_market_url: str = ""  # Binance: .../market (aggTrade, markPrice)
+    ws_private_url: str = ""
+    # Secrets: only from the environment (SCALPER__VENUE__API_KEY) or `secrets_file`, never a config file.
+    api_key: SecretStr = SecretStr("")
+    api_secret: SecretStr = SecretStr("")
+    secrets_file: str = ""
+    recv_window_ms: int = Field(5000, ge=1000, le=60000)
+    request_timeout_ms: int = Field(5000, ge=100, le=60000)
+
+    @field_validator("symbols")
+    @classmethod
+    def _upper(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one symbol is required")
+        out = tuple(s.strip().upper() for s in v)
+        for s in out:
+            if not s.isalnum():
+                raise ValueError(f"symbol {s!r} must be letters and digits only, e.g. 'BTCUSDT'")
+        if len(set(out)) != len(out):
+            raise ValueError("symbols must be unique")
+        return out
+
+
+class MarketSection(FrozenModel):
+    # Binance diff-depth stream speed: depth@100ms (default), depth@0ms (undocumented real-time), depth (250 ms).
+    binance_depth_stream: Literal["depth@100ms", "depth@0ms", "depth", "depth@500ms"] = "depth@100ms"
+    binance_trade_stream: Literal["aggTrade", "trade"] = "aggTrade"
+    # GET /fapi/v1/depth limit; valid limits are exactly these (weight 2/2/2/2/5/10/20).
+    snapshot_limit: Literal[5, 10, 20, 50, 100, 500, 1000] = 1000
+    bybit_depth: Literal[1, 50, 200, 1000] = 200
+    bybit_resync_on_gap: bool = True
+    depth_bps: float = Field(200.0, gt=0, le=5000, description="book depth kept each side of the touch, bps")
+    stale_after_ms: int = Field(5000, ge=100, le=600_000, description="no message for this long -> STALE")
+    reconnect_min_ms: int = Field(250, ge=10)
+    reconnect_max_ms: int = Field(30_000, ge=100)
+    rollover_after_s: int = Field(23 * 3600 + 30 * 60, ge=60, le=24 * 3600,
+                                  description="planned reconnect before the venue's 24 h cut")
+    bybit_ping_interval_s: float = Field(20.0, gt=0, le=60)
