@@ -18,6 +18,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.errors import ConfigError
 from bot.settings.core import AppSection, LogSection, MarketSection, VenueSection
+from bot.settings.execution import ExecutionSection
+from bot.settings.journal import JournalSection
+from bot.settings.ops import OpsSection
+from bot.settings.risk import RiskSection
+from bot.settings.signals import SignalsSection
+from bot.settings.sim import SimSection
 
 __all__ = ["Settings", "load_settings", "redacted"]
 
@@ -33,6 +39,12 @@ class Settings(BaseSettings):
     log: LogSection = LogSection()
     venue: VenueSection = VenueSection()
     market: MarketSection = MarketSection()
+    sim: SimSection = SimSection()
+    signals: SignalsSection = SignalsSection()
+    risk: RiskSection = RiskSection()
+    execution: ExecutionSection = ExecutionSection()
+    journal: JournalSection = JournalSection()
+    ops: OpsSection = OpsSection()
 
     @classmethod
     def settings_customise_sources(
