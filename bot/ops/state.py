@@ -1,0 +1,377 @@
+"""RuntimeState: the one object the app writes and the ops endpoints read. Pure: no I/O, no clock.
+
+The app records what happens through small methods, each taking an explicit `now_ns` where time
+matters (architecture.md: sans-I/O, explicit clock). `/health`, `/metrics` and `/status`
+(bot.ops.server) only read it, on the same event loop, so there is no locking.
+
+How the app drives it (all synchronous, O(1) unless noted):
+
+    state = RuntimeState(user_stream_stale_after_ns=...)
+    state.set_info(name=..., mode=..., venue=...)              # shown in /status
+    state.track_book(symbol, sync.health, sync.stats)            # read live, zero cost per message
+    state.set_book_status(symbol, BookStatus.STALE, "no message for 5 s", now_ns)  # no BookHealth
+    state.on_message(symbol, "depth", now_ns)                    # per raw message (counter + 1 s rate)
+    state.on_resync(symbol, now_ns)                               # only for books tracked without stats
+    state.on_user_stream_message(now_ns); state.set_user_stream(False, "listenKey expired", now_ns)
+    state.set_trading_state("HALTED", "stop not confirmed", now_ns)   # str or an Enum with .value
+    state.set_position(symbol, side="long", qty=0.01, entry_price=..., stop_price=...,
+                       unrealized_pnl_quote=...)
+    state.clear_position(symbol)
+    state.order_opened(client_id, symbol=..., kind=..., side=..., qty=..., price=...)
+    state.order_closed(client_id)
+    state.set_open_orders([{...,"client_id": ...}])              # replace after reconciliation
+    state.on_order(kind, result)     # result: "ack" | "rejected" | "filled" | "canceled" | "ambiguous" | ...
+    state.on_denial(reason)          # our risk gate said no (kept apart from venue rejections)
+    state.on_trade_closed(close_reason, pnl_quote, fees_quote=0.0)
+    state.set_unrealized_pnl(quote)
+    state.on_error(source, message, now_ns)                       # bounded deque of the last N
+    state.observe_latency("event_to_decision", ns); state.observe_latency("order_ack", ns)
+
+`health(now_ns)` -> {"status": "ok" | "degraded" | "halted", "reasons": [...]}: halted when the trading
+state is HALTED; degraded when a book is not LIVE (SYNCING / STALE / CROSSED), the user stream is down
+or stale, or trading is REDUCING.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import deque
+from enum import Enum
+from typing import Any, Protocol
+
+from bot.market.health import BookHealth, BookStatus
+
+__all__ = [
+    "LATENCY_BUCKETS_NS",
+    "TRADING_STATES",
+    "LatencyHistogram",
+    "RuntimeState",
+]
+
+TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")
+
+# Fixed buckets (upper bounds, ns): 10 µs .. 2.5 s. Fixed so dashboards and alerts rules never shift;
+# wide enough for the hot path (tens of µs) and for an order ack across the internet (tens of ms).
+LATENCY_BUCKETS_NS: tuple[int, ...] = (
+    10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
+    100_000_000, 250_000_000, 500_000_000, 1_000_000_000, 2_500_000_000,
+)
+_SEC_NS = 1_000_000_000
+
+
+def _label(x: Any) -> str:
+    """Enum members by value (OrderKind.LIMIT -> 'LIMIT'), everything else by str()."""
+    return str(x.value) if isinstance(x, Enum) else str(x)
+
+
+class _Stats(Protocol):
+    resyncs: int
+
+
+class LatencyHistogram:
+    """Fixed-bucket histogram of nanosecond durations (cumulative export like Prometheus)."""
+
+    __slots__ = ("bounds_ns", "count", "counts", "max_ns", "sum_ns")
+
+    def __init__(self, bounds_ns: tuple[int, ...] = LATENCY_BUCKETS_NS) -> None:
+        self.bounds_ns = bounds_ns
+        self.counts = [0] * (len(bounds_ns) + 1)  # last slot: above the largest bound (+Inf)
+        self.count = 0
+        self.sum_ns = 0
+        self.max_ns = 0
+
+    def observe(self, ns: int) -> None:
+        ns = max(0, int(ns))  # a clock step backwards must not corrupt the sums
+        self.counts[bisect_left(self.bounds_ns, ns)] += 1
+        self.count += 1
+        self.sum_ns += ns
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+    def cumulative(self) -> list[tuple[int | None, int]]:
+        """[(upper bound ns or None for +Inf, observations <= bound)], as Prometheus buckets."""
+        out: list[tuple[int | None, int]] = []
+        acc = 0
+        for bound, c in zip((*self.bounds_ns, None), self.counts):
+            acc += c
+            out.append((bound, acc))
+        return out
+
+    def quantile_upper_ns(self, q: float) -> int | None:
+        """Upper bound of the bucket holding quantile q (None when empty; max_ns beyond the last bound)."""
+        if not self.count:
+            return None
+        rank = q * self.count
+        acc = 0
+        for bound, c in zip(self.bounds_ns, self.counts):
+            acc += c
+            if acc >= rank:
+                return bound
+        return self.max_ns
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "mean_us": round(self.sum_ns / self.count / 1000, 1) if self.count else None,
+            "p50_le_us": _us(self.quantile_upper_ns(0.5)),
+            "p99_le_us": _us(self.quantile_upper_ns(0.99)),
+            "max_us": _us(self.max_ns) if self.count else None,
+        }
+
+
+def _us(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / 1000, 1)
+
+
+class _Rate:
+    """Total count plus the count of the last complete second (cheap on the per-message path)."""
+
+    __slots__ = ("cur", "last", "sec", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.sec = -1
+        self.cur = 0
+        self.last = 0
+
+    def add(self, n: int, now_ns: int) -> None:
+        self.total += n
+        sec = now_ns // _SEC_NS
+        if sec != self.sec:
+            self.last = self.cur if sec == self.sec + 1 else 0
+            self.sec = sec
+            self.cur = 0
+        self.cur += n
+
+    def per_s(self, now_ns: int) -> int:
+        sec = now_ns // _SEC_NS
+        if sec == self.sec:
+            return self.last
+        if sec == self.sec + 1:
+            return self.cur
+        return 0
+
+
+class _Book:
+    __slots__ = ("health", "resyncs", "stats")
+
+    def __init__(self, health: BookHealth, stats: _Stats | None) -> None:
+        self.health = health
+        self.stats = stats
+        self.resyncs = 0
+
+    def resync_count(self) -> int:
+        return (self.stats.resyncs if self.stats is not None else 0) + self.resyncs
+
+
+class RuntimeState:
+    """What the bot is doing now. See the module docstring for how the app feeds it."""
+
+    def __init__(self, *, last_errors_max: int = 50, user_stream_stale_after_ns: int = 0,
+                 now_ns: int = 0) -> None:
+        self.started_ns = now_ns
+        self.info: dict[str, Any] = {}
+        self.books: dict[str, _Book] = {}
+        self.messages: dict[tuple[str, str], _Rate] = {}
+        # User data stream: None = this mode has none (sim), else connected flag + reason.
+        self.user_stream_ok: bool | None = None
+        self.user_stream_reason = ""
+        self.user_stream_since_ns = 0
+        self.user_stream_last_msg_ns = 0
+        self.user_stream_stale_after_ns = user_stream_stale_after_ns
+        self.trading_state = "ACTIVE"
+        self.trading_reason = "started"
+        self.trading_since_ns = now_ns
+        self.positions: dict[str, dict[str, Any]] = {}
+        self.open_orders: dict[str, dict[str, Any]] = {}
+        self.realized_pnl_quote = 0.0
+        self.unrealized_pnl_quote = 0.0
+        self.fees_quote = 0.0
+        self.trades_closed: dict[str, int] = {}
+        self.denials: dict[str, int] = {}
+        self.orders: dict[tuple[str, str], int] = {}
+        self.errors_by_source: dict[str, int] = {}
+        self.last_errors: deque[dict[str, Any]] = deque(maxlen=last_errors_max)
+        self.latency: dict[str, LatencyHistogram] = {
+            "event_to_decision": LatencyHistogram(),
+            "order_ack": LatencyHistogram(),
+        }
+
+    # ---- identity -------------------------------------------------------------------------
+    def set_info(self, **kv: Any) -> None:
+        """Static facts shown in /status and as labels of scalper_info (name, mode, venue, version)."""
+        self.info.update({k: _label(v) for k, v in kv.items()})
+
+    # ---- feeds ----------------------------------------------------------------------------
+    def track_book(self, symbol: str, health: BookHealth, stats: _Stats | None = None) -> None:
+        """Read this BookHealth (and the sync's stats.resyncs) live on every scrape."""
+        self.books[symbol] = _Book(health, stats)
+
+    def set_book_status(self, symbol: str, status: BookStatus | str, reason: str, now_ns: int) -> bool:
+        """For books without a tracked BookHealth (or to force one): returns True on a change."""
+        book = self.books.get(symbol)
+        if book is None:
+            book = self.books[symbol] = _Book(BookHealth(symbol, now_ns), None)
+        return book.health.set(BookStatus(_label(status)), reason, now_ns)
+
+    def on_resync(self, symbol: str, now_ns: int) -> None:
+        """Count a resync of a book tracked without stats (with stats, stats.resyncs is read instead)."""
+        book = self.books.get(symbol)
+        if book is None:
+            book = self.books[symbol] = _Book(BookHealth(symbol, now_ns), None)
+        book.resyncs += 1
+
+    def on_message(self, symbol: str, channel: str, now_ns: int, n: int = 1) -> None:
+        """Count n raw messages of one stream (e.g. 'BTCUSDT', 'depth'). Per message: keep it cheap."""
+        key = (symbol, channel)
+        r = self.messages.get(key)
+        if r is None:
+            r = self.messages[key] = _Rate()
+        r.add(n, now_ns)
+
+    def message_rate_per_s(self, symbol: str, channel: str, now_ns: int) -> int:
+        r = self.messages.get((symbol, channel))
+        return r.per_s(now_ns) if r is not None else 0
+
+    def set_user_stream(self, ok: bool, reason: str, now_ns: int) -> None:
+        """Venue layer: user data stream connected (True) or lost (False, with why)."""
+        if ok is not self.user_stream_ok:
+            self.user_stream_since_ns = now_ns
+        self.user_stream_ok = ok
+        self.user_stream_reason = reason
+        if ok:
+            self.user_stream_last_msg_ns = max(self.user_stream_last_msg_ns, now_ns)
+
+    def on_user_stream_message(self, now_ns: int) -> None:
+        """Any user-stream message or successful keep-alive."""
+        self.user_stream_last_msg_ns = now_ns
+
+    # ---- trading --------------------------------------------------------------------------
+    def set_trading_state(self, state: Any, reason: str, now_ns: int) -> None:
+        s = _label(state).upper()
+        if s not in TRADING_STATES:
+            raise ValueError(f"trading state {s!r} is not one of {TRADING_STATES}")
+        if s != self.trading_state:
+            self.trading_since_ns = now_ns
+        self.trading_state = s
+        self.trading_reason = reason
+
+    def set_position(self, symbol: str, *, side: Any, qty: float, entry_price: float,
+                     stop_price: float | None = None, unrealized_pnl_quote: float = 0.0,
+                     **extra: Any) -> None:
+        """Open position of `symbol` (qty > 0; side 'long'/'short' or a Side)."""
+        side_s = _label(side).lower()
+        side_s = {"buy": "long", "sell": "short"}.get(side_s, side_s)
+        self.positions[symbol] = {
+            "symbol": symbol, "side": side_s, "qty": qty, "entry_price": entry_price,
+            "stop_price": stop_price, "unrealized_pnl_quote": unrealized_pnl_quote,
+            **{k: _label(v) if isinstance(v, Enum) else v for k, v in extra.items()},
+        }
+        self.unrealized_pnl_quote = sum(p["unrealized_pnl_quote"] or 0.0 for p in self.positions.values())
+
+    def clear_position(self, symbol: str) -> None:
+        self.positions.pop(symbol, None)
+        self.unrealized_pnl_quote = sum(p["unrealized_pnl_quote"] or 0.0 for p in self.positions.values())
+
+    def set_unrealized_pnl(self, quote: float) -> None:
+        self.unrealized_pnl_quote = quote
+
+    def order_opened(self, client_id: str, **fields: Any) -> None:
+        self.open_orders[client_id] = {"client_id": client_id, **{k: _label(v) if isinstance(v, Enum) else v
+                                                                  for k, v in fields.items()}}
+
+    def order_closed(self, client_id: str) -> None:
+        self.open_orders.pop(client_id, None)
+
+    def set_open_orders(self, orders: list[dict[str, Any]]) -> None:
+        self.open_orders = {str(o["client_id"]): dict(o) for o in orders}
+
+    def on_order(self, kind: Any, result: Any) -> None:
+        key = (_label(kind), _label(result))
+        self.orders[key] = self.orders.get(key, 0) + 1
+
+    def on_denial(self, reason: Any) -> None:
+        r = _label(reason)
+        self.denials[r] = self.denials.get(r, 0) + 1
+
+    def on_trade_closed(self, close_reason: Any, pnl_quote: float, fees_quote: float = 0.0) -> None:
+        """A trade completed: realised PnL (net of fees as the caller computes it) and fees paid."""
+        r = _label(close_reason)
+        self.trades_closed[r] = self.trades_closed.get(r, 0) + 1
+        self.realized_pnl_quote += pnl_quote
+        self.fees_quote += fees_quote
+
+    def on_error(self, source: str, message: str, now_ns: int) -> None:
+        """Keep the last N errors for /status (never pass secrets in `message`)."""
+        self.errors_by_source[source] = self.errors_by_source.get(source, 0) + 1
+        self.last_errors.append({"ts_ns": now_ns, "source": source, "message": message[:500]})
+
+    def observe_latency(self, name: str, ns: int) -> None:
+        """Record one duration; 'event_to_decision' and 'order_ack' always exist, others on first use."""
+        h = self.latency.get(name)
+        if h is None:
+            h = self.latency[name] = LatencyHistogram()
+        h.observe(ns)
+
+    # ---- reads ----------------------------------------------------------------------------
+    def user_stream_stale(self, now_ns: int) -> bool:
+        return bool(self.user_stream_ok and self.user_stream_stale_after_ns
+                    and now_ns - self.user_stream_last_msg_ns > self.user_stream_stale_after_ns)
+
+    def health(self, now_ns: int) -> dict[str, Any]:
+        """{'status': 'ok'|'degraded'|'halted', 'reasons': [...]}; halted wins over degraded."""
+        reasons: list[str] = []
+        if self.trading_state == "HALTED":
+            reasons.append(f"trading HALTED: {self.trading_reason}")
+        elif self.trading_state == "REDUCING":
+            reasons.append(f"trading REDUCING: {self.trading_reason}")
+        for symbol, book in self.books.items():
+            h = book.health
+            if h.status is not BookStatus.LIVE:
+                reasons.append(f"{symbol} book {h.status.value}: {h.reason}")
+        if self.user_stream_ok is False:
+            reasons.append(f"user stream down: {self.user_stream_reason}")
+        elif self.user_stream_stale(now_ns):
+            age_ms = (now_ns - self.user_stream_last_msg_ns) // 1_000_000
+            reasons.append(f"user stream stale: no message for {age_ms} ms")
+        if self.trading_state == "HALTED":
+            status = "halted"
+        elif reasons:
+            status = "degraded"
+        else:
+            status = "ok"
+        return {"status": status, "reasons": reasons}
+
+    def feeds(self, now_ns: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for symbol, book in self.books.items():
+            out[symbol] = {**book.health.as_dict(), "resyncs": book.resync_count(), "rates_per_s": {}}
+        for (symbol, channel), r in self.messages.items():
+            entry = out.setdefault(symbol, {"rates_per_s": {}})
+            entry["rates_per_s"][channel] = r.per_s(now_ns)
+        return out
+
+    def status(self, now_ns: int) -> dict[str, Any]:
+        """Everything /status shows: JSON-ready plain data."""
+        return {
+            "info": dict(self.info),
+            "now_ns": now_ns,
+            "uptime_s": round((now_ns - self.started_ns) / _SEC_NS, 3) if self.started_ns else None,
+            "health": self.health(now_ns),
+            "trading": {"state": self.trading_state, "reason": self.trading_reason,
+                        "since_ns": self.trading_since_ns},
+            "feeds": self.feeds(now_ns),
+            "user_stream": None if self.user_stream_ok is None else {
+                "ok": self.user_stream_ok, "reason": self.user_stream_reason,
+                "since_ns": self.user_stream_since_ns, "last_message_ns": self.user_stream_last_msg_ns},
+            "positions": list(self.positions.values()),
+            "open_orders": list(self.open_orders.values()),
+            "pnl": {"realized_quote": self.realized_pnl_quote, "unrealized_quote": self.unrealized_pnl_quote,
+                    "fees_quote": self.fees_quote},
+            "trades_closed": dict(self.trades_closed),
+            "denials": dict(self.denials),
+            "orders": [{"kind": k, "result": r, "count": c} for (k, r), c in self.orders.items()],
+            "latency": {name: h.as_dict() for name, h in self.latency.items()},
+            "last_errors": list(self.last_errors),
+        }
