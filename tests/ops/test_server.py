@@ -108,7 +108,7 @@ async def test_metrics_parse_with_prometheus_parser_and_carry_values(server, sta
     code, text, ctype = await _get(server.url + "/metrics")
     assert code == 200 and ctype.startswith("text/plain")
     fam = _families(text)
-    for name in ("scalper", "scalper_messages", "scalper_message_rate", "scalper_book_status",
+    for name in ("scalper_info", "scalper_messages", "scalper_message_rate", "scalper_book_status",
                  "scalper_book_live", "scalper_book_resyncs", "scalper_event_to_decision_seconds",
                  "scalper_order_ack_seconds", "scalper_orders", "scalper_denials", "scalper_open_positions",
                  "scalper_position_qty", "scalper_open_orders", "scalper_pnl_realized_quote",
