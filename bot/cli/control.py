@@ -1,0 +1,179 @@
+"""`scalper status|halt|resume|flatten`: talk to the running bot's ops endpoint (bot.ops.server).
+
+    scalper status [--json]                  positions, open orders, trading state, last errors, feeds
+    scalper halt [--reason TEXT]             no new entries (open trades keep their stops)
+    scalper resume [--reason TEXT]
+    scalper flatten --yes [--reason TEXT]    close every position at market
+
+The endpoint is http://127.0.0.1:9310 unless --url, $SCALPER_OPS_URL or -c CONFIG ([ops] host/port)
+says otherwise. The bearer token, needed when the bot has one, comes from $SCALPER__OPS__TOKEN or
+from -c CONFIG (its environment/secrets file), never from the command line (shell history, `ps`).
+
+Exit status: 0 ok; 1 status says degraded/halted or a control action failed; 3 no bot answering;
+4 unauthorised. Plain urllib: starts fast and needs no event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["add_arguments", "fetch", "run"]
+
+DEFAULT_URL = "http://127.0.0.1:9310"
+TOKEN_ENV = "SCALPER__OPS__TOKEN"
+
+
+class _Unreachable(Exception):
+    pass
+
+
+class _Unauthorised(Exception):
+    pass
+
+
+def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--url", default=None, help=f"ops endpoint (default: $SCALPER_OPS_URL or {DEFAULT_URL})")
+    p.add_argument("-c", "--config", metavar="FILE", help="take host/port/token from this config's [ops]")
+    p.add_argument("--timeout-s", type=float, default=35.0, help="give up after this many seconds")
+    if name == "status":
+        p.add_argument("--json", action="store_true", help="print the raw /status JSON")
+    else:
+        p.add_argument("--reason", default="", help="why (journaled and shown in /status)")
+        p.add_argument("--json", action="store_true", help="print the endpoint's JSON answer")
+    if name == "flatten":
+        p.add_argument("--yes", action="store_true", help="really close every position at market")
+
+
+def _endpoint(args: argparse.Namespace) -> tuple[str, str]:
+    url = args.url or os.environ.get("SCALPER_OPS_URL") or ""
+    token = os.environ.get(TOKEN_ENV, "")
+    if args.config:
+        from bot.settings import load_settings
+
+        ops = load_settings(args.config).ops
+        # A wildcard bind is reachable on loopback.
+        host = "127.0.0.1" if ops.host in ("0.0.0.0", "::") else ops.host
+        host = f"[{host}]" if ":" in host else host
+        url = url or f"http://{host}:{ops.port}"
+        token = token or ops.token.get_secret_value()
+    return (url or DEFAULT_URL).rstrip("/"), token
+
+
+def fetch(url: str, path: str, token: str = "", body: dict[str, Any] | None = None,
+          timeout_s: float = 35.0) -> tuple[int, Any]:
+    """GET (body None) or POST JSON; returns (HTTP status, decoded JSON). 5xx answers are returned too."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method="GET" if body is None else "POST")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        if e.code == 401:
+            raise _Unauthorised() from None
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, {"error": raw.decode(errors="replace").strip()}
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+        reason = getattr(e, "reason", e)
+        raise _Unreachable(str(reason)) from None
+
+
+def _ts(ns: int | None) -> str:
+    if not ns:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    h, tr = st.get("health", {}), st.get("trading", {})
+    info = st.get("info") or {}
+    who = " ".join(f"{k}={v}" for k, v in info.items())
+    print(f"health: {h.get('status', '?').upper()}" + (f"   ({who})" if who else ""))
+    for r in h.get("reasons", []):
+        print(f"  - {r}")
+    print(f"trading: {tr.get('state')} since {_ts(tr.get('since_ns'))} UTC: {tr.get('reason')}")
+    pnl = st.get("pnl", {})
+    print(f"pnl: realised {pnl.get('realized_quote', 0):+.2f}"
+          f"  unrealised {pnl.get('unrealized_quote', 0):+.2f}  fees {pnl.get('fees_quote', 0):.2f}")
+    print("feeds:")
+    for sym, f in (st.get("feeds") or {}).items():
+        rates = " ".join(f"{c}={n}/s" for c, n in (f.get("rates_per_s") or {}).items())
+        print(f"  {sym:<12} {f.get('status', '-'):<8} resyncs={f.get('resyncs', 0)} {rates}"
+              f"  {f.get('reason', '')}")
+    us = st.get("user_stream")
+    if us:
+        print(f"user stream: {'up' if us.get('ok') else 'DOWN'} ({us.get('reason')})")
+    positions = st.get("positions") or []
+    print(f"positions: {len(positions)}")
+    for p in positions:
+        print(f"  {p.get('symbol'):<12} {p.get('side'):<5} qty={p.get('qty')} entry={p.get('entry_price')} "
+              f"stop={p.get('stop_price')} upnl={p.get('unrealized_pnl_quote')}")
+    orders = st.get("open_orders") or []
+    print(f"open orders: {len(orders)}")
+    for o in orders:
+        print("  " + " ".join(f"{k}={v}" for k, v in o.items()))
+    errors = st.get("last_errors") or []
+    print(f"last errors: {len(errors)}")
+    for e in errors[-10:]:
+        print(f"  {_ts(e.get('ts_ns'))} [{e.get('source')}] {e.get('message')}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.errors import ConfigError
+
+    try:
+        url, token = _endpoint(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    action = args.command
+    if action == "flatten" and not args.yes:
+        print("error: flatten closes every position at market; add --yes to confirm", file=sys.stderr)
+        return 2
+    try:
+        if action == "status":
+            code, body = fetch(url, "/status", token, timeout_s=args.timeout_s)
+        else:
+            payload = {"reason": args.reason} if args.reason else {}
+            code, body = fetch(url, f"/control/{action}", token, payload, timeout_s=args.timeout_s)
+    except _Unreachable as e:
+        print(f"error: no bot is answering at {url} ({e}). Is it running (`scalper run -c CONFIG`)? "
+              "For another host/port pass --url or -c CONFIG.", file=sys.stderr)
+        return 3
+    except _Unauthorised:
+        print(f"error: {url} wants a bearer token: set {TOKEN_ENV} (or pass -c CONFIG with the secrets file)",
+              file=sys.stderr)
+        return 4
+    if args.json:
+        print(json.dumps(body, indent=2, sort_keys=True))
+    if action == "status":
+        if code != 200:
+            print(f"error: {url}/status answered HTTP {code}: {body}", file=sys.stderr)
+            return 1
+        if not args.json:
+            _print_status(body)
+        return 0 if body.get("health", {}).get("status") == "ok" else 1
+    ok = code == 200 and bool(body and body.get("ok"))
+    if not args.json:
+        if ok:
+            tr = body.get("trading", {})
+            result = body.get("result")
+            print(f"{action}: done; trading {tr.get('state')} ({tr.get('reason')})"
+                  + (f"; result: {json.dumps(result)}" if result is not None else ""))
+        else:
+            err = body.get("error") if isinstance(body, dict) else body
+            print(f"error: {action} failed (HTTP {code}): {err}", file=sys.stderr)
+    return 0 if ok else 1
