@@ -1,0 +1,220 @@
+"""The risk gate: a trading state (ACTIVE / REDUCING / HALTED) and the limits every order passes.
+
+Pure and clock-free: every call takes `now_ns`. Entries (orders that add exposure) are checked against
+everything; protective and reducing orders (stops, take-profits, flattening) are counted in the rate
+windows but never denied: refusing a stop would leave a position unprotected, which is the one thing
+the bot must never do (architecture.md habit 9).
+
+- HALTED: no new entries until the next UTC day (daily loss limit, drawdown from the day's peak) or
+  an operator `reset`; a halt by hand or after a failed stop stays until `reset`.
+- REDUCING: no new entries, exits allowed (reached `reducing_at_loss_fraction` of the daily limit,
+  or set by the operator); back to ACTIVE on the next UTC day or `reset`.
+- Per symbol: `halt_symbol` (a stop that was not confirmed in time) blocks entries on that symbol.
+Every denial is counted by reason (`denials`) and kept for the journal (`last_denial`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from bot.domain.types import CloseReason
+from bot.risk.reasons import Denial, DenyReason
+
+if TYPE_CHECKING:
+    from bot.settings.risk import RiskSection
+
+__all__ = ["DAY_NS", "MarketView", "RiskGate", "TradingState"]
+
+DAY_NS = 86_400 * 1_000_000_000
+_S = 1_000_000_000
+
+
+class TradingState(StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """What the gate needs to know about the market of one symbol at the time of an entry."""
+
+    book_live: bool = True
+    spread_bps: float = 0.0
+    next_funding_ns: int = 0  # 0: unknown / no funding (the window check is skipped)
+
+
+class RiskGate:
+    def __init__(self, cfg: RiskSection, equity: float, now_ns: int) -> None:
+        self.cfg = cfg
+        self.state = TradingState.ACTIVE
+        self.state_reason = ""
+        self.halt_until_ns = 0  # 0: until an operator reset
+        self.halt_code = DenyReason.HALTED  # what an entry denied while HALTED is counted as
+        self.halted_symbols: dict[str, str] = {}
+        self.denials: Counter[str] = Counter()
+        self.last_denial: Denial | None = None
+        # (ts_ns, from, to, reason), drained by the engine into the journal
+        self.state_changes: list[tuple[int, str, str, str]] = []
+        self._day = now_ns // DAY_NS
+        self.day_start_equity = equity
+        self.day_peak_equity = equity
+        self.equity = equity
+        self.consecutive_losses = 0
+        self.streak_until_ns = 0
+        self.setup_until_ns: dict[tuple[str, str], int] = {}
+        self.open_notional: dict[str, float] = {}  # symbol -> notional of its open trade
+        self._sent_1s: deque[int] = deque()
+        self._sent_60s: deque[int] = deque()
+
+    # -- trading state --------------------------------------------------------------------------------
+    def _set(self, state: TradingState, reason: str, now_ns: int, until_ns: int = 0) -> None:
+        if state is self.state and reason == self.state_reason:
+            return
+        self.state_changes.append((now_ns, self.state.value, state.value, reason))
+        self.state, self.state_reason, self.halt_until_ns = state, reason, until_ns
+
+    def halt(self, reason: str, now_ns: int, until_next_day: bool = False,
+             code: DenyReason = DenyReason.HALTED) -> None:
+        until = (now_ns // DAY_NS + 1) * DAY_NS if until_next_day else 0
+        self.halt_code = code
+        self._set(TradingState.HALTED, reason, now_ns, until)
+
+    def reduce(self, reason: str, now_ns: int) -> None:
+        if self.state is not TradingState.HALTED:
+            self._set(TradingState.REDUCING, reason, now_ns, (now_ns // DAY_NS + 1) * DAY_NS)
+
+    def reset(self, now_ns: int) -> None:
+        """Operator reset: ACTIVE, symbol halts lifted, streaks cleared, a fresh day baseline."""
+        self.halted_symbols.clear()
+        self.consecutive_losses = 0
+        self.streak_until_ns = 0
+        self.day_start_equity = self.day_peak_equity = self.equity
+        self._set(TradingState.ACTIVE, "operator reset", now_ns)
+
+    def halt_symbol(self, symbol: str, reason: str, now_ns: int) -> None:
+        self.halted_symbols[symbol] = reason
+        self.state_changes.append((now_ns, "ACTIVE", "HALTED", f"{symbol}: {reason}"))
+
+    def _roll_day(self, now_ns: int) -> None:
+        day = now_ns // DAY_NS
+        if day != self._day:
+            self._day = day
+            self.day_start_equity = self.day_peak_equity = self.equity
+            if self.state is not TradingState.ACTIVE and self.halt_until_ns and now_ns >= self.halt_until_ns:
+                self._set(TradingState.ACTIVE, "new trading day", now_ns)
+
+    # -- account and trade results --------------------------------------------------------------------
+    def on_equity(self, equity: float, now_ns: int) -> None:
+        """Mark-to-market equity (wallet + unrealized). Drives the daily loss and drawdown halts."""
+        self.equity = equity
+        self._roll_day(now_ns)
+        self.day_peak_equity = max(self.day_peak_equity, equity)
+        loss_pct = (self.day_start_equity - equity) / self.day_start_equity * 100.0
+        dd_pct = (self.day_peak_equity - equity) / self.day_peak_equity * 100.0
+        if self.state is TradingState.HALTED:
+            return
+        if loss_pct >= self.cfg.daily_loss_limit_pct:
+            self.halt(f"{DenyReason.DAILY_LOSS_LIMIT.value}: day loss {loss_pct:.2f}% >= "
+                      f"{self.cfg.daily_loss_limit_pct}%", now_ns, True, DenyReason.DAILY_LOSS_LIMIT)
+        elif dd_pct >= self.cfg.max_drawdown_pct:
+            self.halt(f"{DenyReason.MAX_DRAWDOWN.value}: {dd_pct:.2f}% from the day's peak >= "
+                      f"{self.cfg.max_drawdown_pct}%", now_ns, True, DenyReason.MAX_DRAWDOWN)
+        elif loss_pct >= self.cfg.daily_loss_limit_pct * self.cfg.reducing_at_loss_fraction:
+            self.reduce(f"day loss {loss_pct:.2f}% near the limit", now_ns)
+
+    def on_position(self, symbol: str, notional: float) -> None:
+        """Notional of the symbol's open trade (0 when flat)."""
+        if notional > 0:
+            self.open_notional[symbol] = notional
+        else:
+            self.open_notional.pop(symbol, None)
+
+    def on_trade_closed(self, symbol: str, setup: str, pnl: float, reason: CloseReason, now_ns: int) -> None:
+        self.open_notional.pop(symbol, None)
+        if pnl < 0:
+            self.consecutive_losses += 1
+            if self.consecutive_losses >= self.cfg.max_consecutive_losses:
+                self.streak_until_ns = now_ns + int(self.cfg.loss_streak_cooldown_s * _S)
+                self.consecutive_losses = 0
+        else:
+            self.consecutive_losses = 0
+        if reason is CloseReason.STOP_LOSS:
+            self.setup_until_ns[(setup, symbol)] = now_ns + int(self.cfg.setup_cooldown_s * _S)
+
+    # -- checks ---------------------------------------------------------------------------------------
+    def _deny(self, reason: DenyReason, detail: str = "") -> Denial:
+        d = Denial(reason, detail)
+        self.denials[reason.value] += 1
+        self.last_denial = d
+        return d
+
+    def check_entry(self, symbol: str, setup: str, market: MarketView, now_ns: int) -> Denial | None:
+        """Before sizing: state, cooldowns, positions, market conditions."""
+        self._roll_day(now_ns)
+        cfg = self.cfg
+        if self.state is TradingState.HALTED:
+            return self._deny(self.halt_code, self.state_reason)
+        if self.state is TradingState.REDUCING:
+            return self._deny(DenyReason.REDUCING, self.state_reason)
+        if symbol in self.halted_symbols:
+            return self._deny(DenyReason.SYMBOL_HALTED, self.halted_symbols[symbol])
+        if symbol in self.open_notional:
+            return self._deny(DenyReason.POSITION_OPEN, symbol)
+        if len(self.open_notional) >= cfg.max_open_positions:
+            return self._deny(DenyReason.MAX_OPEN_POSITIONS, f"{len(self.open_notional)} open")
+        if now_ns < self.streak_until_ns:
+            left_s = (self.streak_until_ns - now_ns) / _S
+            return self._deny(DenyReason.LOSS_STREAK_COOLDOWN, f"{left_s:.0f}s left")
+        until = self.setup_until_ns.get((setup, symbol), 0)
+        if now_ns < until:
+            return self._deny(DenyReason.SETUP_COOLDOWN, f"{setup} {(until - now_ns) / _S:.0f}s left")
+        if cfg.require_live_book and not market.book_live:
+            return self._deny(DenyReason.BOOK_NOT_LIVE, symbol)
+        if market.spread_bps > cfg.max_spread_bps:
+            return self._deny(DenyReason.SPREAD_TOO_WIDE,
+                              f"{market.spread_bps:.2f} > {cfg.max_spread_bps} bps")
+        if market.next_funding_ns and cfg.funding_window_s > 0:
+            window = int(cfg.funding_window_s * _S)
+            # Funding is paid at the instant; the window covers both sides of it (the previous instant
+            # is next - 8 h, which the caller reports as next once it has passed).
+            if abs(market.next_funding_ns - now_ns) <= window:
+                in_s = (market.next_funding_ns - now_ns) / _S
+                return self._deny(DenyReason.FUNDING_WINDOW, f"funding in {in_s:.0f}s")
+        return None
+
+    def check_notional(self, symbol: str, notional: float) -> Denial | None:
+        """After sizing: the notional limits, per symbol and in total."""
+        if notional > self.cfg.max_notional_per_symbol_usd:
+            return self._deny(DenyReason.MAX_SYMBOL_NOTIONAL,
+                              f"{notional:.0f} > {self.cfg.max_notional_per_symbol_usd:.0f}")
+        total = sum(self.open_notional.values()) + notional
+        if total > self.cfg.max_total_notional_usd:
+            return self._deny(DenyReason.MAX_TOTAL_NOTIONAL,
+                              f"{total:.0f} > {self.cfg.max_total_notional_usd:.0f}")
+        return None
+
+    def check_order(self, now_ns: int, reduces: bool) -> Denial | None:
+        """Every order passes here right before it is sent. Counted always; only entries are denied."""
+        one_s, one_min = self._sent_1s, self._sent_60s
+        while one_s and one_s[0] <= now_ns - _S:
+            one_s.popleft()
+        while one_min and one_min[0] <= now_ns - 60 * _S:
+            one_min.popleft()
+        if not reduces:
+            if self.state is TradingState.HALTED:
+                return self._deny(self.halt_code, self.state_reason)
+            if len(one_s) >= self.cfg.max_orders_per_s:
+                return self._deny(DenyReason.RATE_PER_SECOND, f"{len(one_s)} orders in the last second")
+            if len(one_min) >= self.cfg.max_orders_per_min:
+                return self._deny(DenyReason.RATE_PER_MINUTE, f"{len(one_min)} orders in the last minute")
+        one_s.append(now_ns)
+        one_min.append(now_ns)
+        return None
+
+    def drain_state_changes(self) -> list[tuple[int, str, str, str]]:
+        out, self.state_changes = self.state_changes, []
+        return out
