@@ -1,0 +1,344 @@
+"""The journal: SQLite in WAL mode, one transaction per state change. Nothing is ever lost or half-written:
+every method below is exactly one transaction (BEGIN IMMEDIATE … COMMIT), so after a crash the file holds
+every change that returned, and none of the one that was in flight.
+
+Schema (prices in the quote asset as REAL, quantities in base units as REAL, times in ns since the epoch):
+
+config        id, ts_ns, hash (sha256 of the effective config JSON), body (the JSON, secrets redacted)
+trades        trade_id PK ("t42"), symbol, setup, side ('long'|'short'), state (TradeState),
+              intent_ts_ns, intent_price (the setup's reference price), planned_qty, planned_stop_price,
+              risk_budget (money the trade may lose), leverage, features (JSON of the intent's features),
+              entry_ts_ns, entry_price (first entry fill's average), qty (largest position held),
+              stop_price (initial protective stop), stop_confirm_ms (first entry fill -> stop acknowledged),
+              max_open_risk (max over time of position × distance to the live stop, + fees), exit_ts_ns,
+              exit_price (average of the exit fills), exit_reason (CloseReason), pnl (net of fees), fees,
+              r_multiple (pnl / risk_budget), created_ns, updated_ns
+legs          client_id PK ("t42-entry", "t42-sl", "t42-sl.2", "t42-tp1", "t42-add2", "t42-exit"), trade_id,
+              role (entry|add|stop|tp|exit), symbol, side (BUY|SELL), kind (OrderKind), qty,
+              intended_price (the price we mean to get: limit price, trigger price, or the reference price
+              of a market order), price, trigger_price, reduce_only, time_in_force, working_type,
+              status (OrderStatus; PENDING_NEW when written before sending), filled_qty, avg_price,
+              venue_order_id, reason, created_ns, updated_ns
+order_events  id, ts_ns, trade_id, client_id, status, filled_qty, avg_price, reason: one row per order
+              state change (planned, acknowledged, partially filled, triggered, cancelled, …)
+fills         id, ts_ns, trade_id, client_id, role, side, qty, price, fee, is_maker, venue_trade_id
+state_changes id, ts_ns, entity ('trade' | 'gate' | 'symbol'), entity_id, from_state, to_state, reason
+denials       id, ts_ns, symbol, setup, side, reason (DenyReason), detail: our own risk said no
+rejections    id, ts_ns, trade_id, client_id, code, message: the venue said no (kept apart from denials)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["SCHEMA", "TRADE_FIELDS", "Journal"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS config (
+    id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trades (
+    trade_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, setup TEXT NOT NULL, side TEXT NOT NULL,
+    state TEXT NOT NULL, intent_ts_ns INTEGER, intent_price REAL, planned_qty REAL, planned_stop_price REAL,
+    risk_budget REAL, leverage INTEGER, features TEXT,
+    entry_ts_ns INTEGER, entry_price REAL, qty REAL, stop_price REAL, stop_confirm_ms REAL,
+    max_open_risk REAL, exit_ts_ns INTEGER, exit_price REAL, exit_reason TEXT, pnl REAL, fees REAL,
+    r_multiple REAL, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS legs (
+    client_id TEXT PRIMARY KEY, trade_id TEXT NOT NULL REFERENCES trades(trade_id), role TEXT NOT NULL,
+    symbol TEXT NOT NULL, side TEXT NOT NULL, kind TEXT NOT NULL, qty REAL NOT NULL,
+    intended_price REAL, price REAL, trigger_price REAL, reduce_only INTEGER NOT NULL DEFAULT 0,
+    time_in_force TEXT, working_type TEXT, status TEXT NOT NULL, filled_qty REAL NOT NULL DEFAULT 0,
+    avg_price REAL NOT NULL DEFAULT 0, venue_order_id TEXT, reason TEXT,
+    created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS legs_trade ON legs(trade_id);
+CREATE TABLE IF NOT EXISTS order_events (
+    id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, trade_id TEXT NOT NULL, client_id TEXT NOT NULL,
+    status TEXT NOT NULL, filled_qty REAL, avg_price REAL, reason TEXT);
+CREATE INDEX IF NOT EXISTS order_events_trade ON order_events(trade_id);
+CREATE TABLE IF NOT EXISTS fills (
+    id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, trade_id TEXT NOT NULL, client_id TEXT NOT NULL,
+    role TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL, price REAL NOT NULL, fee REAL NOT NULL,
+    is_maker INTEGER NOT NULL, venue_trade_id TEXT);
+CREATE INDEX IF NOT EXISTS fills_trade ON fills(trade_id);
+CREATE TABLE IF NOT EXISTS state_changes (
+    id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, entity TEXT NOT NULL, entity_id TEXT NOT NULL,
+    from_state TEXT, to_state TEXT NOT NULL, reason TEXT);
+CREATE TABLE IF NOT EXISTS denials (
+    id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, symbol TEXT, setup TEXT, side TEXT,
+    reason TEXT NOT NULL, detail TEXT);
+CREATE TABLE IF NOT EXISTS rejections (
+    id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, trade_id TEXT, client_id TEXT, code TEXT, message TEXT);
+"""
+
+# The trade report's fields (`scalper trades`, `scalper backtest --json`), in order.
+TRADE_FIELDS = (
+    "trade_id",
+    "setup",
+    "symbol",
+    "side",
+    "entry_ts_ns",
+    "entry_price",
+    "qty",
+    "stop_price",
+    "stop_confirm_ms",
+    "max_open_risk",
+    "exit_ts_ns",
+    "exit_price",
+    "exit_reason",
+    "pnl",
+    "fees",
+    "r_multiple",
+)
+
+_TRADE_COLS = frozenset(
+    (
+        "state",
+        "intent_ts_ns",
+        "intent_price",
+        "planned_qty",
+        "planned_stop_price",
+        "risk_budget",
+        "leverage",
+        "features",
+        "entry_ts_ns",
+        "entry_price",
+        "qty",
+        "stop_price",
+        "stop_confirm_ms",
+        "max_open_risk",
+        "exit_ts_ns",
+        "exit_price",
+        "exit_reason",
+        "pnl",
+        "fees",
+        "r_multiple",
+    )
+)
+_LEG_COLS = (
+    "client_id",
+    "trade_id",
+    "role",
+    "symbol",
+    "side",
+    "kind",
+    "qty",
+    "intended_price",
+    "price",
+    "trigger_price",
+    "reduce_only",
+    "time_in_force",
+    "working_type",
+    "status",
+)
+
+
+class Journal:
+    def __init__(self, path: str, synchronous: str = "NORMAL", busy_timeout_ms: int = 2000) -> None:
+        self.path = path
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per state change.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if path != ":memory:":
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise RuntimeError(f"journal {path}: WAL mode refused ({mode})")
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- writes: each one transaction -------------------------------------------------------------------
+    def record_config(self, ts_ns: int, config_hash: str, body: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO config(ts_ns, hash, body) VALUES (?,?,?)", (ts_ns, config_hash, body))
+
+    def open_trade(
+        self, ts_ns: int, trade: dict[str, Any], legs: list[dict[str, Any]], state: str, reason: str = ""
+    ) -> None:
+        """The trade and its planned legs, before any order is sent (durable intent)."""
+        cols = ["trade_id", "symbol", "setup", "side", *sorted(k for k in trade if k in _TRADE_COLS)]
+        row = {**trade, "state": state}
+        cols = list(dict.fromkeys([*cols, "state"]))
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO trades({', '.join(cols)}, created_ns, updated_ns) "
+                f"VALUES ({', '.join('?' * len(cols))}, ?, ?)",
+                (*[row.get(c) for c in cols], ts_ns, ts_ns),
+            )
+            db.execute(
+                "INSERT INTO state_changes(ts_ns, entity, entity_id, from_state, to_state, reason) "
+                "VALUES (?,?,?,?,?,?)",
+                (ts_ns, "trade", trade["trade_id"], None, state, reason),
+            )
+            for leg in legs:
+                self._insert_leg(db, ts_ns, leg)
+
+    def _insert_leg(self, db: sqlite3.Connection, ts_ns: int, leg: dict[str, Any]) -> None:
+        db.execute(
+            f"INSERT INTO legs({', '.join(_LEG_COLS)}, created_ns, updated_ns) "
+            f"VALUES ({', '.join('?' * len(_LEG_COLS))}, ?, ?)",
+            (*[int(bool(leg.get(c))) if c == "reduce_only" else leg.get(c) for c in _LEG_COLS], ts_ns, ts_ns),
+        )
+        db.execute(
+            "INSERT INTO order_events(ts_ns, trade_id, client_id, status, filled_qty, avg_price, reason) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (ts_ns, leg["trade_id"], leg["client_id"], leg["status"], 0.0, 0.0, leg.get("reason", "planned")),
+        )
+
+    def add_leg(self, ts_ns: int, leg: dict[str, Any]) -> None:
+        """A leg planned after the trade opened (a resized stop, a scale-in, a flattening order)."""
+        with self._tx() as db:
+            self._insert_leg(db, ts_ns, leg)
+
+    def order_event(
+        self,
+        ts_ns: int,
+        trade_id: str,
+        client_id: str,
+        status: str,
+        filled_qty: float | None = None,
+        avg_price: float | None = None,
+        reason: str = "",
+        venue_order_id: str | None = None,
+    ) -> None:
+        with self._tx() as db:
+            self._order_event(db, ts_ns, trade_id, client_id, status, filled_qty, avg_price, reason, venue_order_id)
+
+    def _order_event(
+        self,
+        db: sqlite3.Connection,
+        ts_ns: int,
+        trade_id: str,
+        client_id: str,
+        status: str,
+        filled_qty: float | None,
+        avg_price: float | None,
+        reason: str,
+        venue_order_id: str | None,
+    ) -> None:
+        db.execute(
+            "UPDATE legs SET status=?, filled_qty=COALESCE(?, filled_qty), avg_price=COALESCE(?, avg_price), "
+            "venue_order_id=COALESCE(?, venue_order_id), reason=CASE WHEN ?='' THEN reason ELSE ? END, "
+            "updated_ns=? WHERE client_id=?",
+            (status, filled_qty, avg_price, venue_order_id or None, reason, reason, ts_ns, client_id),
+        )
+        db.execute(
+            "INSERT INTO order_events(ts_ns, trade_id, client_id, status, filled_qty, avg_price, reason) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (ts_ns, trade_id, client_id, status, filled_qty, avg_price, reason),
+        )
+
+    def fill(
+        self,
+        ts_ns: int,
+        trade_id: str,
+        client_id: str,
+        role: str,
+        side: str,
+        qty: float,
+        price: float,
+        fee: float,
+        is_maker: bool,
+        venue_trade_id: str,
+        status: str,
+        filled_qty: float,
+        avg_price: float,
+    ) -> None:
+        """One fill and the order state it leaves, in one transaction."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO fills(ts_ns, trade_id, client_id, role, side, qty, price, fee, is_maker, "
+                "venue_trade_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (ts_ns, trade_id, client_id, role, side, qty, price, fee, int(is_maker), venue_trade_id),
+            )
+            self._order_event(db, ts_ns, trade_id, client_id, status, filled_qty, avg_price, "fill", None)
+
+    def trade_state(
+        self,
+        ts_ns: int,
+        trade_id: str,
+        from_state: str,
+        to_state: str,
+        reason: str = "",
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        """A trade's state change (with the report fields it settles), in one transaction."""
+        with self._tx() as db:
+            self._update_trade(db, ts_ns, trade_id, {**(fields or {}), "state": to_state})
+            db.execute(
+                "INSERT INTO state_changes(ts_ns, entity, entity_id, from_state, to_state, reason) "
+                "VALUES (?,?,?,?,?,?)",
+                (ts_ns, "trade", trade_id, from_state, to_state, reason),
+            )
+
+    def update_trade(self, ts_ns: int, trade_id: str, fields: dict[str, Any]) -> None:
+        with self._tx() as db:
+            self._update_trade(db, ts_ns, trade_id, fields)
+
+    def _update_trade(self, db: sqlite3.Connection, ts_ns: int, trade_id: str, fields: dict[str, Any]) -> None:
+        bad = set(fields) - _TRADE_COLS
+        if bad:
+            raise KeyError(f"unknown trade columns: {sorted(bad)}")
+        cols = sorted(fields)
+        db.execute(
+            f"UPDATE trades SET {', '.join(f'{c}=?' for c in cols)}, updated_ns=? WHERE trade_id=?",
+            (*[fields[c] for c in cols], ts_ns, trade_id),
+        )
+
+    def state_change(
+        self, ts_ns: int, entity: str, entity_id: str, from_state: str | None, to_state: str, reason: str = ""
+    ) -> None:
+        """A state change of something other than a trade: the gate ('gate'), a symbol ('symbol')."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO state_changes(ts_ns, entity, entity_id, from_state, to_state, reason) "
+                "VALUES (?,?,?,?,?,?)",
+                (ts_ns, entity, entity_id, from_state, to_state, reason),
+            )
+
+    def denial(self, ts_ns: int, symbol: str, setup: str, side: str, reason: str, detail: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO denials(ts_ns, symbol, setup, side, reason, detail) VALUES (?,?,?,?,?,?)",
+                (ts_ns, symbol, setup, side, reason, detail),
+            )
+
+    def rejection(self, ts_ns: int, trade_id: str, client_id: str, code: str, message: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO rejections(ts_ns, trade_id, client_id, code, message) VALUES (?,?,?,?,?)",
+                (ts_ns, trade_id, client_id, code, message),
+            )
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def rows(self, table: str, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        if table not in ("config", "trades", "legs", "order_events", "fills", "state_changes", "denials", "rejections"):
+            raise ValueError(f"no table {table!r}")
+        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
+        return [dict(r) for r in self._db.execute(sql, params)]
+
+    def trades(self, closed_only: bool = False) -> list[dict[str, Any]]:
+        """The report fields of every trade (TRADE_FIELDS), oldest first."""
+        sql = f"SELECT {', '.join(TRADE_FIELDS)}, state FROM trades"
+        if closed_only:
+            sql += " WHERE state='CLOSED'"
+        return [dict(r) for r in self._db.execute(sql + " ORDER BY created_ns, rowid")]
