@@ -25,7 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "halt": ("control", "halt new entries in the running bot"),
     "resume": ("control", "resume trading in the running bot"),
     "flatten": ("control", "flatten every position of the running bot"),
-    "check-config": ("check_config", "validate a config file and print the effective config (secrets redacted)"),
+    "check-config": (
+        "check_config",
+        "validate a config file and print the effective config (secrets redacted)",
+    ),
     "bench": ("bench", "benchmarks: book, sim, signals, latency"),
     "exchange-sim": ("exchange_sim", "serve the Binance-compatible loopback exchange simulator"),
 }
@@ -43,7 +46,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _takes_name(module: object) -> bool:
-    fn = getattr(module, "add_arguments")
+    fn = module.add_arguments
     return fn.__code__.co_argcount == 2
 
 

@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     eff = redacted(settings)
     if args.json:
-        sys.stdout.write(orjson.dumps({"ok": True, "config": eff}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps({"ok": True, "config": eff}, option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
         return 0
     print(f"{args.config}: OK")
     for section, values in eff.items():

@@ -9,8 +9,12 @@ import orjson
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE",
-                   help="recorded files; a day pair given in order is read as one session")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="recorded files; a day pair given in order is read as one session",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--exchange-info", metavar="FILE", help="fapi/v1/exchangeInfo JSON for tick/step sizes")
 

@@ -32,12 +32,32 @@ class DepthDiff:
     seq=cross sequence, is_snapshot for `type=snapshot` messages (which replace the book).
     """
 
-    __slots__ = ("asks", "bids", "final_id", "first_id", "is_snapshot", "prev_final_id", "seq", "symbol",
-                 "ts_event_ns", "ts_recv_ns")
+    __slots__ = (
+        "asks",
+        "bids",
+        "final_id",
+        "first_id",
+        "is_snapshot",
+        "prev_final_id",
+        "seq",
+        "symbol",
+        "ts_event_ns",
+        "ts_recv_ns",
+    )
 
-    def __init__(self, symbol: str, first_id: int, final_id: int, prev_final_id: int, bids: Levels,
-                 asks: Levels, ts_event_ns: int, ts_recv_ns: int, is_snapshot: bool = False,
-                 seq: int = 0) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        first_id: int,
+        final_id: int,
+        prev_final_id: int,
+        bids: Levels,
+        asks: Levels,
+        ts_event_ns: int,
+        ts_recv_ns: int,
+        is_snapshot: bool = False,
+        seq: int = 0,
+    ) -> None:
         self.symbol = symbol
         self.first_id = first_id
         self.final_id = final_id
@@ -50,8 +70,10 @@ class DepthDiff:
         self.seq = seq
 
     def __repr__(self) -> str:
-        return (f"DepthDiff({self.symbol} U={self.first_id} u={self.final_id} pu={self.prev_final_id} "
-                f"b={len(self.bids)} a={len(self.asks)} snap={self.is_snapshot})")
+        return (
+            f"DepthDiff({self.symbol} U={self.first_id} u={self.final_id} pu={self.prev_final_id} "
+            f"b={len(self.bids)} a={len(self.asks)} snap={self.is_snapshot})"
+        )
 
 
 class DepthSnapshot:
@@ -59,8 +81,9 @@ class DepthSnapshot:
 
     __slots__ = ("asks", "bids", "last_update_id", "symbol", "ts_event_ns", "ts_recv_ns")
 
-    def __init__(self, symbol: str, last_update_id: int, bids: Levels, asks: Levels, ts_event_ns: int,
-                 ts_recv_ns: int) -> None:
+    def __init__(
+        self, symbol: str, last_update_id: int, bids: Levels, asks: Levels, ts_event_ns: int, ts_recv_ns: int
+    ) -> None:
         self.symbol = symbol
         self.last_update_id = last_update_id
         self.bids = bids
@@ -75,11 +98,28 @@ class DepthSnapshot:
 class BookTicker:
     """Best bid/ask as the venue states it (`update_id` in the depth stream's id space on Binance)."""
 
-    __slots__ = ("ask_price", "ask_qty", "bid_price", "bid_qty", "symbol", "ts_event_ns", "ts_recv_ns",
-                 "update_id")
+    __slots__ = (
+        "ask_price",
+        "ask_qty",
+        "bid_price",
+        "bid_qty",
+        "symbol",
+        "ts_event_ns",
+        "ts_recv_ns",
+        "update_id",
+    )
 
-    def __init__(self, symbol: str, update_id: int, bid_price: str, bid_qty: str, ask_price: str,
-                 ask_qty: str, ts_event_ns: int, ts_recv_ns: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        update_id: int,
+        bid_price: str,
+        bid_qty: str,
+        ask_price: str,
+        ask_qty: str,
+        ts_event_ns: int,
+        ts_recv_ns: int,
+    ) -> None:
         self.symbol = symbol
         self.update_id = update_id
         self.bid_price = bid_price
@@ -95,8 +135,16 @@ class Trade:
 
     __slots__ = ("buyer_is_maker", "price", "qty", "symbol", "trade_id", "ts_event_ns", "ts_recv_ns")
 
-    def __init__(self, symbol: str, trade_id: int, price: str, qty: str, buyer_is_maker: bool,
-                 ts_event_ns: int, ts_recv_ns: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        trade_id: int,
+        price: str,
+        qty: str,
+        buyer_is_maker: bool,
+        ts_event_ns: int,
+        ts_recv_ns: int,
+    ) -> None:
         self.symbol = symbol
         self.trade_id = trade_id
         self.price = price
@@ -113,12 +161,26 @@ class Trade:
 class FundingInfo:
     """Mark price, index price, funding rate and next funding time (Binance markPrice / Bybit tickers)."""
 
-    __slots__ = ("funding_rate", "index_price", "mark_price", "next_funding_ns", "symbol", "ts_event_ns",
-                 "ts_recv_ns")
+    __slots__ = (
+        "funding_rate",
+        "index_price",
+        "mark_price",
+        "next_funding_ns",
+        "symbol",
+        "ts_event_ns",
+        "ts_recv_ns",
+    )
 
-    def __init__(self, symbol: str, mark_price: float | None, index_price: float | None,
-                 funding_rate: float | None, next_funding_ns: int | None, ts_event_ns: int,
-                 ts_recv_ns: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        mark_price: float | None,
+        index_price: float | None,
+        funding_rate: float | None,
+        next_funding_ns: int | None,
+        ts_event_ns: int,
+        ts_recv_ns: int,
+    ) -> None:
         self.symbol = symbol
         self.mark_price = mark_price
         self.index_price = index_price

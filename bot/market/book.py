@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from itertools import islice
 
 from bot.domain.instrument import Instrument
 
@@ -29,7 +30,9 @@ __all__ = ["OrderBook", "default_depth_ticks"]
 _EMPTY = -1  # index of the best level of an empty side
 
 
-def default_depth_ticks(instrument: Instrument, ref_price: float | None = None, depth_bps: float = 200.0) -> int:
+def default_depth_ticks(
+    instrument: Instrument, ref_price: float | None = None, depth_bps: float = 200.0
+) -> int:
     """Ticks to keep on each side of the touch: `depth_bps` of the price, clamped to [200, 200_000]."""
     if ref_price is None or ref_price <= 0:
         return 20_000
@@ -43,9 +46,9 @@ class OrderBook:
     __slots__ = (
         "_ask",
         "_ask_scan",
+        "_ba",
         "_base",
         "_bb",
-        "_ba",
         "_bid",
         "_bid_scan",
         "_cap",
@@ -116,14 +119,14 @@ class OrderBook:
         """Highest non-empty bid index at or below `start` (clamped into the window)."""
         bid = self._bid
         i = min(start, self._cap - 1)
-        while i >= 0 and not bid[i]:
+        while i > 0 and not bid[i]:
             i -= 1
-        return i if i >= 0 else _EMPTY
+        return i if i > 0 else _EMPTY
 
     def _find_best_ask(self, start: int) -> int:
         ask = self._ask
         cap = self._cap
-        i = max(start, 0) if start != _EMPTY else 0
+        i = max(start, 1) if start != _EMPTY else 1
         while i < cap and not ask[i]:
             i += 1
         return i if i < cap else _EMPTY
@@ -132,7 +135,7 @@ class OrderBook:
         """Keep `depth_ticks` of room behind each touch; re-centre on the mid when the touch drifts."""
         bb, ba = self._bb, self._ba
         d = self.depth_ticks
-        if bb != _EMPTY and bb - d < 0 or ba != _EMPTY and ba + d >= self._cap:
+        if (bb != _EMPTY and bb - d < 0) or (ba != _EMPTY and ba + d >= self._cap):
             assert self._base is not None
             if bb != _EMPTY and ba != _EMPTY:
                 center = self._base + (bb + ba) // 2
@@ -172,17 +175,17 @@ class OrderBook:
         bid, ask = self._bid, self._ask
         for t, q in bids:
             i = t - base
-            if q > 0 and 0 <= i < cap:
+            if q > 0 and 0 < i < cap:
                 bid[i] = q
         for t, q in asks:
             i = t - base
-            if q > 0 and 0 <= i < cap:
+            if q > 0 and 0 < i < cap:
                 ask[i] = q
         self._bb = self._find_best_bid(cap - 1)
         self._ba = self._find_best_ask(0)
         self.updates += 1
 
-    def apply_diff(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]]) -> None:
+    def apply_diff(self, bids: Sequence[Sequence[str]], asks: Sequence[Sequence[str]]) -> None:
         """Apply absolute-size decimal-string levels. Size 0 removes the level; removing an absent
         level is a no-op (Binance "How to manage a local order book", steps 7-9; Bybit delta rules)."""
         base = self._base
@@ -190,61 +193,70 @@ class OrderBook:
             self._apply_diff_cold(bids, asks)
             return
         it, iq, cap = self._inv_tick, self._inv_step, self._cap
-        # ---- bids
-        ladder = self._bid
-        best = self._bb
-        lost_best = False
-        for p, q in bids:
-            i = int(float(p) * it + 0.5) - base
-            if 0 <= i < cap:
-                n = int(float(q) * iq + 0.5)
-                ladder[i] = n
-                if n:
-                    if i > best:
-                        best = i
-                elif i == best:
-                    lost_best = True
-            elif i >= cap and float(q) > 0:
-                # A bid above the window: the price jumped further than the window's slack.
-                self._bb = best
-                self._store_outside(True, i + base, int(float(q) * iq + 0.5))
-                base = self._base
-                assert base is not None
-                ladder = self._bid
-                best = self._bb
-        if lost_best:
-            while best >= 0 and not ladder[best]:
-                best -= 1
-        self._bb = best
-        # ---- asks (best = lowest index; _EMPTY handled as "no ask")
-        ladder = self._ask
-        best = self._ba if self._ba != _EMPTY else cap
-        lost_best = False
-        for p, q in asks:
-            i = int(float(p) * it + 0.5) - base
-            if 0 <= i < cap:
-                n = int(float(q) * iq + 0.5)
-                ladder[i] = n
-                if n:
-                    if i < best:
-                        best = i
-                elif i == best:
-                    lost_best = True
-            elif i < 0 and float(q) > 0:
-                self._ba = best if best < cap else _EMPTY
-                self._store_outside(False, i + base, int(float(q) * iq + 0.5))
-                base = self._base
-                assert base is not None
-                ladder = self._ask
-                best = self._ba if self._ba != _EMPTY else cap
-        if lost_best:
-            while best < cap and not ladder[best]:
-                best += 1
-        self._ba = best if best < cap else _EMPTY
+        # int(x + off) with off = 0.5 - base rounds and rebases in one step. For a level below the
+        # window, int() truncates towards zero and can give 0, so index 0 is never a valid slot: the
+        # window is [1, cap). zip(*levels) and map(float, ...) run in C, the loop body stays short.
+        off = 0.5 - base
+        if bids:
+            ladder = self._bid
+            best = self._bb
+            lost_best = False
+            ps, qs = zip(*bids)
+            for x, y in zip(map(float, ps), map(float, qs)):
+                i = int(x * it + off)
+                if 0 < i < cap:
+                    n = int(y * iq + 0.5)
+                    ladder[i] = n
+                    if n:
+                        if i > best:
+                            best = i
+                    elif i == best:
+                        lost_best = True
+                elif i >= cap and y > 0:
+                    # A bid above the window: the price jumped further than the window's slack.
+                    self._bb = best
+                    self._store_outside(True, i + base, int(y * iq + 0.5))
+                    base = self._base
+                    assert base is not None
+                    off = 0.5 - base
+                    ladder = self._bid
+                    best = self._bb
+            if lost_best:
+                while best > 0 and not ladder[best]:
+                    best -= 1
+                if best == 0:
+                    best = _EMPTY
+            self._bb = best
+        if asks:
+            ladder = self._ask
+            best = self._ba if self._ba != _EMPTY else cap
+            lost_best = False
+            ps, qs = zip(*asks)
+            for x, y in zip(map(float, ps), map(float, qs)):
+                i = int(x * it + off)
+                if 0 < i < cap:
+                    n = int(y * iq + 0.5)
+                    ladder[i] = n
+                    if n:
+                        if i < best:
+                            best = i
+                    elif i == best:
+                        lost_best = True
+                elif i <= 0 and y > 0:
+                    self._ba = best if best < cap else _EMPTY
+                    self._store_outside(False, int(x * it + 0.5), int(y * iq + 0.5))
+                    base = self._base
+                    assert base is not None
+                    off = 0.5 - base
+                    ladder = self._ask
+                    best = self._ba if self._ba != _EMPTY else cap
+            if lost_best:
+                while best < cap and not ladder[best]:
+                    best += 1
+            self._ba = best if best < cap else _EMPTY
         self.updates += 1
-        if self._bb != _EMPTY and self._bb < self.depth_ticks or (
-            self._ba != _EMPTY and self._ba + self.depth_ticks >= cap
-        ):
+        bb, ba, d = self._bb, self._ba, self.depth_ticks
+        if (bb != _EMPTY and bb < d) or (ba != _EMPTY and ba + d >= cap):
             self._maybe_recenter()
 
     def _apply_diff_cold(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]]) -> None:
@@ -290,7 +302,7 @@ class OrderBook:
             self._reset_window(ticks)
         assert self._base is not None
         i = ticks - self._base
-        if not 0 <= i < self._cap:
+        if not 0 < i < self._cap:
             if not lots:
                 return
             near_touch = (i >= self._cap) if is_bid else (i < 0)
@@ -356,41 +368,42 @@ class OrderBook:
 
     # ================================================================= reads of depth
     def _top_bid_sizes(self, n: int) -> list[int]:
-        """Sizes of the top n bid levels, nearest the touch *last*."""
+        """Sizes of the top n bid levels, best first. A reversed slice next to the touch, filtered and
+        cut at the n-th level in C; the slice width adapts to the book's density."""
         bb = self._bb
         if bb == _EMPTY:
             return []
         bid = self._bid
         w = self._bid_scan
+        first = True
         while True:
-            lo = bb + 1 - w
-            got = list(filter(None, bid[lo if lo > 0 else 0 : bb + 1]))
+            lo = bb - w
+            got = list(islice(filter(None, bid[bb:lo:-1] if lo > 0 else bid[bb:0:-1]), n))
             if len(got) >= n or lo <= 0:
                 break
             w *= 2
-        # Adapt the slice to the book's density: shrink when it held far more levels than asked.
-        if len(got) > 4 * n and w > 16:
-            w //= 2
-        self._bid_scan = w if w <= 4096 else 4096
-        return got[-n:]
+            first = False
+        # Found at the first try: narrow a little, so a book that thickens again is sliced less.
+        self._bid_scan = (w - (w >> 3) if w > 16 else w) if first else (w if w <= 4096 else 4096)
+        return got
 
     def _top_ask_sizes(self, n: int) -> list[int]:
-        """Sizes of the top n ask levels, nearest the touch *first*."""
+        """Sizes of the top n ask levels, best first."""
         ba = self._ba
         if ba == _EMPTY:
             return []
         ask = self._ask
         w = self._ask_scan
         cap = self._cap
+        first = True
         while True:
-            got = list(filter(None, ask[ba : ba + w]))
+            got = list(islice(filter(None, ask[ba : ba + w]), n))
             if len(got) >= n or ba + w >= cap:
                 break
             w *= 2
-        if len(got) > 4 * n and w > 16:
-            w //= 2
-        self._ask_scan = w if w <= 4096 else 4096
-        return got[:n]
+            first = False
+        self._ask_scan = (w - (w >> 3) if w > 16 else w) if first else (w if w <= 4096 else 4096)
+        return got
 
     def depth_lots(self, n: int) -> tuple[int, int]:
         """(bid lots, ask lots) summed over the top n levels of each side."""
@@ -411,7 +424,7 @@ class OrderBook:
             return out
         bid = self._bid
         limit = n if n is not None else 1 << 62
-        for i in range(bb, -1, -1):
+        for i in range(bb, 0, -1):
             q = bid[i]
             if q:
                 out.append((i + base, q))

@@ -51,7 +51,9 @@ class Converter:
         x = float(price) * self._inv_tick
         t = round(x)
         if abs(x - t) > 1e-6 * max(1.0, abs(x)) ** 0.5:
-            raise OffGridError(f"{self.instrument.symbol}: price {price!r} is not on tick {self.instrument.tick_size}")
+            raise OffGridError(
+                f"{self.instrument.symbol}: price {price!r} is not on tick {self.instrument.tick_size}"
+            )
         cache = self._ticks
         if len(cache) >= self.max_entries:
             cache.clear()
@@ -62,7 +64,9 @@ class Converter:
         x = float(qty) * self._inv_step
         q = round(x)
         if abs(x - q) > 1e-6 * max(1.0, abs(x)) ** 0.5:
-            raise OffGridError(f"{self.instrument.symbol}: size {qty!r} is not on step {self.instrument.step_size}")
+            raise OffGridError(
+                f"{self.instrument.symbol}: size {qty!r} is not on step {self.instrument.step_size}"
+            )
         cache = self._lots
         if len(cache) >= self.max_entries:
             cache.clear()

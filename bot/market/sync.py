@@ -119,8 +119,9 @@ class BinanceBookSync(_SyncBase):
             # The snapshot is older than everything we buffered: it cannot be bridged. Ask again.
             self.needs_snapshot = True
             self.stats.resyncs += 1
-            self.health.set(BookStatus.SYNCING, f"snapshot {last_id} older than buffered U={buf[0].first_id}",
-                            now_ns)
+            self.health.set(
+                BookStatus.SYNCING, f"snapshot {last_id} older than buffered U={buf[0].first_id}", now_ns
+            )
             return
         self.book.apply_snapshot(snap.bids, snap.asks)
         self.stats.snapshots += 1

@@ -31,8 +31,16 @@ _PENDING = 4096  # ids kept waiting for their counterpart
 
 
 class _SymbolCheck:
-    __slots__ = ("bbo_by_u", "bbo_checked", "bbo_mismatched", "book_tickers", "first_mismatch",
-                 "pending_bt", "sync", "trades")
+    __slots__ = (
+        "bbo_by_u",
+        "bbo_checked",
+        "bbo_mismatched",
+        "book_tickers",
+        "first_mismatch",
+        "pending_bt",
+        "sync",
+        "trades",
+    )
 
     def __init__(self, sync: BinanceBookSync | BybitBookSync) -> None:
         self.sync = sync
@@ -141,8 +149,12 @@ class SessionChecker:
         if bbo is None:
             return  # the book was not live at that id: nothing to check against
         inst = st.sync.book.instrument
-        want = (inst.price_to_ticks(bt.bid_price), inst.qty_to_lots(bt.bid_qty),
-                inst.price_to_ticks(bt.ask_price), inst.qty_to_lots(bt.ask_qty))
+        want = (
+            inst.price_to_ticks(bt.bid_price),
+            inst.qty_to_lots(bt.bid_qty),
+            inst.price_to_ticks(bt.ask_price),
+            inst.qty_to_lots(bt.ask_qty),
+        )
         st.bbo_checked += 1
         if want != bbo:
             st.bbo_mismatched += 1
@@ -170,8 +182,12 @@ class SessionChecker:
             }
             if st.first_mismatch:
                 syms[sym]["first_mismatch"] = st.first_mismatch
-        return {"symbols": syms, "records": self.records, "errors": self.error_count,
-                "error_lines": self.errors}
+        return {
+            "symbols": syms,
+            "records": self.records,
+            "errors": self.error_count,
+            "error_lines": self.errors,
+        }
 
 
 def check_files(paths: Iterable[str], instruments: dict[str, Instrument] | None = None) -> dict[str, Any]:

@@ -56,12 +56,10 @@ def _lines(path: str) -> Iterator[tuple[int, bytes] | LineError]:
     lineno = 0
     try:
         with _open(path) as fh:
-            for lineno, line in enumerate(fh, 1):  # noqa: B007 - lineno is used after the loop
+            for lineno, line in enumerate(fh, 1):
                 yield lineno, line
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
         yield LineError(path, lineno + 1, f"file truncated or corrupt after line {lineno}: {e}")
-
-
 
 
 def _read_ns_lines(path: str) -> Iterator[Record | LineError]:

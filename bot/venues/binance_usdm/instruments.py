@@ -56,8 +56,12 @@ def _decimals(s: str) -> int:
     return len(s.split(".", 1)[1]) if "." in s else 0
 
 
-def instrument_for(symbol: str, sample_price: str | None = None, sample_qty: str | None = None,
-                   table: dict[str, Instrument] | None = None) -> Instrument:
+def instrument_for(
+    symbol: str,
+    sample_price: str | None = None,
+    sample_qty: str | None = None,
+    table: dict[str, Instrument] | None = None,
+) -> Instrument:
     """The instrument for `symbol`: from `table`, else the embedded rules, else inferred from the
     decimals of a sample price/size (exact for book keeping: Binance prints prices with the tick's
     decimals, so the inferred grid is the tick or finer)."""

@@ -95,7 +95,11 @@ def parse_payload(msg: Any, ts_recv_ns: int) -> MarketEvent | None:
     if e is None:
         if "lastUpdateId" in data:
             stream = msg.get("stream", "")
-            sym = stream[: -len(SNAPSHOT_STREAM_SUFFIX)].upper() if stream.endswith(SNAPSHOT_STREAM_SUFFIX) else ""
+            sym = (
+                stream[: -len(SNAPSHOT_STREAM_SUFFIX)].upper()
+                if stream.endswith(SNAPSHOT_STREAM_SUFFIX)
+                else ""
+            )
             return parse_snapshot(data, sym, ts_recv_ns)
         return None  # {"result": null, "id": 1} and the like
     fn = _DISPATCH.get(e)

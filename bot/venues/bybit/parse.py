@@ -27,8 +27,20 @@ _MS = 1_000_000
 def _orderbook(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
     d = msg["data"]
     u = d["u"]
-    return [DepthDiff(d["s"], u, u, -1, d["b"], d["a"], msg["ts"] * _MS, ts_recv_ns,
-                      is_snapshot=msg["type"] == "snapshot", seq=d.get("seq", 0))]
+    return [
+        DepthDiff(
+            d["s"],
+            u,
+            u,
+            -1,
+            d["b"],
+            d["a"],
+            msg["ts"] * _MS,
+            ts_recv_ns,
+            is_snapshot=msg["type"] == "snapshot",
+            seq=d.get("seq", 0),
+        )
+    ]
 
 
 def _trades(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
@@ -36,8 +48,17 @@ def _trades(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
     for t in msg["data"]:
         # "S" is the taker's side: a Buy taker means the buyer was NOT the maker.
         tid = t["i"]
-        out.append(Trade(t["s"], int(tid) if tid.isdigit() else abs(hash(tid)), t["p"], t["v"],
-                         t["S"] == "Sell", t["T"] * _MS, ts_recv_ns))
+        out.append(
+            Trade(
+                t["s"],
+                int(tid) if tid.isdigit() else abs(hash(tid)),
+                t["p"],
+                t["v"],
+                t["S"] == "Sell",
+                t["T"] * _MS,
+                ts_recv_ns,
+            )
+        )
     return out
 
 
@@ -48,8 +69,17 @@ def _f(v: Any) -> float | None:
 def _tickers(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
     d = msg["data"]
     nxt = d.get("nextFundingTime")
-    return [FundingInfo(d["symbol"], _f(d.get("markPrice")), _f(d.get("indexPrice")), _f(d.get("fundingRate")),
-                        int(nxt) * _MS if nxt not in (None, "") else None, msg["ts"] * _MS, ts_recv_ns)]
+    return [
+        FundingInfo(
+            d["symbol"],
+            _f(d.get("markPrice")),
+            _f(d.get("indexPrice")),
+            _f(d.get("fundingRate")),
+            int(nxt) * _MS if nxt not in (None, "") else None,
+            msg["ts"] * _MS,
+            ts_recv_ns,
+        )
+    ]
 
 
 _DISPATCH = {"orderbook": _orderbook, "publicTrade": _trades, "tickers": _tickers}
