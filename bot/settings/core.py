@@ -71,6 +71,16 @@ class MarketSection(FrozenModel):
     stale_after_ms: int = Field(5000, ge=100, le=600_000, description="no message for this long -> STALE")
     reconnect_min_ms: int = Field(250, ge=10)
     reconnect_max_ms: int = Field(30_000, ge=100)
-    rollover_after_s: int = Field(23 * 3600 + 30 * 60, ge=60, le=24 * 3600,
-                                  description="planned reconnect before the venue's 24 h cut")
+    rollover_after_s: int = Field(
+        23 * 3600 + 30 * 60, ge=60, le=24 * 3600, description="planned reconnect before the venue's 24 h cut"
+    )
     bybit_ping_interval_s: float = Field(20.0, gt=0, le=60)
+    # Planned rollover: the old connection is kept this long after the new one delivered its first
+    # message, so nothing in flight on the old one is lost (duplicates are dropped by the book syncs).
+    rollover_overlap_ms: int = Field(2000, ge=0, le=60_000)
+    # websocket opening handshake (TCP + TLS + HTTP upgrade) must finish within this, else retry.
+    ws_open_timeout_ms: int = Field(10_000, ge=100, le=120_000)
+    # REST weight budget per minute (Binance REQUEST_WEIGHT 2400/min; exchangeInfo rateLimits override it).
+    rest_weight_budget_per_min: int = Field(2400, ge=10)
+    # Malformed venue messages are counted; one log line per this many (never one per message).
+    malformed_log_every: int = Field(1000, ge=1)
