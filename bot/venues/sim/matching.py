@@ -1,0 +1,218 @@
+"""Matching of our orders against one symbol's L2 market (pure, synchronous, ints).
+
+The market book is the venue's displayed book, rebuilt from the source's depth messages by the same
+`BinanceBookSync` + `OrderBook` the bot uses (the snapshot/U/u/pu splice included). Our orders are not
+displayed in it; they live beside it:
+
+- Resting orders join the FIFO queue *behind the displayed size at their price* when they arrive
+  (`queue_ahead_lots`). The queue ahead shrinks by (a) trades at that price on our side (an
+  aggressor hitting that level eats the queue first, then us), and (b) pro rata by the other size
+  decreases at that level seen in the depth stream (cancels): qa' = ceil(qa * new / old), rounding
+  against us. Increases join behind us. Caveat: Binance sends trades and depth on separate streams, so
+  a trade's own size decrease can reach us as a depth decrease first and count twice (slightly
+  optimistic queue); replayed data have no better information.
+- A trade *through* our price (a sell print below our bid, a buy print above our ask) fills all of
+  our remaining size: the aggressor swept past our level, and we had priority there.
+- When the opposite side of the book comes to our price (a crossing depth update), we fill as maker
+  at our price against the displayed size that crosses.
+- Taking liquidity (market orders, crossing limits) walks the displayed book level by level (honest
+  slippage). What we take is remembered per level (`_taken_*`) until the venue publishes that level
+  again (or a snapshot), so two orders in a row cannot both take the same displayed lots.
+"""
+
+from __future__ import annotations
+
+from bot.domain.events import DepthDiff, DepthSnapshot
+from bot.domain.instrument import Instrument
+from bot.market.book import OrderBook
+from bot.market.sync import BinanceBookSync
+from bot.venues.sim.orders import SimOrder
+
+__all__ = ["Fill", "SymbolMarket"]
+
+Fill = tuple[SimOrder, int, int]  # (our order, lots, price ticks): a maker fill at our price
+
+
+class SymbolMarket:
+    __slots__ = ("_taken_ask", "_taken_bid", "asks", "bids", "book", "funding_rate", "index_ticks",
+                 "inst", "inv_step", "inv_tick", "last_ticks", "mark_from_stream", "mark_ticks_stream",
+                 "next_funding_ns", "symbol", "sync")
+
+    def __init__(self, instrument: Instrument, depth_ticks: int = 20_000) -> None:
+        self.inst = instrument
+        self.symbol = instrument.symbol
+        self.book = OrderBook(instrument, depth_ticks)
+        self.sync = BinanceBookSync(self.book)
+        self.inv_tick = 1.0 / instrument.tick
+        self.inv_step = 1.0 / instrument.step
+        self.bids: list[SimOrder] = []  # our resting BUY orders
+        self.asks: list[SimOrder] = []  # our resting SELL orders
+        self._taken_ask: dict[int, list[int]] = {}  # ticks -> [lots we took, displayed size then]
+        self._taken_bid: dict[int, list[int]] = {}
+        self.last_ticks = 0  # last trade price (Binance "CONTRACT_PRICE")
+        self.mark_from_stream = False
+        self.mark_ticks_stream = 0.0
+        self.index_ticks = 0.0
+        self.funding_rate: float | None = None
+        self.next_funding_ns = 0
+
+    # ------------------------------------------------------------------ prices
+    def mark_ticks(self) -> float:
+        """Mark price in (float) ticks: the markPrice stream when the source has one, else the mid
+        (recorded sessions carry no markPrice; the mid is the closest public proxy), else last."""
+        if self.mark_from_stream:
+            return self.mark_ticks_stream
+        mid = self.book.mid_ticks()
+        if mid is not None:
+            return mid
+        return float(self.last_ticks)
+
+    def reference_ticks(self, working_type: str) -> float:
+        if working_type == "MARK_PRICE":
+            return self.mark_ticks()
+        if self.last_ticks:
+            return float(self.last_ticks)
+        return self.mark_ticks()
+
+    # ------------------------------------------------------------------ book input
+    def apply_diff(self, ev: DepthDiff, now_ns: int) -> list[Fill]:
+        applied = self.sync.stats.applied
+        self.sync.on_diff(ev, now_ns)
+        if (self._taken_ask or self._taken_bid) and self.sync.stats.applied != applied:
+            it = self.inv_tick
+            # The venue published these levels again: whatever we took there is in the new size.
+            for taken, levels in ((self._taken_ask, ev.asks), (self._taken_bid, ev.bids)):
+                if taken:
+                    for p, _ in levels:
+                        taken.pop(int(float(p) * it + 0.5), None)
+        if self.bids or self.asks:
+            return self._after_depth()
+        return []
+
+    def apply_snapshot(self, snap: DepthSnapshot, now_ns: int) -> list[Fill]:
+        self.sync.on_snapshot(snap, now_ns)
+        self._taken_ask.clear()
+        self._taken_bid.clear()
+        if self.bids or self.asks:
+            return self._after_depth()
+        return []
+
+    def _after_depth(self) -> list[Fill]:
+        book = self.book
+        for orders, size_at in ((self.bids, book.bid_size), (self.asks, book.ask_size)):
+            for o in orders:
+                lvl = size_at(o.price_ticks)
+                if lvl < o.level_lots and o.queue_ahead_lots:
+                    o.queue_ahead_lots = -((-o.queue_ahead_lots * lvl) // o.level_lots)  # ceil
+                o.level_lots = lvl
+                if o.queue_ahead_lots > lvl:
+                    o.queue_ahead_lots = lvl
+        fills: list[Fill] = []
+        if self.bids:
+            ba = book.best_ask_ticks
+            if ba is not None:
+                for o in sorted(self.bids, key=lambda o: (-o.price_ticks, o.seq)):
+                    if o.price_ticks < ba:
+                        break
+                    got = sum(q for _, q in self.take(1, o.remaining_lots, o.price_ticks))
+                    if got:
+                        fills.append((o, got, o.price_ticks))
+        if self.asks:
+            bb = book.best_bid_ticks
+            if bb is not None:
+                for o in sorted(self.asks, key=lambda o: (o.price_ticks, o.seq)):
+                    if o.price_ticks > bb:
+                        break
+                    got = sum(q for _, q in self.take(-1, o.remaining_lots, o.price_ticks))
+                    if got:
+                        fills.append((o, got, o.price_ticks))
+        return fills
+
+    def on_trade(self, price_ticks: int, lots: int, aggressor_buy: bool) -> list[Fill]:
+        """Maker fills of our resting orders from one print of the tape."""
+        self.last_ticks = price_ticks
+        orders = self.asks if aggressor_buy else self.bids
+        if not orders:
+            return []
+        fills: list[Fill] = []
+        for o in sorted(orders, key=lambda o: o.seq):
+            p = o.price_ticks
+            through = price_ticks > p if aggressor_buy else price_ticks < p
+            if through:
+                fills.append((o, o.remaining_lots, p))
+            elif price_ticks == p:
+                qa = o.queue_ahead_lots
+                if qa >= lots:
+                    o.queue_ahead_lots = qa - lots
+                    o.level_lots = max(0, o.level_lots - lots)
+                else:
+                    o.queue_ahead_lots = 0
+                    o.level_lots = max(0, o.level_lots - qa)
+                    n = min(o.remaining_lots, lots - qa)
+                    if n > 0:
+                        fills.append((o, n, p))
+        return fills
+
+    # ------------------------------------------------------------------ our orders
+    def join(self, o: SimOrder) -> None:
+        """Rest `o` at its price, FIFO behind the displayed size there."""
+        if o.side_sign > 0:
+            lvl = self.book.bid_size(o.price_ticks)
+            self.bids.append(o)
+        else:
+            lvl = self.book.ask_size(o.price_ticks)
+            self.asks.append(o)
+        o.queue_ahead_lots = lvl
+        o.level_lots = lvl
+
+    def remove(self, o: SimOrder) -> None:
+        orders = self.bids if o.side_sign > 0 else self.asks
+        if o in orders:
+            orders.remove(o)
+
+    def crosses(self, side_sign: int, price_ticks: int) -> bool:
+        """Would a limit order at this price take liquidity now?"""
+        if side_sign > 0:
+            ba = self.book.best_ask_ticks
+            return ba is not None and price_ticks >= ba
+        bb = self.book.best_bid_ticks
+        return bb is not None and price_ticks <= bb
+
+    def take(self, side_sign: int, lots: int, limit_ticks: int | None = None,
+             dry_run: bool = False) -> list[tuple[int, int]]:
+        """Walk the opposite side for up to `lots`, no worse than `limit_ticks`; [(ticks, lots)] taken."""
+        out: list[tuple[int, int]] = []
+        if lots <= 0:
+            return out
+        buy = side_sign > 0
+        taken = self._taken_ask if buy else self._taken_bid
+        levels_of = self.book.asks if buy else self.book.bids
+        rem = lots
+        n = 16
+        start = 0
+        while rem > 0:
+            levels = levels_of(n)
+            for t, q in levels[start:]:
+                if limit_ticks is not None and (t > limit_ticks if buy else t < limit_ticks):
+                    return out
+                used = taken.get(t)
+                if used is not None and used[1] != q:
+                    used = None
+                avail = q - used[0] if used is not None else q
+                if avail <= 0:
+                    continue
+                x = avail if avail < rem else rem
+                out.append((t, x))
+                if not dry_run:
+                    if used is None:
+                        taken[t] = [x, q]
+                    else:
+                        used[0] += x
+                rem -= x
+                if rem == 0:
+                    return out
+            if len(levels) < n:
+                break  # the book is exhausted
+            start = len(levels)
+            n *= 4
+        return out
