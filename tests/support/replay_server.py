@@ -127,6 +127,7 @@ class _ServerBase:
         self.conns: list[_Conn] = []
         self.connections: Counter[str] = Counter()
         self._inject: dict[str, list[bytes]] = {}
+        self.delivered = 0  # websocket messages handed to a connection
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, handle_signals=False)
@@ -179,6 +180,7 @@ class _ServerBase:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
             await conn.ws.send_str(raw.decode())
+            self.delivered += 1
 
     async def _flush_injected(self, route: str) -> None:
         pending = self._inject.pop(route, None)
