@@ -193,9 +193,14 @@ class Journal:
                 self._insert_leg(db, ts_ns, leg)
 
     def _insert_leg(self, db: sqlite3.Connection, ts_ns: int, leg: dict[str, Any]) -> None:
+        # A leg planned up front (the first stop, the TP tiers) is written again, at its real size, when it is
+        # sent: same client id, so the row is updated (and the change is an order_events row).
         db.execute(
             f"INSERT INTO legs({', '.join(_LEG_COLS)}, created_ns, updated_ns) "
-            f"VALUES ({', '.join('?' * len(_LEG_COLS))}, ?, ?)",
+            f"VALUES ({', '.join('?' * len(_LEG_COLS))}, ?, ?) "
+            "ON CONFLICT(client_id) DO UPDATE SET qty=excluded.qty, intended_price=excluded.intended_price, "
+            "price=excluded.price, trigger_price=excluded.trigger_price, status=excluded.status, "
+            "updated_ns=excluded.updated_ns",
             (*[int(bool(leg.get(c))) if c == "reduce_only" else leg.get(c) for c in _LEG_COLS], ts_ns, ts_ns),
         )
         db.execute(
@@ -328,6 +333,9 @@ class Journal:
                 "INSERT INTO rejections(ts_ns, trade_id, client_id, code, message) VALUES (?,?,?,?,?)",
                 (ts_ns, trade_id, client_id, code, message),
             )
+
+    def count_trades(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM trades").fetchone()[0])
 
     # -- reads ------------------------------------------------------------------------------------------
     def rows(self, table: str, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:

@@ -57,8 +57,8 @@ class RiskGate:
         self.halted_symbols: dict[str, str] = {}
         self.denials: Counter[str] = Counter()
         self.last_denial: Denial | None = None
-        # (ts_ns, from, to, reason), drained by the engine into the journal
-        self.state_changes: list[tuple[int, str, str, str]] = []
+        # (ts_ns, entity 'gate'|'symbol', entity id, from, to, reason), drained by the engine into the journal
+        self.state_changes: list[tuple[int, str, str, str, str, str]] = []
         self._day = now_ns // DAY_NS
         self.day_start_equity = equity
         self.day_peak_equity = equity
@@ -74,7 +74,7 @@ class RiskGate:
     def _set(self, state: TradingState, reason: str, now_ns: int, until_ns: int = 0) -> None:
         if state is self.state and reason == self.state_reason:
             return
-        self.state_changes.append((now_ns, self.state.value, state.value, reason))
+        self.state_changes.append((now_ns, "gate", "risk", self.state.value, state.value, reason))
         self.state, self.state_reason, self.halt_until_ns = state, reason, until_ns
 
     def halt(self, reason: str, now_ns: int, until_next_day: bool = False,
@@ -97,7 +97,7 @@ class RiskGate:
 
     def halt_symbol(self, symbol: str, reason: str, now_ns: int) -> None:
         self.halted_symbols[symbol] = reason
-        self.state_changes.append((now_ns, "ACTIVE", "HALTED", f"{symbol}: {reason}"))
+        self.state_changes.append((now_ns, "symbol", symbol, "ACTIVE", "HALTED", reason))
 
     def _roll_day(self, now_ns: int) -> None:
         day = now_ns // DAY_NS
@@ -215,6 +215,6 @@ class RiskGate:
         one_min.append(now_ns)
         return None
 
-    def drain_state_changes(self) -> list[tuple[int, str, str, str]]:
+    def drain_state_changes(self) -> list[tuple[int, str, str, str, str, str]]:
         out, self.state_changes = self.state_changes, []
         return out

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, model_validator
+
 from bot.settings.core import FrozenModel
 
 __all__ = ["ExecutionSection"]
@@ -9,3 +13,52 @@ __all__ = ["ExecutionSection"]
 
 class ExecutionSection(FrozenModel):
     """[execution] keys. Owned by the execution layer; every key has a unit in its name and a comment."""
+
+    # -- entry --
+    # limit_ioc: LIMIT IOC through the touch by entry_offset_ticks (taker, bounded slippage);
+    # limit_post_only: LIMIT GTX behind the reference by entry_offset_ticks (maker; may not fill);
+    # market: MARKET (sized as if it filled entry_offset_ticks worse than the reference).
+    entry_order: Literal["limit_ioc", "limit_post_only", "market"] = "limit_ioc"
+    entry_offset_ticks: int = Field(2, ge=0, le=1000)
+    entry_timeout_ms: int = Field(3000, ge=10)  # a resting entry still unfilled after this is cancelled
+
+    # -- protective stop (STOP_MARKET, reduce-only, at the venue) --
+    stop_trigger: Literal["mark", "last"] = "mark"  # workingType MARK_PRICE | CONTRACT_PRICE
+    stop_confirm_timeout_ms: int = Field(500, ge=10, le=60_000)  # not acknowledged by then -> flatten, halt symbol
+
+    # -- take-profit tiers (reduce-only LIMIT) when the intent carries no targets --
+    tp_r_multiples: tuple[float, ...] = (1.0, 2.0)  # target distance in R (initial stop distance)
+    tp_fractions: tuple[float, ...] = (0.5, 0.5)  # of the position per tier, sum 1
+    breakeven_after_tp1: bool = True  # after TP1 fills the stop goes to entry ± fees, resized to the rest
+
+    # -- scale-in (seed 001): N increments, each after price moved in favour by its trigger --
+    scale_in_fractions: tuple[float, ...] = ()  # e.g. (0.3, 0.4, 0.3); empty: one entry
+    scale_in_trigger_r: tuple[float, ...] = ()  # favourable move in R before add 2, add 3, ... (len N-1)
+    scale_in_stop_buffer_ticks: int = Field(1, ge=0)  # stop this far under the previous add's entry
+
+    # -- trailing stop: the protective stop follows the best price once in profit --
+    trailing_activation_r: float = Field(0.0, ge=0)  # 0: off; start trailing after this many R in favour
+    trailing_callback_bps: float = Field(10.0, gt=0, le=2000)  # stop this far behind the best price
+    trailing_min_move_ticks: int = Field(2, ge=1)  # move the stop only by at least this much (order budget)
+
+    # -- time exits (deadlines, not polling) --
+    no_progress_s: float = Field(60.0, ge=0)  # 0: off; flat at market if no progress by then (seed 000)
+    no_progress_min_r: float = Field(0.3, ge=0)  # progress = this many R in favour ...
+    no_progress_min_ticks: int = Field(0, ge=0)  # ... or this many ticks (0: R only)
+    max_hold_s: float = Field(900.0, gt=0)  # hard limit (the intent's time_limit_s when shorter)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExecutionSection:
+        if len(self.tp_fractions) != len(self.tp_r_multiples):
+            raise ValueError("tp_fractions and tp_r_multiples must have the same length")
+        if self.tp_fractions and abs(sum(self.tp_fractions) - 1.0) > 1e-9:
+            raise ValueError(f"tp_fractions must sum to 1, got {sum(self.tp_fractions)}")
+        if self.scale_in_fractions:
+            if abs(sum(self.scale_in_fractions) - 1.0) > 1e-9:
+                raise ValueError(f"scale_in_fractions must sum to 1, got {sum(self.scale_in_fractions)}")
+            if len(self.scale_in_trigger_r) != len(self.scale_in_fractions) - 1:
+                raise ValueError("scale_in_trigger_r needs one trigger per add (len(scale_in_fractions) - 1)")
+            if any(r <= 0 for r in self.scale_in_trigger_r) or list(self.scale_in_trigger_r) != sorted(
+                    self.scale_in_trigger_r):
+                raise ValueError("scale_in_trigger_r must be > 0 and ascending (adds only in favour)")
+        return self

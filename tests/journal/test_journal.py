@@ -86,17 +86,23 @@ def test_wal_mode_and_round_trip(tmp_path: Path) -> None:
 def test_a_failed_change_leaves_nothing_behind(tmp_path: Path) -> None:
     j = Journal(str(tmp_path / "j.sqlite"))
     j.open_trade(1, _trade(), [], "PLANNED")
-    with pytest.raises(sqlite3.IntegrityError):  # the second leg's duplicate id aborts the whole trade
+    with pytest.raises(sqlite3.IntegrityError):  # the second leg names no trade: the whole change aborts
         j.open_trade(
             2,
             _trade("t2"),
-            [_leg("x", "entry", "LIMIT", 1.0, "t2"), _leg("x", "stop", "STOP_MARKET", 1.0, "t2")],
+            [_leg("x", "entry", "LIMIT", 1.0, "t2"), _leg("y", "stop", "STOP_MARKET", 1.0, "t9")],
             "PLANNED",
         )
     assert [t["trade_id"] for t in j.trades()] == ["t1"]
     assert j.rows("legs") == [] and len(j.rows("state_changes")) == 1
     with pytest.raises(KeyError):
         j.update_trade(3, "t1", {"no_such_column": 1})
+    # a planned leg written again when sent (real size) is an update of its row plus an order event
+    j.add_leg(4, _leg("t1-sl", "stop", "STOP_MARKET", 49_950.0) | {"status": "PLANNED"})
+    j.add_leg(5, _leg("t1-sl", "stop", "STOP_MARKET", 49_960.0) | {"qty": 0.2})
+    (leg,) = j.rows("legs")
+    assert (leg["qty"], leg["intended_price"], leg["status"]) == (0.2, 49_960.0, "PENDING_NEW")
+    assert [e["status"] for e in j.rows("order_events")] == ["PLANNED", "PENDING_NEW"]
 
 
 _CRASHER = textwrap.dedent("""

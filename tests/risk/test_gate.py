@@ -43,7 +43,7 @@ def test_daily_loss_limit_halts_until_next_utc_day() -> None:
     assert reason(g.check_entry("BTCUSDT", "s", LIVE, next_day - 1)) is DenyReason.DAILY_LOSS_LIMIT
     assert g.check_entry("BTCUSDT", "s", LIVE, next_day) is None
     assert g.state is TradingState.ACTIVE and g.day_start_equity == 10_100
-    assert [c[2] for c in g.drain_state_changes()] == ["REDUCING", "HALTED", "ACTIVE"]
+    assert [c[4] for c in g.drain_state_changes()] == ["REDUCING", "HALTED", "ACTIVE"]
 
 
 def test_drawdown_from_the_days_peak_halts() -> None:

@@ -1,0 +1,307 @@
+"""The execution engine: the async driver around the pure trade lifecycle (bot.execution.trade).
+
+It takes entry intents, asks risk (gate + sizing), journals the trade and its planned legs BEFORE any
+order is sent, sends through an `ExecutionGateway`, consumes `gateway.updates()`, and fires deadlines
+from a heap of timers (a task sleeping until the earliest one, woken when an earlier one is added: no
+polling). With a simulated clock the driver calls `fire_due()` itself as it advances time (backtests).
+
+Every action of the machine is journaled before it is acted on: a Submit's leg row (with its intended
+price) is committed before `gateway.submit` is awaited. Orders go out as tasks owned by the engine's
+TaskGroup, so a slow acknowledgement never stalls the update stream or the timers: the stop-confirm
+deadline fires whatever the gateway does.
+
+Denied (our gate) and rejected (the venue, OrderRejected) are journaled apart: `denials` / `rejections`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from bot.domain.types import CloseReason, EntryIntent, OrderKind
+from bot.execution.actions import (
+    Action,
+    Cancel,
+    FillRecord,
+    HaltSymbol,
+    Leg,
+    OrderEvent,
+    Schedule,
+    StateChanged,
+    Submit,
+    TradeClosed,
+    TradeState,
+    Unschedule,
+)
+from bot.execution.planner import entry_terms, plan_trade
+from bot.execution.trade import TradeMachine
+from bot.journal import Journal
+from bot.logging import get_logger
+from bot.risk import Denial, MarketView, RiskManager
+from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueUnavailable
+from bot.venues.ports import AccountSnapshot, ExecutionGateway, OrderUpdate
+
+if TYPE_CHECKING:
+    from bot.settings.execution import ExecutionSection
+    from bot.settings.risk import RiskSection
+
+__all__ = ["ExecutionEngine"]
+
+
+class ExecutionEngine:
+    def __init__(self, gateway: ExecutionGateway, risk: RiskManager, journal: Journal, cfg: ExecutionSection,
+                 risk_cfg: RiskSection, *, clock: Callable[[], int] = time.time_ns) -> None:
+        self.gw = gateway
+        self.risk = risk
+        self.journal = journal
+        self.cfg = cfg
+        self.risk_cfg = risk_cfg
+        self.clock = clock
+        self.log = get_logger("execution")
+        self.trades: dict[str, TradeMachine] = {}  # live trades
+        self.closed: list[TradeClosed] = []
+        self._by_client: dict[str, str] = {}
+        self._timers: list[tuple[int, int, str, Any]] = []
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._next_id = journal.count_trades() + 1
+        self._leverage: dict[str, int] = {}
+        self.account: AccountSnapshot | None = None
+        # hooks for the bench and the live view: (name, ns) of the entry path; set by the caller
+        self.on_entry_sent: Callable[[str, int], None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    async def refresh_account(self) -> AccountSnapshot:
+        self.account = await self.gw.account()
+        now = self.clock()
+        self.risk.gate.on_equity(self.account.equity, now)
+        self._journal_gate(now)
+        return self.account
+
+    async def run(self, timers: bool = True) -> None:
+        """Consume the gateway's updates (and, with a real clock, fire deadlines) until cancelled."""
+        if self.account is None:
+            await self.refresh_account()
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self._updates_loop())
+            if timers:
+                tg.create_task(self._timer_loop())
+
+    async def _updates_loop(self) -> None:
+        async for u in self.gw.updates():
+            await self.on_update(u)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            await self.fire_due()
+            delay = (self._timers[0][0] - self.clock()) / 1e9 if self._timers else None
+            self._wake.clear()
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def fire_due(self, now_ns: int | None = None) -> int:
+        """Fire every deadline due at `now_ns` (the clock by default). Returns how many fired."""
+        now = self.clock() if now_ns is None else now_ns
+        fired = 0
+        while self._timers and self._timers[0][0] <= now:
+            _, _, tid, timer = heapq.heappop(self._timers)
+            m = self.trades.get(tid)
+            if m is not None:
+                fired += 1
+                await self._apply(m, m.on_timer(timer, now))
+        return fired
+
+    def next_deadline_ns(self) -> int | None:
+        return self._timers[0][0] if self._timers else None
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait until every order task in flight is done (tests, backtests, shutdown)."""
+        async with asyncio.timeout(timeout_s):
+            while self._pending:
+                await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    # -- inputs -----------------------------------------------------------------------------------------
+    async def submit_intent(self, intent: EntryIntent, market: MarketView) -> str | Denial:
+        """Risk, plan, journal, send. Returns the trade id, or the Denial."""
+        now = self.clock()
+        inst = self.gw.instrument(intent.symbol)
+        terms = entry_terms(intent, self.cfg)
+        acct = self.account or await self.refresh_account()
+        decision = self.risk.assess(intent, inst, market, equity=acct.equity, free_margin=acct.available,
+                                    now_ns=now, entry_ticks=terms.sizing_ticks, entry_is_maker=terms.is_maker,
+                                    market_entry=terms.kind is OrderKind.MARKET)
+        if isinstance(decision, Denial):
+            self.journal.denial(now, intent.symbol, intent.setup, intent.side, decision.reason.value,
+                                decision.detail)
+            return decision
+        tid = f"t{self._next_id}"
+        self._next_id += 1
+        plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
+                          decision.leverage)
+        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=self.risk_cfg.taker_fee_bps,
+                         maker_fee_bps=self.risk_cfg.maker_fee_bps)
+        tick = inst.tick
+        legs = [self._leg_row(tid, cid, role.value, req, intended, inst, "PLANNED")
+                for cid, role, req, intended in m.planned_legs()]
+        legs[0]["status"] = "PENDING_NEW"
+        self.journal.open_trade(now, {
+            "trade_id": tid, "symbol": intent.symbol, "setup": intent.setup, "side": intent.side,
+            "intent_ts_ns": intent.ts_ns, "intent_price": intent.price_ticks * tick,
+            "planned_qty": inst.lots_to_qty(plan.planned_lots), "planned_stop_price": inst.ticks_to_price(
+                plan.stop_ticks), "risk_budget": plan.risk_budget, "leverage": plan.leverage,
+            "features": orjson.dumps(plan.features).decode(),
+        }, legs, TradeState.PLANNED.value, "intent accepted")
+        self.trades[tid] = m
+        self.risk.gate.on_position(intent.symbol, decision.notional)
+        if self._leverage.get(intent.symbol) != decision.leverage:
+            await self.gw.set_leverage(intent.symbol, decision.leverage)
+            self._leverage[intent.symbol] = decision.leverage
+        await self._apply(m, m.start(now))
+        return tid
+
+    async def on_update(self, u: OrderUpdate) -> None:
+        tid = self._by_client.get(u.client_id) or self._by_client.get(u.parent_id)
+        m = self.trades.get(tid) if tid else None
+        if m is None:
+            return
+        await self._apply(m, m.on_update(u, self.clock()))
+
+    async def on_price(self, symbol: str, ticks: int) -> None:
+        """Mark (or last) price of a symbol, in ticks: trailing, scale-in triggers, progress."""
+        now = self.clock()
+        for m in list(self.trades.values()):
+            if m.plan.symbol == symbol:
+                await self._apply(m, m.on_price(ticks, now))
+
+    async def flatten_all(self, reason: CloseReason = CloseReason.MANUAL) -> None:
+        now = self.clock()
+        for m in list(self.trades.values()):
+            await self._apply(m, m.flatten(reason, now))
+
+    # -- actions ----------------------------------------------------------------------------------------
+    def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, inst: Any,
+                 status: str) -> dict[str, Any]:
+        return {
+            "client_id": cid, "trade_id": tid, "role": role, "symbol": req.symbol, "side": req.side.value,
+            "kind": req.kind.value, "qty": inst.lots_to_qty(req.qty_lots),
+            "intended_price": inst.ticks_to_price(intended) if intended else None,
+            "price": inst.ticks_to_price(req.price_ticks) if req.price_ticks is not None else None,
+            "trigger_price": inst.ticks_to_price(req.trigger_ticks) if req.trigger_ticks is not None else None,
+            "reduce_only": req.reduce_only, "time_in_force": req.time_in_force.value,
+            "working_type": req.working_type.value, "status": status,
+        }
+
+    async def _apply(self, m: TradeMachine, actions: list[Action]) -> None:
+        j = self.journal
+        for a in actions:
+            now = self.clock()
+            if isinstance(a, Submit):
+                await self._submit(m, a, now)
+            elif isinstance(a, Cancel):
+                self._spawn(self._cancel(m, a))
+            elif isinstance(a, Schedule):
+                self._seq += 1
+                heapq.heappush(self._timers, (a.at_ns, self._seq, a.trade_id, a.timer))
+                if self._timers[0][2:] == (a.trade_id, a.timer):
+                    self._wake.set()
+            elif isinstance(a, Unschedule):
+                pass  # the machine ignores a deadline it no longer holds (lazy deletion from the heap)
+            elif isinstance(a, StateChanged):
+                j.trade_state(now, a.trade_id, a.old.value, a.new.value, a.reason, a.fields)
+                if a.new is TradeState.ABORTED:
+                    self.risk.gate.on_position(m.plan.symbol, 0)
+                    self.trades.pop(a.trade_id, None)
+            elif isinstance(a, OrderEvent):
+                j.order_event(now, a.trade_id, a.client_id, a.status.value, reason=a.reason,
+                              venue_order_id=a.venue_order_id or None)
+            elif isinstance(a, FillRecord):
+                inst = m.inst
+                j.fill(a.ts_ns, a.trade_id, a.client_id, a.role.value, a.side, inst.lots_to_qty(a.lots), a.price,
+                       a.fee, a.is_maker, a.venue_trade_id, a.status.value, inst.lots_to_qty(a.filled_lots),
+                       a.avg_price)
+            elif isinstance(a, HaltSymbol):
+                self.risk.gate.halt_symbol(a.symbol, a.reason, now)
+                self._journal_gate(now)
+                self.log.error("symbol_halted", symbol=a.symbol, reason=a.reason)
+            elif isinstance(a, TradeClosed):
+                self.trades.pop(a.trade_id, None)
+                self.closed.append(a)
+                self.risk.gate.on_trade_closed(a.symbol, a.setup, a.pnl, a.reason, now)
+                self.log.info("trade_closed", trade_id=a.trade_id, symbol=a.symbol, setup=a.setup,
+                              side=m.plan.side, reason=a.reason.value, pnl=round(a.pnl, 4), fees=round(a.fees, 4),
+                              r=round(a.r_multiple, 3), entry=m.first_entry, qty=m.inst.lots_to_qty(m.max_pos_lots),
+                              stop_confirm_ms=m.stop_confirm_ms)
+                self._spawn(self._after_close())
+
+    async def _submit(self, m: TradeMachine, a: Submit, now: int) -> None:
+        leg = a.leg
+        denial = self.risk.gate.check_order(now, a.reduces)
+        if denial is not None:
+            self.journal.denial(now, m.plan.symbol, m.plan.setup, m.plan.side, denial.reason.value,
+                                f"{leg.client_id}: {denial.detail}")
+            await self._apply(m, m.on_denied(leg.client_id, denial.reason.value, now))
+            return
+        self.journal.add_leg(now, self._leg_row(m.tid, leg.client_id, leg.role.value, leg.req,
+                                                leg.intended_ticks, m.inst, "PENDING_NEW"))
+        self._by_client[leg.client_id] = m.tid
+        if self.on_entry_sent is not None and leg.role.value == "entry":
+            self.on_entry_sent(leg.client_id, time.perf_counter_ns())
+        self._spawn(self._send(m, leg))
+
+    def _spawn(self, coro: Any) -> None:
+        if self._tg is not None:
+            task = self._tg.create_task(coro)
+        else:  # driven without run() (backtests step the engine themselves): still owned and awaited by drain()
+            task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _send(self, m: TradeMachine, leg: Leg) -> None:
+        req = leg.req
+        try:
+            ack = await self.gw.submit(req)
+        except OrderRejected as e:
+            now = self.clock()
+            self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
+            await self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+            return
+        except AmbiguousOutcome:
+            # never resend blindly: look the order up by its client id (architecture.md habit 7)
+            u = await self.gw.fetch_order(req.symbol, req.client_id, req.kind.is_conditional)
+            now = self.clock()
+            if u is None:
+                self.journal.rejection(now, m.tid, req.client_id, "unknown", "ambiguous outcome; order not found")
+                await self._apply(m, m.on_rejected(req.client_id, "unknown", "not found after timeout", now))
+            else:
+                await self._apply(m, m.on_update(u, now))
+            return
+        except (VenueUnavailable, RateLimited) as e:
+            now = self.clock()
+            self.journal.rejection(now, m.tid, req.client_id, type(e).__name__, str(e))
+            await self._apply(m, m.on_rejected(req.client_id, type(e).__name__, str(e), now))
+            return
+        await self._apply(m, m.on_ack(ack, self.clock()))
+
+    async def _cancel(self, m: TradeMachine, a: Cancel) -> None:
+        try:
+            await self.gw.cancel(a.symbol, a.client_id, a.conditional)
+        except (OrderRejected, AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
+            # already final at the venue (filled, expired) or not reachable: the stream says which
+            self.log.warning("cancel_failed", client_id=a.client_id, error=str(e))
+
+    async def _after_close(self) -> None:
+        await self.refresh_account()
+
+    def _journal_gate(self, now: int) -> None:
+        for ts, entity, eid, old, new, reason in self.risk.gate.drain_state_changes():
+            self.journal.state_change(ts or now, entity, eid, old, new, reason)

@@ -1,0 +1,537 @@
+"""The trade lifecycle as a pure state machine (no I/O, explicit `now_ns`; states and legal moves in
+bot.execution.actions.TRANSITIONS).
+
+Inputs: `start`, `on_ack`, `on_rejected` (the venue said no), `on_denied` (our gate said no),
+`on_update` (the user stream), `on_price` (mark or last price in ticks, per `stop_trigger`), `on_timer`,
+`flatten`. Each returns the actions to carry out, in order.
+
+Rules it keeps (issue 5, exchange-facts A3):
+- The protective STOP_MARKET (reduce-only) is submitted the moment the first entry fill is known and
+  re-submitted at the new size on every further fill. A stop is replaced, never edited (algo orders have
+  no amend): the new one is sent first, the old one cancelled once the new one is acknowledged, so a
+  confirmed stop covers the position at every moment but the first 500 ms. A stop not acknowledged
+  within `stop_confirm_timeout_ms` -> flatten at market and halt the symbol.
+- Take-profit tiers are reduce-only LIMITs placed when the entry order is done (fully filled or ended),
+  sliced by their fractions; after TP1 fills the stop moves to breakeven (average entry ± fees) and is
+  resized to what remains. Any leg that leaves the position flat cancels every other leg (Binance has no
+  OCO). A stop's TRIGGERED and its fill may come in either order (the child's fill can precede
+  ALGO_UPDATE TRIGGERED); fills are counted from the cumulative filled quantity, so neither order nor
+  duplicates matter. A child order's update is matched through `parent_id`.
+- Scale-ins: increment k is sent only after price moved in favour by its trigger from the first entry,
+  never after a take-profit and never below the average (no averaging down); after the first add the
+  stop goes to breakeven, after later adds under the previous add's entry; TPs are re-sliced. An add is
+  shrunk so the risk to the new stop stays within the budget.
+- A stop move that would trigger at once (-2021) is skipped (the old stop stays, resized).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from bot.domain.instrument import Instrument
+from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.execution.actions import (
+    TRANSITIONS,
+    Action,
+    Cancel,
+    FillRecord,
+    HaltSymbol,
+    Leg,
+    LegRole,
+    OrderEvent,
+    Schedule,
+    StateChanged,
+    Submit,
+    Timer,
+    TradeClosed,
+    TradeState,
+    Unschedule,
+)
+from bot.execution.planner import TradePlan, slice_lots
+from bot.venues.ports import OrderAck, OrderRequest, OrderUpdate
+
+if TYPE_CHECKING:
+    from bot.settings.execution import ExecutionSection
+
+__all__ = ["IllegalTransition", "TradeMachine"]
+
+_MS = 1_000_000
+_LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
+IMMEDIATE_TRIGGER = -2021  # "Order would immediately trigger" (exchange-facts A3)
+_MAX_EXIT_RETRIES = 3
+
+
+class IllegalTransition(RuntimeError):
+    """A bug: the machine tried a move its table forbids. Stop trading that symbol and look at the log."""
+
+
+class TradeMachine:
+    def __init__(self, plan: TradePlan, inst: Instrument, cfg: ExecutionSection, *, taker_fee_bps: float,
+                 maker_fee_bps: float) -> None:
+        self.plan = plan
+        self.inst = inst
+        self.cfg = cfg
+        self.tid = plan.trade_id
+        self.sign = plan.sign
+        self.entry_side = Side.BUY if plan.sign > 0 else Side.SELL
+        self.exit_side = self.entry_side.opposite
+        self.working = TriggerPrice.MARK if cfg.stop_trigger == "mark" else TriggerPrice.LAST
+        entry_fee = maker_fee_bps if plan.entry.is_maker else taker_fee_bps
+        self._be_fee_frac = (entry_fee + taker_fee_bps) / 1e4  # entry fee paid + exit fee to come
+        self.state = TradeState.PLANNED
+        self.legs: dict[str, Leg] = {}
+        self.deadlines: dict[Timer, int] = {}
+        self.pos_lots = 0
+        self.avg_entry = 0.0  # average entry price of the open position
+        self.first_entry = 0.0  # average of the first entry order's fills (the report's entry_price)
+        self.opened = False
+        self.first_fill_ns = 0
+        self.max_pos_lots = 0
+        self.realized = 0.0
+        self.fees = 0.0
+        self.exit_lots = 0
+        self.exit_value = 0.0
+        self.stop_ticks = plan.stop_ticks
+        self.stop_leg: Leg | None = None
+        self.stop_confirm_ms: float | None = None
+        self.max_open_risk = 0.0
+        self.last_ticks = 0
+        self.best_ticks = 0
+        self.progress_done = False
+        self.trailing = False
+        self.tp_filled = 0  # highest TP tier filled
+        self.next_inc = 1  # index of the next scale-in increment
+        self.inc_avg: dict[int, float] = {}  # increment (1 = the entry, 2.. = adds) -> its average fill price
+        self.exit_reason: CloseReason | None = None
+        self._versions: dict[str, int] = {}
+        self._exit_retries = 0
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _cid(self, name: str) -> str:
+        v = self._versions.get(name, 0) + 1
+        self._versions[name] = v
+        return f"{self.tid}-{name}" if v == 1 else f"{self.tid}-{name}.{v}"
+
+    def _set(self, new: TradeState, reason: str, out: list[Action], **fields: object) -> None:
+        old = self.state
+        if new is old:
+            return
+        if new not in TRANSITIONS[old]:
+            raise IllegalTransition(f"{self.tid}: {old} -> {new} ({reason})")
+        self.state = new
+        out.append(StateChanged(self.tid, old, new, reason, dict(fields)))
+
+    def _submit(self, out: list[Action], role: LegRole, name: str, kind: OrderKind, lots: int, *,
+                price: int | None = None, trigger: int | None = None, tif: TimeInForce = TimeInForce.GTC,
+                intended: int, tier: int = 0) -> Leg:
+        cid = self._cid(name)
+        reduces = not role.opens
+        req = OrderRequest(cid, self.plan.symbol, self.exit_side if reduces else self.entry_side, kind, lots,
+                           price_ticks=price, trigger_ticks=trigger, time_in_force=tif, reduce_only=reduces,
+                           working_type=self.working)
+        leg = Leg(cid, role, req, intended, tier=tier)
+        self.legs[cid] = leg
+        out.append(Submit(self.tid, leg, reduces))
+        return leg
+
+    def _cancel(self, leg: Leg, out: list[Action]) -> None:
+        if not leg.done and not leg.cancel_sent:
+            leg.cancel_sent = True
+            out.append(Cancel(self.tid, self.plan.symbol, leg.client_id, leg.req.kind.is_conditional))
+
+    def _schedule(self, timer: Timer, at_ns: int, out: list[Action]) -> None:
+        self.deadlines[timer] = at_ns
+        out.append(Schedule(self.tid, timer, at_ns))
+
+    def _unschedule(self, timer: Timer, out: list[Action]) -> None:
+        if self.deadlines.pop(timer, None) is not None:
+            out.append(Unschedule(self.tid, timer))
+
+    def _track_risk(self) -> None:
+        if self.pos_lots:
+            per_unit = max(0.0, self.sign * (self.avg_entry - self.stop_ticks * self.inst.tick))
+            self.max_open_risk = max(self.max_open_risk, self.pos_lots * self.inst.step * per_unit)
+
+    def _open_legs(self, *roles: LegRole) -> list[Leg]:
+        return [leg for leg in self.legs.values() if not leg.done and leg.role in roles]
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in (TradeState.CLOSED, TradeState.ABORTED)
+
+    # -- planned legs (journaled before anything is sent) ------------------------------------------------
+    def planned_legs(self) -> list[tuple[str, LegRole, OrderRequest, int]]:
+        """(client_id, role, request, intended ticks) of the entry, the stop and the TP tiers as planned
+        for the first increment; the stop and TPs are re-sized to the real fills when sent."""
+        p, lots = self.plan, self.plan.increments[0]
+        out = []
+        e = p.entry
+        out.append((f"{self.tid}-entry", LegRole.ENTRY, OrderRequest(
+            f"{self.tid}-entry", p.symbol, self.entry_side, e.kind, lots, price_ticks=e.price_ticks,
+            time_in_force=e.tif), e.price_ticks if e.price_ticks is not None else p.ref_ticks))
+        out.append((f"{self.tid}-sl", LegRole.STOP, OrderRequest(
+            f"{self.tid}-sl", p.symbol, self.exit_side, OrderKind.STOP_MARKET, lots, trigger_ticks=p.stop_ticks,
+            reduce_only=True, working_type=self.working), p.stop_ticks))
+        for i, (px, lots_i) in enumerate(zip([t[0] for t in p.tp_tiers],
+                                             slice_lots(lots, [t[1] for t in p.tp_tiers])), 1):
+            out.append((f"{self.tid}-tp{i}", LegRole.TP, OrderRequest(
+                f"{self.tid}-tp{i}", p.symbol, self.exit_side, OrderKind.LIMIT, lots_i, price_ticks=px,
+                reduce_only=True), px))
+        return out
+
+    # -- inputs -----------------------------------------------------------------------------------------
+    def start(self, now_ns: int) -> list[Action]:
+        out: list[Action] = []
+        e = self.plan.entry
+        self._submit(out, LegRole.ENTRY, "entry", e.kind, self.plan.increments[0], price=e.price_ticks,
+                     tif=e.tif, intended=e.price_ticks if e.price_ticks is not None else self.plan.ref_ticks)
+        self._set(TradeState.ENTERING, "entry sent", out)
+        self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
+        return out
+
+    def on_ack(self, ack: OrderAck, now_ns: int) -> list[Action]:
+        out: list[Action] = []
+        leg = self.legs.get(ack.client_id)
+        if leg is None:
+            return out
+        if ack.venue_order_id and not leg.venue_order_id:
+            leg.venue_order_id = ack.venue_order_id
+        if ack.status in _LIVE:
+            if leg.status is OrderStatus.PENDING_NEW:
+                leg.status = OrderStatus.NEW
+                out.append(OrderEvent(self.tid, leg.client_id, OrderStatus.NEW, "ack", leg.venue_order_id))
+            self._confirm(leg, now_ns, out)
+        return out
+
+    def on_denied(self, client_id: str, reason: str, now_ns: int) -> list[Action]:
+        """Our gate refused to send this (entry or add) order: it never reached the venue."""
+        out: list[Action] = []
+        leg = self.legs.get(client_id)
+        if leg is None or leg.done:
+            return out
+        leg.status = OrderStatus.CANCELED
+        out.append(OrderEvent(self.tid, client_id, OrderStatus.CANCELED, f"denied: {reason}"))
+        if leg.role is LegRole.ENTRY and not self.opened:
+            self._unschedule(Timer.ENTRY_TIMEOUT, out)
+            self._set(TradeState.ABORTED, f"entry denied: {reason}", out)
+        return out
+
+    def on_rejected(self, client_id: str, code: int | str | None, message: str, now_ns: int) -> list[Action]:
+        out: list[Action] = []
+        leg = self.legs.get(client_id)
+        if leg is None or leg.done:
+            return out
+        leg.status = OrderStatus.REJECTED
+        out.append(OrderEvent(self.tid, client_id, OrderStatus.REJECTED, f"{code}: {message}"))
+        self._leg_ended(leg, now_ns, out, code=code)
+        return out
+
+    def on_update(self, u: OrderUpdate, now_ns: int) -> list[Action]:
+        out: list[Action] = []
+        leg = self.legs.get(u.client_id)
+        if leg is None and u.parent_id:
+            leg = self.legs.get(u.parent_id)
+        if leg is None:
+            return out
+        if u.venue_order_id and not leg.venue_order_id:
+            leg.venue_order_id = u.venue_order_id
+        delta = u.filled_lots - leg.filled_lots
+        if delta > 0:
+            if u.last_fill_lots == delta and u.last_fill_price > 0:
+                price = u.last_fill_price
+            else:
+                price = (u.avg_price * u.filled_lots - leg.avg_price * leg.filled_lots) / delta
+            leg.filled_lots = u.filled_lots
+            leg.avg_price = u.avg_price if u.avg_price > 0 else price
+            if not leg.done:
+                if u.status.is_final or u.status is OrderStatus.PARTIALLY_FILLED:
+                    leg.status = u.status
+                else:  # a fill reported with NEW/TRIGGERED (a stop's child): infer from the quantity
+                    full = leg.req.qty_lots and leg.filled_lots >= leg.req.qty_lots
+                    leg.status = OrderStatus.FILLED if full else OrderStatus.PARTIALLY_FILLED
+            leg.fees += u.fee
+            self.fees += u.fee
+            out.append(FillRecord(self.tid, leg.client_id, leg.role, leg.req.side.value, delta, price, u.fee,
+                                  u.is_maker, u.trade_id, leg.status, leg.filled_lots, leg.avg_price,
+                                  u.ts_event_ns or now_ns))
+            self._confirm(leg, now_ns, out)
+            self._on_fill(leg, delta, price, now_ns, out)
+            if leg.done:
+                self._leg_ended(leg, now_ns, out)
+            return out
+        if leg.done or u.status is leg.status or u.status is OrderStatus.PENDING_NEW:
+            return out
+        leg.status = u.status
+        out.append(OrderEvent(self.tid, leg.client_id, u.status, u.reason, u.venue_order_id))
+        if u.status in _LIVE:
+            self._confirm(leg, now_ns, out)
+        if leg.done:
+            self._leg_ended(leg, now_ns, out, code=u.reason)
+        return out
+
+    def on_price(self, ticks: int, now_ns: int) -> list[Action]:
+        out: list[Action] = []
+        self.last_ticks = ticks
+        if not self.opened or self.state not in (TradeState.PROTECTING, TradeState.PROTECTED):
+            return out
+        sign, tick = self.sign, self.inst.tick
+        if sign * (ticks - self.best_ticks) > 0:
+            self.best_ticks = ticks
+        avg_ticks = self.avg_entry / tick
+        if not self.progress_done and sign * (ticks - avg_ticks) >= self.plan.progress_ticks:
+            self.progress_done = True
+            self._unschedule(Timer.NO_PROGRESS, out)
+        if self.state is not TradeState.PROTECTED:
+            return out  # no adds or stop moves while a stop waits for its acknowledgement
+        if self._maybe_add(ticks, now_ns, out):
+            return out
+        act_r = self.cfg.trailing_activation_r
+        if act_r > 0 and sign * (self.best_ticks - avg_ticks) >= act_r * self.plan.r_ticks:
+            self.trailing = True
+            cb = math.ceil(self.best_ticks * self.cfg.trailing_callback_bps / 1e4)
+            want = self.best_ticks - sign * cb
+            if sign * (want - self.stop_ticks) >= self.cfg.trailing_min_move_ticks and sign * (ticks - want) > 0:
+                self._place_stop(now_ns, out, "trail", want)
+        return out
+
+    def on_timer(self, timer: Timer, now_ns: int) -> list[Action]:
+        out: list[Action] = []
+        at = self.deadlines.get(timer)
+        if at is None or now_ns < at:
+            return out  # stale or early: the deadline moved or was cleared
+        del self.deadlines[timer]
+        if timer is Timer.ENTRY_TIMEOUT:
+            for leg in self._open_legs(LegRole.ENTRY, LegRole.ADD):
+                self._cancel(leg, out)
+        elif timer is Timer.STOP_CONFIRM:
+            if self.stop_leg is not None and not self.stop_leg.confirmed and self.pos_lots > 0:
+                ms = self.cfg.stop_confirm_timeout_ms
+                out.append(HaltSymbol(self.plan.symbol, f"{self.stop_leg.client_id} not confirmed in {ms} ms"))
+                self._flatten(CloseReason.RISK_HALT, f"stop not confirmed in {ms} ms", now_ns, out)
+        elif timer is Timer.NO_PROGRESS:
+            self._flatten(CloseReason.NO_PROGRESS, "no progress", now_ns, out)
+        elif timer is Timer.MAX_HOLD:
+            self._flatten(CloseReason.TIME_LIMIT, "max hold", now_ns, out)
+        return out
+
+    def flatten(self, reason: CloseReason, now_ns: int, why: str = "") -> list[Action]:
+        out: list[Action] = []
+        self._flatten(reason, why or reason.value, now_ns, out)
+        return out
+
+    # -- internals --------------------------------------------------------------------------------------
+    def _confirm(self, leg: Leg, now_ns: int, out: list[Action]) -> None:
+        if leg.confirmed:
+            return
+        leg.confirmed = True
+        if leg.role is LegRole.STOP and leg is self.stop_leg:
+            self._unschedule(Timer.STOP_CONFIRM, out)
+            if self.stop_confirm_ms is None:
+                self.stop_confirm_ms = (now_ns - self.first_fill_ns) / _MS
+            for other in self._open_legs(LegRole.STOP):
+                if other is not leg:
+                    self._cancel(other, out)
+            if self.state is TradeState.PROTECTING:
+                self._set(TradeState.PROTECTED, f"{leg.client_id} confirmed", out,
+                          stop_confirm_ms=self.stop_confirm_ms)
+
+    def _on_fill(self, leg: Leg, lots: int, price: float, now_ns: int, out: list[Action]) -> None:
+        if leg.role.opens:
+            new_pos = self.pos_lots + lots
+            self.avg_entry = (self.avg_entry * self.pos_lots + price * lots) / new_pos
+            self.pos_lots = new_pos
+            self.max_pos_lots = max(self.max_pos_lots, new_pos)
+            self.inc_avg[max(leg.tier, 1)] = leg.avg_price
+            if leg.role is LegRole.ENTRY:
+                self.first_entry = leg.avg_price
+            first = not self.opened
+            if first:
+                self.opened = True
+                self.first_fill_ns = now_ns
+                self.best_ticks = self.last_ticks = round(price / self.inst.tick)
+                self._set(TradeState.PROTECTING, "first entry fill", out, entry_ts_ns=now_ns, entry_price=price,
+                          stop_price=self.inst.ticks_to_price(self.stop_ticks))
+                if self.plan.no_progress_ns:
+                    self._schedule(Timer.NO_PROGRESS, now_ns + self.plan.no_progress_ns, out)
+                self._schedule(Timer.MAX_HOLD, now_ns + self.plan.max_hold_ns, out)
+            if self.state is TradeState.EXITING:
+                self._send_exit(lots, now_ns, out)  # a late fill while flattening: out with it at once
+                return
+            self._place_stop(now_ns, out, "entry fill" if leg.role is LegRole.ENTRY else "add fill",
+                             self._stop_after_add(leg.tier) if leg.role is LegRole.ADD else None)
+            if first and self.exit_reason is not None:  # a flatten was asked before the first fill
+                self._flatten(self.exit_reason, "flatten requested before the fill", now_ns, out)
+            return
+        pnl = self.sign * (price - self.avg_entry) * lots * self.inst.step
+        self.realized += pnl
+        self.pos_lots = max(0, self.pos_lots - lots)
+        self.exit_lots += lots
+        self.exit_value += price * lots
+        if self.pos_lots == 0:
+            if leg.role is LegRole.STOP:
+                reason = CloseReason.TRAILING_STOP if self.trailing else CloseReason.STOP_LOSS
+            elif leg.role is LegRole.TP:
+                reason = CloseReason.TAKE_PROFIT
+            else:
+                reason = self.exit_reason or CloseReason.MANUAL
+            self._flat(reason, now_ns, out)
+
+    def _leg_ended(self, leg: Leg, now_ns: int, out: list[Action], code: object = None) -> None:
+        role = leg.role
+        if role.opens:
+            if not self._open_legs(LegRole.ENTRY, LegRole.ADD):
+                self._unschedule(Timer.ENTRY_TIMEOUT, out)
+            if not self.opened:
+                if self.state is TradeState.ENTERING:
+                    self._set(TradeState.ABORTED, f"entry {leg.status.value.lower()} unfilled", out)
+                return
+            if self.state is TradeState.EXITING and self.pos_lots == 0:
+                if not self._open_legs(LegRole.ENTRY, LegRole.ADD):
+                    self._close(now_ns, out)
+            elif self.state in (TradeState.PROTECTING, TradeState.PROTECTED) and self.pos_lots > 0 and (
+                    role is LegRole.ENTRY or leg.filled_lots > 0):
+                self._place_tps(out)  # entry done, or an add filled: (re-)slice the targets
+            return
+        if role is LegRole.STOP:
+            if leg is self.stop_leg and self.pos_lots > 0 and not leg.cancel_sent and \
+                    leg.status is not OrderStatus.FILLED and self.state is not TradeState.EXITING:
+                if str(code) == str(IMMEDIATE_TRIGGER):
+                    # the price is already through the stop: take the loss now (exchange-facts A3, -2021)
+                    self._flatten(CloseReason.STOP_LOSS, "stop would trigger immediately", now_ns, out)
+                else:
+                    out.append(HaltSymbol(self.plan.symbol, f"{leg.client_id} {leg.status.value}: {code}"))
+                    self._flatten(CloseReason.RISK_HALT, f"stop {leg.status.value.lower()}", now_ns, out)
+            return
+        if role is LegRole.TP:
+            if leg.status is OrderStatus.FILLED and self.pos_lots > 0:
+                self.tp_filled = max(self.tp_filled, leg.tier)
+                be = None
+                if leg.tier == 1 and self.cfg.breakeven_after_tp1:
+                    be = self._breakeven_ticks(self.avg_entry)
+                if self.state in (TradeState.PROTECTING, TradeState.PROTECTED):
+                    self._place_stop(now_ns, out, f"tp{leg.tier} filled", be)
+            return
+        if role is LegRole.EXIT and leg.status is not OrderStatus.FILLED and self.pos_lots > 0:
+            self._exit_retries += 1
+            if self._exit_retries <= _MAX_EXIT_RETRIES:
+                self._send_exit(self.pos_lots, now_ns, out)
+            else:
+                out.append(HaltSymbol(self.plan.symbol, f"{self.tid}: flatten failed {self._exit_retries} times"))
+
+    def _breakeven_ticks(self, avg_price: float) -> int:
+        """Entry ± fees (the entry's and the exit's), rounded away from the entry to the tick grid."""
+        be = avg_price * (1 + self.sign * self._be_fee_frac) / self.inst.tick
+        return math.ceil(be - 1e-9) if self.sign > 0 else math.floor(be + 1e-9)
+
+    def _stop_for_increment(self, tier: int, avg_price: float) -> int:
+        """Stop of the whole position once increment `tier` (2, 3, ..) is in: breakeven after the first add,
+        under the previous add's entry after later ones; never looser than the current stop."""
+        if tier <= 2:
+            want = self._breakeven_ticks(avg_price)
+        else:
+            prev = self.inc_avg.get(tier - 1, self.avg_entry)
+            want = round(prev / self.inst.tick) - self.sign * self.cfg.scale_in_stop_buffer_ticks
+        return want if self.sign * (want - self.stop_ticks) > 0 else self.stop_ticks
+
+    def _stop_after_add(self, tier: int) -> int:
+        return self._stop_for_increment(tier, self.avg_entry)
+
+    def _place_stop(self, now_ns: int, out: list[Action], why: str, price_ticks: int | None = None) -> None:
+        if self.pos_lots <= 0:
+            return
+        # never a move that would trigger at once (-2021): keep the old price, resize only
+        if price_ticks is not None and (not self.last_ticks or self.sign * (self.last_ticks - price_ticks) > 0):
+            self.stop_ticks = price_ticks
+        leg = self._submit(out, LegRole.STOP, "sl", OrderKind.STOP_MARKET, self.pos_lots, trigger=self.stop_ticks,
+                           intended=self.stop_ticks, tier=self._versions.get("sl", 0) + 1)
+        self.stop_leg = leg
+        if self.state is TradeState.PROTECTED:
+            self._set(TradeState.PROTECTING, f"new stop ({why})", out)
+        self._schedule(Timer.STOP_CONFIRM, now_ns + self.cfg.stop_confirm_timeout_ms * _MS, out)
+        self._track_risk()
+
+    def _place_tps(self, out: list[Action]) -> None:
+        for leg in self._open_legs(LegRole.TP):
+            self._cancel(leg, out)
+        tiers = [(i, px, f) for i, (px, f) in enumerate(self.plan.tp_tiers, 1) if i > self.tp_filled]
+        if not tiers:
+            return
+        sizes = slice_lots(self.pos_lots, [f for _, _, f in tiers], max(self.inst.min_lots, 1))
+        for (i, px, _), lots in zip(tiers[-len(sizes):] if sizes else [], sizes):
+            self._submit(out, LegRole.TP, f"tp{i}", OrderKind.LIMIT, lots, price=px, intended=px, tier=i)
+
+    def _maybe_add(self, ticks: int, now_ns: int, out: list[Action]) -> bool:
+        p = self.plan
+        k = self.next_inc
+        if k >= len(p.increments) or self.tp_filled or self._open_legs(LegRole.ENTRY, LegRole.ADD):
+            return False
+        sign, tick = self.sign, self.inst.tick
+        if sign * (ticks - self.first_entry / tick) < p.add_trigger_ticks[k - 1]:
+            return False
+        if sign * (ticks * tick - self.avg_entry) <= 0:
+            return False  # never average down
+        price = ticks + sign * self.cfg.entry_offset_ticks
+        lots = p.increments[k]
+        # shrink the add until the whole position's risk to its next stop fits the budget
+        while lots > 0:
+            new_pos = self.pos_lots + lots
+            avg = (self.avg_entry * self.pos_lots + price * tick * lots) / new_pos
+            stop = self._stop_for_increment(k + 1, avg)
+            risk = new_pos * self.inst.step * max(0.0, sign * (avg - stop * tick))
+            if risk <= p.risk_budget:
+                break
+            lots -= max(1, lots // 10)
+        self.next_inc += 1
+        if lots < max(self.inst.min_lots, 1):
+            return False
+        if self.cfg.entry_order == "market":
+            self._submit(out, LegRole.ADD, f"add{k + 1}", OrderKind.MARKET, lots, intended=ticks, tier=k + 1)
+        else:
+            self._submit(out, LegRole.ADD, f"add{k + 1}", OrderKind.LIMIT, lots, price=price,
+                         tif=TimeInForce.IOC, intended=price, tier=k + 1)
+        self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
+        return True
+
+    def _send_exit(self, lots: int, now_ns: int, out: list[Action]) -> None:
+        self._submit(out, LegRole.EXIT, "exit", OrderKind.MARKET, lots, intended=self.last_ticks)
+
+    def _flatten(self, reason: CloseReason, why: str, now_ns: int, out: list[Action]) -> None:
+        if self.is_final or self.state is TradeState.EXITING:
+            return
+        if self.exit_reason is None:
+            self.exit_reason = reason
+        for leg in self._open_legs(LegRole.ENTRY, LegRole.ADD, LegRole.TP):
+            self._cancel(leg, out)
+        if not self.opened:
+            return  # the entry's cancel ends the trade (ABORTED)
+        self._set(TradeState.EXITING, why, out)
+        if self.pos_lots > 0:
+            self._send_exit(self.pos_lots, now_ns, out)
+        elif not self._open_legs(LegRole.ENTRY, LegRole.ADD):
+            self._close(now_ns, out)
+
+    def _flat(self, reason: CloseReason, now_ns: int, out: list[Action]) -> None:
+        if self.exit_reason is None:
+            self.exit_reason = reason
+        for leg in self.legs.values():
+            self._cancel(leg, out)  # OCO: every other leg of the trade
+        if self._open_legs(LegRole.ENTRY, LegRole.ADD):
+            self._set(TradeState.EXITING, "flat; waiting for entry legs to end", out)
+        else:
+            self._close(now_ns, out)
+
+    def _close(self, now_ns: int, out: list[Action]) -> None:
+        for leg in self.legs.values():
+            self._cancel(leg, out)
+        for timer in list(self.deadlines):
+            self._unschedule(timer, out)
+        reason = self.exit_reason or CloseReason.MANUAL
+        pnl = self.realized - self.fees
+        r_mult = pnl / self.plan.risk_budget if self.plan.risk_budget > 0 else 0.0
+        exit_px = self.exit_value / self.exit_lots if self.exit_lots else 0.0
+        self._set(TradeState.CLOSED, reason.value, out, exit_ts_ns=now_ns, exit_price=exit_px,
+                  exit_reason=reason.value, pnl=pnl, fees=self.fees, r_multiple=r_mult,
+                  qty=self.inst.lots_to_qty(self.max_pos_lots), max_open_risk=self.max_open_risk,
+                  entry_price=self.first_entry, stop_confirm_ms=self.stop_confirm_ms)
+        out.append(TradeClosed(self.tid, self.plan.symbol, self.plan.setup, reason, pnl, self.fees, r_mult))
