@@ -1,0 +1,102 @@
+"""`scalper bench memory FILE [FILE ...] [--hours 24] [--json]`: resident memory over a long replay.
+
+Replays a recorded session through parse -> sync -> DOM (the check-data path, BBO cross-check
+included) again and again until the replayed span reaches `--hours` of exchange time: each loop shifts
+receive times by the session span and restarts every book from the session's snapshot (the diff ids
+restart too, so the sync is reset at each loop start, as after a reconnect). RSS is sampled from
+/proc/self/statm. Flat memory means no per-message state survives: the DOM bounds its depth by its
+window, the sync's buffer and the checker's id maps are bounded.
+
+Reported: RSS at start (after loading the session into memory), after the first loop (warm), at the
+end, the maximum, and the growth over the second half of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import orjson
+
+__all__ = ["add_arguments", "rss_mb", "run"]
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mb() -> float:
+    """Resident set size from /proc/self/statm (second field, in pages)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE / 1e6
+    except OSError:  # not Linux: fall back to the peak, which still shows growth
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="a recorded session (a day pair in order)")
+    p.add_argument("--hours", type=float, default=24.0, help="exchange time to replay (default 24)")
+    p.add_argument("--sample-every", type=int, default=20_000, help="records between RSS samples")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.replay.check import SessionChecker
+    from bot.replay.reader import Record, read_session
+
+    records = [r for r in read_session(args.files) if isinstance(r, Record)]
+    if len(records) < 2:
+        print("error: the session has fewer than two records", file=sys.stderr)
+        return 2
+    span_ns = records[-1].ts_recv_ns - records[0].ts_recv_ns + 1_000_000
+    loops = max(1, math.ceil(args.hours * 3600e9 / span_ns))
+    chk = SessionChecker()
+    rss_start = rss_mb()
+    samples: list[tuple[int, float]] = [(0, rss_start)]
+    rss_warm = rss_start
+    n = 0
+    t0 = time.perf_counter()
+    every = max(1, args.sample_every)
+    for loop in range(loops):
+        shift = loop * span_ns
+        if loop:
+            for st in chk.symbols.values():
+                st.sync.reset("bench loop restart", records[0].ts_recv_ns + shift)
+        for rec in records:
+            chk.feed(rec._replace(ts_recv_ns=rec.ts_recv_ns + shift) if shift else rec)
+            n += 1
+            if n % every == 0:
+                samples.append((n, rss_mb()))
+        if loop == 0:
+            rss_warm = rss_mb()
+    samples.append((n, rss_mb()))
+    wall_s = time.perf_counter() - t0
+    rss_end = samples[-1][1]
+    rss_max = max(v for _, v in samples)
+    half = next(v for k, v in samples if k >= n // 2)
+    res = chk.result()
+    out = {
+        "messages": n,
+        "loops": loops,
+        "hours": round(loops * span_ns / 3600e9, 2),
+        "rss_start_mb": round(rss_start, 1),
+        "rss_warm_mb": round(rss_warm, 1),
+        "rss_end_mb": round(rss_end, 1),
+        "rss_max_mb": round(rss_max, 1),
+        "growth_second_half_mb": round(rss_end - half, 1),
+        "wall_s": round(wall_s, 1),
+        "gaps": sum(s["gaps"] for s in res["symbols"].values()),
+        "bbo_mismatched": sum(s["bbo_mismatched"] for s in res["symbols"].values()),
+    }
+    if args.json:
+        sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    else:
+        print(f"replayed {n} messages in {loops} loops = {out['hours']} h of exchange time ({wall_s:.1f} s)")
+        print(f"RSS start {rss_start:.1f} MB, after one loop {rss_warm:.1f} MB, end {rss_end:.1f} MB, "
+              f"max {rss_max:.1f} MB, growth over the second half {out['growth_second_half_mb']:+.1f} MB")
+        print(f"gaps {out['gaps']}, bbo mismatches {out['bbo_mismatched']}")
+    return 0
