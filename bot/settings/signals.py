@@ -56,9 +56,9 @@ class BreakoutFadeSetup(SetupCommon):
     bar_ms: int = Field(1000, description="time bars the setup reads (must be in bar_intervals_ms)")
     range_bars: int = Field(30, ge=5, description="bars that define the range before the break")
     break_bars: int = Field(5, ge=1, description="the break happened within the last N bars")
-    range_max_bps: float = Field(6.0, gt=0, description="range high-low at most this wide ('tight')")
+    range_max_bps: float = Field(8.0, gt=0, description="range high-low at most this wide ('tight')")
     break_min_bps: float = Field(1.0, ge=0, description="extreme beyond the range by at least this")
-    break_volume_mult: float = Field(2.0, ge=0, description="break bars' mean volume vs the range's")
+    break_volume_mult: float = Field(1.5, ge=0, description="break bars' mean volume vs the range's")
     wick_min_frac: float = Field(0.4, ge=0, le=1, description="rejection wick / bar range on the last bar")
 
 
@@ -136,8 +136,9 @@ class SignalsSection(FrozenModel):
         if self.ema_fast_bars >= self.ema_slow_bars:
             raise ValueError("ema_fast_bars must be < ema_slow_bars")
         for name in ("momentum", "breakout_fade", "rsi_snapback"):
-            bar_ms = getattr(self, name).bar_ms
-            if bar_ms not in self.bar_intervals_ms:
+            setup = getattr(self, name)
+            if setup.enabled and setup.bar_ms not in self.bar_intervals_ms:
+                bar_ms = setup.bar_ms
                 raise ValueError(f"{name}.bar_ms = {bar_ms} is not in bar_intervals_ms "
                                  f"{self.bar_intervals_ms}")
         return self
