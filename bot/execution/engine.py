@@ -66,6 +66,8 @@ class ExecutionEngine:
         self.log = get_logger("execution")
         self.trades: dict[str, TradeMachine] = {}  # live trades
         self.closed: list[TradeClosed] = []
+        # ended trades stay reachable for late updates (cancel confirmations after an OCO), newest kept
+        self._ended: dict[str, TradeMachine] = {}
         self._by_client: dict[str, str] = {}
         self._timers: list[tuple[int, int, str, Any]] = []
         self._seq = 0
@@ -114,9 +116,9 @@ class ExecutionEngine:
         now = self.clock() if now_ns is None else now_ns
         fired = 0
         while self._timers and self._timers[0][0] <= now:
-            _, _, tid, timer = heapq.heappop(self._timers)
+            at, _, tid, timer = heapq.heappop(self._timers)
             m = self.trades.get(tid)
-            if m is not None:
+            if m is not None and m.deadlines.get(timer) == at:  # else stale: moved or cleared since
                 fired += 1
                 await self._apply(m, m.on_timer(timer, now))
         return fired
@@ -171,7 +173,7 @@ class ExecutionEngine:
 
     async def on_update(self, u: OrderUpdate) -> None:
         tid = self._by_client.get(u.client_id) or self._by_client.get(u.parent_id)
-        m = self.trades.get(tid) if tid else None
+        m = (self.trades.get(tid) or self._ended.get(tid)) if tid else None
         if m is None:
             return
         await self._apply(m, m.on_update(u, self.clock()))
@@ -220,7 +222,7 @@ class ExecutionEngine:
                 j.trade_state(now, a.trade_id, a.old.value, a.new.value, a.reason, a.fields)
                 if a.new is TradeState.ABORTED:
                     self.risk.gate.on_position(m.plan.symbol, 0)
-                    self.trades.pop(a.trade_id, None)
+                    self._end(m)
             elif isinstance(a, OrderEvent):
                 j.order_event(now, a.trade_id, a.client_id, a.status.value, reason=a.reason,
                               venue_order_id=a.venue_order_id or None)
@@ -234,7 +236,7 @@ class ExecutionEngine:
                 self._journal_gate(now)
                 self.log.error("symbol_halted", symbol=a.symbol, reason=a.reason)
             elif isinstance(a, TradeClosed):
-                self.trades.pop(a.trade_id, None)
+                self._end(m)
                 self.closed.append(a)
                 self.risk.gate.on_trade_closed(a.symbol, a.setup, a.pnl, a.reason, now)
                 self.log.info("trade_closed", trade_id=a.trade_id, symbol=a.symbol, setup=a.setup,
@@ -242,6 +244,15 @@ class ExecutionEngine:
                               r=round(a.r_multiple, 3), entry=m.first_entry, qty=m.inst.lots_to_qty(m.max_pos_lots),
                               stop_confirm_ms=m.stop_confirm_ms)
                 self._spawn(self._after_close())
+
+    def _end(self, m: TradeMachine) -> None:
+        self.trades.pop(m.tid, None)
+        self._ended[m.tid] = m
+        if len(self._ended) > 256:
+            old = next(iter(self._ended))
+            gone = self._ended.pop(old)
+            for cid in gone.legs:
+                self._by_client.pop(cid, None)
 
     async def _submit(self, m: TradeMachine, a: Submit, now: int) -> None:
         leg = a.leg

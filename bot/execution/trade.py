@@ -184,9 +184,9 @@ class TradeMachine:
     def start(self, now_ns: int) -> list[Action]:
         out: list[Action] = []
         e = self.plan.entry
+        self._set(TradeState.ENTERING, "entry sent", out)  # first: a denial of the Submit comes back nested
         self._submit(out, LegRole.ENTRY, "entry", e.kind, self.plan.increments[0], price=e.price_ticks,
                      tif=e.tif, intended=e.price_ticks if e.price_ticks is not None else self.plan.ref_ticks)
-        self._set(TradeState.ENTERING, "entry sent", out)
         self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
         return out
 
