@@ -1,0 +1,186 @@
+"""`SimGateway`: the simulator behind the `ExecutionGateway` port (paper trading in process).
+
+The gateway does not own time. Whoever feeds the market (a backtest loop reading a session or the
+generator, or the app's paper feed with live public data) drives the exchange core directly and
+thereby the clock:
+
+    ex = exchange_from_settings(settings.sim, instruments)
+    gw = SimGateway(ex)
+    for m in source:                      # a backtest: as fast as the CPU goes
+        ex.on_message(m.raw, m.ts_ns)     # sync core; fills, triggers, funding happen here
+        await asyncio.sleep(0)            # let the bot's tasks run (they await gw.submit etc.)
+
+With no order latency (`order_latency_ms = 0`, jitter 0) `submit`/`cancel` are processed at once
+against the current book. With latency, a request is scheduled at now + latency and `submit` waits
+until the driver's clock passes its arrival (the order meets the book as it is then); the driver must
+keep feeding (or call `ex.advance_to`). Rejections raise `OrderRejected(code)` exactly as the real
+gateways do. `updates()` yields every order change (fills, cancels, expiries, triggers) as
+`OrderUpdate`s, in the order the exchange produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from bot.domain.instrument import Instrument
+from bot.domain.types import OrderKind, OrderStatus, Side
+from bot.settings.sim import SimSection
+from bot.venues.errors import OrderRejected
+from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
+from bot.venues.sim.exchange import Report, SimExchange
+from bot.venues.sim.latency import Latency
+from bot.venues.sim.orders import AlgoOrder, AlgoReport, OrderReport, RequestResult, SimError, SimOrder
+
+__all__ = ["SimGateway", "algo_update", "exchange_from_settings", "order_update"]
+
+_ALGO_STATUS = {"NEW": OrderStatus.NEW, "TRIGGERING": OrderStatus.NEW, "TRIGGERED": OrderStatus.TRIGGERED,
+                "CANCELED": OrderStatus.CANCELED, "EXPIRED": OrderStatus.EXPIRED,
+                "REJECTED": OrderStatus.REJECTED}
+
+
+def exchange_from_settings(cfg: SimSection, instruments: dict[str, Instrument], keep_reports: bool = False,
+                           zero_latency: bool = False) -> SimExchange:
+    lat = None if zero_latency else Latency.from_ms(cfg.order_latency_ms, cfg.order_latency_jitter_ms,
+                                                    cfg.latency_kind, cfg.seed)
+    return SimExchange(
+        instruments, balance=cfg.starting_balance_usdt, maker_fee_bps=cfg.maker_fee_bps,
+        taker_fee_bps=cfg.taker_fee_bps, default_leverage=cfg.default_leverage,
+        isolated=cfg.margin_type == "isolated", funding_rate_bps=cfg.funding_rate_bps,
+        funding_interval_s=cfg.funding_interval_s, liquidation_fee_bps=cfg.liquidation_fee_bps,
+        order_latency=lat, ref_prices=cfg.gen_start_prices, depth_bps=cfg.depth_bps, keep_reports=keep_reports,
+    )
+
+
+def order_update(o: SimOrder, tick: float, r: OrderReport | None = None) -> OrderUpdate:
+    kind = OrderKind(o.orig_type) if o.orig_type in OrderKind.__members__ else OrderKind.MARKET
+    return OrderUpdate(
+        client_id=o.client_id, venue_order_id=str(o.order_id), symbol=o.symbol, side=Side(o.side), kind=kind,
+        status=OrderStatus(o.status), qty_lots=o.qty_lots, filled_lots=o.filled_lots,
+        avg_price=o.avg_ticks() * tick,
+        last_fill_lots=r.last_lots if r else 0, last_fill_price=r.last_ticks * tick if r else 0.0,
+        fee=r.fee if r else 0.0, is_maker=r.is_maker if r else False, reduce_only=o.reduce_only,
+        trade_id=str(r.trade_id) if r and r.trade_id else "", reason=r.reason if r else "",
+        ts_event_ns=r.ts_ns if r else o.updated_ns, ts_recv_ns=r.ts_ns if r else o.updated_ns,
+        parent_id=o.parent_client_id,
+    )
+
+
+def algo_update(a: AlgoOrder, tick: float, ts_ns: int | None = None) -> OrderUpdate:
+    if a.status == "FINISHED":
+        status = OrderStatus.FILLED if a.fill_lots else OrderStatus.EXPIRED
+    else:
+        status = _ALGO_STATUS[a.status]
+    t = a.updated_ns if ts_ns is None else ts_ns
+    return OrderUpdate(
+        client_id=a.client_algo_id, venue_order_id=str(a.algo_id), symbol=a.symbol, side=Side(a.side),
+        kind=OrderKind(a.type), status=status, qty_lots=a.qty_lots, filled_lots=a.fill_lots,
+        avg_price=(a.fill_notional_tl / a.fill_lots * tick) if a.fill_lots else 0.0,
+        reduce_only=a.reduce_only or a.close_position, reason=a.reason, ts_event_ns=t, ts_recv_ns=t,
+    )
+
+
+class SimGateway:
+    name = "sim"
+
+    def __init__(self, exchange: SimExchange) -> None:
+        self.ex = exchange
+        self._queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
+        self._waiting: dict[int, asyncio.Future[RequestResult]] = {}
+        exchange.listeners.append(self._on_report)
+
+    # ------------------------------------------------------------------ plumbing
+    def _tick(self, symbol: str) -> float:
+        return self.ex.markets[symbol].inst.tick
+
+    def _on_report(self, r: Report) -> None:
+        if isinstance(r, OrderReport):
+            self._queue.put_nowait(order_update(r.order, self._tick(r.order.symbol), r))
+        elif isinstance(r, AlgoReport):
+            self._queue.put_nowait(algo_update(r.algo, self._tick(r.algo.symbol), r.ts_ns))
+        elif isinstance(r, RequestResult):
+            fut = self._waiting.pop(r.ticket, None)
+            if fut is not None and not fut.done():
+                fut.set_result(r)
+
+    @property
+    def _immediate(self) -> bool:
+        lat = self.ex.order_latency
+        return lat.base_ns == 0 and lat.jitter_ns == 0
+
+    async def _request(self, fn: str, *args: object, **kw: object) -> object:
+        if self._immediate:
+            try:
+                return getattr(self.ex, fn)(*args, **kw)
+            except SimError as e:
+                raise OrderRejected(e.msg, e.code) from e
+        ticket = self.ex.send(fn, *args, **kw)
+        fut: asyncio.Future[RequestResult] = asyncio.get_running_loop().create_future()
+        self._waiting[ticket] = fut
+        res = await fut
+        if res.error is not None:
+            raise OrderRejected(res.error.msg, res.error.code) from res.error
+        return res.value
+
+    # ------------------------------------------------------------------ the port
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for fut in self._waiting.values():
+            fut.cancel()
+        self._waiting.clear()
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self.ex.markets[symbol].inst
+
+    async def submit(self, req: OrderRequest) -> OrderAck:
+        v = await self._request("place", req)
+        if isinstance(v, AlgoOrder):
+            return OrderAck(req.client_id, str(v.algo_id), OrderStatus.NEW, v.updated_ns)
+        assert isinstance(v, SimOrder)
+        return OrderAck(req.client_id, str(v.order_id), OrderStatus(v.status), v.updated_ns)
+
+    async def cancel(self, symbol: str, client_id: str, conditional: bool = False) -> None:
+        if conditional:
+            await self._request("cancel_algo", symbol, client_id)
+        else:
+            await self._request("cancel", symbol, client_id)
+
+    async def fetch_order(self, symbol: str, client_id: str, conditional: bool = False) -> OrderUpdate | None:
+        try:
+            if conditional:
+                return algo_update(self.ex.query_algo(symbol, client_id), self._tick(symbol))
+            return order_update(self.ex.query(symbol, client_id), self._tick(symbol))
+        except SimError:
+            return None
+
+    async def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
+        out = [order_update(o, self._tick(o.symbol)) for o in self.ex.open_orders(symbol)]
+        out += [algo_update(a, self._tick(a.symbol)) for a in self.ex.open_algo_orders(symbol)]
+        return out
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        await self._request("set_leverage", symbol, leverage)
+
+    async def account(self) -> AccountSnapshot:
+        return account_snapshot(self.ex)
+
+    async def updates(self) -> AsyncIterator[OrderUpdate]:  # type: ignore[override]
+        while True:
+            yield await self._queue.get()
+
+
+def account_snapshot(ex: SimExchange) -> AccountSnapshot:
+    marks = ex.marks()
+    acct = ex.account
+    positions = []
+    for sym, p in sorted(acct.positions.items()):
+        if not p.qty_lots:
+            continue
+        tick = ex.markets[sym].inst.tick
+        positions.append(PositionSnapshot(
+            sym, p.qty_lots, p.entry_ticks * tick, p.upnl(marks[sym]),
+            acct.liquidation_price_ticks(p, marks) * tick, p.leverage, p.isolated))
+    return AccountSnapshot(acct.wallet + acct.total_upnl(marks), ex.available_balance(), acct.wallet,
+                           tuple(positions))
