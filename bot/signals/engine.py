@@ -24,15 +24,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from bot.domain.events import FundingInfo, Trade
 from bot.domain.instrument import Instrument
 from bot.domain.types import EntryIntent
 from bot.market.book import OrderBook
 from bot.market.health import BookStatus
-from bot.settings.signals import SignalsSection
 from bot.signals import setups as st
 from bot.signals.features import SymbolFeatures
+
+if TYPE_CHECKING:  # settings (pydantic) stay out of the core's imports
+    from bot.settings.signals import SignalsSection
 
 __all__ = ["EngineStats", "SignalEngine"]
 

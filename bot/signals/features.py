@@ -9,10 +9,10 @@ sample. Per print: the trade flow, bars of every kind, the volume profile, the t
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from bot.domain.instrument import Instrument
 from bot.market.book import OrderBook
-from bot.settings.signals import SignalsSection
 from bot.signals.absorption import TouchTracker
 from bot.signals.bars import BarSeries, TickBars, TimeBars, VolumeBars
 from bot.signals.book_features import BookFeatures
@@ -20,6 +20,9 @@ from bot.signals.context import BtcLink, FundingState
 from bot.signals.liquidity import WallTracker, round_step_ticks_for
 from bot.signals.profile import VolumeProfile
 from bot.signals.trade_flow import LargeTrade, TradeFlow
+
+if TYPE_CHECKING:  # settings (pydantic) stay out of the core's imports
+    from bot.settings.signals import SignalsSection
 
 __all__ = ["SymbolFeatures"]
 

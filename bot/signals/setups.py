@@ -30,17 +30,20 @@ ordered nearest first).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from bot.domain.types import EntryIntent, TakeProfitTier
-from bot.settings.signals import (
-    AbsorptionSetup,
-    BreakoutFadeSetup,
-    MomentumSetup,
-    RsiSnapbackSetup,
-    SetupCommon,
-)
 from bot.signals.bars import Bar, BarSeries
-from bot.signals.features import SymbolFeatures
+
+if TYPE_CHECKING:  # settings (pydantic) stay out of the core's imports
+    from bot.settings.signals import (
+        AbsorptionSetup,
+        BreakoutFadeSetup,
+        MomentumSetup,
+        RsiSnapbackSetup,
+        SetupCommon,
+    )
+    from bot.signals.features import SymbolFeatures
 
 __all__ = ["Candidate", "absorption", "breakout_fade", "build_intent", "momentum", "rsi_snapback"]
 
