@@ -44,6 +44,31 @@ class VenueSection(FrozenModel):
     secrets_file: str = ""
     recv_window_ms: int = Field(5000, ge=1000, le=60000)
     request_timeout_ms: int = Field(5000, ge=100, le=60000)
+    # ---- live gateways (bot/venues/binance_usdm, bot/venues/bybit): limits, clock, user stream
+    # Entries stop at this share of each venue limit (weight/min, orders/10 s, orders/min); protective
+    # orders (stops, reduce-only exits) may use the rest up to the limit itself.
+    order_budget_frac: float = Field(0.8, gt=0, le=1)
+    # An order waits at most this long for the limiter; longer -> RateLimited to the caller.
+    limiter_max_wait_ms: int = Field(250, ge=0, le=10_000)
+    # Entries are refused while |clock offset to the exchange| + rtt/2 exceeds this share of recv_window_ms.
+    clock_max_offset_frac: float = Field(0.25, gt=0, le=1)
+    # Re-measure the clock offset (GET /fapi/v1/time) this often; at once after a -1021.
+    clock_resync_s: float = Field(60.0, ge=1, le=3600)
+    # Look-ups by client id after an ambiguous placement (timeout/5xx), waiting this long before each.
+    ambiguous_lookup_delays_ms: tuple[int, ...] = (0, 250, 1000)
+    # listenKey keep-alive period (Binance closes the stream after 60 min without one).
+    listen_key_keepalive_s: float = Field(1800.0, ge=5, le=3500)
+    # A triggered stop's fills can arrive before the ALGO_UPDATE that links them; held this long.
+    algo_link_wait_ms: int = Field(2000, ge=0, le=60_000)
+    # No user-stream message (events or pongs) for this long -> reconnect and catch up by REST.
+    user_stream_stale_ms: int = Field(600_000, ge=1000)
+    # Reconciliation of a position with no known plan: "stop" = a protective stop this far from the
+    # entry price, "flatten" = close it at market. Either way an alert.
+    unknown_position_action: Literal["stop", "flatten"] = "stop"
+    # distance of that protective stop from the position's entry price (rounded away from the market)
+    unknown_position_stop_bps: float = Field(50.0, gt=0, le=2000)
+    # Bybit one-way mode positionIdx (0); hedge mode would be 1 (buy side) / 2 (sell side).
+    bybit_position_idx: int = Field(0, ge=0, le=2)
 
     @field_validator("symbols")
     @classmethod

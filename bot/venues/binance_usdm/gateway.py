@@ -1,0 +1,394 @@
+"""`BinanceGateway`: the ExecutionGateway of Binance USD-M, through ccxt async `binanceusdm`.
+
+Environments (VenueSection.environment, exchange-facts A2/C1):
+- mainnet: ccxt's URLs;
+- demo: `enable_demo_trading(True)` (demo-fapi.binance.com, keys from demo.binance.com);
+- testnet: `set_sandbox_mode(True)` + `options['disableFuturesSandboxWarning']` (ccxt otherwise refuses
+  every signed fapi call); call exactly one of the two;
+- exchange-sim: every `fapi*` URL pointed at `venue.rest_url` (C4), no currency/sapi calls.
+
+Rules this class enforces (the issue's "where users lost money"):
+- Entries on /fapi/v1/order; stops and take-profits as separate algo orders (`stopLossPrice` /
+  `takeProfitPrice`, orders.py); cancels and look-ups of those with `trigger`.
+- ccxt's throttle off (it would space orders 200 ms apart, C4) and no ccxt retries; `TradeLimiter` fed by
+  the X-MBX-* headers of every response decides, and 429/418 block everything for Retry-After.
+- Clock offset measured from /fapi/v1/time and applied (ccxt `timeDifference`); entries refused while
+  the clock is not trusted (clock.py); -1021/-5028 -> resync at once; a protective order rejected by
+  -1021 (it did not execute: the venue refused it before processing) is sent once more after the resync.
+- Errors translated once (errors.py). An ambiguous placement (timeout, 5xx) is resolved by looking the
+  order up by its client id (origClientOrderId / clientAlgoId) before anything else, never by resending.
+- One aiohttp session, ours (ccxt does not close a session it was given; we do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import ccxt.async_support as ccxt
+
+from bot.domain.instrument import Instrument
+from bot.logging import get_logger
+from bot.settings.core import VenueSection
+from bot.venues.binance_usdm.clock import ClockSync
+from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, translate
+from bot.venues.binance_usdm.instruments import parse_exchange_info
+from bot.venues.binance_usdm.limiter import TradeLimiter
+from bot.venues.binance_usdm.orders import (
+    algo_status_of,
+    algo_update_from_rest,
+    create_args,
+    is_protective,
+    order_update_from_rest,
+    status_of,
+)
+from bot.venues.binance_usdm.userevents import UserEventTranslator
+from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueError, VenueUnavailable
+from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
+
+__all__ = ["BinanceGateway", "BinanceUsdm"]
+
+_FAPI_KEYS = ("fapiPublic", "fapiPublicV2", "fapiPublicV3", "fapiPrivate", "fapiPrivateV2", "fapiPrivateV3")
+_FAPI_PATHS = {"fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
+               "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
+               "fapiData": "/futures/data"}
+
+
+class BinanceUsdm(ccxt.binanceusdm):  # type: ignore[misc]
+    """ccxt's binanceusdm with one hook: every response's status and headers go to our limiter (race-free,
+    unlike `last_response_headers`), and a 5xx is marked so it is never mistaken for a rejection."""
+
+    bot_on_response: Callable[[int, dict[str, str]], None] | None = None
+    bot_exchange_info: dict[str, Any] | None = None
+
+    def handle_errors(self, code: int, reason: str, url: str, method: str, headers: dict[str, str], body: str,
+                      response: object, requestHeaders: object, requestBody: object) -> Any:
+        if self.bot_on_response is not None:
+            self.bot_on_response(int(code or 0), headers or {})
+        if code and int(code) >= 500:
+            err = ccxt.ExchangeNotAvailable(f"{self.id} HTTP {code} {method} {url.split('?')[0]} {str(body)[:200]}")
+            err.http_status = int(code)  # type: ignore[attr-defined]
+            raise err
+        return super().handle_errors(code, reason, url, method, headers, body, response, requestHeaders,
+                                     requestBody)
+
+    async def fapiPublicGetExchangeInfo(self, params: dict[str, Any] | None = None) -> Any:
+        res = await super().fapiPublicGetExchangeInfo(params or {})
+        self.bot_exchange_info = res  # kept for rateLimits and our Instruments (one request, not two)
+        return res
+
+
+def _ccxt_config(venue: VenueSection, session: aiohttp.ClientSession) -> dict[str, Any]:
+    return {
+        "apiKey": venue.api_key.get_secret_value(),
+        "secret": venue.api_secret.get_secret_value(),
+        "session": session,
+        "enableRateLimit": False,  # our TradeLimiter decides (C4: ccxt spaces orders 200 ms apart)
+        "timeout": venue.request_timeout_ms,
+        "options": {
+            "recvWindow": venue.recv_window_ms,
+            "adjustForTimeDifference": False,  # we measure and set options['timeDifference'] ourselves
+            "fetchCurrencies": False,  # no sapi calls (C1/C4)
+            "maxRetriesOnFailure": 0,  # never resend an order blindly
+            "warnOnFetchOpenOrdersWithoutSymbol": False,
+            "defaultType": "swap",
+        },
+    }
+
+
+class BinanceGateway:
+    name = "binance-usdm"
+
+    def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
+                 wall_s: Callable[[], float] = time.time) -> None:
+        self.venue = venue
+        self.symbols = venue.symbols
+        self._wall_s = wall_s
+        self._session = session
+        self._own_session = session is None
+        self.ex: BinanceUsdm | None = None
+        self.limiter = TradeLimiter(budget_frac=venue.order_budget_frac)
+        self.clock = ClockSync(venue.recv_window_ms, venue.clock_max_offset_frac)
+        self._instruments: dict[str, Instrument] = {}
+        self._ccxt_symbol: dict[str, str] = {}
+        self.translator: UserEventTranslator | None = None
+        self._updates: asyncio.Queue[OrderUpdate] = asyncio.Queue()
+        self._positions: asyncio.Queue[PositionSnapshot] = asyncio.Queue()
+        self._clock_lock = asyncio.Lock()
+        self._log = get_logger("binance.gateway", env=venue.environment)
+        self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0}
+
+    # ------------------------------------------------------------------------------------ life cycle
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=32, ttl_dns_cache=300, enable_cleanup_closed=True))
+        ex = BinanceUsdm(_ccxt_config(self.venue, self._session))
+        env = self.venue.environment
+        if env == "demo":
+            ex.enable_demo_trading(True)
+        elif env == "testnet":
+            ex.options["disableFuturesSandboxWarning"] = True
+            ex.set_sandbox_mode(True)
+        if self.venue.rest_url and env in ("exchange-sim", "mainnet", "demo", "testnet"):
+            base = self.venue.rest_url.rstrip("/")
+            for key, path in _FAPI_PATHS.items():
+                ex.urls["api"][key] = base + path
+        elif env == "exchange-sim":
+            raise ValueError("venue.environment = 'exchange-sim' needs venue.rest_url")
+        ex.bot_on_response = self._on_response
+        self.ex = ex
+        try:
+            await ex.load_markets()  # one GET /fapi/v1/exchangeInfo (C4)
+        except Exception as e:
+            raise translate(e, placing=False) from e
+        info = ex.bot_exchange_info or {"symbols": [m["info"] for m in ex.markets.values()]}
+        self.limiter.set_limits_from_exchange_info(info)
+        allinst = parse_exchange_info(info)
+        for s in self.symbols:
+            if s not in allinst:
+                raise VenueUnavailable(f"{s} is not listed by {env} exchangeInfo")
+            self._instruments[s] = allinst[s]
+        for m in ex.markets.values():
+            if m["id"] in self._instruments and m.get("linear"):
+                self._ccxt_symbol[m["id"]] = m["symbol"]
+        self.translator = UserEventTranslator(self._instruments, self.venue.algo_link_wait_ms)
+        await self.sync_clock()
+
+    async def close(self) -> None:
+        if self.ex is not None:
+            await self.ex.close()  # does not close a session it was given (C4)
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self._instruments[symbol]
+
+    @property
+    def instruments(self) -> dict[str, Instrument]:
+        return dict(self._instruments)
+
+    def _ex(self) -> BinanceUsdm:
+        if self.ex is None:
+            raise VenueUnavailable("gateway not started")
+        return self.ex
+
+    # ------------------------------------------------------------------------------------ feedback
+    def _on_response(self, status: int, headers: dict[str, str]) -> None:
+        self.limiter.on_response(status, headers, self._wall_s())
+
+    async def _gate(self, *, order: bool, weight: int, protective: bool) -> None:
+        now = self._wall_s()
+        wait = self.limiter.delay_s(order=order, weight=weight, now_s=now, protective=protective)
+        if wait > 0:
+            if self.limiter.blocked_for_s(now) > 0 or wait * 1000 > self.venue.limiter_max_wait_ms:
+                self.stats["rate_limited"] += 1
+                raise RateLimited(f"trade limiter: wait {wait:.3f} s (used {self.limiter.used})",
+                                  retry_after_s=wait, banned=self.limiter.banned)
+            await asyncio.sleep(wait)
+        self.limiter.spend(order=order, weight=weight, now_s=self._wall_s())
+
+    def _translate(self, e: Exception, *, placing: bool) -> VenueError:
+        return translate(e, placing=placing, retry_after_s=self.limiter.blocked_for_s(self._wall_s()))
+
+    async def sync_clock(self, samples: int = 3) -> None:
+        """Measure the offset to the exchange (GET /fapi/v1/time, weight 1) and apply it to ccxt."""
+        ex = self._ex()
+        async with self._clock_lock:
+            got: list[tuple[float, float, float]] = []
+            for _ in range(samples):
+                await self._gate(order=False, weight=1, protective=True)
+                t0 = self._wall_s() * 1000.0
+                try:
+                    res = await ex.fapiPublicGetTime()
+                except Exception as e:
+                    raise self._translate(e, placing=False) from e
+                t1 = self._wall_s() * 1000.0
+                got.append((t0, float(res["serverTime"]), t1))
+            self.clock.on_samples(got)
+            ex.options["timeDifference"] = self.clock.time_difference_ms
+            self.stats["clock_resyncs"] += 1
+            self._log.info("clock synced", offset_ms=round(self.clock.offset_ms, 1), rtt_ms=round(self.clock.rtt_ms, 1),
+                           entries=self.clock.entry_refusal() or "allowed")
+
+    # ------------------------------------------------------------------------------------ orders
+    async def submit(self, req: OrderRequest) -> OrderAck:
+        ex = self._ex()
+        inst = self._instruments[req.symbol]
+        protective = is_protective(req)
+        if not protective:
+            refusal = self.clock.entry_refusal()
+            if refusal:
+                raise ClockUnsynced(f"entry refused: {refusal}")
+        args = create_args(req, inst, self._ccxt_symbol[req.symbol])
+        if self.translator is not None:
+            self.translator.expect(req.client_id, req.kind.is_conditional)
+        for attempt in (0, 1):
+            await self._gate(order=True, weight=0, protective=protective)
+            self.stats["orders"] += 1
+            try:
+                o = await ex.create_order(*args)
+            except Exception as e:
+                err = self._translate(e, placing=True)
+                if isinstance(err, ClockUnsynced):
+                    self.clock.invalidate(str(err))
+                    await self.sync_clock()
+                    if protective and attempt == 0:
+                        self._log.warning("clock rejected a protective order; resent after resync",
+                                          client_id=req.client_id)
+                        continue  # -1021: refused before processing, so this is not a blind resend
+                    raise err from e
+                if isinstance(err, AmbiguousOutcome):
+                    return await self._resolve_ambiguous(req, err)
+                raise err from e
+            return self._ack(req, o.get("info") or {})
+        raise AssertionError("unreachable")
+
+    def _ack(self, req: OrderRequest, info: dict[str, Any]) -> OrderAck:
+        if req.kind.is_conditional:
+            vid = str(info.get("algoId", ""))
+            status = algo_status_of(str(info.get("algoStatus", "NEW")), 0)
+        else:
+            vid = str(info.get("orderId", ""))
+            status = status_of(str(info.get("status", "NEW")))
+        return OrderAck(req.client_id, vid, status, time.time_ns())
+
+    async def _resolve_ambiguous(self, req: OrderRequest, err: AmbiguousOutcome) -> OrderAck:
+        """The order may exist: look it up by client id, a few times (Binance may still be processing it)."""
+        self.stats["ambiguous"] += 1
+        delays_ms = self.venue.ambiguous_lookup_delays_ms
+        for i, delay_ms in enumerate(delays_ms):
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000.0)
+            try:
+                u = await self.fetch_order(req.symbol, req.client_id, req.kind.is_conditional)
+            except (VenueUnavailable, RateLimited) as e:
+                self._log.warning("ambiguous look-up failed", client_id=req.client_id, attempt=i, error=str(e))
+                continue
+            if u is not None:
+                self.stats["ambiguous_found"] += 1
+                self._log.warning("ambiguous placement resolved: the order exists", client_id=req.client_id,
+                                  status=u.status.value)
+                return OrderAck(req.client_id, u.venue_order_id, u.status, time.time_ns())
+        raise AmbiguousOutcome(f"{req.client_id}: not found after {len(delays_ms)} look-ups ({err})") from err
+
+    def _lookup_params(self, client_id: str, conditional: bool) -> dict[str, Any]:
+        return {"trigger": True, "clientAlgoId": client_id} if conditional else {"origClientOrderId": client_id}
+
+    async def fetch_order(self, symbol: str, client_id: str, conditional: bool = False) -> OrderUpdate | None:
+        info = await self.fetch_order_raw(symbol, client_id, conditional)
+        if info is None:
+            return None
+        inst = self._instruments[symbol]
+        return algo_update_from_rest(info, inst, time.time_ns()) if conditional else \
+            order_update_from_rest(info, inst, time.time_ns())
+
+    async def fetch_order_raw(self, symbol: str, client_id: str, conditional: bool) -> dict[str, Any] | None:
+        """The venue's own order dict (catch-up needs `actualOrderId` of a triggered algo order)."""
+        ex = self._ex()
+        await self._gate(order=False, weight=1, protective=True)
+        try:
+            o = await ex.fetch_order(None, self._ccxt_symbol[symbol], self._lookup_params(client_id, conditional))
+        except Exception as e:
+            err = self._translate(e, placing=False)
+            if isinstance(err, OrderNotFound):
+                return None
+            raise err from e
+        return o.get("info") or {}
+
+    async def cancel(self, symbol: str, client_id: str, conditional: bool = False) -> None:
+        """Idempotent: an order the venue no longer knows (filled, cancelled) is not an error here; its
+        final state arrives through updates()."""
+        ex = self._ex()
+        await self._gate(order=False, weight=1, protective=True)
+        try:
+            await ex.cancel_order(None, self._ccxt_symbol[symbol], self._lookup_params(client_id, conditional))
+        except Exception as e:
+            err = self._translate(e, placing=False)
+            if isinstance(err, OrderNotFound):
+                self._log.info("cancel: order not open", client_id=client_id, conditional=conditional)
+                return
+            raise err from e
+
+    async def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
+        """Regular AND algo orders open at the venue (GET openOrders + openAlgoOrders, per symbol: weight 1
+        each; without a symbol Binance charges 40)."""
+        ex = self._ex()
+        out: list[OrderUpdate] = []
+        for s in ([symbol] if symbol else list(self.symbols)):
+            inst = self._instruments[s]
+            for conditional in (False, True):
+                await self._gate(order=False, weight=1, protective=True)
+                try:
+                    rows = await ex.fetch_open_orders(self._ccxt_symbol[s], None, None,
+                                                      {"trigger": True} if conditional else {})
+                except Exception as e:
+                    raise self._translate(e, placing=False) from e
+                for r in rows:
+                    info = r.get("info") or {}
+                    u = algo_update_from_rest(info, inst) if conditional else order_update_from_rest(info, inst)
+                    if self.translator is not None and u.client_id:
+                        self.translator.expect(u.client_id, conditional)
+                    out.append(u)
+        return out
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        ex = self._ex()
+        await self._gate(order=False, weight=1, protective=True)
+        try:
+            await ex.set_leverage(leverage, self._ccxt_symbol[symbol])
+        except Exception as e:
+            raise self._translate(e, placing=False) from e
+
+    async def account(self) -> AccountSnapshot:
+        """GET /fapi/v2/account (weight 5): balances and every position with entry price and leverage."""
+        ex = self._ex()
+        await self._gate(order=False, weight=5, protective=True)
+        try:
+            res = await ex.fapiPrivateV2GetAccount()
+        except Exception as e:
+            raise self._translate(e, placing=False) from e
+        positions = []
+        for p in res.get("positions", []):
+            inst = self._instruments.get(p.get("symbol", ""))
+            if inst is None or p.get("positionSide", "BOTH") != "BOTH":
+                continue
+            lots = inst.qty_to_lots(p.get("positionAmt") or "0")
+            if lots == 0:
+                continue
+            positions.append(PositionSnapshot(
+                symbol=p["symbol"], qty_lots=lots, entry_price=float(p.get("entryPrice") or 0),
+                unrealized_pnl=float(p.get("unrealizedProfit") or 0), leverage=int(float(p.get("leverage") or 0)),
+                isolated=bool(p.get("isolated", False))))
+        return AccountSnapshot(
+            equity=float(res.get("totalMarginBalance") or 0), available=float(res.get("availableBalance") or 0),
+            wallet_balance=float(res.get("totalWalletBalance") or 0), positions=tuple(positions))
+
+    async def user_trades(self, symbol: str, order_id: str) -> list[dict[str, Any]]:
+        """GET /fapi/v1/userTrades for one order (weight 5): the fills of an order we missed."""
+        ex = self._ex()
+        await self._gate(order=False, weight=5, protective=True)
+        try:
+            return list(await ex.fapiPrivateGetUserTrades({"symbol": symbol, "orderId": order_id}))
+        except Exception as e:
+            raise self._translate(e, placing=False) from e
+
+    # ------------------------------------------------------------------------------------ streams
+    def publish(self, item: OrderUpdate | PositionSnapshot) -> None:
+        """Called by the user stream (and its REST catch-up)."""
+        if isinstance(item, OrderUpdate):
+            self._updates.put_nowait(item)
+        else:
+            self._positions.put_nowait(item)
+
+    async def updates(self) -> AsyncIterator[OrderUpdate]:
+        while True:
+            yield await self._updates.get()
+
+    async def position_updates(self) -> AsyncIterator[PositionSnapshot]:
+        while True:
+            yield await self._positions.get()

@@ -1,0 +1,140 @@
+"""Order and weight limiter for the Binance USD-M trading REST, fed by the venue's own counters (sans-I/O).
+
+Binance counts (exchange-facts A2, REST rate limits; the real values come from exchangeInfo `rateLimits`):
+- REQUEST_WEIGHT per IP per minute (2400), reported in `X-MBX-USED-WEIGHT-1M` on every response;
+- ORDERS per account per 10 s (300) and per minute (1200), reported in `X-MBX-ORDER-COUNT-10S` / `-1M`.
+  `POST /fapi/v1/order` and `POST /fapi/v1/algoOrder` cost 1 on each order counter and 0 IP weight.
+- 429 = a limit was broken, 418 = the IP is banned (2 min .. 3 days); both carry `Retry-After` (s).
+
+ccxt's own throttle is off (it spaces Binance orders 200 ms apart, C4); this limiter decides instead.
+Entries stop at `budget_frac` of each limit; protective orders (stops, reduce-only exits) may use the
+rest, up to the venue's limit itself, so a busy minute never leaves a position without its stop. While
+a Retry-After is running nothing is sent at all (sending would lengthen the ban).
+
+Windows are the venue's fixed windows on the wall clock (10 s and 1 min buckets); between responses we
+count locally, and every response resynchronises with the venue's number (the larger one wins, since
+requests of ours may be in flight).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["TradeLimiter"]
+
+
+class TradeLimiter:
+    __slots__ = (
+        "_blocked_until_s",
+        "_orders_1m",
+        "_orders_10s",
+        "_w10",
+        "_w60",
+        "_weight_1m",
+        "banned",
+        "budget_frac",
+        "orders_per_10s",
+        "orders_per_min",
+        "weight_per_min",
+    )
+
+    def __init__(self, weight_per_min: int = 2400, orders_per_10s: int = 300, orders_per_min: int = 1200,
+                 budget_frac: float = 0.8) -> None:
+        if not 0 < budget_frac <= 1:
+            raise ValueError("budget_frac must be in (0, 1]")
+        self.weight_per_min = weight_per_min
+        self.orders_per_10s = orders_per_10s
+        self.orders_per_min = orders_per_min
+        self.budget_frac = budget_frac
+        self._w10 = -1
+        self._w60 = -1
+        self._orders_10s = 0
+        self._orders_1m = 0
+        self._weight_1m = 0
+        self._blocked_until_s = 0.0
+        self.banned = False
+
+    def set_limits_from_exchange_info(self, info: Mapping[str, Any]) -> None:
+        for rl in info.get("rateLimits", []):
+            kind, interval, n = rl.get("rateLimitType"), rl.get("interval"), int(rl.get("intervalNum", 1))
+            limit = int(rl.get("limit", 0))
+            if kind == "REQUEST_WEIGHT" and interval == "MINUTE" and n == 1:
+                self.weight_per_min = limit
+            elif kind == "ORDERS" and interval == "SECOND" and n == 10:
+                self.orders_per_10s = limit
+            elif kind == "ORDERS" and interval == "MINUTE" and n == 1:
+                self.orders_per_min = limit
+
+    # -- state ----------------------------------------------------------------------------------------
+    def _roll(self, now_s: float) -> None:
+        w10, w60 = int(now_s // 10), int(now_s // 60)
+        if w10 != self._w10:
+            self._w10, self._orders_10s = w10, 0
+        if w60 != self._w60:
+            self._w60, self._orders_1m, self._weight_1m = w60, 0, 0
+
+    def blocked_for_s(self, now_s: float) -> float:
+        return max(0.0, self._blocked_until_s - now_s)
+
+    @property
+    def used(self) -> tuple[int, int, int]:
+        """(weight this minute, orders these 10 s, orders this minute) as we know them."""
+        return self._weight_1m, self._orders_10s, self._orders_1m
+
+    # -- decisions --------------------------------------------------------------------------------------
+    def delay_s(self, *, order: bool, weight: int, now_s: float, protective: bool = False) -> float:
+        """Seconds to wait before this request may go (0: now). Does not count it (see `spend`)."""
+        blocked = self.blocked_for_s(now_s)
+        if blocked > 0:
+            return blocked
+        self._roll(now_s)
+        frac = 1.0 if protective else self.budget_frac
+        waits = [0.0]
+        if weight and self._weight_1m + weight > self.weight_per_min * frac:
+            waits.append(60.0 - now_s % 60.0)
+        if order:
+            if self._orders_10s + 1 > self.orders_per_10s * frac:
+                waits.append(10.0 - now_s % 10.0)
+            if self._orders_1m + 1 > self.orders_per_min * frac:
+                waits.append(60.0 - now_s % 60.0)
+        return max(waits)
+
+    def spend(self, *, order: bool, weight: int, now_s: float) -> None:
+        self._roll(now_s)
+        self._weight_1m += weight
+        if order:
+            self._orders_10s += 1
+            self._orders_1m += 1
+
+    # -- feedback from responses --------------------------------------------------------------------------
+    def on_response(self, status: int, headers: Mapping[str, str], now_s: float) -> None:
+        """Every response's headers (any case). 429/418 start a block of Retry-After seconds."""
+        h = {k.lower(): v for k, v in headers.items()}
+        self._roll(now_s)
+        self._weight_1m = max(self._weight_1m, _int(h.get("x-mbx-used-weight-1m")))
+        self._orders_10s = max(self._orders_10s, _int(h.get("x-mbx-order-count-10s")))
+        self._orders_1m = max(self._orders_1m, _int(h.get("x-mbx-order-count-1m")))
+        if status in (418, 429):
+            retry = _float(h.get("retry-after"))
+            # No Retry-After: 429 -> wait out the minute; 418 -> Binance's shortest ban, 2 minutes.
+            if retry <= 0:
+                retry = 120.0 if status == 418 else 60.0 - now_s % 60.0
+            self._blocked_until_s = max(self._blocked_until_s, now_s + retry)
+            self.banned = status == 418
+        elif 200 <= status < 300:
+            self.banned = False
+
+
+def _int(v: str | None) -> int:
+    try:
+        return int(v) if v else 0
+    except ValueError:
+        return 0
+
+
+def _float(v: str | None) -> float:
+    try:
+        return float(v) if v else 0.0
+    except ValueError:
+        return 0.0

@@ -1,0 +1,224 @@
+"""User-data-stream events -> OrderUpdate / PositionSnapshot (pure, sans-I/O; exchange-facts A3, A4).
+
+- ORDER_TRADE_UPDATE: one change of one regular order (`x` TRADE carries a fill: `l`, `L`, `n`, `t`, `m`).
+- ALGO_UPDATE: one change of an algo (conditional) order. When it fires, `ai` names the matching-engine
+  order it created; that child's fills come as ORDER_TRADE_UPDATE with `o.i == ai`. Binance does not
+  promise the order of the two (nautilus #3664: the child's fill can come first), and the child's own
+  client id is undocumented. So:
+  * a child update is recognised by `i` already linked from an ALGO_UPDATE, or by a client id that is
+    one of our algo orders' (the simulator names children that way);
+  * an ORDER_TRADE_UPDATE nobody knows is held for `link_wait_ms`, waiting for the ALGO_UPDATE that
+    links it; the link releases it; past the wait it goes out as it is (a manual order, say);
+  * a child update is delivered with `client_id` AND `parent_id` = the algo order's client id (the leg
+    the engine knows, e.g. "t42-sl") and `venue_order_id` = the child's order id.
+- ACCOUNT_UPDATE: `a.P[]` -> PositionSnapshot (one-way mode: position side BOTH).
+- listenKeyExpired -> `ListenKeyExpired` (the runner makes a new key and reconnects).
+
+Duplicates (a reconnect overlap, REST catch-up after a gap) are dropped: a fill by (order id, trade id),
+a state change when (status, filled) did not change for that order.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from bot.domain.instrument import Instrument
+from bot.domain.types import OrderStatus, Side
+from bot.venues.binance_usdm.orders import algo_status_of, kind_of, status_of
+from bot.venues.ports import OrderUpdate, PositionSnapshot
+
+__all__ = ["ListenKeyExpired", "UserEventTranslator"]
+
+_MAX_REMEMBERED = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class ListenKeyExpired:
+    ts_event_ns: int
+
+
+Item = OrderUpdate | PositionSnapshot | ListenKeyExpired
+
+
+def _f(v: Any) -> float:
+    try:
+        return float(v) if v not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class UserEventTranslator:
+    def __init__(self, instruments: Mapping[str, Instrument], link_wait_ms: int = 2000) -> None:
+        self.instruments = instruments
+        self.link_wait_ns = link_wait_ms * 1_000_000
+        self.known: dict[str, bool] = {}  # our client ids -> is conditional
+        self.algo_of_child: dict[str, str] = {}  # child order id (`ai`) -> algo client id
+        self._pending: dict[str, list[tuple[int, OrderUpdate]]] = {}  # child order id -> held updates
+        self._last: OrderedDict[str, tuple[OrderStatus, int]] = OrderedDict()  # venue id -> (status, filled)
+        self._fills: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.live: dict[str, OrderUpdate] = {}  # client id -> last update of a non-final order
+        self.positions: dict[str, PositionSnapshot] = {}
+        self.stats = {"messages": 0, "held": 0, "linked": 0, "released_unlinked": 0, "duplicates": 0}
+
+    def expect(self, client_id: str, conditional: bool) -> None:
+        """An order we place (or found open at the venue): its updates need no linking."""
+        self.known[client_id] = conditional
+
+    # ----------------------------------------------------------------------------------- entry point
+    def on_message(self, raw: bytes | str | dict[str, Any], ts_recv_ns: int) -> list[Item]:
+        msg = raw if isinstance(raw, dict) else orjson.loads(raw)
+        if "data" in msg and "stream" in msg:  # combined-stream wrapper
+            msg = msg["data"]
+        self.stats["messages"] += 1
+        e = msg.get("e")
+        out: list[Item] = []
+        if e == "ORDER_TRADE_UPDATE":
+            out.extend(self._order(msg, ts_recv_ns))
+        elif e == "ALGO_UPDATE":
+            out.extend(self._algo(msg, ts_recv_ns))
+        elif e == "ACCOUNT_UPDATE":
+            out.extend(self._account(msg, ts_recv_ns))
+        elif e == "listenKeyExpired":
+            out.append(ListenKeyExpired(int(msg.get("E", 0)) * 1_000_000))
+        out.extend(self.flush_expired(ts_recv_ns))
+        return out
+
+    def flush_expired(self, now_ns: int) -> list[OrderUpdate]:
+        """Updates held for a link that never came: out as they are."""
+        out: list[OrderUpdate] = []
+        for oid in [k for k, v in self._pending.items() if v and now_ns - v[0][0] >= self.link_wait_ns]:
+            for _, u in self._pending.pop(oid):
+                self.stats["released_unlinked"] += 1
+                out.extend(self._emit(u))
+        return out
+
+    # ------------------------------------------------------------------------------------- events
+    def _order(self, msg: dict[str, Any], ts_recv_ns: int) -> list[OrderUpdate]:
+        o = msg["o"]
+        inst = self.instruments.get(o["s"])
+        if inst is None:
+            return []
+        is_trade = o.get("x") == "TRADE"
+        u = OrderUpdate(
+            client_id=str(o.get("c", "")),
+            venue_order_id=str(o.get("i", "")),
+            symbol=o["s"],
+            side=Side(o["S"]),
+            kind=kind_of(str(o.get("o", "MARKET"))),
+            status=status_of(str(o.get("X", "NEW"))),
+            qty_lots=inst.qty_to_lots(o.get("q") or "0"),
+            filled_lots=inst.qty_to_lots(o.get("z") or "0"),
+            avg_price=_f(o.get("ap")),
+            last_fill_lots=inst.qty_to_lots(o.get("l") or "0") if is_trade else 0,
+            last_fill_price=_f(o.get("L")) if is_trade else 0.0,
+            fee=_f(o.get("n")) if is_trade else 0.0,
+            is_maker=bool(o.get("m", False)),
+            reduce_only=bool(o.get("R", False)) or bool(o.get("cp", False)),
+            trade_id=str(o.get("t", "")) if is_trade else "",
+            reason=str(o.get("x", "")) if o.get("x") in ("CALCULATED", "EXPIRED", "AMENDMENT") else "",
+            ts_event_ns=int(o.get("T") or msg.get("T") or msg.get("E") or 0) * 1_000_000,
+            ts_recv_ns=ts_recv_ns,
+        )
+        cid, oid = u.client_id, u.venue_order_id
+        if cid in self.known and not self.known[cid]:
+            return self._emit(u)  # one of our regular orders
+        parent = self.algo_of_child.get(oid)
+        if parent is None and self.known.get(cid):
+            parent = cid  # a child named after its algo order
+            self.algo_of_child[oid] = cid
+        if parent is not None:
+            return self._emit(replace(u, client_id=parent, parent_id=parent))
+        if o.get("x") == "CALCULATED" or cid.startswith(("autoclose-", "adl_autoclose")):
+            return self._emit(u)  # liquidation / ADL: nothing will link it, and it must not wait
+        self._pending.setdefault(oid, []).append((ts_recv_ns, u))
+        self.stats["held"] += 1
+        return []
+
+    def _algo(self, msg: dict[str, Any], ts_recv_ns: int) -> list[OrderUpdate]:
+        o = msg["o"]
+        inst = self.instruments.get(o["s"])
+        if inst is None:
+            return []
+        filled = inst.qty_to_lots(o.get("aq") or "0")
+        word = str(o.get("X", "NEW"))
+        u = OrderUpdate(
+            client_id=str(o.get("caid", "")),
+            venue_order_id=str(o.get("aid", "")),
+            symbol=o["s"],
+            side=Side(o["S"]),
+            kind=kind_of(str(o.get("o", "STOP_MARKET"))),
+            status=algo_status_of(word, filled),
+            qty_lots=inst.qty_to_lots(o.get("q") or "0"),
+            filled_lots=filled,
+            avg_price=_f(o.get("ap")),
+            reduce_only=bool(o.get("R", False)) or bool(o.get("cp", False)),
+            reason=str(o.get("rm") or (word if word not in ("NEW", "CANCELED") else "")),
+            ts_event_ns=int(msg.get("E") or 0) * 1_000_000,  # E is the event time (A3: labels swapped)
+            ts_recv_ns=ts_recv_ns,
+        )
+        self.known.setdefault(u.client_id, True)
+        out = self._emit(u)
+        child = str(o.get("ai") or "")
+        if child:
+            self.algo_of_child[child] = u.client_id
+            for _, held in self._pending.pop(child, []):
+                self.stats["linked"] += 1
+                out.extend(self._emit(replace(held, client_id=u.client_id, parent_id=u.client_id)))
+        return out
+
+    def _account(self, msg: dict[str, Any], ts_recv_ns: int) -> list[PositionSnapshot]:
+        out: list[PositionSnapshot] = []
+        for p in msg.get("a", {}).get("P", []):
+            inst = self.instruments.get(p.get("s", ""))
+            if inst is None or p.get("ps", "BOTH") != "BOTH":
+                continue
+            snap = PositionSnapshot(
+                symbol=p["s"],
+                qty_lots=inst.qty_to_lots(p.get("pa") or "0"),
+                entry_price=_f(p.get("ep")),
+                unrealized_pnl=_f(p.get("up")),
+                isolated=p.get("mt") == "isolated",
+            )
+            self.positions[snap.symbol] = snap
+            out.append(snap)
+        return out
+
+    # ------------------------------------------------------------------------------------- dedupe
+    def _emit(self, u: OrderUpdate) -> list[OrderUpdate]:
+        key = u.venue_order_id or u.client_id
+        if u.trade_id:
+            fk = (key, u.trade_id)
+            if fk in self._fills:
+                self.stats["duplicates"] += 1
+                return []
+            self._fills[fk] = None
+            if len(self._fills) > _MAX_REMEMBERED:
+                self._fills.popitem(last=False)
+        else:
+            prev = self._last.get(key)
+            if prev is not None and prev == (u.status, u.filled_lots):
+                self.stats["duplicates"] += 1
+                return []
+        self._last[key] = (u.status, u.filled_lots)
+        self._last.move_to_end(key)
+        if len(self._last) > _MAX_REMEMBERED:
+            self._last.popitem(last=False)
+        if u.status.is_final and u.parent_id == "":
+            self.live.pop(u.client_id, None)
+        elif u.parent_id == "":
+            self.live[u.client_id] = u
+        return [u]
+
+    def seen_fill(self, venue_order_id: str, trade_id: str) -> bool:
+        return (venue_order_id, trade_id) in self._fills
+
+    def accept_rest(self, u: OrderUpdate) -> list[OrderUpdate]:
+        """An update found by REST catch-up (already linked by the caller): delivered unless a duplicate."""
+        if u.parent_id == "" and u.client_id:
+            self.known.setdefault(u.client_id, u.kind.is_conditional)
+        return self._emit(u)
