@@ -19,6 +19,7 @@ async def _journal_with_a_stopped_trade(tmp_path: Path) -> str:
         await rig.settle()
         rig.gw.fill("t1-entry", 500, 50_000.0)
         await rig.settle()
+        rig.clock.advance_ms(1500)
         rig.gw.move_price("BTCUSDT", 499_500)
         await rig.settle()
     return rig.journal.path
