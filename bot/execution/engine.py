@@ -165,11 +165,21 @@ class ExecutionEngine:
         }, legs, TradeState.PLANNED.value, "intent accepted")
         self.trades[tid] = m
         self.risk.gate.on_position(intent.symbol, decision.notional)
-        if self._leverage.get(intent.symbol) != decision.leverage:
-            await self.gw.set_leverage(intent.symbol, decision.leverage)
-            self._leverage[intent.symbol] = decision.leverage
-        await self._apply(m, m.start(now))
+        if self._leverage.get(intent.symbol) == decision.leverage:
+            await self._apply(m, m.start(now))  # the hot path: nothing awaited before the entry goes out
+        else:
+            # a leverage change is a venue round trip: do it, then the entry, in a task of its own so the
+            # caller (a market-data loop that also drives a simulated venue) never waits on the venue
+            self._spawn(self._open(m, decision.leverage))
         return tid
+
+    async def _open(self, m: TradeMachine, leverage: int) -> None:
+        try:
+            await self.gw.set_leverage(m.plan.symbol, leverage)
+            self._leverage[m.plan.symbol] = leverage
+        except (OrderRejected, AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
+            self.log.warning("set_leverage_failed", symbol=m.plan.symbol, leverage=leverage, error=str(e))
+        await self._apply(m, m.start(self.clock()))
 
     async def on_update(self, u: OrderUpdate) -> None:
         tid = self._by_client.get(u.client_id) or self._by_client.get(u.parent_id)
