@@ -1,0 +1,240 @@
+"""Journal review: statistics of closed trades from the SQLite journal (schema: bot.journal.store).
+
+    data = load_journal(path)                       # plain rows, read once
+    rep = build_report(data, since_ns=..., until_ns=..., setup=..., symbol=..., stop_deadline_ms=2000)
+    rep.keys() == {"filters", "overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops",
+                   "latency", "trades"}
+
+Per group (overall, per setup, per symbol, per hour of entry, UTC): trades, wins, win_rate, avg_win,
+avg_loss (quote), expectancy_quote and expectancy_r, profit_factor, total_pnl, max_drawdown_quote (of the
+group's cumulative PnL), hold time (mean, median, p90, histogram), fees. MAE/MFE and funding are not
+journaled (no price path is stored), so they are reported as null rather than guessed.
+
+Slippage, adverse positive (a buy filled above what we meant to pay is +): per leg role (entry, add,
+stop, tp, exit) from legs.intended_price vs legs.avg_price, and for entries also the signal price
+(trades.intent_price) vs the fill; in ticks (the symbol's tick from bot.venues.binance_usdm.instruments
+when known) and bps. Stops: for STOP_LOSS exits the planned stop (trades.stop_price) vs the realised exit;
+"not confirmed in time" = stop_confirm_ms missing or above the deadline.
+
+Latency per trade (ms): signal -> entry order written (legs.created_ns - intent_ts_ns), order -> ack
+(first NEW/PARTIALLY_FILLED/FILLED order event), ack -> first fill, entry fill -> stop confirmed. The
+exchange-event and receive times of the triggering message are not journaled.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["build_report", "load_journal"]
+
+_ACKED = ("NEW", "PARTIALLY_FILLED", "FILLED", "TRIGGERED")
+_BUY_SIDES = ("long", "BUY", "buy")
+
+
+def load_journal(path: str) -> dict[str, list[dict[str, Any]]]:
+    from bot.journal.store import Journal
+
+    j = Journal(path)
+    try:
+        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events")}
+    finally:
+        j.close()
+
+
+def _tick(symbol: str) -> float | None:
+    try:
+        from bot.venues.binance_usdm.instruments import KNOWN
+
+        inst = KNOWN.get(symbol)
+        return float(inst.tick_size) if inst is not None else None
+    except ImportError:  # pragma: no cover - the instruments table ships with the bot
+        return None
+
+
+def _slip(side: str, intended: float | None, got: float | None, tick: float | None) -> dict[str, Any] | None:
+    """Adverse slippage of a fill at `got` against `intended` for an order on `side` (BUY/SELL)."""
+    if not intended or not got:
+        return None
+    diff = (got - intended) if side in _BUY_SIDES else (intended - got)
+    return {"ticks": round(diff / tick, 2) if tick else None, "bps": round(diff / intended * 1e4, 3),
+            "quote": diff}
+
+
+def _q(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"n": 0, "mean": None, "median": None, "p90": None, "max": None}
+    return {"n": len(vals), "mean": round(statistics.fmean(vals), 4), "median": round(statistics.median(vals), 4),
+            "p90": round(_q(vals, 0.9) or 0.0, 4), "max": round(max(vals), 4)}
+
+
+def _max_drawdown(pnls: list[float]) -> float:
+    peak = cum = dd = 0.0
+    for p in pnls:
+        cum += p
+        peak = max(peak, cum)
+        dd = max(dd, peak - cum)
+    return round(dd, 6)
+
+
+_HOLD_BINS_S = (5, 15, 30, 60, 120, 300, 900)
+
+
+def _stats(trades: list[dict[str, Any]]) -> dict[str, Any]:
+    pnls = [t["pnl"] for t in trades]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p <= 0]
+    rs = [t["r_multiple"] for t in trades if t["r_multiple"] is not None]
+    holds = [t["hold_s"] for t in trades if t["hold_s"] is not None]
+    gross_loss = -sum(losses)
+    hist = {f"<={b}s": 0 for b in _HOLD_BINS_S} | {f">{_HOLD_BINS_S[-1]}s": 0}
+    for h in holds:
+        key = next((f"<={b}s" for b in _HOLD_BINS_S if h <= b), f">{_HOLD_BINS_S[-1]}s")
+        hist[key] += 1
+    n = len(trades)
+    return {
+        "trades": n,
+        "wins": len(wins),
+        "losses": len(losses),
+        "win_rate": round(len(wins) / n, 4) if n else None,
+        "avg_win_quote": round(statistics.fmean(wins), 6) if wins else None,
+        "avg_loss_quote": round(statistics.fmean(losses), 6) if losses else None,
+        "expectancy_quote": round(sum(pnls) / n, 6) if n else None,
+        "expectancy_r": round(statistics.fmean(rs), 4) if rs else None,
+        "profit_factor": round(sum(wins) / gross_loss, 4) if gross_loss > 0 else None,
+        "total_pnl_quote": round(sum(pnls), 6),
+        "max_drawdown_quote": _max_drawdown(pnls),
+        "hold_s": _summary(holds) | {"histogram": hist},
+        "fees_quote": round(sum(t["fees"] or 0.0 for t in trades), 6),
+        "funding_quote": None,  # not journaled
+        "mae_ticks": None, "mfe_ticks": None, "mae_r": None, "mfe_r": None,  # no price path in the journal
+    }
+
+
+def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str, Any]],
+            events: list[dict[str, Any]], stop_deadline_ms: float) -> dict[str, Any]:
+    tick = _tick(t["symbol"])
+    out = dict(t)
+    out["tick"] = tick
+    out["hold_s"] = (t["exit_ts_ns"] - t["entry_ts_ns"]) / 1e9 if t["entry_ts_ns"] and t["exit_ts_ns"] else None
+    out["entry_hour_utc"] = datetime.fromtimestamp(t["entry_ts_ns"] / 1e9, UTC).hour if t["entry_ts_ns"] else None
+    leg_slip = []
+    for leg in legs:
+        s = _slip(leg["side"], leg["intended_price"], leg["avg_price"], tick) if leg["filled_qty"] else None
+        if s is not None:
+            leg_slip.append({"client_id": leg["client_id"], "role": leg["role"], **s})
+    out["leg_slippage"] = leg_slip
+    entry_fills = [f for f in fills if f["role"] == "entry"]
+    out["signal_slippage"] = (_slip(t["side"], t["intent_price"], entry_fills[0]["price"], tick)
+                              if entry_fills else None)
+    # Latency: the entry leg's life.
+    entry = next((leg for leg in legs if leg["role"] == "entry"), None)
+    lat: dict[str, float | None] = {"signal_to_order_ms": None, "order_to_ack_ms": None,
+                                    "ack_to_fill_ms": None, "fill_to_stop_confirmed_ms": t["stop_confirm_ms"]}
+    if entry is not None:
+        sent = entry["created_ns"]
+        if t["intent_ts_ns"]:
+            lat["signal_to_order_ms"] = (sent - t["intent_ts_ns"]) / 1e6
+        ack = next((e["ts_ns"] for e in events if e["client_id"] == entry["client_id"] and e["status"] in _ACKED),
+                   None)
+        if ack is not None:
+            lat["order_to_ack_ms"] = (ack - sent) / 1e6
+            if entry_fills:
+                lat["ack_to_fill_ms"] = (entry_fills[0]["ts_ns"] - ack) / 1e6
+    out["latency_ms"] = lat
+    out["stop_in_time"] = t["stop_confirm_ms"] is not None and t["stop_confirm_ms"] <= stop_deadline_ms
+    if t["exit_reason"] == "STOP_LOSS" and t["stop_price"]:
+        exit_side = "SELL" if t["side"] in _BUY_SIDES else "BUY"
+        out["stop_slippage"] = _slip(exit_side, t["stop_price"], t["exit_price"], tick)
+    else:
+        out["stop_slippage"] = None
+    out["targets"] = sorted({leg["trigger_price"] or leg["price"] for leg in legs
+                             if leg["role"] == "tp" and (leg["trigger_price"] or leg["price"])})
+    out["fills"] = [{"ts_ns": f["ts_ns"], "role": f["role"], "side": f["side"], "qty": f["qty"],
+                     "price": f["price"]} for f in fills]
+    return out
+
+
+def _group(trades: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for t in trades:
+        groups.setdefault(t[key], []).append(t)
+    return {str(k): _stats(v) for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))}
+
+
+def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None = None,
+                 until_ns: int | None = None, setup: str | None = None, symbol: str | None = None,
+                 stop_deadline_ms: float = 2000.0) -> dict[str, Any]:
+    by_trade: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for table in ("legs", "fills", "order_events"):
+        for r in data.get(table, []):
+            by_trade.setdefault(r["trade_id"], {}).setdefault(table, []).append(r)
+    trades = []
+    for t in data.get("trades", []):
+        if t["entry_ts_ns"] is None or t["exit_ts_ns"] is None or t["pnl"] is None:
+            continue  # open or never filled: not a closed trade
+        if since_ns is not None and t["entry_ts_ns"] < since_ns:
+            continue
+        if until_ns is not None and t["entry_ts_ns"] >= until_ns:
+            continue
+        if (setup and t["setup"] != setup) or (symbol and t["symbol"] != symbol):
+            continue
+        rel = by_trade.get(t["trade_id"], {})
+        trades.append(_enrich(t, rel.get("legs", []), rel.get("fills", []), rel.get("order_events", []),
+                              stop_deadline_ms))
+    trades.sort(key=lambda t: t["exit_ts_ns"])
+
+    slippage: dict[str, Any] = {"by_role": {}, "by_setup": {}, "signal_to_entry_fill": {}}
+    roles: dict[str, list[dict[str, Any]]] = {}
+    for t in trades:
+        for s in t["leg_slippage"]:
+            roles.setdefault(s["role"], []).append(s)
+    for role, rows in sorted(roles.items()):
+        slippage["by_role"][role] = {"ticks": _summary([r["ticks"] for r in rows]),
+                                     "bps": _summary([r["bps"] for r in rows])}
+    for name in sorted({t["setup"] for t in trades}):
+        rows = [s for t in trades if t["setup"] == name for s in t["leg_slippage"]]
+        slippage["by_setup"][name] = {"ticks": _summary([r["ticks"] for r in rows]),
+                                      "bps": _summary([r["bps"] for r in rows])}
+    sig = [t["signal_slippage"] for t in trades if t["signal_slippage"]]
+    slippage["signal_to_entry_fill"] = {"ticks": _summary([s["ticks"] for s in sig]),
+                                        "bps": _summary([s["bps"] for s in sig])}
+
+    stop_exits = [t for t in trades if t["exit_reason"] == "STOP_LOSS"]
+    stop_slips = [t["stop_slippage"] for t in stop_exits if t["stop_slippage"]]
+    beyond = sum(1 for t in trades if t["r_multiple"] is not None and t["r_multiple"] < -1.1)
+    stops = {
+        "all_stops_respected": beyond == 0,
+        "stop_exits": len(stop_exits),
+        # A stop is respected when no trade lost more than its planned risk (1 R) plus a slippage allowance.
+        "trades_beyond_stop": beyond,
+        "worst_r": min((t["r_multiple"] for t in trades if t["r_multiple"] is not None), default=None),
+        "slippage_ticks": _summary([s["ticks"] for s in stop_slips]),
+        "slippage_bps": _summary([s["bps"] for s in stop_slips]),
+        "not_confirmed_in_time": sum(1 for t in trades if not t["stop_in_time"]),
+        "stop_deadline_ms": stop_deadline_ms,
+        "stop_confirm_ms": _summary([t["stop_confirm_ms"] for t in trades]),
+    }
+    latency = {k: _summary([t["latency_ms"][k] for t in trades])
+               for k in ("signal_to_order_ms", "order_to_ack_ms", "ack_to_fill_ms", "fill_to_stop_confirmed_ms")}
+    latency["not_journaled"] = ["exchange_event_to_receive", "receive_to_signal"]
+    return {
+        "filters": {"since_ns": since_ns, "until_ns": until_ns, "setup": setup, "symbol": symbol},
+        "overall": _stats(trades),
+        "by_setup": _group(trades, "setup"),
+        "by_symbol": _group(trades, "symbol"),
+        "by_hour": _group(trades, "entry_hour_utc"),
+        "slippage": slippage,
+        "stops": stops,
+        "latency": latency,
+        "trades": trades,
+    }
