@@ -135,7 +135,7 @@ class ATR:
 class BarSeries:
     """Closed bars (the last `keep`) with EMA fast/slow, RSI and ATR on the closes."""
 
-    __slots__ = ("atr", "bars", "closed", "ema_fast", "ema_slow", "prev_rsi", "rsi")
+    __slots__ = ("atr", "bars", "children", "closed", "ema_fast", "ema_slow", "prev_rsi", "rsi")
 
     def __init__(self, keep: int = 300, ema_fast: int = 5, ema_slow: int = 13, rsi: int = 14,
                  atr: int = 14) -> None:
@@ -146,6 +146,7 @@ class BarSeries:
         self.atr = ATR(atr)
         self.prev_rsi: float | None = None
         self.closed = 0
+        self.children: list[TimeBars] = []  # longer time bars built from these bars (one merge per bar)
 
     def on_close(self, bar: Bar) -> None:
         self.bars.append(bar)
@@ -156,6 +157,8 @@ class BarSeries:
         self.prev_rsi = self.rsi.value
         self.rsi.update(c)
         self.atr.update(float(bar.high), float(bar.low), c)
+        for ch in self.children:
+            ch.on_bar(bar)
 
 
 class TimeBars:
@@ -211,6 +214,32 @@ class TimeBars:
         if cur is None:
             cur = self._cur = Bar(self._start_ns, price)
         cur.add(price, lots, buy)
+        return closed
+
+    def on_bar(self, b: Bar) -> int:
+        """Merge a closed shorter bar (its interval must divide this one's and be aligned the same way):
+        the same bars as feeding every print, for one merge per short bar instead of one per print."""
+        if b.trades == 0:  # a flat fill bar: time passing, which advance() turns into flat bars
+            return self.advance(b.t_start_ns) if self.last_close is not None else 0
+        closed = 0
+        if self.last_close is None:
+            self._start_ns = b.t_start_ns - b.t_start_ns % self.interval_ns
+            self.last_close = b.open
+        elif b.t_start_ns - self._start_ns >= self.interval_ns:
+            closed = self.advance(b.t_start_ns)
+        cur = self._cur
+        if cur is None:
+            cur = self._cur = Bar(self._start_ns, b.open)
+            cur.high, cur.low = b.high, b.low
+        else:
+            if b.high > cur.high:
+                cur.high = b.high
+            if b.low < cur.low:
+                cur.low = b.low
+        cur.close = b.close
+        cur.buy_lots += b.buy_lots
+        cur.sell_lots += b.sell_lots
+        cur.trades += b.trades
         return closed
 
     @property

@@ -33,7 +33,7 @@ _S = 1_000_000_000
 class SymbolFeatures:
     """Feature state of one symbol. Everything is keyed by exchange event time."""
 
-    __slots__ = ("_inv_step", "_inv_tick", "_ref_price", "ask_touch", "ask_walls", "bars", "bid_touch",
+    __slots__ = ("_inv_step", "_inv_tick", "_print_bars", "_ref_price", "ask_touch", "ask_walls", "bars", "bid_touch",
                  "bid_walls", "book", "btc", "cfg", "flow", "funding", "instrument", "last_depth_ns",
                  "last_trade_ns", "profile", "round_step_ticks", "symbol", "tick_bars", "volume_bars")
 
@@ -52,7 +52,15 @@ class SymbolFeatures:
                                      cfg.wall_scan_ms * _MS)
         self.ask_walls = WallTracker(False, cfg.wall_levels, cfg.wall_mult, 1, cfg.wall_pull_frac,
                                      cfg.wall_scan_ms * _MS)
-        self.bars = {ms: TimeBars(ms * _MS, self._series()) for ms in cfg.bar_intervals_ms}
+        self.bars = {ms: TimeBars(ms * _MS, self._series()) for ms in sorted(cfg.bar_intervals_ms)}
+        # Prints feed the shortest bars; each longer interval that it divides is merged from them.
+        ivs = sorted(cfg.bar_intervals_ms)
+        self._print_bars = [self.bars[ivs[0]]]
+        for ms in ivs[1:]:
+            if ms % ivs[0] == 0:
+                self.bars[ivs[0]].series.children.append(self.bars[ms])
+            else:
+                self._print_bars.append(self.bars[ms])
         self.tick_bars = TickBars(cfg.tick_bar_trades, self._series())
         self.volume_bars: VolumeBars | None = None  # needs a price to turn notional into lots
         self.profile: VolumeProfile | None = None
@@ -121,7 +129,7 @@ class SymbolFeatures:
             self._calibrate(p / self._inv_tick)
         large = self.flow.on_trade(ts_ns, p, q, buy)
         closed = 0
-        for tb in self.bars.values():
+        for tb in self._print_bars:
             closed += tb.on_trade(ts_ns, p, q, buy)
         self.tick_bars.on_trade(ts_ns, p, q, buy)
         if self.volume_bars is not None:

@@ -130,3 +130,32 @@ def test_btc_beta_corr_and_move() -> None:
     hist = list(link.btc_hist)
     assert hist[0][0] >= 49 * S
     assert move == pytest.approx((hist[-1][1] / hist[0][1] - 1) * 1e4)
+
+
+def test_longer_bars_merged_from_short_bars_equal_bars_from_prints() -> None:
+    import random
+
+    rng = random.Random(7)
+    direct = TimeBars(5 * S)
+    base = TimeBars(S)
+    merged = TimeBars(5 * S)
+    base.series.children.append(merged)
+    ts, price = 0, 1000
+    for _ in range(3000):
+        ts += rng.choice((1_000_000, 50_000_000, 400_000_000, 3 * S, 12 * S))  # with silent gaps
+        price += rng.randint(-3, 3)
+        lots, buy = rng.randint(1, 9), rng.random() < 0.5
+        direct.on_trade(ts, price, lots, buy)
+        base.on_trade(ts, price, lots, buy)
+    end = ts + 20 * S
+    base.advance(end)  # the engine advances the shortest bars first: they feed the merged ones
+    merged.advance(end)
+    direct.advance(end)
+
+    def rows(tb: TimeBars) -> list[tuple[int, ...]]:
+        return [(b.t_start_ns, b.open, b.high, b.low, b.close, b.buy_lots, b.sell_lots, b.trades)
+                for b in tb.series.bars]
+
+    key, got = rows(direct), rows(merged)
+    assert len(key) > 100 and got == key
+    assert merged.series.rsi.value == direct.series.rsi.value
