@@ -181,10 +181,10 @@ class SymbolFeatures:
         lo, hi = self.round_levels()
         out["round_below_ticks"] = float(lo)
         out["round_above_ticks"] = float(hi)
-        for name, w in (("bid_wall", self.bid_walls.wall), ("ask_wall", self.ask_walls.wall)):
-            if w is not None:
-                out[f"{name}_ticks"] = float(w.price_ticks)
-                out[f"{name}_lots"] = float(w.lots)
+        for name, wall in (("bid_wall", self.bid_walls.wall), ("ask_wall", self.ask_walls.wall)):
+            if wall is not None:
+                out[f"{name}_ticks"] = float(wall.price_ticks)
+                out[f"{name}_lots"] = float(wall.lots)
         for ms, tb in self.bars.items():
             s = tb.series
             for k, v in (("ema_fast", s.ema_fast.value), ("ema_slow", s.ema_slow.value), ("rsi", s.rsi.value),
