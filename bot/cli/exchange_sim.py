@@ -1,0 +1,62 @@
+"""`scalper exchange-sim`: the Binance USD-M compatible exchange simulator on 127.0.0.1 (one port for
+REST and websockets). Routes, fault injection and the state endpoint: docs/exchange-sim.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+import orjson
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=18080, help="TCP port on 127.0.0.1 (0: any free port)")
+    p.add_argument("--source", nargs="+", default=["generated"], metavar="generated|FILE",
+                   help="'generated' (seeded market generator) or recorded session files, in order")
+    p.add_argument("--api-key", default="sim-key", help="the API key clients must send (X-MBX-APIKEY)")
+    p.add_argument("--api-secret", default="sim-secret", help="the HMAC secret requests are signed with")
+    p.add_argument("--seed", type=int, default=None, help="generator seed (default: [sim] seed)")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed of a recorded session (x real time)")
+    p.add_argument("--symbols", default="", help="generated symbols, comma-separated (default: [venue] symbols)")
+    p.add_argument("--fault", action="append", default=[], metavar="JSON",
+                   help='a fault active from the start, e.g. \'{"kind": "clock_skew_ms", "ms": 1500}\'')
+    p.add_argument("--config", default=None, help="config file (the [sim] section is used)")
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from bot.settings import load_settings
+    from bot.venues.sim.server import build_server
+
+    settings = load_settings(args.config)
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) or settings.venue.symbols
+    faults = [orjson.loads(f) for f in args.fault]
+    server = build_server(args.source, cfg=settings.sim, symbols=symbols, seed=args.seed, port=args.port,
+                          api_key=args.api_key, api_secret=args.api_secret, speed=args.speed, faults=faults)
+    port = await server.start()
+    print(f"exchange-sim ready on http://127.0.0.1:{port}  (REST /fapi/v1, ws /public /market /private, "
+          f"control /_sim/fault /_sim/state)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvloop
+
+        return uvloop.run(_serve(args))
+    except ImportError:
+        return asyncio.run(_serve(args))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

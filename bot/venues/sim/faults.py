@@ -1,0 +1,178 @@
+"""Fault injection and the state endpoint of the loopback exchange.
+
+`POST /_sim/fault` with a JSON body (or `--fault JSON` / `[sim] server_faults` at start-up); every
+kind, its parameters and defaults are in docs/exchange-sim.md:
+drop_ws {route}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
+code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_listen_key,
+clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, clear.
+
+`GET /_sim/state`: time, account (balances), positions, open orders, open algo orders, books,
+listen keys, faults. Both are loopback test controls, not part of the venue's API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from bot.venues.sim import wire
+from bot.venues.sim.generator import Message
+
+if TYPE_CHECKING:
+    from bot.venues.sim.server import SimServer
+
+__all__ = ["KINDS", "Faults"]
+
+KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
+         "expire_listen_key", "clock_skew_ms", "rate_limit", "clear")
+
+
+class Faults:
+    def __init__(self, server: SimServer) -> None:
+        self.server = server
+        self.skew_ms = 0
+        self.delay_orders_ms = 0
+        self.reject_stops = 0
+        self.reject_code = -2021
+        self.reject_msg = "Order would immediately trigger."
+        self.error_after_execute = 0
+        self.error_status = 503
+        self.gaps: dict[str, int] = {}  # symbol ("" = any) -> depth diffs still to skip
+        self.freeze_until_ns = 0
+        self.freeze_kind = "all"
+        self.freeze_symbol = ""
+        self.refuse_ws = False
+        self.applied: list[dict[str, Any]] = []
+
+    def clear(self) -> None:
+        self.__init__(self.server)  # type: ignore[misc]
+        self.server.limits.limited_until_ms = 0
+        self.server.limits.banned_until_ms = 0
+
+    def apply(self, f: dict[str, Any]) -> dict[str, Any]:
+        kind = f.get("kind")
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; kinds: {', '.join(KINDS)}")
+        s = self.server
+        if kind == "clear":
+            self.clear()
+            return {"ok": True}
+        self.applied.append(f)
+        if kind == "drop_ws":
+            route = f.get("route", "all")
+            conns = [c for c in s.conns
+                     if route == "all" or c.route == route or (route == "market" and c.route == "all")]
+            for c in conns:
+                asyncio.get_running_loop().create_task(s.close_conn(c))
+            return {"ok": True, "dropped": len(conns)}
+        if kind == "gap":
+            sym = str(f.get("symbol", "")).upper()
+            self.gaps[sym] = self.gaps.get(sym, 0) + int(f.get("count", 1))
+        elif kind == "freeze_stream":
+            import time
+
+            self.freeze_until_ns = time.time_ns() + int(f.get("ms", 5000)) * 1_000_000
+            self.freeze_kind = f.get("stream", "all")
+            self.freeze_symbol = str(f.get("symbol", "")).upper()
+        elif kind == "reject_next_stop":
+            self.reject_stops += int(f.get("count", 1))
+            self.reject_code = int(f.get("code", -2021))
+            self.reject_msg = str(f.get("msg", "Order would immediately trigger."))
+        elif kind == "error_after_execute":
+            self.error_after_execute += int(f.get("count", 1))
+            self.error_status = int(f.get("status", 503))
+        elif kind == "delay_orders_ms":
+            self.delay_orders_ms = int(f.get("ms", 500))
+        elif kind == "expire_listen_key":
+            keys = list(s.listen_keys)
+            for k in keys:
+                asyncio.get_running_loop().create_task(s.expire_listen_key(k))
+            return {"ok": True, "expired": len(keys)}
+        elif kind == "clock_skew_ms":
+            self.skew_ms = int(f.get("ms", 2000))
+        elif kind == "rate_limit":
+            s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
+                           int(f.get("ban_s", 120)))
+        return {"ok": True}
+
+    # ------------------------------------------------------------------ hooks
+    def stream_allowed(self, msg: Message, ts_ns: int) -> bool:
+        if self.freeze_until_ns:
+            import time
+
+            if time.time_ns() < self.freeze_until_ns:
+                if (self.freeze_kind in ("all", msg.kind)) and self.freeze_symbol in ("", msg.symbol):
+                    return False
+            else:
+                self.freeze_until_ns = 0
+        if msg.kind == "depth" and self.gaps:
+            for key in (msg.symbol, ""):
+                n = self.gaps.get(key, 0)
+                if n:
+                    self.gaps[key] = n - 1
+                    if n == 1:
+                        del self.gaps[key]
+                    return False
+        return True
+
+    def take_stop_rejection(self) -> tuple[int, str] | None:
+        if self.reject_stops:
+            self.reject_stops -= 1
+            return self.reject_code, self.reject_msg
+        return None
+
+    def take_error_after_execute(self) -> int | None:
+        if self.error_after_execute:
+            self.error_after_execute -= 1
+            return self.error_status
+        return None
+
+    # ------------------------------------------------------------------ HTTP
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/_sim/fault", self._post_fault)
+        app.router.add_get("/_sim/state", self._get_state)
+
+    async def _post_fault(self, request: web.Request) -> web.Response:
+        try:
+            body = orjson.loads(await request.read())
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
+            return web.json_response(self.apply(body), dumps=lambda o: orjson.dumps(o).decode())
+        except (ValueError, orjson.JSONDecodeError) as e:
+            return web.json_response({"error": str(e), "kinds": list(KINDS)}, status=400)
+
+    async def _get_state(self, request: web.Request) -> web.Response:
+        s = self.server
+        ex = s.ex
+        books = {}
+        for sym, m in ex.markets.items():
+            bbo = m.book.bbo()
+            books[sym] = {
+                "status": m.sync.health.status.value, "last_update_id": m.sync.last_update_id,
+                "best_bid": m.inst.ticks_to_price(bbo[0]) if bbo else None,
+                "best_ask": m.inst.ticks_to_price(bbo[2]) if bbo else None,
+                "mark": m.mark_ticks() * m.inst.tick, "last": m.last_ticks * m.inst.tick,
+            }
+        now = s.now_ms()
+        state = {
+            "time": now,
+            "account": wire.balance_body(ex, now)[0],
+            "positions": wire.position_risk(ex, None, v3=True),
+            "open_orders": [wire.order_body(ex, o) for o in ex.open_orders()],
+            "open_algo_orders": [wire.algo_body(ex, a) for a in ex.open_algo_orders()],
+            "books": books,
+            "listen_keys": len(s.listen_keys),
+            "connections": {r: sum(1 for c in s.conns if c.route == r) for r in ("public", "market", "all",
+                                                                               "private")},
+            "messages": s.messages,
+            "source_done": s.source_done,
+            "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
+                       "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,
+                       "gaps": self.gaps, "frozen": bool(self.freeze_until_ns),
+                       "rate_limited_until_ms": s.limits.limited_until_ms,
+                       "banned_until_ms": s.limits.banned_until_ms},
+        }
+        return web.json_response(state, dumps=lambda o: orjson.dumps(o).decode())
