@@ -98,6 +98,7 @@ class WsStream:
         self._rand = rand
         self._log = get_logger("ws", stream=name)
         self._current: _Conn | None = None
+        self._conns: set[_Conn] = set()  # every connection not yet finished (two during a rollover)
         self._kick = asyncio.Event()  # watchdog -> supervisor: drop the current connection
         self._last_msg_mono_ns = time.monotonic_ns()
         self._next_id = 0
@@ -129,11 +130,19 @@ class WsStream:
         return True
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._watchdog())
-            if self.cfg.ping_payload is not None:
-                tg.create_task(self._pinger())
-            await self._supervise(tg)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._watchdog())
+                if self.cfg.ping_payload is not None:
+                    tg.create_task(self._pinger())
+                await self._supervise(tg)
+        finally:
+            # Cancelled (shutdown) or failed: close what is still open, politely but briefly.
+            for conn in list(self._conns):
+                with contextlib.suppress(TimeoutError, ConnectionClosed, OSError):
+                    await asyncio.wait_for(conn.ws.close(), timeout=1.0)
+            self._conns.clear()
+            self._current = None
 
     # ------------------------------------------------------------------ internals
     def _delay_s(self, failures: int) -> float:
@@ -146,7 +155,9 @@ class WsStream:
                            max_queue=4096, proxy=None)
         self._next_id += 1
         self.connects += 1
-        return _Conn(ws, self._next_id)
+        conn = _Conn(ws, self._next_id)
+        self._conns.add(conn)
+        return conn
 
     async def _connect_with_backoff(self, rollover: bool) -> _Conn:
         failures = 0
@@ -191,9 +202,12 @@ class WsStream:
                     conn.first_message.set()
                 on_message(raw if isinstance(raw, bytes) else raw.encode(), ts_recv_ns)
         except ConnectionClosed as e:
+            self._conns.discard(conn)
             return f"closed: {e}"
         except (OSError, asyncio.IncompleteReadError) as e:
+            self._conns.discard(conn)
             return f"transport error: {e!r}"
+        # CancelledError: the connection stays in _conns and run() closes it.
 
     async def _supervise(self, tg: asyncio.TaskGroup) -> None:
         failures = 0

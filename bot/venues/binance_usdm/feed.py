@@ -136,8 +136,10 @@ class BinanceMarketFeed:
             return  # both connections deliver during the overlap; duplicates are dropped by u <= last u
         for sym, sync in self.syncs.items():
             self._seen[sym] = False
+            before = sync.health.status
             sync.reset("connected: waiting for diffs and a snapshot", time.time_ns())
-            self._health_changed(sync)
+            if sync.health.status is not before or sync.health.changes == 0:
+                self._health_changed(sync)
 
     def _on_public_close(self, reason: str) -> None:
         for sync in self.syncs.values():
