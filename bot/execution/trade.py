@@ -197,6 +197,10 @@ class TradeMachine:
             return out
         if ack.venue_order_id and not leg.venue_order_id:
             leg.venue_order_id = ack.venue_order_id
+        if leg.cancel_sent and not leg.done:
+            # our cancel overtook the order (different latencies): it found nothing; cancel it again now
+            leg.cancel_sent = False
+            self._cancel(leg, out)
         if ack.status in _LIVE:
             if leg.status is OrderStatus.PENDING_NEW:
                 leg.status = OrderStatus.NEW

@@ -1,0 +1,270 @@
+"""`scalper backtest [-c CONFIG] [--journal PATH] [--json] FILE …`: the whole bot on a recorded session.
+
+The same code as live: parse -> BinanceBookSync -> OrderBook -> SignalEngine -> RiskManager ->
+ExecutionEngine -> SimGateway, with the simulator's queue and latency models. Two clocks, as in life:
+the simulated exchange sees every message at its recorded time; the bot sees it `market_data_latency`
+later (one connection: never out of order), and its orders reach the exchange `order_latency` after it
+sends them. The loop merges the two in time order. Stops trigger on the exchange's mark (the mid for
+recorded sessions, which carry no markPrice) and the bot follows the same mid.
+
+JSON: {"trades": [{setup, symbol, side, entry_ts_ns, entry_price, qty, stop_price, stop_confirm_ms,
+max_open_risk, exit_ts_ns, exit_price, exit_reason, pnl, fees, r_multiple, trade_id, state}, …],
+"summary": {trades, wins, win_rate, pnl, fees, max_drawdown, risk_budget_per_trade, intents, denials,
+aborted, max_open_risk, stop_confirm_ms_max, end_equity}}. Trades still open at the end of the data are
+flattened at market (exit_reason MANUAL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections import Counter, deque
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["add_arguments", "run", "run_backtest", "summarize"]
+
+_S = 1_000_000_000
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="recorded files (a day pair in order)")
+    p.add_argument("-c", "--config", metavar="CONFIG", help="TOML config (signals, risk, execution, sim)")
+    p.add_argument("--journal", metavar="PATH", default=":memory:", help="write the journal here (SQLite)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+class MarketSide:
+    """The bot's own view of the market: parse -> sync -> book, per symbol (as live)."""
+
+    def __init__(self, instruments: dict[str, Any], depth_bps: float) -> None:
+        self.instruments = instruments
+        self.depth_bps = depth_bps
+        self.syncs: dict[str, Any] = {}
+        self.last_symbol = ""
+        self.last_depth_ts = 0
+
+    def _sync(self, symbol: str, sample: list[list[str]]) -> Any:
+        from bot.market.book import OrderBook, default_depth_ticks
+        from bot.market.sync import BinanceBookSync
+        from bot.venues.binance_usdm.instruments import instrument_for
+
+        s = self.syncs.get(symbol)
+        if s is None:
+            p = sample[0][0] if sample else None
+            inst = instrument_for(symbol, p, sample[0][1] if sample else None, self.instruments)
+            self.instruments.setdefault(symbol, inst)
+            s = self.syncs[symbol] = BinanceBookSync(
+                OrderBook(inst, default_depth_ticks(inst, float(p) if p else None, self.depth_bps)))
+        return s
+
+
+async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = ":memory:") -> dict[str, Any]:
+    from bot.domain.events import DepthDiff, DepthSnapshot, Trade
+    from bot.domain.types import CloseReason
+    from bot.errors import MalformedMessage
+    from bot.execution.engine import ExecutionEngine
+    from bot.journal import Journal
+    from bot.logging import configure_logging
+    from bot.market.health import BookStatus
+    from bot.replay.reader import LineError, read_session
+    from bot.risk import MarketView, RiskManager
+    from bot.risk.brackets import Bracket, LeverageBrackets
+    from bot.signals.engine import SignalEngine
+    from bot.venues.binance_usdm.instruments import KNOWN
+    from bot.venues.binance_usdm.parse import parse_message
+    from bot.venues.sim.brackets import BRACKETS
+    from bot.venues.sim.gateway import SimGateway, exchange_from_settings
+    from bot.venues.sim.latency import Latency
+
+    configure_logging("ERROR", "json")  # stderr; a cancel that finds nothing is routine here
+    instruments = dict(KNOWN)
+    sim = settings.sim
+    ex = exchange_from_settings(sim, instruments)
+    gw = SimGateway(ex)
+    # size against the very tables the simulator margins and liquidates with
+    brackets = {sym: LeverageBrackets(sym, tuple(Bracket(b.bracket, b.initial_leverage, b.notional_cap,
+                                                         b.notional_floor, b.maint_margin_ratio, b.cum)
+                                                 for b in rows)) for sym, rows in BRACKETS.items()}
+    now = [0]
+
+    def clock() -> int:
+        return now[0]
+
+    rm = RiskManager(settings.risk, sim.starting_balance_usdt, 0, brackets)
+    journal = Journal(journal_path, settings.journal.synchronous)
+    engine = ExecutionEngine(gw, rm, journal, settings.execution, settings.risk, clock=clock)
+    signals = SignalEngine(settings.signals, instruments)
+    market = MarketSide(instruments, settings.market.depth_bps)
+    md_latency = Latency.from_ms(sim.market_data_latency_ms, sim.market_data_jitter_ms, sim.latency_kind,
+                                 sim.seed + 1)
+    intents = 0
+    denials: Counter[str] = Counter()
+
+    async def deliver(arrive: int, raw: bytes, ts: int) -> None:
+        nonlocal intents
+        now[0] = arrive
+        if engine.next_deadline_ns() is not None:
+            await engine.fire_due(arrive)
+        try:
+            ev = parse_message(raw, arrive)
+        except MalformedMessage:
+            return
+        out: list[Any] = []
+        if isinstance(ev, DepthDiff | DepthSnapshot):
+            if isinstance(ev, DepthDiff):
+                market.last_symbol = ev.symbol
+                sync = market._sync(ev.symbol, ev.bids or ev.asks)
+                before = sync.stats.applied + sync.stats.snapshots
+                sync.on_diff(ev, arrive)
+                market.last_depth_ts = ev.ts_event_ns
+                if sync.stats.applied + sync.stats.snapshots == before:
+                    return
+                ts_ev = ev.ts_event_ns
+            else:
+                sym = ev.symbol or market.last_symbol
+                if not sym:
+                    return
+                ev.symbol = sym
+                sync = market._sync(sym, ev.bids or ev.asks)
+                sync.on_snapshot(ev, arrive)
+                ts_ev = max(ev.ts_event_ns, market.last_depth_ts)
+            book, sym = sync.book, ev.symbol
+            if book.bbo() is None:
+                return
+            out = signals.on_depth(sym, book, sync.health.status, ts_ev, arrive)
+            mid = book.mid_ticks()
+            if engine.trades and mid is not None:
+                await engine.on_price(sym, int(mid))
+            if out:
+                bid, ask = book.best_bid_ticks, book.best_ask_ticks
+                spread_bps = (ask - bid) / ((ask + bid) / 2) * 1e4
+                view = MarketView(book_live=sync.health.status is BookStatus.LIVE, spread_bps=spread_bps)
+                for intent in out:
+                    intents += 1
+                    res = await engine.submit_intent(intent, view)
+                    if not isinstance(res, str):
+                        denials[res.reason.value] += 1
+        elif isinstance(ev, Trade):
+            out = signals.on_trade(ev, arrive)
+            sync = market.syncs.get(ev.symbol)
+            if out and sync is not None and sync.book.bbo() is not None:
+                book = sync.book
+                bid, ask = book.best_bid_ticks, book.best_ask_ticks
+                view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
+                                  spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4)
+                for intent in out:
+                    intents += 1
+                    res = await engine.submit_intent(intent, view)
+                    if not isinstance(res, str):
+                        denials[res.reason.value] += 1
+
+    async def settle(n: int = 3) -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)
+
+    await engine.refresh_account()
+    runner = asyncio.create_task(engine.run(timers=False))
+    await asyncio.sleep(0)
+    pending: deque[tuple[int, bytes, int]] = deque()
+    last_arrive = 0
+    last_ts = 0
+    try:
+        for rec in read_session(paths):
+            if isinstance(rec, LineError):
+                continue
+            ts = rec.ts_recv_ns
+            while pending and pending[0][0] <= ts:
+                await deliver(*pending.popleft())
+                await settle()
+            ex.on_message(rec.raw, ts)
+            last_ts = max(last_ts, ts)
+            last_arrive = max(last_arrive, ts + md_latency.draw())
+            pending.append((last_arrive, rec.raw, ts))
+            if engine.trades or engine._pending:
+                await settle()
+        while pending:
+            await deliver(*pending.popleft())
+            await settle()
+        # end of data: flatten what is still open and let the simulator answer
+        now[0] = max(now[0], last_arrive)
+        await engine.flatten_all(CloseReason.MANUAL)
+        for step in range(1, 50):
+            ex.advance_to(last_ts + step * 100_000_000)
+            await settle(5)
+            if not engine.trades and not engine._pending:
+                break
+        await engine.drain(5.0)
+        acct = await gw.account()
+    finally:
+        runner.cancel()
+        await gw.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    from bot.cli.trades import load_trades
+
+    trades = _trades_from(journal, load_trades) if journal_path == ":memory:" else load_trades(journal_path)
+    aborted = sum(1 for r in journal.rows("trades") if r["state"] == "ABORTED")
+    journal.close()
+    budget = sim.starting_balance_usdt * settings.risk.risk_per_trade_pct / 100.0
+    summary = summarize(trades, budget)
+    summary.update(intents=intents, denials=dict(sorted(denials.items())), aborted=aborted,
+                   end_equity=round(acct.equity, 4))
+    return {"trades": trades, "summary": summary}
+
+
+def _trades_from(journal: Any, _loader: Any) -> list[dict[str, Any]]:
+    from bot.cli.trades import REPORT_FIELDS
+
+    return [{"trade_id": r["trade_id"], **{k: r[k] for k in REPORT_FIELDS}, "state": r["state"]}
+            for r in journal.trades() if r["entry_ts_ns"] is not None]
+
+
+def summarize(trades: list[dict[str, Any]], risk_budget: float) -> dict[str, Any]:
+    closed = [t for t in trades if t["pnl"] is not None]
+    pnl = [t["pnl"] for t in closed]
+    wins = sum(1 for p in pnl if p > 0)
+    equity = peak = max_dd = 0.0
+    for p in pnl:
+        equity += p
+        peak = max(peak, equity)
+        max_dd = max(max_dd, peak - equity)
+    return {
+        "trades": len(closed), "wins": wins, "win_rate": round(wins / len(closed), 4) if closed else 0.0,
+        "pnl": round(sum(pnl), 4), "fees": round(sum(t["fees"] or 0.0 for t in closed), 4),
+        "max_drawdown": round(max_dd, 4), "risk_budget_per_trade": round(risk_budget, 4),
+        "max_open_risk": round(max((t["max_open_risk"] or 0.0 for t in closed), default=0.0), 4),
+        "stop_confirm_ms_max": max((t["stop_confirm_ms"] or 0.0 for t in closed), default=0.0),
+        "exit_reasons": dict(Counter(t["exit_reason"] for t in closed)),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import orjson
+
+    from bot.cli.trades import format_table
+    from bot.errors import ConfigError
+    from bot.settings import load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    res = runner(run_backtest(args.files, settings, args.journal))
+    if args.json:
+        sys.stdout.write(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    print(format_table(res["trades"]))
+    print()
+    for k, v in res["summary"].items():
+        print(f"{k:<24}{v}")
+    return 0
