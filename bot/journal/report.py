@@ -141,11 +141,13 @@ def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str,
     lat: dict[str, float | None] = {"signal_to_order_ms": None, "order_to_ack_ms": None,
                                     "ack_to_fill_ms": None, "fill_to_stop_confirmed_ms": t["stop_confirm_ms"]}
     if entry is not None:
-        sent = entry["created_ns"]
+        mine = [e for e in events if e["client_id"] == entry["client_id"]]
+        ack = next((e["ts_ns"] for e in mine if e["status"] in _ACKED), None)
+        # Sent = the last PENDING_NEW write before the ack (a leg planned up front is written again when sent).
+        pending = [e["ts_ns"] for e in mine if e["status"] == "PENDING_NEW" and (ack is None or e["ts_ns"] <= ack)]
+        sent = max(pending) if pending else entry["created_ns"]
         if t["intent_ts_ns"]:
             lat["signal_to_order_ms"] = (sent - t["intent_ts_ns"]) / 1e6
-        ack = next((e["ts_ns"] for e in events if e["client_id"] == entry["client_id"] and e["status"] in _ACKED),
-                   None)
         if ack is not None:
             lat["order_to_ack_ms"] = (ack - sent) / 1e6
             if entry_fills:

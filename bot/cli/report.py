@@ -1,0 +1,139 @@
+"""`scalper report`: journal review (bot.journal.report) as a table, JSON, CSV and/or one HTML file.
+
+    scalper report [-c CONFIG | --db PATH] [--since 2026-11-01] [--until 2026-11-21T12:00]
+                   [--setup momentum] [--symbol BTCUSDT] [--json] [--csv trades.csv] [--html report.html]
+
+--json prints {"overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops", "latency", "filters",
+"trades"}. Dates are ISO 8601, UTC unless they carry an offset; --until is exclusive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["add_arguments", "run"]
+
+CSV_FIELDS = ("trade_id", "setup", "symbol", "side", "entry_ts_ns", "entry_price", "qty", "stop_price",
+              "stop_confirm_ms", "exit_ts_ns", "exit_price", "exit_reason", "pnl", "fees", "r_multiple",
+              "hold_s", "signal_slip_ticks", "signal_slip_bps", "stop_slip_ticks", "order_to_ack_ms")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", metavar="CONFIG", help="config file (for journal.path and app.state_dir)")
+    p.add_argument("--db", metavar="PATH", help="journal file (default: <app.state_dir>/<journal.path>)")
+    p.add_argument("--since", help="only trades entered at or after this time (ISO 8601, UTC)")
+    p.add_argument("--until", help="only trades entered before this time (ISO 8601, UTC)")
+    p.add_argument("--setup", help="only this setup")
+    p.add_argument("--symbol", help="only this symbol")
+    p.add_argument("--stop-deadline-ms", type=float, default=2000.0,
+                   help="a stop confirmed later than this counts as 'not confirmed in time'")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write one row per trade to FILE")
+    p.add_argument("--html", metavar="FILE", help="write a one-file HTML report with charts to FILE")
+
+
+def _ts_ns(text: str | None) -> int | None:
+    if not text:
+        return None
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1e9)
+
+
+def _db_path(args: argparse.Namespace) -> str:
+    if args.db:
+        return str(args.db)
+    from bot.settings import load_settings
+
+    s = load_settings(args.config)
+    return s.journal.path if os.path.isabs(s.journal.path) else os.path.join(s.app.state_dir, s.journal.path)
+
+
+def _csv_row(t: dict[str, Any]) -> dict[str, Any]:
+    sig, stop = t["signal_slippage"] or {}, t["stop_slippage"] or {}
+    row = {k: t.get(k) for k in CSV_FIELDS}
+    row.update(signal_slip_ticks=sig.get("ticks"), signal_slip_bps=sig.get("bps"),
+               stop_slip_ticks=stop.get("ticks"), order_to_ack_ms=t["latency_ms"]["order_to_ack_ms"])
+    return row
+
+
+def _f(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def _print_table(rep: dict[str, Any]) -> None:
+    cols = ("trades", "win_rate", "avg_win_quote", "avg_loss_quote", "expectancy_quote", "expectancy_r",
+            "profit_factor", "total_pnl_quote", "max_drawdown_quote", "fees_quote")
+    short = ("n", "win%", "avg win", "avg loss", "exp", "exp R", "PF", "total", "max DD", "fees")
+    print(f"{'':<22}" + "".join(f"{h:>10}" for h in short))
+
+    def line(name: str, s: dict[str, Any]) -> None:
+        vals = [s[c] * 100 if c == "win_rate" and s[c] is not None else s[c] for c in cols]
+        print(f"{name[:22]:<22}" + "".join(f"{_f(v, 2):>10}" for v in vals))
+
+    line("OVERALL", rep["overall"])
+    for title, key in (("setup", "by_setup"), ("symbol", "by_symbol"), ("hour UTC", "by_hour")):
+        for name, s in rep[key].items():
+            line(f"{title} {name}", s)
+    hold = rep["overall"]["hold_s"]
+    print(f"\nhold time s: mean {_f(hold['mean'], 1)} median {_f(hold['median'], 1)} p90 {_f(hold['p90'], 1)}")
+    print("slippage (adverse +), ticks:")
+    for role, s in rep["slippage"]["by_role"].items():
+        print(f"  {role:<8} n={s['ticks']['n']:<4} mean {_f(s['ticks']['mean'], 2)} max {_f(s['ticks']['max'], 2)}"
+              f"  ({_f(s['bps']['mean'], 2)} bps)")
+    sig = rep["slippage"]["signal_to_entry_fill"]
+    print(f"  signal->entry fill mean {_f(sig['ticks']['mean'], 2)} ticks ({_f(sig['bps']['mean'], 2)} bps)")
+    st = rep["stops"]
+    print(f"stops: {st['stop_exits']} stop exits, all respected: {st['all_stops_respected']}, "
+          f"mean slip {_f(st['slippage_ticks']['mean'], 2)} ticks, not confirmed within "
+          f"{st['stop_deadline_ms']:g} ms: {st['not_confirmed_in_time']}")
+    print("latency ms (median / p90 / max):")
+    for k, s in rep["latency"].items():
+        if isinstance(s, dict):
+            print(f"  {k:<26} {_f(s['median'])} / {_f(s['p90'])} / {_f(s['max'])}")
+
+
+def run(args: argparse.Namespace) -> int:
+    import orjson
+
+    from bot.errors import ConfigError
+    from bot.journal.report import build_report, load_journal
+
+    try:
+        path = _db_path(args)
+        since, until = _ts_ns(args.since), _ts_ns(args.until)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not os.path.exists(path):
+        print(f"error: no journal at {path} (pass --db PATH or -c CONFIG)", file=sys.stderr)
+        return 2
+    rep = build_report(load_journal(path), since_ns=since, until_ns=until, setup=args.setup,
+                       symbol=args.symbol, stop_deadline_ms=args.stop_deadline_ms)
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+            w.writeheader()
+            for t in rep["trades"]:
+                w.writerow(_csv_row(t))
+    if args.html:
+        from bot.journal.report_html import render_html
+
+        with open(args.html, "w") as fh:
+            fh.write(render_html(rep, title=f"scalper report: {os.path.basename(path)}"))
+    if args.json:
+        sys.stdout.write(orjson.dumps(rep, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    else:
+        _print_table(rep)
+        for what, f in (("CSV", args.csv), ("HTML", args.html)):
+            if f:
+                print(f"{what}: {f}")
+    return 0
