@@ -51,7 +51,8 @@ class Recorder:
         self._error: BaseException | None = None
         self._raw: BinaryIO | None = None
         self._gz: gzip.GzipFile | None = None
-        self._opened_at = 0.0
+        self._opened_at = -1.0
+        self._part_lines = 0
         self._open_next()  # fail here, in the caller, if the path is not writable
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
@@ -86,7 +87,8 @@ class Recorder:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._raw = open(path, "wb")  # noqa: SIM115 - closed in _close_current
         self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=self.compresslevel)
-        self._opened_at = self._clock()  # type: ignore[operator]
+        self._opened_at = -1.0  # the part's age counts from its first line, not from opening the file
+        self._part_lines = 0
         self.paths.append(path)
 
     def _close_current(self) -> None:
@@ -101,6 +103,8 @@ class Recorder:
 
     def _due(self) -> bool:
         assert self._raw is not None
+        if not self._part_lines:
+            return False  # never leave an empty part behind
         if self.rotate_bytes and self._raw.tell() >= self.rotate_bytes:
             return True
         return bool(self.rotate_s and self._clock() - self._opened_at >= self.rotate_s)  # type: ignore[operator]
@@ -133,9 +137,12 @@ class Recorder:
                     continue
                 if self.rotating and self._due():
                     self._open_next()  # before writing, so a part never ends up empty
+                if self._opened_at < 0:
+                    self._opened_at = self._clock()  # type: ignore[operator]
                 data = b"".join(batch)
                 assert self._gz is not None
                 self._gz.write(data)
+                self._part_lines += n
                 self.lines += n
                 self.bytes_raw += len(data)
         except BaseException as e:  # surfaced to the caller by write()/close(); the thread must not die silently
