@@ -65,6 +65,7 @@ class FakeBinance:
         self.trades: list[dict[str, Any]] = []
         self.position_amt = "0"
         self.listen_keys: list[str] = []
+        self.dead_keys: set[str] = set()
         self.ws_clients: list[web.WebSocketResponse] = []
         self.ws_connects: list[str] = []
         self._next_id = 1000
@@ -104,7 +105,7 @@ class FakeBinance:
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         key = request.query.get("listenKey", "")
         ws = web.WebSocketResponse(heartbeat=None)
-        if key not in self.listen_keys:
+        if key not in self.listen_keys or key in self.dead_keys:
             raise web.HTTPBadRequest(text="invalid listenKey")
         await ws.prepare(request)
         self.ws_connects.append(key)
@@ -121,6 +122,15 @@ class FakeBinance:
     async def push(self, event: dict[str, Any]) -> None:
         for ws in list(self.ws_clients):
             await ws.send_bytes(orjson.dumps(event))
+
+    def fill_order(self, cid: str, price: str | None = None) -> dict[str, Any]:
+        """Fill a resting order completely, server side (no event sent): what happens while we are away."""
+        o = self.orders[cid]
+        o.update(status="FILLED", executedQty=o["origQty"], avgPrice=price or o["price"], updateTime=self.server_ms())
+        self.trades.append({"symbol": o["symbol"], "id": self._id(), "orderId": o["orderId"], "side": o["side"],
+                            "price": o["avgPrice"], "qty": o["origQty"], "commission": "0.02",
+                            "commissionAsset": "USDT", "maker": True, "time": self.server_ms()})
+        return o
 
     async def drop_ws(self) -> None:
         for ws in list(self.ws_clients):
@@ -176,12 +186,12 @@ class FakeBinance:
         if key == ("GET", "/fapi/v1/time"):
             return self._reply({"serverTime": self.server_ms()})
         if path == "/fapi/v1/listenKey":
-            if method == "POST":
-                k = f"lk{len(self.listen_keys) + 1}"
-                self.listen_keys.append(k)
-                return self._reply({"listenKey": k})
+            if method == "POST":  # the active key again (extended), or a new one when it expired
+                if not self.listen_keys or self.listen_keys[-1] in self.dead_keys:
+                    self.listen_keys.append(f"lk{len(self.listen_keys) + 1}")
+                return self._reply({"listenKey": self.listen_keys[-1]})
             if method == "PUT":
-                if not self.listen_keys or p.get("listenKey", self.listen_keys[-1]) not in self.listen_keys:
+                if not self.listen_keys or self.listen_keys[-1] in self.dead_keys:
                     return self._err(-1125, "This listenKey does not exist.")
                 return self._reply({"listenKey": self.listen_keys[-1]})
             return self._reply({})

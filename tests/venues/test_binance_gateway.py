@@ -38,7 +38,7 @@ async def fake():
 @pytest.fixture
 async def gw(fake: FakeBinance):
     g = BinanceGateway(venue(fake.url))
-    await asyncio.wait_for(g.start(), 10)
+    await asyncio.wait_for(g.start(autorun=False), 10)  # no user stream: exact request counts
     yield g
     await g.close()
 
@@ -145,7 +145,7 @@ async def test_5xx_on_algo_order_is_looked_up_by_client_algo_id(gw: BinanceGatew
 
 async def test_timeout_then_late_execution_found_on_a_later_lookup(fake: FakeBinance):
     g = BinanceGateway(venue(fake.url, request_timeout_ms=200, ambiguous_lookup_delays_ms=(0, 400, 400)))
-    await g.start()
+    await g.start(autorun=False)
     try:
         fake.faults.append({"method": "POST", "path": "/fapi/v1/order", "action": "hang", "seconds": 0.4})
         ack = await asyncio.wait_for(g.submit(entry("t8-entry")), 10)
@@ -227,7 +227,7 @@ async def test_account_positions_and_leverage(gw: BinanceGateway, fake: FakeBina
 
 async def test_one_session_reused_and_closed_by_us(fake: FakeBinance):
     g = BinanceGateway(venue(fake.url))
-    await g.start()
+    await g.start(autorun=False)
     session = g._session
     assert g.ex is not None and g.ex.session is session
     await g.submit(entry())

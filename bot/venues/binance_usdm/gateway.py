@@ -23,6 +23,7 @@ Rules this class enforces (the issue's "where users lost money"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -46,6 +47,7 @@ from bot.venues.binance_usdm.orders import (
     status_of,
 )
 from bot.venues.binance_usdm.userevents import UserEventTranslator
+from bot.venues.binance_usdm.userstream import BinanceUserStream
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueError, VenueUnavailable
 from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
 
@@ -115,14 +117,19 @@ class BinanceGateway:
         self._instruments: dict[str, Instrument] = {}
         self._ccxt_symbol: dict[str, str] = {}
         self.translator: UserEventTranslator | None = None
-        self._updates: asyncio.Queue[OrderUpdate] = asyncio.Queue()
+        self.user_stream: BinanceUserStream | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._updates: asyncio.Queue[OrderUpdate | None] = asyncio.Queue()
         self._positions: asyncio.Queue[PositionSnapshot] = asyncio.Queue()
         self._clock_lock = asyncio.Lock()
         self._log = get_logger("binance.gateway", env=venue.environment)
         self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0}
 
     # ------------------------------------------------------------------------------------ life cycle
-    async def start(self) -> None:
+    async def start(self, autorun: bool = True) -> None:
+        """Markets, limits, clock; then (autorun) the user stream and the clock resync in a task of ours.
+        With autorun=False the caller runs `run()` in its own TaskGroup."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=32, ttl_dns_cache=300, enable_cleanup_closed=True))
@@ -157,8 +164,39 @@ class BinanceGateway:
                 self._ccxt_symbol[m["id"]] = m["symbol"]
         self.translator = UserEventTranslator(self._instruments, self.venue.algo_link_wait_ms)
         await self.sync_clock()
+        self.user_stream = BinanceUserStream(self)
+        if autorun:
+            self._task = asyncio.create_task(self.run(), name="binance-gateway")
+            self._task.add_done_callback(self._on_task_done)
+
+    async def run(self) -> None:
+        assert self.user_stream is not None
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.user_stream.run())
+            tg.create_task(self._clock_loop())
+
+    def _on_task_done(self, t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            self._failure = t.exception()
+            self._log.error("gateway background task died", error=repr(self._failure))
+            self._updates.put_nowait(None)  # wakes updates(), which raises
+
+    async def _clock_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.venue.clock_resync_s)
+            try:
+                await self.sync_clock()
+            except (VenueUnavailable, RateLimited) as e:
+                self._log.warning("clock resync failed", error=str(e))
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.user_stream is not None and self.ex is not None:
+            await self.user_stream.close()
         if self.ex is not None:
             await self.ex.close()  # does not close a session it was given (C4)
         if self._own_session and self._session is not None:
@@ -245,7 +283,12 @@ class BinanceGateway:
                 if isinstance(err, AmbiguousOutcome):
                     return await self._resolve_ambiguous(req, err)
                 raise err from e
-            return self._ack(req, o.get("info") or {})
+            info = o.get("info") or {}
+            if self.translator is not None and info:
+                inst = self._instruments[req.symbol]
+                self.translator.track(algo_update_from_rest(info, inst) if req.kind.is_conditional
+                                      else order_update_from_rest(info, inst))
+            return self._ack(req, info)
         raise AssertionError("unreachable")
 
     def _ack(self, req: OrderRequest, info: dict[str, Any]) -> OrderAck:
@@ -387,7 +430,10 @@ class BinanceGateway:
 
     async def updates(self) -> AsyncIterator[OrderUpdate]:
         while True:
-            yield await self._updates.get()
+            u = await self._updates.get()
+            if u is None:
+                raise VenueUnavailable(f"user stream died: {self._failure!r}") from self._failure
+            yield u
 
     async def position_updates(self) -> AsyncIterator[PositionSnapshot]:
         while True:

@@ -214,6 +214,15 @@ class UserEventTranslator:
             self.live[u.client_id] = u
         return [u]
 
+    def track(self, u: OrderUpdate) -> None:
+        """An order we just placed (its acknowledgement): followed, so a catch-up looks it up if it
+        disappears from the open orders, but nothing is emitted (the caller has the ack)."""
+        self.known[u.client_id] = u.kind.is_conditional
+        key = u.venue_order_id or u.client_id
+        self._last.setdefault(key, (u.status, u.filled_lots))
+        if not u.status.is_final:
+            self.live.setdefault(u.client_id, u)
+
     def seen_fill(self, venue_order_id: str, trade_id: str) -> bool:
         return (venue_order_id, trade_id) in self._fills
 

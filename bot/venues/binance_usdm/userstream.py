@@ -1,0 +1,259 @@
+"""Binance USD-M user data stream: listenKey life cycle, the `/private` websocket, and REST catch-up.
+
+listenKey (exchange-facts A4): `POST /fapi/v1/listenKey` creates (or returns and extends the active key),
+`PUT` keeps it alive (the stream closes after 60 min without one; we send it every
+`listen_key_keepalive_s`, 30 min by default), and `listenKeyExpired` or a failing keep-alive (-1125 / 400)
+means: make a new key and reconnect. Connect to `<ws_private>/ws?listenKey=<key>` (the `/private` route;
+the exchange simulator serves `ws://127.0.0.1:18080/private/ws?listenKey=`).
+
+After EVERY connect (the first one included: events between start-up and the connection are otherwise
+lost) the stream catches up by REST: open orders and open algo orders (new or changed ones), a look-up
+of every order we last saw open and no longer is (filled or cancelled while we were away; a triggered
+algo order's child `actualOrderId` is linked to it), the fills of those orders
+(`GET /fapi/v1/userTrades`, exact ids, prices and fees), and the positions. The translator drops what the
+websocket already delivered, so the catch-up can run at any time without double fills.
+
+Reconnects use capped full-jitter backoff (bot.venues.ws.backoff_delay_s). A socket silent for
+`user_stream_stale_ms` is dropped and reopened (Binance pings every 3 min; websockets answers pongs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from bot.domain.types import OrderStatus, Side
+from bot.logging import get_logger
+from bot.venues.binance_usdm.orders import algo_update_from_rest, order_update_from_rest
+from bot.venues.binance_usdm.userevents import ListenKeyExpired
+from bot.venues.errors import RateLimited, VenueError, VenueUnavailable
+from bot.venues.ports import OrderUpdate
+from bot.venues.ws import backoff_delay_s
+
+if TYPE_CHECKING:
+    from bot.venues.binance_usdm.gateway import BinanceGateway
+
+__all__ = ["DEFAULT_PRIVATE_WS", "BinanceUserStream", "private_ws_url"]
+
+# environment -> private websocket root (A2; the demo and testnet hosts are [?] in exchange-facts).
+DEFAULT_PRIVATE_WS = {
+    "mainnet": "wss://fstream.binance.com/private",
+    "demo": "wss://demo-fstream.binance.com/private",
+    "testnet": "wss://fstream.binancefuture.com/private",
+    "exchange-sim": "ws://127.0.0.1:18080/private",
+}
+
+_RETRY = (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed, VenueUnavailable, RateLimited)
+
+
+def private_ws_url(environment: str, override: str = "") -> str:
+    return (override or DEFAULT_PRIVATE_WS[environment]).rstrip("/")
+
+
+class _Reconnect(Exception):
+    """Leave this connection: `new_key` when the listenKey is gone."""
+
+    def __init__(self, reason: str, new_key: bool) -> None:
+        super().__init__(reason)
+        self.new_key = new_key
+
+
+class BinanceUserStream:
+    def __init__(self, gw: BinanceGateway, *, reconnect_min_ms: int = 250, reconnect_max_ms: int = 30_000) -> None:
+        self.gw = gw
+        v = gw.venue
+        self.base_url = private_ws_url(v.environment, v.ws_private_url)
+        self.keepalive_s = v.listen_key_keepalive_s
+        self.stale_s = v.user_stream_stale_ms / 1000.0
+        self.reconnect_min_ms = reconnect_min_ms
+        self.reconnect_max_ms = reconnect_max_ms
+        self.listen_key = ""
+        self.connected = asyncio.Event()
+        self.caught_up = asyncio.Event()
+        self.stats = {"connects": 0, "keys": 0, "keepalives": 0, "catchups": 0, "catchup_updates": 0,
+                      "expired": 0}
+        self._log = get_logger("binance.userstream")
+
+    # ------------------------------------------------------------------------------------ listenKey
+    async def _call(self, method: str) -> dict[str, Any]:
+        ex = self.gw._ex()
+        await self.gw._gate(order=False, weight=1, protective=True)
+        fn = {"POST": ex.fapiPrivatePostListenKey, "PUT": ex.fapiPrivatePutListenKey,
+              "DELETE": ex.fapiPrivateDeleteListenKey}[method]
+        try:
+            return dict(await fn({}) or {})
+        except Exception as e:
+            raise self.gw._translate(e, placing=False) from e
+
+    async def new_key(self) -> str:
+        res = await self._call("POST")
+        self.listen_key = str(res["listenKey"])
+        self.stats["keys"] += 1
+        return self.listen_key
+
+    async def _keepalive(self) -> None:
+        last = time.monotonic()
+        while True:
+            # short naps so a changed period applies at once; the PUT itself only every keepalive_s
+            await asyncio.sleep(min(1.0, max(0.0, last + self.keepalive_s - time.monotonic())))
+            if time.monotonic() - last < self.keepalive_s:
+                continue
+            last = time.monotonic()
+            try:
+                await self._call("PUT")
+            except (VenueUnavailable, RateLimited) as e:
+                self._log.warning("listenKey keep-alive failed; retrying", error=str(e))
+                continue
+            except VenueError as e:  # -1125 "This listenKey does not exist" / 400
+                raise _Reconnect(f"keep-alive refused: {e}", new_key=True) from e
+            self.stats["keepalives"] += 1
+
+    # ------------------------------------------------------------------------------------ run
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                # POST before every connect: it returns the active key (extended by 60 min) or a new one
+                # when the old one expired, so a reconnect never retries a dead key.
+                await self.new_key()
+                url = f"{self.base_url}/ws?listenKey={self.listen_key}"
+                async with connect(url, open_timeout=10, max_size=8 * 1024 * 1024) as ws:
+                    failures = 0
+                    self.stats["connects"] += 1
+                    self.connected.set()
+                    async with asyncio.TaskGroup() as tg:
+                        ka = tg.create_task(self._keepalive())
+                        rd = tg.create_task(self._read(ws))
+                        await self.catch_up()
+                        self.caught_up.set()
+                        # runs until one of them leaves (_Reconnect, a lost socket): the group ends both
+                        await asyncio.wait({ka, rd}, return_when=asyncio.FIRST_COMPLETED)
+            except* _Reconnect as eg:
+                r = eg.exceptions[0]
+                assert isinstance(r, _Reconnect)
+                self._log.info("user stream reconnect", reason=str(r), new_key=r.new_key)
+            except* _RETRY as eg:
+                failures += 1
+                self._log.warning("user stream lost", error=str(eg.exceptions[0]), failures=failures)
+            self.connected.clear()
+            self.caught_up.clear()
+            await asyncio.sleep(backoff_delay_s(failures, self.reconnect_min_ms, self.reconnect_max_ms))
+
+    async def _read(self, ws: Any) -> None:
+        tr = self.gw.translator
+        assert tr is not None
+        tick_s = max(0.05, min(self.stale_s, tr.link_wait_ns / 1e9 / 2 or 0.5))
+        last_msg = time.monotonic()
+        while True:
+            try:
+                raw = await asyncio.wait_for(ws.recv(decode=False), timeout=tick_s)
+            except TimeoutError:
+                for u in tr.flush_expired(time.time_ns()):
+                    self.gw.publish(u)
+                if time.monotonic() - last_msg > self.stale_s:
+                    raise _Reconnect("stale user stream", new_key=False) from None
+                continue
+            last_msg = time.monotonic()
+            for item in tr.on_message(raw, time.time_ns()):
+                if isinstance(item, ListenKeyExpired):
+                    self.stats["expired"] += 1
+                    raise _Reconnect("listenKeyExpired", new_key=True)
+                self.gw.publish(item)
+
+    # ------------------------------------------------------------------------------------ catch-up
+    async def catch_up(self) -> int:
+        """Bring the translator (and so the engine) up to date by REST. Returns updates published."""
+        gw, tr = self.gw, self.gw.translator
+        assert tr is not None
+        n = 0
+        before = dict(tr.live)
+        open_now = await gw.open_orders()
+        open_ids = {u.client_id for u in open_now}
+        for u in open_now:
+            prev = before.get(u.client_id)
+            if not u.kind.is_conditional and prev is not None and u.filled_lots > prev.filled_lots:
+                n += (await self._fills(u, parent=""))[0]
+            n += self._publish(tr.accept_rest(u))
+        for cid, last in before.items():
+            if cid in open_ids:
+                continue
+            raw = await gw.fetch_order_raw(last.symbol, cid, last.kind.is_conditional)
+            if raw is None:
+                continue
+            inst = gw.instrument(last.symbol)
+            if last.kind.is_conditional:
+                u = algo_update_from_rest(raw, inst, time.time_ns())
+                child = str(raw.get("actualOrderId") or "")
+                if child and child != "0":
+                    tr.algo_of_child[child] = cid
+                    k, lots, avg = await self._child_fills(last, child)
+                    n += k
+                    if lots and u.filled_lots == 0:  # FINISHED: what the child filled is the algo's fill
+                        u = replace(u, status=OrderStatus.FILLED, filled_lots=lots, avg_price=avg)
+            else:
+                u = order_update_from_rest(raw, inst, time.time_ns())
+                if u.filled_lots > last.filled_lots:
+                    n += (await self._fills(u, parent=""))[0]
+            n += self._publish(tr.accept_rest(u))
+        acc = await gw.account()
+        held = {p.symbol for p in acc.positions}
+        for p in acc.positions:
+            tr.positions[p.symbol] = p
+            gw.publish(p)
+        for s, p in list(tr.positions.items()):
+            if s not in held and p.qty_lots != 0:  # flat at the venue now: say so explicitly
+                flat = type(p)(symbol=s, qty_lots=0, entry_price=0.0)
+                tr.positions[s] = flat
+                gw.publish(flat)
+        self.stats["catchups"] += 1
+        self.stats["catchup_updates"] += n
+        return n
+
+    def _publish(self, updates: list[OrderUpdate]) -> int:
+        for u in updates:
+            self.gw.publish(u)
+        return len(updates)
+
+    async def _fills(self, u: OrderUpdate, parent: str) -> tuple[int, int, float]:
+        """The fills of one order we did not see, from GET /fapi/v1/userTrades, as fill updates.
+        Returns (updates published, lots filled in all, their average price)."""
+        tr = self.gw.translator
+        assert tr is not None
+        inst = self.gw.instrument(u.symbol)
+        trades = sorted(await self.gw.user_trades(u.symbol, u.venue_order_id), key=lambda t: int(t["id"]))
+        cum, notional, n = 0, 0.0, 0
+        for t in trades:
+            lots = inst.qty_to_lots(t["qty"])
+            cum += lots
+            notional += lots * float(t["price"])
+            if tr.seen_fill(u.venue_order_id, str(t["id"])):
+                continue
+            status = OrderStatus.FILLED if u.qty_lots and cum >= u.qty_lots else OrderStatus.PARTIALLY_FILLED
+            fill = OrderUpdate(
+                client_id=parent or u.client_id, venue_order_id=u.venue_order_id, symbol=u.symbol,
+                side=Side(t.get("side", u.side.value)), kind=u.kind, status=status, qty_lots=u.qty_lots,
+                filled_lots=cum, avg_price=notional / cum if cum else 0.0, last_fill_lots=lots,
+                last_fill_price=float(t["price"]), fee=float(t.get("commission") or 0),
+                is_maker=bool(t.get("maker", False)), reduce_only=u.reduce_only, trade_id=str(t["id"]),
+                reason="rest catch-up", ts_event_ns=int(t.get("time") or 0) * 1_000_000, ts_recv_ns=time.time_ns(),
+                parent_id=parent)
+            n += self._publish(tr.accept_rest(fill))
+        return n, cum, (notional / cum if cum else 0.0)
+
+    async def _child_fills(self, algo: OrderUpdate, child_id: str) -> tuple[int, int, float]:
+        """A triggered algo order's child: its fills under the algo order's client id (userevents docstring)."""
+        stub = OrderUpdate(client_id=algo.client_id, venue_order_id=child_id, symbol=algo.symbol, side=algo.side,
+                           kind=algo.kind, status=OrderStatus.NEW, qty_lots=algo.qty_lots, filled_lots=0,
+                           avg_price=0.0, reduce_only=algo.reduce_only)
+        return await self._fills(stub, parent=algo.client_id)
+
+    async def close(self) -> None:
+        if self.listen_key:
+            with contextlib.suppress(VenueError):
+                await self._call("DELETE")
