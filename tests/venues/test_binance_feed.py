@@ -222,3 +222,24 @@ def test_stream_urls_use_the_split_routes(env: str) -> None:
     if env == "mainnet":
         assert feed.public_url.startswith("wss://fstream.binance.com/public/")
         assert feed.rest_url == "https://fapi.binance.com"
+
+
+def test_depth_weight_and_weight_limiter() -> None:
+    from bot.venues.binance_usdm.rest import WeightLimiter, depth_weight
+
+    assert [depth_weight(n) for n in (5, 10, 20, 50, 100, 500, 1000)] == [2, 2, 2, 2, 5, 10, 20]
+    lim = WeightLimiter(100)
+    t = 60 * 1000 + 10.0  # 10 s into a minute
+    for _ in range(5):
+        assert lim.delay_s(20, t) == 0.0
+        lim.spend(20, t)
+    assert lim.delay_s(20, t) == pytest.approx(50.05)  # budget used: wait for the next minute
+    assert lim.delay_s(20, t + 50.1) == 0.0  # a new minute resets the count
+    lim.observe_used(90, t + 51)  # the venue counts other processes on our IP too
+    assert lim.delay_s(20, t + 51) > 0 and lim.delay_s(10, t + 51) == 0.0
+    lim.block(30, t + 52)  # 429/418 Retry-After
+    assert lim.delay_s(2, t + 53) == pytest.approx(29.0)
+    lim.set_budget_from_exchange_info({"rateLimits": [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200}]})
+    assert lim.budget == 6000
