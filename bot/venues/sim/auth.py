@@ -109,8 +109,8 @@ class Limits:
         self.ban_s = ban_s
         self.hits_while_limited = 0
 
-    def admit(self, now_ms: int, weight: int, is_order: bool) -> tuple[int, int] | None:
-        """Count a request. None if admitted, else (HTTP status, Retry-After seconds)."""
+    def admit(self, now_ms: int, weight: int) -> tuple[int, int] | None:
+        """Count a request's IP weight. None if admitted, else (HTTP status, Retry-After seconds)."""
         self._roll(now_ms)
         if now_ms < self.banned_until_ms:
             return 418, max(1, (self.banned_until_ms - now_ms + 999) // 1000)
@@ -121,13 +121,19 @@ class Limits:
                 return 418, self.ban_s
             return 429, max(1, (self.limited_until_ms - now_ms + 999) // 1000)
         self.weight_1m += weight
-        if is_order:
-            self.orders_10s += 1
-            self.orders_1m += 1
-        if self.weight_1m > self.WEIGHT_1M or self.orders_10s > self.ORDERS_10S or self.orders_1m > self.ORDERS_1M:
-            wait = 60 - (now_ms // 1000) % 60 if self.weight_1m > self.WEIGHT_1M or self.orders_1m > self.ORDERS_1M \
-                else 10 - (now_ms // 1000) % 10
+        if self.weight_1m > self.WEIGHT_1M:
+            wait = 60 - (now_ms // 1000) % 60
             self.limit(now_ms, wait, self.ban_after_hits, self.ban_s)
+            return 429, wait
+        return None
+
+    def count_order(self, now_ms: int) -> tuple[int, int] | None:
+        """Count an authenticated order request on the account's order counters."""
+        self._roll(now_ms)
+        self.orders_10s += 1
+        self.orders_1m += 1
+        if self.orders_10s > self.ORDERS_10S or self.orders_1m > self.ORDERS_1M:
+            wait = 10 - (now_ms // 1000) % 10 if self.orders_10s > self.ORDERS_10S else 60 - (now_ms // 1000) % 60
             return 429, wait
         return None
 

@@ -99,20 +99,23 @@ class _Endpoint:
         if body:
             params.update(parse_qsl(body, keep_blank_values=True))
         w = self.weight(params) if callable(self.weight) else self.weight
-        limited = s.limits.admit(now, w, self.order)
+        limited = s.limits.admit(now, w)
         if limited is not None:
-            status, retry = limited
-            msg = ("Too many requests; current limit of IP(127.0.0.1) request weight per minute is 2400. "
-                   "Please use WebSocket Streams for live updates to avoid polling the API.") if status == 429 \
-                else "Way too many requests; IP(127.0.0.1) banned. Please use WebSocket Streams for live updates."
-            return web.json_response({"code": -1003, "msg": msg}, status=status,
-                                     headers={"Retry-After": str(retry), **s.limits.headers(self.order)})
-        headers = s.limits.headers(self.order)
+            return self._limited(*limited)
         try:
             if self.key or self.signed:
                 s.auth.check_key(request.headers.get("X-MBX-APIKEY"))
             if self.signed:
                 s.auth.verify(raw_q, body, params, now)
+        except SimError as e:
+            return web.json_response({"code": e.code, "msg": e.msg}, status=e.http_status,
+                                     headers=s.limits.headers(self.order))
+        if self.order:
+            limited = s.limits.count_order(now)
+            if limited is not None:
+                return self._limited(*limited)
+        headers = s.limits.headers(self.order)
+        try:
             result = await self.fn(params)
         except SimError as e:
             return web.json_response({"code": e.code, "msg": e.msg}, status=e.http_status, headers=headers)
@@ -121,6 +124,13 @@ class _Endpoint:
                                       "Send status unknown; execution status unknown."}, status=e.status,
                                      headers=headers)
         return web.json_response(result, headers=headers, dumps=_dumps)
+
+    def _limited(self, status: int, retry: int) -> web.Response:
+        msg = ("Too many requests; current limit of IP(127.0.0.1) request weight per minute is 2400. "
+               "Please use WebSocket Streams for live updates to avoid polling the API.") if status == 429 \
+            else "Way too many requests; IP(127.0.0.1) banned. Please use WebSocket Streams for live updates."
+        return web.json_response({"code": -1003, "msg": msg}, status=status,
+                                 headers={"Retry-After": str(retry), **self.s.limits.headers(self.order)})
 
 
 class _Rest:
@@ -368,7 +378,12 @@ def add_rest_routes(app: web.Application, s: SimServer) -> None:
 
     def add(method: str, path: str, fn: Callable[[Params], Awaitable[Any]], weight: int | Callable[[Params], int] = 1,
             signed: bool = False, key: bool = False, order: bool = False) -> None:
-        router.add_route(method, path, _Endpoint(s, fn, weight, signed, key, order))
+        ep = _Endpoint(s, fn, weight, signed, key, order)
+
+        async def handler(request: web.Request) -> web.Response:
+            return await ep(request)
+
+        router.add_route(method, path, handler)
 
     add("GET", "/fapi/v1/ping", r.ping)
     add("GET", "/fapi/v1/time", r.time)
