@@ -34,7 +34,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) or settings.venue.symbols
-    faults = [orjson.loads(f) for f in args.fault]
+    faults = [orjson.loads(f) for f in (*settings.sim.server_faults, *args.fault)]
     server = build_server(args.source, cfg=settings.sim, symbols=symbols, seed=args.seed, port=args.port,
                           api_key=args.api_key, api_secret=args.api_secret, speed=args.speed, faults=faults)
     port = await server.start()

@@ -35,6 +35,9 @@ class SimSection(FrozenModel):
     market_data_latency_ms: float = Field(2.0, ge=0, le=10_000, description="exchange -> us, base")
     market_data_jitter_ms: float = Field(1.0, ge=0, le=10_000)
     depth_bps: float = Field(200.0, gt=0, le=5000, description="matching-engine book depth each side, bps")
+    # ---- loopback server (scalper exchange-sim): faults active from the start, JSON objects as
+    # POST /_sim/fault takes them, e.g. '{"kind": "clock_skew_ms", "ms": 1500}' (docs/exchange-sim.md)
+    server_faults: tuple[str, ...] = ()
     # ---- market generator (the embedded default market)
     gen_start_prices: dict[str, float] = Field(default_factory=lambda: {"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0})
     gen_step_ms: int = Field(20, ge=1, le=1000, description="internal simulation step")
