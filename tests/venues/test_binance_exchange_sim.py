@@ -50,7 +50,7 @@ async def until(g: BinanceGateway, pred, timeout_s: float = 5.0) -> OrderUpdate:
 
 
 async def test_open_protect_close_through_ccxt_and_the_user_stream(sim):
-    server, base, g = sim
+    _server, _base, g = sim
     await g.submit(OrderRequest("t1-entry", "BTCUSDT", Side.BUY, OrderKind.MARKET, 2))
     fill = await until(g, lambda u: u.client_id == "t1-entry" and u.last_fill_lots > 0)
     assert fill.last_fill_price > 0
@@ -79,7 +79,7 @@ async def test_open_protect_close_through_ccxt_and_the_user_stream(sim):
 
 
 async def test_5xx_after_execution_found_by_client_id_not_duplicated(sim):
-    server, base, g = sim
+    _server, base, g = sim
     await fault(base, {"kind": "error_after_execute", "count": 1, "status": 503})
     ack = await g.submit(OrderRequest("t2-entry", "BTCUSDT", Side.BUY, OrderKind.MARKET, 2))
     assert ack.status is OrderStatus.FILLED and g.stats["ambiguous_found"] == 1
@@ -87,7 +87,7 @@ async def test_5xx_after_execution_found_by_client_id_not_duplicated(sim):
 
 
 async def test_clock_skew_and_rate_limit_faults(sim):
-    server, base, g = sim
+    _server, base, g = sim
     await fault(base, {"kind": "clock_skew_ms", "ms": 8000})
     with pytest.raises(ClockUnsynced):
         await g.submit(OrderRequest("t3-entry", "BTCUSDT", Side.BUY, OrderKind.MARKET, 2))
