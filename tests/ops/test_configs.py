@@ -12,7 +12,8 @@ from bot.settings import Settings, load_settings
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 FILES = sorted(CONFIG.glob("*.toml"))
-_KEY = re.compile(r"^(?:# )?([a-z_][a-z0-9_]*)(?: = |: SECRET)")
+# "key = v" (set), "#key = v" (commented-out default), "# key: SECRET ..." (a secret: env/secrets file only).
+_KEY = re.compile(r"^(?:#?([a-z_][a-z0-9_]*) = |# ([a-z_][a-z0-9_]*): SECRET)")
 _TABLE = re.compile(r"^\[([a-z_.]+)\]\s*$")
 
 
@@ -42,7 +43,7 @@ def _listed_keys(text: str) -> dict[str, list[str]]:
         m = _KEY.match(line)
         if m and table:
             # A secret's line is its own comment (it says where the value comes from instead).
-            out[f"{table}.{m.group(1)}"] = pending or ([line] if ": SECRET" in line else [])
+            out[f"{table}.{m.group(1) or m.group(2)}"] = pending or ([line] if ": SECRET" in line else [])
             pending = []
         elif line.startswith("#"):
             pending.append(line)
