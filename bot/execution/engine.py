@@ -44,6 +44,7 @@ from bot.execution.trade import TradeMachine
 from bot.journal import Journal
 from bot.logging import get_logger
 from bot.risk import Denial, MarketView, RiskManager
+from bot.risk.limits import Limits
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueUnavailable
 from bot.venues.ports import AccountSnapshot, ExecutionGateway, OrderUpdate
 
@@ -152,22 +153,30 @@ class ExecutionEngine:
                           decision.leverage)
         m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=self.risk_cfg.taker_fee_bps,
                          maker_fee_bps=self.risk_cfg.maker_fee_bps)
-        tick = inst.tick
-        legs = [self._leg_row(tid, cid, role.value, req, intended, inst, "PLANNED")
+        lim = m.lim
+        legs = [self._leg_row(tid, cid, role.value, req, intended, lim, "PLANNED")
                 for cid, role, req, intended in m.planned_legs()]
         legs[0]["status"] = "PENDING_NEW"
-        self.journal.open_trade(now, {
+        row = {
             "trade_id": tid, "symbol": intent.symbol, "setup": intent.setup, "side": intent.side,
-            "intent_ts_ns": intent.ts_ns, "intent_price": intent.price_ticks * tick,
-            "planned_qty": inst.lots_to_qty(plan.planned_lots), "planned_stop_price": inst.ticks_to_price(
-                plan.stop_ticks), "risk_budget": plan.risk_budget, "leverage": plan.leverage,
+            "intent_ts_ns": intent.ts_ns, "intent_price": lim.px(intent.price_ticks),
+            "planned_qty": lim.qty(plan.planned_lots), "planned_stop_price": lim.px(plan.stop_ticks),
+            "risk_budget": plan.risk_budget, "leverage": plan.leverage,
             "features": orjson.dumps(plan.features).decode(),
-        }, legs, TradeState.PLANNED.value, "intent accepted")
+        }
         self.trades[tid] = m
         self.risk.gate.on_position(intent.symbol, decision.notional)
         if self._leverage.get(intent.symbol) == decision.leverage:
-            await self._apply(m, m.start(now))  # the hot path: nothing awaited before the entry goes out
+            # The hot path: nothing awaited before the entry goes out. The machine's first step is pure, so
+            # the durable intent (trade, planned legs, entry PENDING_NEW, PLANNED -> ENTERING) is ONE
+            # transaction, committed before the entry is handed to the gateway.
+            actions = m.start(now)
+            self.journal.open_trade(now, row, legs, TradeState.ENTERING.value, states=[
+                (None, TradeState.PLANNED.value, "intent accepted"),
+                (TradeState.PLANNED.value, TradeState.ENTERING.value, "entry sent")])
+            await self._apply(m, actions, prejournaled=True)
         else:
+            self.journal.open_trade(now, row, legs, TradeState.PLANNED.value, "intent accepted")
             # a leverage change is a venue round trip: do it, then the entry, in a task of its own so the
             # caller (a market-data loop that also drives a simulated venue) never waits on the venue
             self._spawn(self._open(m, decision.leverage))
@@ -201,24 +210,26 @@ class ExecutionEngine:
             await self._apply(m, m.flatten(reason, now))
 
     # -- actions ----------------------------------------------------------------------------------------
-    def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, inst: Any,
+    def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, lim: Limits,
                  status: str) -> dict[str, Any]:
         return {
             "client_id": cid, "trade_id": tid, "role": role, "symbol": req.symbol, "side": req.side.value,
-            "kind": req.kind.value, "qty": inst.lots_to_qty(req.qty_lots),
-            "intended_price": inst.ticks_to_price(intended) if intended else None,
-            "price": inst.ticks_to_price(req.price_ticks) if req.price_ticks is not None else None,
-            "trigger_price": inst.ticks_to_price(req.trigger_ticks) if req.trigger_ticks is not None else None,
+            "kind": req.kind.value, "qty": lim.qty(req.qty_lots),
+            "intended_price": lim.px(intended) if intended else None,
+            "price": lim.px(req.price_ticks) if req.price_ticks is not None else None,
+            "trigger_price": lim.px(req.trigger_ticks) if req.trigger_ticks is not None else None,
             "reduce_only": req.reduce_only, "time_in_force": req.time_in_force.value,
             "working_type": req.working_type.value, "status": status,
         }
 
-    async def _apply(self, m: TradeMachine, actions: list[Action]) -> None:
+    async def _apply(self, m: TradeMachine, actions: list[Action], prejournaled: bool = False) -> None:
+        """Carry out the machine's actions in order. `prejournaled`: the first state change and the entry's
+        leg row were already committed with the trade (submit_intent's single transaction)."""
         j = self.journal
         for a in actions:
             now = self.clock()
             if isinstance(a, Submit):
-                await self._submit(m, a, now)
+                await self._submit(m, a, now, journaled=prejournaled and a.leg.role.value == "entry")
             elif isinstance(a, Cancel):
                 self._spawn(self._cancel(m, a))
             elif isinstance(a, Schedule):
@@ -229,6 +240,8 @@ class ExecutionEngine:
             elif isinstance(a, Unschedule):
                 pass  # the machine ignores a deadline it no longer holds (lazy deletion from the heap)
             elif isinstance(a, StateChanged):
+                if prejournaled and a.old is TradeState.PLANNED and a.new is TradeState.ENTERING:
+                    continue
                 j.trade_state(now, a.trade_id, a.old.value, a.new.value, a.reason, a.fields)
                 if a.new is TradeState.ABORTED:
                     self.risk.gate.on_position(m.plan.symbol, 0)
@@ -237,10 +250,9 @@ class ExecutionEngine:
                 j.order_event(now, a.trade_id, a.client_id, a.status.value, reason=a.reason,
                               venue_order_id=a.venue_order_id or None)
             elif isinstance(a, FillRecord):
-                inst = m.inst
-                j.fill(a.ts_ns, a.trade_id, a.client_id, a.role.value, a.side, inst.lots_to_qty(a.lots), a.price,
-                       a.fee, a.is_maker, a.venue_trade_id, a.status.value, inst.lots_to_qty(a.filled_lots),
-                       a.avg_price)
+                lim = m.lim
+                j.fill(a.ts_ns, a.trade_id, a.client_id, a.role.value, a.side, lim.qty(a.lots), a.price,
+                       a.fee, a.is_maker, a.venue_trade_id, a.status.value, lim.qty(a.filled_lots), a.avg_price)
             elif isinstance(a, HaltSymbol):
                 self.risk.gate.halt_symbol(a.symbol, a.reason, now)
                 self._journal_gate(now)
@@ -251,7 +263,7 @@ class ExecutionEngine:
                 self.risk.gate.on_trade_closed(a.symbol, a.setup, a.pnl, a.reason, now)
                 self.log.info("trade_closed", trade_id=a.trade_id, symbol=a.symbol, setup=a.setup,
                               side=m.plan.side, reason=a.reason.value, pnl=round(a.pnl, 4), fees=round(a.fees, 4),
-                              r=round(a.r_multiple, 3), entry=m.first_entry, qty=m.inst.lots_to_qty(m.max_pos_lots),
+                              r=round(a.r_multiple, 3), entry=m.first_entry, qty=m.lim.qty(m.max_pos_lots),
                               stop_confirm_ms=m.stop_confirm_ms)
                 self._spawn(self._after_close())
 
@@ -264,7 +276,7 @@ class ExecutionEngine:
             for cid in gone.legs:
                 self._by_client.pop(cid, None)
 
-    async def _submit(self, m: TradeMachine, a: Submit, now: int) -> None:
+    async def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False) -> None:
         leg = a.leg
         denial = self.risk.gate.check_order(now, a.reduces)
         if denial is not None:
@@ -272,8 +284,9 @@ class ExecutionEngine:
                                 f"{leg.client_id}: {denial.detail}")
             await self._apply(m, m.on_denied(leg.client_id, denial.reason.value, now))
             return
-        self.journal.add_leg(now, self._leg_row(m.tid, leg.client_id, leg.role.value, leg.req,
-                                                leg.intended_ticks, m.inst, "PENDING_NEW"))
+        if not journaled:
+            self.journal.add_leg(now, self._leg_row(m.tid, leg.client_id, leg.role.value, leg.req,
+                                                    leg.intended_ticks, m.lim, "PENDING_NEW"))
         self._by_client[leg.client_id] = m.tid
         if self.on_entry_sent is not None and leg.role.value == "entry":
             self.on_entry_sent(leg.client_id, time.perf_counter_ns())

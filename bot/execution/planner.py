@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import EntryIntent, OrderKind, TimeInForce
+from bot.risk.limits import limits
 
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
@@ -103,15 +104,16 @@ def plan_trade(trade_id: str, intent: EntryIntent, inst: Instrument, qty_lots: i
                cfg: ExecutionSection, risk_budget: float, leverage: int) -> TradePlan:
     sign = 1 if intent.side == "long" else -1
     r_ticks = abs(terms.sizing_ticks - intent.stop_ticks)
-    min_lots = max(inst.min_lots, 1)
+    lim = limits(inst)
+    min_lots = lim.min_lots
     increments: tuple[int, ...] = (qty_lots,)
     triggers: tuple[int, ...] = ()
     if cfg.scale_in_fractions:
         parts = [math.floor(qty_lots * f + 1e-9) for f in cfg.scale_in_fractions]
         parts[-1] = qty_lots - sum(parts[:-1])
-        first_notional = parts[0] * inst.step * terms.sizing_ticks * inst.tick
+        first_notional = parts[0] * lim.step * terms.sizing_ticks * lim.tick
         # Every increment must be a valid order on its own; otherwise enter once (documented fallback).
-        if min(parts) >= min_lots and first_notional >= float(inst.min_notional):
+        if min(parts) >= min_lots and first_notional >= lim.min_notional:
             increments = tuple(parts)
             triggers = tuple(max(1, round(r * r_ticks)) for r in cfg.scale_in_trigger_r)
     if intent.targets:

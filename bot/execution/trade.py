@@ -49,6 +49,7 @@ from bot.execution.actions import (
     Unschedule,
 )
 from bot.execution.planner import TradePlan, slice_lots
+from bot.risk.limits import limits
 from bot.venues.ports import OrderAck, OrderRequest, OrderUpdate
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class TradeMachine:
                  maker_fee_bps: float) -> None:
         self.plan = plan
         self.inst = inst
+        self.lim = limits(inst)
         self.cfg = cfg
         self.tid = plan.trade_id
         self.sign = plan.sign
@@ -150,8 +152,8 @@ class TradeMachine:
 
     def _track_risk(self) -> None:
         if self.pos_lots:
-            per_unit = max(0.0, self.sign * (self.avg_entry - self.stop_ticks * self.inst.tick))
-            self.max_open_risk = max(self.max_open_risk, self.pos_lots * self.inst.step * per_unit)
+            per_unit = max(0.0, self.sign * (self.avg_entry - self.stop_ticks * self.lim.tick))
+            self.max_open_risk = max(self.max_open_risk, self.pos_lots * self.lim.step * per_unit)
 
     def _open_legs(self, *roles: LegRole) -> list[Leg]:
         return [leg for leg in self.legs.values() if not leg.done and leg.role in roles]
@@ -279,7 +281,7 @@ class TradeMachine:
         self.last_ticks = ticks
         if not self.opened or self.state not in (TradeState.PROTECTING, TradeState.PROTECTED):
             return out
-        sign, tick = self.sign, self.inst.tick
+        sign, tick = self.sign, self.lim.tick
         if sign * (ticks - self.best_ticks) > 0:
             self.best_ticks = ticks
         avg_ticks = self.avg_entry / tick
@@ -353,9 +355,9 @@ class TradeMachine:
             if first:
                 self.opened = True
                 self.first_fill_ns = now_ns
-                self.best_ticks = self.last_ticks = round(price / self.inst.tick)
+                self.best_ticks = self.last_ticks = round(price / self.lim.tick)
                 self._set(TradeState.PROTECTING, "first entry fill", out, entry_ts_ns=now_ns, entry_price=price,
-                          stop_price=self.inst.ticks_to_price(self.stop_ticks))
+                          stop_price=self.lim.px(self.stop_ticks))
                 if self.plan.no_progress_ns:
                     self._schedule(Timer.NO_PROGRESS, now_ns + self.plan.no_progress_ns, out)
                 self._schedule(Timer.MAX_HOLD, now_ns + self.plan.max_hold_ns, out)
@@ -367,7 +369,7 @@ class TradeMachine:
             if first and self.exit_reason is not None:  # a flatten was asked before the first fill
                 self._flatten(self.exit_reason, "flatten requested before the fill", now_ns, out)
             return
-        pnl = self.sign * (price - self.avg_entry) * lots * self.inst.step
+        pnl = self.sign * (price - self.avg_entry) * lots * self.lim.step
         self.realized += pnl
         self.pos_lots = max(0, self.pos_lots - lots)
         self.exit_lots += lots
@@ -425,7 +427,7 @@ class TradeMachine:
 
     def _breakeven_ticks(self, avg_price: float) -> int:
         """Entry ± fees (the entry's and the exit's), rounded away from the entry to the tick grid."""
-        be = avg_price * (1 + self.sign * self._be_fee_frac) / self.inst.tick
+        be = avg_price * (1 + self.sign * self._be_fee_frac) / self.lim.tick
         return math.ceil(be - 1e-9) if self.sign > 0 else math.floor(be + 1e-9)
 
     def _stop_for_increment(self, tier: int, avg_price: float) -> int:
@@ -435,7 +437,7 @@ class TradeMachine:
             want = self._breakeven_ticks(avg_price)
         else:
             prev = self.inc_avg.get(tier - 1, self.avg_entry)
-            want = round(prev / self.inst.tick) - self.sign * self.cfg.scale_in_stop_buffer_ticks
+            want = round(prev / self.lim.tick) - self.sign * self.cfg.scale_in_stop_buffer_ticks
         return want if self.sign * (want - self.stop_ticks) > 0 else self.stop_ticks
 
     def _stop_after_add(self, tier: int) -> int:
@@ -461,7 +463,7 @@ class TradeMachine:
         tiers = [(i, px, f) for i, (px, f) in enumerate(self.plan.tp_tiers, 1) if i > self.tp_filled]
         if not tiers:
             return
-        sizes = slice_lots(self.pos_lots, [f for _, _, f in tiers], max(self.inst.min_lots, 1))
+        sizes = slice_lots(self.pos_lots, [f for _, _, f in tiers], self.lim.min_lots)
         for (i, px, _), lots in zip(tiers[-len(sizes):] if sizes else [], sizes):
             self._submit(out, LegRole.TP, f"tp{i}", OrderKind.LIMIT, lots, price=px, intended=px, tier=i)
 
@@ -470,7 +472,7 @@ class TradeMachine:
         k = self.next_inc
         if k >= len(p.increments) or self.tp_filled or self._open_legs(LegRole.ENTRY, LegRole.ADD):
             return False
-        sign, tick = self.sign, self.inst.tick
+        sign, tick = self.sign, self.lim.tick
         if sign * (ticks - self.first_entry / tick) < p.add_trigger_ticks[k - 1]:
             return False
         if sign * (ticks * tick - self.avg_entry) <= 0:
@@ -482,12 +484,12 @@ class TradeMachine:
             new_pos = self.pos_lots + lots
             avg = (self.avg_entry * self.pos_lots + price * tick * lots) / new_pos
             stop = self._stop_for_increment(k + 1, avg)
-            risk = new_pos * self.inst.step * max(0.0, sign * (avg - stop * tick))
+            risk = new_pos * self.lim.step * max(0.0, sign * (avg - stop * tick))
             if risk <= p.risk_budget:
                 break
             lots -= max(1, lots // 10)
         self.next_inc += 1
-        if lots < max(self.inst.min_lots, 1):
+        if lots < self.lim.min_lots:
             return False
         if self.cfg.entry_order == "market":
             self._submit(out, LegRole.ADD, f"add{k + 1}", OrderKind.MARKET, lots, intended=ticks, tier=k + 1)
@@ -536,6 +538,6 @@ class TradeMachine:
         exit_px = self.exit_value / self.exit_lots if self.exit_lots else 0.0
         self._set(TradeState.CLOSED, reason.value, out, exit_ts_ns=now_ns, exit_price=exit_px,
                   exit_reason=reason.value, pnl=pnl, fees=self.fees, r_multiple=r_mult,
-                  qty=self.inst.lots_to_qty(self.max_pos_lots), max_open_risk=self.max_open_risk,
+                  qty=self.lim.qty(self.max_pos_lots), max_open_risk=self.max_open_risk,
                   entry_price=self.first_entry, stop_confirm_ms=self.stop_confirm_ms)
         out.append(TradeClosed(self.tid, self.plan.symbol, self.plan.setup, reason, pnl, self.fees, r_mult))

@@ -171,48 +171,50 @@ class Journal:
         with self._tx() as db:
             db.execute("INSERT INTO config(ts_ns, hash, body) VALUES (?,?,?)", (ts_ns, config_hash, body))
 
-    def open_trade(
-        self, ts_ns: int, trade: dict[str, Any], legs: list[dict[str, Any]], state: str, reason: str = ""
-    ) -> None:
-        """The trade and its planned legs, before any order is sent (durable intent)."""
-        cols = ["trade_id", "symbol", "setup", "side", *sorted(k for k in trade if k in _TRADE_COLS)]
-        row = {**trade, "state": state}
-        cols = list(dict.fromkeys([*cols, "state"]))
+    def open_trade(self, ts_ns: int, trade: dict[str, Any], legs: list[dict[str, Any]], state: str,
+                   reason: str = "", states: list[tuple[str | None, str, str]] | None = None) -> None:
+        """The trade and its planned legs, before any order is sent (durable intent), in one transaction.
+        `states`: the state changes this write records, oldest first (default: None -> `state`)."""
+        changes = states or [(None, state, reason)]
+        row = {**trade, "state": changes[-1][1]}
+        cols = list(dict.fromkeys(["trade_id", "symbol", "setup", "side",
+                                   *sorted(k for k in row if k in _TRADE_COLS)]))
+        tid = trade["trade_id"]
         with self._tx() as db:
             db.execute(
                 f"INSERT INTO trades({', '.join(cols)}, created_ns, updated_ns) "
                 f"VALUES ({', '.join('?' * len(cols))}, ?, ?)",
                 (*[row.get(c) for c in cols], ts_ns, ts_ns),
             )
-            db.execute(
-                "INSERT INTO state_changes(ts_ns, entity, entity_id, from_state, to_state, reason) "
-                "VALUES (?,?,?,?,?,?)",
-                (ts_ns, "trade", trade["trade_id"], None, state, reason),
-            )
-            for leg in legs:
-                self._insert_leg(db, ts_ns, leg)
+            db.executemany("INSERT INTO state_changes(ts_ns, entity, entity_id, from_state, to_state, reason) "
+                           "VALUES (?,?,?,?,?,?)", [(ts_ns, "trade", tid, f, t, r) for f, t, r in changes])
+            self._insert_legs(db, ts_ns, legs)
 
-    def _insert_leg(self, db: sqlite3.Connection, ts_ns: int, leg: dict[str, Any]) -> None:
+    def _insert_legs(self, db: sqlite3.Connection, ts_ns: int, legs: list[dict[str, Any]]) -> None:
         # A leg planned up front (the first stop, the TP tiers) is written again, at its real size, when it is
         # sent: same client id, so the row is updated (and the change is an order_events row).
-        db.execute(
+        if not legs:
+            return
+        db.executemany(
             f"INSERT INTO legs({', '.join(_LEG_COLS)}, created_ns, updated_ns) "
             f"VALUES ({', '.join('?' * len(_LEG_COLS))}, ?, ?) "
             "ON CONFLICT(client_id) DO UPDATE SET qty=excluded.qty, intended_price=excluded.intended_price, "
             "price=excluded.price, trigger_price=excluded.trigger_price, status=excluded.status, "
             "updated_ns=excluded.updated_ns",
-            (*[int(bool(leg.get(c))) if c == "reduce_only" else leg.get(c) for c in _LEG_COLS], ts_ns, ts_ns),
+            [(*[int(bool(leg.get(c))) if c == "reduce_only" else leg.get(c) for c in _LEG_COLS], ts_ns, ts_ns)
+             for leg in legs],
         )
-        db.execute(
+        db.executemany(
             "INSERT INTO order_events(ts_ns, trade_id, client_id, status, filled_qty, avg_price, reason) "
             "VALUES (?,?,?,?,?,?,?)",
-            (ts_ns, leg["trade_id"], leg["client_id"], leg["status"], 0.0, 0.0, leg.get("reason", "planned")),
+            [(ts_ns, leg["trade_id"], leg["client_id"], leg["status"], 0.0, 0.0, leg.get("reason", "planned"))
+             for leg in legs],
         )
 
     def add_leg(self, ts_ns: int, leg: dict[str, Any]) -> None:
         """A leg planned after the trade opened (a resized stop, a scale-in, a flattening order)."""
         with self._tx() as db:
-            self._insert_leg(db, ts_ns, leg)
+            self._insert_legs(db, ts_ns, [leg])
 
     def order_event(
         self,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain.instrument import Instrument
 from bot.risk.brackets import LeverageBrackets
+from bot.risk.limits import limits
 from bot.risk.liquidation import liquidation_price_cross, liquidation_price_isolated
 from bot.risk.reasons import Denial, DenyReason
 
@@ -76,28 +77,26 @@ def size_entry(
     """
     if side * (entry_ticks - stop_ticks) <= 0:
         return Denial(DenyReason.INVALID_STOP, f"stop {stop_ticks} not on the losing side of {entry_ticks}")
-    tick = inst.tick
+    lim = limits(inst)
+    tick = lim.tick
     price = entry_ticks * tick
     stop_distance = abs(entry_ticks - stop_ticks) * tick
     entry_fee_bps = cfg.maker_fee_bps if entry_is_maker else cfg.taker_fee_bps
     fee_bps = entry_fee_bps + cfg.taker_fee_bps + cfg.slippage_bps
     per_unit = stop_distance + price * max(fee_bps, 0.0) / 1e4
     money = risk_budget(equity, cfg.risk_per_trade_pct) if budget is None else budget
-    step = inst.step
-    lots = floor_lots(money / per_unit, step)
-    qty = inst.lots_to_qty(lots)
+    lots = floor_lots(money / per_unit, lim.step)
+    qty = lim.qty(lots)
     notional = qty * price
 
-    min_lots = max(inst.min_lots, 1)
-    if lots < min_lots:
+    if lots < lim.min_lots:
         return Denial(DenyReason.BELOW_MIN_QTY,
                       f"{qty} < min {inst.min_qty} (risk {money:.2f} / {per_unit:.6g} per unit)")
-    min_notional = float(inst.min_notional)
-    if notional < min_notional:
+    if notional < lim.min_notional:
         return Denial(DenyReason.BELOW_MIN_NOTIONAL, f"{notional:.2f} < {inst.min_notional}")
-    max_qty = inst.market_max_qty if market_entry and float(inst.market_max_qty) > 0 else inst.max_qty
-    if float(max_qty) > 0 and lots > inst.qty_to_lots(max_qty):
-        return Denial(DenyReason.ABOVE_MAX_QTY, f"{qty} > max {max_qty}")
+    max_lots = lim.market_max_lots if market_entry and lim.market_max_lots else lim.max_lots
+    if max_lots and lots > max_lots:
+        return Denial(DenyReason.ABOVE_MAX_QTY, f"{qty} > max {lim.qty(max_lots)}")
 
     margin_budget = equity * cfg.max_margin_per_trade_pct / 100.0
     leverage = max(1, math.ceil(notional / margin_budget * (1 - _EPS)))
