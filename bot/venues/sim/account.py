@@ -60,7 +60,7 @@ class Position:
 
 
 class Account:
-    __slots__ = ("asset", "maker_fee", "positions", "taker_fee", "wallet")
+    __slots__ = ("asset", "maker_fee", "positions", "taker_fee", "version", "wallet")
 
     def __init__(self, balance: float, maker_fee_bps: float, taker_fee_bps: float, asset: str = "USDT") -> None:
         self.asset = asset
@@ -68,6 +68,7 @@ class Account:
         self.maker_fee = maker_fee_bps / 10_000
         self.taker_fee = taker_fee_bps / 10_000
         self.positions: dict[str, Position] = {}
+        self.version = 0  # bumped by every change of wallet or positions (caches key on it)
 
     def position(self, symbol: str, k: float, leverage: int, isolated: bool) -> Position:
         p = self.positions.get(symbol)
@@ -132,6 +133,7 @@ class Account:
                     pos.isolated_wallet = rest * price_ticks * k / pos.leverage
         pos.realized_pnl += realized
         self.wallet += realized - fee
+        self.version += 1
         pos.updated_ns = now_ns
         return realized, fee
 
@@ -141,6 +143,7 @@ class Account:
             return 0.0
         pay = -pos.qty_lots * mark_ticks * pos.k * rate
         self.wallet += pay
+        self.version += 1
         if pos.isolated:
             pos.isolated_wallet += pay
         return pay

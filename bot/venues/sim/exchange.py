@@ -84,6 +84,7 @@ class SimExchange(TriggerBook):
         self._seq = 0
         self._last_depth_symbol = ""
         self._funding_min_ns = 0  # earliest next funding time over the symbols (0: not yet set)
+        self._liq_cache: dict[str, tuple[int, float]] = {}  # symbol -> (account version, liq price ticks)
         self.keep_reports = keep_reports
         self.reports: list[Report] = []
         self.listeners: list[Callable[[Report], None]] = []
@@ -102,7 +103,17 @@ class SimExchange(TriggerBook):
 
     # ================================================================== market data in
     def on_message(self, raw: bytes, ts_ns: int) -> None:
-        """One raw Binance message (combined-stream envelope, ws-mode payload or REST snapshot)."""
+        """One raw Binance message (combined-stream envelope, ws-mode payload or REST snapshot).
+
+        bookTickers (most of a session's messages) carry nothing the matching book lacks, so they
+        are recognised by their first bytes and not decoded: they only move the clock."""
+        if raw.find(b"bookTicker", 0, 48) >= 0:
+            if (self._pending and self._pending[0][0] <= ts_ns) or ts_ns >= self._funding_min_ns:
+                self.advance_to(ts_ns)
+            elif ts_ns > self.now_ns:
+                self.now_ns = ts_ns
+            self.market_events += 1
+            return
         ev = parse_message(raw, ts_ns)
         if ev is not None:
             self.on_event(ev, ts_ns)
@@ -437,6 +448,7 @@ class SimExchange(TriggerBook):
         p = self.account.positions.get(symbol)
         if p is not None:
             p.leverage = leverage
+        self.account.version += 1
         return leverage
 
     def set_margin_type(self, symbol: str, isolated: bool, now_ns: int | None = None) -> bool:
@@ -451,6 +463,7 @@ class SimExchange(TriggerBook):
         p = self.account.positions.get(symbol)
         if p is not None:
             p.isolated = isolated
+        self.account.version += 1
         return isolated
 
     # ---------------------------------------------------------------- funding

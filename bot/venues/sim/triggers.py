@@ -52,6 +52,7 @@ class TriggerBook:
     liquidation_fee: float
     account: Any
     _watch: set[str]
+    _liq_cache: dict[str, tuple[int, float]]
     _next_algo_id: int
     _next_order_id: int
 
@@ -202,6 +203,23 @@ class TriggerBook:
                     continue
                 self._trigger(a, m, now)
         if mark and self.position_lots(m.symbol):
+            self._maybe_liquidate(m, now)
+
+    def _maybe_liquidate(self, m: SymbolMarket, now: int) -> None:
+        """Compare the mark with the cached liquidation price (exact for an isolated position or a lone
+        cross position; with several cross positions every mark matters: full check)."""
+        acct = self.account
+        pos = acct.positions[m.symbol]
+        if not pos.isolated and sum(1 for p in acct.positions.values() if p.qty_lots and not p.isolated) > 1:
+            self._check_liquidation(now)
+            return
+        cached = self._liq_cache.get(m.symbol)
+        if cached is None or cached[0] != acct.version:
+            cached = (acct.version, acct.liquidation_price_ticks(pos, self.marks()))
+            self._liq_cache[m.symbol] = cached
+        lp = cached[1]
+        mark = m.mark_ticks()
+        if lp > 0 and (mark <= lp if pos.qty_lots > 0 else mark >= lp):
             self._check_liquidation(now)
 
     @staticmethod
