@@ -19,8 +19,8 @@ from bot.market.book import OrderBook
 from bot.market.sync import BinanceBookSync
 from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.binance_usdm.parse import parse_message, parse_snapshot
-from tests.conftest import ROOT
-from tests.sim.server_helpers import call, ccxt_client, running_server
+from tests.conftest import ROOT, SESSIONS
+from tests.sim.server_helpers import build_server, call, ccxt_client, running_server
 
 SYM = "BTC/USDT:USDT"
 
@@ -212,3 +212,37 @@ async def test_user_data_stream_carries_order_algo_and_account_updates() -> None
             ("t1-sl", "NEW", "STOP_MARKET", "MARK_PRICE", True)]
         acct = [e["a"] for e in events if e["e"] == "ACCOUNT_UPDATE"][-1]
         assert acct["P"][0]["s"] == "BTCUSDT" and float(acct["P"][0]["pa"]) == pytest.approx(0.003)
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "binance_usdm").is_dir(), reason="no recorded data")
+async def test_a_recorded_session_is_served_and_a_client_syncs_from_it() -> None:
+    server = build_server([str(p) for p in SESSIONS["btcusdt_20240808"]], port=0, speed=3.0)
+    port = await server.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        sync = BinanceBookSync(OrderBook(KNOWN["BTCUSDT"]))
+        async with websockets.connect(f"ws://127.0.0.1:{port}/public/stream?streams=btcusdt@depth@100ms") as ws, \
+                aiohttp.ClientSession() as http:
+            first = await _collect(ws, 0.5)
+            for _ in range(20):  # the engine is live once the recorded snapshot has played
+                async with http.get(f"{base}/fapi/v1/depth?symbol=BTCUSDT&limit=1000") as r:
+                    if r.status == 200:
+                        snap = parse_snapshot(await r.json(), "BTCUSDT", 0)
+                        break
+                first += await _collect(ws, 0.2)
+            else:
+                pytest.fail("the replayed book never became live")
+            rest = await _collect(ws, 1.5)
+        for raw in first:
+            ev = parse_message(raw, 0)
+            assert isinstance(ev, DepthDiff)
+            sync.on_diff(ev, 0)
+        sync.on_snapshot(snap, 0)
+        for raw in rest:
+            ev = parse_message(raw, 0)
+            assert isinstance(ev, DepthDiff)
+            sync.on_diff(ev, 0)
+        assert sync.health.is_live and sync.stats.gaps == 0 and sync.stats.applied > 10
+        assert server.ex.markets["BTCUSDT"].book.bbo() is not None
+    finally:
+        await server.stop()
