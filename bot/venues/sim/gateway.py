@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderKind, OrderStatus, Side
@@ -108,7 +109,7 @@ class SimGateway:
         lat = self.ex.order_latency
         return lat.base_ns == 0 and lat.jitter_ns == 0
 
-    async def _request(self, fn: str, *args: object, **kw: object) -> object:
+    async def _request(self, fn: str, *args: Any, **kw: Any) -> object:
         if self._immediate:
             try:
                 return getattr(self.ex, fn)(*args, **kw)

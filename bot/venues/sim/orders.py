@@ -57,7 +57,7 @@ class SimOrder:
         self.close_position = False
         self.working_type = "CONTRACT_PRICE"
         self.filled_lots = 0
-        self.avg_notional_tl = 0  # sum of ticks*lots of the fills (average price = this / filled)
+        self.avg_notional_tl: float = 0  # sum of ticks*lots of the fills (average = this / filled)
         self.status = "NEW"
         self.created_ns = now_ns
         self.updated_ns = now_ns
@@ -115,7 +115,7 @@ class AlgoOrder:
         self.status = "NEW"
         self.child_order_id = 0
         self.fill_lots = 0
-        self.fill_notional_tl = 0
+        self.fill_notional_tl: float = 0
         self.reason = ""
         self.created_ns = now_ns
         self.updated_ns = now_ns
