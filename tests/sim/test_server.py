@@ -193,6 +193,11 @@ async def test_user_data_stream_carries_order_algo_and_account_updates() -> None
                                          {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.003",
                                           "newClientOrderId": "t1-entry"})
                 assert st == 200 and body["status"] == "FILLED"
+                oid = body["orderId"]
+                st, trades, _ = await call(http, base, "GET", "/fapi/v1/userTrades",
+                                           {"symbol": "BTCUSDT", "orderId": oid})
+                assert st == 200 and sum(float(t["qty"]) for t in trades) == pytest.approx(0.003)
+                assert all(t["orderId"] == oid and t["buyer"] and not t["maker"] for t in trades)
                 st, body, _ = await call(http, base, "POST", "/fapi/v1/algoOrder",
                                          {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET",
                                           "algoType": "CONDITIONAL", "triggerPrice": "30000.0",

@@ -28,6 +28,7 @@ is there when they fire. Margin: -2019 when the initial margin of the increase i
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +90,9 @@ class SimExchange(TriggerBook):
         self.reports: list[Report] = []
         self.listeners: list[Callable[[Report], None]] = []
         self.market_events = 0
+        # Our fills, newest last (GET /fapi/v1/userTrades): (trade id, order, lots, price ticks, fee,
+        # realised PnL, maker, ts ns). Bounded: a long paper session keeps the recent ones.
+        self.fills: deque[tuple[int, SimOrder, int, float, float, float, bool, int]] = deque(maxlen=100_000)
 
     # ================================================================== reports
     def _emit(self, r: Report) -> None:
@@ -384,6 +388,7 @@ class SimExchange(TriggerBook):
         self._next_trade_id += 1
         if o.status == "FILLED":
             m.remove(o)
+        self.fills.append((tid, o, lots, px, fee, realized, maker, now))
         self._emit(OrderReport(now, o.copy(), exec_type, lots, px, fee, realized, maker, tid))
         self._emit(AccountReport(now, "ORDER", (sym,)))
         self._after_position_change(sym, now)

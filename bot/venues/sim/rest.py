@@ -249,6 +249,11 @@ class _Rest:
         sym = self._inst(p).symbol if p.get("symbol") else None
         return [wire.order_body(self.ex, o) for o in self.ex.open_orders(sym)]
 
+    async def user_trades(self, p: Params) -> Any:
+        inst = self._inst(p)
+        limit = min(1000, int(p.get("limit", "500")))
+        return wire.user_trades(self.ex, inst.symbol, int(p["orderId"]) if p.get("orderId") else None, limit)
+
     async def cancel_all(self, p: Params) -> Any:
         self.ex.cancel_all(self._inst(p).symbol, now_ns=self.s.engine_now_ns())
         return {"code": 200, "msg": "The operation of cancel all open order is done."}
@@ -397,6 +402,7 @@ def add_rest_routes(app: web.Application, s: SimServer) -> None:
     add("GET", "/fapi/v1/openOrder", r.open_order, signed=True)
     add("GET", "/fapi/v1/openOrders", r.open_orders, lambda p: 1 if p.get("symbol") else 40, signed=True)
     add("DELETE", "/fapi/v1/allOpenOrders", r.cancel_all, signed=True)
+    add("GET", "/fapi/v1/userTrades", r.user_trades, 5, signed=True)
     add("POST", "/fapi/v1/algoOrder", r.new_algo, 0, signed=True, order=True)
     add("DELETE", "/fapi/v1/algoOrder", r.cancel_algo, signed=True)
     add("GET", "/fapi/v1/algoOrder", r.query_algo, signed=True)

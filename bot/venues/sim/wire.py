@@ -27,6 +27,7 @@ __all__ = [
     "order_body",
     "order_update",
     "position_risk",
+    "user_trades",
 ]
 
 _MS = 1_000_000
@@ -142,6 +143,18 @@ def algo_body(ex: SimExchange, a: AlgoOrder) -> dict[str, Any]:
         "createTime": a.created_ns // _MS, "updateTime": a.updated_ns // _MS, "triggerTime": a.trigger_ns // _MS,
         "goodTillDate": 0,
     }
+
+
+def user_trades(ex: SimExchange, symbol: str, order_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """GET /fapi/v1/userTrades rows (oldest first)."""
+    inst = ex.markets[symbol].inst
+    fmt = Fmt.of(inst)
+    k = inst.tick * inst.step
+    rows = [f for f in ex.fills if f[1].symbol == symbol and (order_id is None or f[1].order_id == order_id)]
+    return [{"buyer": o.side_sign > 0, "commission": _f(fee), "commissionAsset": "USDT", "id": tid, "maker": maker,
+             "orderId": o.order_id, "price": _px(inst, px), "qty": fmt.qty(lots), "quoteQty": _f(lots * px * k),
+             "realizedPnl": _f(rp), "side": o.side, "positionSide": "BOTH", "symbol": symbol, "time": ts // _MS}
+            for tid, o, lots, px, fee, rp, maker, ts in rows[-limit:]]
 
 
 # ====================================================================== account
