@@ -21,6 +21,10 @@ class AppSection(FrozenModel):
     mode: Literal["sim", "paper", "exchange-sim", "demo", "testnet", "live"] = "sim"
     name: str = "scalper"
     state_dir: str = "var"  # journal, recordings, runtime state (relative to the working directory)
+    # On SIGTERM/SIGINT new entries stop first; then a real venue either keeps its positions with their
+    # exchange-side stops in place ("keep_protected") or flattens them ("flatten"). The simulator always
+    # flattens: its positions end with the process.
+    on_shutdown: Literal["keep_protected", "flatten"] = "keep_protected"
 
 
 class LogSection(FrozenModel):

@@ -182,6 +182,9 @@ async def test_429_then_418_raise_rate_limited_with_retry_after_and_block(gw: Bi
 
 
 async def test_limiter_follows_order_count_headers(gw: BinanceGateway, fake: FakeBinance):
+    # The limiter's windows are aligned to wall-clock multiples of 10 s / 60 s: pin its clock mid-window so
+    # the two orders below cannot straddle a boundary (that made this test flaky on a loaded machine).
+    gw._wall_s = lambda: 1_700_000_005.0
     fake.order_count = 299  # the venue says 299 of 300 in these 10 s
     await gw.submit(entry("t1-sl", side=Side.SELL, kind=OrderKind.STOP_MARKET, trigger_ticks=590_000,
                           reduce_only=True))  # protective: may use the headroom

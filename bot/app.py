@@ -1,0 +1,359 @@
+"""Composition root: build the bot from Settings and run it in one TaskGroup until told to stop.
+
+Venues:
+- `sim` (the embedded default): the seeded market generator paced by the wall clock feeds both the
+  in-process simulated exchange (`SimExchange`, behind `SimGateway`) and the bot's own parse -> sync
+  -> DOM path; no keys, no network.
+- `binance-usdm`: the public feed (`BinanceMarketFeed`) and the ccxt gateway (`BinanceGateway`), for
+  exchange-sim / demo / testnet / live, chosen by `venue.environment`.
+
+Every component gets only its own settings section. Shutdown (SIGINT/SIGTERM, or `run_for_s`): new
+entries stop first (trading HALTED "shutdown"); then the simulator flattens (its positions die with the
+process), a real venue either keeps its positions with their exchange-side stops or flattens, by
+`app.on_shutdown`. The process never exits with a position the bot opened and did not protect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from bot.domain.instrument import Instrument
+from bot.domain.types import CloseReason
+from bot.errors import ConfigError
+from bot.execution.engine import ExecutionEngine
+from bot.journal import Journal
+from bot.logging import configure_logging, get_logger
+from bot.ops.state import RuntimeState
+from bot.pipeline import Pipeline
+from bot.risk import RiskManager
+from bot.risk.brackets import Bracket, LeverageBrackets
+from bot.settings import Settings, redacted
+from bot.signals import SignalEngine
+from bot.ui.terminal import TerminalView, render
+from bot.venues.binance_usdm.instruments import KNOWN
+
+__all__ = ["App", "check_live_guard", "sim_risk_brackets"]
+
+_MS = 1_000_000
+
+
+def check_live_guard(settings: Settings, live_flag: bool) -> None:
+    """Real money only when the config says `mode = "live"` AND the operator passes --live."""
+    mode, env = settings.app.mode, settings.venue.environment
+    if mode == "live" and not live_flag:
+        raise ConfigError('app.mode = "live": refusing to trade real money without --live on the command line')
+    if live_flag and mode != "live":
+        raise ConfigError(f'--live given but app.mode = {mode!r}; set app.mode = "live" in the config')
+    if settings.venue.name != "sim" and env == "mainnet" and mode != "live":
+        raise ConfigError(f'venue.environment = "mainnet" with app.mode = {mode!r}: mainnet is live trading; '
+                          'use environment "demo"/"testnet"/"exchange-sim", or mode "live" with --live')
+
+
+def sim_risk_brackets() -> dict[str, LeverageBrackets]:
+    """Size against the very leverage brackets the simulator margins and liquidates with."""
+    from bot.venues.sim.brackets import BRACKETS
+
+    return {sym: LeverageBrackets(sym, tuple(Bracket(b.bracket, b.initial_leverage, b.notional_cap,
+                                                     b.notional_floor, b.maint_margin_ratio, b.cum)
+                                             for b in rows))
+            for sym, rows in BRACKETS.items()}
+
+
+def _instruments(settings: Settings) -> dict[str, Instrument]:
+    out = {}
+    for sym in settings.venue.symbols:
+        if sym not in KNOWN:
+            raise ConfigError(f"venue.symbols: {sym!r} has no embedded instrument rules; the simulator trades "
+                              f"{', '.join(sorted(KNOWN))}")
+        out[sym] = KNOWN[sym]
+    return out
+
+
+class App:
+    def __init__(self, settings: Settings, *, view: bool | None = None, run_for_s: float | None = None) -> None:
+        self.settings = settings
+        self.run_for_s = run_for_s
+        self.view = sys.stdout.isatty() if view is None else view
+        self.log = get_logger("app")
+        self.state = RuntimeState(last_errors_max=settings.ops.last_errors_max,
+                                  user_stream_stale_after_ns=settings.ops.user_stream_stale_after_ms * _MS)
+        self.stop = asyncio.Event()
+        self.engine: ExecutionEngine | None = None
+        self.pipeline: Pipeline | None = None
+        self.journal: Journal | None = None
+        self.gateway: Any = None
+        self.ops: Any = None
+        self._closed_seen = 0
+
+    # ------------------------------------------------------------------ building
+    def _journal_path(self) -> str:
+        p = self.settings.journal.path
+        if p != ":memory:" and not os.path.isabs(p):
+            os.makedirs(self.settings.app.state_dir, exist_ok=True)
+            p = os.path.join(self.settings.app.state_dir, p)
+        return p
+
+    def _build_core(self, gateway: Any, instruments: dict[str, Instrument], equity: float,
+                    brackets: dict[str, LeverageBrackets] | None) -> None:
+        s = self.settings
+        now = time.time_ns()
+        self.journal = Journal(self._journal_path(), s.journal.synchronous, s.journal.busy_timeout_ms)
+        body = orjson.dumps(redacted(s), option=orjson.OPT_SORT_KEYS).decode()
+        cfg_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
+        self.journal.record_config(now, cfg_hash, body)
+        self.log.info("config", hash=cfg_hash, mode=s.app.mode, venue=s.venue.name, symbols=list(s.venue.symbols))
+        risk = RiskManager(s.risk, equity, now, brackets)
+        self.gateway = gateway
+        self.engine = ExecutionEngine(gateway, risk, self.journal, s.execution, s.risk)
+        signals = SignalEngine(s.signals, instruments)
+        self.pipeline = Pipeline(instruments, signals, self.engine, self.state, depth_bps=s.market.depth_bps,
+                                 clock=time.time_ns)
+        self.state.set_info(name=s.app.name, mode=s.app.mode, venue=s.venue.name,
+                            environment=s.venue.environment, symbols=list(s.venue.symbols), config_hash=cfg_hash)
+        self.state.set_trading_state("ACTIVE", "started", now)
+
+    # ------------------------------------------------------------------ controls (ops endpoint)
+    def _halt(self, reason: str) -> dict[str, str]:
+        assert self.engine is not None
+        now = time.time_ns()
+        self.engine.risk.gate.halt(reason, now)
+        self.state.set_trading_state("HALTED", reason, now)
+        return {"state": "HALTED"}
+
+    def _resume(self, reason: str) -> dict[str, str]:
+        assert self.engine is not None
+        now = time.time_ns()
+        self.engine.risk.gate.reset(now)
+        self.state.set_trading_state("ACTIVE", reason, now)
+        return {"state": "ACTIVE"}
+
+    async def _flatten(self, reason: str) -> dict[str, Any]:
+        assert self.engine is not None
+        self._halt(reason)
+        n = len(self.engine.trades)
+        await self.engine.flatten_all(CloseReason.MANUAL)
+        return {"flattening": n}
+
+    # ------------------------------------------------------------------ running
+    async def run(self) -> int:
+        s = self.settings
+        if s.venue.name == "sim":
+            return await self._run_sim()
+        if s.venue.name == "binance-usdm":
+            return await self._run_binance()
+        raise ConfigError(f"venue.name = {s.venue.name!r} cannot run yet from `scalper run`; use sim or binance-usdm")
+
+    async def _run_sim(self) -> int:
+        from bot.venues.sim.gateway import SimGateway, exchange_from_settings
+        from bot.venues.sim.generator import MarketGenerator
+
+        s = self.settings
+        instruments = _instruments(s)
+        ex = exchange_from_settings(s.sim, instruments)
+        gw = SimGateway(ex)
+        self._build_core(gw, instruments, s.sim.starting_balance_usdt, sim_risk_brackets())
+        gen = MarketGenerator(list(instruments.values()), s.sim, start_ns=time.time_ns())
+
+        async def market() -> None:
+            assert self.pipeline is not None
+            on_raw = self.pipeline.on_raw
+            while True:  # until cancelled: the shutdown flatten needs the market to keep moving
+                now = time.time_ns()
+                for m in gen.take(now):
+                    raw = m.raw
+                    ex.on_message(raw, m.ts_ns)
+                    await on_raw(raw, time.time_ns())
+                ex.advance_to(now)
+                await asyncio.sleep(0.005)
+
+        return await self._serve([market()], flatten_on_exit=True)
+
+    async def _run_binance(self) -> int:
+        from bot.venues.binance_usdm.feed import BinanceMarketFeed
+        from bot.venues.binance_usdm.gateway import BinanceGateway
+
+        s = self.settings
+        gw = BinanceGateway(s.venue)
+        await gw.start()
+        instruments = {sym: gw.instrument(sym) for sym in s.venue.symbols}
+        acct = await gw.account()
+        self._build_core(gw, instruments, acct.equity, None)
+        assert self.pipeline is not None
+        pipeline = self.pipeline
+        feed: Any = None
+
+        def on_event(ev: Any) -> None:
+            sync = feed.syncs.get(getattr(ev, "symbol", ""))
+            self._spawn(pipeline.on_synced(ev, sync, time.time_ns()))
+
+        feed = BinanceMarketFeed(s.venue, s.market, instruments, on_event)
+        for sym, sync in feed.syncs.items():
+            self.state.track_book(sym, sync.health, sync.stats)
+        return await self._serve([feed.run()], flatten_on_exit=s.app.on_shutdown == "flatten")
+
+    def _spawn(self, coro: Any) -> None:
+        """Feed callbacks are synchronous; the pipeline awaits the engine, so it runs as a task."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.state.on_error("pipeline", f"{type(exc).__name__}: {exc}", time.time_ns())
+            self.log.error("pipeline_error", error=repr(exc))
+
+    async def _serve(self, sources: list[Any], *, flatten_on_exit: bool) -> int:
+        s = self.settings
+        assert self.engine is not None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        await self.engine.refresh_account()
+        if s.ops.enabled:
+            from bot.ops.server import OpsServer
+
+            self.ops = OpsServer(self.state, s.ops)
+            self.ops.on_control("halt", self._halt)
+            self.ops.on_control("resume", self._resume)
+            self.ops.on_control("flatten", self._flatten)
+            port = await self.ops.start()
+            self.log.info("ops_listening", url=f"http://{s.ops.host}:{port}")
+        rc = 0
+        try:
+            async with asyncio.TaskGroup() as tg:
+                engine_task = tg.create_task(self.engine.run())
+                workers = [tg.create_task(src) for src in sources]
+                workers.append(tg.create_task(self._housekeeping()))
+                if self.run_for_s is not None:
+                    workers.append(tg.create_task(self._stop_after(self.run_for_s)))
+                await self.stop.wait()
+                self.log.info("shutdown", flatten=flatten_on_exit)
+                self._halt("shutdown")
+                if flatten_on_exit:
+                    await self.engine.flatten_all(CloseReason.MANUAL)
+                    await self._wait_flat(10.0)
+                for w in workers:
+                    w.cancel()
+                engine_task.cancel()
+        except* Exception as eg:  # a component died: report it, never swallow it
+            for e in eg.exceptions:
+                self.log.error("fatal", error=f"{type(e).__name__}: {e}")
+            rc = 1
+        finally:
+            for t in list(self._tasks):
+                t.cancel()
+            if self.ops is not None:
+                await self.ops.stop()
+            with contextlib.suppress(Exception):
+                await self.gateway.close()
+            self._report_closed()
+            if self.journal is not None:
+                self.journal.close()
+        return rc
+
+    async def _stop_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.stop.set()
+
+    async def _wait_flat(self, timeout_s: float) -> None:
+        assert self.engine is not None
+        deadline = time.monotonic() + timeout_s
+        # The engine has no "flat" event to await; a bounded 50 ms poll only runs during shutdown.
+        while (self.engine.trades or self.engine._pending) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if self.engine.trades:
+            self.log.error("shutdown_not_flat", open_trades=list(self.engine.trades))
+
+    def _report_closed(self) -> None:
+        """One canonical log line per closed trade, and the runtime state's PnL."""
+        engine = self.engine
+        if engine is None:
+            return
+        closed = engine.closed
+        for tc in closed[self._closed_seen:]:
+            self.state.on_trade_closed(tc.reason.value, tc.pnl, tc.fees)
+            self.log.info("trade_closed", trade_id=tc.trade_id, symbol=tc.symbol, setup=tc.setup,
+                          reason=tc.reason.value, pnl=round(tc.pnl, 4), fees=round(tc.fees, 4),
+                          r_multiple=round(tc.r_multiple, 3))
+        self._closed_seen = len(closed)
+
+    async def _housekeeping(self) -> None:
+        """Twice a second: closed trades, positions and PnL into the runtime state; redraw the view."""
+        view = TerminalView() if self.view else None
+        assert self.engine is not None and self.journal is not None and self.pipeline is not None
+        while True:
+            self._report_closed()
+            now = time.time_ns()
+            gate = self.engine.risk.gate
+            if gate.state.value != self.state.trading_state:
+                self.state.set_trading_state(gate.state.value, getattr(gate, "reason", ""), now)
+            with contextlib.suppress(Exception):
+                acct = await self.engine.refresh_account()
+                self.state.set_unrealized_pnl(sum(p.unrealized_pnl for p in acct.positions))
+                held = set()
+                for p in acct.positions:
+                    if p.qty_lots:
+                        held.add(p.symbol)
+                        inst = self.pipeline.instruments.get(p.symbol)
+                        qty = inst.lots_to_qty(abs(p.qty_lots)) if inst else float(abs(p.qty_lots))
+                        self.state.set_position(p.symbol, side="long" if p.qty_lots > 0 else "short", qty=qty,
+                                                entry_price=p.entry_price, unrealized_pnl_quote=p.unrealized_pnl)
+                for sym in list(self.state.positions):
+                    if sym not in held:
+                        self.state.clear_position(sym)
+            if view is not None:
+                view.draw(render(self.state.status(now), self._books(), self._last_trades()))
+            await asyncio.sleep(0.5)
+
+    def _books(self) -> dict[str, dict[str, Any]]:
+        assert self.pipeline is not None
+        out: dict[str, dict[str, Any]] = {}
+        for sym, sync in self.pipeline.syncs.items():
+            b = sync.book
+            inst = b.instrument
+            bb, ba = b.best_bid_ticks, b.best_ask_ticks
+            out[sym] = {"bid": inst.ticks_to_price(bb) if bb is not None else None,
+                        "ask": inst.ticks_to_price(ba) if ba is not None else None,
+                        "spread_ticks": b.spread_ticks(), "imbalance": b.imbalance(10),
+                        "price_decimals": inst.price_decimals}
+        return out
+
+    def _last_trades(self) -> list[dict[str, Any]]:
+        assert self.journal is not None
+        from bot.cli.trades import REPORT_FIELDS
+
+        rows = [r for r in self.journal.trades(closed_only=True)][-8:]
+        return [{k: r.get(k) for k in ("setup", "symbol", *REPORT_FIELDS)} for r in reversed(rows)]
+
+
+def run_app(settings: Settings, *, live: bool = False, view: bool | None = None,
+            run_for_s: float | None = None) -> int:
+    check_live_guard(settings, live)
+    view = sys.stdout.isatty() if view is None else view
+    if view and settings.log.format == "auto":
+        # The live view owns the terminal; logs go to a JSON file beside the journal.
+        os.makedirs(settings.app.state_dir, exist_ok=True)
+        log_file = open(os.path.join(settings.app.state_dir, "scalper.log"), "a", buffering=1)  # noqa: SIM115
+        configure_logging(settings.log.level, "json", stream=log_file)
+    else:
+        configure_logging(settings.log.level, settings.log.format)
+    app = App(settings, view=view, run_for_s=run_for_s)
+    try:
+        import uvloop
+
+        return int(uvloop.run(app.run()))
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return int(asyncio.run(app.run()))

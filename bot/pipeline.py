@@ -1,0 +1,146 @@
+"""The trading pipeline: market events -> book sync -> signals -> risk + execution, for any source.
+
+One object serves every way the bot meets a market, so live, paper and sim run the same code:
+- `on_raw(raw, recv_ns)`: a raw Binance-format message (the in-process simulator's generator, a
+  recorded session): parsed and sequenced here, by `BinanceBookSync`, one per symbol;
+- `on_synced(ev, sync, now_ns)`: an event a venue feed has already sequenced into its own book
+  (`BinanceMarketFeed` / `BybitMarketFeed` call back after the book update).
+
+After every depth event that changed the book, the signal layer is asked for intents; each goes to
+the execution engine with the market view the risk gate needs. The open trades follow the mid
+(trailing, no-progress). The RuntimeState (ops endpoints, terminal view) is told about message rates,
+denials and the event-to-decision latency (receive time of the triggering message -> intent handled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bot.domain.events import DepthDiff, DepthSnapshot, FundingInfo, Trade
+from bot.errors import MalformedMessage
+from bot.market.book import OrderBook, default_depth_ticks
+from bot.market.health import BookStatus
+from bot.market.sync import BinanceBookSync, BybitBookSync
+from bot.risk import MarketView
+from bot.venues.binance_usdm.instruments import instrument_for
+from bot.venues.binance_usdm.parse import parse_message
+
+if TYPE_CHECKING:
+    from bot.domain.instrument import Instrument
+    from bot.domain.types import EntryIntent
+    from bot.execution.engine import ExecutionEngine
+    from bot.ops.state import RuntimeState
+    from bot.signals import SignalEngine
+
+__all__ = ["Pipeline"]
+
+Sync = BinanceBookSync | BybitBookSync
+
+
+class Pipeline:
+    def __init__(self, instruments: dict[str, Instrument], signals: SignalEngine, engine: ExecutionEngine | None,
+                 state: RuntimeState | None = None, *, depth_bps: float = 200.0,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.instruments = instruments
+        self.signals = signals
+        self.engine = engine
+        self.state = state
+        self.depth_bps = depth_bps
+        self.clock = clock
+        self.syncs: dict[str, Sync] = {}
+        self.next_funding_ns: dict[str, int] = {}
+        self.malformed = 0
+        self.intents = 0
+        self.denials = 0
+        self._last_symbol = ""
+
+    # ------------------------------------------------------------------ raw messages (sim, replay)
+    def _sync(self, symbol: str, sample: list[list[str]]) -> BinanceBookSync:
+        s = self.syncs.get(symbol)
+        if s is None:
+            p = sample[0][0] if sample else None
+            inst = instrument_for(symbol, p, sample[0][1] if sample else None, self.instruments)
+            self.instruments.setdefault(symbol, inst)
+            book = OrderBook(inst, default_depth_ticks(inst, float(p) if p else None, self.depth_bps))
+            s = self.syncs[symbol] = BinanceBookSync(book)
+            if self.state is not None:
+                self.state.track_book(symbol, s.health, s.stats)
+        assert isinstance(s, BinanceBookSync)
+        return s
+
+    async def on_raw(self, raw: bytes, recv_ns: int) -> None:
+        try:
+            ev = parse_message(raw, recv_ns)
+        except MalformedMessage as e:
+            self.malformed += 1
+            if self.state is not None:
+                self.state.on_error("market.parse", str(e)[:200], recv_ns)
+            return
+        if ev is None:
+            return
+        if isinstance(ev, DepthDiff):
+            self._last_symbol = ev.symbol
+            sync = self._sync(ev.symbol, ev.bids or ev.asks)
+            before = sync.stats.applied + sync.stats.snapshots
+            sync.on_diff(ev, recv_ns)
+            if sync.stats.applied + sync.stats.snapshots != before:
+                await self.on_synced(ev, sync, recv_ns)
+        elif isinstance(ev, DepthSnapshot):
+            ev.symbol = ev.symbol or self._last_symbol
+            if ev.symbol:
+                sync = self._sync(ev.symbol, ev.bids or ev.asks)
+                sync.on_snapshot(ev, recv_ns)
+                if sync.health.is_live:
+                    await self.on_synced(ev, sync, recv_ns)
+        else:
+            await self.on_synced(ev, self.syncs.get(ev.symbol), recv_ns)
+
+    # ------------------------------------------------------------------ sequenced events (all sources)
+    async def on_synced(self, ev: Any, sync: Sync | None, now_ns: int) -> None:
+        state = self.state
+        if isinstance(ev, DepthDiff | DepthSnapshot):
+            if state is not None:
+                state.on_message(ev.symbol, "depth", now_ns)
+            if sync is None or sync.book.bbo() is None:
+                return
+            intents = self.signals.on_depth(ev.symbol, sync.book, sync.health.status, ev.ts_event_ns, now_ns)
+            engine = self.engine
+            if engine is not None and engine.trades:
+                mid = sync.book.mid_ticks()
+                if mid is not None:
+                    await engine.on_price(ev.symbol, int(mid))
+            if intents:
+                await self._submit(intents, sync, ev.ts_recv_ns)
+        elif isinstance(ev, Trade):
+            if state is not None:
+                state.on_message(ev.symbol, "trade", now_ns)
+            intents = self.signals.on_trade(ev, now_ns)
+            if intents and sync is not None and sync.book.bbo() is not None:
+                await self._submit(intents, sync, ev.ts_recv_ns)
+        elif isinstance(ev, FundingInfo):
+            if state is not None:
+                state.on_message(ev.symbol, "mark", now_ns)
+            if ev.next_funding_ns:
+                self.next_funding_ns[ev.symbol] = ev.next_funding_ns
+            self.signals.on_funding(ev, now_ns)
+
+    async def _submit(self, intents: list[EntryIntent], sync: Sync, recv_ns: int) -> None:
+        self.intents += len(intents)
+        engine = self.engine
+        if engine is None:
+            return
+        book = sync.book
+        bid, ask = book.best_bid_ticks, book.best_ask_ticks
+        assert bid is not None and ask is not None
+        view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
+                          spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
+                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0))
+        for intent in intents:
+            res = await engine.submit_intent(intent, view)
+            if self.state is not None:
+                now = self.clock() if self.clock is not None else intent.ts_ns
+                self.state.observe_latency("event_to_decision", max(0, now - recv_ns))
+                if not isinstance(res, str):
+                    self.denials += 1
+                    self.state.on_denial(res.reason.value)
