@@ -83,3 +83,16 @@ def test_bybit_messages() -> None:
     assert bb.parse_message(b'{"success":true,"ret_msg":"pong","op":"ping"}', 0) == []
     with pytest.raises(MalformedMessage):
         bb.parse_message(b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":5,"data":{}}', 0)
+
+
+def test_exchange_info_from_the_cryptofeed_capture() -> None:
+    from bot.venues.binance_usdm.instruments import load_exchange_info
+    from tests.conftest import BINANCE
+
+    if not BINANCE.is_dir():
+        pytest.skip("../shared/data/binance_usdm is absent")
+    table = load_exchange_info(str(BINANCE / "cryptofeed_BINANCE_FUTURES.0"))
+    sushi = table["SUSHIUSDT"]
+    assert (sushi.tick_size, sushi.step_size) == ("0.0010", "1")
+    # in 2021 BTCUSDT traded on a 0.01 tick (0.10 today, see instruments.KNOWN)
+    assert table["BTCUSDT"].tick_size == "0.01" and table["BTCUSDT"].step_size == "0.001"

@@ -48,7 +48,10 @@ def load_exchange_info(path: str) -> dict[str, Instrument]:
     with open(path, "rb") as fh:
         raw = fh.read()
     if not raw.lstrip().startswith(b"{"):
-        raw = raw[raw.index(b": {") + 2 :]
+        # cryptofeed capture: the answer is the first line's JSON; later lines hold the capture's own
+        # `configuration: {...}`, not exchange data.
+        first = raw.split(b"\n", 1)[0]
+        raw = first[first.index(b": {") + 2 :]
     return parse_exchange_info(orjson.loads(raw))
 
 
