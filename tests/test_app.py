@@ -1,0 +1,98 @@
+"""`scalper run` on the embedded default: the simulator, no keys, no network."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bot.app import App, check_live_guard
+from bot.errors import ConfigError
+from bot.logging import configure_logging
+from bot.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings(tmp_path: Path, **over):
+    base = {"app": {"state_dir": str(tmp_path)}, "ops": {"port": 0}}
+    for k, v in over.items():
+        base.setdefault(k, {}).update(v)
+    return load_settings(str(ROOT / "config" / "default.toml"), overrides=base)
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, orjson.loads(r.read())
+    except urllib.error.HTTPError as e:  # 503 carries the same JSON body
+        return e.code, orjson.loads(e.read())
+
+
+def test_live_guard() -> None:
+    s = load_settings(str(ROOT / "config" / "default.toml"))
+    check_live_guard(s, live_flag=False)
+    with pytest.raises(ConfigError, match="--live"):
+        check_live_guard(s, live_flag=True)
+    live = load_settings(overrides={"app": {"mode": "live"}, "venue": {"name": "binance-usdm"}})
+    with pytest.raises(ConfigError, match="without --live"):
+        check_live_guard(live, live_flag=False)
+    check_live_guard(live, live_flag=True)
+    mainnet_demo = load_settings(overrides={"app": {"mode": "demo"}, "venue": {"name": "binance-usdm"}})
+    with pytest.raises(ConfigError, match="mainnet"):
+        check_live_guard(mainnet_demo, live_flag=False)
+
+
+def test_default_run_syncs_books_serves_health_and_stops_cleanly(tmp_path: Path) -> None:
+    configure_logging("WARNING", "json")
+    app = App(_settings(tmp_path), view=False, run_for_s=12)
+    seen: dict = {}
+
+    async def main() -> int:
+        runner = asyncio.create_task(app.run())
+        for _ in range(200):  # bounded: up to 10 s for the books to go LIVE
+            await asyncio.sleep(0.05)
+            if app.ops is not None and app.ops.port and app.pipeline and len(app.pipeline.syncs) == 2 and all(
+                    s.health.is_live for s in app.pipeline.syncs.values()):
+                break
+        url = f"http://127.0.0.1:{app.ops.port}"
+        seen["health"] = await asyncio.to_thread(_get, url + "/health")
+        seen["status"] = await asyncio.to_thread(_get, url + "/status")
+        return await asyncio.wait_for(runner, 60)
+
+    rc = asyncio.run(main())
+    assert rc == 0
+    code, health = seen["health"]
+    assert code == 200 and health["status"] == "ok", health
+    feeds = seen["status"][1]["feeds"]
+    assert set(feeds) == {"BTCUSDT", "ETHUSDT"} and all(f["status"] == "LIVE" for f in feeds.values())
+    for sync in app.pipeline.syncs.values():
+        assert sync.stats.gaps == 0 and sync.stats.applied > 50 and sync.stats.crossed == 0
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    assert db.execute("select count(*) from config").fetchone()[0] == 1
+    assert app.state.last_errors == type(app.state.last_errors)()  # nothing went wrong
+
+
+@pytest.mark.slow
+def test_newcomer_sees_entries_stops_and_exits_within_two_minutes(tmp_path: Path) -> None:
+    configure_logging("WARNING", "json")
+    app = App(_settings(tmp_path), view=False, run_for_s=100)
+    t0 = time.monotonic()
+    assert asyncio.run(app.run()) == 0
+    assert time.monotonic() - t0 < 140
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    db.row_factory = sqlite3.Row
+    trades = [dict(r) for r in db.execute("select * from trades")]
+    entered = [t for t in trades if t["entry_ts_ns"] is not None]
+    assert entered, f"no entry in 100 s: {app.pipeline.intents} intents, {app.state.denials}"
+    # every filled entry had its protective stop confirmed within the deadline (500 ms)
+    for t in entered:
+        assert t["stop_confirm_ms"] is not None and t["stop_confirm_ms"] <= 500, t
+    # the shutdown flattened: nothing open at the exit, every entered trade has an exit
+    assert not app.engine.trades
+    assert all(t["exit_reason"] for t in entered), [(t["trade_id"], t["state"]) for t in entered]
