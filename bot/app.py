@@ -93,6 +93,11 @@ class App:
         self.gateway: Any = None
         self.ops: Any = None
         self._closed_seen = 0
+        from bot.ops.alerts import Alerts
+
+        self.alerts = Alerts(settings.ops.alerts, name=settings.app.name)
+        self._feed_status: dict[str, str] = {}
+        self._trading_alerted = "ACTIVE"
 
     # ------------------------------------------------------------------ building
     def _journal_path(self) -> str:
@@ -127,6 +132,7 @@ class App:
         now = time.time_ns()
         self.engine.risk.gate.halt(reason, now)
         self.state.set_trading_state("HALTED", reason, now)
+        self._alert_transitions()
         return {"state": "HALTED"}
 
     def _resume(self, reason: str) -> dict[str, str]:
@@ -225,7 +231,7 @@ class App:
         if s.ops.enabled:
             from bot.ops.server import OpsServer
 
-            self.ops = OpsServer(self.state, s.ops)
+            self.ops = OpsServer(self.state, s.ops, alerts=self.alerts)
             self.ops.on_control("halt", self._halt)
             self.ops.on_control("resume", self._resume)
             self.ops.on_control("flatten", self._flatten)
@@ -237,6 +243,7 @@ class App:
                 engine_task = tg.create_task(self.engine.run())
                 workers = [tg.create_task(src) for src in sources]
                 workers.append(tg.create_task(self._housekeeping()))
+                workers.append(tg.create_task(self.alerts.run()))  # sends off the trading path
                 if self.run_for_s is not None:
                     workers.append(tg.create_task(self._stop_after(self.run_for_s)))
                 await self.stop.wait()
@@ -285,6 +292,13 @@ class App:
         closed = engine.closed
         for tc in closed[self._closed_seen:]:
             self.state.on_trade_closed(tc.reason.value, tc.pnl, tc.fees)
+            if tc.reason is CloseReason.STOP_LOSS and self.journal is not None:
+                rows = self.journal.rows("trades", "trade_id = ?", (tc.trade_id,))
+                row = rows[0] if rows else {}
+                self.alerts.stop_out(tc.symbol, str(row.get("side", "")), trade_id=tc.trade_id,
+                                     stop_price=float(row.get("stop_price") or 0.0),
+                                     exit_price=float(row.get("exit_price") or 0.0), pnl_quote=tc.pnl,
+                                     r_multiple=tc.r_multiple)
             self.log.info("trade_closed", trade_id=tc.trade_id, symbol=tc.symbol, setup=tc.setup,
                           reason=tc.reason.value, pnl=round(tc.pnl, 4), fees=round(tc.fees, 4),
                           r_multiple=round(tc.r_multiple, 3))
@@ -300,6 +314,7 @@ class App:
             gate = self.engine.risk.gate
             if gate.state.value != self.state.trading_state:
                 self.state.set_trading_state(gate.state.value, getattr(gate, "reason", ""), now)
+            self._alert_transitions()
             with contextlib.suppress(Exception):
                 acct = await self.engine.refresh_account()
                 self.state.set_unrealized_pnl(sum(p.unrealized_pnl for p in acct.positions))
@@ -317,6 +332,25 @@ class App:
             if view is not None:
                 view.draw(render(self.state.status(now), self._books(), self._last_trades()))
             await asyncio.sleep(0.5)
+
+    def _alert_transitions(self) -> None:
+        """Halts/resumes and feed loss/restore, once per transition (the alerts rate-limit per kind too)."""
+        st = self.state
+        if st.trading_state != self._trading_alerted:
+            if st.trading_state == "HALTED":
+                self.alerts.halt(st.trading_reason)
+            elif self._trading_alerted == "HALTED":
+                self.alerts.resume(st.trading_reason)
+            self._trading_alerted = st.trading_state
+        assert self.pipeline is not None
+        for sym, sync in self.pipeline.syncs.items():
+            status = sync.health.status.value
+            before = self._feed_status.get(sym)
+            if before == "LIVE" and status in ("STALE", "SYNCING", "CROSSED"):
+                self.alerts.feed_lost(sym, f"{status}: {sync.health.reason}")
+            elif before in ("STALE", "SYNCING", "CROSSED") and status == "LIVE":
+                self.alerts.feed_restored(sym)
+            self._feed_status[sym] = status
 
     def _books(self) -> dict[str, dict[str, Any]]:
         assert self.pipeline is not None

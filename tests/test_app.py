@@ -96,3 +96,54 @@ def test_newcomer_sees_entries_stops_and_exits_within_two_minutes(tmp_path: Path
     # the shutdown flattened: nothing open at the exit, every entered trade has an exit
     assert not app.engine.trades
     assert all(t["exit_reason"] for t in entered), [(t["trade_id"], t["state"]) for t in entered]
+
+
+def test_operator_halt_reaches_the_alert_webhook_and_health(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    configure_logging("WARNING", "json")
+    received: list[dict] = []
+
+    async def main() -> tuple[int, dict, dict]:
+        async def hook(request: web.Request) -> web.Response:
+            received.append(await request.json())
+            return web.json_response({"ok": True})
+
+        recv_app = web.Application()
+        recv_app.router.add_post("/hook", hook)
+        runner = web.AppRunner(recv_app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        settings = _settings(tmp_path, ops={"port": 0, "alerts": {"webhook_url": f"http://127.0.0.1:{port}/hook"}})
+        app = App(settings, view=False, run_for_s=10)
+        task = asyncio.create_task(app.run())
+        for _ in range(200):  # bounded: up to 10 s for the ops endpoint
+            await asyncio.sleep(0.05)
+            if app.ops is not None and app.ops.port:
+                break
+        url = f"http://127.0.0.1:{app.ops.port}"
+
+        def post_halt() -> dict:
+            req = urllib.request.Request(url + "/control/halt", data=b'{"reason": "test halt"}', method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return orjson.loads(r.read())
+
+        answer = await asyncio.to_thread(post_halt)
+        for _ in range(100):  # bounded: the drainer sends within a few ms
+            await asyncio.sleep(0.05)
+            if any("HALTED" in str(m) for m in received):
+                break
+        health = await asyncio.to_thread(_get, url + "/health")
+        rc = await asyncio.wait_for(task, 60)
+        await runner.cleanup()
+        return rc, answer, health[1]
+
+    rc, answer, health = asyncio.run(main())
+    assert rc == 0
+    assert answer["ok"] and answer["trading"]["state"] == "HALTED"
+    assert health["status"] == "halted"
+    texts = [str(m) for m in received]
+    assert any("HALTED" in t and "test halt" in t for t in texts), texts
