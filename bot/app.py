@@ -79,8 +79,10 @@ def _instruments(settings: Settings) -> dict[str, Instrument]:
 
 
 class App:
-    def __init__(self, settings: Settings, *, view: bool | None = None, run_for_s: float | None = None) -> None:
+    def __init__(self, settings: Settings, *, view: bool | None = None, run_for_s: float | None = None,
+                 config_path: str | None = None) -> None:
         self.settings = settings
+        self.config_path = config_path
         self.run_for_s = run_for_s
         self.view = sys.stdout.isatty() if view is None else view
         self.log = get_logger("app")
@@ -125,6 +127,35 @@ class App:
         self.state.set_info(name=s.app.name, mode=s.app.mode, venue=s.venue.name,
                             environment=s.venue.environment, symbols=list(s.venue.symbols), config_hash=cfg_hash)
         self.state.set_trading_state("ACTIVE", "started", now)
+
+    # ------------------------------------------------------------------ SIGHUP
+    def reload_risk(self) -> bool:
+        """Re-read the config file: risk parameters take effect now (journaled); venue settings cannot
+        change under a running bot (refused, logged). Returns True when the new risk section applies."""
+        from bot.settings import load_settings
+
+        if self.config_path is None or self.engine is None:
+            self.log.warning("reload_ignored", reason="started without a config file")
+            return False
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as e:
+            self.log.error("reload_refused", error=str(e))
+            return False
+        old = self.settings
+        if new.venue != old.venue:
+            self.log.error("reload_refused", reason="venue settings cannot change while running; restart the bot")
+            return False
+        before, after = old.risk.model_dump(), new.risk.model_dump()
+        changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+        risk = self.engine.risk
+        risk.cfg = risk.gate.cfg = self.engine.risk_cfg = new.risk
+        self.settings = old.model_copy(update={"risk": new.risk})
+        if self.journal is not None:
+            body = orjson.dumps(redacted(self.settings), option=orjson.OPT_SORT_KEYS).decode()
+            self.journal.record_config(time.time_ns(), hashlib.sha256(body.encode()).hexdigest()[:16], body)
+        self.log.info("risk_reloaded", changed=changed)
+        return True
 
     # ------------------------------------------------------------------ controls (ops endpoint)
     def _halt(self, reason: str) -> dict[str, str]:
@@ -227,6 +258,8 @@ class App:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
         await self.engine.refresh_account()
         if s.ops.enabled:
             from bot.ops.server import OpsServer
@@ -374,7 +407,7 @@ class App:
 
 
 def run_app(settings: Settings, *, live: bool = False, view: bool | None = None,
-            run_for_s: float | None = None) -> int:
+            run_for_s: float | None = None, config_path: str | None = None) -> int:
     check_live_guard(settings, live)
     view = sys.stdout.isatty() if view is None else view
     if view and settings.log.format == "auto":
@@ -384,7 +417,7 @@ def run_app(settings: Settings, *, live: bool = False, view: bool | None = None,
         configure_logging(settings.log.level, "json", stream=log_file)
     else:
         configure_logging(settings.log.level, settings.log.format)
-    app = App(settings, view=view, run_for_s=run_for_s)
+    app = App(settings, view=view, run_for_s=run_for_s, config_path=config_path)
     try:
         import uvloop
 

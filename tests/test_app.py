@@ -147,3 +147,36 @@ def test_operator_halt_reaches_the_alert_webhook_and_health(tmp_path: Path) -> N
     assert health["status"] == "halted"
     texts = [str(m) for m in received]
     assert any("HALTED" in t and "test halt" in t for t in texts), texts
+
+
+def test_sighup_reloads_risk_and_refuses_venue_changes(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    configure_logging("WARNING", "json")
+    base = (ROOT / "config" / "default.toml").read_text()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(base.replace('state_dir = "var"', f'state_dir = "{tmp_path}"').replace("port = 9310", "port = 0"))
+    settings = load_settings(str(cfg))
+    app = App(settings, view=False, run_for_s=8, config_path=str(cfg))
+    seen: dict = {}
+
+    async def main() -> int:
+        task = asyncio.create_task(app.run())
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if app.engine is not None and app.ops is not None and app.ops.port:
+                break
+        cfg.write_text(cfg.read_text().replace("risk_per_trade_pct = 0.5", "risk_per_trade_pct = 0.25"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.sleep(0.3)
+        seen["risk"] = app.engine.risk.gate.cfg.risk_per_trade_pct
+        cfg.write_text(cfg.read_text().replace('symbols = ["BTCUSDT", "ETHUSDT"]', 'symbols = ["BTCUSDT"]'))
+        seen["venue_reload"] = app.reload_risk()
+        return await asyncio.wait_for(task, 60)
+
+    assert asyncio.run(main()) == 0
+    assert seen["risk"] == 0.25 and app.engine.risk_cfg.risk_per_trade_pct == 0.25
+    assert seen["venue_reload"] is False and app.settings.venue.symbols == ("BTCUSDT", "ETHUSDT")
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    assert db.execute("select count(*) from config").fetchone()[0] == 2  # start + the risk reload

@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config)
-        return run_app(settings, live=args.live, view=False if args.no_view else None, run_for_s=args.run_for_s)
+        return run_app(settings, live=args.live, view=False if args.no_view else None, run_for_s=args.run_for_s,
+                       config_path=args.config)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
