@@ -96,6 +96,13 @@ def test_newcomer_sees_entries_stops_and_exits_within_two_minutes(tmp_path: Path
     # the shutdown flattened: nothing open at the exit, every entered trade has an exit
     assert not app.engine.trades
     assert all(t["exit_reason"] for t in entered), [(t["trade_id"], t["state"]) for t in entered]
+    # the engine tracked each trade's excursions from its entry (MAE/MFE for the report)
+    for t in entered:
+        assert t["mae_ticks"] is not None and t["mae_ticks"] >= 0 and t["mfe_ticks"] >= 0, t
+    from bot.journal.report import build_report, load_journal
+
+    rep = build_report(load_journal(str(tmp_path / "journal.sqlite")))
+    assert rep["overall"]["mae_ticks"]["n"] == len(entered)
 
 
 def test_operator_halt_reaches_the_alert_webhook_and_health(tmp_path: Path) -> None:

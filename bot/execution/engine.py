@@ -77,6 +77,8 @@ class ExecutionEngine:
         self._pending: set[asyncio.Task[None]] = set()
         self._next_id = journal.count_trades() + 1
         self._leverage: dict[str, int] = {}
+        # trade id -> [adverse, favourable] excursion in ticks from the first entry fill (MAE/MFE)
+        self._excursion: dict[str, list[float]] = {}
         self.account: AccountSnapshot | None = None
         # hooks for the bench and the live view: (name, ns) of the entry path; set by the caller
         self.on_entry_sent: Callable[[str, int], None] | None = None
@@ -202,6 +204,15 @@ class ExecutionEngine:
         now = self.clock()
         for m in list(self.trades.values()):
             if m.plan.symbol == symbol:
+                if m.pos_lots and m.first_entry:
+                    move = m.sign * (ticks - m.first_entry / m.lim.tick)
+                    ex = self._excursion.get(m.tid)
+                    if ex is None:
+                        self._excursion[m.tid] = [min(0.0, move), max(0.0, move)]
+                    elif move < ex[0]:
+                        ex[0] = move
+                    elif move > ex[1]:
+                        ex[1] = move
                 await self._apply(m, m.on_price(ticks, now))
 
     async def flatten_all(self, reason: CloseReason = CloseReason.MANUAL) -> None:
@@ -269,6 +280,13 @@ class ExecutionEngine:
 
     def _end(self, m: TradeMachine) -> None:
         self.trades.pop(m.tid, None)
+        ex = self._excursion.pop(m.tid, None)
+        if ex is not None and m.first_entry:
+            r_ticks = abs(m.first_entry / m.lim.tick - m.plan.stop_ticks)
+            fields: dict[str, Any] = {"mae_ticks": round(-ex[0], 2), "mfe_ticks": round(ex[1], 2)}
+            if r_ticks > 0:
+                fields.update(mae_r=round(-ex[0] / r_ticks, 4), mfe_r=round(ex[1] / r_ticks, 4))
+            self.journal.update_trade(self.clock(), m.tid, fields)
         self._ended[m.tid] = m
         if len(self._ended) > 256:
             old = next(iter(self._ended))

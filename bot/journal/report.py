@@ -116,7 +116,11 @@ def _stats(trades: list[dict[str, Any]]) -> dict[str, Any]:
         "hold_s": _summary(holds) | {"histogram": hist},
         "fees_quote": round(sum(t["fees"] or 0.0 for t in trades), 6),
         "funding_quote": None,  # not journaled
-        "mae_ticks": None, "mfe_ticks": None, "mae_r": None, "mfe_r": None,  # no price path in the journal
+        # maximum adverse / favourable excursion from the first entry fill, tracked by the engine
+        "mae_ticks": _summary([t.get("mae_ticks") for t in trades]),
+        "mfe_ticks": _summary([t.get("mfe_ticks") for t in trades]),
+        "mae_r": _summary([t.get("mae_r") for t in trades]),
+        "mfe_r": _summary([t.get("mfe_r") for t in trades]),
     }
 
 

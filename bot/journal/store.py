@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS trades (
     risk_budget REAL, leverage INTEGER, features TEXT,
     entry_ts_ns INTEGER, entry_price REAL, qty REAL, stop_price REAL, stop_confirm_ms REAL,
     max_open_risk REAL, exit_ts_ns INTEGER, exit_price REAL, exit_reason TEXT, pnl REAL, fees REAL,
-    r_multiple REAL, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);
+    r_multiple REAL, mae_ticks REAL, mfe_ticks REAL, mae_r REAL, mfe_r REAL,
+    created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS legs (
     client_id TEXT PRIMARY KEY, trade_id TEXT NOT NULL REFERENCES trades(trade_id), role TEXT NOT NULL,
     symbol TEXT NOT NULL, side TEXT NOT NULL, kind TEXT NOT NULL, qty REAL NOT NULL,
@@ -95,6 +96,10 @@ TRADE_FIELDS = (
 
 _TRADE_COLS = frozenset(
     (
+        "mae_ticks",
+        "mfe_ticks",
+        "mae_r",
+        "mfe_r",
         "state",
         "intent_ts_ns",
         "intent_price",
@@ -151,6 +156,11 @@ class Journal:
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        # Journals written before the excursion columns existed gain them (NULL for their old trades).
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(trades)")}
+        for col in ("mae_ticks", "mfe_ticks", "mae_r", "mfe_r"):
+            if col not in have:
+                self._db.execute(f"ALTER TABLE trades ADD COLUMN {col} REAL")
 
     def close(self) -> None:
         self._db.close()
