@@ -35,13 +35,13 @@ from bot.logging import configure_logging, get_logger
 from bot.ops.state import RuntimeState
 from bot.pipeline import Pipeline
 from bot.risk import RiskManager
-from bot.risk.brackets import Bracket, LeverageBrackets
+from bot.risk.brackets import LeverageBrackets
 from bot.settings import Settings, redacted
 from bot.signals import SignalEngine
 from bot.ui.terminal import TerminalView, render
 from bot.venues.binance_usdm.instruments import KNOWN
 
-__all__ = ["App", "check_live_guard", "sim_risk_brackets"]
+__all__ = ["App", "check_live_guard"]
 
 _MS = 1_000_000
 
@@ -56,16 +56,6 @@ def check_live_guard(settings: Settings, live_flag: bool) -> None:
     if settings.venue.name != "sim" and env == "mainnet" and mode != "live":
         raise ConfigError(f'venue.environment = "mainnet" with app.mode = {mode!r}: mainnet is live trading; '
                           'use environment "demo"/"testnet"/"exchange-sim", or mode "live" with --live')
-
-
-def sim_risk_brackets() -> dict[str, LeverageBrackets]:
-    """Size against the very leverage brackets the simulator margins and liquidates with."""
-    from bot.venues.sim.brackets import BRACKETS
-
-    return {sym: LeverageBrackets(sym, tuple(Bracket(b.bracket, b.initial_leverage, b.notional_cap,
-                                                     b.notional_floor, b.maint_margin_ratio, b.cum)
-                                             for b in rows))
-            for sym, rows in BRACKETS.items()}
 
 
 def _instruments(settings: Settings) -> dict[str, Instrument]:
@@ -190,6 +180,7 @@ class App:
         raise ConfigError(f"venue.name = {s.venue.name!r} cannot run yet from `scalper run`; use sim or binance-usdm")
 
     async def _run_sim(self) -> int:
+        from bot.venues.sim.brackets import risk_brackets
         from bot.venues.sim.gateway import SimGateway, exchange_from_settings
         from bot.venues.sim.generator import MarketGenerator
 
@@ -197,7 +188,7 @@ class App:
         instruments = _instruments(s)
         ex = exchange_from_settings(s.sim, instruments)
         gw = SimGateway(ex)
-        self._build_core(gw, instruments, s.sim.starting_balance_usdt, sim_risk_brackets())
+        self._build_core(gw, instruments, s.sim.starting_balance_usdt, risk_brackets())
         gen = MarketGenerator(list(instruments.values()), s.sim, start_ns=time.time_ns())
 
         async def market() -> None:

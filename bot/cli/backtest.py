@@ -71,11 +71,10 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     from bot.market.health import BookStatus
     from bot.replay.reader import LineError, read_session
     from bot.risk import MarketView, RiskManager
-    from bot.risk.brackets import Bracket, LeverageBrackets
     from bot.signals.engine import SignalEngine
     from bot.venues.binance_usdm.instruments import KNOWN
     from bot.venues.binance_usdm.parse import parse_message
-    from bot.venues.sim.brackets import BRACKETS
+    from bot.venues.sim.brackets import risk_brackets
     from bot.venues.sim.gateway import SimGateway, exchange_from_settings
     from bot.venues.sim.latency import Latency
 
@@ -85,9 +84,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     ex = exchange_from_settings(sim, instruments)
     gw = SimGateway(ex)
     # size against the very tables the simulator margins and liquidates with
-    brackets = {sym: LeverageBrackets(sym, tuple(Bracket(b.bracket, b.initial_leverage, b.notional_cap,
-                                                         b.notional_floor, b.maint_margin_ratio, b.cum)
-                                                 for b in rows)) for sym, rows in BRACKETS.items()}
+    brackets = risk_brackets()
     now = [0]
 
     def clock() -> int:

@@ -14,8 +14,9 @@ and the simulator always agree).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["BRACKETS", "Bracket", "brackets_for", "isolated_liquidation_price", "maint_margin"]
+__all__ = ["BRACKETS", "Bracket", "brackets_for", "isolated_liquidation_price", "maint_margin", "risk_brackets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +113,15 @@ def cross_liquidation_price(brackets: tuple[Bracket, ...], side: int, qty: float
     """Cross one-way liquidation price of one position, the others held at their current values:
     the same formula with WB - TMM1 + UPNL1 in place of the isolated wallet (exchange-facts A5)."""
     return isolated_liquidation_price(brackets, side, qty, entry, cross_wallet - other_maint + other_upnl)
+
+
+def risk_brackets() -> dict[str, Any]:
+    """These tables as the risk layer's `LeverageBrackets`, so the bot sizes against the very brackets the
+    simulator margins and liquidates with (the backtest and `scalper run` on the simulator)."""
+    from bot.risk.brackets import Bracket as RiskBracket
+    from bot.risk.brackets import LeverageBrackets
+
+    return {sym: LeverageBrackets(sym, tuple(RiskBracket(b.bracket, b.initial_leverage, b.notional_cap,
+                                                         b.notional_floor, b.maint_margin_ratio, b.cum)
+                                             for b in rows))
+            for sym, rows in BRACKETS.items()}
