@@ -36,6 +36,7 @@ from bot.venues.binance_usdm.instruments import instrument_for
 from bot.venues.binance_usdm.parse import SNAPSHOT_STREAM_SUFFIX, parse_message, parse_snapshot
 from bot.venues.binance_usdm.rest import DepthClient, WeightLimiter, endpoints_for
 from bot.venues.errors import RateLimited, VenueUnavailable
+from bot.venues.feed_common import FeedHealthMixin
 from bot.venues.ws import WsConfig, WsStream, backoff_delay_s
 
 __all__ = ["BinanceMarketFeed", "market_streams", "public_streams"]
@@ -49,7 +50,7 @@ def market_streams(symbols: tuple[str, ...] | list[str], trade_stream: str) -> l
     return [s for sym in symbols for s in (f"{sym.lower()}@{trade_stream}", f"{sym.lower()}@markPrice@1s")]
 
 
-class BinanceMarketFeed:
+class BinanceMarketFeed(FeedHealthMixin):
     def __init__(self, venue: VenueSection, market: MarketSection, instruments: dict[str, Instrument],
                  on_event: Callable[[Any], None], *,
                  on_raw: Callable[[bytes, int], None] | None = None,
@@ -148,11 +149,7 @@ class BinanceMarketFeed:
                 self._health_changed(sync)
 
     def _on_public_stale(self, reason: str) -> None:
-        for sync in self.syncs.values():
-            before = sync.health.status
-            sync.mark_stale(reason, time.time_ns())
-            if sync.health.status is not before:
-                self._health_changed(sync)
+        self._mark_stale_all(reason)
 
     # ------------------------------------------------------------------ /market: trades + mark price
     def _on_market(self, raw: bytes, ts_recv_ns: int) -> None:
@@ -224,16 +221,3 @@ class BinanceMarketFeed:
             self._inflight.discard(sym)
             if sync.needs_snapshot:
                 self._want.set()  # a gap arrived while this request was in flight
-
-    # ------------------------------------------------------------------ helpers
-    def _health_changed(self, sync: BinanceBookSync) -> None:
-        h = sync.health
-        self._log.info("book_health", symbol=sync.symbol, status=h.status.value, reason=h.reason)
-        if self.on_health is not None:
-            self.on_health(sync.symbol, h)
-
-    def _malformed(self, err: MalformedMessage, raw: bytes) -> None:
-        self.malformed += 1
-        if (self.malformed - 1) % self.market.malformed_log_every == 0:
-            self._log.warning("malformed_message", count=self.malformed, error=str(err)[:200],
-                              sample=raw[:120].decode(errors="replace"))

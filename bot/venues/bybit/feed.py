@@ -29,6 +29,7 @@ from bot.market.sync import BybitBookSync
 from bot.settings.core import MarketSection, VenueSection
 from bot.venues.binance_usdm.instruments import instrument_for
 from bot.venues.bybit.parse import parse_message
+from bot.venues.feed_common import FeedHealthMixin
 from bot.venues.ws import WsConfig, WsStream
 
 __all__ = ["PUBLIC_LINEAR", "BybitMarketFeed"]
@@ -41,7 +42,7 @@ PUBLIC_LINEAR: dict[str, str] = {
 }
 
 
-class BybitMarketFeed:
+class BybitMarketFeed(FeedHealthMixin):
     def __init__(self, venue: VenueSection, market: MarketSection, instruments: dict[str, Instrument],
                  on_event: Callable[[Any], None], *,
                  on_raw: Callable[[bytes, int], None] | None = None,
@@ -100,11 +101,7 @@ class BybitMarketFeed:
             self._health_changed(sync)
 
     def _on_stale(self, reason: str) -> None:
-        for sync in self.syncs.values():
-            before = sync.health.status
-            sync.mark_stale(reason, time.time_ns())
-            if sync.health.status is not before:
-                self._health_changed(sync)
+        self._mark_stale_all(reason)
 
     # ------------------------------------------------------------------ messages
     def _on_message(self, raw: bytes, ts_recv_ns: int) -> None:
@@ -151,16 +148,3 @@ class BybitMarketFeed:
                 if await self._op("unsubscribe", [topic]) and await self._op("subscribe", [topic]):
                     self.resubscribes += 1
                     self._log.info("bybit_resubscribed", symbol=sym, reason=sync.health.reason)
-
-    # ------------------------------------------------------------------ helpers
-    def _health_changed(self, sync: BybitBookSync) -> None:
-        h = sync.health
-        self._log.info("book_health", symbol=sync.symbol, status=h.status.value, reason=h.reason)
-        if self.on_health is not None:
-            self.on_health(sync.symbol, h)
-
-    def _malformed(self, err: MalformedMessage, raw: bytes) -> None:
-        self.malformed += 1
-        if (self.malformed - 1) % self.market.malformed_log_every == 0:
-            self._log.warning("malformed_message", count=self.malformed, error=str(err)[:200],
-                              sample=raw[:120].decode(errors="replace"))

@@ -1,0 +1,41 @@
+"""What every venue's public market feed does the same way around its book syncs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot.errors import MalformedMessage
+
+__all__ = ["FeedHealthMixin"]
+
+
+class FeedHealthMixin:
+    """Health reporting, stale marking and malformed-message accounting shared by the Binance and Bybit
+    feeds. The feed provides `syncs` (symbol -> book sync), `on_health`, `_log`, `malformed`, `market`."""
+
+    syncs: dict[str, Any]
+    on_health: Any
+    _log: Any
+    malformed: int
+    market: Any
+
+    def _health_changed(self, sync: Any) -> None:
+        h = sync.health
+        self._log.info("book_health", symbol=sync.symbol, status=h.status.value, reason=h.reason)
+        if self.on_health is not None:
+            self.on_health(sync.symbol, h)
+
+    def _mark_stale_all(self, reason: str) -> None:
+        """The connection's watchdog fired: every book it carries is STALE (reported once per change)."""
+        for sync in self.syncs.values():
+            before = sync.health.status
+            sync.mark_stale(reason, time.time_ns())
+            if sync.health.status is not before:
+                self._health_changed(sync)
+
+    def _malformed(self, err: MalformedMessage, raw: bytes) -> None:
+        self.malformed += 1
+        if (self.malformed - 1) % self.market.malformed_log_every == 0:
+            self._log.warning("malformed_message", count=self.malformed, error=str(err)[:200],
+                              sample=raw[:120].decode(errors="replace"))
