@@ -56,4 +56,8 @@ class FundingRecorder:
         if source is None:
             return
         async for p in source():
-            self.record(p)
+            try:
+                self.record(p)
+            except Exception as e:  # a bookkeeping bug must not take the trading bot down: log it loudly
+                self.stats["errors"] += 1
+                self.log.error("funding_record_failed", payment=repr(p), error=f"{type(e).__name__}: {e}")

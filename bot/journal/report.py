@@ -195,18 +195,22 @@ def _group(trades: list[dict[str, Any]], key: str) -> dict[str, Any]:
 def _funding(data: dict[str, list[dict[str, Any]]], since_ns: int | None, until_ns: int | None,
              setup: str | None, symbol: str | None) -> dict[str, Any]:
     """Every journaled funding payment in the window (by its venue time), attributed or not."""
-    setup_of = {t["trade_id"]: t["setup"] for t in data.get("trades", [])}
+    trade_of = {t["trade_id"]: t for t in data.get("trades", [])}
+
+    def sym(f: dict[str, Any]) -> str:  # an unnamed cross-margin fee takes its trade's symbol
+        t = trade_of.get(f["trade_id"])
+        return f["symbol"] or (t["symbol"] if t else "") or "?"
+
     rows = [f for f in data.get("funding", [])
             if (since_ns is None or f["ts_ns"] >= since_ns) and (until_ns is None or f["ts_ns"] < until_ns)
-            and (not symbol or f["symbol"] == symbol) and (not setup or setup_of.get(f["trade_id"]) == setup)]
+            and (not symbol or sym(f) == symbol)
+            and (not setup or (f["trade_id"] in trade_of and trade_of[f["trade_id"]]["setup"] == setup))]
     by_symbol: dict[str, float] = {}
     for f in rows:
-        key = f["symbol"] or "?"
-        by_symbol[key] = round(by_symbol.get(key, 0.0) + f["amount_quote"], 6)
-    attributed = sum(f["amount_quote"] for f in rows if f["trade_id"])
-    return {"payments": len(rows), "total_quote": round(sum(f["amount_quote"] for f in rows), 6),
-            "attributed_quote": round(attributed, 6),
-            "unattributed_quote": round(sum(f["amount_quote"] for f in rows if not f["trade_id"]), 6),
+        by_symbol[sym(f)] = round(by_symbol.get(sym(f), 0.0) + f["amount_quote"], 6)
+    return {"payments": len(rows), "total_quote": round(sum((f["amount_quote"] for f in rows), 0.0), 6),
+            "attributed_quote": round(sum((f["amount_quote"] for f in rows if f["trade_id"]), 0.0), 6),
+            "unattributed_quote": round(sum((f["amount_quote"] for f in rows if not f["trade_id"]), 0.0), 6),
             "by_symbol": dict(sorted(by_symbol.items()))}
 
 

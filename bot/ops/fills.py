@@ -12,7 +12,6 @@ indexed rowid twice a second costs one small SELECT; the alert itself is a synch
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 from bot.journal.store import Journal
 from bot.logging import get_logger
@@ -53,6 +52,6 @@ class FillAlerts:
         while True:
             try:
                 self.poll()
-            except sqlite3.Error as e:  # never take the bot down for an alert
-                self.log.error("fill_alerts_failed", error=str(e))
+            except Exception as e:  # never take the bot down for an alert
+                self.log.error("fill_alerts_failed", error=f"{type(e).__name__}: {e}")
             await asyncio.sleep(self.interval_s)

@@ -101,6 +101,12 @@ def test_attribution_by_position_held_and_idempotent_replays(tmp_path: Path) -> 
     assert [(f["venue_ref"], f["trade_id"]) for f in j.rows("funding")] == [
         ("a", None), ("b", "t1"), ("c", None), ("d", None), ("e", "t2")]
     j.close()
+    fu = build_report(load_journal(str(tmp_path / "j.sqlite")))["funding"]
+    assert fu == {"payments": 5, "total_quote": -1.5, "attributed_quote": -0.2, "unattributed_quote": -1.3,
+                  # an unnamed fee attributed to a trade counts under that trade's symbol
+                  "by_symbol": {"?": -0.1, "BTCUSDT": -1.7, "ETHUSDT": 0.3}}
+    eth = build_report(load_journal(str(tmp_path / "j.sqlite")), symbol="ETHUSDT")["funding"]
+    assert (eth["payments"], eth["total_quote"]) == (1, 0.3)
 
 
 def _funding_msg(bc: str, wb: str, isolated: bool, e_ms: int = T0 // 1_000_000 + 3) -> bytes:
