@@ -31,7 +31,10 @@ from bot.domain.types import CloseReason
 from bot.errors import ConfigError
 from bot.execution.engine import ExecutionEngine
 from bot.journal import Journal
+from bot.journal.funding import FundingRecorder
 from bot.logging import configure_logging, get_logger
+from bot.ops.daily import DailySummary
+from bot.ops.fills import FillAlerts
 from bot.ops.state import RuntimeState
 from bot.pipeline import Pipeline
 from bot.risk import RiskManager
@@ -107,6 +110,9 @@ class App:
         body = orjson.dumps(redacted(s), option=orjson.OPT_SORT_KEYS).decode()
         cfg_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
         self.journal.record_config(now, cfg_hash, body)
+        self.funding = FundingRecorder(self.journal)  # funding settlements -> journal, attributed to trades
+        self.daily = DailySummary(self.journal, self.alerts)
+        self.fill_alerts = FillAlerts(self.journal, self.alerts)
         self.log.info("config", hash=cfg_hash, mode=s.app.mode, venue=s.venue.name, symbols=list(s.venue.symbols))
         risk = RiskManager(s.risk, equity, now, brackets)
         self.gateway = gateway
@@ -268,6 +274,9 @@ class App:
                 workers = [tg.create_task(src) for src in sources]
                 workers.append(tg.create_task(self._housekeeping()))
                 workers.append(tg.create_task(self.alerts.run()))  # sends off the trading path
+                workers.append(tg.create_task(self.funding.run(self.gateway)))
+                workers.append(tg.create_task(self.daily.run()))
+                workers.append(tg.create_task(self.fill_alerts.run()))
                 if self.run_for_s is not None:
                     workers.append(tg.create_task(self._stop_after(self.run_for_s)))
                 await self.stop.wait()

@@ -10,6 +10,10 @@ After every depth event that changed the book, the signal layer is asked for int
 the execution engine with the market view the risk gate needs. The open trades follow the mid
 (trailing, no-progress). The RuntimeState (ops endpoints, terminal view) is told about message rates,
 denials and the event-to-decision latency (receive time of the triggering message -> intent handled).
+
+Each intent leaves stamped with its latency trail (EntryIntent.stamped): the triggering message's
+exchange event time and receive time, and the clock right after the signal engine returned it; the
+engine journals them with the trade, the report breaks the path down (bot.journal.report).
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ class Pipeline:
             if sync is None or sync.book.bbo() is None:
                 return
             intents = self.signals.on_depth(ev.symbol, sync.book, sync.health.status, ev.ts_event_ns, now_ns)
+            if intents:
+                intents = self._stamp(intents, ev, now_ns)
             engine = self.engine
             if engine is not None and engine.trades:
                 mid = sync.book.mid_ticks()
@@ -117,13 +123,19 @@ class Pipeline:
                 state.on_message(ev.symbol, "trade", now_ns)
             intents = self.signals.on_trade(ev, now_ns)
             if intents and sync is not None and sync.book.bbo() is not None:
-                await self._submit(intents, sync, ev.ts_recv_ns)
+                await self._submit(self._stamp(intents, ev, now_ns), sync, ev.ts_recv_ns)
         elif isinstance(ev, FundingInfo):
             if state is not None:
                 state.on_message(ev.symbol, "mark", now_ns)
             if ev.next_funding_ns:
                 self.next_funding_ns[ev.symbol] = ev.next_funding_ns
             self.signals.on_funding(ev, now_ns)
+
+    def _stamp(self, intents: list[EntryIntent], ev: Any, now_ns: int) -> list[EntryIntent]:
+        """The latency trail: exchange event time and receive time of `ev`, and now (signal emitted)."""
+        signal_ns = self.clock() if self.clock is not None else now_ns
+        recv_ns = ev.ts_recv_ns or now_ns
+        return [i.stamped(ev.ts_event_ns, recv_ns, signal_ns) for i in intents]
 
     async def _submit(self, intents: list[EntryIntent], sync: Sync, recv_ns: int) -> None:
         self.intents += len(intents)

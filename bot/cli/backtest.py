@@ -7,10 +7,22 @@ later (one connection: never out of order), and its orders reach the exchange `o
 sends them. The loop merges the two in time order. Stops trigger on the exchange's mark (the mid for
 recorded sessions, which carry no markPrice) and the bot follows the same mid.
 
+The journal is the live one: funding the simulator settles on a held position (every
+`sim.funding_interval_s`, at `sim.funding_rate_bps` unless the data carries markPrice rates) is journaled
+and attributed to the trade (bot.journal.funding), and every trade carries its latency trail. With the
+simulated clock those latencies are the simulated delays, not CPU time. The exchange event time is when
+the simulated exchange published the message (its recorded receive time: the venue's own E runs on
+another clock), so exchange event -> receive is the simulated `market_data_latency`; receive -> signal
+is 0 (the clock does not move while the bot computes); signal -> order sent is 0, or the simulated
+leverage round trip when the symbol's leverage is set first; order -> ack is the simulated
+`order_latency` plus the wait for the next delivered message. Ack -> fill compares the bot's clock with
+the simulated exchange's fill time, so it can come out slightly negative.
+
 JSON: {"trades": [{setup, symbol, side, entry_ts_ns, entry_price, qty, stop_price, stop_confirm_ms,
 max_open_risk, exit_ts_ns, exit_price, exit_reason, pnl, fees, r_multiple, trade_id, state}, …],
 "summary": {trades, wins, win_rate, pnl, fees, max_drawdown, risk_budget_per_trade, intents, denials,
-aborted, max_open_risk, stop_confirm_ms_max, end_equity}}. Trades still open at the end of the data are
+aborted, max_open_risk, stop_confirm_ms_max, end_equity, funding}} (funding: the sum of the settlements,
+negative = paid). Trades still open at the end of the data are
 flattened at market (exit_reason MANUAL).
 """
 
@@ -67,6 +79,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     from bot.errors import MalformedMessage
     from bot.execution.engine import ExecutionEngine
     from bot.journal import Journal
+    from bot.journal.funding import FundingRecorder
     from bot.logging import configure_logging
     from bot.market.health import BookStatus
     from bot.replay.reader import LineError, read_session
@@ -132,6 +145,8 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
             if book.bbo() is None:
                 return
             out = signals.on_depth(sym, book, sync.health.status, ts_ev, arrive)
+            if out:
+                out = [i.stamped(ts, arrive, clock()) for i in out]
             mid = book.mid_ticks()
             if engine.trades and mid is not None:
                 await engine.on_price(sym, int(mid))
@@ -145,7 +160,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                     if not isinstance(res, str):
                         denials[res.reason.value] += 1
         elif isinstance(ev, Trade):
-            out = signals.on_trade(ev, arrive)
+            out = [i.stamped(ts, arrive, clock()) for i in signals.on_trade(ev, arrive)]
             sync = market.syncs.get(ev.symbol)
             if out and sync is not None and sync.book.bbo() is not None:
                 book = sync.book
@@ -162,8 +177,10 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
         for _ in range(n):
             await asyncio.sleep(0)
 
+    funding = FundingRecorder(journal)
     await engine.refresh_account()
     runner = asyncio.create_task(engine.run(timers=False))
+    funding_task = asyncio.create_task(funding.run(gw))
     await asyncio.sleep(0)
     pending: deque[tuple[int, bytes, int]] = deque()
     last_arrive = 0
@@ -197,9 +214,14 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
         acct = await gw.account()
     finally:
         runner.cancel()
+        funding_task.cancel()
         await gw.close()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+        with contextlib.suppress(asyncio.CancelledError):
+            await funding_task
+        for p in gw.pending_funding():  # settled in the last steps, not yet consumed
+            funding.record(p)
     from bot.cli.trades import load_trades
 
     trades = _trades_from(journal, load_trades) if journal_path == ":memory:" else load_trades(journal_path)
@@ -208,7 +230,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     budget = sim.starting_balance_usdt * settings.risk.risk_per_trade_pct / 100.0
     summary = summarize(trades, budget)
     summary.update(intents=intents, denials=dict(sorted(denials.items())), aborted=aborted,
-                   end_equity=round(acct.equity, 4))
+                   end_equity=round(acct.equity, 4), funding=round(funding.total_quote, 6))
     return {"trades": trades, "summary": summary}
 
 

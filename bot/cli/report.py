@@ -3,8 +3,9 @@
     scalper report [-c CONFIG | --db PATH] [--since 2026-11-01] [--until 2026-11-21T12:00]
                    [--setup momentum] [--symbol BTCUSDT] [--json] [--csv trades.csv] [--html report.html]
 
---json prints {"overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops", "latency", "filters",
-"trades"}. Dates are ISO 8601, UTC unless they carry an offset; --until is exclusive.
+--json prints {"overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops", "latency", "funding",
+"filters", "trades"}. Dates are ISO 8601, UTC unless they carry an offset; --until is exclusive. Funding is
+signed as the venue reports it (negative = paid); "net" = PnL (net of fees) + funding.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ __all__ = ["add_arguments", "run"]
 
 CSV_FIELDS = ("trade_id", "setup", "symbol", "side", "entry_ts_ns", "entry_price", "qty", "stop_price",
               "stop_confirm_ms", "exit_ts_ns", "exit_price", "exit_reason", "pnl", "fees", "r_multiple",
-              "hold_s", "signal_slip_ticks", "signal_slip_bps", "stop_slip_ticks", "order_to_ack_ms")
+              "hold_s", "signal_slip_ticks", "signal_slip_bps", "stop_slip_ticks", "order_to_ack_ms",
+              "funding_quote", "net_pnl", "exchange_event_to_receive_ms", "receive_to_signal_ms",
+              "signal_to_order_ms")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,8 +61,11 @@ def _db_path(args: argparse.Namespace) -> str:
 def _csv_row(t: dict[str, Any]) -> dict[str, Any]:
     sig, stop = t["signal_slippage"] or {}, t["stop_slippage"] or {}
     row = {k: t.get(k) for k in CSV_FIELDS}
+    lat = t["latency_ms"]
     row.update(signal_slip_ticks=sig.get("ticks"), signal_slip_bps=sig.get("bps"),
-               stop_slip_ticks=stop.get("ticks"), order_to_ack_ms=t["latency_ms"]["order_to_ack_ms"])
+               stop_slip_ticks=stop.get("ticks"), order_to_ack_ms=lat["order_to_ack_ms"],
+               exchange_event_to_receive_ms=lat["exchange_event_to_receive_ms"],
+               receive_to_signal_ms=lat["receive_to_signal_ms"], signal_to_order_ms=lat["signal_to_order_ms"])
     return row
 
 
@@ -71,8 +77,10 @@ def _f(v: Any, nd: int = 3) -> str:
 
 def _print_table(rep: dict[str, Any]) -> None:
     cols = ("trades", "win_rate", "avg_win_quote", "avg_loss_quote", "expectancy_quote", "expectancy_r",
-            "profit_factor", "total_pnl_quote", "max_drawdown_quote", "fees_quote")
-    short = ("n", "win%", "avg win", "avg loss", "exp", "exp R", "PF", "total", "max DD", "fees")
+            "profit_factor", "total_pnl_quote", "max_drawdown_quote", "fees_quote", "funding_quote",
+            "net_pnl_quote")
+    short = ("n", "win%", "avg win", "avg loss", "exp", "exp R", "PF", "total", "max DD", "fees", "funding",
+             "net")
     print(f"{'':<22}" + "".join(f"{h:>10}" for h in short))
 
     def line(name: str, s: dict[str, Any]) -> None:
@@ -95,6 +103,9 @@ def _print_table(rep: dict[str, Any]) -> None:
     print(f"stops: {st['stop_exits']} stop exits, all respected: {st['all_stops_respected']}, "
           f"mean slip {_f(st['slippage_ticks']['mean'], 2)} ticks, not confirmed within "
           f"{st['stop_deadline_ms']:g} ms: {st['not_confirmed_in_time']}")
+    fu = rep["funding"]
+    print(f"funding: {fu['payments']} payments, total {_f(fu['total_quote'], 4)} (on trades "
+          f"{_f(fu['attributed_quote'], 4)}, unattributed {_f(fu['unattributed_quote'], 4)})")
     print("latency ms (median / p90 / max):")
     for k, s in rep["latency"].items():
         if isinstance(s, dict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 __all__ = [
@@ -99,6 +99,11 @@ class EntryIntent:
     side is 'long' or 'short'. Prices in integer ticks of the symbol's instrument; `price_ticks` is the
     reference (intended) entry price, `stop_ticks` comes from market structure and lies on the losing
     side of the entry. `features` holds the values that triggered it, for the journal.
+
+    The latency trail of the triggering market message (0 = unknown), stamped by whoever fed the signal
+    engine (`stamped`): `ts_event_ns` the venue's event time of the message, `ts_recv_ns` our receive
+    time, `ts_signal_ns` when the signal engine had emitted the intent. The engine journals them with
+    the trade (trades.event_ts_ns / recv_ts_ns / signal_ts_ns) for the report's latency breakdown.
     """
 
     symbol: str
@@ -110,6 +115,12 @@ class EntryIntent:
     targets: tuple[TakeProfitTier, ...]
     time_limit_s: float
     features: dict[str, float] = field(default_factory=dict)
+    ts_event_ns: int = 0
+    ts_recv_ns: int = 0
+    ts_signal_ns: int = 0
+
+    def stamped(self, event_ns: int, recv_ns: int, signal_ns: int) -> EntryIntent:
+        return replace(self, ts_event_ns=event_ns, ts_recv_ns=recv_ns, ts_signal_ns=signal_ns)
 
     def __post_init__(self) -> None:
         if self.side not in ("long", "short"):

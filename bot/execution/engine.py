@@ -165,6 +165,9 @@ class ExecutionEngine:
             "planned_qty": lim.qty(plan.planned_lots), "planned_stop_price": lim.px(plan.stop_ticks),
             "risk_budget": plan.risk_budget, "leverage": plan.leverage,
             "features": orjson.dumps(plan.features).decode(),
+            # latency trail of the triggering message (0 = not stamped), for the report's breakdown
+            "event_ts_ns": intent.ts_event_ns or None, "recv_ts_ns": intent.ts_recv_ns or None,
+            "signal_ts_ns": intent.ts_signal_ns or None,
         }
         self.trades[tid] = m
         self.risk.gate.on_position(intent.symbol, decision.notional)

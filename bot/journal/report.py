@@ -3,12 +3,15 @@
     data = load_journal(path)                       # plain rows, read once
     rep = build_report(data, since_ns=..., until_ns=..., setup=..., symbol=..., stop_deadline_ms=2000)
     rep.keys() == {"filters", "overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops",
-                   "latency", "trades"}
+                   "latency", "funding", "trades"}
 
 Per group (overall, per setup, per symbol, per hour of entry, UTC): trades, wins, win_rate, avg_win,
 avg_loss (quote), expectancy_quote and expectancy_r, profit_factor, total_pnl, max_drawdown_quote (of the
-group's cumulative PnL), hold time (mean, median, p90, histogram), fees. MAE/MFE and funding are not
-journaled (no price path is stored), so they are reported as null rather than guessed.
+group's cumulative PnL), hold time (mean, median, p90, histogram), fees, MAE/MFE (ticks and R, tracked by
+the engine), funding_quote (the funding settled on the group's trades, signed as the venue reports:
+negative = paid) and net_pnl_quote = total_pnl (net of fees, as journaled) + funding. Each trade carries
+its funding_quote and net_pnl. "funding" sums every journaled payment in the filter window, including the
+ones no trade held (a position the bot did not open, or an unnamed cross-margin fee with several open).
 
 Slippage, adverse positive (a buy filled above what we meant to pay is +): per leg role (entry, add,
 stop, tp, exit) from legs.intended_price vs legs.avg_price, and for entries also the signal price
@@ -16,9 +19,12 @@ stop, tp, exit) from legs.intended_price vs legs.avg_price, and for entries also
 when known) and bps. Stops: for STOP_LOSS exits the planned stop (trades.stop_price) vs the realised exit;
 "not confirmed in time" = stop_confirm_ms missing or above the deadline.
 
-Latency per trade (ms): signal -> entry order written (legs.created_ns - intent_ts_ns), order -> ack
-(first NEW/PARTIALLY_FILLED/FILLED order event), ack -> first fill, entry fill -> stop confirmed. The
-exchange-event and receive times of the triggering message are not journaled.
+Latency per trade (ms), the entry path: exchange event -> our receive (trades.recv_ts_ns - event_ts_ns:
+two clocks, the venue's and ours, so it includes their offset), receive -> signal emitted (signal_ts_ns -
+recv_ts_ns), signal -> entry order sent (the last PENDING_NEW write of the entry leg before its ack, the
+moment the engine hands it to the gateway; from intent_ts_ns in journals older than signal_ts_ns),
+order -> ack (first NEW/PARTIALLY_FILLED/FILLED order event), ack -> first fill, entry fill -> stop
+confirmed. A step whose times are missing (older journals) is null.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ def load_journal(path: str) -> dict[str, list[dict[str, Any]]]:
 
     j = Journal(path)
     try:
-        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events")}
+        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events", "funding")}
     finally:
         j.close()
 
@@ -96,6 +102,7 @@ def _stats(trades: list[dict[str, Any]]) -> dict[str, Any]:
     rs = [t["r_multiple"] for t in trades if t["r_multiple"] is not None]
     holds = [t["hold_s"] for t in trades if t["hold_s"] is not None]
     gross_loss = -sum(losses)
+    funding = sum(t.get("funding_quote") or 0.0 for t in trades)
     hist = {f"<={b}s": 0 for b in _HOLD_BINS_S} | {f">{_HOLD_BINS_S[-1]}s": 0}
     for h in holds:
         key = next((f"<={b}s" for b in _HOLD_BINS_S if h <= b), f">{_HOLD_BINS_S[-1]}s")
@@ -115,7 +122,8 @@ def _stats(trades: list[dict[str, Any]]) -> dict[str, Any]:
         "max_drawdown_quote": _max_drawdown(pnls),
         "hold_s": _summary(holds) | {"histogram": hist},
         "fees_quote": round(sum(t["fees"] or 0.0 for t in trades), 6),
-        "funding_quote": None,  # not journaled
+        "funding_quote": round(funding, 6),
+        "net_pnl_quote": round(sum(pnls) + funding, 6),
         # maximum adverse / favourable excursion from the first entry fill, tracked by the engine
         "mae_ticks": _summary([t.get("mae_ticks") for t in trades]),
         "mfe_ticks": _summary([t.get("mfe_ticks") for t in trades]),
@@ -130,6 +138,8 @@ def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str,
     out = dict(t)
     out["tick"] = tick
     out["hold_s"] = (t["exit_ts_ns"] - t["entry_ts_ns"]) / 1e9 if t["entry_ts_ns"] and t["exit_ts_ns"] else None
+    out["funding_quote"] = t.get("funding_quote") or 0.0
+    out["net_pnl"] = t["pnl"] + out["funding_quote"]
     out["entry_hour_utc"] = datetime.fromtimestamp(t["entry_ts_ns"] / 1e9, UTC).hour if t["entry_ts_ns"] else None
     leg_slip = []
     for leg in legs:
@@ -142,16 +152,21 @@ def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str,
                               if entry_fills else None)
     # Latency: the entry leg's life.
     entry = next((leg for leg in legs if leg["role"] == "entry"), None)
-    lat: dict[str, float | None] = {"signal_to_order_ms": None, "order_to_ack_ms": None,
-                                    "ack_to_fill_ms": None, "fill_to_stop_confirmed_ms": t["stop_confirm_ms"]}
+    event, recv, signal = t.get("event_ts_ns"), t.get("recv_ts_ns"), t.get("signal_ts_ns")
+    lat: dict[str, float | None] = {
+        "exchange_event_to_receive_ms": (recv - event) / 1e6 if event and recv else None,
+        "receive_to_signal_ms": (signal - recv) / 1e6 if recv and signal else None,
+        "signal_to_order_ms": None, "order_to_ack_ms": None, "ack_to_fill_ms": None,
+        "fill_to_stop_confirmed_ms": t["stop_confirm_ms"]}
     if entry is not None:
         mine = [e for e in events if e["client_id"] == entry["client_id"]]
         ack = next((e["ts_ns"] for e in mine if e["status"] in _ACKED), None)
         # Sent = the last PENDING_NEW write before the ack (a leg planned up front is written again when sent).
         pending = [e["ts_ns"] for e in mine if e["status"] == "PENDING_NEW" and (ack is None or e["ts_ns"] <= ack)]
         sent = max(pending) if pending else entry["created_ns"]
-        if t["intent_ts_ns"]:
-            lat["signal_to_order_ms"] = (sent - t["intent_ts_ns"]) / 1e6
+        signalled = signal or t["intent_ts_ns"]
+        if signalled:
+            lat["signal_to_order_ms"] = (sent - signalled) / 1e6
         if ack is not None:
             lat["order_to_ack_ms"] = (ack - sent) / 1e6
             if entry_fills:
@@ -175,6 +190,28 @@ def _group(trades: list[dict[str, Any]], key: str) -> dict[str, Any]:
     for t in trades:
         groups.setdefault(t[key], []).append(t)
     return {str(k): _stats(v) for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))}
+
+
+def _funding(data: dict[str, list[dict[str, Any]]], since_ns: int | None, until_ns: int | None,
+             setup: str | None, symbol: str | None) -> dict[str, Any]:
+    """Every journaled funding payment in the window (by its venue time), attributed or not."""
+    trade_of = {t["trade_id"]: t for t in data.get("trades", [])}
+
+    def sym(f: dict[str, Any]) -> str:  # an unnamed cross-margin fee takes its trade's symbol
+        t = trade_of.get(f["trade_id"])
+        return f["symbol"] or (t["symbol"] if t else "") or "?"
+
+    rows = [f for f in data.get("funding", [])
+            if (since_ns is None or f["ts_ns"] >= since_ns) and (until_ns is None or f["ts_ns"] < until_ns)
+            and (not symbol or sym(f) == symbol)
+            and (not setup or (f["trade_id"] in trade_of and trade_of[f["trade_id"]]["setup"] == setup))]
+    by_symbol: dict[str, float] = {}
+    for f in rows:
+        by_symbol[sym(f)] = round(by_symbol.get(sym(f), 0.0) + f["amount_quote"], 6)
+    return {"payments": len(rows), "total_quote": round(sum((f["amount_quote"] for f in rows), 0.0), 6),
+            "attributed_quote": round(sum((f["amount_quote"] for f in rows if f["trade_id"]), 0.0), 6),
+            "unattributed_quote": round(sum((f["amount_quote"] for f in rows if not f["trade_id"]), 0.0), 6),
+            "by_symbol": dict(sorted(by_symbol.items()))}
 
 
 def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None = None,
@@ -231,8 +268,8 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
         "stop_confirm_ms": _summary([t["stop_confirm_ms"] for t in trades]),
     }
     latency = {k: _summary([t["latency_ms"][k] for t in trades])
-               for k in ("signal_to_order_ms", "order_to_ack_ms", "ack_to_fill_ms", "fill_to_stop_confirmed_ms")}
-    latency["not_journaled"] = ["exchange_event_to_receive", "receive_to_signal"]
+               for k in ("exchange_event_to_receive_ms", "receive_to_signal_ms", "signal_to_order_ms",
+                         "order_to_ack_ms", "ack_to_fill_ms", "fill_to_stop_confirmed_ms")}
     return {
         "filters": {"since_ns": since_ns, "until_ns": until_ns, "setup": setup, "symbol": symbol},
         "overall": _stats(trades),
@@ -242,5 +279,6 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
         "slippage": slippage,
         "stops": stops,
         "latency": latency,
+        "funding": _funding(data, since_ns, until_ns, setup, symbol),
         "trades": trades,
     }

@@ -108,7 +108,7 @@ def _trade_chart(t: dict[str, Any]) -> str:
 
 def _table(rows: dict[str, dict[str, Any]], caption: str) -> str:
     cols = ("trades", "win_rate", "expectancy_quote", "expectancy_r", "profit_factor", "total_pnl_quote",
-            "max_drawdown_quote", "fees_quote")
+            "max_drawdown_quote", "fees_quote", "funding_quote", "net_pnl_quote")
     head = "".join(f"<th>{c}</th>" for c in ("", *cols))
     body = "".join("<tr><td>" + html.escape(k) + "</td>" + "".join(
         f"<td>{'-' if v.get(c) is None else (f'{v[c]:.4g}' if isinstance(v[c], float) else v[c])}</td>"
@@ -147,7 +147,8 @@ def render_html(rep: dict[str, Any], title: str = "scalper report", max_trade_ch
     summary = (f"{o['trades']} trades, win rate {_pct(o['win_rate'])}, expectancy "
                f"{_num(o['expectancy_r'])} R / {_num(o['expectancy_quote'])} quote, profit factor "
                f"{_num(o['profit_factor'])}, total {_num(o['total_pnl_quote'])}, max drawdown "
-               f"{_num(o['max_drawdown_quote'])}")
+               f"{_num(o['max_drawdown_quote'])}, funding {_num(o['funding_quote'])}, net of funding "
+               f"{_num(o['net_pnl_quote'])}")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;margin:12px 0}}

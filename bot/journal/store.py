@@ -12,7 +12,10 @@ trades        trade_id PK ("t42"), symbol, setup, side ('long'|'short'), state (
               stop_price (initial protective stop), stop_confirm_ms (first entry fill -> stop acknowledged),
               max_open_risk (max over time of position × distance to the live stop, + fees), exit_ts_ns,
               exit_price (average of the exit fills), exit_reason (CloseReason), pnl (net of fees), fees,
-              r_multiple (pnl / risk_budget), created_ns, updated_ns
+              r_multiple (pnl / risk_budget), mae/mfe (ticks, R), funding_quote (sum of the funding
+              rows attributed to the trade, signed as the venue reports: negative = paid; NULL = none),
+              event_ts_ns / recv_ts_ns / signal_ts_ns (the triggering market message's exchange time,
+              our receive time, the signal engine's emission time), created_ns, updated_ns
 legs          client_id PK ("t42-entry", "t42-sl", "t42-sl.2", "t42-tp1", "t42-add2", "t42-exit"), trade_id,
               role (entry|add|stop|tp|exit), symbol, side (BUY|SELL), kind (OrderKind), qty,
               intended_price (the price we mean to get: limit price, trigger price, or the reference price
@@ -25,6 +28,9 @@ fills         id, ts_ns, trade_id, client_id, role, side, qty, price, fee, is_ma
 state_changes id, ts_ns, entity ('trade' | 'gate' | 'symbol'), entity_id, from_state, to_state, reason
 denials       id, ts_ns, symbol, setup, side, reason (DenyReason), detail: our own risk said no
 rejections    id, ts_ns, trade_id, client_id, code, message: the venue said no (kept apart from denials)
+funding       id, ts_ns (venue time), recv_ns, symbol ('' when the venue does not say), asset, amount_quote
+              (signed as the venue reports: negative = paid), trade_id (the trade holding a position on the
+              symbol at ts_ns, else NULL), venue_ref UNIQUE (idempotency key: a replay is not counted twice)
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ CREATE TABLE IF NOT EXISTS trades (
     risk_budget REAL, leverage INTEGER, features TEXT,
     entry_ts_ns INTEGER, entry_price REAL, qty REAL, stop_price REAL, stop_confirm_ms REAL,
     max_open_risk REAL, exit_ts_ns INTEGER, exit_price REAL, exit_reason TEXT, pnl REAL, fees REAL,
-    r_multiple REAL, mae_ticks REAL, mfe_ticks REAL, mae_r REAL, mfe_r REAL,
+    r_multiple REAL, mae_ticks REAL, mfe_ticks REAL, mae_r REAL, mfe_r REAL, funding_quote REAL,
+    event_ts_ns INTEGER, recv_ts_ns INTEGER, signal_ts_ns INTEGER,
     created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS legs (
     client_id TEXT PRIMARY KEY, trade_id TEXT NOT NULL REFERENCES trades(trade_id), role TEXT NOT NULL,
@@ -72,6 +79,9 @@ CREATE TABLE IF NOT EXISTS denials (
     reason TEXT NOT NULL, detail TEXT);
 CREATE TABLE IF NOT EXISTS rejections (
     id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, trade_id TEXT, client_id TEXT, code TEXT, message TEXT);
+CREATE TABLE IF NOT EXISTS funding (
+    id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, recv_ns INTEGER, symbol TEXT NOT NULL, asset TEXT NOT NULL,
+    amount_quote REAL NOT NULL, trade_id TEXT, venue_ref TEXT NOT NULL UNIQUE);
 """
 
 # The trade report's fields (`scalper trades`, `scalper backtest --json`), in order.
@@ -94,8 +104,21 @@ TRADE_FIELDS = (
     "r_multiple",
 )
 
+# Columns added after the first schema: older journals gain them (NULL for their old trades).
+_ADDED_COLS = (("mae_ticks", "REAL"), ("mfe_ticks", "REAL"), ("mae_r", "REAL"), ("mfe_r", "REAL"),
+               ("funding_quote", "REAL"), ("event_ts_ns", "INTEGER"), ("recv_ts_ns", "INTEGER"),
+               ("signal_ts_ns", "INTEGER"))
+_TABLES = ("config", "trades", "legs", "order_events", "fills", "state_changes", "denials", "rejections", "funding")
+# A position older than this is not a scalper trade's: funding is never attributed to such a stale row.
+_FUNDING_LOOKBACK_NS = 7 * 86_400 * 1_000_000_000
+_FUNDING_SLACK_NS = 60 * 1_000_000_000  # exit_ts_ns is our clock, funding time the venue's
+
 _TRADE_COLS = frozenset(
     (
+        "funding_quote",
+        "event_ts_ns",
+        "recv_ts_ns",
+        "signal_ts_ns",
         "mae_ticks",
         "mfe_ticks",
         "mae_r",
@@ -156,11 +179,12 @@ class Journal:
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
-        # Journals written before the excursion columns existed gain them (NULL for their old trades).
+        # Journals written before a column existed gain it (NULL for their old trades); new tables come
+        # from the CREATE TABLE IF NOT EXISTS above.
         have = {r[1] for r in self._db.execute("PRAGMA table_info(trades)")}
-        for col in ("mae_ticks", "mfe_ticks", "mae_r", "mfe_r"):
+        for col, sql_type in _ADDED_COLS:
             if col not in have:
-                self._db.execute(f"ALTER TABLE trades ADD COLUMN {col} REAL")
+                self._db.execute(f"ALTER TABLE trades ADD COLUMN {col} {sql_type}")
 
     def close(self) -> None:
         self._db.close()
@@ -346,12 +370,47 @@ class Journal:
                 (ts_ns, trade_id, client_id, code, message),
             )
 
+    def funding(self, ts_ns: int, symbol: str, amount_quote: float, venue_ref: str, *, asset: str = "USDT",
+                recv_ns: int | None = None, trade_id: str | None = None) -> tuple[bool, str | None]:
+        """One funding payment (signed as the venue reports: negative = paid), in one transaction with the
+        running sum on the trade it is attributed to. Returns (inserted, trade id); a `venue_ref` already
+        journaled (a reconnect replay, a REST catch-up) is not inserted again and changes nothing.
+
+        Attribution (unless `trade_id` is given): the trade whose fills (venue time, as `ts_ns`) leave a
+        position open on `symbol` at `ts_ns`. Binance does not name the symbol of a cross-margin funding
+        fee (A4: B only, no P); then the payment goes to the one trade holding a position on any symbol,
+        and to none when there are several or none."""
+        with self._tx() as db:
+            dup = db.execute("SELECT trade_id FROM funding WHERE venue_ref=?", (venue_ref,)).fetchone()
+            if dup is not None:
+                return False, dup[0]
+            tid = trade_id if trade_id is not None else self._holder(db, symbol, ts_ns)
+            db.execute("INSERT INTO funding(ts_ns, recv_ns, symbol, asset, amount_quote, trade_id, venue_ref) "
+                       "VALUES (?,?,?,?,?,?,?)", (ts_ns, recv_ns, symbol, asset, amount_quote, tid, venue_ref))
+            if tid is not None:
+                db.execute("UPDATE trades SET funding_quote=COALESCE(funding_quote, 0)+? WHERE trade_id=?",
+                           (amount_quote, tid))
+        return True, tid
+
+    @staticmethod
+    def _holder(db: sqlite3.Connection, symbol: str, ts_ns: int) -> str | None:
+        sql = ("SELECT f.trade_id, MAX(f.ts_ns) AS last FROM fills f JOIN trades t ON t.trade_id = f.trade_id "
+               "WHERE f.ts_ns <= ? AND t.created_ns >= ? AND (t.exit_ts_ns IS NULL OR t.exit_ts_ns >= ?)"
+               + (" AND t.symbol = ?" if symbol else "") +
+               " GROUP BY f.trade_id HAVING SUM(CASE WHEN f.role IN ('entry', 'add') THEN f.qty ELSE -f.qty END)"
+               " > 1e-9 ORDER BY last DESC")
+        params: tuple[Any, ...] = (ts_ns, ts_ns - _FUNDING_LOOKBACK_NS, ts_ns - _FUNDING_SLACK_NS)
+        rows = db.execute(sql, (*params, symbol) if symbol else params).fetchall()
+        if not rows or (not symbol and len(rows) > 1):
+            return None
+        return str(rows[0][0])
+
     def count_trades(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM trades").fetchone()[0])
 
     # -- reads ------------------------------------------------------------------------------------------
     def rows(self, table: str, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        if table not in ("config", "trades", "legs", "order_events", "fills", "state_changes", "denials", "rejections"):
+        if table not in _TABLES:
             raise ValueError(f"no table {table!r}")
         sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
         return [dict(r) for r in self._db.execute(sql, params)]

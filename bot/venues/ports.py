@@ -11,6 +11,10 @@ Errors (bot.venues.errors, raised by gateways):
 - AmbiguousOutcome: timeout / 5xx: the order may or may not exist. Never retry blindly: look it up
   by client id first (fetch_order).
 - VenueUnavailable / RateLimited: back off (RateLimited carries retry_after_s).
+
+Funding: a gateway that can see funding settlements also implements `FundingSource`
+(`funding_updates()` -> `FundingPayment`). It is a separate protocol so `ExecutionGateway` (and every
+fake of it) stays as it was; the app journals the payments (bot.journal.funding.FundingRecorder).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerP
 __all__ = [
     "AccountSnapshot",
     "ExecutionGateway",
+    "FundingPayment",
+    "FundingSource",
     "OrderAck",
     "OrderRequest",
     "OrderUpdate",
@@ -86,6 +92,24 @@ class OrderUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One funding settlement on the account, as the venue reported it.
+
+    `amount_quote` is signed as the venue reports it (Binance ACCOUNT_UPDATE `bc`): negative = paid.
+    `symbol` is "" when the venue does not say (Binance cross margin: the event carries no position).
+    `venue_ref` identifies the settlement, so a replay of the same message (a reconnect overlap, a REST
+    catch-up) is journaled once.
+    """
+
+    symbol: str
+    amount_quote: float
+    asset: str
+    ts_event_ns: int
+    ts_recv_ns: int
+    venue_ref: str
+
+
+@dataclass(frozen=True, slots=True)
 class PositionSnapshot:
     symbol: str
     qty_lots: int  # signed: > 0 long, < 0 short
@@ -131,3 +155,10 @@ class ExecutionGateway(Protocol):
     async def account(self) -> AccountSnapshot: ...
 
     def updates(self) -> AsyncIterator[OrderUpdate]: ...
+
+
+@runtime_checkable
+class FundingSource(Protocol):
+    """A gateway that reports funding settlements (Binance user stream, the simulators)."""
+
+    def funding_updates(self) -> AsyncIterator[FundingPayment]: ...

@@ -49,7 +49,14 @@ from bot.venues.binance_usdm.orders import (
 from bot.venues.binance_usdm.userevents import UserEventTranslator
 from bot.venues.binance_usdm.userstream import BinanceUserStream
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueError, VenueUnavailable
-from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
+from bot.venues.ports import (
+    AccountSnapshot,
+    FundingPayment,
+    OrderAck,
+    OrderRequest,
+    OrderUpdate,
+    PositionSnapshot,
+)
 
 __all__ = ["BinanceGateway", "BinanceUsdm"]
 
@@ -122,6 +129,7 @@ class BinanceGateway:
         self._failure: BaseException | None = None
         self._updates: asyncio.Queue[OrderUpdate | None] = asyncio.Queue()
         self._positions: asyncio.Queue[PositionSnapshot] = asyncio.Queue()
+        self._funding: asyncio.Queue[FundingPayment] = asyncio.Queue()
         self._clock_lock = asyncio.Lock()
         self._log = get_logger("binance.gateway", env=venue.environment)
         self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0}
@@ -421,10 +429,12 @@ class BinanceGateway:
             raise self._translate(e, placing=False) from e
 
     # ------------------------------------------------------------------------------------ streams
-    def publish(self, item: OrderUpdate | PositionSnapshot) -> None:
+    def publish(self, item: OrderUpdate | PositionSnapshot | FundingPayment) -> None:
         """Called by the user stream (and its REST catch-up)."""
         if isinstance(item, OrderUpdate):
             self._updates.put_nowait(item)
+        elif isinstance(item, FundingPayment):
+            self._funding.put_nowait(item)
         else:
             self._positions.put_nowait(item)
 
@@ -438,3 +448,8 @@ class BinanceGateway:
     async def position_updates(self) -> AsyncIterator[PositionSnapshot]:
         while True:
             yield await self._positions.get()
+
+    async def funding_updates(self) -> AsyncIterator[FundingPayment]:
+        """Funding settlements from ACCOUNT_UPDATE FUNDING_FEE (ports.FundingSource)."""
+        while True:
+            yield await self._funding.get()

@@ -11,7 +11,12 @@
     links it; the link releases it; past the wait it goes out as it is (a manual order, say);
   * a child update is delivered with `client_id` AND `parent_id` = the algo order's client id (the leg
     the engine knows, e.g. "t42-sl") and `venue_order_id` = the child's order id.
-- ACCOUNT_UPDATE: `a.P[]` -> PositionSnapshot (one-way mode: position side BOTH).
+- ACCOUNT_UPDATE: `a.P[]` -> PositionSnapshot (one-way mode: position side BOTH). With reason `a.m`
+  FUNDING_FEE, each balance `a.B[]` with a non-zero change `bc` -> FundingPayment (signed as sent:
+  negative = paid). Binance names the symbol only for an isolated position (the one `P` entry); a
+  cross-margin funding event carries `B` only (A4), so its symbol is "" (the journal attributes it).
+  Its `venue_ref` is built from E, T, asset, symbol, bc and the wallet balance after (`wb`): the same
+  message replayed gives the same key, two settlements in the same millisecond do not.
 - listenKeyExpired -> `ListenKeyExpired` (the runner makes a new key and reconnects).
 
 Duplicates (a reconnect overlap, REST catch-up after a gap) are dropped: a fill by (order id, trade id),
@@ -30,7 +35,7 @@ import orjson
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderStatus, Side
 from bot.venues.binance_usdm.orders import algo_status_of, kind_of, status_of
-from bot.venues.ports import OrderUpdate, PositionSnapshot
+from bot.venues.ports import FundingPayment, OrderUpdate, PositionSnapshot
 
 __all__ = ["ListenKeyExpired", "UserEventTranslator"]
 
@@ -42,7 +47,7 @@ class ListenKeyExpired:
     ts_event_ns: int
 
 
-Item = OrderUpdate | PositionSnapshot | ListenKeyExpired
+Item = OrderUpdate | PositionSnapshot | FundingPayment | ListenKeyExpired
 
 
 def _f(v: Any) -> float:
@@ -63,7 +68,8 @@ class UserEventTranslator:
         self._fills: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.live: dict[str, OrderUpdate] = {}  # client id -> last update of a non-final order
         self.positions: dict[str, PositionSnapshot] = {}
-        self.stats = {"messages": 0, "held": 0, "linked": 0, "released_unlinked": 0, "duplicates": 0}
+        self.stats = {"messages": 0, "held": 0, "linked": 0, "released_unlinked": 0, "duplicates": 0,
+                      "funding": 0}
 
     def expect(self, client_id: str, conditional: bool) -> None:
         """An order we place (or found open at the venue): its updates need no linking."""
@@ -171,9 +177,12 @@ class UserEventTranslator:
                 out.extend(self._emit(replace(held, client_id=u.client_id, parent_id=u.client_id)))
         return out
 
-    def _account(self, msg: dict[str, Any], ts_recv_ns: int) -> list[PositionSnapshot]:
-        out: list[PositionSnapshot] = []
-        for p in msg.get("a", {}).get("P", []):
+    def _account(self, msg: dict[str, Any], ts_recv_ns: int) -> list[PositionSnapshot | FundingPayment]:
+        out: list[PositionSnapshot | FundingPayment] = []
+        a = msg.get("a") or {}
+        if a.get("m") == "FUNDING_FEE":
+            out.extend(self._funding(msg, a, ts_recv_ns))
+        for p in a.get("P") or []:
             inst = self.instruments.get(p.get("s", ""))
             if inst is None or p.get("ps", "BOTH") != "BOTH":
                 continue
@@ -186,6 +195,21 @@ class UserEventTranslator:
             )
             self.positions[snap.symbol] = snap
             out.append(snap)
+        return out
+
+    def _funding(self, msg: dict[str, Any], a: dict[str, Any], ts_recv_ns: int) -> list[FundingPayment]:
+        pos = [p for p in a.get("P") or [] if p.get("s")]
+        symbol = str(pos[0]["s"]) if len(pos) == 1 else ""
+        e_ms, t_ms = int(msg.get("E") or 0), int(msg.get("T") or msg.get("E") or 0)
+        out: list[FundingPayment] = []
+        for b in a.get("B") or []:
+            amount = _f(b.get("bc"))
+            if amount == 0.0:
+                continue
+            asset = str(b.get("a", ""))
+            ref = f"binance:{e_ms}:{t_ms}:{asset}:{symbol}:{b.get('bc')}:{b.get('wb', '')}"
+            out.append(FundingPayment(symbol, amount, asset, t_ms * 1_000_000, ts_recv_ns, ref))
+        self.stats["funding"] += len(out)
         return out
 
     # ------------------------------------------------------------------------------------- dedupe

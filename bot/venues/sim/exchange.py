@@ -486,11 +486,22 @@ class SimExchange(TriggerBook):
                     m.next_funding_ns += iv
         self._funding_min_ns = min(m.next_funding_ns for m in self.markets.values()) if now else 0
 
-    def _fund(self, m: SymbolMarket, now: int) -> None:
+    def settle_funding(self, now_ns: int, symbol: str = "", rate: float | None = None) -> int:
+        """Settle funding now, out of schedule (the server's `settle_funding` control): every held
+        position (or `symbol`'s) pays or receives at `rate` (default: the market's). Returns how many."""
+        n = 0
+        for m in self.markets.values():
+            if symbol in ("", m.symbol):
+                n += self._fund(m, now_ns, rate)
+        return n
+
+    def _fund(self, m: SymbolMarket, now: int, rate: float | None = None) -> int:
         p = self.account.positions.get(m.symbol)
         if p is None or not p.qty_lots:
-            return
-        rate = m.funding_rate if m.funding_rate is not None else self.funding_rate
+            return 0
+        if rate is None:
+            rate = m.funding_rate if m.funding_rate is not None else self.funding_rate
         pay = self.account.funding(p, m.mark_ticks(), rate)
         self._emit(AccountReport(now, "FUNDING_FEE", (m.symbol,), pay))
         self._check_liquidation(now)
+        return 1

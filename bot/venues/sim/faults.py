@@ -4,7 +4,8 @@
 kind, its parameters and defaults are in docs/exchange-sim.md:
 drop_ws {route}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
 code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_listen_key,
-clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, clear.
+clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, settle_funding {symbol, rate_bps},
+clear.
 
 `GET /_sim/state`: time, account (balances), positions, open orders, open algo orders, books,
 listen keys, faults. Both are loopback test controls, not part of the venue's API.
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "Faults"]
 
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
-         "expire_listen_key", "clock_skew_ms", "rate_limit", "clear")
+         "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "clear")
 
 
 class Faults:
@@ -93,6 +94,10 @@ class Faults:
             return {"ok": True, "expired": len(keys)}
         elif kind == "clock_skew_ms":
             self.skew_ms = int(f.get("ms", 2000))
+        elif kind == "settle_funding":
+            rate = float(f["rate_bps"]) / 10_000 if f.get("rate_bps") is not None else None
+            n = s.ex.settle_funding(s.engine_now_ns(), str(f.get("symbol", "")).upper(), rate)
+            return {"ok": True, "settled": n}
         elif kind == "rate_limit":
             s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                            int(f.get("ban_s", 120)))

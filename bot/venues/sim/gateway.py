@@ -15,7 +15,8 @@ against the current book. With latency, a request is scheduled at now + latency 
 until the driver's clock passes its arrival (the order meets the book as it is then); the driver must
 keep feeding (or call `ex.advance_to`). Rejections raise `OrderRejected(code)` exactly as the real
 gateways do. `updates()` yields every order change (fills, cancels, expiries, triggers) as
-`OrderUpdate`s, in the order the exchange produced them.
+`OrderUpdate`s, in the order the exchange produced them; `funding_updates()` every funding settlement
+of a held position as a `FundingPayment` (ports.FundingSource; symbol always known here).
 """
 
 from __future__ import annotations
@@ -28,10 +29,25 @@ from bot.domain.instrument import Instrument
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.settings.sim import SimSection
 from bot.venues.errors import OrderRejected
-from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
+from bot.venues.ports import (
+    AccountSnapshot,
+    FundingPayment,
+    OrderAck,
+    OrderRequest,
+    OrderUpdate,
+    PositionSnapshot,
+)
 from bot.venues.sim.exchange import Report, SimExchange
 from bot.venues.sim.latency import Latency
-from bot.venues.sim.orders import AlgoOrder, AlgoReport, OrderReport, RequestResult, SimError, SimOrder
+from bot.venues.sim.orders import (
+    AccountReport,
+    AlgoOrder,
+    AlgoReport,
+    OrderReport,
+    RequestResult,
+    SimError,
+    SimOrder,
+)
 
 __all__ = ["SimGateway", "algo_update", "exchange_from_settings", "order_update"]
 
@@ -87,6 +103,7 @@ class SimGateway:
     def __init__(self, exchange: SimExchange) -> None:
         self.ex = exchange
         self._queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
+        self._funding: asyncio.Queue[FundingPayment] = asyncio.Queue()
         self._waiting: dict[int, asyncio.Future[RequestResult]] = {}
         exchange.listeners.append(self._on_report)
 
@@ -99,6 +116,11 @@ class SimGateway:
             self._queue.put_nowait(order_update(r.order, self._tick(r.order.symbol), r))
         elif isinstance(r, AlgoReport):
             self._queue.put_nowait(algo_update(r.algo, self._tick(r.algo.symbol), r.ts_ns))
+        elif isinstance(r, AccountReport):
+            if r.reason == "FUNDING_FEE" and r.balance_change:
+                sym = r.symbols[0] if r.symbols else ""
+                self._funding.put_nowait(FundingPayment(sym, r.balance_change, self.ex.account.asset, r.ts_ns,
+                                                        r.ts_ns, f"sim:{r.ts_ns}:{sym}"))
         elif isinstance(r, RequestResult):
             fut = self._waiting.pop(r.ticket, None)
             if fut is not None and not fut.done():
@@ -170,6 +192,17 @@ class SimGateway:
     async def updates(self) -> AsyncIterator[OrderUpdate]:  # type: ignore[override]
         while True:
             yield await self._queue.get()
+
+    async def funding_updates(self) -> AsyncIterator[FundingPayment]:
+        while True:
+            yield await self._funding.get()
+
+    def pending_funding(self) -> list[FundingPayment]:
+        """Take the payments not yet consumed (a backtest ending: nothing is left unjournaled)."""
+        out = []
+        while not self._funding.empty():
+            out.append(self._funding.get_nowait())
+        return out
 
 
 def account_snapshot(ex: SimExchange) -> AccountSnapshot:

@@ -308,11 +308,16 @@ def algo_update(ex: SimExchange, r: AlgoReport) -> dict[str, Any]:
 
 
 def account_update(ex: SimExchange, r: AccountReport) -> dict[str, Any]:
+    """ACCOUNT_UPDATE as Binance sends it (A4). A FUNDING_FEE of a cross-margin position carries the
+    balance only, no P (so no symbol); of an isolated one, the balance and that one position."""
     ms = r.ts_ns // _MS
     marks = ex.marks()
     acct = ex.account
     positions = []
-    for sym in r.symbols:
+    symbols = r.symbols
+    if r.reason == "FUNDING_FEE":
+        symbols = tuple(sym for sym in symbols if (p := acct.positions.get(sym)) is not None and p.isolated)
+    for sym in symbols:
         inst = ex.markets[sym].inst
         p = acct.positions.get(sym)
         qty = p.qty_lots if p else 0

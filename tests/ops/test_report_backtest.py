@@ -1,0 +1,98 @@
+"""`scalper report --json` on a backtest journal: the simulator's funding settlements attributed to the
+trades that held the position, and every trade's latency trail (exchange event -> receive -> signal ->
+order sent -> ack -> fill) present and in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.__main__ import main
+from bot.journal import Journal
+from bot.settings import load_settings
+from tests.conftest import SESSIONS, needs_data
+
+_ACKED = ("NEW", "PARTIALLY_FILLED", "FILLED", "TRIGGERED")
+
+
+@pytest.fixture(scope="module")
+def backtest(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    from bot.cli.backtest import run_backtest
+
+    # funding every minute (the smallest interval the settings allow) so the session's trades hold through
+    # some settlements; 3 bps so the amounts are far from rounding
+    settings = load_settings(overrides={"sim": {"funding_interval_s": 60, "funding_rate_bps": 3.0}})
+    path = tmp_path_factory.mktemp("bt") / "bt.sqlite"
+    res = asyncio.run(run_backtest([str(p) for p in SESSIONS["btcusdt_20240808"]], settings, str(path)))
+    return path, res
+
+
+@needs_data
+def test_sim_funding_appears_in_the_report(backtest, capsys) -> None:
+    path, res = backtest
+    assert main(["report", "--db", str(path), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    fu = rep["funding"]
+    assert fu["payments"] >= 1, "no funding settled while a trade was open"
+    j = Journal(str(path))
+    try:
+        rows = j.rows("funding")
+        trades = {t["trade_id"]: t for t in j.rows("trades")}
+    finally:
+        j.close()
+    assert len(rows) == fu["payments"] and all(r["symbol"] == "BTCUSDT" for r in rows)
+    # each settlement went to the trade whose position was open at that (simulated exchange) time
+    for r in rows:
+        assert r["trade_id"] is not None, r
+        t = trades[r["trade_id"]]
+        assert t["entry_ts_ns"] - 1_000_000_000 <= r["ts_ns"] <= t["exit_ts_ns"], (r, t)
+        # funding at a positive rate: longs pay (negative), shorts receive
+        assert (r["amount_quote"] < 0) == (t["side"] == "long"), (r, t["side"])
+    assert fu["total_quote"] == pytest.approx(sum(r["amount_quote"] for r in rows))
+    assert fu["attributed_quote"] == pytest.approx(fu["total_quote"]) and fu["unattributed_quote"] == 0
+    assert res["summary"]["funding"] == pytest.approx(fu["total_quote"], abs=1e-6)
+    # per trade, per group and overall: funding and PnL net of it
+    by_trade = {t["trade_id"]: t for t in rep["trades"]}
+    for tid, t in by_trade.items():
+        expected = sum(r["amount_quote"] for r in rows if r["trade_id"] == tid)
+        assert t["funding_quote"] == pytest.approx(expected)
+        assert t["net_pnl"] == pytest.approx(t["pnl"] + expected)
+    o = rep["overall"]
+    assert o["funding_quote"] == pytest.approx(fu["total_quote"])
+    assert o["net_pnl_quote"] == pytest.approx(o["total_pnl_quote"] + o["funding_quote"])
+    for group in ("by_setup", "by_symbol", "by_hour"):
+        assert sum(g["funding_quote"] for g in rep[group].values()) == pytest.approx(o["funding_quote"]), group
+        for g in rep[group].values():
+            assert g["net_pnl_quote"] == pytest.approx(g["total_pnl_quote"] + g["funding_quote"])
+
+
+@needs_data
+def test_backtest_journal_latency_trail_is_complete_and_ordered(backtest, capsys) -> None:
+    path, _ = backtest
+    settings = load_settings()
+    j = Journal(str(path))
+    try:
+        trades = [t for t in j.rows("trades") if t["entry_ts_ns"] is not None]
+        assert trades
+        for t in trades:
+            events = j.rows("order_events", "client_id = ?", (f"{t['trade_id']}-entry",))
+            ack = next(e["ts_ns"] for e in events if e["status"] in _ACKED)
+            sent = max(e["ts_ns"] for e in events if e["status"] == "PENDING_NEW" and e["ts_ns"] <= ack)
+            ev, recv, sig = t["event_ts_ns"], t["recv_ts_ns"], t["signal_ts_ns"]
+            assert None not in (ev, recv, sig), t
+            assert ev <= recv <= sig <= sent <= ack, (t["trade_id"], ev, recv, sig, sent, ack)
+            # simulated clock: event -> receive is the simulated market-data delay (base + jitter >= base)
+            assert recv - ev >= int(settings.sim.market_data_latency_ms * 1_000_000)
+    finally:
+        j.close()
+    assert main(["report", "--db", str(path), "--json"]) == 0
+    lat = json.loads(capsys.readouterr().out)["latency"]
+    assert "not_journaled" not in lat
+    for k in ("exchange_event_to_receive_ms", "receive_to_signal_ms", "signal_to_order_ms", "order_to_ack_ms",
+              "ack_to_fill_ms"):
+        assert lat[k]["n"] == len(trades), k
+    assert lat["exchange_event_to_receive_ms"]["median"] > 0 and lat["order_to_ack_ms"]["median"] > 0
