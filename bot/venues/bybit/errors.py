@@ -85,7 +85,7 @@ def translate(e: Exception, *, placing: bool, retry_after_s: float = 0.0, banned
         if code in CLOCK_CODES:
             return ClockUnsynced(f"{msg} (retCode {code})")
         if code in RATE_CODES:
-            return RateLimited(msg, retry_after_s=max(retry_after_s, 1.0), banned=banned)
+            return RateLimited(msg, retry_after_s=retry_after_s if retry_after_s > 0 else 1.0, banned=banned)
         if code in NOT_FOUND_CODES:
             return OrderNotFound(msg)
         if code in NOT_MODIFIED_CODES:
@@ -97,7 +97,7 @@ def translate(e: Exception, *, placing: bool, retry_after_s: float = 0.0, banned
             return ZeroPosition(msg, code=code)
         return OrderRejected(msg, code=code)
     if isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded):  # HTTP 403 (ccxt httpExceptions) / 429
-        return RateLimited(msg, retry_after_s=max(retry_after_s, 1.0), banned=banned)
+        return RateLimited(msg, retry_after_s=retry_after_s if retry_after_s > 0 else 1.0, banned=banned)
     if isinstance(e, ccxt.NetworkError | ccxt.BadResponse) or isinstance(e.__cause__, aiohttp.ClientError):
         return unknown(msg)
     if isinstance(e, ccxt.AuthenticationError | ccxt.PermissionDenied):

@@ -80,6 +80,7 @@ def make_exchange(venue: VenueSection, session: aiohttp.ClientSession) -> BybitV
             "defaultSubType": "linear",
         },
     })
+    ex.timeout_on_exit = 0  # ccxt sleeps 250 ms in close() for ITS session's SSL shutdown; the session is ours
     ex.has["fetchCurrencies"] = False  # load_markets would otherwise call /v5/asset/coin/query-info (C4)
     env = venue.environment
     if env == "testnet":

@@ -201,6 +201,7 @@ class BybitGateway:
                 got.append((t0, int(nano) / 1e6 if nano else float(res["time"]), t1))
             self.clock.on_samples(got)
             ex.options["timeDifference"] = self.clock.time_difference_ms
+            self.limiter.offset_s = self.clock.offset_ms / 1000.0
             self.stats["clock_resyncs"] += 1
             self._log.info("clock synced", offset_ms=round(self.clock.offset_ms, 1), rtt_ms=round(self.clock.rtt_ms, 1),
                            entries=self.clock.entry_refusal() or "allowed")

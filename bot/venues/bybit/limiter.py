@@ -25,6 +25,7 @@ from collections.abc import Mapping
 __all__ = ["DEFAULT_LIMITS_PER_S", "BybitLimiter"]
 
 # UID limits per second for linear (docs/v5/rate-limit, "API Rate Limit Table"); the headers override them.
+# Paths not listed (public market data) count against the IP limit only, until a header says otherwise.
 DEFAULT_LIMITS_PER_S = {
     "/v5/order/create": 10, "/v5/order/amend": 10, "/v5/order/cancel": 10, "/v5/position/trading-stop": 10,
     "/v5/position/set-leverage": 10, "/v5/order/realtime": 50, "/v5/order/history": 50,
@@ -53,11 +54,12 @@ class BybitLimiter:
         self._ip: deque[float] = deque()
         self._blocked_until_s = 0.0
         self.banned = False
+        self.offset_s = 0.0  # exchange clock - ours: X-Bapi-Limit-Reset-Timestamp is the exchange's
 
     def _endpoint(self, path: str) -> _Endpoint:
         ep = self._ep.get(path)
         if ep is None:
-            ep = self._ep[path] = _Endpoint(DEFAULT_LIMITS_PER_S.get(path, 10))
+            ep = self._ep[path] = _Endpoint(DEFAULT_LIMITS_PER_S.get(path, 0))
         return ep
 
     def blocked_for_s(self, now_s: float, path: str = "") -> float:
@@ -79,7 +81,7 @@ class BybitLimiter:
         frac = 1.0 if protective else self.budget_frac
         waits = [0.0]
         ep = self._endpoint(path)
-        if ep.sec == int(now_s) and ep.used + 1 > max(1.0, ep.limit * frac):
+        if ep.limit and ep.sec == int(now_s) and ep.used + 1 > max(1.0, ep.limit * frac):
             waits.append(int(now_s) + 1.0 - now_s)
         while self._ip and self._ip[0] <= now_s - 5.0:
             self._ip.popleft()
@@ -108,7 +110,7 @@ class BybitLimiter:
                 if ep.sec != sec:
                     ep.sec, ep.used = sec, 0
                 ep.used = max(ep.used, limit - _int(left))
-        reset_s = _int(h.get("x-bapi-limit-reset-timestamp")) / 1000.0
+        reset_s = _int(h.get("x-bapi-limit-reset-timestamp")) / 1000.0 - self.offset_s
         retry = _float(h.get("retry-after"))
         if ret_code == 10006:  # this endpoint, until its reset
             ep.blocked_until_s = max(ep.blocked_until_s, reset_s if reset_s > now_s else now_s + 1.0)

@@ -31,6 +31,7 @@ no-ops on them; stops computed from floats are rounded away from the market befo
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from bot.domain.instrument import Instrument
@@ -50,6 +51,7 @@ __all__ = [
     "order_update_from_rest",
     "parse_instruments",
     "position_from_rest",
+    "price_str",
     "status_of",
     "trading_stop_body",
     "trigger_by",
@@ -149,6 +151,11 @@ def create_args(req: OrderRequest, inst: Instrument, ccxt_symbol: str, position_
         params["triggerPrice"] = trigger
         params["triggerDirection"] = "ascending" if req.side is Side.BUY else "descending"
     return ccxt_symbol, "market", side, qty, None, params
+
+
+def price_str(inst: Instrument, ticks: int) -> str:
+    """A price in ticks as Bybit prints it: plain decimal, no trailing zeros ("59500", "59000.1")."""
+    return format((Decimal(ticks) * Decimal(inst.tick_size)).normalize(), "f")
 
 
 def trading_stop_body(symbol: str, stop_price: str, working_type: TriggerPrice, position_idx: int = 0

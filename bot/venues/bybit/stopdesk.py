@@ -24,7 +24,7 @@ from bot.domain.instrument import Instrument
 from bot.domain.types import OrderStatus
 from bot.logging import get_logger
 from bot.venues.bybit.errors import ClockUnsynced, NotModified, ZeroPosition
-from bot.venues.bybit.orders import clear_stop_body, trading_stop_body
+from bot.venues.bybit.orders import clear_stop_body, price_str, trading_stop_body
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
 from bot.venues.ports import OrderAck, OrderRequest, OrderUpdate
 
@@ -48,7 +48,7 @@ class StopDesk:
             raise ValueError("STOP_MARKET needs trigger_ticks")
         gw, tr, sym = self.gw, self.gw.tr, req.symbol
         ex = gw._ex()
-        body = trading_stop_body(sym, inst.ticks_to_str(req.trigger_ticks), req.working_type, gw.position_idx)
+        body = trading_stop_body(sym, price_str(inst, req.trigger_ticks), req.working_type, gw.position_idx)
         tr.expect(req.client_id, req.kind)
         tr.stops.begin(sym, req.client_id)
         self.reqs[req.client_id] = req
@@ -127,7 +127,7 @@ class StopDesk:
             return self.state(symbol, cid, OrderStatus.CANCELED, "superseded")
         ticks = stops.ticks(symbol)
         if stops.owner(symbol) == cid and ticks is not None and \
-                await self.has_stop(symbol, self.gw.instrument(symbol).ticks_to_str(ticks)):
+                await self.has_stop(symbol, price_str(self.gw.instrument(symbol), ticks)):
             return self.state(symbol, cid, OrderStatus.NEW)
         return None
 
