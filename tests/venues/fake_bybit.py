@@ -304,6 +304,7 @@ class FakeBybit:
                                           "totalMarginBalance": "10010.5", "coin": []}]})
         if key == ("GET", "/v5/execution/list"):
             since = int(q.get("startTime", 0))
-            rows = [e for e in self.execs if e["symbol"] == q.get("symbol", e["symbol"]) and int(e["execTime"]) >= since]
+            rows = [e for e in self.execs
+                    if e["symbol"] == q.get("symbol", e["symbol"]) and int(e["execTime"]) >= since]
             return self._reply({"category": "linear", "list": rows[::-1], "nextPageCursor": ""})
         return self._err(10017, f"fake: route not found {method} {path}")

@@ -154,7 +154,8 @@ async def test_stop_without_a_position_is_rejected_zero_position(gw: BybitGatewa
 async def test_cancel_lookup_and_open_orders_by_order_link_id(gw: BybitGateway, fake: FakeBybit):
     await gw.submit(req("t1-tp1", side=Side.SELL, kind=OrderKind.LIMIT, price_ticks=610_000, reduce_only=True))
     u = await gw.fetch_order("BTCUSDT", "t1-tp1")
-    assert u is not None and (u.status, u.kind, u.qty_lots, u.reduce_only) == (OrderStatus.NEW, OrderKind.LIMIT, 5, True)
+    assert u is not None
+    assert (u.status, u.kind, u.qty_lots, u.reduce_only) == (OrderStatus.NEW, OrderKind.LIMIT, 5, True)
     assert fake.calls("GET", "/v5/order/realtime")[0]["query"] == {"category": "linear", "symbol": "BTCUSDT",
                                                                    "orderLinkId": "t1-tp1"}
     opened = await gw.open_orders("BTCUSDT")

@@ -138,9 +138,10 @@ class BybitGateway:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            if not self._task.done():  # a task that died already reported it (log + updates() raising)
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         if self.ex is not None:
             await self.ex.close()  # does not close a session it was given (C4)
