@@ -145,10 +145,17 @@ async def test_stop_equal_to_the_attached_one_is_acknowledged_34040(gw: BybitGat
     assert len(fake.calls("POST", "/v5/position/trading-stop")) == 1  # answered 34040 "not modified"
 
 
-async def test_stop_without_a_position_is_rejected_zero_position(gw: BybitGateway, fake: FakeBybit):
+async def test_stop_without_a_position_is_asked_twice_then_rejected(gw: BybitGateway, fake: FakeBybit):
+    gw.stop_desk.zero_position_retry_s = 0.01
     with pytest.raises(OrderRejected) as ei:
         await gw.submit(stop("t1-sl", 595_000))
-    assert ei.value.code == 10001
+    assert ei.value.code == 10001 and len(fake.calls("POST", "/v5/position/trading-stop")) == 2
+    # a fill heard before Bybit booked the position: the second ask finds it
+    await gw.submit(req())
+    fake.faults.append({"method": "POST", "path": "/v5/position/trading-stop", "action": "code", "code": 10001,
+                        "msg": "can not set tp/sl/ts for zero position"})
+    assert (await gw.submit(stop("t2-sl", 595_000))).status is OrderStatus.NEW
+    assert fake.position()["stopLoss"] == "59500" and gw.tr.stops.owner("BTCUSDT") == "t2-sl"
 
 
 async def test_cancel_lookup_and_open_orders_by_order_link_id(gw: BybitGateway, fake: FakeBybit):

@@ -66,6 +66,13 @@ def test_execution_then_order_gives_one_fill_with_price_fee_and_id():
     assert tr.on_message(msg("execution", execution("t1-entry", "e2", "0.003", "59910", "0")), 4 * MS) == []
 
 
+def test_an_acknowledgement_after_the_streamed_end_is_not_followed_as_open():
+    tr = translator()
+    tr.on_message(msg("execution", execution("t1-entry", "e1", "0.005", "59900", "0")), 1 * MS)
+    tr.track(OrderUpdate("t1-entry", "o1", "BTCUSDT", Side.BUY, OrderKind.LIMIT, OrderStatus.NEW, 5, 0, 0.0))
+    assert tr.live == {}  # a catch-up will not look it up again and again
+
+
 def test_order_ahead_of_its_executions_is_held_until_they_come_or_the_wait_ends():
     tr = translator()
     assert tr.on_message(msg("order", order("t1-entry", "Filled", "0.005", avg="59900")), 1 * MS) == []
@@ -274,3 +281,18 @@ async def test_refused_auth_ends_the_stream_and_updates_raise(fake: FakeBybit):
         assert fake.ws_connects == 3
     finally:
         await g.close()
+
+
+async def test_attached_stop_firing_before_the_stop_leg_is_that_leg(gw: BybitGateway, fake: FakeBybit):
+    await gw.submit(OrderRequest("t6-entry", "BTCUSDT", Side.BUY, OrderKind.MARKET, 5, attached_stop_ticks=590_000))
+    o, e = fake.trigger_stop(price="58995")  # fires at once: the position is flat again
+    await fake.push("execution", [e])
+    await fake.push("order", [dict(o)])
+    await asyncio.sleep(0.1)
+    assert [u for u in drain(gw) if u.trade_id == e["execId"]] == []  # held: never reported as the entry's
+    ack = await gw.submit(OrderRequest("t6-sl", "BTCUSDT", Side.SELL, OrderKind.STOP_MARKET, 5, trigger_ticks=590_000,
+                                       reduce_only=True))
+    assert ack.status is OrderStatus.TRIGGERED  # zero position, and the held stop activity is this leg's
+    fills = [u for u in drain(gw) if u.trade_id == e["execId"]]
+    assert [(u.client_id, u.parent_id, u.last_fill_lots, u.last_fill_price) for u in fills] == [
+        ("t6-sl", "t6-sl", 5, 58995.0)]

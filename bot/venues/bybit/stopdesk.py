@@ -4,7 +4,9 @@ of stops.py; exchange-facts B3).
 - `place(req)`: a STOP_MARKET reduce-only -> `POST /v5/position/trading-stop` (tpslMode Full). 34040
   "not modified" means the position already has that stop (the entry's attached one): success. A
   10001 "zero position" while stop activity of the symbol is held means the attached stop fired before
-  this leg was set: the leg is that stop (acknowledged TRIGGERED, the held fills follow). An ambiguous
+  this leg was set: the leg is that stop (acknowledged TRIGGERED, the held fills follow); without such
+  activity it is asked once more after 200 ms (a fill heard before Bybit booked the position), then
+  rejected (the machine flattens and halts the symbol: never a position without a stop). An ambiguous
   answer is checked on the position, and sent once more only if the position does not show it
   (setting a stop is idempotent: a second identical request cannot double anything).
 - `end(symbol, cid)`: the machine cancels a stop leg. The owner's cancel removes the position's stop
@@ -16,6 +18,7 @@ of stops.py; exchange-facts B3).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from typing import TYPE_CHECKING
@@ -41,6 +44,7 @@ class StopDesk:
         self.gw = gw
         self.reqs: dict[str, OrderRequest] = {}
         self._ended: set[str] = set()
+        self.zero_position_retry_s = 0.2
         self._log = get_logger("bybit.stops")
 
     async def place(self, req: OrderRequest, inst: Instrument) -> OrderAck:
@@ -65,9 +69,15 @@ class StopDesk:
                     continue  # 10002: refused before processing
                 raise
             except ZeroPosition:
-                if not tr.stops.has_held(sym):
+                if tr.stops.has_held(sym):
+                    status = OrderStatus.TRIGGERED  # the attached stop fired before this leg was set: it is it
+                elif attempt == 0:
+                    # The machine sets its stop on the first fill it hears of; a position Bybit has not
+                    # booked yet answers "zero position". Refused, so nothing was done: ask once more.
+                    await asyncio.sleep(self.zero_position_retry_s)
+                    continue
+                else:
                     raise
-                status = OrderStatus.TRIGGERED  # the attached stop fired before this leg was set: it is this leg
             except AmbiguousOutcome as err:
                 gw.stats["ambiguous"] += 1
                 if not await self.has_stop(sym, body["stopLoss"]):

@@ -262,6 +262,8 @@ class BybitEventTranslator:
         state = (u.status, u.filled_lots)
         if not u.trade_id and self._last.get(key) == state:
             self.stats["duplicates"] += 1
+            if u.status.is_final and u.parent_id == "":
+                self.live.pop(u.client_id, None)  # a REST look-up confirming the end we already told
             return []
         self._last[key] = state
         self._last.move_to_end(key)
@@ -278,8 +280,8 @@ class BybitEventTranslator:
         """An order we just placed (its acknowledgement): followed, nothing emitted (the caller has the ack)."""
         self.known.setdefault(u.client_id, u.kind)
         key = u.venue_order_id or u.client_id
-        self._last.setdefault(key, (u.status, u.filled_lots))
-        if not u.status.is_final:
+        seen = self._last.setdefault(key, (u.status, u.filled_lots))
+        if not u.status.is_final and not seen[0].is_final:  # the stream may have told its end already
             self.live.setdefault(u.client_id, u)
 
     def confirm_stop(self, symbol: str, cid: str, ticks: int | None) -> tuple[str, list[OrderUpdate]]:

@@ -13,7 +13,8 @@ stream stops and the gateway's updates() raises, instead of hammering the venue.
 
 After EVERY subscribe (the first one included: events between start-up and the connection are
 otherwise lost) the stream catches up by REST, in this order:
-1. executions since the last one seen (GET /v5/execution/list; fills carry their own ids and fees);
+1. executions since the last one seen (GET /v5/execution/list, at most a day back and 100 rows, newest
+   first; fills carry their own ids and fees);
 2. open orders (GET /v5/order/realtime), new or changed ones;
 3. every order we last saw open and no longer is: looked up by orderLinkId (realtime, then history);
 4. positions (GET /v5/position/list), and whether the position's stop is still there.
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot.logging import get_logger
 from bot.venues.bybit.userevents import StopMissing
@@ -141,8 +142,6 @@ class BybitUserStream:
                     raise eg.exceptions[0] from None
             except* _Reconnect as eg:
                 self._log.info("private stream reconnect", reason=str(eg.exceptions[0]))
-            except* InvalidURI:
-                raise
             except* _RETRY as eg:
                 failures += 1
                 self._log.warning("private stream lost", error=repr(eg.exceptions[0])[:200], failures=failures)
@@ -202,9 +201,12 @@ class BybitUserStream:
         """Bring the translator (and so the engine) up to date by REST. Returns updates published."""
         gw, tr = self.gw, self.gw.tr
         now_ns = time.time_ns()
+        now_ms = int(gw.clock.now_exchange_ms(time.time() * 1000.0))
         if not self._since_ms:
-            self._since_ms = int(gw.clock.now_exchange_ms(time.time() * 1000.0)) - 60_000
-        since = max(self._since_ms, tr.last_exec_ms - 5_000)
+            self._since_ms = now_ms - 60_000
+        # Bybit answers [startTime, startTime + 7 days], newest first, 100 rows: start no earlier than a
+        # day ago so the newest fills are in the answer (more than 100 fills in one gap would need paging).
+        since = max(self._since_ms, tr.last_exec_ms - 5_000, now_ms - 86_400_000)
         n = 0
         before = dict(tr.live)
         for s in gw.symbols:
