@@ -259,7 +259,7 @@ class FakeBybit:
             link = b.get("orderLinkId", "")
             if link in self.orders:
                 return self._err(110072, "OrderLinkedID is duplicate")
-            o = self._order(b)
+            o = self._order(b, stop_type="Stop" if b.get("triggerPrice") else "UNKNOWN")
             if o["orderType"] == "Market" and not o["triggerPrice"]:
                 self._exec(o, o["qty"], self.fill_price, "0.165", False)
                 if b.get("stopLoss"):

@@ -112,6 +112,24 @@ async def test_take_profit_limit_is_reduce_only_and_never_carries_a_stop(gw: Byb
         "category": "linear", "qty": "0.002", "positionIdx": 0, "reduceOnly": True, "timeInForce": "GTC"}
 
 
+async def test_take_profit_market_and_stop_entry_are_conditional_orders(gw: BybitGateway, fake: FakeBybit):
+    await gw.submit(req("t1-tpm", side=Side.SELL, kind=OrderKind.TAKE_PROFIT_MARKET, trigger_ticks=610_000,
+                        reduce_only=True))
+    await gw.submit(req("t2-se", kind=OrderKind.STOP_MARKET, trigger_ticks=610_000, working_type=TriggerPrice.LAST))
+    assert [r["body"] for r in fake.calls("POST", "/v5/order/create")] == [
+        {"symbol": "BTCUSDT", "side": "Sell", "orderType": "Market", "orderLinkId": "t1-tpm", "category": "linear",
+         "qty": "0.005", "triggerDirection": 1, "triggerPrice": "61000", "reduceOnly": True, "positionIdx": 0,
+         "triggerBy": "MarkPrice"},
+        {"symbol": "BTCUSDT", "side": "Buy", "orderType": "Market", "orderLinkId": "t2-se", "category": "linear",
+         "qty": "0.005", "triggerDirection": 1, "triggerPrice": "61000", "positionIdx": 0, "triggerBy": "LastPrice"}]
+    assert fake.calls("POST", "/v5/position/trading-stop") == []
+    assert [(u.client_id, u.kind, u.status) for u in await gw.open_orders("BTCUSDT")] == [
+        ("t1-tpm", OrderKind.TAKE_PROFIT_MARKET, OrderStatus.NEW), ("t2-se", OrderKind.STOP_MARKET, OrderStatus.NEW)]
+    with pytest.raises(OrderRejected):
+        await gw.submit(req("t3-tr", side=Side.SELL, kind=OrderKind.TRAILING_STOP_MARKET, callback_rate_bps=20,
+                            reduce_only=True))
+
+
 async def test_stop_leg_is_the_position_stop_via_trading_stop(gw: BybitGateway, fake: FakeBybit):
     await gw.submit(req())  # long 0.005, no attached stop
     ack = await gw.submit(stop("t1-sl", 595_000, working_type=TriggerPrice.LAST))

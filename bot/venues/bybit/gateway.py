@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -279,7 +280,10 @@ class BybitGateway:
         if self.tr.stops.is_member(client_id):
             return await self.stop_desk.lookup(symbol, client_id)
         d = await self.fetch_order_raw(symbol, client_id)
-        return None if d is None else order_update_from_rest(d, self._instruments[symbol], time.time_ns())
+        if d is None:
+            return None
+        u = order_update_from_rest(d, self._instruments[symbol], time.time_ns())
+        return replace(u, kind=self.tr.known.get(client_id, u.kind))
 
     async def verify_stop(self, symbol: str, owner: str) -> None:
         await self.stop_desk.verify(symbol, owner)
@@ -307,7 +311,8 @@ class BybitGateway:
                 cid = link[0] if link else ""
                 u = order_update_from_rest(d, self._instruments[s], time.time_ns(), client_id=cid)
                 if cid and not self.tr.stops.is_member(cid):
-                    self.tr.expect(cid, self.tr.known.get(cid, u.kind))
+                    u = replace(u, kind=self.tr.known.get(cid, u.kind))
+                    self.tr.expect(cid, u.kind)
                 out.append(u)
         return out
 

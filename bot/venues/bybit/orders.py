@@ -107,6 +107,8 @@ def kind_of(d: dict[str, Any]) -> OrderKind:
         return OrderKind.STOP_MARKET
     if sot in ("TakeProfit", "PartialTakeProfit"):
         return OrderKind.TAKE_PROFIT_MARKET
+    if d.get("orderType") != "Limit" and _f(d.get("triggerPrice")) > 0:
+        return OrderKind.STOP_MARKET  # a conditional market order (callers know our own kinds better)
     return OrderKind.LIMIT if d.get("orderType") == "Limit" else OrderKind.MARKET
 
 
