@@ -183,6 +183,8 @@ class App:
             return await self._run_sim()
         if s.venue.name == "binance-usdm":
             return await self._run_binance()
+        if s.venue.name == "bybit":
+            return await self._run_bybit()
         raise ConfigError(f"venue.name = {s.venue.name!r} cannot run yet from `scalper run`; use sim or binance-usdm")
 
     async def _run_sim(self) -> int:
@@ -230,6 +232,29 @@ class App:
             self._spawn(pipeline.on_synced(ev, sync, time.time_ns()))
 
         feed = BinanceMarketFeed(s.venue, s.market, instruments, on_event)
+        for sym, sync in feed.syncs.items():
+            self.state.track_book(sym, sync.health, sync.stats)
+        return await self._serve([feed.run()], flatten_on_exit=s.app.on_shutdown == "flatten")
+
+    async def _run_bybit(self) -> int:
+        from bot.venues.bybit.feed import BybitMarketFeed
+        from bot.venues.bybit.gateway import BybitGateway
+
+        s = self.settings
+        gw = BybitGateway(s.venue)
+        await gw.start()
+        instruments = {sym: gw.instrument(sym) for sym in s.venue.symbols}
+        acct = await gw.account()
+        self._build_core(gw, instruments, acct.equity, None)
+        assert self.pipeline is not None
+        pipeline = self.pipeline
+        feed: Any = None
+
+        def on_event(ev: Any) -> None:
+            sync = feed.syncs.get(getattr(ev, "symbol", ""))
+            self._spawn(pipeline.on_synced(ev, sync, time.time_ns()))
+
+        feed = BybitMarketFeed(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
         return await self._serve([feed.run()], flatten_on_exit=s.app.on_shutdown == "flatten")

@@ -52,6 +52,10 @@ class OrderRequest:
     close_position: bool = False
     working_type: TriggerPrice = TriggerPrice.MARK
     callback_rate_bps: int | None = None  # trailing stop callback (Binance callbackRate is in %: bps/100)
+    # Entries only: a protective stop the venue attaches to the order itself, armed when the position
+    # opens (Bybit `stopLoss`, whole position, trigger = working_type). Venues that cannot attach one
+    # (Binance) ignore it: the trade machine's own STOP_MARKET leg follows the first fill either way.
+    attached_stop_ticks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,386 @@
+"""`BybitGateway`: the ExecutionGateway of Bybit v5 linear (USDT perpetuals), through ccxt async `bybit`.
+
+exchange.py builds the ccxt instance (environments, options so ccxt makes no hidden calls, throttle and
+retries off, our session); orders.py says where each OrderRequest goes; the protective stop is the
+position's (trading-stop, tpslMode Full), which stops.py / stopdesk.py map onto the trade machine's stop
+legs; userstream.py runs the private websocket and its REST catch-up.
+
+Rules this class keeps:
+- every request passes the BybitLimiter (fed by the X-Bapi-* headers and retCodes of every response);
+  errors are translated once (errors.py);
+- 10002 -> the clock is resynced from /v5/market/time at once, and a protective request the venue refused
+  for it is sent once more (refused before processing, so not a blind resend); entries are refused while
+  the clock is not trusted (ClockSync, shared with Binance: the same NTP-style offset estimate);
+- an ambiguous placement (timeout, 5xx, 10016) is resolved by looking the order up by orderLinkId,
+  realtime then history, a few times, never by resending;
+- one aiohttp session, ours: ccxt does not close a session it was given, we do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+
+from bot.domain.instrument import Instrument
+from bot.domain.types import OrderStatus
+from bot.logging import get_logger
+from bot.settings.core import VenueSection
+from bot.venues.binance_usdm.clock import ClockSync  # venue-neutral offset estimate (pure)
+from bot.venues.bybit.errors import ClockUnsynced, NotModified, OrderNotFound, translate
+from bot.venues.bybit.exchange import BybitV5, make_exchange
+from bot.venues.bybit.limiter import BybitLimiter
+from bot.venues.bybit.orders import (
+    create_args,
+    is_position_stop,
+    is_protective,
+    order_update_from_rest,
+    parse_instruments,
+    position_from_rest,
+)
+from bot.venues.bybit.stopdesk import StopDesk
+from bot.venues.bybit.userevents import BybitEventTranslator
+from bot.venues.bybit.userstream import BybitUserStream
+from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
+from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
+
+__all__ = ["BybitGateway", "BybitV5", "make_exchange"]  # the last two re-exported for tests
+
+CREATE, CANCEL = "/v5/order/create", "/v5/order/cancel"
+REALTIME, HISTORY, POSITIONS = "/v5/order/realtime", "/v5/order/history", "/v5/position/list"
+
+
+class BybitGateway:
+    name = "bybit"
+
+    def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
+                 wall_s: Callable[[], float] = time.time, ping_interval_s: float = 20.0) -> None:
+        if venue.bybit_position_idx != 0:
+            raise ValueError("venue.bybit_position_idx: only one-way mode (0) is supported")
+        self.venue = venue
+        self.symbols = venue.symbols
+        self.position_idx = 0
+        self.ping_interval_s = ping_interval_s
+        self._wall_s = wall_s
+        self._session = session
+        self._own_session = session is None
+        self.ex: BybitV5 | None = None
+        self.limiter = BybitLimiter(budget_frac=venue.order_budget_frac)
+        self.clock = ClockSync(venue.recv_window_ms, venue.clock_max_offset_frac)
+        self._instruments: dict[str, Instrument] = {}
+        self._ccxt_symbol: dict[str, str] = {}
+        self._settle: set[str] = set()
+        self.translator: BybitEventTranslator | None = None
+        self.user_stream: BybitUserStream | None = None
+        self.stop_desk = StopDesk(self)
+        self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._updates: asyncio.Queue[OrderUpdate | None] = asyncio.Queue()
+        self._positions: asyncio.Queue[PositionSnapshot] = asyncio.Queue()
+        self._clock_lock = asyncio.Lock()
+        self._log = get_logger("bybit.gateway", env=venue.environment)
+        self.stats = {"orders": 0, "stops": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0,
+                      "rate_limited": 0}
+
+    # ------------------------------------------------------------------------------------ life cycle
+    async def start(self, autorun: bool = True) -> None:
+        """Markets, clock; then (autorun) the private stream and the clock resync in a task of ours.
+        With autorun=False the caller runs `run()` in its own TaskGroup (or not at all: tests)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=32, ttl_dns_cache=300, enable_cleanup_closed=True))
+        ex = make_exchange(self.venue, self._session)
+        ex.bot_on_response = self._on_response
+        self.ex = ex
+        try:
+            await ex.load_markets()  # GET /v5/market/instruments-info (+ its PreLaunch page), C4
+        except Exception as e:
+            raise translate(e, placing=False) from e
+        allinst = parse_instruments(ex.bot_instruments or [m["info"] for m in ex.markets.values()])
+        for s in self.symbols:
+            if s not in allinst:
+                raise VenueUnavailable(f"{s} is not listed by {self.venue.environment} instruments-info")
+            self._instruments[s] = allinst[s]
+        for m in ex.markets.values():
+            if m["id"] in self._instruments and m.get("linear"):
+                self._ccxt_symbol[m["id"]] = m["symbol"]
+                self._settle.add(str(m.get("settleId") or "USDT"))
+        self.translator = BybitEventTranslator(self._instruments, self.venue.algo_link_wait_ms, self.position_idx)
+        await self.sync_clock()
+        self.user_stream = BybitUserStream(self, ping_interval_s=self.ping_interval_s)
+        if autorun:
+            self._task = asyncio.create_task(self.run(), name="bybit-gateway")
+            self._task.add_done_callback(self._on_task_done)
+
+    async def run(self) -> None:
+        assert self.user_stream is not None
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.user_stream.run())
+            tg.create_task(self._clock_loop())
+
+    def _on_task_done(self, t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            self._failure = t.exception()
+            self._log.error("gateway background task died", error=repr(self._failure))
+            self._updates.put_nowait(None)  # wakes updates(), which raises
+
+    async def _clock_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.venue.clock_resync_s)
+            try:
+                await self.sync_clock()
+            except (VenueUnavailable, RateLimited) as e:
+                self._log.warning("clock resync failed", error=str(e))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            if not self._task.done():  # a task that died already reported it (log + updates() raising)
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        if self.ex is not None:
+            await self.ex.close()  # does not close a session it was given (C4)
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self._instruments[symbol]
+
+    @property
+    def instruments(self) -> dict[str, Instrument]:
+        return dict(self._instruments)
+
+    def _ex(self) -> BybitV5:
+        if self.ex is None or self.translator is None:
+            raise VenueUnavailable("gateway not started")
+        return self.ex
+
+    @property
+    def tr(self) -> BybitEventTranslator:
+        assert self.translator is not None
+        return self.translator
+
+    # ------------------------------------------------------------------------------------ plumbing
+    def _on_response(self, path: str, status: int, headers: dict[str, str], ret_code: int | None) -> None:
+        self.limiter.on_response(path, status, headers, ret_code, self._wall_s())
+
+    async def call(self, path: str, fn: Callable[..., Awaitable[Any]], *args: Any, placing: bool = False,
+                   protective: bool = True) -> Any:
+        """One REST request: the limiter's gate, then ccxt, errors translated once."""
+        now = self._wall_s()
+        wait = self.limiter.delay_s(path, now, protective=protective)
+        if wait > 0:
+            if self.limiter.blocked_for_s(now, path) > 0 or wait * 1000 > self.venue.limiter_max_wait_ms:
+                self.stats["rate_limited"] += 1
+                raise RateLimited(f"bybit limiter: {path} must wait {wait:.3f} s", retry_after_s=wait,
+                                  banned=self.limiter.banned)
+            await asyncio.sleep(wait)
+        self.limiter.spend(path, self._wall_s())
+        try:
+            return await fn(*args)
+        except Exception as e:
+            now = self._wall_s()
+            raise translate(e, placing=placing, retry_after_s=self.limiter.blocked_for_s(now, path),
+                            banned=self.limiter.banned) from e
+
+    async def sync_clock(self, samples: int = 3) -> None:
+        """Measure the offset to Bybit (GET /v5/market/time, public) and apply it to ccxt's nonce."""
+        ex = self._ex()
+        async with self._clock_lock:
+            got: list[tuple[float, float, float]] = []
+            for _ in range(samples):
+                t0 = self._wall_s() * 1000.0
+                res = await self.call("/v5/market/time", ex.publicGetV5MarketTime, {})
+                t1 = self._wall_s() * 1000.0
+                nano = (res.get("result") or {}).get("timeNano")
+                got.append((t0, int(nano) / 1e6 if nano else float(res["time"]), t1))
+            self.clock.on_samples(got)
+            ex.options["timeDifference"] = self.clock.time_difference_ms
+            self.limiter.offset_s = self.clock.offset_ms / 1000.0
+            self.stats["clock_resyncs"] += 1
+            self._log.info("clock synced", offset_ms=round(self.clock.offset_ms, 1), rtt_ms=round(self.clock.rtt_ms, 1),
+                           entries=self.clock.entry_refusal() or "allowed")
+
+    async def clock_refused(self, err: ClockUnsynced) -> None:
+        self.clock.invalidate(str(err))
+        await self.sync_clock()
+
+    # ------------------------------------------------------------------------------------ orders
+    async def submit(self, req: OrderRequest) -> OrderAck:
+        ex = self._ex()
+        inst = self._instruments[req.symbol]
+        protective = is_protective(req)
+        if not protective and (refusal := self.clock.entry_refusal()):
+            raise ClockUnsynced(f"entry refused: {refusal}")
+        if is_position_stop(req):
+            return await self.stop_desk.place(req, inst)
+        args = create_args(req, inst, self._ccxt_symbol[req.symbol], self.position_idx)
+        self.tr.expect(req.client_id, req.kind)
+        if "stopLoss" in args[5]:
+            self.tr.stops.attach(req.symbol, req.client_id)
+        for attempt in (0, 1):
+            self.stats["orders"] += 1
+            try:
+                o = await self.call(CREATE, ex.create_order, *args, placing=True, protective=protective)
+            except ClockUnsynced as err:
+                await self.clock_refused(err)
+                if protective and attempt == 0:
+                    self._log.warning("clock refused a protective order; resent after resync", client_id=req.client_id)
+                    continue  # 10002: refused before processing, so this is not a blind resend
+                raise
+            except AmbiguousOutcome as err:
+                return await self._resolve_ambiguous(req, err)
+            vid = str((o.get("info") or {}).get("orderId", ""))
+            self.tr.track(OrderUpdate(req.client_id, vid, req.symbol, req.side, req.kind, OrderStatus.NEW,
+                                      req.qty_lots, 0, 0.0, reduce_only=req.reduce_only))
+            # Bybit acknowledges only {orderId, orderLinkId}: the order's fate comes on the stream (B3).
+            return OrderAck(req.client_id, vid, OrderStatus.NEW, time.time_ns())
+        raise AssertionError("unreachable")
+
+    async def _resolve_ambiguous(self, req: OrderRequest, err: AmbiguousOutcome) -> OrderAck:
+        """The order may exist: look it up by orderLinkId, a few times (Bybit places asynchronously)."""
+        self.stats["ambiguous"] += 1
+        delays_ms = self.venue.ambiguous_lookup_delays_ms
+        for i, delay_ms in enumerate(delays_ms):
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000.0)
+            try:
+                u = await self.fetch_order(req.symbol, req.client_id)
+            except (VenueUnavailable, RateLimited) as e:
+                self._log.warning("ambiguous look-up failed", client_id=req.client_id, attempt=i, error=str(e))
+                continue
+            if u is not None:
+                self.stats["ambiguous_found"] += 1
+                self._log.warning("ambiguous placement resolved: the order exists", client_id=req.client_id,
+                                  status=u.status.value)
+                self.tr.track(u)
+                return OrderAck(req.client_id, u.venue_order_id, u.status, time.time_ns())
+        raise AmbiguousOutcome(f"{req.client_id}: not found after {len(delays_ms)} look-ups ({err})") from err
+
+    async def cancel(self, symbol: str, client_id: str, conditional: bool = False) -> None:
+        """Idempotent: an order the venue no longer knows is not an error (its final state comes on the
+        stream). A stop leg is the position's stop: see `_end_stop_leg`."""
+        ex = self._ex()
+        if self.tr.stops.is_member(client_id):
+            return await self.stop_desk.end(symbol, client_id)
+        try:
+            await self.call(CANCEL, ex.cancel_order, None, self._ccxt_symbol[symbol], {"orderLinkId": client_id})
+        except OrderNotFound:
+            self._log.info("cancel: order not open", client_id=client_id)
+
+    # ------------------------------------------------------------------------------------ look-ups
+    async def fetch_order(self, symbol: str, client_id: str, conditional: bool = False) -> OrderUpdate | None:
+        if self.tr.stops.is_member(client_id):
+            return await self.stop_desk.lookup(symbol, client_id)
+        d = await self.fetch_order_raw(symbol, client_id)
+        if d is None:
+            return None
+        u = order_update_from_rest(d, self._instruments[symbol], time.time_ns())
+        return replace(u, kind=self.tr.known.get(client_id, u.kind))
+
+    async def verify_stop(self, symbol: str, owner: str) -> None:
+        await self.stop_desk.verify(symbol, owner)
+
+    async def fetch_order_raw(self, symbol: str, client_id: str) -> dict[str, Any] | None:
+        """By orderLinkId: GET /v5/order/realtime (open), then /v5/order/history (ended)."""
+        ex = self._ex()
+        q = {"category": "linear", "symbol": symbol, "orderLinkId": client_id}
+        for path, fn in ((REALTIME, ex.privateGetV5OrderRealtime), (HISTORY, ex.privateGetV5OrderHistory)):
+            rows = _rows(await self.call(path, fn, dict(q)))
+            if rows:
+                return rows[0]
+        return None
+
+    async def open_orders_raw(self, symbol: str) -> list[dict[str, Any]]:
+        """Every open order of the symbol, conditional ones included (GET /v5/order/realtime)."""
+        return _rows(await self.call(REALTIME, self._ex().privateGetV5OrderRealtime,
+                                     {"category": "linear", "symbol": symbol}))
+
+    async def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
+        out: list[OrderUpdate] = []
+        for s in [symbol] if symbol else list(self.symbols):
+            for d in await self.open_orders_raw(s):
+                link = self.tr._link(d)
+                cid = link[0] if link else ""
+                u = order_update_from_rest(d, self._instruments[s], time.time_ns(), client_id=cid)
+                if cid and not self.tr.stops.is_member(cid):
+                    u = replace(u, kind=self.tr.known.get(cid, u.kind))
+                    self.tr.expect(cid, u.kind)
+                out.append(u)
+        return out
+
+    async def executions(self, symbol: str, since_ms: int) -> list[dict[str, Any]]:
+        """GET /v5/execution/list from `since_ms` (oldest first): fills we may have missed."""
+        rows = _rows(await self.call("/v5/execution/list", self._ex().privateGetV5ExecutionList,
+                                     {"category": "linear", "symbol": symbol, "startTime": since_ms, "limit": 100}))
+        return sorted(rows, key=lambda r: int(float(r.get("execTime") or 0)))
+
+    async def positions_raw(self) -> list[dict[str, Any]]:
+        """GET /v5/position/list per settle coin; our symbols, one-way positions only."""
+        out: list[dict[str, Any]] = []
+        for coin in sorted(self._settle):
+            rows = _rows(await self.call(POSITIONS, self._ex().privateGetV5PositionList,
+                                         {"category": "linear", "settleCoin": coin}))
+            out.extend(p for p in rows if p.get("symbol") in self._instruments
+                       and int(float(p.get("positionIdx") or 0)) == self.position_idx)
+        return out
+
+    async def position_raw(self, symbol: str) -> dict[str, Any] | None:
+        rows = _rows(await self.call(POSITIONS, self._ex().privateGetV5PositionList,
+                                     {"category": "linear", "symbol": symbol}))
+        return next((p for p in rows if int(float(p.get("positionIdx") or 0)) == self.position_idx), None)
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        with contextlib.suppress(NotModified):  # 110043: already this leverage
+            await self.call("/v5/position/set-leverage", self._ex().set_leverage, leverage, self._ccxt_symbol[symbol])
+
+    async def account(self) -> AccountSnapshot:
+        """GET /v5/account/wallet-balance (UNIFIED) and the positions."""
+        res = await self.call("/v5/account/wallet-balance", self._ex().privateGetV5AccountWalletBalance,
+                              {"accountType": "UNIFIED"})
+        w = (_rows(res) or [{}])[0]
+        positions = []
+        for p in await self.positions_raw():
+            snap = position_from_rest(p, self._instruments[p["symbol"]])
+            if snap.qty_lots:
+                positions.append(snap)
+        return AccountSnapshot(equity=_f(w.get("totalEquity")), available=_f(w.get("totalAvailableBalance")),
+                               wallet_balance=_f(w.get("totalWalletBalance")), positions=tuple(positions))
+
+    # ------------------------------------------------------------------------------------ streams
+    def publish(self, item: OrderUpdate | PositionSnapshot) -> None:
+        """Called by the private stream (and its REST catch-up) and by the stop-leg bookkeeping above."""
+        if isinstance(item, OrderUpdate):
+            self._updates.put_nowait(item)
+        else:
+            self._positions.put_nowait(item)
+
+    async def updates(self) -> AsyncIterator[OrderUpdate]:
+        while True:
+            u = await self._updates.get()
+            if u is None:
+                raise VenueUnavailable(f"private stream died: {self._failure!r}") from self._failure
+            yield u
+
+    async def position_updates(self) -> AsyncIterator[PositionSnapshot]:
+        while True:
+            yield await self._positions.get()
+
+
+def _rows(res: Any) -> list[dict[str, Any]]:
+    return list(((res or {}).get("result") or {}).get("list") or [])
+
+
+def _f(v: Any) -> float:
+    try:
+        return float(v) if v not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+

@@ -1,0 +1,244 @@
+"""Bybit v5 private websocket: auth, subscribe order/execution/position, ping, reconnect, REST catch-up.
+
+Wire rules (exchange-facts B2, B3):
+- `wss://stream.bybit.com/v5/private` (testnet `stream-testnet`, demo `stream-demo`);
+- auth first: `{"op":"auth","args":[api_key, expires_ms, hex(HMAC_SHA256(secret, "GET/realtime" + expires))]}`,
+  answered `{"op":"auth","success":true|false,"ret_msg":...}`; `expires` is in the exchange's clock (our
+  measured offset applied) `auth_window_ms` ahead;
+- then `{"op":"subscribe","args":["order","execution","position"]}` (the all-in-one topics; a
+  categorised topic may not share the request), answered like auth;
+- `{"op":"ping"}` every 20 s (pong: `{"op":"pong","args":[ts]}`); without it the connection is cut.
+A refused auth is a configuration error (keys, permissions): after `max_auth_failures` in a row the
+stream stops and the gateway's updates() raises, instead of hammering the venue.
+
+After EVERY subscribe (the first one included: events between start-up and the connection are
+otherwise lost) the stream catches up by REST, in this order:
+1. executions since the last one seen (GET /v5/execution/list, at most a day back and 100 rows, newest
+   first; fills carry their own ids and fees);
+2. open orders (GET /v5/order/realtime), new or changed ones;
+3. every order we last saw open and no longer is: looked up by orderLinkId (realtime, then history);
+4. positions (GET /v5/position/list), and whether the position's stop is still there.
+The translator drops what the socket already delivered, so the catch-up can run at any time.
+
+Reconnects use capped full-jitter backoff (bot.venues.ws.backoff_delay_s). A socket silent for three
+ping periods (or `user_stream_stale_ms`, if shorter) is dropped and reopened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from bot.logging import get_logger
+from bot.venues.bybit.userevents import StopMissing
+from bot.venues.errors import RateLimited, VenueError, VenueUnavailable
+from bot.venues.ports import OrderUpdate, PositionSnapshot
+from bot.venues.ws import backoff_delay_s
+
+if TYPE_CHECKING:
+    from bot.venues.bybit.gateway import BybitGateway
+
+__all__ = ["DEFAULT_PRIVATE_WS", "TOPICS", "BybitUserStream", "auth_args"]
+
+# environment -> private websocket (B2; exchange-sim: a loopback fake must be given as ws_private_url)
+DEFAULT_PRIVATE_WS = {
+    "mainnet": "wss://stream.bybit.com/v5/private",
+    "testnet": "wss://stream-testnet.bybit.com/v5/private",
+    "demo": "wss://stream-demo.bybit.com/v5/private",
+    "exchange-sim": "ws://127.0.0.1:18080/v5/private",
+}
+TOPICS = ("order", "execution", "position")
+
+_RETRY = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, VenueUnavailable, RateLimited)
+
+
+def auth_args(api_key: str, secret: str, expires_ms: int) -> list[Any]:
+    sig = hmac.new(secret.encode(), f"GET/realtime{expires_ms}".encode(), hashlib.sha256).hexdigest()
+    return [api_key, expires_ms, sig]
+
+
+class AuthRefused(VenueError):
+    """Bybit refused the private websocket's auth (wrong keys, expired timestamp, no permission)."""
+
+
+class _Reconnect(Exception):
+    pass
+
+
+class BybitUserStream:
+    def __init__(self, gw: BybitGateway, *, ping_interval_s: float = 20.0, reconnect_min_ms: int = 250,
+                 reconnect_max_ms: int = 30_000, auth_window_ms: int = 10_000, max_auth_failures: int = 3) -> None:
+        self.gw = gw
+        v = gw.venue
+        self.url = (v.ws_private_url or DEFAULT_PRIVATE_WS[v.environment]).rstrip("/")
+        self.ping_interval_s = ping_interval_s
+        self.stale_s = min(v.user_stream_stale_ms / 1000.0, 3 * ping_interval_s)
+        self.reconnect_min_ms = reconnect_min_ms
+        self.reconnect_max_ms = reconnect_max_ms
+        self.auth_window_ms = auth_window_ms
+        self.max_auth_failures = max_auth_failures
+        self.connected = asyncio.Event()
+        self.caught_up = asyncio.Event()
+        self.stats = {"connects": 0, "auth_refused": 0, "pings": 0, "pongs": 0, "catchups": 0,
+                      "catchup_updates": 0, "stop_checks": 0}
+        self._ids = itertools.count(1)
+        self._since_ms = 0  # executions before this are of no interest (set at the first catch-up)
+        self._log = get_logger("bybit.userstream")
+
+    # ------------------------------------------------------------------------------------ connection
+    async def _request(self, ws: Any, op: str, args: list[Any]) -> dict[str, Any]:
+        """Send one op and wait for its answer (messages of other kinds cannot come before a subscribe)."""
+        req_id = f"{op}{next(self._ids)}"
+        await ws.send(orjson.dumps({"req_id": req_id, "op": op, "args": args}).decode())
+        deadline = time.monotonic() + 10.0
+        while True:
+            raw = await asyncio.wait_for(ws.recv(), timeout=max(0.01, deadline - time.monotonic()))
+            msg = orjson.loads(raw)
+            if isinstance(msg, dict) and msg.get("op") == op:
+                return msg
+
+    async def _open(self, ws: Any) -> None:
+        v = self.gw.venue
+        expires = int(self.gw.clock.now_exchange_ms(time.time() * 1000.0)) + self.auth_window_ms
+        ans = await self._request(ws, "auth", auth_args(v.api_key.get_secret_value(),
+                                                        v.api_secret.get_secret_value(), expires))
+        if ans.get("success") is not True:
+            self.stats["auth_refused"] += 1
+            raise AuthRefused(f"private websocket auth refused: {str(ans.get('ret_msg', ''))[:200]}")
+        ans = await self._request(ws, "subscribe", list(TOPICS))
+        if ans.get("success") is not True:
+            raise VenueUnavailable(f"private websocket subscribe refused: {str(ans.get('ret_msg', ''))[:200]}")
+
+    async def run(self) -> None:
+        failures = auth_failures = 0
+        while True:
+            try:
+                async with connect(self.url, open_timeout=10, max_size=8 * 1024 * 1024, ping_interval=None) as ws:
+                    await self._open(ws)
+                    failures = auth_failures = 0
+                    self.stats["connects"] += 1
+                    self.connected.set()
+                    async with asyncio.TaskGroup() as tg:
+                        rd = tg.create_task(self._read(ws, tg))
+                        pg = tg.create_task(self._ping(ws))
+                        await self.catch_up()
+                        self.caught_up.set()
+                        await asyncio.wait({rd, pg}, return_when=asyncio.FIRST_COMPLETED)
+                        raise _Reconnect("connection ended")
+            except* AuthRefused as eg:
+                auth_failures += 1
+                failures += 1
+                self._log.error("private stream auth refused", error=str(eg.exceptions[0]), failures=auth_failures)
+                if auth_failures >= self.max_auth_failures:
+                    raise eg.exceptions[0] from None
+            except* _Reconnect as eg:
+                self._log.info("private stream reconnect", reason=str(eg.exceptions[0]))
+            except* _RETRY as eg:
+                failures += 1
+                self._log.warning("private stream lost", error=repr(eg.exceptions[0])[:200], failures=failures)
+            self.connected.clear()
+            self.caught_up.clear()
+            await asyncio.sleep(backoff_delay_s(failures, self.reconnect_min_ms, self.reconnect_max_ms))
+
+    async def _ping(self, ws: Any) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval_s)
+            await ws.send(orjson.dumps({"req_id": f"ping{next(self._ids)}", "op": "ping"}).decode())
+            self.stats["pings"] += 1
+
+    async def _read(self, ws: Any, tg: asyncio.TaskGroup) -> None:
+        tr = self.gw.tr
+        tick_s = max(0.05, min(self.stale_s, tr.link_wait_ns / 1e9 / 2 or 0.5))
+        last_msg = time.monotonic()
+        while True:
+            try:
+                raw = await asyncio.wait_for(ws.recv(decode=False), timeout=tick_s)
+            except TimeoutError:
+                self._deliver(tr.flush_expired(time.time_ns()), tg)
+                if time.monotonic() - last_msg > self.stale_s:
+                    raise _Reconnect("stale private stream") from None
+                continue
+            last_msg = time.monotonic()
+            if b'"op"' in raw[:200]:
+                msg = orjson.loads(raw)
+                if msg.get("op") == "pong":
+                    self.stats["pongs"] += 1
+                elif msg.get("success") is False:
+                    self._log.error("private stream request refused", op=msg.get("op"), ret_msg=msg.get("ret_msg"))
+                continue
+            self._deliver(tr.on_message(raw, time.time_ns()), tg)
+
+    def _deliver(self, items: Sequence[OrderUpdate | PositionSnapshot | StopMissing],
+                 tg: asyncio.TaskGroup | None) -> int:
+        n = 0
+        for it in items:
+            if isinstance(it, StopMissing):
+                self.stats["stop_checks"] += 1
+                if tg is not None:
+                    tg.create_task(self._verify(it))
+                continue
+            self.gw.publish(it)
+            n += 1
+        return n
+
+    async def _verify(self, it: StopMissing) -> None:
+        try:
+            await self.gw.verify_stop(it.symbol, it.owner)
+        except (VenueUnavailable, RateLimited) as e:  # the next position message or catch-up asks again
+            self._log.warning("stop check failed", symbol=it.symbol, error=str(e))
+
+    # ------------------------------------------------------------------------------------ catch-up
+    async def catch_up(self) -> int:
+        """Bring the translator (and so the engine) up to date by REST. Returns updates published."""
+        gw, tr = self.gw, self.gw.tr
+        now_ns = time.time_ns()
+        now_ms = int(gw.clock.now_exchange_ms(time.time() * 1000.0))
+        if not self._since_ms:
+            self._since_ms = now_ms - 60_000
+        # Bybit answers [startTime, startTime + 7 days], newest first, 100 rows: start no earlier than a
+        # day ago so the newest fills are in the answer (more than 100 fills in one gap would need paging).
+        since = max(self._since_ms, tr.last_exec_ms - 5_000, now_ms - 86_400_000)
+        n = 0
+        before = dict(tr.live)
+        for s in gw.symbols:
+            for x in await gw.executions(s, since):
+                n += self._deliver(tr.on_execution(x, now_ns), None)
+        open_ids: set[str] = set()
+        for s in gw.symbols:
+            for o in await gw.open_orders_raw(s):
+                open_ids.add(str(o.get("orderLinkId") or ""))
+                n += self._deliver(tr.on_order(o, now_ns, hold=False), None)
+        for cid, last in before.items():
+            if cid in open_ids:
+                continue
+            d = await gw.fetch_order_raw(last.symbol, cid)
+            if d is not None:
+                n += self._deliver(tr.on_order(d, now_ns, hold=False), None)
+        missing: list[StopMissing] = []
+        rows = await gw.positions_raw()
+        for p in rows:
+            for it in tr.on_position(p, now_ns):
+                if isinstance(it, StopMissing):
+                    missing.append(it)
+                else:
+                    gw.publish(it)
+        held = {str(p.get("symbol")) for p in rows if float(p.get("size") or 0) != 0}
+        for s, snap in list(tr.positions.items()):
+            if s not in held and snap.qty_lots != 0:  # flat at the venue now: say so explicitly
+                flat = PositionSnapshot(symbol=s, qty_lots=0, entry_price=0.0)
+                tr.positions[s] = flat
+                gw.publish(flat)
+        for it in missing:
+            await gw.verify_stop(it.symbol, it.owner)
+        self.stats["catchups"] += 1
+        self.stats["catchup_updates"] += n
+        return n
