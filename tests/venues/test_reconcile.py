@@ -159,7 +159,7 @@ class Sink:
     def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> None:
         self.closed.append(trade_id)
 
-    def alert(self, kind: str, message: str) -> None:
+    def alert(self, kind: str, message: str, symbol: str = "") -> None:
         self.alerts.append(kind)
 
 
