@@ -39,7 +39,7 @@ from bot.domain.instrument import Instrument
 from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
 from bot.execution.engine import ExecutionEngine
-from bot.execution.recovery import Recovery
+from bot.execution.recovery import RECONCILING, Recovery
 from bot.journal import Journal
 from bot.logging import configure_logging, get_logger
 from bot.ops.state import RuntimeState
@@ -134,9 +134,8 @@ class App:
         limits = {name: float(getattr(v, "time_limit_s", 0.0)) for name, v in s.signals if hasattr(v, "time_limit_s")}
         self.recovery = Recovery(self.engine, rc, symbols=s.venue.symbols, time_limits_s=limits,
                                  alert=self._reconcile_alert)
-        # no entry before the exchange and the journal agree (App._reconciled lifts it)
-        risk.gate.halt("reconciling", now)
-        self.state.set_trading_state("HALTED", "reconciling", now)
+        self.recovery.halt_entries(now)  # no entry before the exchange and the journal agree (_reconciled)
+        self.state.set_trading_state("HALTED", RECONCILING, now)
 
     def _reconcile_alert(self, kind: str, message: str, symbol: str) -> None:
         if kind == "emergency":
@@ -147,20 +146,10 @@ class App:
 
     def _reconciled(self, runs: int) -> None:
         """After a successful pass: the start-up halt is lifted (symbol halts it set stay)."""
-        assert self.engine is not None
-        gate = self.engine.risk.gate
-        if gate.state.value == "HALTED" and gate.state_reason == "reconciling":
-            now = time.time_ns()
-            kept = dict(gate.halted_symbols)
-            gate.reset(now)
-            gate.halted_symbols.update(kept)
-            if gate.state_changes and gate.state_changes[-1][5] == "operator reset":  # say why, in the journal
-                gate.state_changes[-1] = (*gate.state_changes[-1][:5], "reconciled")
-            self.engine._journal_gate(now)
+        assert self.recovery is not None
+        now = time.time_ns()
+        if self.recovery.allow_entries(now):
             self.state.set_trading_state("ACTIVE", "reconciled", now)
-            self.log.info("trading_allowed", reason="reconciled", adopted=len(self.recovery.adopted
-                                                                             if self.recovery else ()),
-                          halted_symbols=kept)
 
     # ------------------------------------------------------------------ SIGHUP
     def reload_risk(self) -> bool:
@@ -419,7 +408,7 @@ class App:
     def _alert_transitions(self) -> None:
         """Halts/resumes and feed loss/restore, once per transition (the alerts rate-limit per kind too)."""
         st = self.state
-        if st.trading_state == "HALTED" and st.trading_reason == "reconciling":
+        if st.trading_state == "HALTED" and st.trading_reason == RECONCILING:
             pass  # routine at every start; a failing reconciliation alerts on its own
         elif st.trading_state != self._trading_alerted:
             if st.trading_state == "HALTED":

@@ -10,7 +10,7 @@ B: SIGKILL mid-trade, the position closed BY HAND while the bot is down -> after
 C: a position opened by hand (no journal trade) gets a protective stop from config and an alert; exit
    orders with no position and an entry order of no trade are cancelled; after a user-stream drop the
    same happens to a position opened while the bot runs (reconcile after every reconnect); SIGTERM keeps
-   protected positions and exits 0.
+   the protected position and closes the one whose stop someone cancelled; exit code 0.
 """
 
 from __future__ import annotations
@@ -265,6 +265,10 @@ async def test_drill_a_sigkill_mid_trade_then_adopted_and_completed(sim: Sim, tm
             closed = done[0]
             assert closed["exit_reason"] in ("TIME_LIMIT", "STOP_LOSS", "TAKE_PROFIT"), closed
             assert any(e.get("event") == "trade_adopted" and e.get("trade_id") == tid for e in bot2.events())
+            # entries stayed halted until the exchange and the journal agreed
+            gate = [(r["to_state"], r["reason"]) for r in rows(
+                tmp_path, "SELECT * FROM state_changes WHERE entity='gate' ORDER BY id")]
+            assert gate[-2:] == [("HALTED", "reconciling"), ("ACTIVE", "reconciled")], gate
             fills = rows(tmp_path, "SELECT * FROM fills WHERE trade_id=?", (tid,))
             exits = [f for f in fills if f["role"] in ("exit", "stop", "tp")]
             entries = [f for f in fills if f["role"] == "entry"]
@@ -324,6 +328,10 @@ async def test_drill_b_position_closed_by_hand_while_down(sim: Sim, tmp_path: Pa
             manual = rows(tmp_path, "SELECT * FROM fills WHERE trade_id=? AND role='exit'", (tid,))
             assert [f["venue_trade_id"] for f in manual] == [str(f["id"]) for f in hand_fills]
             assert closed["pnl"] is not None and closed["fees"] > 0
+            # the bot's own cancel of the orphan stop is not "a stop cancelled by someone": no halt, no flatten
+            assert not [e for e in bot2.events() if e.get("event") == "symbol_halted"]
+            assert [r["client_id"] for r in rows(tmp_path, "SELECT client_id FROM legs WHERE trade_id=? AND "
+                                                 "role='exit'", (tid,))] == [f"{tid}-manual"]
             # no orphan stop or take-profit survives to fire on a later position
             await until("no order of the trade left", lambda: _flat_and_clean(sim, sym, tid), 10, bot2)
             regular, algos = await open_orders(sim, sym)
@@ -375,12 +383,17 @@ async def test_drill_c_unknown_position_and_orphans(sim: Sim, tmp_path: Path) ->
             eth_stop = await until("a stop on the ETH position after the reconnect",
                                    lambda: _stop_of(sim, "ETHUSDT"), 20, bot)
             assert (eth_stop["side"], float(eth_stop["quantity"])) == ("BUY", 0.1)
+            # someone cancels the ETH stop: the shutdown below must not leave that position unprotected
+            await rest(sim, "DELETE", "/fapi/v1/algoOrder", symbol="ETHUSDT", clientAlgoId=eth_stop["clientAlgoId"])
         finally:
             rc = bot.term()
         assert rc == 0
-        # kept over the shutdown: protected positions stay, with their stops
+        # on_shutdown = keep_protected: the protected position stays with its stop, the other one is closed
         assert (await position(sim, "BTCUSDT"))[0] == pytest.approx(0.01)
         assert await _stop_of(sim, "BTCUSDT") is not None
+        assert (await position(sim, "ETHUSDT"))[0] == 0
+        assert any(e.get("event") == "reconcile_alert" and "without a stop at shutdown" in e.get("message", "")
+                   for e in bot.events())
     await flat_everything(sim)
 
 

@@ -63,7 +63,9 @@ from bot.venues.ws import backoff_delay_s
 if TYPE_CHECKING:
     from bot.execution.engine import ExecutionEngine
 
-__all__ = ["ReconcileIncomplete", "Recovery"]
+__all__ = ["RECONCILING", "ReconcileIncomplete", "Recovery"]
+
+RECONCILING = "reconciling"  # the trading state's reason until the first pass succeeded
 
 _OPEN_STATES = ("PLANNED", "ENTERING", "PROTECTING", "PROTECTED", "EXITING")
 _GONE = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
@@ -96,13 +98,36 @@ class Recovery:
         self._alerted: dict[tuple[str, str, str], float] = {}
 
     # -- start-up ------------------------------------------------------------------------------------------
+    def halt_entries(self, now_ns: int) -> None:
+        """Entries HALTED (reason RECONCILING) until `allow_entries`: exits and protective orders still go."""
+        self.engine.risk.gate.halt(RECONCILING, now_ns)
+
+    def allow_entries(self, now_ns: int) -> bool:
+        """Lift the start-up halt (not another one: an operator's, a loss limit's, the shutdown's). Halts of
+        single symbols set meanwhile (a position of no known trade) stay. True when it was lifted."""
+        gate = self.engine.risk.gate
+        if gate.state.value != "HALTED" or gate.state_reason != RECONCILING:
+            return False
+        kept = dict(gate.halted_symbols)
+        gate.reset(now_ns)
+        gate.halted_symbols.update(kept)
+        if gate.state_changes and gate.state_changes[-1][5] == "operator reset":  # the journal says why
+            gate.state_changes[-1] = (*gate.state_changes[-1][:5], "reconciled")
+        self.engine._journal_gate(now_ns)
+        self.log.info("trading_allowed", reason="reconciled", adopted=len(self.adopted), halted_symbols=kept)
+        return True
+
     def adopt(self) -> list[str]:
         """Machines for the journal's open trades, handed to the engine (call before it consumes updates)."""
         j, eng = self.journal, self.engine
         marks = ",".join("?" * len(_OPEN_STATES))
         for t in j.rows("trades", f"state IN ({marks})", _OPEN_STATES):
             tid, inst = t["trade_id"], self.cfg.instruments.get(t["symbol"])
-            if inst is None or tid in eng.trades:
+            if tid in eng.trades:
+                continue
+            if inst is None:  # the config no longer trades its symbol: nobody here can look after it
+                self.alert("error", f"open trade {tid} ({t['state']}) is on a symbol this config does not trade; "
+                                    "not reconciled: check it at the exchange", t["symbol"])
                 continue
             legs = j.rows("legs", "trade_id=?", (tid,))
             m = restore_machine(t, legs, j.rows("fills", "trade_id=?", (tid,)), inst, eng.cfg,
@@ -272,8 +297,19 @@ class Recovery:
         """Positions kept over a shutdown must have a stop the exchange shows as open. A trade without one
         is flattened (its id is returned: wait for it); a position of no trade is closed at market. When the
         exchange cannot be asked, the machines' own view decides (confirmed and live stop = protected)."""
+        try:  # not while a reconciliation pass acts (bounded: a hung pass must not hold the exit)
+            await asyncio.wait_for(self._lock.acquire(), 5.0)
+            locked = True
+        except TimeoutError:
+            locked = False
+        try:
+            return await self._protect_for_exit(self.engine.clock())
+        finally:
+            if locked:
+                self._lock.release()
+
+    async def _protect_for_exit(self, now: int) -> list[str]:
         eng = self.engine
-        now = eng.clock()
         to_flatten: list[TradeMachine] = []
         try:
             acc = await self.gw.account()
@@ -296,9 +332,9 @@ class Recovery:
                 if owner:
                     to_flatten.extend(owner)
                     continue
-                self.alert("emergency", f"position {p.qty_lots} lots without a stop at shutdown; closing at market",
-                           p.symbol)
                 inst = self.cfg.instruments[p.symbol]
+                self.alert("emergency", f"position {inst.lots_to_qty(p.qty_lots):g} without a stop at shutdown; "
+                                        "closing at market", p.symbol)
                 req = OrderRequest(f"exit-flat-{now // 1_000_000 % 36**6:x}", p.symbol, Side(side), OrderKind.MARKET,
                                    abs(p.qty_lots), reduce_only=True)
                 try:

@@ -186,6 +186,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             continue
         side_close = Side.SELL if lots > 0 else Side.BUY
         direction = "long" if lots > 0 else "short"
+        held = f"position {inst.lots_to_qty(lots):g}"  # signed quantity, for people
         owner_t = next((t for t in sym_trades if t.side == direction and t.state in _HELD), None) or \
             next((t for t in sym_trades if t.side == direction), None)
         stops = [o for o in orders if o.kind in (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
@@ -200,7 +201,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
                 req = OrderRequest(f"{owner_t.trade_id}-slr{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET,
                                    abs(lots), trigger_ticks=_stop_ticks(price, side_close, inst), reduce_only=True,
                                    working_type=cfg.working_type)
-                why = f"{owner_t.trade_id}: position {lots} lots has no live stop"
+                why = f"{owner_t.trade_id}: {held} has no live stop"
                 out.append(PlaceStop(owner_t.trade_id, req, why))
             # orphans of other (closed or unknown) trades would fire on this position with the wrong size
             for o in orders:
@@ -209,20 +210,20 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             continue
         # a position nobody planned
         if stops:
-            out.append(Alert("emergency", f"position {lots} lots of no known trade; kept its stop "
+            out.append(Alert("emergency", f"{held} of no known trade; kept its stop "
                                           f"{stops[0].client_id}", sym))
             continue
         if cfg.unknown_position_action == "flatten":
             req = OrderRequest(f"recon-flat-{_suffix(now_ns)}", sym, side_close, OrderKind.MARKET, abs(lots),
                                reduce_only=True)
-            out.append(Flatten("", req, f"{sym}: position {lots} lots of no known trade"))
+            out.append(Flatten("", req, f"{sym}: {held} of no known trade"))
         else:
             price = _unknown_stop_price(pos, cfg)  # type: ignore[arg-type]
             req = OrderRequest(f"recon-sl-{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET, abs(lots),
                                trigger_ticks=_stop_ticks(price, side_close, inst), reduce_only=True,
                                working_type=cfg.working_type)
-            out.append(PlaceStop("", req, f"{sym}: position {lots} lots of no known trade"))
-        out.append(Alert("emergency", f"position {lots} lots of no known trade -> {cfg.unknown_position_action}",
+            out.append(PlaceStop("", req, f"{sym}: {held} of no known trade"))
+        out.append(Alert("emergency", f"{held} of no known trade -> {cfg.unknown_position_action}",
                          sym))
     return out
 

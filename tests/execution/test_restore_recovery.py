@@ -267,3 +267,19 @@ async def test_exit_keeps_only_positions_the_exchange_shows_protected(tmp_path: 
     assert await life.recovery.protect_for_exit() == []
     assert venue.requests(n_sent + 1)[0][1:] == ("BUY", "MARKET", 20, None, None, True)
     await life.crash()
+
+
+async def test_only_the_start_up_halt_is_lifted_and_symbol_halts_stay(tmp_path: Path) -> None:
+    venue = Venue(Clock())
+    life = Life(tmp_path, venue)
+    gate = life.rm.gate
+    life.recovery.halt_entries(venue.clock())
+    gate.halt_symbol("ETHUSDT", "position of no known trade", venue.clock())
+    assert life.rm.gate.check_entry("BTCUSDT", "s", LIVE, venue.clock()) is not None  # no entry yet
+    assert life.recovery.allow_entries(venue.clock())
+    assert gate.state.value == "ACTIVE" and gate.halted_symbols == {"ETHUSDT": "position of no known trade"}
+    assert [(r["to_state"], r["reason"]) for r in life.rows("state_changes", entity="gate")] == [
+        ("HALTED", "reconciling"), ("ACTIVE", "reconciled")]
+    gate.halt("operator", venue.clock())
+    assert not life.recovery.allow_entries(venue.clock()) and gate.state.value == "HALTED"
+    await life.crash()
