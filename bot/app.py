@@ -288,7 +288,7 @@ class App:
             loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
         await self.engine.refresh_account()
         assert self.recovery is not None
-        self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
+        await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
         if s.ops.enabled:
             from bot.ops.server import OpsServer
 

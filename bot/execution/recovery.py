@@ -38,6 +38,7 @@ from bot.execution.restore import (
     close_outside,
     close_unknown,
     end_quietly,
+    repair,
     restore_machine,
     restore_stop,
     resume,
@@ -117,7 +118,7 @@ class Recovery:
         self.log.info("trading_allowed", reason="reconciled", adopted=len(self.adopted), halted_symbols=kept)
         return True
 
-    def adopt(self) -> list[str]:
+    async def adopt(self) -> list[str]:
         """Machines for the journal's open trades, handed to the engine (call before it consumes updates)."""
         j, eng = self.journal, self.engine
         marks = ",".join("?" * len(_OPEN_STATES))
@@ -129,13 +130,14 @@ class Recovery:
                 self.alert("error", f"open trade {tid} ({t['state']}) is on a symbol this config does not trade; "
                                     "not reconciled: check it at the exchange", t["symbol"])
                 continue
-            legs = j.rows("legs", "trade_id=?", (tid,))
-            m = restore_machine(t, legs, j.rows("fills", "trade_id=?", (tid,)), inst, eng.cfg,
+            legs, fills = j.rows("legs", "trade_id=?", (tid,)), j.rows("fills", "trade_id=?", (tid,))
+            m = restore_machine(t, legs, fills, inst, eng.cfg,
                                 taker_fee_bps=eng.risk_cfg.taker_fee_bps, maker_fee_bps=eng.risk_cfg.maker_fee_bps,
                                 time_limit_s=self.time_limits_s.get(t["setup"], 0.0),
                                 states=j.rows("state_changes", "entity='trade' AND entity_id=?", (tid,)))
             eng.adopt(m)
             self.adopted.append(tid)
+            await eng.act(m, repair(m, fills))
             self._entry_created[tid] = max((int(r["created_ns"]) for r in legs if r["role"] in ("entry", "add")),
                                            default=0)
             self.log.warning("trade_adopted", trade_id=tid, symbol=m.plan.symbol, state=m.state.value,

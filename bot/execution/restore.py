@@ -12,7 +12,8 @@
   "sl.2", ...) continues from the highest one sent, so a new client id never collides with one the venue
   has seen (a PLANNED row was never sent: its name is used when the leg goes out, as without a restart).
 
-`rearm` schedules the deadlines again from the first fill (a deadline already past fires at once);
+`repair` catches the state up with the fills when the kill fell between the two; `rearm` schedules the
+deadlines again from the first fill (a deadline already past fires at once);
 `restore_stop` gives a position whose stop is gone a new one; `end_quietly` records a leg the venue no
 longer has without the live-stream reactions (reconciliation replaces a vanished stop, it does not
 flatten); `close_outside` and `close_unknown` close a trade whose position was closed outside the bot
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
 
 __all__ = ["ExternalFill", "close_outside", "close_unknown", "end_quietly", "exit_reason_of", "leg_version",
-           "rearm", "restore_machine", "restore_stop", "resume"]
+           "rearm", "repair", "restore_machine", "restore_stop", "resume"]
 
 _S = 1_000_000_000
 _MS = 1_000_000
@@ -233,6 +234,35 @@ def restore_machine(trade: dict[str, Any], legs: Sequence[dict[str, Any]], fills
         if s.get("to_state") == TradeState.EXITING.value and m.exit_reason is None:
             m.exit_reason = exit_reason_of(why)
     return m
+
+
+def repair(m: TradeMachine, fills: Sequence[dict[str, Any]]) -> list[Action]:
+    """A kill between two journal transactions (a fill or an acknowledgement, then the state change it causes)
+    leaves the trade's state behind: an entry fill with the trade still ENTERING -> PROTECTING now; a stop
+    acknowledged with the trade still PROTECTING -> PROTECTED; the last exit fill with the trade still open
+    -> closed now with the reason of the leg that filled and that fill's time."""
+    out: list[Action] = []
+    if m.is_final or not m.opened:
+        return out
+    if m.state is TradeState.ENTERING:
+        first = next((f for f in fills if LegRole(f["role"]).opens), None)
+        m._set(TradeState.PROTECTING, "restart: the entry had filled", out, entry_ts_ns=m.first_fill_ns,
+               entry_price=float(first["price"]) if first else m.avg_entry, stop_price=m.lim.px(m.stop_ticks))
+    sl = m.stop_leg
+    if m.state is TradeState.PROTECTING and m.pos_lots > 0 and sl is not None and sl.confirmed and not sl.done:
+        m._set(TradeState.PROTECTED, f"restart: {sl.client_id} confirmed", out)  # its ack was journaled
+    if m.pos_lots == 0:
+        last = next((f for f in reversed(fills) if not LegRole(f["role"]).opens), None)
+        if last is not None:
+            role = LegRole(last["role"])
+            if role is LegRole.STOP:
+                reason = CloseReason.TRAILING_STOP if m.trailing else CloseReason.STOP_LOSS
+            elif role is LegRole.TP:
+                reason = CloseReason.TAKE_PROFIT
+            else:
+                reason = m.exit_reason or CloseReason.MANUAL
+            m._flat(reason, int(last["ts_ns"]), out)
+    return out
 
 
 def rearm(m: TradeMachine, now_ns: int, entry_created_ns: int = 0) -> list[Action]:

@@ -106,7 +106,7 @@ class Life:
 
     async def start(self) -> list[str]:
         await self.engine.refresh_account()
-        adopted = self.recovery.adopt()
+        adopted = await self.recovery.adopt()
         self.task = asyncio.create_task(self.engine.run(timers=False))
         await asyncio.sleep(0)
         return adopted

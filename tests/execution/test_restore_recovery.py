@@ -283,3 +283,39 @@ async def test_only_the_start_up_halt_is_lifted_and_symbol_halts_stay(tmp_path: 
     gate.halt("operator", venue.clock())
     assert not life.recovery.allow_entries(venue.clock()) and gate.state.value == "HALTED"
     await life.crash()
+
+
+async def test_kill_between_a_fill_and_its_state_change_is_caught_up(tmp_path: Path) -> None:
+    """The fill's transaction committed, the state change's did not (SIGKILL in between)."""
+    venue = Venue(Clock())
+    life = await protected(tmp_path, venue)
+    t_entry = life.trade()["entry_ts_ns"]
+    # as if killed right after the entry fill's transaction: still ENTERING, stop and targets never sent
+    life.journal._db.execute("UPDATE trades SET state='ENTERING' WHERE trade_id='t1'")
+    life.journal._db.execute("UPDATE legs SET status='PLANNED' WHERE role IN ('stop', 'tp')")
+    for cid in ("t1-sl", "t1-tp1", "t1-tp2"):
+        del venue.orders[cid], venue.status[cid]
+    n_sent = len(venue.sent)
+    life = await restart(tmp_path, life)
+    m = life.engine.trades["t1"]
+    assert m.state.value == "PROTECTING" and life.trade()["state"] == "PROTECTING"
+    assert life.trade()["entry_ts_ns"] == t_entry
+    await life.recovery.reconcile()
+    await life.settle()
+    assert venue.requests(n_sent) == [("t1-sl", "SELL", "STOP_MARKET", 500, None, 499_500, True),
+                                      ("t1-tp1", "SELL", "LIMIT", 250, 501_000, None, True),
+                                      ("t1-tp2", "SELL", "LIMIT", 250, 502_000, None, True)]
+    assert m.state.value == "PROTECTED"
+
+    venue.clock.advance_ms(7)
+    venue.move_price("BTCUSDT", 499_500)
+    await life.settle()
+    t_stop = venue.clock()
+    life.journal._db.execute("UPDATE trades SET state='PROTECTED', exit_reason=NULL, pnl=NULL WHERE trade_id='t1'")
+    life = await restart(tmp_path, life)
+    t = life.trade()  # closed at adoption, as it would have been: the stop's fill, its time, its PnL
+    assert (t["state"], t["exit_reason"], t["exit_ts_ns"], t["pnl"]) == ("CLOSED", "STOP_LOSS", t_stop, -26.0)
+    assert life.engine.trades == {}
+    await life.recovery.reconcile()
+    assert not [a for a in life.recovery.last_actions if isinstance(a, CloseTrade)]  # not taken for a manual close
+    await life.crash()
