@@ -216,6 +216,8 @@ def restore_machine(trade: dict[str, Any], legs: Sequence[dict[str, Any]], fills
             m.tp_filled = max(m.tp_filled, leg.tier)
     if m.opened and not m.first_entry:
         m.first_entry = m.avg_entry
+    if trade.get("entry_ts_ns"):  # the machine's own clock at the first fill (the fill row has the venue's)
+        m.first_fill_ns = int(trade["entry_ts_ns"])
     m.next_inc = len(plan.increments)  # no further scale-ins (module docstring)
     if stop_legs:
         live = [(v, leg) for v, leg in stop_legs if not leg.done]
