@@ -7,10 +7,19 @@ Venues:
 - `binance-usdm`: the public feed (`BinanceMarketFeed`) and the ccxt gateway (`BinanceGateway`), for
   exchange-sim / demo / testnet / live, chosen by `venue.environment`.
 
-Every component gets only its own settings section. Shutdown (SIGINT/SIGTERM, or `run_for_s`): new
-entries stop first (trading HALTED "shutdown"); then the simulator flattens (its positions die with the
-process), a real venue either keeps its positions with their exchange-side stops or flattens, by
-`app.on_shutdown`. The process never exits with a position the bot opened and did not protect.
+Every component gets only its own settings section.
+
+Start-up (bot.execution.recovery): trading is HALTED "reconciling" until the exchange and the journal agree.
+The journal's open trades are adopted by the engine before it consumes any update; then positions, open
+orders and algo orders are compared with the journal (bot.venues.reconcile): missed fills applied, a
+missing stop placed at once, a position of no known trade given a stop (or flattened) with an alert,
+orphan exit orders cancelled, a position closed by hand recorded as a MANUAL close. A failed fetch decides
+nothing: retried with backoff, still halted, alerted. The same pass runs after every user-stream reconnect.
+
+Shutdown (SIGINT/SIGTERM, or `run_for_s`): new entries stop first (trading HALTED "shutdown"); then the
+simulator flattens (its positions die with the process), a real venue either keeps its positions with their
+exchange-side stops or flattens, by `app.on_shutdown`. Keeping checks the exchange first: a position whose
+stop is not shown open there is flattened. The process never exits with an unprotected position.
 """
 
 from __future__ import annotations
@@ -27,9 +36,10 @@ from typing import Any
 import orjson
 
 from bot.domain.instrument import Instrument
-from bot.domain.types import CloseReason
+from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
 from bot.execution.engine import ExecutionEngine
+from bot.execution.recovery import RECONCILING, Recovery
 from bot.journal import Journal
 from bot.journal.funding import FundingRecorder
 from bot.logging import configure_logging, get_logger
@@ -43,6 +53,7 @@ from bot.settings import Settings, redacted
 from bot.signals import SignalEngine
 from bot.ui.terminal import TerminalView, render
 from bot.venues.binance_usdm.instruments import KNOWN
+from bot.venues.reconcile import ReconcileConfig
 
 __all__ = ["App", "check_live_guard"]
 
@@ -87,6 +98,8 @@ class App:
         self.journal: Journal | None = None
         self.gateway: Any = None
         self.ops: Any = None
+        self.recovery: Recovery | None = None
+        self.reconcile_wanted = asyncio.Event()  # set by the user stream after every catch-up
         self._closed_seen = 0
         from bot.ops.alerts import Alerts
 
@@ -122,7 +135,27 @@ class App:
                                  clock=time.time_ns)
         self.state.set_info(name=s.app.name, mode=s.app.mode, venue=s.venue.name,
                             environment=s.venue.environment, symbols=list(s.venue.symbols), config_hash=cfg_hash)
-        self.state.set_trading_state("ACTIVE", "started", now)
+        rc = ReconcileConfig(instruments, s.venue.unknown_position_action, s.venue.unknown_position_stop_bps,
+                             TriggerPrice.MARK if s.execution.stop_trigger == "mark" else TriggerPrice.LAST)
+        limits = {name: float(getattr(v, "time_limit_s", 0.0)) for name, v in s.signals if hasattr(v, "time_limit_s")}
+        self.recovery = Recovery(self.engine, rc, symbols=s.venue.symbols, time_limits_s=limits,
+                                 alert=self._reconcile_alert)
+        self.recovery.halt_entries(now)  # no entry before the exchange and the journal agree (_reconciled)
+        self.state.set_trading_state("HALTED", RECONCILING, now)
+
+    def _reconcile_alert(self, kind: str, message: str, symbol: str) -> None:
+        if kind == "emergency":
+            self.alerts.emergency(symbol or "-", message)
+        else:
+            self.alerts.error("reconcile", f"{symbol}: {message}" if symbol else message)
+            self.state.on_error("reconcile", message, time.time_ns())
+
+    def _reconciled(self, runs: int) -> None:
+        """After a successful pass: the start-up halt is lifted (symbol halts it set stay)."""
+        assert self.recovery is not None
+        now = time.time_ns()
+        if self.recovery.allow_entries(now):
+            self.state.set_trading_state("ACTIVE", "reconciled", now)
 
     # ------------------------------------------------------------------ SIGHUP
     def reload_risk(self) -> bool:
@@ -185,7 +218,7 @@ class App:
             return await self._run_binance()
         if s.venue.name == "bybit":
             return await self._run_bybit()
-        raise ConfigError(f"venue.name = {s.venue.name!r} cannot run yet from `scalper run`; use sim or binance-usdm")
+        raise ConfigError(f"venue.name = {s.venue.name!r} cannot run yet from `scalper run`; use sim, binance-usdm or bybit")
 
     async def _run_sim(self) -> int:
         from bot.venues.sim.brackets import risk_brackets
@@ -231,6 +264,8 @@ class App:
             sync = feed.syncs.get(getattr(ev, "symbol", ""))
             self._spawn(pipeline.on_synced(ev, sync, time.time_ns()))
 
+        if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
+            gw.user_stream.on_caught_up = self.reconcile_wanted.set
         feed = BinanceMarketFeed(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
@@ -254,6 +289,8 @@ class App:
             sync = feed.syncs.get(getattr(ev, "symbol", ""))
             self._spawn(pipeline.on_synced(ev, sync, time.time_ns()))
 
+        if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
+            gw.user_stream.on_caught_up = self.reconcile_wanted.set
         feed = BybitMarketFeed(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
@@ -283,6 +320,8 @@ class App:
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
         await self.engine.refresh_account()
+        assert self.recovery is not None
+        await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
         if s.ops.enabled:
             from bot.ops.server import OpsServer
 
@@ -302,6 +341,7 @@ class App:
                 workers.append(tg.create_task(self.funding.run(self.gateway)))
                 workers.append(tg.create_task(self.daily.run()))
                 workers.append(tg.create_task(self.fill_alerts.run()))
+                workers.append(tg.create_task(self.recovery.run(self.reconcile_wanted, self._reconciled)))
                 if self.run_for_s is not None:
                     workers.append(tg.create_task(self._stop_after(self.run_for_s)))
                 await self.stop.wait()
@@ -310,6 +350,10 @@ class App:
                 if flatten_on_exit:
                     await self.engine.flatten_all(CloseReason.MANUAL)
                     await self._wait_flat(10.0)
+                else:  # keep: only positions the exchange shows protected
+                    unprotected = await self.recovery.protect_for_exit()
+                    if unprotected:
+                        await self._wait_flat(10.0, unprotected)
                 for w in workers:
                     w.cancel()
                 engine_task.cancel()
@@ -333,14 +377,20 @@ class App:
         await asyncio.sleep(seconds)
         self.stop.set()
 
-    async def _wait_flat(self, timeout_s: float) -> None:
+    async def _wait_flat(self, timeout_s: float, trade_ids: list[str] | None = None) -> None:
+        """Until every trade (or those of `trade_ids`) is closed and no order task is in flight, bounded."""
         assert self.engine is not None
+        eng = self.engine
+
+        def open_ones() -> list[str]:
+            return [t for t in eng.trades if trade_ids is None or t in trade_ids]
+
         deadline = time.monotonic() + timeout_s
         # The engine has no "flat" event to await; a bounded 50 ms poll only runs during shutdown.
-        while (self.engine.trades or self.engine._pending) and time.monotonic() < deadline:  # noqa: ASYNC110
+        while (open_ones() or eng._pending) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        if self.engine.trades:
-            self.log.error("shutdown_not_flat", open_trades=list(self.engine.trades))
+        if open_ones():
+            self.log.error("shutdown_not_flat", open_trades=open_ones())
 
     def _report_closed(self) -> None:
         """One canonical log line per closed trade, and the runtime state's PnL."""
@@ -394,7 +444,9 @@ class App:
     def _alert_transitions(self) -> None:
         """Halts/resumes and feed loss/restore, once per transition (the alerts rate-limit per kind too)."""
         st = self.state
-        if st.trading_state != self._trading_alerted:
+        if st.trading_state == "HALTED" and st.trading_reason == RECONCILING:
+            pass  # routine at every start; a failing reconciliation alerts on its own
+        elif st.trading_state != self._trading_alerted:
             if st.trading_state == "HALTED":
                 self.alerts.halt(st.trading_reason)
             elif self._trading_alerted == "HALTED":

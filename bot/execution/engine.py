@@ -75,6 +75,10 @@ class ExecutionEngine:
         self._wake = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self.inflight: set[str] = set()  # client ids whose submit has not returned yet
+        # symbol -> count of journaled changes of its trades: a reconciliation whose picture spans a change
+        # of a symbol decides nothing for it (bot.execution.recovery)
+        self.activity: dict[str, int] = {}
         self._next_id = journal.count_trades() + 1
         self._leverage: dict[str, int] = {}
         # trade id -> [adverse, favourable] excursion in ticks from the first entry fill (MAE/MFE)
@@ -170,6 +174,7 @@ class ExecutionEngine:
             "signal_ts_ns": intent.ts_signal_ns or None,
         }
         self.trades[tid] = m
+        self.activity[intent.symbol] = self.activity.get(intent.symbol, 0) + 1
         self.risk.gate.on_position(intent.symbol, decision.notional)
         if self._leverage.get(intent.symbol) == decision.leverage:
             # The hot path: nothing awaited before the entry goes out. The machine's first step is pure, so
@@ -223,6 +228,26 @@ class ExecutionEngine:
         for m in list(self.trades.values()):
             await self._apply(m, m.flatten(reason, now))
 
+    # -- restart (bot.execution.recovery) ----------------------------------------------------------------
+    def adopt(self, m: TradeMachine) -> None:
+        """Take over a machine rebuilt from the journal (bot.execution.restore): its legs' updates route to it,
+        the gate counts its position, and new trade ids continue after it."""
+        self.trades[m.tid] = m
+        for cid in m.legs:
+            self._by_client[cid] = m.tid
+        if m.pos_lots:
+            self.risk.gate.on_position(m.plan.symbol, m.pos_lots * m.lim.step * m.avg_entry)
+        if m.tid[1:].isdigit():
+            self._next_id = max(self._next_id, int(m.tid[1:]) + 1)
+
+    def route(self, client_id: str, trade_id: str) -> None:
+        """Updates of `client_id` (a leg the engine did not send itself) go to `trade_id`."""
+        self._by_client[client_id] = trade_id
+
+    async def act(self, m: TradeMachine, actions: list[Action]) -> None:
+        """Carry out actions of a machine produced outside the engine's own inputs (restore, reconcile)."""
+        await self._apply(m, actions)
+
     # -- actions ----------------------------------------------------------------------------------------
     def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, lim: Limits,
                  status: str) -> dict[str, Any]:
@@ -240,6 +265,8 @@ class ExecutionEngine:
         """Carry out the machine's actions in order. `prejournaled`: the first state change and the entry's
         leg row were already committed with the trade (submit_intent's single transaction)."""
         j = self.journal
+        if actions:
+            self.activity[m.plan.symbol] = self.activity.get(m.plan.symbol, 0) + 1
         for a in actions:
             now = self.clock()
             if isinstance(a, Submit):
@@ -309,6 +336,7 @@ class ExecutionEngine:
             self.journal.add_leg(now, self._leg_row(m.tid, leg.client_id, leg.role.value, leg.req,
                                                     leg.intended_ticks, m.lim, "PENDING_NEW"))
         self._by_client[leg.client_id] = m.tid
+        self.inflight.add(leg.client_id)
         if self.on_entry_sent is not None and leg.role.value == "entry":
             self.on_entry_sent(leg.client_id, time.perf_counter_ns())
         self._spawn(self._send(m, leg))
@@ -322,6 +350,12 @@ class ExecutionEngine:
         task.add_done_callback(self._pending.discard)
 
     async def _send(self, m: TradeMachine, leg: Leg) -> None:
+        try:
+            await self._send_once(m, leg)
+        finally:
+            self.inflight.discard(leg.client_id)
+
+    async def _send_once(self, m: TradeMachine, leg: Leg) -> None:
         req = leg.req
         try:
             ack = await self.gw.submit(req)

@@ -23,6 +23,7 @@ Rules (issue 6, "Restart safety and reconciliation"):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,7 +36,8 @@ from bot.venues.ports import ExecutionGateway, OrderRequest, OrderUpdate, Positi
 
 __all__ = [
     "Alert", "ApplyUpdate", "CancelOrder", "CloseTrade", "ExchangeState", "Flatten", "JournalLeg", "JournalTrade",
-    "PlaceStop", "ReconcileConfig", "apply", "decide", "fetch_exchange_state", "journal_trades",
+    "PlaceStop", "ReconcileConfig", "ReconcileSink", "apply", "decide", "fetch_exchange_state", "journal_trades",
+    "leg_fills", "outside_fills",
 ]
 
 _HELD = ("PROTECTING", "PROTECTED", "EXITING")  # trade states in which the trade holds a position
@@ -68,6 +70,9 @@ class ExchangeState:
     positions: dict[str, PositionSnapshot]  # non-zero positions
     open_orders: tuple[OrderUpdate, ...]  # regular and conditional
     looked_up: dict[str, OrderUpdate | None] = field(default_factory=dict)  # unfinished legs not open
+    # client id -> the exact fills (venue trade ids, prices, fees; cumulative filled_lots) of a leg that filled
+    # while we were not listening, when the gateway can list them (Binance: userTrades by order id)
+    fills: dict[str, tuple[OrderUpdate, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,7 @@ class CloseTrade:
 class Alert:
     kind: str  # emergency | error
     message: str
+    symbol: str = ""
 
 
 Action = ApplyUpdate | PlaceStop | Flatten | CancelOrder | CloseTrade | Alert
@@ -137,7 +143,7 @@ def _suffix(now_ns: int) -> str:
 def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConfig, now_ns: int) -> list[Action]:
     out: list[Action] = []
     by_cid = {leg.client_id: (t, leg) for t in trades for leg in t.legs}
-    # 1. missed updates of unfinished legs
+    # 1. missed updates of unfinished legs: the exact fills first (when known), then the order's state
     open_by_cid = {o.client_id: o for o in ex.open_orders}
     for t in trades:
         if t.symbol not in ex.symbols:
@@ -145,10 +151,15 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
         for leg in t.legs:
             if leg.status.is_final:
                 continue
+            out.extend(ApplyUpdate(f) for f in ex.fills.get(leg.client_id, ()) if f.filled_lots > leg.filled_lots)
             u = open_by_cid.get(leg.client_id) or ex.looked_up.get(leg.client_id)
             if u is not None and (u.status is not leg.status or u.filled_lots != leg.filled_lots):
                 out.append(ApplyUpdate(u))
-    applied = {a.update.client_id: a.update for a in out if isinstance(a, ApplyUpdate)}
+    filled_now: dict[str, int] = {}  # client id -> lots filled at the venue, as far as the updates say
+    for a in out:
+        if isinstance(a, ApplyUpdate):
+            cid = a.update.client_id
+            filled_now[cid] = max(filled_now.get(cid, 0), a.update.filled_lots)
 
     for sym in ex.symbols:
         inst = cfg.instruments[sym]
@@ -166,16 +177,16 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             for t in sym_trades:
                 if t.state not in _HELD:
                     continue
-                exits_filled = any(
-                    (u := applied.get(leg.client_id)) is not None and u.filled_lots > leg.filled_lots
-                    for leg in t.legs if leg.role in ("stop", "tp", "exit"))
+                exits_filled = any(filled_now.get(leg.client_id, 0) > leg.filled_lots
+                                   for leg in t.legs if leg.role in ("stop", "tp", "exit"))
                 if not exits_filled:
                     out.append(CloseTrade(t.trade_id, CloseReason.MANUAL,
                                           "the exchange reports no position and no exit fill explains it"))
-                    out.append(Alert("emergency", f"{sym}: {t.trade_id} closed outside the bot (manual close?)"))
+                    out.append(Alert("emergency", f"{t.trade_id} closed outside the bot (manual close?)", sym))
             continue
         side_close = Side.SELL if lots > 0 else Side.BUY
         direction = "long" if lots > 0 else "short"
+        held = f"position {inst.lots_to_qty(lots):g}"  # signed quantity, for people
         owner_t = next((t for t in sym_trades if t.side == direction and t.state in _HELD), None) or \
             next((t for t in sym_trades if t.side == direction), None)
         stops = [o for o in orders if o.kind in (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
@@ -190,7 +201,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
                 req = OrderRequest(f"{owner_t.trade_id}-slr{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET,
                                    abs(lots), trigger_ticks=_stop_ticks(price, side_close, inst), reduce_only=True,
                                    working_type=cfg.working_type)
-                why = f"{owner_t.trade_id}: position {lots} lots has no live stop"
+                why = f"{owner_t.trade_id}: {held} has no live stop"
                 out.append(PlaceStop(owner_t.trade_id, req, why))
             # orphans of other (closed or unknown) trades would fire on this position with the wrong size
             for o in orders:
@@ -199,21 +210,21 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             continue
         # a position nobody planned
         if stops:
-            out.append(Alert("emergency", f"{sym}: position {lots} lots of no known trade; kept its stop "
-                                          f"{stops[0].client_id}"))
+            out.append(Alert("emergency", f"{held} of no known trade; kept its stop "
+                                          f"{stops[0].client_id}", sym))
             continue
         if cfg.unknown_position_action == "flatten":
             req = OrderRequest(f"recon-flat-{_suffix(now_ns)}", sym, side_close, OrderKind.MARKET, abs(lots),
                                reduce_only=True)
-            out.append(Flatten("", req, f"{sym}: position {lots} lots of no known trade"))
+            out.append(Flatten("", req, f"{sym}: {held} of no known trade"))
         else:
             price = _unknown_stop_price(pos, cfg)  # type: ignore[arg-type]
             req = OrderRequest(f"recon-sl-{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET, abs(lots),
                                trigger_ticks=_stop_ticks(price, side_close, inst), reduce_only=True,
                                working_type=cfg.working_type)
-            out.append(PlaceStop("", req, f"{sym}: position {lots} lots of no known trade"))
-        out.append(Alert("emergency",
-                         f"{sym}: position {lots} lots of no known trade -> {cfg.unknown_position_action}"))
+            out.append(PlaceStop("", req, f"{sym}: {held} of no known trade"))
+        out.append(Alert("emergency", f"{held} of no known trade -> {cfg.unknown_position_action}",
+                         sym))
     return out
 
 
@@ -226,7 +237,8 @@ def _unknown_stop_price(pos: PositionSnapshot, cfg: ReconcileConfig) -> float:
 
 
 def journal_trades(journal: Any, instruments: dict[str, Instrument]) -> list[JournalTrade]:
-    """Open trades and their legs from the journal (bot.journal.Journal)."""
+    """Open trades and their legs from the journal (bot.journal.Journal). Legs still PLANNED (written with
+    the trade, never sent) are left out: the venue has never seen them."""
     out = []
     marks = ",".join("?" * len(_OPEN))
     for t in journal.rows("trades", f"state IN ({marks})", tuple(_OPEN)):
@@ -236,7 +248,7 @@ def journal_trades(journal: Any, instruments: dict[str, Instrument]) -> list[Jou
         legs = tuple(
             JournalLeg(r["client_id"], r["role"], OrderKind(r["kind"]), Side(r["side"]), OrderStatus(r["status"]),
                        inst.qty_to_lots(r["filled_qty"] or 0))
-            for r in journal.rows("legs", "trade_id=?", (t["trade_id"],)))
+            for r in journal.rows("legs", "trade_id=?", (t["trade_id"],)) if r["status"] != "PLANNED")
         out.append(JournalTrade(t["trade_id"], t["symbol"], t["side"], t["state"],
                                 float(t.get("stop_price") or t.get("planned_stop_price") or 0.0), legs))
     return out
@@ -244,29 +256,112 @@ def journal_trades(journal: Any, instruments: dict[str, Instrument]) -> list[Jou
 
 async def fetch_exchange_state(gw: ExecutionGateway, symbols: Sequence[str],
                                trades: Sequence[JournalTrade]) -> ExchangeState:
-    """Positions, open orders (regular + algo) and look-ups of unfinished journal legs. Raises on any
-    failure: a partial picture must not lead to decisions (nothing is assumed flat)."""
+    """Positions, open orders (regular + algo), look-ups of unfinished journal legs and the exact fills of
+    those that filled meanwhile. Raises on any failure: a partial picture must not lead to decisions
+    (nothing is assumed flat)."""
     acc = await gw.account()
     positions = {p.symbol: p for p in acc.positions if p.qty_lots != 0}
     opened: list[OrderUpdate] = []
     for s in symbols:
         opened.extend(await gw.open_orders(s))
-    open_cids = {o.client_id for o in opened}
+    open_by_cid = {o.client_id: o for o in opened}
     looked: dict[str, OrderUpdate | None] = {}
+    fills: dict[str, tuple[OrderUpdate, ...]] = {}
     for t in trades:
+        if t.symbol not in symbols:
+            continue
         for leg in t.legs:
-            # PENDING_NEW included: written before sending, outcome unknown if we crashed in between
-            if not leg.status.is_final and leg.client_id not in open_cids:
-                looked[leg.client_id] = await gw.fetch_order(t.symbol, leg.client_id, leg.kind.is_conditional)
-    return ExchangeState(tuple(symbols), positions, tuple(opened), looked)
+            if leg.status.is_final:
+                continue
+            u = open_by_cid.get(leg.client_id)
+            if u is None:
+                # PENDING_NEW included: written before sending, outcome unknown if we crashed in between
+                u = looked[leg.client_id] = await gw.fetch_order(t.symbol, leg.client_id, leg.kind.is_conditional)
+            if u is None:
+                continue
+            # an algo order reports no fill of its own (its child fills): look whenever it fired or ended
+            if u.filled_lots > leg.filled_lots or (leg.kind.is_conditional and u.status in (
+                    OrderStatus.TRIGGERED, OrderStatus.FILLED, OrderStatus.EXPIRED)):
+                got = await leg_fills(gw, t.symbol, leg.client_id, u)
+                if got:
+                    fills[leg.client_id] = got
+    return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills)
+
+
+def _fill_rows(rows: Sequence[dict[str, Any]], u: OrderUpdate, inst: Instrument, parent: str,
+               now_ns: int) -> tuple[OrderUpdate, ...]:
+    """userTrades rows of one order -> fill updates with cumulative quantities (the user stream's shape)."""
+    out: list[OrderUpdate] = []
+    cum, notional = 0, 0.0
+    for t in sorted(rows, key=lambda r: int(r["id"])):
+        lots = inst.qty_to_lots(t["qty"])
+        cum += lots
+        notional += lots * float(t["price"])
+        status = OrderStatus.FILLED if u.qty_lots and cum >= u.qty_lots else OrderStatus.PARTIALLY_FILLED
+        out.append(OrderUpdate(
+            client_id=parent or u.client_id, venue_order_id=str(t.get("orderId") or u.venue_order_id),
+            symbol=u.symbol, side=Side(t.get("side", u.side.value)), kind=u.kind, status=status, qty_lots=u.qty_lots,
+            filled_lots=cum, avg_price=notional / cum, last_fill_lots=lots, last_fill_price=float(t["price"]),
+            fee=float(t.get("commission") or 0), is_maker=bool(t.get("maker", False)), reduce_only=u.reduce_only,
+            trade_id=str(t["id"]), reason="reconcile", ts_event_ns=int(t.get("time") or 0) * 1_000_000,
+            ts_recv_ns=now_ns, parent_id=parent))
+    return tuple(out)
+
+
+async def leg_fills(gw: Any, symbol: str, client_id: str, u: OrderUpdate) -> tuple[OrderUpdate, ...]:
+    """The exact fills of one of our orders, when the gateway can list them (`user_trades`; for an algo
+    order its child's, found through `fetch_order_raw` -> `actualOrderId`). () when it cannot."""
+    trades_of = getattr(gw, "user_trades", None)
+    if trades_of is None:
+        return ()
+    order_id, parent = u.venue_order_id, ""
+    if u.kind.is_conditional:
+        raw_of = getattr(gw, "fetch_order_raw", None)
+        raw = (await raw_of(symbol, client_id, True) or {}) if raw_of is not None else {}
+        order_id, parent = str(raw.get("actualOrderId") or ""), client_id
+        if order_id in ("", "0"):
+            return ()
+    if not order_id:
+        return ()
+    rows = await trades_of(symbol, order_id)
+    return _fill_rows([r for r in rows if str(r.get("orderId", order_id)) == order_id], u,
+                      gw.instrument(symbol), parent, time.time_ns())
+
+
+async def outside_fills(gw: Any, symbol: str, side: Side, since_ns: int, ours: set[str],
+                        lots: int) -> list[tuple[int, float, float, int, str, str, bool]]:
+    """Fills on `side` since `since_ns` of orders that are not ours (a position closed by hand), oldest
+    first, up to `lots`: (lots, price, fee, ts_ns, venue trade id, venue order id, maker). [] when the
+    gateway cannot list the account's trades."""
+    trades_of = getattr(gw, "user_trades", None)
+    if trades_of is None or lots <= 0:
+        return []
+    inst = gw.instrument(symbol)
+    rows = await trades_of(symbol, "", since_ns // 1_000_000)
+    out = []
+    left = lots
+    for t in sorted(rows, key=lambda r: (int(r.get("time") or 0), int(r["id"]))):
+        ts_ns = int(t.get("time") or 0) * 1_000_000
+        if left <= 0 or str(t.get("side")) != side.value or str(t.get("orderId")) in ours or ts_ns < since_ns:
+            continue
+        take = min(left, inst.qty_to_lots(t["qty"]))
+        left -= take
+        out.append((take, float(t["price"]), float(t.get("commission") or 0), ts_ns, str(t["id"]),
+                    str(t.get("orderId") or ""), bool(t.get("maker", False))))
+    return out
 
 
 class ReconcileSink(Protocol):
+    """Where `apply` hands what is not an order: the engine's side (bot.execution.recovery). Optional:
+    `place_stop(action) -> Awaitable[bool]`: True when the trade's own machine placed (or already has) the
+    stop, so `apply` does not send one of its own; `before_cancel(action)`: told before a cancel is sent
+    (the owner of the order then knows the cancellation is ours, not someone else's)."""
+
     def on_update(self, u: OrderUpdate) -> Awaitable[None] | None: ...
 
     def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> Awaitable[None] | None: ...
 
-    def alert(self, kind: str, message: str) -> None: ...
+    def alert(self, kind: str, message: str, symbol: str = "") -> None: ...
 
 
 async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: ReconcileSink,
@@ -281,10 +376,14 @@ async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: Reconcile
                 if r is not None:
                     await r
             elif isinstance(a, PlaceStop):
+                own = getattr(sink, "place_stop", None)
+                if a.trade_id and own is not None and await own(a):
+                    done.append((a, None))
+                    continue
                 try:
                     done.append((a, await gw.submit(a.req)))
                 except OrderRejected as e:
-                    sink.alert("emergency", f"{a.reason}: stop refused ({e.code}); flattening")
+                    sink.alert("emergency", f"{a.reason}: stop refused ({e.code}); flattening", a.req.symbol)
                     flat = OrderRequest(a.req.client_id.replace("sl", "fx", 1)[:36], a.req.symbol, a.req.side,
                                         OrderKind.MARKET, a.req.qty_lots, reduce_only=True)
                     done.append((Flatten(a.trade_id, flat, "stop refused"), await gw.submit(flat)))
@@ -293,13 +392,16 @@ async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: Reconcile
                 done.append((a, await gw.submit(a.req)))
                 continue
             elif isinstance(a, CancelOrder):
+                mark = getattr(sink, "before_cancel", None)
+                if mark is not None:
+                    mark(a)
                 await gw.cancel(a.symbol, a.client_id, a.conditional)
             elif isinstance(a, CloseTrade):
                 r = sink.on_trade_closed(a.trade_id, a.reason, a.detail)
                 if r is not None:
                     await r
             elif isinstance(a, Alert):
-                sink.alert(a.kind, a.message)
+                sink.alert(a.kind, a.message, a.symbol)
             done.append((a, None))
         except VenueError as e:
             if on_error is None:

@@ -21,6 +21,8 @@ from bot.venues.reconcile import (
     apply,
     decide,
     journal_trades,
+    leg_fills,
+    outside_fills,
 )
 
 CFG = ReconcileConfig(instruments={"BTCUSDT": KNOWN["BTCUSDT"]}, unknown_position_stop_bps=50.0)
@@ -159,7 +161,7 @@ class Sink:
     def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> None:
         self.closed.append(trade_id)
 
-    def alert(self, kind: str, message: str) -> None:
+    def alert(self, kind: str, message: str, symbol: str = "") -> None:
         self.alerts.append(kind)
 
 
@@ -191,3 +193,92 @@ def test_journal_loader_reads_open_trades_and_legs():
     ts = journal_trades(j, CFG.instruments)
     assert [(t.trade_id, t.stop_price, [(leg.client_id, leg.filled_lots) for leg in t.legs]) for t in ts] == [
         ("t1", 59_000.0, [("t1-entry", 5), ("t1-sl", 0)])]
+
+
+def test_exact_fills_of_a_leg_come_before_its_state_and_explain_the_flat_position():
+    # the stop's child filled in two prints while we were away; the algo itself reports no fill (FINISHED)
+    fills = tuple(OrderUpdate("t1-sl", "77", "BTCUSDT", Side.SELL, OrderKind.STOP_MARKET, st, 5, cum, 59_000.0,
+                              last_fill_lots=n, last_fill_price=59_000.0, fee=0.1, trade_id=tid, parent_id="t1-sl")
+                  for st, cum, n, tid in ((OrderStatus.PARTIALLY_FILLED, 2, 2, "1"), (OrderStatus.FILLED, 5, 3, "2")))
+    ended = upd("t1-sl", OrderKind.STOP_MARKET, Side.SELL, OrderStatus.EXPIRED)
+    ex = ExchangeState(("BTCUSDT",), {}, (TP,), {"t1-sl": ended}, {"t1-sl": fills})
+    acts = decide(ex, [trade()], CFG, NOW)
+    assert acts[:3] == [ApplyUpdate(fills[0]), ApplyUpdate(fills[1]), ApplyUpdate(ended)]
+    assert not any(isinstance(a, CloseTrade | Alert) for a in acts)  # the stop explains the flat position
+
+
+async def test_apply_lets_the_trade_place_its_own_stop_and_announces_cancels():
+    class OwnSink(Sink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.own: list[str] = []
+            self.announced: list[str] = []
+
+        async def place_stop(self, a: PlaceStop) -> bool:
+            self.own.append(a.trade_id)
+            return True
+
+        def before_cancel(self, a: CancelOrder) -> None:
+            self.announced.append(a.client_id)
+
+    gw, sink = FakeGw(), OwnSink()
+    acts = decide(state(5, (TP, upd("t0-tp1", OrderKind.LIMIT, Side.SELL)), looked={"t1-sl": None}),
+                  [trade()], CFG, NOW)
+    await apply(acts, gw, sink)  # type: ignore[arg-type]
+    assert sink.own == ["t1"] and gw.sent == []  # the machine placed it, not reconcile
+    assert sink.announced == gw.cancelled == ["t0-tp1"]
+
+
+def test_journal_loader_leaves_out_legs_never_sent():
+    j = Journal(":memory:")
+    j.open_trade(1, {"trade_id": "t1", "symbol": "BTCUSDT", "setup": "s", "side": "long"},
+                 [{"client_id": "t1-entry", "trade_id": "t1", "role": "entry", "symbol": "BTCUSDT", "side": "BUY",
+                   "kind": "LIMIT", "qty": 0.005, "status": "PENDING_NEW"},
+                  {"client_id": "t1-sl", "trade_id": "t1", "role": "stop", "symbol": "BTCUSDT", "side": "SELL",
+                   "kind": "STOP_MARKET", "qty": 0.005, "status": "PLANNED"}], "ENTERING")
+    (t,) = journal_trades(j, CFG.instruments)
+    assert [(leg.client_id, leg.status) for leg in t.legs] == [("t1-entry", OrderStatus.PENDING_NEW)]
+
+
+class TradesGw:
+    """user_trades + fetch_order_raw as BinanceGateway has them."""
+
+    def __init__(self, rows: list[dict], raw: dict | None = None) -> None:
+        self.rows, self.raw, self.asked = rows, raw or {}, []
+
+    def instrument(self, symbol: str):
+        return KNOWN[symbol]
+
+    async def user_trades(self, symbol: str, order_id: str = "", start_ms: int = 0) -> list[dict]:
+        self.asked.append((order_id, start_ms))
+        return [r for r in self.rows if not order_id or str(r["orderId"]) == order_id]
+
+    async def fetch_order_raw(self, symbol: str, client_id: str, conditional: bool) -> dict:
+        return self.raw
+
+
+def _row(i: int, oid: str, side: str, qty: str, px: str, t_ms: int) -> dict:
+    return {"id": i, "orderId": oid, "side": side, "qty": qty, "price": px, "commission": "0.01", "maker": False,
+            "time": t_ms}
+
+
+async def test_leg_fills_of_an_algo_order_come_from_its_child():
+    gw = TradesGw([_row(1, "900", "SELL", "0.002", "59000.0", 5), _row(2, "900", "SELL", "0.003", "58999.9", 6),
+                   _row(3, "901", "SELL", "0.005", "1.0", 7)], raw={"actualOrderId": "900"})
+    ended = upd("t1-sl", OrderKind.STOP_MARKET, Side.SELL, OrderStatus.EXPIRED)
+    got = await leg_fills(gw, "BTCUSDT", "t1-sl", ended)
+    assert [(u.client_id, u.parent_id, u.filled_lots, u.last_fill_lots, u.status, u.trade_id) for u in got] == [
+        ("t1-sl", "t1-sl", 2, 2, OrderStatus.PARTIALLY_FILLED, "1"), ("t1-sl", "t1-sl", 5, 3, OrderStatus.FILLED, "2")]
+    assert got[-1].avg_price == (2 * 59_000.0 + 3 * 58_999.9) / 5 and got[0].ts_event_ns == 5_000_000
+    assert await leg_fills(TradesGw([], raw={"actualOrderId": "0"}), "BTCUSDT", "t1-sl", ended) == ()
+
+
+async def test_outside_fills_are_the_closing_side_of_orders_not_ours_since_the_trade():
+    gw = TradesGw([_row(1, "500", "BUY", "0.005", "60000.0", 1_000),  # our entry
+                   _row(2, "777", "SELL", "0.003", "60010.0", 500),  # before the trade: not it
+                   _row(3, "778", "SELL", "0.003", "60020.0", 2_000),  # by hand
+                   _row(4, "779", "SELL", "0.004", "60030.0", 3_000)])  # by hand, 2 lots more than held
+    got = await outside_fills(gw, "BTCUSDT", Side.SELL, 1_000_000_000, {"500"}, 5)
+    assert [(lots, px, oid) for lots, px, _, _, _, oid, _ in got] == [(3, 60_020.0, "778"), (2, 60_030.0, "779")]
+    assert gw.asked == [("", 1_000)]
+    assert await outside_fills(object(), "BTCUSDT", Side.SELL, 0, set(), 5) == []  # the gateway cannot tell

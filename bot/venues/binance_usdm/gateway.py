@@ -419,12 +419,18 @@ class BinanceGateway:
             equity=float(res.get("totalMarginBalance") or 0), available=float(res.get("availableBalance") or 0),
             wallet_balance=float(res.get("totalWalletBalance") or 0), positions=tuple(positions))
 
-    async def user_trades(self, symbol: str, order_id: str) -> list[dict[str, Any]]:
-        """GET /fapi/v1/userTrades for one order (weight 5): the fills of an order we missed."""
+    async def user_trades(self, symbol: str, order_id: str = "", start_ms: int = 0) -> list[dict[str, Any]]:
+        """GET /fapi/v1/userTrades (weight 5): the fills of one order we missed, or (no order id) the
+        account's fills on the symbol from `start_ms` (a position closed by hand while we were away)."""
         ex = self._ex()
         await self._gate(order=False, weight=5, protective=True)
+        params: dict[str, Any] = {"symbol": symbol}
+        if order_id:
+            params["orderId"] = order_id
+        elif start_ms:
+            params["startTime"] = start_ms
         try:
-            return list(await ex.fapiPrivateGetUserTrades({"symbol": symbol, "orderId": order_id}))
+            return list(await ex.fapiPrivateGetUserTrades(params))
         except Exception as e:
             raise self._translate(e, placing=False) from e
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,8 @@ class BinanceUserStream:
         self.listen_key = ""
         self.connected = asyncio.Event()
         self.caught_up = asyncio.Event()
+        # called (synchronously) after every catch-up, the first one included: the app reconciles then
+        self.on_caught_up: Callable[[], None] | None = None
         self.stats = {"connects": 0, "keys": 0, "keepalives": 0, "catchups": 0, "catchup_updates": 0,
                       "expired": 0}
         self._log = get_logger("binance.userstream")
@@ -132,6 +135,8 @@ class BinanceUserStream:
                         rd = tg.create_task(self._read(ws))
                         await self.catch_up()
                         self.caught_up.set()
+                        if self.on_caught_up is not None:
+                            self.on_caught_up()
                         # runs until one of them leaves (_Reconnect, a lost socket): the group ends both
                         await asyncio.wait({ka, rd}, return_when=asyncio.FIRST_COMPLETED)
             except* _Reconnect as eg:

@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -88,6 +88,8 @@ class BybitUserStream:
         self.max_auth_failures = max_auth_failures
         self.connected = asyncio.Event()
         self.caught_up = asyncio.Event()
+        # called (synchronously) after every catch-up, the first one included: the app reconciles then
+        self.on_caught_up: Callable[[], None] | None = None
         self.stats = {"connects": 0, "auth_refused": 0, "pings": 0, "pongs": 0, "catchups": 0,
                       "catchup_updates": 0, "stop_checks": 0}
         self._ids = itertools.count(1)
@@ -132,6 +134,8 @@ class BybitUserStream:
                         pg = tg.create_task(self._ping(ws))
                         await self.catch_up()
                         self.caught_up.set()
+                        if self.on_caught_up is not None:
+                            self.on_caught_up()
                         await asyncio.wait({rd, pg}, return_when=asyncio.FIRST_COMPLETED)
                         raise _Reconnect("connection ended")
             except* AuthRefused as eg:

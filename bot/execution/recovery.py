@@ -1,0 +1,351 @@
+"""Restart safety (issue 6): the engine's side of reconciliation, and the last check before exiting.
+
+On start-up, before the engine consumes any update, `adopt()` rebuilds a TradeMachine for every open
+journal trade (bot.execution.restore) and hands it to the engine, so every update of its legs reaches it.
+Then `reconcile()` (at start-up and after every user-stream reconnect) asks the exchange
+(bot.venues.reconcile: fetch -> decide -> apply) with this object as the sink:
+- missed updates and fills go into the machines (`on_update`), which react as they would live: a stop
+  that filled while we were away closes its trade as STOP_LOSS with the exchange's fills and fees;
+- a stop the venue no longer has (cancelled, expired, never received) is ended quietly and replaced by the
+  trade's own machine (`place_stop`): a new "<tid>-sl.N" at the machine's stop price, journaled, with its
+  confirmation deadline; an emergency alert says so;
+- a trade whose position is gone and no fill of ours explains it (closed by hand) closes as MANUAL with the
+  exchange's fills of the closing orders (`on_trade_closed`), or with an unknown exit when none is found;
+- entries, adds and exits that never reached the venue end as rejected (the trade aborts, or the flatten is
+  sent again); a position of no known trade halts entries on its symbol (reconcile.py gives it a stop);
+- a machine whose position the exchange confirmed gets its deadlines again from its first fill (a deadline
+  already past fires at once), a flatten under way is resumed, missing take-profits are placed again.
+Any venue error leaves the reconciliation incomplete (`ReconcileIncomplete`): the caller retries and keeps
+trading halted; nothing is decided from a partial picture.
+
+`protect_for_exit()`: on a shutdown that keeps positions, every position must have a stop the exchange
+shows as open; a trade without one is flattened, a position of no trade is closed at market.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
+from bot.execution.actions import LegRole, TradeState
+from bot.execution.restore import (
+    ExternalFill,
+    close_outside,
+    close_unknown,
+    end_quietly,
+    repair,
+    restore_machine,
+    restore_stop,
+    resume,
+)
+from bot.execution.trade import TradeMachine
+from bot.logging import get_logger
+from bot.venues.errors import VenueError
+from bot.venues.ports import OrderRequest, OrderUpdate
+from bot.venues.reconcile import (
+    Action,
+    CancelOrder,
+    Flatten,
+    PlaceStop,
+    ReconcileConfig,
+    apply,
+    decide,
+    fetch_exchange_state,
+    journal_trades,
+    outside_fills,
+)
+from bot.venues.ws import backoff_delay_s
+
+if TYPE_CHECKING:
+    from bot.execution.engine import ExecutionEngine
+
+__all__ = ["RECONCILING", "ReconcileIncomplete", "Recovery"]
+
+RECONCILING = "reconciling"  # the trading state's reason until the first pass succeeded
+
+_OPEN_STATES = ("PLANNED", "ENTERING", "PROTECTING", "PROTECTED", "EXITING")
+_GONE = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+_STOPS = (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
+
+
+class ReconcileIncomplete(RuntimeError):
+    """Some step failed at the venue: retry (with backoff) and keep entries halted meanwhile."""
+
+
+class Recovery:
+    def __init__(self, engine: ExecutionEngine, cfg: ReconcileConfig, *, symbols: Sequence[str],
+                 time_limits_s: dict[str, float] | None = None,
+                 alert: Callable[[str, str, str], None] | None = None) -> None:
+        self.engine = engine
+        self.gw = engine.gw
+        self.journal = engine.journal
+        self.cfg = cfg
+        self.symbols = tuple(symbols)
+        self.time_limits_s = time_limits_s or {}
+        self._alert = alert
+        self.log = get_logger("recovery")
+        self.adopted: list[str] = []
+        self._armed: set[str] = set()  # adopted trades whose deadlines run again
+        self._entry_created: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self.runs = 0
+        self.last_actions: list[Action] = []
+        self.deferred: tuple[str, ...] = ()  # symbols the last pass left for the next one
+        self._alerted: dict[tuple[str, str, str], float] = {}
+
+    # -- start-up ------------------------------------------------------------------------------------------
+    def halt_entries(self, now_ns: int) -> None:
+        """Entries HALTED (reason RECONCILING) until `allow_entries`: exits and protective orders still go."""
+        self.engine.risk.gate.halt(RECONCILING, now_ns)
+
+    def allow_entries(self, now_ns: int) -> bool:
+        """Lift the start-up halt (not another one: an operator's, a loss limit's, the shutdown's). Halts of
+        single symbols set meanwhile (a position of no known trade) stay. True when it was lifted."""
+        gate = self.engine.risk.gate
+        if gate.state.value != "HALTED" or gate.state_reason != RECONCILING:
+            return False
+        kept = dict(gate.halted_symbols)
+        gate.reset(now_ns)
+        gate.halted_symbols.update(kept)
+        if gate.state_changes and gate.state_changes[-1][5] == "operator reset":  # the journal says why
+            gate.state_changes[-1] = (*gate.state_changes[-1][:5], "reconciled")
+        self.engine._journal_gate(now_ns)
+        self.log.info("trading_allowed", reason="reconciled", adopted=len(self.adopted), halted_symbols=kept)
+        return True
+
+    async def adopt(self) -> list[str]:
+        """Machines for the journal's open trades, handed to the engine (call before it consumes updates)."""
+        j, eng = self.journal, self.engine
+        marks = ",".join("?" * len(_OPEN_STATES))
+        for t in j.rows("trades", f"state IN ({marks})", _OPEN_STATES):
+            tid, inst = t["trade_id"], self.cfg.instruments.get(t["symbol"])
+            if tid in eng.trades:
+                continue
+            if inst is None:  # the config no longer trades its symbol: nobody here can look after it
+                self.alert("error", f"open trade {tid} ({t['state']}) is on a symbol this config does not trade; "
+                                    "not reconciled: check it at the exchange", t["symbol"])
+                continue
+            legs, fills = j.rows("legs", "trade_id=?", (tid,)), j.rows("fills", "trade_id=?", (tid,))
+            m = restore_machine(t, legs, fills, inst, eng.cfg,
+                                taker_fee_bps=eng.risk_cfg.taker_fee_bps, maker_fee_bps=eng.risk_cfg.maker_fee_bps,
+                                time_limit_s=self.time_limits_s.get(t["setup"], 0.0),
+                                states=j.rows("state_changes", "entity='trade' AND entity_id=?", (tid,)))
+            eng.adopt(m)
+            self.adopted.append(tid)
+            await eng.act(m, repair(m, fills))
+            self._entry_created[tid] = max((int(r["created_ns"]) for r in legs if r["role"] in ("entry", "add")),
+                                           default=0)
+            self.log.warning("trade_adopted", trade_id=tid, symbol=m.plan.symbol, state=m.state.value,
+                             position_lots=m.sign * m.pos_lots, stop_ticks=m.stop_ticks)
+        return list(self.adopted)
+
+    # -- reconciliation ------------------------------------------------------------------------------------
+    async def reconcile(self) -> list[Action]:
+        """One full pass. Raises VenueError / ReconcileIncomplete when the picture or a step failed."""
+        async with self._lock:
+            eng = self.engine
+            now = eng.clock()
+            for p in [m for m in eng.trades.values() if m.state is TradeState.PLANNED and m.tid in self.adopted]:
+                # PLANNED -> ENTERING is journaled before the entry is sent: a PLANNED trade never sent it
+                await eng.act(p, p.on_denied(f"{p.tid}-entry", "entry never sent before the restart", now))
+            before = dict(eng.activity)
+            trades = journal_trades(self.journal, self.cfg.instruments)
+            ex = await fetch_exchange_state(self.gw, self.symbols, trades)
+            # a symbol whose trades changed while the picture was taken: its journal rows and the exchange's
+            # answers are from different moments; no decision for it in this pass (the caller runs another)
+            self.deferred = tuple(s for s in self.symbols if eng.activity.get(s, 0) != before.get(s, 0))
+            if self.deferred:
+                ex = replace(ex, symbols=tuple(s for s in ex.symbols if s not in self.deferred))
+            actions = decide(ex, trades, self.cfg, eng.clock())
+            stable = {t.trade_id for t in trades if t.symbol in ex.symbols}
+            missing = [cid for cid, u in ex.looked_up.items() if u is None and cid not in eng.inflight
+                       and self._trade_of(cid) in stable]
+            for cid in missing:  # a stop or target the venue does not have: replaced below, not flattened
+                owner = self._machine_of(cid)
+                if owner is not None and owner.legs[cid].role in (LegRole.STOP, LegRole.TP):
+                    await eng.act(owner, end_quietly(owner, cid, OrderStatus.REJECTED, "not found at the venue"))
+            errors: list[tuple[Action, VenueError]] = []
+            await apply(actions, self.gw, self, on_error=lambda a, e: errors.append((a, e)))
+            for cid in missing:  # an entry, add or exit that never reached the venue
+                owner = self._machine_of(cid)
+                if owner is not None and not owner.is_final and owner.legs[cid].role in (
+                        LegRole.ENTRY, LegRole.ADD, LegRole.EXIT):
+                    await eng.act(owner, owner.on_rejected(cid, "not-found", "not found at the venue", eng.clock()))
+            for a in actions:
+                if isinstance(a, PlaceStop | Flatten) and not a.trade_id:
+                    eng.risk.gate.halt_symbol(a.req.symbol, "position of no known trade", eng.clock())
+            eng._journal_gate(eng.clock())
+            for tid in [t for t in self.adopted if t not in self._armed]:
+                held = eng.trades.get(tid)
+                if held is None or held.is_final:
+                    self._armed.add(tid)
+                elif held.plan.symbol in ex.symbols:
+                    pos = ex.positions.get(held.plan.symbol)
+                    acts, warning = resume(held, pos.qty_lots if pos else 0, eng.clock(),
+                                           self._entry_created.get(tid, 0))
+                    self._armed.add(tid)
+                    if warning:
+                        self.alert("error", warning, held.plan.symbol)
+                    await eng.act(held, acts)
+            self.runs += 1
+            self.last_actions = actions
+            self.log.info("reconciled", run=self.runs, actions=dict(Counter(type(a).__name__ for a in actions)),
+                          errors=len(errors), deferred=list(self.deferred), open_trades=list(eng.trades),
+                          positions={s: p.qty_lots for s, p in ex.positions.items()})
+            if errors:
+                raise ReconcileIncomplete("; ".join(f"{type(a).__name__}: {e}" for a, e in errors))
+            return actions
+
+    async def run(self, wanted: asyncio.Event, on_done: Callable[[int], None], *, timeout_s: float = 30.0,
+                  min_backoff_ms: int = 250, max_backoff_ms: int = 10_000) -> None:
+        """Reconcile now and whenever `wanted` is set (the user stream sets it after every catch-up); a
+        failed pass alerts and is retried with capped jittered backoff. `on_done(runs)` after each success."""
+        failures = 0
+        wanted.set()
+        while True:
+            await wanted.wait()
+            wanted.clear()
+            try:
+                await asyncio.wait_for(self.reconcile(), timeout_s)
+            except (VenueError, ReconcileIncomplete, TimeoutError) as e:
+                failures += 1
+                self.alert("error", f"reconciliation failed ({failures} in a row), retrying: {type(e).__name__}: {e}")
+                wanted.set()
+                await asyncio.sleep(backoff_delay_s(failures, min_backoff_ms, max_backoff_ms))
+                continue
+            if self.deferred:  # busy symbols: again shortly, on a fresh picture
+                wanted.set()
+                await asyncio.sleep(0.2)
+                continue
+            failures = 0
+            on_done(self.runs)
+
+    def _trade_of(self, client_id: str) -> str:
+        m = self._machine_of(client_id)
+        return m.tid if m is not None else ""
+
+    def _machine_of(self, client_id: str) -> TradeMachine | None:
+        for m in self.engine.trades.values():
+            if client_id in m.legs:
+                return m
+        return None
+
+    # -- the sink of bot.venues.reconcile.apply ------------------------------------------------------------
+    async def on_update(self, u: OrderUpdate) -> None:
+        m = self._machine_of(u.client_id)
+        if m is not None:
+            leg = m.legs[u.client_id]
+            if leg is m.stop_leg and not leg.done and u.status in _GONE and u.filled_lots <= leg.filled_lots:
+                await self.engine.act(m, end_quietly(m, leg.client_id, u.status, u.reason or "gone at the venue"))
+                return
+        await self.engine.on_update(u)
+
+    def before_cancel(self, a: CancelOrder) -> None:
+        m = self._machine_of(a.client_id)
+        if m is not None:
+            m.legs[a.client_id].cancel_sent = True  # its CANCELED is ours: no "stop cancelled by someone" flatten
+
+    async def place_stop(self, a: PlaceStop) -> bool:
+        m = self.engine.trades.get(a.trade_id)
+        if m is None or m.is_final or m.pos_lots <= 0:
+            return False  # not ours to place: reconcile.apply sends its own stop
+        sl = m.stop_leg
+        if sl is not None and not sl.done and not sl.cancel_sent:
+            return True  # live, or in flight since the picture was taken
+        self.alert("emergency", f"{m.tid}: position had no live stop at the exchange; stop placed again",
+                   m.plan.symbol)
+        await self.engine.act(m, restore_stop(m, self.engine.clock(), "reconcile"))
+        return True
+
+    async def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> None:
+        eng = self.engine
+        m = eng.trades.get(trade_id)
+        if m is None or m.is_final:
+            return
+        ours = {leg.venue_order_id for leg in m.legs.values() if leg.venue_order_id}
+        got = await outside_fills(self.gw, m.plan.symbol, m.exit_side, m.first_fill_ns, ours, m.pos_lots)
+        now = eng.clock()
+        if sum(f[0] for f in got) == m.pos_lots:
+            leg, acts = close_outside(m, [ExternalFill(*f[:4], venue_trade_id=f[4], venue_order_id=f[5],
+                                                       is_maker=f[6]) for f in got], now)
+            if leg is not None:
+                self.journal.add_leg(now, eng._leg_row(m.tid, leg.client_id, leg.role.value, leg.req,
+                                                       leg.intended_ticks, m.lim, "NEW"))
+                eng.route(leg.client_id, m.tid)
+            await eng.act(m, acts)
+        else:
+            await eng.act(m, close_unknown(m, now, detail))
+        self.log.warning("trade_closed_outside", trade_id=trade_id, exit_known=bool(got), detail=detail)
+
+    def alert(self, kind: str, message: str, symbol: str = "") -> None:
+        """To the operator; the same alert again within 10 minutes (a kept stop found by every pass) only
+        to the log."""
+        self.log.warning("reconcile_alert", kind=kind, symbol=symbol, message=message)
+        now = time.monotonic()
+        key = (kind, message, symbol)
+        if now - self._alerted.get(key, -1e9) < 600:
+            return
+        self._alerted[key] = now
+        if self._alert is not None:
+            self._alert(kind, message, symbol)
+
+    # -- shutdown ------------------------------------------------------------------------------------------
+    async def protect_for_exit(self) -> list[str]:
+        """Positions kept over a shutdown must have a stop the exchange shows as open. A trade without one
+        is flattened (its id is returned: wait for it); a position of no trade is closed at market. When the
+        exchange cannot be asked, the machines' own view decides (confirmed and live stop = protected)."""
+        try:  # not while a reconciliation pass acts (bounded: a hung pass must not hold the exit)
+            await asyncio.wait_for(self._lock.acquire(), 5.0)
+            locked = True
+        except TimeoutError:
+            locked = False
+        try:
+            return await self._protect_for_exit(self.engine.clock())
+        finally:
+            if locked:
+                self._lock.release()
+
+    async def _protect_for_exit(self, now: int) -> list[str]:
+        eng = self.engine
+        to_flatten: list[TradeMachine] = []
+        try:
+            acc = await self.gw.account()
+            orders: list[OrderUpdate] = []
+            for s in self.symbols:
+                orders.extend(await self.gw.open_orders(s))
+        except VenueError as e:
+            self.log.error("exit_check_failed", error=str(e))
+            to_flatten = [m for m in eng.trades.values() if m.pos_lots > 0 and not (
+                m.stop_leg is not None and m.stop_leg.confirmed and not m.stop_leg.done)]
+        else:
+            for p in acc.positions:
+                if not p.qty_lots or p.symbol not in self.symbols:
+                    continue
+                side = "SELL" if p.qty_lots > 0 else "BUY"
+                if any(o.symbol == p.symbol and o.kind in _STOPS and o.side.value == side
+                       and o.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED) for o in orders):
+                    continue
+                owner = [m for m in eng.trades.values() if m.plan.symbol == p.symbol and m.pos_lots > 0]
+                if owner:
+                    to_flatten.extend(owner)
+                    continue
+                inst = self.cfg.instruments[p.symbol]
+                self.alert("emergency", f"position {inst.lots_to_qty(p.qty_lots):g} without a stop at shutdown; "
+                                        "closing at market", p.symbol)
+                req = OrderRequest(f"exit-flat-{now // 1_000_000 % 36**6:x}", p.symbol, Side(side), OrderKind.MARKET,
+                                   abs(p.qty_lots), reduce_only=True)
+                try:
+                    await self.gw.submit(req)
+                except VenueError as e:
+                    self.alert("emergency", f"closing {inst.lots_to_qty(abs(p.qty_lots))} failed: {e}", p.symbol)
+        for m in to_flatten:
+            self.alert("emergency", f"{m.tid}: no confirmed stop at the exchange at shutdown; flattening",
+                       m.plan.symbol)
+            await eng.act(m, m.flatten(CloseReason.RISK_HALT, now, "shutdown: stop not confirmed at the exchange"))
+        return [m.tid for m in to_flatten]
+
