@@ -218,7 +218,8 @@ class App:
             return await self._run_binance()
         if s.venue.name == "bybit":
             return await self._run_bybit()
-        raise ConfigError(f"venue.name = {s.venue.name!r} cannot run yet from `scalper run`; use sim, binance-usdm or bybit")
+        raise ConfigError(f"venue.name = {s.venue.name!r} cannot run from `scalper run`; "
+                          "use sim, binance-usdm or bybit")
 
     async def _run_sim(self) -> int:
         from bot.venues.sim.brackets import risk_brackets
