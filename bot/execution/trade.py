@@ -126,12 +126,12 @@ class TradeMachine:
 
     def _submit(self, out: list[Action], role: LegRole, name: str, kind: OrderKind, lots: int, *,
                 price: int | None = None, trigger: int | None = None, tif: TimeInForce = TimeInForce.GTC,
-                intended: int, tier: int = 0) -> Leg:
+                intended: int, tier: int = 0, attached_stop: int | None = None) -> Leg:
         cid = self._cid(name)
         reduces = not role.opens
         req = OrderRequest(cid, self.plan.symbol, self.exit_side if reduces else self.entry_side, kind, lots,
                            price_ticks=price, trigger_ticks=trigger, time_in_force=tif, reduce_only=reduces,
-                           working_type=self.working)
+                           working_type=self.working, attached_stop_ticks=attached_stop)
         leg = Leg(cid, role, req, intended, tier=tier)
         self.legs[cid] = leg
         out.append(Submit(self.tid, leg, reduces))
@@ -187,8 +187,11 @@ class TradeMachine:
         out: list[Action] = []
         e = self.plan.entry
         self._set(TradeState.ENTERING, "entry sent", out)  # first: a denial of the Submit comes back nested
+        # The plan's stop rides on the entry where the venue can attach it (Bybit `stopLoss`, armed the
+        # moment the position opens); the STOP_MARKET leg after the first fill still confirms it either way.
         self._submit(out, LegRole.ENTRY, "entry", e.kind, self.plan.increments[0], price=e.price_ticks,
-                     tif=e.tif, intended=e.price_ticks if e.price_ticks is not None else self.plan.ref_ticks)
+                     tif=e.tif, intended=e.price_ticks if e.price_ticks is not None else self.plan.ref_ticks,
+                     attached_stop=self.plan.stop_ticks)
         self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
         return out
 

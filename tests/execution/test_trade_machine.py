@@ -130,3 +130,13 @@ def test_late_entry_fill_while_exiting_is_flattened_at_once() -> None:
     out = m.on_update(upd("t7-entry", OrderStatus.PARTIALLY_FILLED, 150, 50_000.0, 50), T0 + 2)
     assert submits(out) == ["t7-exit.2"]
     assert [a.leg.req.qty_lots for a in out if isinstance(a, Submit)] == [50]
+
+
+def test_the_plan_stop_rides_on_the_entry_only() -> None:
+    """Bybit attaches it to the entry (armed when the position opens); exits and later stops carry none."""
+    m = machine()
+    entry = [a for a in m.start(T0) if isinstance(a, Submit)]
+    assert [a.leg.req.attached_stop_ticks for a in entry] == [m.plan.stop_ticks]
+    after = m.on_update(upd("t7-entry", OrderStatus.FILLED, 500, 50_000.0, 500), T0)
+    later = [a.leg.req for a in after if isinstance(a, Submit)]
+    assert later and all(r.attached_stop_ticks is None for r in later)
