@@ -35,7 +35,8 @@ STEPS = ("parse", "book", "features", "setups", "risk", "journal", "planning")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help=f"recorded session (default {_DEFAULT})")
-    p.add_argument("--entries", type=int, default=2000, help="entries to measure (>= 1000)")
+    p.add_argument("--entries", type=int, default=None,
+                   help="entries to measure (>= 1000; default 2000 in process, 1000 against exchange-sim)")
     p.add_argument("--journal", metavar="PATH", help="journal file (default: a temporary file, WAL, NORMAL)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-gc-freeze", action="store_true", help="leave the cyclic GC as it is at start-up")
@@ -252,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
         from bot.bench.latency_venue import run_venue
 
         return run_venue(args)
+    if args.entries is None:
+        args.entries = 2000
 
     paths = args.files or [_DEFAULT]
     for p in paths:

@@ -135,6 +135,8 @@ def run_venue(args: argparse.Namespace) -> int:
 
     from bot.bench.latency_venue_bench import bench
 
+    if args.entries is None:
+        args.entries = 1000
     if args.entries < args.min_entries:
         print(f"error: --entries must be >= {args.min_entries}")
         return 2
@@ -175,6 +177,9 @@ def _print(res: dict[str, Any]) -> None:
     t, met = res["tick_to_order_us"], res["met"]
     print(f"tick-to-order against the loopback exchange ({res['exchange']}; ccxt + aiohttp + websockets): "
           f"{res['entries']} entries in {res['elapsed_s']} s; median {t['median']} us, p99 {t['p99']} us")
+    if res.get("stopped") or res.get("stalls") or res.get("pipeline_errors"):
+        print(f"WARNING: stopped early: {res.get('stopped') or '-'}; stalls {res.get('stalls')}, pipeline errors "
+              f"{res.get('pipeline_errors')} {res.get('first_errors') or ''}")
     print(f"target: median < {TARGET_MEDIAN_US:g} us {'met' if met['median'] else 'NOT met'}, p99 < "
           f"{TARGET_P99_US:g} us {'met' if met['p99'] else 'NOT met'}")
     w, a = res["tick_to_order_without_ccxt_us"], res["ack_rtt_us"]

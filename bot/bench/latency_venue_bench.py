@@ -135,7 +135,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                  "max_open_positions": 50, "max_notional_per_symbol_usd": 1e12, "max_total_notional_usd": 1e12,
                  "max_spread_bps": 1000.0, "funding_window_s": 0.0}})
     records: list[dict[str, Any]] = []
-    st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0}
+    st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0, "errors": [],
+                          "stalls": 0}
     counts = dict.fromkeys(modes, 0)
     done = asyncio.Event()
     feed_rec: dict[str, int] = {}
@@ -198,12 +199,15 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             if rec is None:
                 return out
             rec["signals"] = t1 - t
+            if status is BookStatus.LIVE:
+                st["last_depth"] = time.monotonic()
             if status is not BookStatus.LIVE or not st["ready"]:
                 return out
             st["n_live"] += 1
             if st["n_live"] % every and not out:
                 return out
             st["ready"] = False
+            st["last_trigger"] = rec
             rec["trigger"] = True
             rec["mode"] = modes[st["triggers"] % len(modes)]  # interleaved rounds
             st["triggers"] += 1
@@ -285,7 +289,12 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             if rec is not None:
                 rec["p0"] = pc()
                 _CUR.set(rec)
-            await pipeline.on_synced(ev, sync, time.time_ns())
+            try:
+                await pipeline.on_synced(ev, sync, time.time_ns())
+            except Exception as e:  # App._task_done reports these; here they are counted, then shown
+                st["errors"].append(f"{type(e).__name__}: {e}")
+                if rec is None or not rec.get("trigger"):
+                    return
             if rec is not None:
                 rec["p1"] = pc()
                 if rec.get("trigger") and "s1" not in rec:
@@ -331,9 +340,23 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             gc.collect()
             gc.freeze()  # as in the in-process bench: no collection walks start-up objects on the hot path
         st["ready"] = True
-        t0 = time.monotonic()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), timeout_s)
+        t0 = st["last_depth"] = time.monotonic()
+        deadline = t0 + timeout_s
+        seen, progress_at = -1, t0
+        while not done.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 1.0)
+            # watchdog: a trigger whose trade never settles must not end the run silently
+            now = time.monotonic()
+            if st["ready"] or st["triggers"] != seen:
+                seen, progress_at = st["triggers"], now
+            elif now - progress_at > 10.0:
+                st["stalls"] += 1
+                st["stall_info"] = sorted((st.get("last_trigger") or {}).keys()), list(engine.trades)
+                st["ready"], progress_at = True, now
+            if time.monotonic() - st["last_depth"] > 5.0:
+                st["stopped"] = "no LIVE depth message for 5 s (the recorded session ended?)"
+                break
         st["ready"] = False
     finally:
         elapsed = time.monotonic() - t0
@@ -347,11 +370,25 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         await gw.close()
         await session.close()
         journal.close()
+    denials = dict(journal_rows(journal_path, "select reason, count(*) from denials group by reason"))
     acks: dict[str, int] = {}
     for r in records:
         acks[r["ack"]] = acks.get(r["ack"], 0) + 1
     return records, {"elapsed_s": round(elapsed, 2), "symbols": list(venue.symbols), "triggers": st["triggers"],
-                     "denied": st["denied"], "real_fills_flattened": st["flattened"], "acks": acks}
+                     "denied": st["denied"], "real_fills_flattened": st["flattened"], "acks": acks,
+                     "pipeline_errors": len(st["errors"]), "first_errors": st["errors"][:3], "stalls": st["stalls"],
+                     "denials": denials, "stopped": st.get("stopped", ""),
+                     "stall_info": st.get("stall_info")}
+
+
+def journal_rows(path: str, sql: str) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return list(db.execute(sql))
+    finally:
+        db.close()
 
 
 async def _wait_live(feed: Any, timeout_s: float) -> None:
