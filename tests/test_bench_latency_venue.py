@@ -72,3 +72,19 @@ def test_summary_headline_is_the_shipped_path_only() -> None:
     assert res["entries"] == 2 and res["tick_to_order_us"]["median"] == 600.0
     assert res["ccxt_ab"]["presigned"]["entries"] == 1
     assert res["met"] == {"median": False, "p99": True}
+
+
+def test_light_query_string_is_what_urlencode_gives_and_falls_back_when_a_value_needs_escaping() -> None:
+    from urllib.parse import urlencode
+
+    from bot.bench.latency_ccxt import binance_request, query_string
+
+    req = binance_request(("BTC/USDT:USDT", "limit", "buy", "0.010", "59000.0",
+                           {"timeInForce": "IOC", "newClientOrderId": "t12-entry", "reduceOnly": True}), "BTCUSDT")
+    assert req == {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "newOrderRespType": "RESULT",
+                   "quantity": "0.010", "price": "59000.0", "timeInForce": "IOC", "newClientOrderId": "t12-entry",
+                   "reduceOnly": "true"}
+    req["timestamp"] = 1723161256299
+    assert query_string(req) == urlencode(req)
+    odd = {**req, "newClientOrderId": "a:b/c d"}  # allowed by Binance's client-id pattern except the space
+    assert query_string(odd) == urlencode(odd) and "a%3Ab%2Fc+d" in query_string(odd)

@@ -10,9 +10,11 @@ Every mode keeps ccxt as the transport contract: its `fetch` (our aiohttp sessio
   implicit endpoint (`sign`: client-id handling, `extend`, urlencode, HMAC) and `fetch`.
 - implicit: the Binance request built here from `create_args` (exact decimal strings already: nothing to
   round), handed to ccxt's implicit endpoint `fapiPrivatePostOrder` (ccxt still signs).
-- presigned: the same request, signed here (HMAC-SHA256 of the urlencoded query with ccxt's own `nonce()`
+- presigned: the same request, signed here (HMAC-SHA256 of the query string with ccxt's own `nonce()`
   and the configured recvWindow, as Binance's signed-endpoint rules and ccxt's `sign` do), handed to
-  `ex.fetch` directly.
+  `ex.fetch` directly. Two cuts measured cold (one call after 5 ms of other work, this machine): the query
+  joined directly when every value is made of unreserved characters (urlencode would return the same
+  string; it alone costs ~45 us cold), and the HMAC key schedule computed once and copied per request.
 
 Only plain (non-conditional) orders: the entries. The response is wrapped as ccxt's order structure's
 `info`, which is all the gateway reads.
@@ -22,14 +24,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-__all__ = ["MODES", "binance_request", "send_entry"]
+__all__ = ["MODES", "binance_request", "query_string", "send_entry"]
 
 MODES = ("create_order", "implicit", "presigned")
+_UNRESERVED = re.compile(r"^[A-Za-z0-9._~-]*$")  # RFC 3986: percent-encoding leaves these as they are
+_HMAC: dict[str, Any] = {}  # secret -> HMAC-SHA256 with the key schedule done (copied per request)
+
+
+def query_string(params: dict[str, Any]) -> str:
+    """urlencode(params), without its per-character work when no value needs escaping."""
+    parts = []
+    for k, v in params.items():
+        v = str(v)
+        if not _UNRESERVED.match(v):
+            return urlencode(params)
+        parts.append(f"{k}={v}")
+    return "&".join(parts)
 
 
 def binance_request(args: tuple[Any, ...], market_id: str) -> dict[str, Any]:
@@ -62,8 +78,13 @@ async def send_entry(ex: Any, mode: str, args: tuple[Any, ...], market_id: str,
     rw = ex.options.get("recvWindow")
     if rw is not None:
         req["recvWindow"] = rw
-    query = urlencode(req)
-    body = query + "&signature=" + hmac.new(ex.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    query = query_string(req)
+    mac = _HMAC.get(ex.secret)
+    if mac is None:
+        mac = _HMAC[ex.secret] = hmac.new(ex.secret.encode(), digestmod=hashlib.sha256)
+    h = mac.copy()
+    h.update(query.encode())
+    body = query + "&signature=" + h.hexdigest()
     headers = {"X-MBX-APIKEY": ex.apiKey, "Content-Type": "application/x-www-form-urlencoded"}
     if on_sign is not None:
         on_sign(t0, time.perf_counter_ns())
