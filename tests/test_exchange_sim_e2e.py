@@ -9,7 +9,9 @@ seeds 1-4 of the generator: first intent after 4-8 s, then one every ~2 s over t
 widened so a losing streak does not stop the test from seeing several trades; everything else (execution,
 stop deadline, venue code) is the shipped default.
 
-Each test stops the bot with SIGTERM as soon as the journal shows what it waits for (bounded by a hard
+Three runs: trades opened, protected and closed (shutdown flatten; the exchange's wallet agrees with the
+journal); the stop-rejected fault drill (flatten + halt); shutdown keep_protected (the exchange keeps the
+position and its stop). Each test stops the bot with SIGTERM as soon as the journal shows what it waits for (bounded by a hard
 deadline and `--for`), so the runtime follows the market, not a fixed sleep.
 """
 
@@ -41,7 +43,8 @@ def _env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def _config(tmp: Path, port: int, symbols: list[str], on_shutdown: str) -> Path:
+def _config(tmp: Path, port: int, symbols: list[str], on_shutdown: str, *, time_limit_s: float = 3.0,
+            min_stop_bps: float = 2.0, max_stop_bps: float = 50.0) -> Path:
     base = f"127.0.0.1:{port}"
     sym = ", ".join(f'"{s}"' for s in symbols)
     text = f"""
@@ -66,12 +69,13 @@ ema_slow_bars = 4
 [signals.momentum]
 bar_ms = 1000
 cooldown_s = 2.0
-time_limit_s = 3.0
+time_limit_s = {time_limit_s}
+min_stop_bps = {min_stop_bps}
+max_stop_bps = {max_stop_bps}
 swing_bars = 2
 pullback_bars = 2
 pullback_tolerance_bps = 20.0
 min_flow_imbalance = -1.0
-max_stop_bps = 50.0
 [signals.breakout_fade]
 enabled = false
 [signals.absorption]
@@ -281,3 +285,40 @@ def test_rejected_stop_flattens_the_position_and_halts_the_symbol(tmp: Path) -> 
     # the exchange is flat and holds nothing of ours
     assert all(float(p["positionAmt"]) == 0 for p in end["positions"]), end["positions"]
     assert end["open_orders"] == [] and end["open_algo_orders"] == []
+
+
+def test_shutdown_keep_protected_leaves_the_position_with_its_stop_at_the_exchange(tmp: Path) -> None:
+    """on_shutdown = keep_protected: the bot stops with a trade open; the exchange still holds the position
+    AND its protective stop (reduce-only, the journal's stop price), nothing else of ours is assumed."""
+    symbols = ["BTCUSDT"]
+    sim = SimProcess(tmp, symbols, seed=3)
+    try:
+        # a stop >= 30 bps away and a 60 s time limit: the trade is still open when the bot is stopped
+        cfg = _config(tmp, sim.port, symbols, on_shutdown="keep_protected", time_limit_s=60.0, min_stop_bps=30.0,
+                      max_stop_bps=80.0)
+
+        def done(journal: Path) -> bool:
+            return bool(_rows(journal, "select 1 from trades where state = 'PROTECTED'"))
+
+        rc, logs = _run_bot_until(tmp, cfg, done, max_s=30)
+        end = sim.state()
+    finally:
+        sim.stop()
+    assert rc == 0, logs[-20:]
+    assert any(r.get("event") == "shutdown" and r.get("flatten") is False for r in logs), logs[-10:]
+    journal = tmp / "state" / "journal.sqlite"
+    open_trades = _rows(journal, "select * from trades where state != 'CLOSED'")
+    assert len(open_trades) == 1 and open_trades[0]["state"] == "PROTECTED", open_trades
+    t = open_trades[0]
+    assert 0 < t["stop_confirm_ms"] <= STOP_CONFIRM_TIMEOUT_MS
+    pos = [p for p in end["positions"] if float(p["positionAmt"])]
+    assert len(pos) == 1 and pos[0]["symbol"] == "BTCUSDT", end["positions"]
+    amt = float(pos[0]["positionAmt"])
+    filled = _rows(journal, "select sum(qty) q from fills where trade_id = ? and role in ('entry', 'add')",
+                   (t["trade_id"],))[0]["q"]
+    assert abs(abs(amt) - filled) < 1e-9 and (amt > 0) == (t["side"] == "long"), (amt, filled, t)
+    stops = [a for a in end["open_algo_orders"] if a["orderType"] == "STOP_MARKET"]
+    assert len(stops) == 1, end["open_algo_orders"]
+    stop = stops[0]
+    assert stop["side"] == ("SELL" if amt > 0 else "BUY") and stop["reduceOnly"] is True
+    assert abs(float(stop["quantity"]) - abs(amt)) < 1e-9 and float(stop["triggerPrice"]) == t["stop_price"], stop
