@@ -45,10 +45,12 @@ def test_venue_bench_measures_every_step_of_real_entries_on_each_ccxt_path() -> 
     assert 0.5 * parts <= total <= 2.0 * parts, (total, parts)
     ccxt_parts = sum(res["ccxt_detail"][k]["median"] for k in CCXT_DETAIL)
     assert 0.5 * ccxt_parts <= res["steps"]["ccxt_build_sign"]["median"] <= 2.0 * ccxt_parts
-    # every measured entry reached the exchange, signed correctly, and expired there unfilled (IOC under
-    # the bid): nothing left open
+    # every measured entry reached the exchange, signed correctly (all three paths), and the bench's own
+    # IOCs under the bid expired there unfilled; a real setup firing at the touch may fill (then flattened)
     acks = res["acks"]
-    assert set(acks) == {"EXPIRED"} and acks["EXPIRED"] >= 30 + 2 * 25, acks
+    assert set(acks) <= {"EXPIRED", "FILLED", "PARTIALLY_FILLED"} and acks["EXPIRED"] >= 30 + 2 * 25, acks
+    assert res["real_fills_flattened"] <= acks.get("FILLED", 0) + acks.get("PARTIALLY_FILLED", 0)
+    assert res["stalls"] == 0 and res["pipeline_errors"] == 0 and not res["stopped"], res
     assert res["denied"] == 0
     # the three ccxt paths were all measured, interleaved; the shipped one is the headline
     ab = res["ccxt_ab"]

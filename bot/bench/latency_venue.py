@@ -142,7 +142,7 @@ def run_venue(args: argparse.Namespace) -> int:
         return 2
     from bot.bench.latency import _DEFAULT
 
-    sources = ["generated"] if args.source == "generated" else (list(args.files) or [_DEFAULT])
+    sources = ["generated"] if args.source == "generated" else [os.path.abspath(f) for f in args.files or [_DEFAULT]]
     for p in sources:
         if p != "generated" and not os.path.exists(p):
             print(f"error: {p} not found")
