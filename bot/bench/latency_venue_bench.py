@@ -148,22 +148,28 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             rec["h0_wall"] = time.time_ns()
 
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32, enable_cleanup_closed=True))
-    probe = BinanceGateway(s.venue, session=session)  # which symbols does this exchange list?
-    await probe.start(autorun=False)
-    listed = [m["id"] for m in probe._ex().markets.values() if m.get("linear")]
-    await probe.close()
-    venue = s.venue.model_copy(update={"symbols": tuple(listed) or ("BTCUSDT",)})
-    gw = BinanceGateway(venue, session=_TapSession(session, on_post))  # type: ignore[arg-type]
+    venue = s.venue
+    gw: BinanceGateway | None = None
     journal = Journal(journal_path, s.journal.synchronous, s.journal.busy_timeout_ms)
     feed: BinanceMarketFeed | None = None
     tasks: list[asyncio.Task[Any]] = []
     orig_parse, orig_feat = feed_mod.parse_message, feat_mod.SymbolFeatures.on_depth
     t0 = time.monotonic()
     try:
+        probe = BinanceGateway(venue, session=session)  # which symbols does this exchange list?
+        try:
+            await probe.start(autorun=False)
+            assert probe.ex is not None
+            listed = tuple(m["id"] for m in probe.ex.markets.values() if m.get("linear"))
+        finally:
+            await probe.close()
+        venue = venue.model_copy(update={"symbols": listed or ("BTCUSDT",)})
+        gw = BinanceGateway(venue, session=_TapSession(session, on_post))  # type: ignore[arg-type]
         await gw.start()
         lim = gw.limiter  # lifted like the exchange's; its bookkeeping still runs on every order
         lim.weight_per_min = lim.orders_per_10s = lim.orders_per_min = _LIFT
-        ex = gw._ex()
+        ex = gw.ex
+        assert ex is not None
         orig_create, orig_sign, orig_submit = ex.create_order, ex.sign, gw.submit
         market_ids = {m["symbol"]: m["id"] for m in ex.markets.values()}
         instruments = {sym: gw.instrument(sym) for sym in venue.symbols}
@@ -367,7 +373,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await gw.close()
+        if gw is not None:
+            await gw.close()
         await session.close()
         journal.close()
     denials = dict(journal_rows(journal_path, "select reason, count(*) from denials group by reason"))
