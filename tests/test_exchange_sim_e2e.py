@@ -11,8 +11,8 @@ stop deadline, venue code) is the shipped default.
 
 Three runs: trades opened, protected and closed (shutdown flatten; the exchange's wallet agrees with the
 journal); the stop-rejected fault drill (flatten + halt); shutdown keep_protected (the exchange keeps the
-position and its stop). Each test stops the bot with SIGTERM as soon as the journal shows what it waits for (bounded by a hard
-deadline and `--for`), so the runtime follows the market, not a fixed sleep.
+position and its stop). Each test stops the bot with SIGTERM as soon as the journal shows what it waits
+for (bounded by a hard deadline and `--for`), so the runtime follows the market, not a fixed sleep.
 """
 
 from __future__ import annotations
