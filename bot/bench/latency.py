@@ -35,10 +35,17 @@ STEPS = ("parse", "book", "features", "setups", "risk", "journal", "planning")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help=f"recorded session (default {_DEFAULT})")
-    p.add_argument("--entries", type=int, default=2000, help="entries to measure (>= 1000)")
+    p.add_argument("--entries", type=int, default=None,
+                   help="entries to measure (>= 1000; default 2000 in process, 1000 against exchange-sim)")
     p.add_argument("--journal", metavar="PATH", help="journal file (default: a temporary file, WAL, NORMAL)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-gc-freeze", action="store_true", help="leave the cyclic GC as it is at start-up")
+    p.add_argument("--venue", choices=("inprocess", "exchange-sim"), default="inprocess",
+                   help="inprocess: null gateway (default); exchange-sim: ccxt + websockets against the loopback "
+                        "exchange (bot/bench/latency_venue.py)")
+    from bot.bench.latency_venue import add_venue_arguments
+
+    add_venue_arguments(p)
 
 
 class _NullGateway:
@@ -185,6 +192,7 @@ async def _bench(paths: list[str], entries: int, journal_path: str, gc_freeze: b
             if n_depth % every and not intents:
                 continue
             ask = book.best_ask_ticks
+            assert ask is not None  # bbo() is not None above
             intent = intents[0] if intents else EntryIntent(ev.symbol, "long", "bench", rec.ts_recv_ns, ask,
                                                             ask - 20, (), 60.0)
             mv = MarketView(book_live=True, spread_bps=0.0)
@@ -240,6 +248,13 @@ def _summary(rows: list[dict[str, int]]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     import orjson
+
+    if args.venue == "exchange-sim":
+        from bot.bench.latency_venue import run_venue
+
+        return run_venue(args)
+    if args.entries is None:
+        args.entries = 2000
 
     paths = args.files or [_DEFAULT]
     for p in paths:

@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="JSON",
                    help='a fault active from the start, e.g. \'{"kind": "clock_skew_ms", "ms": 1500}\'')
     p.add_argument("--config", default=None, help="config file (the [sim] section is used)")
+    p.add_argument("--unlimited", action="store_true",
+                   help="lift the request-rate limits (weight/min, orders/10 s, orders/min): benchmarks only")
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -37,6 +39,9 @@ async def _serve(args: argparse.Namespace) -> int:
     faults = [orjson.loads(f) for f in (*settings.sim.server_faults, *args.fault)]
     server = build_server(args.source, cfg=settings.sim, symbols=symbols, seed=args.seed, port=args.port,
                           api_key=args.api_key, api_secret=args.api_secret, speed=args.speed, faults=faults)
+    if args.unlimited:  # `bench latency --venue exchange-sim` sends more than 300 orders in 10 s
+        lim = server.limits
+        lim.WEIGHT_1M = lim.ORDERS_10S = lim.ORDERS_1M = 10**9
     port = await server.start()
     print(f"exchange-sim ready on http://127.0.0.1:{port}  (REST /fapi/v1, ws /public /market /private, "
           f"control /_sim/fault /_sim/state)", flush=True)

@@ -1,0 +1,198 @@
+"""`scalper bench latency --venue exchange-sim`: tick-to-order against the loopback exchange, through the
+real venue code.
+
+The loopback exchange (`bot.venues.sim.server`, what `scalper exchange-sim` serves) runs in this process on
+a free port (`--exchange subprocess`: as `scalper exchange-sim --unlimited` beside it) and plays the recorded
+session (default: the in-process bench's file) at `--speed` through its websockets, or its seeded generator
+(`--source generated`, 50 depth messages/s per symbol). The bot side is composed as `App._run_binance`
+composes it: `BinanceMarketFeed` (raw websockets) -> a task per market event (App._spawn) -> `Pipeline`
+(signals) -> `ExecutionEngine` (risk, journal, planning) -> a task per order -> `BinanceGateway.submit` ->
+ccxt `create_order` over our aiohttp session. One entry is measured from the receive time of the depth
+message that triggered it (the feed's `ts_recv_ns`, taken when the websocket frame is returned) to the
+moment ccxt hands the signed POST /fapi/v1/order to aiohttp (a wrapper around the session given to ccxt;
+gateway.py is untouched).
+
+Steps (medians and p99 of each; they add up to the total, less the microsecond between the receive stamp
+and the feed callback): parse, book (the feed's sync + DOM, its health bookkeeping), dispatch (the task
+hop from the feed callback to the pipeline), features, setups, risk, journal, planning, order_task (the hop
+to the engine's order task), gateway (client-id check, limiter, create_args), ccxt_build_sign (create_order
+-> request building -> HMAC signing -> the session call; split in `ccxt_detail` into build, sign and the
+fetch preamble). The acknowledgement round trip (hand-off -> the gateway returns the OrderAck, including the
+loopback exchange's own work and ccxt's response parsing) is reported apart: it is not ours to shorten.
+`--ccxt-ab` interleaves the entries over lighter ways into ccxt (bot/bench/latency_ccxt.py) and reports each.
+
+Triggers as in the in-process bench: every `--every`-th LIVE depth message runs the real signal engine, and
+when it emits nothing a long intent goes down the same path. Its limit IOC is priced 20 ticks under the
+bid, so it expires unfilled at the exchange: nothing is left open, no margin is used, and the request is
+built, signed and sent exactly as a filling one. A real intent that fills is flattened before the next
+entry. Entries are sequential (the next trigger waits until the previous trade has ended). The loopback
+exchange's request-rate limits are lifted for this process (the bench measures latency, not the venue's
+300 orders/10 s pacing); the gateway's limiter still does its bookkeeping on every order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+from typing import Any
+
+from bot.bench.latency_ccxt import MODES
+
+__all__ = ["STEPS", "add_venue_arguments", "rows_of", "run_venue", "summary"]
+
+STEPS = ("parse", "book", "dispatch", "features", "setups", "risk", "journal", "planning", "order_task",
+         "gateway", "ccxt_build_sign")
+CCXT_DETAIL = ("ccxt_build", "ccxt_sign", "ccxt_fetch")
+TARGET_MEDIAN_US, TARGET_P99_US = 200.0, 1000.0
+
+
+def add_venue_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("--venue exchange-sim")
+    g.add_argument("--source", default=None, choices=("generated",),
+                   help="market of the loopback exchange: its seeded generator instead of the recorded FILEs")
+    g.add_argument("--speed", type=float, default=4.0, help="replay speed of recorded FILEs")
+    g.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="generated symbols")
+    g.add_argument("--every", type=int, default=2, help="every k-th LIVE depth message is a trigger")
+    g.add_argument("--exchange", choices=("inprocess", "subprocess"), default="inprocess",
+                   help="the loopback exchange in this process (default) or as `scalper exchange-sim` beside it")
+    g.add_argument("--ccxt-ab", action="store_true",
+                   help=f"interleave the entries over the ccxt paths {', '.join(MODES)} (bot/bench/latency_ccxt.py)"
+                        "; the headline stays the shipped path (create_order)")
+    g.add_argument("--min-entries", type=int, default=1000, help="refuse --entries below this (tests lower it)")
+    g.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    """One entry's record (timestamps) -> its step durations in ns. The total runs from the feed's receive
+    stamp (wall clock, as the bot journals it) to the hand-off (wall clock), less the bench's own intent
+    construction; the steps are perf_counter differences."""
+    sig, feats = r.get("signals", 0), r.get("features", 0)
+    rsk, jnl = r.get("risk", 0), r.get("journal", 0)
+    e0, p0, s1, g0, c0, h0 = r["e0"], r["p0"], r["s1"], r["g0"], r["c0"], r["h0"]
+    return {
+        "mode": r["mode"],
+        "total": r["h0_wall"] - r["ts_recv"] - r["inject"],
+        "parse": r["parse"], "book": e0 - r["r0"] - r["parse"], "dispatch": p0 - e0,
+        "features": feats, "setups": sig - feats, "risk": rsk, "journal": jnl,
+        "planning": (s1 - p0) - sig - r["inject"] - rsk - jnl,
+        "order_task": g0 - s1, "gateway": c0 - g0, "ccxt_build_sign": h0 - c0,
+        "ccxt_build": r["sign0"] - c0, "ccxt_sign": r["sign1"] - r["sign0"], "ccxt_fetch": h0 - r["sign1"],
+        "ack_rtt": r["a1"] - h0,
+    }
+
+
+def rows_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [_row(r) for r in records]
+
+
+def _q(xs: list[int], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] / 1000.0
+
+
+def _mp(xs: list[int]) -> dict[str, float]:
+    return {"median": round(statistics.median(xs) / 1000.0, 2), "p99": round(_q(xs, 0.99), 2)}
+
+
+def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON of the bench. The headline is the shipped ccxt path (create_order); with --ccxt-ab the
+    other paths' entries (interleaved with it) are summarised under `ccxt_ab`."""
+    main = [r for r in rows if r["mode"] == MODES[0]]
+    out: dict[str, Any] = {"venue": "exchange-sim", "entries": len(main)}
+    if main:
+        total = _mp([r["total"] for r in main])
+        ccxt = _mp([r["ccxt_build_sign"] for r in main])
+        out.update({
+            "tick_to_order_us": total,
+            "steps": {k: _mp([r[k] for r in main]) for k in STEPS},
+            "ccxt_detail": {k: _mp([r[k] for r in main]) for k in CCXT_DETAIL},
+            "ccxt_share_of_median_pct": round(100 * ccxt["median"] / max(total["median"], 1e-9), 1),
+            "tick_to_order_without_ccxt_us": _mp([r["total"] - r["ccxt_build_sign"] for r in main]),
+            # what the steps do not account for, per entry: the receive stamp -> the feed callback (and the
+            # wall clock vs perf_counter); a large value would mean a step is missing
+            "unattributed_us": _mp([r["total"] - sum(r[k] for k in STEPS) for r in main]),
+            "ack_rtt_us": _mp([r["ack_rtt"] for r in main]),
+            "target": {"median_us": TARGET_MEDIAN_US, "p99_us": TARGET_P99_US},
+            "met": {"median": total["median"] < TARGET_MEDIAN_US, "p99": total["p99"] < TARGET_P99_US},
+        })
+    modes = sorted({r["mode"] for r in rows}, key=MODES.index)
+    if len(modes) > 1:
+        out["ccxt_ab"] = {m: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
+                              "ccxt_build_sign": _mp([r["ccxt_build_sign"] for r in rs]),
+                              **{k: _mp([r[k] for r in rs]) for k in CCXT_DETAIL},
+                              "ack_rtt_us": _mp([r["ack_rtt"] for r in rs])}
+                          for m in modes if (rs := [r for r in rows if r["mode"] == m])}
+    if facts:
+        out.update(facts)
+    return out
+
+
+def run_venue(args: argparse.Namespace) -> int:
+    import orjson
+
+    from bot.bench.latency_venue_bench import bench
+
+    if args.entries is None:
+        args.entries = 1000
+    if args.entries < args.min_entries:
+        print(f"error: --entries must be >= {args.min_entries}")
+        return 2
+    from bot.bench.latency import _DEFAULT
+
+    sources = ["generated"] if args.source == "generated" else [os.path.abspath(f) for f in args.files or [_DEFAULT]]
+    for p in sources:
+        if p != "generated" and not os.path.exists(p):
+            print(f"error: {p} not found")
+            return 2
+    symbols = tuple(x.strip().upper() for x in args.symbols.split(",") if x.strip())
+    from bot.logging import configure_logging
+
+    configure_logging("ERROR", "json")
+    with tempfile.TemporaryDirectory() as tmp:
+        coro = bench(entries=args.entries, journal_path=args.journal or os.path.join(tmp, "bench.sqlite"),
+                     sources=sources, symbols=symbols, speed=args.speed, every=args.every, timeout_s=args.timeout,
+                     gc_freeze=not args.no_gc_freeze, exchange=args.exchange,
+                     modes=MODES if args.ccxt_ab else MODES[:1])
+        try:
+            import uvloop  # what `scalper run` uses
+
+            records, facts = uvloop.run(coro)
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+            records, facts = asyncio.run(coro)
+    res = summary(rows_of(records), {**facts, "exchange": args.exchange, "source": sources})
+    if args.json:
+        print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
+        return 0 if res["entries"] else 1
+    if not res["entries"]:
+        print(f"no entries measured ({facts})")
+        return 1
+    _print(res)
+    return 0
+
+
+def _print(res: dict[str, Any]) -> None:
+    t, met = res["tick_to_order_us"], res["met"]
+    print(f"tick-to-order against the loopback exchange ({res['exchange']}; ccxt + aiohttp + websockets): "
+          f"{res['entries']} entries in {res['elapsed_s']} s; median {t['median']} us, p99 {t['p99']} us")
+    if res.get("stopped") or res.get("stalls") or res.get("pipeline_errors"):
+        print(f"WARNING: stopped early: {res.get('stopped') or '-'}; stalls {res.get('stalls')}, pipeline errors "
+              f"{res.get('pipeline_errors')} {res.get('first_errors') or ''}")
+    print(f"target: median < {TARGET_MEDIAN_US:g} us {'met' if met['median'] else 'NOT met'}, p99 < "
+          f"{TARGET_P99_US:g} us {'met' if met['p99'] else 'NOT met'}")
+    w, a = res["tick_to_order_without_ccxt_us"], res["ack_rtt_us"]
+    print(f"ccxt request building + signing: {res['ccxt_share_of_median_pct']}% of the median; without it: "
+          f"median {w['median']} us, p99 {w['p99']} us")
+    print(f"ack round trip (hand-off -> OrderAck, the exchange's work included): median {a['median']} us, "
+          f"p99 {a['p99']} us")
+    print(f"{'step':<18}{'median us':>10}{'p99 us':>10}")
+    for k, v in [*res["steps"].items(), *(("  " + k, v) for k, v in res["ccxt_detail"].items())]:
+        print(f"{k:<18}{v['median']:>10}{v['p99']:>10}")
+    if "ccxt_ab" in res:
+        print("ccxt paths, interleaved (median / p99 us):")
+        print(f"{'path':<14}{'entries':>8}{'build+sign':>18}{'tick-to-order':>20}")
+        for m, v in res["ccxt_ab"].items():
+            b, tt = v["ccxt_build_sign"], v["tick_to_order_us"]
+            print(f"{m:<14}{v['entries']:>8}{b['median']:>9} /{b['p99']:>7}{tt['median']:>11} /{tt['p99']:>7}")

@@ -1,0 +1,406 @@
+"""The measuring run of `bench latency --venue exchange-sim` (bot/bench/latency_venue.py describes the
+method and the steps). Composition as in `App._run_binance`; the hooks below are wrappers installed on
+this process's instances only (and two module attributes, restored at the end), never edits of the
+venue code.
+
+Per entry a record travels with the work: the feed callback stamps it, the pipeline task carries it in a
+ContextVar (asyncio copies the context into every task the pipeline spawns, so the engine's order task
+and ccxt inside it see the same record), and the hooks write their timestamps into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import gc
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bot.bench.latency_ccxt import send_entry
+
+__all__ = ["bench"]
+
+_CUR: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("bench_entry", default=None)
+_LIFT = 10**9
+_SIM = {"gen_depth_interval_ms": 20, "gen_step_ms": 10}  # 50 depth messages/s per generated symbol
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _sim_config(tmp: str) -> str:
+    path = os.path.join(tmp, "sim.toml")
+    with open(path, "w") as fh:
+        fh.write("[sim]\n" + "".join(f"{k} = {v}\n" for k, v in _SIM.items()))
+    return path
+
+
+class _TapSession:
+    """The aiohttp session ccxt is given, with one hook: the moment a request is handed to aiohttp."""
+
+    def __init__(self, session: Any, on_post: Any) -> None:
+        self._s = session
+        self._on_post = on_post
+
+    def post(self, url: Any, **kw: Any) -> Any:
+        self._on_post(str(url))
+        return self._s.post(url, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s, name)
+
+
+@contextlib.asynccontextmanager
+async def _exchange(where: str, sources: list[str], symbols: tuple[str, ...], speed: float) -> AsyncIterator[str]:
+    """The loopback exchange, in this process or as `python -m bot exchange-sim --unlimited`; yields
+    host:port."""
+    if where == "inprocess":
+        from bot.settings import load_settings
+        from bot.venues.sim.server import build_server
+
+        server = build_server(sources, cfg=load_settings(overrides={"sim": _SIM}).sim, symbols=symbols, port=0,
+                              speed=speed)
+        lim = server.limits
+        lim.WEIGHT_1M = lim.ORDERS_10S = lim.ORDERS_1M = _LIFT
+        port = await server.start()
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            await server.stop()
+        return
+    root = _ROOT
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = _sim_config(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER__")}
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "exchange-sim", "--port", "0", "--unlimited", "--config", cfg,
+            "--symbols", ",".join(symbols), "--speed", str(speed), "--source", *sources, cwd=root, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert proc.stdout is not None
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            if "ready on http://" not in line:
+                raise RuntimeError(f"exchange-sim did not start: {line.strip()}")
+            yield line.split("http://", 1)[1].split()[0]
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 10)
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+
+
+async def bench(*, entries: int, journal_path: str, sources: list[str], symbols: tuple[str, ...], speed: float,
+                every: int, timeout_s: float, gc_freeze: bool = True, exchange: str = "inprocess",
+                modes: tuple[str, ...] = ("create_order",)) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Returns the raw records of the measured entries (each tagged with its ccxt `mode`, taken in turn:
+    interleaved rounds) and run facts. Stops when modes[0] has `entries` records, or after timeout_s."""
+    async with _exchange(exchange, sources, symbols, speed) as base:
+        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes)
+
+
+async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s: float, gc_freeze: bool,
+               modes: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    import aiohttp
+
+    from bot.domain.events import DepthDiff
+    from bot.domain.types import EntryIntent
+    from bot.execution.engine import ExecutionEngine
+    from bot.journal import Journal
+    from bot.market.health import BookStatus
+    from bot.ops.state import RuntimeState
+    from bot.pipeline import Pipeline
+    from bot.risk import RiskManager
+    from bot.settings import load_settings
+    from bot.signals import SignalEngine
+    from bot.signals import features as feat_mod
+    from bot.venues.binance_usdm import feed as feed_mod
+    from bot.venues.binance_usdm.feed import BinanceMarketFeed
+    from bot.venues.binance_usdm.gateway import BinanceGateway
+
+    pc = time.perf_counter_ns
+    s = load_settings(overrides={
+        "venue": {"name": "binance-usdm", "environment": "exchange-sim", "symbols": ["BTCUSDT"],
+                  "rest_url": f"http://{base}", "ws_public_url": f"ws://{base}/public",
+                  "ws_market_url": f"ws://{base}/market", "ws_private_url": f"ws://{base}/private",
+                  "api_key": "sim-key", "api_secret": "sim-secret"},
+        "risk": {"risk_per_trade_pct": 0.05, "max_orders_per_s": _LIFT, "max_orders_per_min": _LIFT,
+                 "max_open_positions": 50, "max_notional_per_symbol_usd": 1e12, "max_total_notional_usd": 1e12,
+                 "max_spread_bps": 1000.0, "funding_window_s": 0.0}})
+    records: list[dict[str, Any]] = []
+    st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0, "errors": [],
+                          "stalls": 0}
+    counts = dict.fromkeys(modes, 0)
+    done = asyncio.Event()
+    feed_rec: dict[str, int] = {}
+
+    def on_post(url: str) -> None:
+        rec = _CUR.get()
+        if rec is not None and "c0" in rec and "h0" not in rec and url.split("?", 1)[0].endswith("/fapi/v1/order"):
+            rec["h0"] = pc()
+            rec["h0_wall"] = time.time_ns()
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32, enable_cleanup_closed=True))
+    venue = s.venue
+    gw: BinanceGateway | None = None
+    journal = Journal(journal_path, s.journal.synchronous, s.journal.busy_timeout_ms)
+    feed: BinanceMarketFeed | None = None
+    tasks: list[asyncio.Task[Any]] = []
+    orig_parse, orig_feat = feed_mod.parse_message, feat_mod.SymbolFeatures.on_depth
+    t0 = time.monotonic()
+    try:
+        probe = BinanceGateway(venue, session=session)  # which symbols does this exchange list?
+        try:
+            await probe.start(autorun=False)
+            assert probe.ex is not None
+            listed = tuple(m["id"] for m in probe.ex.markets.values() if m.get("linear"))
+        finally:
+            await probe.close()
+        venue = venue.model_copy(update={"symbols": listed or ("BTCUSDT",)})
+        gw = BinanceGateway(venue, session=_TapSession(session, on_post))  # type: ignore[arg-type]
+        await gw.start()
+        lim = gw.limiter  # lifted like the exchange's; its bookkeeping still runs on every order
+        lim.weight_per_min = lim.orders_per_10s = lim.orders_per_min = _LIFT
+        ex = gw.ex
+        assert ex is not None
+        orig_create, orig_sign, orig_submit = ex.create_order, ex.sign, gw.submit
+        market_ids = {m["symbol"]: m["id"] for m in ex.markets.values()}
+        instruments = {sym: gw.instrument(sym) for sym in venue.symbols}
+        acct = await gw.account()
+        risk = RiskManager(s.risk, acct.equity, time.time_ns())
+        engine = ExecutionEngine(gw, risk, journal, s.execution, s.risk)
+        signals = SignalEngine(s.signals, instruments)
+        pipeline = Pipeline(instruments, signals, engine, RuntimeState(), depth_bps=s.market.depth_bps,
+                            clock=time.time_ns)
+        orig_signals = signals.on_depth
+
+        def timed_parse(raw: bytes, ts: int) -> Any:
+            t = pc()
+            try:
+                return orig_parse(raw, ts)
+            finally:
+                feed_rec["parse"] = pc() - t
+
+        def timed_features(self: Any, *a: Any, **kw: Any) -> Any:
+            t = pc()
+            try:
+                return orig_feat(self, *a, **kw)
+            finally:
+                rec = _CUR.get()
+                if rec is not None:
+                    rec["features"] = rec.get("features", 0) + pc() - t
+
+        def timed_signals(symbol: str, book: Any, status: Any, ts_event_ns: int, now_ns: int) -> Any:
+            rec = _CUR.get()
+            t = pc()
+            out = orig_signals(symbol, book, status, ts_event_ns, now_ns)
+            t1 = pc()
+            if rec is None:
+                return out
+            rec["signals"] = t1 - t
+            if status is BookStatus.LIVE:
+                st["last_depth"] = time.monotonic()
+            if status is not BookStatus.LIVE or not st["ready"]:
+                return out
+            st["n_live"] += 1
+            if st["n_live"] % every and not out:
+                return out
+            st["ready"] = False
+            st["last_trigger"] = rec
+            rec["trigger"] = True
+            rec["mode"] = modes[st["triggers"] % len(modes)]  # interleaved rounds
+            st["triggers"] += 1
+            if not out:  # the bench's own intent: 20 ticks under the bid, an IOC that cannot fill
+                bid = book.best_bid_ticks
+                out = [EntryIntent(symbol, "long", "bench", now_ns, bid - 20, bid - 40, (), 60.0)]
+            rec["inject"] = pc() - t1
+            return out
+
+        def timed(name: str, fn: Any) -> Any:
+            def wrapper(*a: Any, **kw: Any) -> Any:
+                t = pc()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    rec = _CUR.get()
+                    if rec is not None:
+                        rec[name] = rec.get(name, 0) + pc() - t
+            return wrapper
+
+        def on_entry_sent(cid: str, ns: int) -> None:
+            rec = _CUR.get()
+            # only an entry sent from the pipeline task itself (not after a leverage round trip)
+            if rec is not None and rec.get("trigger") and "p1" not in rec and "s1" not in rec:
+                rec["s1"], rec["cid"] = ns, cid
+
+        async def timed_submit(req: Any) -> Any:
+            rec = _CUR.get()
+            mine = rec is not None and rec.get("cid") == req.client_id
+            if mine:
+                rec["g0"] = pc()  # type: ignore[index]
+            try:
+                ack = await orig_submit(req)
+                if mine:
+                    rec["ack"] = ack.status.value  # type: ignore[index]
+                return ack
+            finally:
+                if mine:
+                    rec["a1"] = pc()  # type: ignore[index]
+                    tasks.append(asyncio.get_running_loop().create_task(settle(rec)))  # type: ignore[arg-type]
+
+        def on_sign(a: int, b: int) -> None:
+            rec = _CUR.get()
+            if rec is not None and "c0" in rec and "h0" not in rec:
+                rec["sign0"], rec["sign1"] = a, b
+
+        async def timed_create(*a: Any, **kw: Any) -> Any:
+            rec = _CUR.get()
+            if rec is None or "g0" not in rec or "c0" in rec:
+                return await orig_create(*a, **kw)
+            rec["c0"] = pc()
+            return await send_entry(ex, rec["mode"], a, market_ids[a[0]], on_sign)
+
+        def timed_sign(*a: Any, **kw: Any) -> Any:
+            t = pc()
+            try:
+                return orig_sign(*a, **kw)
+            finally:
+                on_sign(t, pc())
+
+        async def settle(rec: dict[str, Any]) -> None:
+            """Not timed: the trade ends (an unfilled IOC at once; a filled real intent is flattened)."""
+            if all(k in rec for k in ("h0", "sign0", "ack", "inject")):
+                records.append(rec)
+                counts[rec["mode"]] += 1
+            for i in range(400):  # bounded: 0.2 s, then flatten whatever is left, up to another 4.5 s
+                if not engine.trades:
+                    break
+                if i == 40:
+                    st["flattened"] += 1
+                    await engine.flatten_all()
+                await asyncio.sleep(0.005 if i < 40 else 0.0125)
+            risk.gate.open_notional.clear()
+            if counts[modes[0]] >= entries:
+                done.set()
+            st["ready"] = True
+
+        async def run_pipeline(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
+            if rec is not None:
+                rec["p0"] = pc()
+                _CUR.set(rec)
+            try:
+                await pipeline.on_synced(ev, sync, time.time_ns())
+            except Exception as e:  # App._task_done reports these; here they are counted, then shown
+                st["errors"].append(f"{type(e).__name__}: {e}")
+                if rec is None or not rec.get("trigger"):
+                    return
+            if rec is not None:
+                rec["p1"] = pc()
+                if rec.get("trigger") and "s1" not in rec:
+                    # denied by risk, or a symbol's first entry (its leverage is set first, off the hot
+                    # path, in a task of the engine: not measured; its IOC expires by itself)
+                    st["denied"] += not engine.trades
+                    st["ready"] = True
+
+        def on_event(ev: Any) -> None:  # App._run_binance's on_event: one task per event (App._spawn)
+            assert feed is not None
+            sync = feed.syncs.get(getattr(ev, "symbol", ""))
+            rec = None
+            if type(ev) is DepthDiff and "r0" in feed_rec:
+                rec = {"r0": feed_rec["r0"], "ts_recv": feed_rec["ts_recv"], "parse": feed_rec.get("parse", 0),
+                       "e0": pc()}
+            tasks_live.add(t := asyncio.get_running_loop().create_task(run_pipeline(ev, sync, rec)))
+            t.add_done_callback(tasks_live.discard)
+
+        tasks_live: set[asyncio.Task[None]] = set()
+        feed = BinanceMarketFeed(venue, s.market, instruments, on_event)
+        orig_on_public = feed.public._on_message
+
+        def on_public(raw: bytes, ts_recv_ns: int) -> None:
+            feed_rec.clear()
+            feed_rec["r0"], feed_rec["ts_recv"] = pc(), ts_recv_ns
+            orig_on_public(raw, ts_recv_ns)
+
+        signals.on_depth = timed_signals  # type: ignore[method-assign,assignment]
+        risk.assess = timed("risk", risk.assess)  # type: ignore[method-assign]
+        journal.open_trade = timed("journal", journal.open_trade)  # type: ignore[method-assign]
+        engine.on_entry_sent = on_entry_sent
+        gw.submit = timed_submit  # type: ignore[method-assign]
+        ex.create_order = timed_create
+        ex.sign = timed_sign
+        feed.public._on_message = on_public  # type: ignore[method-assign]
+        feed_mod.parse_message = timed_parse  # type: ignore[assignment]
+        feat_mod.SymbolFeatures.on_depth = timed_features  # type: ignore[method-assign]
+        await engine.refresh_account()
+        tasks.append(asyncio.create_task(engine.run()))
+        tasks.append(asyncio.create_task(feed.run()))
+        await _wait_live(feed, 20.0)
+        if gc_freeze:
+            gc.collect()
+            gc.freeze()  # as in the in-process bench: no collection walks start-up objects on the hot path
+        st["ready"] = True
+        t0 = st["last_depth"] = time.monotonic()
+        deadline = t0 + timeout_s
+        seen, progress_at = -1, t0
+        while not done.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 1.0)
+            # watchdog: a trigger whose trade never settles must not end the run silently
+            now = time.monotonic()
+            if st["ready"] or st["triggers"] != seen:
+                seen, progress_at = st["triggers"], now
+            elif now - progress_at > 10.0:
+                st["stalls"] += 1
+                st["stall_info"] = sorted((st.get("last_trigger") or {}).keys()), list(engine.trades)
+                st["ready"], progress_at = True, now
+            if time.monotonic() - st["last_depth"] > 5.0:
+                st["stopped"] = "no LIVE depth message for 5 s (the recorded session ended?)"
+                break
+        st["ready"] = False
+    finally:
+        elapsed = time.monotonic() - t0
+        feed_mod.parse_message = orig_parse  # type: ignore[assignment]
+        feat_mod.SymbolFeatures.on_depth = orig_feat  # type: ignore[method-assign]
+        if gc_freeze:
+            gc.unfreeze()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if gw is not None:
+            await gw.close()
+        await session.close()
+        journal.close()
+    denials = dict(journal_rows(journal_path, "select reason, count(*) from denials group by reason"))
+    acks: dict[str, int] = {}
+    for r in records:
+        acks[r["ack"]] = acks.get(r["ack"], 0) + 1
+    return records, {"elapsed_s": round(elapsed, 2), "symbols": list(venue.symbols), "triggers": st["triggers"],
+                     "denied": st["denied"], "real_fills_flattened": st["flattened"], "acks": acks,
+                     "pipeline_errors": len(st["errors"]), "first_errors": st["errors"][:3], "stalls": st["stalls"],
+                     "denials": denials, "stopped": st.get("stopped", ""),
+                     "stall_info": st.get("stall_info")}
+
+
+def journal_rows(path: str, sql: str) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return list(db.execute(sql))
+    finally:
+        db.close()
+
+
+async def _wait_live(feed: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not all(sy.health.is_live for sy in feed.syncs.values()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"books not LIVE within {timeout_s} s")
+        await asyncio.sleep(0.05)
