@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from bot.__main__ import main
 from bot.errors import ConfigError
 from bot.settings import load_settings, redacted
+from bot.settings.core import VenueSection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,3 +80,16 @@ def test_check_config_cli_reports_errors(tmp_path: Path, capsys) -> None:
     assert main(["check-config", "-c", str(p)]) == 2
     err = capsys.readouterr().err
     assert "log.level = 'LOUD'" in err
+
+
+def test_exchange_sim_uses_the_simulators_key_pair_unless_keys_are_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in ("SCALPER__VENUE__API_KEY", "SCALPER__VENUE__API_SECRET", "SCALPER__VENUE__SECRETS_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    v = load_settings(str(ROOT / "config" / "exchange-sim.toml")).venue
+    assert (v.api_key.get_secret_value(), v.api_secret.get_secret_value()) == ("sim-key", "sim-secret")
+    monkeypatch.setenv("SCALPER__VENUE__API_KEY", "k2")
+    monkeypatch.setenv("SCALPER__VENUE__API_SECRET", "s2")
+    v = load_settings(str(ROOT / "config" / "exchange-sim.toml")).venue
+    assert (v.api_key.get_secret_value(), v.api_secret.get_secret_value()) == ("k2", "s2")
+    # any other environment never gets a key it was not given
+    assert VenueSection(name="binance-usdm", environment="testnet").api_key.get_secret_value() == ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = ["AppSection", "FrozenModel", "LogSection", "MarketSection", "VenueSection"]
 
@@ -86,6 +86,16 @@ class VenueSection(FrozenModel):
         if len(set(out)) != len(out):
             raise ValueError("symbols must be unique")
         return out
+
+    @model_validator(mode="after")
+    def _sim_keys(self) -> VenueSection:
+        """`scalper exchange-sim` accepts one well-known key pair (sim-key/sim-secret, public in the docs,
+        good for nothing else): the exchange-sim environment uses it unless keys are given."""
+        if self.environment == "exchange-sim" and not self.api_key.get_secret_value():
+            object.__setattr__(self, "api_key", SecretStr("sim-key"))
+            if not self.api_secret.get_secret_value():
+                object.__setattr__(self, "api_secret", SecretStr("sim-secret"))
+        return self
 
 
 class MarketSection(FrozenModel):
