@@ -251,33 +251,17 @@ class App:
         from bot.venues.binance_usdm.feed import BinanceMarketFeed
         from bot.venues.binance_usdm.gateway import BinanceGateway
 
-        s = self.settings
-        gw = BinanceGateway(s.venue)
-        await gw.start()
-        instruments = {sym: gw.instrument(sym) for sym in s.venue.symbols}
-        acct = await gw.account()
-        self._build_core(gw, instruments, acct.equity, None)
-        assert self.pipeline is not None
-        pipeline = self.pipeline
-        feed: Any = None
-
-        def on_event(ev: Any) -> None:
-            sync = feed.syncs.get(getattr(ev, "symbol", ""))
-            self._spawn(pipeline.on_synced(ev, sync, time.time_ns()))
-
-        if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
-            gw.user_stream.on_caught_up = self.reconcile_wanted.set
-        feed = BinanceMarketFeed(s.venue, s.market, instruments, on_event)
-        for sym, sync in feed.syncs.items():
-            self.state.track_book(sym, sync.health, sync.stats)
-        return await self._serve([feed.run()], flatten_on_exit=s.app.on_shutdown == "flatten")
+        return await self._run_venue(BinanceGateway(self.settings.venue), BinanceMarketFeed)
 
     async def _run_bybit(self) -> int:
         from bot.venues.bybit.feed import BybitMarketFeed
         from bot.venues.bybit.gateway import BybitGateway
 
+        return await self._run_venue(BybitGateway(self.settings.venue), BybitMarketFeed)
+
+    async def _run_venue(self, gw: Any, feed_cls: Any) -> int:
+        """A live venue: its gateway (orders, user stream) and its public feed (books) around the core."""
         s = self.settings
-        gw = BybitGateway(s.venue)
         await gw.start()
         instruments = {sym: gw.instrument(sym) for sym in s.venue.symbols}
         acct = await gw.account()
@@ -292,7 +276,7 @@ class App:
 
         if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
             gw.user_stream.on_caught_up = self.reconcile_wanted.set
-        feed = BybitMarketFeed(s.venue, s.market, instruments, on_event)
+        feed = feed_cls(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
         return await self._serve([feed.run()], flatten_on_exit=s.app.on_shutdown == "flatten")
