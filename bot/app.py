@@ -279,6 +279,8 @@ class App:
         feed = feed_cls(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
+            # the feed owns its syncs; the pipeline lists them so feed-loss alerts and the view see them
+            pipeline.syncs[sym] = sync
         return await self._serve([feed.run()], flatten_on_exit=s.app.on_shutdown == "flatten")
 
     def _spawn(self, coro: Any) -> None:
