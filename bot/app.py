@@ -106,6 +106,7 @@ class App:
         self.alerts = Alerts(settings.ops.alerts, name=settings.app.name)
         self._feed_status: dict[str, str] = {}
         self._trading_alerted = "ACTIVE"
+        self._symbols_alerted: set[str] = set()  # symbol halts the operator was told about
 
     # ------------------------------------------------------------------ building
     def _journal_path(self) -> str:
@@ -187,20 +188,49 @@ class App:
         return True
 
     # ------------------------------------------------------------------ controls (ops endpoint)
-    def _halt(self, reason: str) -> dict[str, str]:
+    def _halt(self, reason: str, symbol: str | None = None) -> dict[str, Any]:
+        """No new entries; with `symbol`, on that symbol only (the trading state is untouched)."""
         assert self.engine is not None
         now = time.time_ns()
+        if symbol is not None:
+            self._known_symbol(symbol)
+            self.engine.risk.gate.halt_symbol(symbol, reason, now)
+            self.engine._journal_gate(now)
+            self._sync_ops_state(now)
+            self._alert_transitions()
+            return {"symbol": symbol, "halted": True}
         self.engine.risk.gate.halt(reason, now)
         self.state.set_trading_state("HALTED", reason, now)
         self._alert_transitions()
         return {"state": "HALTED"}
 
-    def _resume(self, reason: str) -> dict[str, str]:
+    def _resume(self, reason: str, symbol: str | None = None) -> dict[str, Any]:
+        """Trading ACTIVE and every symbol halt lifted (gate.reset: also a fresh day baseline and no loss
+        streak); with `symbol`, only that symbol's halt is lifted and nothing else changes."""
         assert self.engine is not None
         now = time.time_ns()
-        self.engine.risk.gate.reset(now)
+        gate = self.engine.risk.gate
+        if symbol is not None:
+            self._known_symbol(symbol)
+            lifted = gate.lift_symbol(symbol, reason, now)
+            self.engine._journal_gate(now)
+            self._sync_ops_state(now)
+            self._alert_transitions()
+            return {"symbol": symbol, "lifted": lifted}
+        for sym in list(gate.halted_symbols):  # journaled one by one (reset lifts them silently)
+            gate.lift_symbol(sym, reason, now)
+        gate.reset(now)
+        self.engine._journal_gate(now)
         self.state.set_trading_state("ACTIVE", reason, now)
+        self._sync_ops_state(now)
+        self._alert_transitions()
         return {"state": "ACTIVE"}
+
+    def _known_symbol(self, symbol: str) -> None:
+        if symbol not in self.settings.venue.symbols:
+            from bot.ops.server import ControlError
+
+            raise ControlError(f"unknown symbol {symbol!r}; this bot trades {', '.join(self.settings.venue.symbols)}")
 
     async def _flatten(self, reason: str) -> dict[str, Any]:
         assert self.engine is not None
@@ -408,7 +438,8 @@ class App:
             now = time.time_ns()
             gate = self.engine.risk.gate
             if gate.state.value != self.state.trading_state:
-                self.state.set_trading_state(gate.state.value, getattr(gate, "reason", ""), now)
+                self.state.set_trading_state(gate.state.value, gate.state_reason, now)
+            self._sync_ops_state(now)
             self._alert_transitions()
             with contextlib.suppress(Exception):
                 acct = await self.engine.refresh_account()
@@ -428,9 +459,26 @@ class App:
                 view.draw(render(self.state.status(now), self._books(), self._last_trades()))
             await asyncio.sleep(0.5)
 
+    def _sync_ops_state(self, now: int) -> None:
+        """The gate's per-symbol halts and the reconciliation's counters into the runtime state."""
+        assert self.engine is not None
+        self.state.set_symbol_halts(self.engine.risk.gate.symbol_halts())
+        rec = self.recovery
+        if rec is not None:
+            self.state.set_reconcile(runs=rec.runs, failures=rec.failures, failures_total=rec.failures_total,
+                                     last_ok_ns=rec.last_ok_ns, last_failed_ns=rec.last_failed_ns,
+                                     last_error=rec.last_error, actions=dict(rec.stats))
+
     def _alert_transitions(self) -> None:
-        """Halts/resumes and feed loss/restore, once per transition (the alerts rate-limit per kind too)."""
+        """Halts/resumes (of trading and of single symbols) and feed loss/restore, once per transition (the
+        alerts rate-limit per kind too)."""
         st = self.state
+        for sym, h in st.halted_symbols.items():
+            if sym not in self._symbols_alerted:
+                self.alerts.symbol_halt(sym, h["reason"])
+        for sym in self._symbols_alerted - st.halted_symbols.keys():
+            self.alerts.symbol_resume(sym)
+        self._symbols_alerted = set(st.halted_symbols)
         if st.trading_state == "HALTED" and st.trading_reason == RECONCILING:
             pass  # routine at every start; a failing reconciliation alerts on its own
         elif st.trading_state != self._trading_alerted:

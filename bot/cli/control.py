@@ -1,8 +1,12 @@
 """`scalper status|halt|resume|flatten`: talk to the running bot's ops endpoint (bot.ops.server).
 
-    scalper status [--json]                  positions, open orders, trading state, last errors, feeds
+    scalper status [--json]                  positions, open orders, trading state, halted symbols,
+                                             reconciliation, last errors, feeds
     scalper halt [--reason TEXT]             no new entries (open trades keep their stops)
-    scalper resume [--reason TEXT]
+    scalper halt --symbol BTCUSDT            no new entries on that symbol only
+    scalper resume [--reason TEXT]           trading ACTIVE: lifts every halt, symbol halts included, and
+                                             starts a fresh daily-loss baseline
+    scalper resume --symbol BTCUSDT          lift only that symbol's halt (state and baseline untouched)
     scalper flatten --yes [--reason TEXT]    close every position at market
 
 The endpoint is http://127.0.0.1:9310 unless --url, $SCALPER_OPS_URL or -c CONFIG ([ops] host/port)
@@ -47,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     else:
         p.add_argument("--reason", default="", help="why (journaled and shown in /status)")
         p.add_argument("--json", action="store_true", help="print the endpoint's JSON answer")
+    if name in ("halt", "resume"):
+        p.add_argument("--symbol", default=None,
+                       help=f"{name} entries on this symbol only (e.g. BTCUSDT); the trading state is untouched")
     if name == "flatten":
         p.add_argument("--yes", action="store_true", help="really close every position at market")
 
@@ -105,6 +112,17 @@ def _print_status(st: dict[str, Any]) -> None:
     for r in h.get("reasons", []):
         print(f"  - {r}")
     print(f"trading: {tr.get('state')} since {_ts(tr.get('since_ns'))} UTC: {tr.get('reason')}")
+    halted = st.get("halted_symbols") or {}
+    print(f"halted symbols: {len(halted)}" + ("  (`scalper resume --symbol SYM` lifts one)" if halted else ""))
+    for sym, hs in halted.items():
+        print(f"  {sym:<12} since {_ts(hs.get('since_ns'))} UTC: {hs.get('reason')}")
+    rec = st.get("reconcile")
+    if rec:
+        acts = " ".join(f"{k}={v}" for k, v in (rec.get("actions") or {}).items())
+        print(f"reconciliation: {rec.get('state')} runs={rec.get('runs')} last ok {_ts(rec.get('last_ok_ns'))} UTC"
+              f"  failures={rec.get('failures_total')} ({rec.get('failures')} in a row)  {acts}")
+        if rec.get("state") == "failed":
+            print(f"  last error {_ts(rec.get('last_failed_ns'))} UTC: {rec.get('last_error')}")
     pnl = st.get("pnl", {})
     print(f"pnl: realised {pnl.get('realized_quote', 0):+.2f}"
           f"  unrealised {pnl.get('unrealized_quote', 0):+.2f}  fees {pnl.get('fees_quote', 0):.2f}")
@@ -147,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         if action == "status":
             code, body = fetch(url, "/status", token, timeout_s=args.timeout_s)
         else:
-            payload = {"reason": args.reason} if args.reason else {}
+            payload: dict[str, Any] = {"reason": args.reason} if args.reason else {}
+            if getattr(args, "symbol", None):
+                payload["symbol"] = args.symbol
             code, body = fetch(url, f"/control/{action}", token, payload, timeout_s=args.timeout_s)
     except _Unreachable as e:
         print(f"error: no bot is answering at {url} ({e}). Is it running (`scalper run -c CONFIG`)? "
@@ -171,7 +191,10 @@ def run(args: argparse.Namespace) -> int:
         if ok:
             tr = body.get("trading", {})
             result = body.get("result")
-            print(f"{action}: done; trading {tr.get('state')} ({tr.get('reason')})"
+            what = f"{action} {args.symbol.upper()}" if getattr(args, "symbol", None) else action
+            halted = body.get("halted_symbols") or {}
+            print(f"{what}: done; trading {tr.get('state')} ({tr.get('reason')})"
+                  + (f"; halted symbols: {', '.join(halted)}" if halted else "")
                   + (f"; result: {json.dumps(result)}" if result is not None else ""))
         else:
             err = body.get("error") if isinstance(body, dict) else body

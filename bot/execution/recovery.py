@@ -97,6 +97,14 @@ class Recovery:
         self.last_actions: list[Action] = []
         self.deferred: tuple[str, ...] = ()  # symbols the last pass left for the next one
         self._alerted: dict[tuple[str, str, str], float] = {}
+        # What the passes did, for the operator (/status, /metrics; read by the app, never by this class):
+        # stops_placed, orders_cancelled, trades_adopted, manual_closes, positions_flattened, symbols_halted.
+        self.stats: Counter[str] = Counter()
+        self.failures = 0  # failed passes in a row (0 after a complete one)
+        self.failures_total = 0
+        self.last_ok_ns = 0  # engine clock of the last complete pass
+        self.last_failed_ns = 0
+        self.last_error = ""
 
     # -- start-up ------------------------------------------------------------------------------------------
     def halt_entries(self, now_ns: int) -> None:
@@ -137,6 +145,7 @@ class Recovery:
                                 states=j.rows("state_changes", "entity='trade' AND entity_id=?", (tid,)))
             eng.adopt(m)
             self.adopted.append(tid)
+            self.stats["trades_adopted"] += 1
             await eng.act(m, repair(m, fills))
             self._entry_created[tid] = max((int(r["created_ns"]) for r in legs if r["role"] in ("entry", "add")),
                                            default=0)
@@ -170,7 +179,14 @@ class Recovery:
                 if owner is not None and owner.legs[cid].role in (LegRole.STOP, LegRole.TP):
                     await eng.act(owner, end_quietly(owner, cid, OrderStatus.REJECTED, "not found at the venue"))
             errors: list[tuple[Action, VenueError]] = []
-            await apply(actions, self.gw, self, on_error=lambda a, e: errors.append((a, e)))
+            done = await apply(actions, self.gw, self, on_error=lambda a, e: errors.append((a, e)))
+            for a, ack in done:  # the machines' own stops are counted in place_stop
+                if isinstance(a, PlaceStop) and ack is not None:
+                    self.stats["stops_placed"] += 1
+                elif isinstance(a, Flatten):
+                    self.stats["positions_flattened"] += 1
+                elif isinstance(a, CancelOrder):
+                    self.stats["orders_cancelled"] += 1
             for cid in missing:  # an entry, add or exit that never reached the venue
                 owner = self._machine_of(cid)
                 if owner is not None and not owner.is_final and owner.legs[cid].role in (
@@ -179,6 +195,7 @@ class Recovery:
             for a in actions:
                 if isinstance(a, PlaceStop | Flatten) and not a.trade_id:
                     eng.risk.gate.halt_symbol(a.req.symbol, "position of no known trade", eng.clock())
+                    self.stats["symbols_halted"] += 1
             eng._journal_gate(eng.clock())
             for tid in [t for t in self.adopted if t not in self._armed]:
                 held = eng.trades.get(tid)
@@ -205,7 +222,6 @@ class Recovery:
                   min_backoff_ms: int = 250, max_backoff_ms: int = 10_000) -> None:
         """Reconcile now and whenever `wanted` is set (the user stream sets it after every catch-up); a
         failed pass alerts and is retried with capped jittered backoff. `on_done(runs)` after each success."""
-        failures = 0
         wanted.set()
         while True:
             await wanted.wait()
@@ -213,16 +229,20 @@ class Recovery:
             try:
                 await asyncio.wait_for(self.reconcile(), timeout_s)
             except (VenueError, ReconcileIncomplete, TimeoutError) as e:
-                failures += 1
-                self.alert("error", f"reconciliation failed ({failures} in a row), retrying: {type(e).__name__}: {e}")
+                self.failures += 1
+                self.failures_total += 1
+                self.last_failed_ns, self.last_error = self.engine.clock(), f"{type(e).__name__}: {e}"[:300]
+                self.alert("error", f"reconciliation failed ({self.failures} in a row), retrying: "
+                                    f"{type(e).__name__}: {e}")
                 wanted.set()
-                await asyncio.sleep(backoff_delay_s(failures, min_backoff_ms, max_backoff_ms))
+                await asyncio.sleep(backoff_delay_s(self.failures, min_backoff_ms, max_backoff_ms))
                 continue
             if self.deferred:  # busy symbols: again shortly, on a fresh picture
                 wanted.set()
                 await asyncio.sleep(0.2)
                 continue
-            failures = 0
+            self.failures = 0
+            self.last_ok_ns = self.engine.clock()
             on_done(self.runs)
 
     def _trade_of(self, client_id: str) -> str:
@@ -260,6 +280,7 @@ class Recovery:
         self.alert("emergency", f"{m.tid}: position had no live stop at the exchange; stop placed again",
                    m.plan.symbol)
         await self.engine.act(m, restore_stop(m, self.engine.clock(), "reconcile"))
+        self.stats["stops_placed"] += 1
         return True
 
     async def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> None:
@@ -280,6 +301,7 @@ class Recovery:
             await eng.act(m, acts)
         else:
             await eng.act(m, close_unknown(m, now, detail))
+        self.stats["manual_closes"] += 1
         self.log.warning("trade_closed_outside", trade_id=trade_id, exit_known=bool(got), detail=detail)
 
     def alert(self, kind: str, message: str, symbol: str = "") -> None:

@@ -11,6 +11,7 @@ trading loop never awaits it. A full queue drops the new alert and counts it.
     alerts.stop_out("BTCUSDT", "long", trade_id="t42", stop_price=59950.0, exit_price=59949.9,
                     pnl_quote=-5.3, r_multiple=-1.02)
     alerts.halt("stop not confirmed within 2000 ms")
+    alerts.symbol_halt("BTCUSDT", "t7-sl REJECTED: -2021")   # kind "halt"; symbol_resume: kind "resume"
     alerts.feed_lost("BTCUSDT", "no message for 5000 ms")
     alerts.emergency("BTCUSDT", "position without a confirmed stop; flattening")
     alerts.daily_summary({"trades": 12, "win_rate": 0.58, "pnl_quote": 41.2})  # at next_daily_summary_ns()
@@ -128,6 +129,13 @@ class Alerts:
 
     def resume(self, reason: str, **extra: Any) -> bool:
         return self.notify("resume", f"RESUMED: {reason}", reason=reason, **extra)
+
+    def symbol_halt(self, symbol: str, reason: str, **extra: Any) -> bool:
+        """Entries on one symbol halted (a stop refused or unconfirmed, a position of no known trade)."""
+        return self.notify("halt", f"SYMBOL HALTED {symbol}: {reason}", symbol=symbol, reason=reason, **extra)
+
+    def symbol_resume(self, symbol: str, **extra: Any) -> bool:
+        return self.notify("resume", f"SYMBOL RESUMED {symbol}", symbol=symbol, **extra)
 
     def feed_lost(self, symbol: str, reason: str, **extra: Any) -> bool:
         text = f"FEED LOST {symbol}: {reason}"

@@ -21,6 +21,11 @@ Families (counters are exposed with the `_total` suffix):
   scalper_pnl_realized_quote, scalper_pnl_unrealized_quote, scalper_fees_quote
   scalper_trading_state{state}              1 for the current state (ACTIVE/REDUCING/HALTED)
   scalper_health{status}                    1 for the current verdict (ok/degraded/halted)
+  scalper_symbol_halted{symbol}             1 while entries on the symbol are halted, else 0
+  scalper_reconcile_state{state}            1 for pending/ok/failed (the last reconciliation pass)
+  scalper_reconcile_runs_total, scalper_reconcile_failures_total
+  scalper_reconcile_actions_total{action}   stops_placed/orders_cancelled/trades_adopted/manual_closes/...
+  scalper_reconcile_last_ok_timestamp_seconds   wall clock of the last complete pass (0: none yet)
   scalper_errors_total{source}
   scalper_alerts_total{outcome}             queued/sent/failed/dropped_queue_full/suppressed_rate/...
 """
@@ -42,7 +47,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from bot.market.health import BookStatus
-from bot.ops.state import TRADING_STATES, RuntimeState
+from bot.ops.state import RECONCILE_STATES, TRADING_STATES, RuntimeState
 
 __all__ = ["StateCollector", "build_registry"]
 
@@ -129,6 +134,29 @@ class StateCollector(Collector):
         for s in _HEALTH:
             hf.add_metric([s], 1.0 if verdict == s else 0.0)
         yield hf
+
+        sh = GaugeMetricFamily("scalper_symbol_halted", "1 while entries on the symbol are halted",
+                               labels=["symbol"])
+        for symbol in sorted(st.symbols | st.halted_symbols.keys()):
+            sh.add_metric([symbol], 1.0 if symbol in st.halted_symbols else 0.0)
+        yield sh
+        rec = st.reconcile
+        rs = GaugeMetricFamily("scalper_reconcile_state", "1 for the state of the last reconciliation pass",
+                               labels=["state"])
+        current = st.reconcile_state()
+        for rstate in RECONCILE_STATES:
+            rs.add_metric([rstate], 1.0 if current == rstate else 0.0)
+        yield rs
+        runs = CounterMetricFamily("scalper_reconcile_runs", "reconciliation passes run")
+        runs.add_metric([], rec["runs"])
+        yield runs
+        fails = CounterMetricFamily("scalper_reconcile_failures", "reconciliation passes that failed")
+        fails.add_metric([], rec["failures_total"])
+        yield fails
+        yield _counter("scalper_reconcile_actions", "what reconciliation did, by action", "action",
+                       rec["actions"])
+        yield _gauge("scalper_reconcile_last_ok_timestamp_seconds",
+                     "wall clock of the last complete reconciliation pass (0: none yet)", rec["last_ok_ns"] / 1e9)
 
         if self.alerts is not None:
             yield _counter("scalper_alerts", "alerts by outcome", "outcome", dict(self.alerts.stats))

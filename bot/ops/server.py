@@ -13,9 +13,13 @@ Endpoints
 - GET /health: JSON {"status": "ok"|"degraded"|"halted", "reasons": [...]}; HTTP 200 when ok, 503
   otherwise (Docker HEALTHCHECK, load balancers and `curl -f` read the code).
 - GET /metrics: Prometheus text format (bot.ops.metrics, own registry).
-- GET /status: JSON from RuntimeState.status(): positions, open orders, trading state, last errors, feeds.
+- GET /status: JSON from RuntimeState.status(): positions, open orders, trading state, halted symbols,
+  reconciliation, last errors, feeds.
 - POST /control/<action> with a JSON body {"reason": "..."} (optional): calls the callback and
-  answers {"ok": true, "action": ..., "result": ..., "trading": {...}}; 501 when the app registered none.
+  answers {"ok": true, "action": ..., "result": ..., "trading": {...}, "halted_symbols": {...}}; 501 when
+  the app registered none. {"symbol": "BTCUSDT"} in the body narrows halt/resume to one symbol: the
+  callback is called as fn(reason, symbol="BTCUSDT") (400 when it takes no `symbol`); a callback raises
+  ControlError for a request it refuses (an unknown symbol): HTTP 400 with the message.
 
 Security
 - Refuses to bind beyond loopback without a token (ConfigError). With a token (SCALPER__OPS__TOKEN or
@@ -44,11 +48,23 @@ from bot.ops.metrics import build_registry
 from bot.ops.state import RuntimeState
 from bot.settings.ops import OpsSection, is_loopback_host
 
-__all__ = ["CONTROL_ACTIONS", "OpsServer"]
+__all__ = ["CONTROL_ACTIONS", "ControlError", "OpsServer"]
 
 CONTROL_ACTIONS = ("halt", "resume", "flatten")
-ControlFn = Callable[[str], "Awaitable[Any] | Any"]
+ControlFn = Callable[..., "Awaitable[Any] | Any"]  # fn(reason) or fn(reason, symbol=...)
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+class ControlError(ValueError):
+    """A control request the app refuses as asked (unknown symbol, ...): HTTP 400, nothing done."""
+
+
+def _takes_symbol(fn: ControlFn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "symbol" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -162,11 +178,19 @@ class OpsServer:
             body = await request.json() if request.can_read_body else {}
         except ValueError:
             return _json({"ok": False, "error": "body is not valid JSON"}, 400)
-        reason = str((body or {}).get("reason") or f"operator {action} via ops endpoint")[:200]
+        body = body if isinstance(body, dict) else {}
+        reason = str(body.get("reason") or f"operator {action} via ops endpoint")[:200]
+        symbol = body.get("symbol")
+        if symbol is not None and (not isinstance(symbol, str) or not symbol.strip()):
+            return _json({"ok": False, "action": action, "error": "symbol must be a non-empty string"}, 400)
+        if symbol is not None and not _takes_symbol(fn):
+            return _json({"ok": False, "action": action, "error": f"{action} does not take a symbol"}, 400)
         try:
-            result = fn(reason)
+            result = fn(reason) if symbol is None else fn(reason, symbol=symbol.strip().upper())
             if inspect.isawaitable(result):
                 result = await asyncio.wait_for(result, self.control_timeout_s)
+        except ControlError as e:
+            return _json({"ok": False, "action": action, "error": str(e)}, 400)
         except TimeoutError:
             return _json({"ok": False, "action": action,
                           "error": f"{action} did not finish within {self.control_timeout_s:g} s; "
@@ -176,4 +200,5 @@ class OpsServer:
             return _json({"ok": False, "action": action, "error": f"{type(e).__name__}: {e}"}, 500)
         st = self.state
         return _json({"ok": True, "action": action, "result": result,
-                      "trading": {"state": st.trading_state, "reason": st.trading_reason}})
+                      "trading": {"state": st.trading_state, "reason": st.trading_reason},
+                      "halted_symbols": {sym: dict(h) for sym, h in st.halted_symbols.items()}})

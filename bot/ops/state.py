@@ -26,37 +26,40 @@ How the app drives it (all synchronous, O(1) unless noted):
     state.set_unrealized_pnl(quote)
     state.on_error(source, message, now_ns)                       # bounded deque of the last N
     state.observe_latency("event_to_decision", ns); state.observe_latency("order_ack", ns)
+    state.set_symbol_halts({"BTCUSDT": ("stop rejected", since_ns)})  # the gate's view; -> (halted, lifted)
+    state.set_reconcile(runs=3, failures=0, failures_total=1, last_ok_ns=..., last_failed_ns=...,
+                        last_error="...", actions={"stops_placed": 1, ...})
 
 `health(now_ns)` -> {"status": "ok" | "degraded" | "halted", "reasons": [...]}: halted when the trading
 state is HALTED; degraded when a book is not LIVE (SYNCING / STALE / CROSSED), the user stream is down
-or stale, or trading is REDUCING.
+or stale, trading is REDUCING, a symbol is halted (entries on it blocked: "symbol halted: BTCUSDT
+(<reason>)") or the last reconciliation pass failed.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import deque
 from enum import Enum
 from typing import Any, Protocol
 
 from bot.market.health import BookHealth, BookStatus
+from bot.ops.counters import LATENCY_BUCKETS_NS, LatencyHistogram, Rate
 
 __all__ = [
     "LATENCY_BUCKETS_NS",
+    "RECONCILE_ACTIONS",
+    "RECONCILE_STATES",
     "TRADING_STATES",
     "LatencyHistogram",
     "RuntimeState",
 ]
 
 TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")
+RECONCILE_STATES = ("pending", "ok", "failed")  # no pass finished yet / the last one was complete / failed
+# What reconciliation (bot.execution.recovery) counts; always exported, 0 until it happens.
+RECONCILE_ACTIONS = ("stops_placed", "orders_cancelled", "trades_adopted", "manual_closes",
+                     "positions_flattened", "symbols_halted")
 
-# Fixed buckets (upper bounds, ns): 10 µs .. 2.5 s. Fixed so dashboards and alerts rules never shift;
-# wide enough for the hot path (tens of µs) and for an order ack across the internet (tens of ms).
-LATENCY_BUCKETS_NS: tuple[int, ...] = (
-    10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
-    100_000_000, 250_000_000, 500_000_000, 1_000_000_000, 2_500_000_000,
-)
 _SEC_NS = 1_000_000_000
 
 
@@ -67,90 +70,6 @@ def _label(x: Any) -> str:
 
 class _Stats(Protocol):
     resyncs: int
-
-
-class LatencyHistogram:
-    """Fixed-bucket histogram of nanosecond durations (cumulative export like Prometheus)."""
-
-    __slots__ = ("bounds_ns", "count", "counts", "max_ns", "sum_ns")
-
-    def __init__(self, bounds_ns: tuple[int, ...] = LATENCY_BUCKETS_NS) -> None:
-        self.bounds_ns = bounds_ns
-        self.counts = [0] * (len(bounds_ns) + 1)  # last slot: above the largest bound (+Inf)
-        self.count = 0
-        self.sum_ns = 0
-        self.max_ns = 0
-
-    def observe(self, ns: int) -> None:
-        ns = max(0, int(ns))  # a clock step backwards must not corrupt the sums
-        self.counts[bisect_left(self.bounds_ns, ns)] += 1
-        self.count += 1
-        self.sum_ns += ns
-        if ns > self.max_ns:
-            self.max_ns = ns
-
-    def cumulative(self) -> list[tuple[int | None, int]]:
-        """[(upper bound ns or None for +Inf, observations <= bound)], as Prometheus buckets."""
-        out: list[tuple[int | None, int]] = []
-        acc = 0
-        for bound, c in zip((*self.bounds_ns, None), self.counts):
-            acc += c
-            out.append((bound, acc))
-        return out
-
-    def quantile_upper_ns(self, q: float) -> int | None:
-        """Upper bound of the bucket holding quantile q (None when empty; max_ns beyond the last bound)."""
-        if not self.count:
-            return None
-        rank = q * self.count
-        acc = 0
-        for bound, c in zip(self.bounds_ns, self.counts):
-            acc += c
-            if acc >= rank:
-                return bound
-        return self.max_ns
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "mean_us": round(self.sum_ns / self.count / 1000, 1) if self.count else None,
-            "p50_le_us": _us(self.quantile_upper_ns(0.5)),
-            "p99_le_us": _us(self.quantile_upper_ns(0.99)),
-            "max_us": _us(self.max_ns) if self.count else None,
-        }
-
-
-def _us(ns: int | None) -> float | None:
-    return None if ns is None else round(ns / 1000, 1)
-
-
-class _Rate:
-    """Total count plus the count of the last complete second (cheap on the per-message path)."""
-
-    __slots__ = ("cur", "last", "sec", "total")
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.sec = -1
-        self.cur = 0
-        self.last = 0
-
-    def add(self, n: int, now_ns: int) -> None:
-        self.total += n
-        sec = now_ns // _SEC_NS
-        if sec != self.sec:
-            self.last = self.cur if sec == self.sec + 1 else 0
-            self.sec = sec
-            self.cur = 0
-        self.cur += n
-
-    def per_s(self, now_ns: int) -> int:
-        sec = now_ns // _SEC_NS
-        if sec == self.sec:
-            return self.last
-        if sec == self.sec + 1:
-            return self.cur
-        return 0
 
 
 class _Book:
@@ -173,7 +92,7 @@ class RuntimeState:
         self.started_ns = now_ns
         self.info: dict[str, Any] = {}
         self.books: dict[str, _Book] = {}
-        self.messages: dict[tuple[str, str], _Rate] = {}
+        self.messages: dict[tuple[str, str], Rate] = {}
         # User data stream: None = this mode has none (sim), else connected flag + reason.
         self.user_stream_ok: bool | None = None
         self.user_stream_reason = ""
@@ -197,6 +116,13 @@ class RuntimeState:
             "event_to_decision": LatencyHistogram(),
             "order_ack": LatencyHistogram(),
         }
+        # Per-symbol halts (entries on the symbol blocked): symbol -> {"reason", "since_ns"}.
+        self.halted_symbols: dict[str, dict[str, Any]] = {}
+        self.symbols: set[str] = set()  # every symbol seen: scalper_symbol_halted is 0/1 for each
+        self.reconcile: dict[str, Any] = {
+            "runs": 0, "failures": 0, "failures_total": 0, "last_ok_ns": 0, "last_failed_ns": 0,
+            "last_error": "", "actions": dict.fromkeys(RECONCILE_ACTIONS, 0),
+        }
 
     # ---- identity -------------------------------------------------------------------------
     def set_info(self, **kv: Any) -> None:
@@ -207,12 +133,14 @@ class RuntimeState:
     def track_book(self, symbol: str, health: BookHealth, stats: _Stats | None = None) -> None:
         """Read this BookHealth (and the sync's stats.resyncs) live on every scrape."""
         self.books[symbol] = _Book(health, stats)
+        self.symbols.add(symbol)
 
     def set_book_status(self, symbol: str, status: BookStatus | str, reason: str, now_ns: int) -> bool:
         """For books without a tracked BookHealth (or to force one): returns True on a change."""
         book = self.books.get(symbol)
         if book is None:
             book = self.books[symbol] = _Book(BookHealth(symbol, now_ns), None)
+            self.symbols.add(symbol)
         return book.health.set(BookStatus(_label(status)), reason, now_ns)
 
     def on_resync(self, symbol: str, now_ns: int) -> None:
@@ -227,7 +155,7 @@ class RuntimeState:
         key = (symbol, channel)
         r = self.messages.get(key)
         if r is None:
-            r = self.messages[key] = _Rate()
+            r = self.messages[key] = Rate()
         r.add(n, now_ns)
 
     def message_rate_per_s(self, symbol: str, channel: str, now_ns: int) -> int:
@@ -256,6 +184,32 @@ class RuntimeState:
             self.trading_since_ns = now_ns
         self.trading_state = s
         self.trading_reason = reason
+
+    def set_symbol_halts(self, halts: dict[str, tuple[str, int]]) -> tuple[list[str], list[str]]:
+        """Replace the per-symbol halts with the risk gate's view (symbol -> (reason, since_ns)).
+        Returns (newly halted, lifted) symbols, so the caller alerts once per transition."""
+        before = self.halted_symbols
+        self.halted_symbols = {sym: {"reason": reason, "since_ns": since_ns}
+                               for sym, (reason, since_ns) in sorted(halts.items())}
+        self.symbols.update(halts)
+        return ([s for s in self.halted_symbols if s not in before],
+                [s for s in before if s not in self.halted_symbols])
+
+    def set_reconcile(self, *, runs: int, failures: int, failures_total: int, last_ok_ns: int,
+                      last_failed_ns: int, last_error: str = "", actions: dict[str, int] | None = None) -> None:
+        """Reconciliation after a restart / reconnect (bot.execution.recovery): passes, failures (in a row
+        and in total), last complete / failed pass (ns), the last error and what the passes did."""
+        counts = dict.fromkeys(RECONCILE_ACTIONS, 0)
+        counts.update(actions or {})
+        self.reconcile = {"runs": runs, "failures": failures, "failures_total": failures_total,
+                          "last_ok_ns": last_ok_ns, "last_failed_ns": last_failed_ns,
+                          "last_error": last_error[:500], "actions": counts}
+
+    def reconcile_state(self) -> str:
+        """'pending' before any pass finished, 'failed' when the latest finished pass failed, else 'ok'."""
+        if self.reconcile["failures"]:
+            return "failed"
+        return "ok" if self.reconcile["last_ok_ns"] else "pending"
 
     def set_position(self, symbol: str, *, side: Any, qty: float, entry_price: float,
                      stop_price: float | None = None, unrealized_pnl_quote: float = 0.0,
@@ -326,6 +280,11 @@ class RuntimeState:
             reasons.append(f"trading HALTED: {self.trading_reason}")
         elif self.trading_state == "REDUCING":
             reasons.append(f"trading REDUCING: {self.trading_reason}")
+        for symbol, halt in self.halted_symbols.items():
+            reasons.append(f"symbol halted: {symbol} ({halt['reason']})")
+        if self.reconcile_state() == "failed":
+            r = self.reconcile
+            reasons.append(f"reconciliation failing ({r['failures']} in a row): {r['last_error']}")
         for symbol, book in self.books.items():
             h = book.health
             if h.status is not BookStatus.LIVE:
@@ -361,6 +320,9 @@ class RuntimeState:
             "health": self.health(now_ns),
             "trading": {"state": self.trading_state, "reason": self.trading_reason,
                         "since_ns": self.trading_since_ns},
+            "halted_symbols": {sym: dict(h) for sym, h in self.halted_symbols.items()},
+            "reconcile": {"state": self.reconcile_state(), **self.reconcile,
+                          "actions": dict(self.reconcile["actions"])},
             "feeds": self.feeds(now_ns),
             "user_stream": None if self.user_stream_ok is None else {
                 "ok": self.user_stream_ok, "reason": self.user_stream_reason,

@@ -9,7 +9,8 @@ the bot must never do (architecture.md habit 9).
   an operator `reset`; a halt by hand or after a failed stop stays until `reset`.
 - REDUCING: no new entries, exits allowed (reached `reducing_at_loss_fraction` of the daily limit,
   or set by the operator); back to ACTIVE on the next UTC day or `reset`.
-- Per symbol: `halt_symbol` (a stop that was not confirmed in time) blocks entries on that symbol.
+- Per symbol: `halt_symbol` (a stop that was not confirmed in time) blocks entries on that symbol until
+  `lift_symbol` or an operator `reset`; `symbol_halts()` is the read-only view the ops endpoints show.
 Every denial is counted by reason (`denials`) and kept for the journal (`last_denial`).
 """
 
@@ -55,6 +56,7 @@ class RiskGate:
         self.halt_until_ns = 0  # 0: until an operator reset
         self.halt_code = DenyReason.HALTED  # what an entry denied while HALTED is counted as
         self.halted_symbols: dict[str, str] = {}
+        self._symbol_halted_ns: dict[str, int] = {}  # when each halt began (valid while in halted_symbols)
         self.denials: Counter[str] = Counter()
         self.last_denial: Denial | None = None
         # (ts_ns, entity 'gate'|'symbol', entity id, from, to, reason), drained by the engine into the journal
@@ -96,8 +98,23 @@ class RiskGate:
         self._set(TradingState.ACTIVE, "operator reset", now_ns)
 
     def halt_symbol(self, symbol: str, reason: str, now_ns: int) -> None:
+        if symbol not in self.halted_symbols:  # a second halt keeps the first one's start
+            self._symbol_halted_ns[symbol] = now_ns
         self.halted_symbols[symbol] = reason
         self.state_changes.append((now_ns, "symbol", symbol, "ACTIVE", "HALTED", reason))
+
+    def lift_symbol(self, symbol: str, reason: str, now_ns: int) -> bool:
+        """Operator: entries on `symbol` again; the trading state, streaks and the day's baseline are
+        untouched (unlike `reset`). False when the symbol was not halted."""
+        if self.halted_symbols.pop(symbol, None) is None:
+            return False
+        self.state_changes.append((now_ns, "symbol", symbol, "HALTED", "ACTIVE", reason))
+        return True
+
+    def symbol_halts(self) -> dict[str, tuple[str, int]]:
+        """Read-only view: symbol -> (reason, since_ns) of every halted symbol (a copy)."""
+        since = self._symbol_halted_ns
+        return {sym: (reason, since.get(sym, 0)) for sym, reason in self.halted_symbols.items()}
 
     def _roll_day(self, now_ns: int) -> None:
         day = now_ns // DAY_NS

@@ -116,6 +116,8 @@ def test_dashboard_and_prometheus_use_metrics_the_bot_exports():
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
     used = set(re.findall(r"scalper_[a-z_]+", " ".join(exprs)))
     assert used and used <= exposed, used - exposed
+    # operators see single-symbol halts and restart reconciliation, not only the global trading state
+    assert {"scalper_symbol_halted", "scalper_reconcile_state", "scalper_reconcile_actions_total"} <= used
     prom = (ROOT / "deploy" / "prometheus.yml").read_text()
     assert "scalper:9310" in prom and "metrics_path: /metrics" in prom
     compose = (ROOT / "deploy" / "docker-compose.yml").read_text()

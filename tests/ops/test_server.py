@@ -183,7 +183,7 @@ async def test_control_calls_registered_callbacks_and_reports_missing_ones(serve
             assert r.status == 200
             body = await r.json()
         assert body == {"ok": True, "action": "halt", "result": {"cancelled_entries": 2},
-                        "trading": {"state": "HALTED", "reason": "news"}}
+                        "trading": {"state": "HALTED", "reason": "news"}, "halted_symbols": {}}
         async with s.post(server.url + "/control/resume", json={}) as r:
             assert r.status == 200
         async with s.post(server.url + "/control/flatten", json={}) as r:
