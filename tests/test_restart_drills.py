@@ -109,7 +109,10 @@ class Bot:
             SCALPER__SIGNALS__MOMENTUM__BAR_MS="1000", SCALPER__SIGNALS__MOMENTUM__COOLDOWN_S="20",
             SCALPER__SIGNALS__RSI_SNAPBACK__BAR_MS="1000", SCALPER__SIGNALS__RSI_SNAPBACK__COOLDOWN_S="20",
             SCALPER__SIGNALS__BREAKOUT_FADE__COOLDOWN_S="20", SCALPER__SIGNALS__ABSORPTION__COOLDOWN_S="20",
-            SCALPER__RISK__MAX_CONSECUTIVE_LOSSES="50", SCALPER__RISK__SETUP_COOLDOWN_S="0", **over)
+            SCALPER__RISK__MAX_CONSECUTIVE_LOSSES="50", SCALPER__RISK__SETUP_COOLDOWN_S="0",
+            # the drills are about restarts, not the confirm deadline: a loaded 2-core box can miss 500 ms
+            # on a later trade, whose flatten + symbol halt would then be mistaken for a restart fault
+            SCALPER__EXECUTION__STOP_CONFIRM_TIMEOUT_MS="3000", **over)
         self.out = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "-c", "config/exchange-sim.toml",
                                       "--no-view"], cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT)
