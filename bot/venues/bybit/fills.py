@@ -59,7 +59,7 @@ async def execution_rows(call: Callable[[dict[str, Any]], Awaitable[Any]], symbo
         params["cursor"] = cursor
     seen: set[str] = set()
     out = []
-    for r in sorted(rows, key=lambda r: (_ms(r), int(_f(r.get("seq"))))):
+    for r in sorted(rows[::-1], key=lambda r: (_ms(r), int(_f(r.get("seq"))))):  # pages come newest first
         eid = str(r.get("execId", ""))
         if eid in seen or r.get("execType", "Trade") not in FILL_TYPES:
             continue
