@@ -144,6 +144,12 @@ class Recovery:
                                 time_limit_s=self.time_limits_s.get(t["setup"], 0.0),
                                 states=j.rows("state_changes", "entity='trade' AND entity_id=?", (tid,)))
             eng.adopt(m)
+            adopt_stop = getattr(self.gw, "adopt_stop", None)  # a venue whose stop is the position's (Bybit):
+            if adopt_stop is not None:  # its in-memory owner of the stop died with the last process
+                since = min((int(f["ts_ns"]) for f in fills if LegRole(f["role"]).opens), default=0)
+                for leg in sorted((x for x in m.legs.values() if x.role is LegRole.STOP and not x.done),
+                                  key=lambda x: x.tier):  # oldest first: the last (m.stop_leg) owns it
+                    adopt_stop(leg.req, since)
             self.adopted.append(tid)
             self.stats["trades_adopted"] += 1
             await eng.act(m, repair(m, fills))

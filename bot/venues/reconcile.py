@@ -15,7 +15,8 @@ Rules (issue 6, "Restart safety and reconciliation"):
 4. Exit orders (reduce-only, close-position, conditional) with no position are cancelled: no orphan may
    survive to fire on a later position. Unknown entry orders are cancelled too (they could open a
    position nobody protects). With a position, exit orders that belong to no open trade of it are
-   cancelled once the position has its own stop.
+   cancelled once the position has its own stop. A position-level stop (Bybit trading-stop: listed as
+   an order, but the position's own, removed by the venue with it) is never cancelled as an orphan.
 5. The exchange says flat and a trade of the journal held a position and no exit fill explains it ->
    CloseTrade(MANUAL) and an alert. Nothing is ever "assumed flat": a symbol whose state could not be
    fetched is not in `exchange.symbols` and gets no decision at all.
@@ -73,6 +74,8 @@ class ExchangeState:
     # client id -> the exact fills (venue trade ids, prices, fees; cumulative filled_lots) of a leg that filled
     # while we were not listening, when the gateway can list them (Binance: userTrades by order id)
     fills: dict[str, tuple[OrderUpdate, ...]] = field(default_factory=dict)
+    # venue order ids of open orders that are a position's own stop (gateway `is_position_level`)
+    position_stops: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +170,9 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
         lots = pos.qty_lots if pos is not None else 0
         sym_trades = [t for t in trades if t.symbol == sym and t.state in _OPEN]
         orders = [o for o in ex.open_orders if o.symbol == sym]
+        removable = [o for o in orders if o.venue_order_id not in ex.position_stops]
         if lots == 0:
-            for o in orders:
+            for o in removable:
                 owner = by_cid.get(o.client_id)
                 entering = owner is not None and owner[0].state in ("PLANNED", "ENTERING") and not _is_exit(o)
                 if not entering:
@@ -204,14 +208,14 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
                 why = f"{owner_t.trade_id}: {held} has no live stop"
                 out.append(PlaceStop(owner_t.trade_id, req, why))
             # orphans of other (closed or unknown) trades would fire on this position with the wrong size
-            for o in orders:
+            for o in removable:
                 if _is_exit(o) and o.client_id not in own_cids:
                     out.append(CancelOrder(sym, o.client_id, o.kind.is_conditional, "exit order of no open trade"))
             continue
         # a position nobody planned
         if stops:
-            out.append(Alert("emergency", f"{held} of no known trade; kept its stop "
-                                          f"{stops[0].client_id}", sym))
+            name = stops[0].client_id or "(the position's own)"
+            out.append(Alert("emergency", f"{held} of no known trade; kept its stop {name}", sym))
             continue
         if cfg.unknown_position_action == "flatten":
             req = OrderRequest(f"recon-flat-{_suffix(now_ns)}", sym, side_close, OrderKind.MARKET, abs(lots),
@@ -285,7 +289,15 @@ async def fetch_exchange_state(gw: ExecutionGateway, symbols: Sequence[str],
                 got = await leg_fills(gw, t.symbol, leg.client_id, u)
                 if got:
                     fills[leg.client_id] = got
-    return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills)
+    level = getattr(gw, "is_position_level", None)  # venues whose stop is the position's (Bybit)
+    pos_stops = frozenset(o.venue_order_id for o in opened if level is not None and level(o))
+    return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills, pos_stops)
+
+
+def _chrono(r: dict[str, Any]) -> tuple[int, int]:
+    """Account trades oldest first: Binance trade ids grow with time; Bybit's are not numbers (its `seq`)."""
+    tid = str(r["id"])
+    return int(r.get("time") or 0), int(tid) if tid.isdigit() else int(r.get("seq") or 0)
 
 
 def _fill_rows(rows: Sequence[dict[str, Any]], u: OrderUpdate, inst: Instrument, parent: str,
@@ -293,7 +305,7 @@ def _fill_rows(rows: Sequence[dict[str, Any]], u: OrderUpdate, inst: Instrument,
     """userTrades rows of one order -> fill updates with cumulative quantities (the user stream's shape)."""
     out: list[OrderUpdate] = []
     cum, notional = 0, 0.0
-    for t in sorted(rows, key=lambda r: int(r["id"])):
+    for t in sorted(rows, key=_chrono):
         lots = inst.qty_to_lots(t["qty"])
         cum += lots
         notional += lots * float(t["price"])
@@ -315,7 +327,9 @@ async def leg_fills(gw: Any, symbol: str, client_id: str, u: OrderUpdate) -> tup
     if trades_of is None:
         return ()
     order_id, parent = u.venue_order_id, ""
-    if u.kind.is_conditional:
+    if u.kind.is_conditional and u.parent_id:  # the look-up named the order that executed (Bybit position stop)
+        parent = u.parent_id
+    elif u.kind.is_conditional:
         raw_of = getattr(gw, "fetch_order_raw", None)
         raw = (await raw_of(symbol, client_id, True) or {}) if raw_of is not None else {}
         order_id, parent = str(raw.get("actualOrderId") or ""), client_id
@@ -340,7 +354,7 @@ async def outside_fills(gw: Any, symbol: str, side: Side, since_ns: int, ours: s
     rows = await trades_of(symbol, "", since_ns // 1_000_000)
     out = []
     left = lots
-    for t in sorted(rows, key=lambda r: (int(r.get("time") or 0), int(r["id"]))):
+    for t in sorted(rows, key=_chrono):
         ts_ns = int(t.get("time") or 0) * 1_000_000
         if left <= 0 or str(t.get("side")) != side.value or str(t.get("orderId")) in ours or ts_ns < since_ns:
             continue

@@ -10,12 +10,22 @@ request (method, path, query, JSON body, headers) and checks what Bybit checks:
 Faults, consumed once, per route: {"method", "path", "action": "execute_then_500" | "500" | "hang" |
 "403" | "code", "code": 10006, "msg": "...", "headers": {...}, "seconds": 0.4}.
 The private websocket (/v5/private) answers auth (checking the signature of "GET/realtime"+expires),
-subscribe and ping, records what it receives, and pushes what a test gives it (`push`).
+subscribe and ping, records what it receives, and pushes what a test gives it (`push`); with
+`autopush=True` it also pushes, like Bybit, every order state, execution and position change it makes
+(order of topics: execution, order, position; Bybit does not promise one).
+
+The position's stop (trading-stop, or an entry's attached `stopLoss`, tpslMode Full) is what Bybit makes
+of it: a system conditional order listed by GET /v5/order/realtime (no orderFilter: all kinds) as
+`orderStatus` Untriggered, `stopOrderType` StopLoss, `orderLinkId` "", `qty` "0" (Full: whatever the
+position is), `reduceOnly`/`closeOnTrigger` true, `triggerPrice` = the stop, side opposite the position.
+Moving the stop deactivates that order and creates a new one (new orderId); clearing it (`stopLoss` "0"),
+closing the position or the stop firing ends it (Deactivated; Filled when it fired).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -25,7 +35,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-__all__ = ["FakeBybit", "instruments_info"]
+__all__ = ["FakeBybit", "instruments_info", "xrpusdt"]
 
 _OPEN = ("New", "PartiallyFilled", "Untriggered")
 
@@ -44,13 +54,28 @@ def instruments_info() -> list[dict[str, Any]]:
     return [sym("BTCUSDT", "BTC", "0.10", "0.001", "5"), sym("ETHUSDT", "ETH", "0.01", "0.01", "5")]
 
 
+def xrpusdt() -> dict[str, Any]:
+    """XRPUSDT as instruments-info lists it (tick 0.0001, step 1): the recorded public sample's symbol."""
+    btc = instruments_info()[0]
+    return {**btc, "symbol": "XRPUSDT", "baseCoin": "XRP", "priceScale": "4",
+            "priceFilter": {"minPrice": "0.0001", "maxPrice": "199.9998", "tickSize": "0.0001"},
+            "lotSizeFilter": {**btc["lotSizeFilter"], "minOrderQty": "1", "qtyStep": "1", "maxOrderQty": "1000000",
+                              "maxMktOrderQty": "100000"}}
+
+
 class FakeBybit:
-    def __init__(self, api_key: str = "k", secret: str = "s", fill_price: str = "60000.0") -> None:
+    def __init__(self, api_key: str = "k", secret: str = "s", fill_price: str = "60000.0", *,
+                 instruments: list[dict[str, Any]] | None = None, autopush: bool = False) -> None:
         self.api_key, self.secret, self.fill_price = api_key, secret, fill_price
+        self.instruments = instruments
+        self.autopush = autopush
         self.requests: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
         self.skew_ms = 0
+        self.exec_shift_ms = 0  # added to execTime only: fills that happened that long ago
         self.orders: dict[str, dict[str, Any]] = {}  # orderLinkId -> order (Bybit words)
+        self.by_id: dict[str, dict[str, Any]] = {}  # orderId -> every order, system ones (no orderLinkId) too
+        self.stop_order: dict[str, str] = {}  # symbol -> orderId of the position's live stop order
         self.execs: list[dict[str, Any]] = []
         self.positions: dict[str, dict[str, Any]] = {}
         self.leverage: dict[str, str] = {"BTCUSDT": "10", "ETHUSDT": "10"}
@@ -62,6 +87,8 @@ class FakeBybit:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._signed = False
+        self._outbox: list[tuple[str, list[dict[str, Any]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- server
     async def start(self) -> FakeBybit:
@@ -76,6 +103,10 @@ class FakeBybit:
         return self
 
     async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
         await self.drop_ws()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -139,11 +170,29 @@ class FakeBybit:
         for ws in list(self.ws_clients):
             await ws.send_bytes(body)
 
+    def _event(self, topic: str, data: list[dict[str, Any]]) -> None:
+        """autopush: queue a snapshot now, sent in order by one task (a venue action is synchronous)."""
+        if not self.autopush or not self.ws_clients:
+            return
+        self._outbox.append((topic, [dict(d) for d in data]))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._outbox:
+            topic, data = self._outbox.pop(0)
+            await self.push(topic, data)
+
+    def _position_event(self, symbol: str) -> None:
+        p = self.position(symbol)
+        self._event("position", [{**p, "category": "linear", "entryPrice": p["avgPrice"]}])
+
     async def drop_ws(self) -> None:
         for ws in list(self.ws_clients):
             await ws.close()
 
-    # ---------------------------------------------------------------- venue actions (no event sent)
+    # ---------------------------------------------------------------- venue actions
+    # (pushed on the socket only with autopush: otherwise what happens "while we are away")
     def _exec(self, o: dict[str, Any], qty: str, price: str, fee: str, maker: bool) -> dict[str, Any]:
         filled = float(o["cumExecQty"]) + float(qty)
         o.update(cumExecQty=f"{filled:g}", leavesQty=f"{float(o['qty']) - filled:g}" if float(o["qty"]) else "0",
@@ -153,7 +202,8 @@ class FakeBybit:
              "side": o["side"], "orderPrice": o["price"], "orderQty": o["qty"], "leavesQty": o["leavesQty"],
              "orderType": o["orderType"], "stopOrderType": o.get("stopOrderType", "UNKNOWN"), "execFee": fee,
              "execId": f"e{next(self._ids)}", "execPrice": price, "execQty": qty, "execType": "Trade",
-             "execValue": f"{float(qty) * float(price):g}", "execTime": str(self.server_ms()), "isMaker": maker,
+             "execValue": f"{float(qty) * float(price):g}", "isMaker": maker,
+             "execTime": str(self.server_ms() + self.exec_shift_ms),
              "feeRate": "0.00055", "markPrice": price, "seq": next(self._ids)}
         self.execs.append(e)
         p = self.position(o["symbol"])
@@ -161,9 +211,31 @@ class FakeBybit:
             (float(qty) if o["side"] == "Buy" else -float(qty))
         p.update(size=f"{abs(signed):g}", side="" if signed == 0 else ("Buy" if signed > 0 else "Sell"),
                  avgPrice=price if signed else "0")
-        if signed == 0:
-            p.update(stopLoss="", slTriggerBy="")
+        self._event("execution", [e])
+        self._event("order", [o])
+        if signed == 0:  # the position's stop goes with the position
+            self._set_stop(o["symbol"], "", "")
+        elif o.get("stopLoss") and not o["reduceOnly"] and not p["stopLoss"]:
+            self._set_stop(o["symbol"], o["stopLoss"], o.get("slTriggerBy") or "LastPrice")  # attached: armed now
+        self._position_event(o["symbol"])
         return e
+
+    def _set_stop(self, symbol: str, price: str, trigger_by: str) -> None:
+        """The position's stop becomes `price` ("" = none): its system order is ended and, for a price, made
+        again (Full mode: qty "0", the whole position)."""
+        p = self.position(symbol)
+        old = self.by_id.get(self.stop_order.pop(symbol, ""))
+        if old is not None and old["orderStatus"] == "Untriggered":
+            old.update(orderStatus="Deactivated", cancelType="CancelByTpSlTsClear", updatedTime=str(self.server_ms()))
+            self._event("order", [old])
+        p.update(stopLoss=price, slTriggerBy=trigger_by if price else "")
+        if price and float(p["size"]):
+            o = self._order({"symbol": symbol, "side": "Sell" if p["side"] == "Buy" else "Buy", "orderType": "Market",
+                             "qty": "0", "triggerPrice": price, "triggerDirection": 2 if p["side"] == "Buy" else 1,
+                             "reduceOnly": True, "tpslMode": "Full"}, stop_type="StopLoss")
+            o.update(closeOnTrigger=True, triggerBy=trigger_by, createType="CreateByStopLoss")
+            self.stop_order[symbol] = o["orderId"]
+            self._event("order", [o])
 
     def fill_order(self, link: str, price: str | None = None, qty: str | None = None) -> dict[str, Any]:
         """Fill a resting order (all of it, or `qty`), server side: what happens while we are away."""
@@ -171,13 +243,27 @@ class FakeBybit:
         return self._exec(o, qty or f"{float(o['qty']) - float(o['cumExecQty']):g}", price or o["price"], "0.02", True)
 
     def trigger_stop(self, symbol: str = "BTCUSDT", price: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The position's stop fires: a system order (no orderLinkId, stopOrderType StopLoss) closes it."""
+        """The position's stop fires: its system order (no orderLinkId, stopOrderType StopLoss) closes the
+        whole position at `price` (default: the stop), taker fee 0.18."""
         p = self.position(symbol)
-        o = self._order({"symbol": symbol, "side": "Sell" if p["side"] == "Buy" else "Buy", "orderType": "Market",
-                         "qty": p["size"], "orderLinkId": ""}, stop_type="StopLoss")
-        o.update(triggerPrice=p["stopLoss"], createType="CreateByStopLoss", reduceOnly=True, closeOnTrigger=True)
+        o = self.by_id.get(self.stop_order.pop(symbol, ""))
+        if o is None:
+            raise AssertionError(f"fake: {symbol} has no position stop to trigger")
+        o.update(orderStatus="Triggered", qty=p["size"], leavesQty=p["size"], updatedTime=str(self.server_ms()))
         e = self._exec(o, p["size"], price or p["stopLoss"], "0.18", False)
         return o, e
+
+    def close_by_hand(self, symbol: str, price: str, fee: str = "0.2") -> tuple[dict[str, Any], dict[str, Any]]:
+        """Someone closes the position on the website: a market order with no orderLinkId."""
+        p = self.position(symbol)
+        o = self._order({"symbol": symbol, "side": "Sell" if p["side"] == "Buy" else "Buy", "orderType": "Market",
+                         "qty": p["size"], "reduceOnly": True})
+        e = self._exec(o, p["size"], price, fee, False)
+        return o, e
+
+    def open_rows(self, symbol: str) -> list[dict[str, Any]]:
+        """What GET /v5/order/realtime lists for the symbol (every kind)."""
+        return [o for o in self.by_id.values() if o["symbol"] == symbol and o["orderStatus"] in _OPEN]
 
     # ---------------------------------------------------------------- http
     def _reply(self, result: Any, code: int = 0, msg: str = "OK", status: int = 200,
@@ -245,12 +331,13 @@ class FakeBybit:
              "updatedTime": str(self.server_ms())}
         if o["orderLinkId"]:
             self.orders[o["orderLinkId"]] = o
+        self.by_id[o["orderId"]] = o
         return o
 
     def _route(self, method: str, path: str, q: dict[str, str], b: dict[str, Any]) -> web.Response:
         key = (method, path)
         if key == ("GET", "/v5/market/instruments-info"):
-            rows = [] if q.get("status") == "PreLaunch" else instruments_info()
+            rows = [] if q.get("status") == "PreLaunch" else (self.instruments or instruments_info())
             return self._reply({"category": "linear", "list": rows, "nextPageCursor": ""})
         if key == ("GET", "/v5/market/time"):
             ms = self.server_ms()
@@ -260,21 +347,23 @@ class FakeBybit:
             if link in self.orders:
                 return self._err(110072, "OrderLinkedID is duplicate")
             o = self._order(b, stop_type="Stop" if b.get("triggerPrice") else "UNKNOWN")
+            self._event("order", [o])
             if o["orderType"] == "Market" and not o["triggerPrice"]:
-                self._exec(o, o["qty"], self.fill_price, "0.165", False)
-                if b.get("stopLoss"):
-                    self.position(o["symbol"]).update(stopLoss=b["stopLoss"], slTriggerBy=b.get("slTriggerBy", ""))
+                self._exec(o, o["qty"], self.fill_price, "0.165", False)  # arms an attached stopLoss
             return self._reply({"orderId": o["orderId"], "orderLinkId": link})
         if key == ("POST", "/v5/order/cancel"):
-            o = self.orders.get(b.get("orderLinkId", ""))
-            if o is None or o["orderStatus"] not in _OPEN:
+            c = self.orders.get(b.get("orderLinkId", ""))
+            if c is None or c["orderStatus"] not in _OPEN:
                 return self._err(110001, "order not exists or too late to cancel")
+            o = c
             o.update(orderStatus="Cancelled" if o["orderStatus"] != "Untriggered" else "Deactivated",
                      cancelType="CancelByUser", updatedTime=str(self.server_ms()))
+            self._event("order", [o])
             return self._reply({"orderId": o["orderId"], "orderLinkId": o["orderLinkId"]})
         if key in (("GET", "/v5/order/realtime"), ("GET", "/v5/order/history")):
             want_open = path.endswith("realtime")
-            rows = [o for o in self.orders.values() if (o["orderStatus"] in _OPEN) == want_open
+            # no orderFilter: every kind, the position's own stop (a system order, orderLinkId "") too
+            rows = [o for o in self.by_id.values() if (o["orderStatus"] in _OPEN) == want_open
                     and o["symbol"] == q.get("symbol", o["symbol"])
                     and o["orderLinkId"] == q.get("orderLinkId", o["orderLinkId"])]
             return self._reply({"category": "linear", "list": rows, "nextPageCursor": ""})
@@ -283,9 +372,10 @@ class FakeBybit:
             if float(p["size"]) == 0:
                 return self._err(10001, "can not set tp/sl/ts for zero position")
             new = "" if float(b["stopLoss"]) == 0 else b["stopLoss"]
-            if new == p["stopLoss"]:
+            if float(new or 0) == float(p["stopLoss"] or 0):  # "1.94" is "1.9400"
                 return self._err(34040, "not modified")
-            p.update(stopLoss=new, slTriggerBy=b.get("slTriggerBy", "") if new else "")
+            self._set_stop(b["symbol"], new, b.get("slTriggerBy") or "LastPrice")
+            self._position_event(b["symbol"])
             return self._reply({})
         if key == ("GET", "/v5/position/list"):
             if "symbol" in q:
@@ -305,6 +395,7 @@ class FakeBybit:
         if key == ("GET", "/v5/execution/list"):
             since = int(q.get("startTime", 0))
             rows = [e for e in self.execs
-                    if e["symbol"] == q.get("symbol", e["symbol"]) and int(e["execTime"]) >= since]
+                    if e["symbol"] == q.get("symbol", e["symbol"]) and int(e["execTime"]) >= since
+                    and e["orderId"] == q.get("orderId", e["orderId"])]
             return self._reply({"category": "linear", "list": rows[::-1], "nextPageCursor": ""})
         return self._err(10017, f"fake: route not found {method} {path}")

@@ -14,6 +14,8 @@ Rules this class keeps:
 - an ambiguous placement (timeout, 5xx, 10016) is resolved by looking the order up by orderLinkId,
   realtime then history, a few times, never by resending;
 - one aiohttp session, ours: ccxt does not close a session it was given, we do.
+- restart safety (bot.execution.recovery, bot.venues.reconcile): `adopt_stop` (the owner registry of the
+  position's stop lives in memory), `is_position_level` (never an orphan to cancel), `user_trades`.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ from bot.settings.core import VenueSection
 from bot.venues.binance_usdm.clock import ClockSync  # venue-neutral offset estimate (pure)
 from bot.venues.bybit.errors import ClockUnsynced, NotModified, OrderNotFound, translate
 from bot.venues.bybit.exchange import BybitV5, make_exchange
+from bot.venues.bybit.fills import EXECUTIONS, execution_rows, trade_row
 from bot.venues.bybit.limiter import BybitLimiter
 from bot.venues.bybit.orders import (
+    POSITION_LEVEL_TYPES,
+    POSITION_STOP_TYPES,
     create_args,
     is_position_stop,
     is_protective,
@@ -82,6 +87,7 @@ class BybitGateway:
         self._failure: BaseException | None = None
         self._updates: asyncio.Queue[OrderUpdate | None] = asyncio.Queue()
         self._positions: asyncio.Queue[PositionSnapshot] = asyncio.Queue()
+        self._position_level: dict[str, set[str]] = {}  # symbol -> listed order ids of its position's TP/SL
         self._clock_lock = asyncio.Lock()
         self._log = get_logger("bybit.gateway", env=venue.environment)
         self.stats = {"orders": 0, "stops": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0,
@@ -288,8 +294,23 @@ class BybitGateway:
     async def verify_stop(self, symbol: str, owner: str) -> None:
         await self.stop_desk.verify(symbol, owner)
 
-    async def fetch_order_raw(self, symbol: str, client_id: str) -> dict[str, Any] | None:
-        """By orderLinkId: GET /v5/order/realtime (open), then /v5/order/history (ended)."""
+    def adopt_stop(self, req: OrderRequest, since_ns: int = 0) -> None:
+        """After a restart: a journal trade's live stop leg `req` is the position's stop again. Called for
+        each live stop leg of a trade, oldest first (the last one owns the stop, the others are superseded),
+        before the first reconciliation. `since_ns`: the venue time of the trade's first fill; a position
+        stop execution after it is this stop having fired while we were away (fetch_order finds it)."""
+        self._ex()
+        self.stop_desk.adopt(req, since_ns)
+
+    def is_position_level(self, u: OrderUpdate) -> bool:
+        """`u` (from open_orders) is the position's own stop (or take-profit): it goes with the position,
+        and has no orderLinkId to cancel it by (removing it is a trading-stop, which only its owner leg
+        does)."""
+        return u.venue_order_id in self._position_level.get(u.symbol, ())
+
+    async def fetch_order_raw(self, symbol: str, client_id: str, conditional: bool = False) -> dict[str, Any] | None:
+        """By orderLinkId: GET /v5/order/realtime (open), then /v5/order/history (ended); every kind, so
+        `conditional` (reconcile.leg_fills passes it) changes nothing."""
         ex = self._ex()
         q = {"category": "linear", "symbol": symbol, "orderLinkId": client_id}
         for path, fn in ((REALTIME, ex.privateGetV5OrderRealtime), (HISTORY, ex.privateGetV5OrderHistory)):
@@ -304,21 +325,41 @@ class BybitGateway:
                                      {"category": "linear", "symbol": symbol}))
 
     async def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
+        """Every open order, the position's own stop included (reported under the stop leg it stands for,
+        or with no client id: StopDesk.listed_as)."""
         out: list[OrderUpdate] = []
         for s in [symbol] if symbol else list(self.symbols):
+            inst = self._instruments[s]
+            level: set[str] = set()
             for d in await self.open_orders_raw(s):
-                link = self.tr._link(d)
-                cid = link[0] if link else ""
-                u = order_update_from_rest(d, self._instruments[s], time.time_ns(), client_id=cid)
+                sot = "" if d.get("orderLinkId") else str(d.get("stopOrderType") or "")
+                if sot in POSITION_LEVEL_TYPES:
+                    level.add(str(d.get("orderId", "")))
+                if sot in POSITION_STOP_TYPES:
+                    cid = self.stop_desk.listed_as(s, inst.price_to_ticks(d.get("triggerPrice") or "0"))
+                else:
+                    link = self.tr._link(d)
+                    cid = link[0] if link else ""
+                u = order_update_from_rest(d, inst, time.time_ns(), client_id=cid)
                 if cid and not self.tr.stops.is_member(cid):
                     u = replace(u, kind=self.tr.known.get(cid, u.kind))
                     self.tr.expect(cid, u.kind)
                 out.append(u)
+            self._position_level[s] = level
         return out
+
+    async def user_trades(self, symbol: str, order_id: str = "", start_ms: int = 0) -> list[dict[str, Any]]:
+        """GET /v5/execution/list: the fills of one order, or (no order id) the account's fills on the
+        symbol from `start_ms` (a position closed by hand while we were away), in the words reconcile
+        reads (bot.venues.bybit.fills.trade_row)."""
+        ex = self._ex()
+        rows = await execution_rows(lambda q: self.call(EXECUTIONS, ex.privateGetV5ExecutionList, q), symbol,
+                                    order_id=order_id, start_ms=start_ms)
+        return [trade_row(r) for r in rows]
 
     async def executions(self, symbol: str, since_ms: int) -> list[dict[str, Any]]:
         """GET /v5/execution/list from `since_ms` (oldest first): fills we may have missed."""
-        rows = _rows(await self.call("/v5/execution/list", self._ex().privateGetV5ExecutionList,
+        rows = _rows(await self.call(EXECUTIONS, self._ex().privateGetV5ExecutionList,
                                      {"category": "linear", "symbol": symbol, "startTime": since_ms, "limit": 100}))
         return sorted(rows, key=lambda r: int(float(r.get("execTime") or 0)))
 

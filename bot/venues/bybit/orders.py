@@ -41,6 +41,7 @@ from bot.venues.ports import OrderRequest, OrderUpdate, PositionSnapshot
 
 __all__ = [
     "CLIENT_ID_RE",
+    "POSITION_LEVEL_TYPES",
     "POSITION_STOP_TYPES",
     "VENUE",
     "clear_stop_body",
@@ -63,6 +64,9 @@ CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 
 # stopOrderType of the system orders behind a position's TP/SL (B3): their orderLinkId is empty.
 POSITION_STOP_TYPES = frozenset({"StopLoss", "PartialStopLoss", "TrailingStop"})
+# ... and every system order of a position's TP/SL: removed by the venue with the position, changed only by
+# trading-stop (no orderLinkId to cancel it by): never an orphan order to cancel (reconcile)
+POSITION_LEVEL_TYPES = POSITION_STOP_TYPES | {"TakeProfit", "PartialTakeProfit"}
 
 # B3 order statuses. Untriggered = a conditional order waiting (live, NEW for the machine); Triggered =
 # fired, its market order follows; Deactivated = a conditional order cancelled before it fired.

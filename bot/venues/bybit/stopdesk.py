@@ -14,6 +14,14 @@ of stops.py; exchange-facts B3).
   way the leg's end (CANCELED) is published here: no stream event will ever carry it.
 - `verify(symbol, owner)`: the stream saw an open position without a stop; if REST agrees, the owner
   leg is reported CANCELED (the machine then flattens and halts the symbol).
+- `adopt(req, since_ns)`: after a restart, a journal trade's live stop leg is the position's stop again.
+- `lookup(symbol, cid)` (fetch_order of a stop leg): CANCELED when superseded or removed; NEW while the
+  position shows its price; FILLED with the fills of the system stop order when the stop fired while we
+  were not listening (a StopLoss execution since the leg was set, or since the trade's first fill for an
+  adopted leg); None otherwise (the venue has no such stop: reconciliation places one again).
+- `listed_as(symbol, trigger_ticks)`: which leg a position stop listed by GET /v5/order/realtime stands
+  for: the owner when the venue's trigger is the owner's (or a move to it is under way), else nobody
+  ("": set by hand, or our last request never reached the venue).
 """
 
 from __future__ import annotations
@@ -21,12 +29,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderStatus
 from bot.logging import get_logger
 from bot.venues.bybit.errors import ClockUnsynced, NotModified, ZeroPosition
+from bot.venues.bybit.fills import EXECUTIONS, execution_rows, stop_fill
 from bot.venues.bybit.orders import clear_stop_body, price_str, trading_stop_body
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
 from bot.venues.ports import OrderAck, OrderRequest, OrderUpdate
@@ -43,6 +53,8 @@ class StopDesk:
     def __init__(self, gw: BybitGateway) -> None:
         self.gw = gw
         self.reqs: dict[str, OrderRequest] = {}
+        self.since_ms: dict[str, int] = {}  # stop leg -> exchange time from which a StopLoss fill is its firing
+        self.pending: set[str] = set()  # trading-stop requests under way
         self._ended: set[str] = set()
         self.zero_position_retry_s = 0.2
         self._log = get_logger("bybit.stops")
@@ -51,12 +63,22 @@ class StopDesk:
         if req.trigger_ticks is None:
             raise ValueError("STOP_MARKET needs trigger_ticks")
         gw, tr, sym = self.gw, self.gw.tr, req.symbol
-        ex = gw._ex()
         body = trading_stop_body(sym, price_str(inst, req.trigger_ticks), req.working_type, gw.position_idx)
         tr.expect(req.client_id, req.kind)
         tr.stops.begin(sym, req.client_id)
         self.reqs[req.client_id] = req
+        # the venue cannot fire this stop before it receives it (an earlier stop's fill is not this one's)
+        self.since_ms.setdefault(req.client_id, int(gw.clock.now_exchange_ms(time.time() * 1000.0)))
         gw.stats["stops"] += 1
+        self.pending.add(req.client_id)
+        try:
+            return await self._place(req, body)
+        finally:
+            self.pending.discard(req.client_id)
+
+    async def _place(self, req: OrderRequest, body: dict[str, Any]) -> OrderAck:
+        gw, tr, sym = self.gw, self.gw.tr, req.symbol
+        ex = gw._ex()
         status = OrderStatus.NEW
         for attempt in (0, 1):
             try:
@@ -130,16 +152,60 @@ class StopDesk:
         return OrderUpdate(cid, "", symbol, req.side, req.kind, status, req.qty_lots, 0, 0.0, reduce_only=True,
                            reason=reason, ts_recv_ns=time.time_ns())
 
+    def adopt(self, req: OrderRequest, since_ns: int) -> None:
+        """A restored stop leg owns the position's stop again (see BybitGateway.adopt_stop)."""
+        if req.trigger_ticks is None:  # a journal row without its price: not ours to own; reconcile replaces it
+            self._log.error("stop leg without a trigger price not adopted", client_id=req.client_id)
+            return
+        tr = self.gw.tr
+        tr.expect(req.client_id, req.kind)
+        self.reqs[req.client_id] = req
+        if since_ns:
+            self.since_ms[req.client_id] = since_ns // 1_000_000
+        for u in tr.stops.adopt(req.symbol, req.client_id, req.trigger_ticks):
+            if since_ns and u.ts_event_ns and u.ts_event_ns < since_ns:
+                u = replace(u, client_id="", parent_id="")  # an earlier position's stop: not this trade's
+            self.gw.publish(u)
+
     async def lookup(self, symbol: str, cid: str) -> OrderUpdate | None:
-        """fetch_order of a stop leg: CANCELED when superseded or removed; NEW while the position shows it."""
+        """fetch_order of a stop leg (module docstring). Venue errors propagate: no guess."""
         stops = self.gw.tr.stops
         if cid in stops.superseded or cid in stops.cleared:
             return self.state(symbol, cid, OrderStatus.CANCELED, "superseded")
+        if stops.owner(symbol) != cid:
+            return None
         ticks = stops.ticks(symbol)
-        if stops.owner(symbol) == cid and ticks is not None and \
-                await self.has_stop(symbol, price_str(self.gw.instrument(symbol), ticks)):
+        p = await self.gw.position_raw(symbol)
+        if p is not None and float(p.get("size") or 0) != 0 and ticks is not None and \
+                float(p.get("stopLoss") or 0) == float(price_str(self.gw.instrument(symbol), ticks)):
+            stops.verified(cid)
             return self.state(symbol, cid, OrderStatus.NEW)
-        return None
+        return await self.fired(symbol, cid)
+
+    async def fired(self, symbol: str, cid: str) -> OrderUpdate | None:
+        """The position's stop fired as `cid`: the system stop order's fills since the leg's start."""
+        req, since = self.reqs.get(cid), self.since_ms.get(cid)
+        if req is None or since is None:
+            return None
+        gw = self.gw
+        ex = gw._ex()
+        rows = await execution_rows(lambda q: gw.call(EXECUTIONS, ex.privateGetV5ExecutionList, q), symbol,
+                                    start_ms=since)
+        return stop_fill(rows, req, gw.instrument(symbol), since, time.time_ns())
+
+    def listed_as(self, symbol: str, trigger_ticks: int) -> str:
+        """The stop leg a listed position stop stands for (module docstring)."""
+        stops = self.gw.tr.stops
+        owner, ticks = stops.owner(symbol), stops.ticks(symbol)
+        if not owner:
+            return ""
+        moving = any(self.reqs[c].symbol == symbol and self.reqs[c].trigger_ticks == trigger_ticks
+                     for c in self.pending if c in self.reqs)
+        if ticks is None or ticks == trigger_ticks or moving:
+            if not moving:
+                stops.verified(owner)
+            return owner
+        return ""
 
     async def verify(self, symbol: str, owner: str) -> None:
         p = await self.gw.position_raw(symbol)

@@ -13,6 +13,10 @@ placed, acknowledged and cancelled. This class maps one onto the other:
   activity of the symbol (the attached stop firing before our stop leg is acknowledged) is HELD and
   handed to the first owner, never reported as the entry's (it would count as an opening fill).
 - `clear(symbol, cid)`: we removed the stop (stopLoss "0").
+- `adopt(symbol, cid, ticks)`: after a restart, a journal trade's live stop leg owns the position's stop
+  again (this registry lives in memory only). Until the venue is seen to show that stop (a listing or a
+  look-up at its price: `verified`), a position message without a stop raises no alarm for it: the
+  start-up reconciliation decides (a stop lost while we were away is placed again, not flattened).
 
 One trade per symbol at a time is assumed (one-way mode: one position per symbol, one stop per position).
 """
@@ -36,6 +40,7 @@ class PositionStops:
         self.cleared: set[str] = set()
         self._held: dict[str, list[tuple[int, OrderUpdate]]] = {}
         self.attached_by: dict[str, str] = {}  # symbol -> entry client id whose stop is armed, no owner yet
+        self.unverified: set[str] = set()  # adopted owners the venue has not been seen to show yet
 
     def owner(self, symbol: str) -> str:
         return self._owner.get(symbol, "")
@@ -69,6 +74,16 @@ class PositionStops:
         self.attached_by.pop(symbol, None)
         held = [replace(u, client_id=cid, parent_id=cid) for _, u in self._held.pop(symbol, [])]
         return (old if old != cid else ""), held
+
+    def adopt(self, symbol: str, cid: str, ticks: int | None) -> list[OrderUpdate]:
+        """A restored stop leg is the position's stop (the owner; a previous owner is superseded). Returns
+        held stop activity, now reported under it."""
+        _, held = self.confirm(symbol, cid, ticks)
+        self.unverified.add(cid)
+        return held
+
+    def verified(self, cid: str) -> None:
+        self.unverified.discard(cid)
 
     def clear(self, symbol: str, cid: str) -> None:
         if self._owner.get(symbol) == cid:

@@ -21,7 +21,8 @@ that leg), held while no leg owns it yet. Their `Deactivated` is not forwarded: 
 deactivated and re-created when moved, and removed with the position; whether the position is still
 protected is read from the `position` topic's `stopLoss` instead: an open position with no stopLoss while
 a confirmed owner exists gives `StopMissing` (the stream runner verifies it by REST before reporting
-the stop CANCELED, so a stale message cannot raise a false alarm).
+the stop CANCELED, so a stale message cannot raise a false alarm). An owner adopted after a restart and
+not yet seen at the venue raises none: the start-up reconciliation looks at it (stops.py `adopt`).
 
 `position` (positionIdx 0, one-way) -> PositionSnapshot (side Buy/Sell, size -> signed lots).
 """
@@ -245,7 +246,8 @@ class BybitEventTranslator:
         sl = str(d.get("stopLoss") or "")
         self.stop_loss[inst.symbol] = sl
         owner = self.stops.owner(inst.symbol)
-        if snap.qty_lots != 0 and _is_zero_price(sl) and owner and owner not in self.stops.cleared:
+        if snap.qty_lots != 0 and _is_zero_price(sl) and owner and owner not in self.stops.cleared \
+                and owner not in self.stops.unverified:
             out.append(StopMissing(inst.symbol, owner))
         return out
 
