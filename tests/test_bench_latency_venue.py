@@ -1,5 +1,5 @@
 """`scalper bench latency --venue exchange-sim`: the real feed, engine, gateway and ccxt against the loopback
-exchange, few entries (the 1,000-entry minimum lowered for the test), all three order paths interleaved."""
+exchange, few entries (the 1,000-entry minimum lowered for the test), all four order paths interleaved."""
 
 from __future__ import annotations
 
@@ -48,13 +48,13 @@ def test_venue_bench_measures_every_step_of_real_entries_on_each_order_path() ->
     # every measured entry reached the exchange, signed correctly (all three paths), and the bench's own
     # IOCs under the bid expired there unfilled; a real setup firing at the touch may fill (then flattened)
     acks = res["acks"]
-    assert set(acks) <= {"EXPIRED", "FILLED", "PARTIALLY_FILLED"} and acks["EXPIRED"] >= 30 + 2 * 25, acks
+    assert set(acks) <= {"EXPIRED", "FILLED", "PARTIALLY_FILLED"} and acks["EXPIRED"] >= 30 + 3 * 25, acks
     assert res["real_fills_flattened"] <= acks.get("FILLED", 0) + acks.get("PARTIALLY_FILLED", 0)
     assert res["stalls"] == 0 and res["pipeline_errors"] == 0 and not res["stopped"], res
     assert res["denied"] == 0
-    # the three order paths were all measured, interleaved; the shipped one (fastpath) is the headline
+    # the four order paths were all measured, interleaved; the shipped one (fastpath) is the headline
     ab = res["ccxt_ab"]
-    assert list(ab) == ["fastpath", "create_order", "implicit"]
+    assert list(ab) == ["fastpath", "create_order", "implicit", "fastpath_task"]
     assert ab["fastpath"]["tick_to_order_us"] == res["tick_to_order_us"]
     assert all(v["entries"] >= 25 and v["ccxt_build_sign"]["median"] > 0 for v in ab.values()), ab
 

@@ -13,6 +13,8 @@ Every mode keeps ccxt as the transport contract: its `fetch` (our aiohttp sessio
   then the implicit endpoint (`sign`: client-id handling, `extend`, urlencode, HMAC) and `fetch`.
 - implicit: the fast path's request handed to ccxt's implicit endpoint `fapiPrivatePostOrder` (ccxt signs;
   what the gateway does for RSA/Ed25519 keys).
+- fastpath_task: the fast path, but the engine hands the entry to the gateway in a plain task (started at
+  the loop's next turn) instead of an eagerly started one (execution/eager.py; what the engine did before).
 
 All three send the same bytes (tests/venues/test_binance_fastpath.py); each returns the venue's order.
 """
@@ -24,15 +26,16 @@ from typing import Any
 
 from bot.venues.binance_usdm.orders import create_args
 
-__all__ = ["MODES", "send_entry"]
+__all__ = ["EAGER", "MODES", "send_entry"]
 
-MODES = ("fastpath", "create_order", "implicit")
+MODES = ("fastpath", "create_order", "implicit", "fastpath_task")
+EAGER = {"fastpath": True, "create_order": True, "implicit": True, "fastpath_task": False}
 
 
 async def send_entry(ex: Any, mode: str, post: Callable[[str, dict[str, Any]], Awaitable[Any]], path: str,
                      params: dict[str, Any], req: Any, inst: Any, ccxt_symbol: str) -> Any:
     """Place one order by `mode`; `post` is the gateway's own sender (OrderSigner.post)."""
-    if mode == "fastpath":
+    if mode in ("fastpath", "fastpath_task"):
         return await post(path, params)
     if mode == "create_order":
         return (await ex.create_order(*create_args(req, inst, ccxt_symbol))).get("info") or {}

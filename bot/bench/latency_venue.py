@@ -12,17 +12,18 @@ One entry is measured from the receive time of the depth message that triggered 
 `ts_recv_ns`, taken when the websocket frame is returned) to the moment ccxt hands the signed POST
 /fapi/v1/order to aiohttp (a wrapper around the session given to ccxt; gateway.py is untouched).
 
-Steps (medians and p99 of each; they add up to the total, less the microsecond between the receive stamp
-and the feed callback): parse, book (the feed's sync + DOM, its health bookkeeping), dispatch (the task
-hop from the feed callback to the pipeline), features, setups, risk, journal, planning, order_task (the hop
-to the engine's order task), gateway (clock check, order_params: the Binance request, limiter),
-ccxt_build_sign (the send: signing and ccxt's fetch preamble up to the session call; for the A/B modes that
-build in ccxt, create_order's request building too; split in `ccxt_detail` into build, sign and the fetch
-preamble; the step keeps its name from when ccxt built every request). The acknowledgement round trip
-(hand-off -> the gateway returns the OrderAck, including the loopback exchange's own work and ccxt's response
-parsing) is reported apart: it is not ours to shorten.
-`--ccxt-ab` interleaves the entries over the shipped fast path and the ccxt paths it replaced
-(bot/bench/latency_ccxt.py: fastpath, create_order, implicit) and reports each.
+Steps (medians and p99 of each; they add up to the total, less the microsecond between the receive stamp and
+the feed callback): parse, book (the feed's sync + DOM, its health bookkeeping), dispatch (the task hop from
+the feed callback to the pipeline), features, setups, risk, journal, planning, order_task (the engine's
+hand-off to the gateway's task: an eagerly started one, or a loop turn for fastpath_task), gateway (clock check,
+order_params: the Binance request, limiter), ccxt_build_sign (the send: signing and ccxt's fetch preamble up
+to the session call; for the A/B modes that build in ccxt, create_order's request building too; split in
+`ccxt_detail` into build, sign and the fetch preamble; the step keeps its name from when ccxt built every
+request). The acknowledgement round trip (hand-off -> the gateway returns the OrderAck, including the loopback
+exchange's own work and ccxt's response parsing) is reported apart: it is not ours to shorten.
+`--ccxt-ab` interleaves the entries over the shipped fast path and the paths it replaced
+(bot/bench/latency_ccxt.py: fastpath, create_order, implicit, and fastpath_task: the entry handed to the
+gateway in a plain task instead of an eagerly started one) and reports each.
 
 Triggers as in the in-process bench: every `--every`-th LIVE depth message runs the real signal engine, and
 when it emits nothing a long intent goes down the same path. Its limit IOC is priced 20 ticks under the

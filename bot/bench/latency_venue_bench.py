@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.bench.latency_ccxt import send_entry
+from bot.bench.latency_ccxt import EAGER, send_entry
 
 __all__ = ["bench"]
 
@@ -241,6 +241,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             # only an entry sent from the pipeline task itself (not after a leverage round trip)
             if rec is not None and rec.get("trigger") and "p1" not in rec and "s1" not in rec:
                 rec["s1"], rec["cid"] = ns, cid
+                gw.eager_submit = EAGER[rec["mode"]]  # type: ignore[union-attr]  # read by the engine next
 
         async def timed_submit(req: Any) -> Any:
             rec = _CUR.get()

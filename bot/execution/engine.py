@@ -8,7 +8,8 @@ polling). With a simulated clock the driver calls `fire_due()` itself as it adva
 Every action of the machine is journaled before it is acted on: a Submit's leg row (with its intended
 price) is committed before `gateway.submit` is awaited. Orders go out as tasks owned by the engine's
 TaskGroup, so a slow acknowledgement never stalls the update stream or the timers: the stop-confirm
-deadline fires whatever the gateway does.
+deadline fires whatever the gateway does. An entry to a gateway that allows it (`eager_submit`) is
+started eagerly (eager.py): the gateway's synchronous part runs before the caller goes on.
 
 Denied (our gate) and rejected (the venue, OrderRejected) are journaled apart: `denials` / `rejections`.
 """
@@ -31,6 +32,7 @@ from bot.execution.actions import (
     FillRecord,
     HaltSymbol,
     Leg,
+    LegRole,
     OrderEvent,
     Schedule,
     StateChanged,
@@ -39,6 +41,7 @@ from bot.execution.actions import (
     TradeState,
     Unschedule,
 )
+from bot.execution.eager import spawn_eager
 from bot.execution.planner import entry_terms, plan_trade
 from bot.execution.trade import TradeMachine
 from bot.journal import Journal
@@ -46,7 +49,7 @@ from bot.logging import get_logger
 from bot.risk import Denial, MarketView, RiskManager
 from bot.risk.limits import Limits
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueUnavailable
-from bot.venues.ports import AccountSnapshot, ExecutionGateway, OrderUpdate
+from bot.venues.ports import AccountSnapshot, ExecutionGateway, OrderAck, OrderUpdate
 
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
@@ -339,26 +342,35 @@ class ExecutionEngine:
         self.inflight.add(leg.client_id)
         if self.on_entry_sent is not None and leg.role.value == "entry":
             self.on_entry_sent(leg.client_id, time.perf_counter_ns())
+        if leg.role is LegRole.ENTRY and getattr(self.gw, "eager_submit", False):
+            # The gateway's synchronous part (checks, the request, its signature, the hand-off to the
+            # transport) runs now, in a task of its own started eagerly (eager.py), instead of a loop turn
+            # later behind the queued market data; the order task awaits its answer exactly as before.
+            sub = spawn_eager(asyncio.get_running_loop().create_task, self.gw.submit(leg.req))
+            task = self._spawn(self._send(m, leg, sub))
+            task.add_done_callback(lambda t: sub.cancel() if t.cancelled() else None)
+            return
         self._spawn(self._send(m, leg))
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         if self._tg is not None:
             task = self._tg.create_task(coro)
         else:  # driven without run() (backtests step the engine themselves): still owned and awaited by drain()
             task = asyncio.get_running_loop().create_task(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        return task
 
-    async def _send(self, m: TradeMachine, leg: Leg) -> None:
+    async def _send(self, m: TradeMachine, leg: Leg, started: asyncio.Task[OrderAck] | None = None) -> None:
         try:
-            await self._send_once(m, leg)
+            await self._send_once(m, leg, started)
         finally:
             self.inflight.discard(leg.client_id)
 
-    async def _send_once(self, m: TradeMachine, leg: Leg) -> None:
+    async def _send_once(self, m: TradeMachine, leg: Leg, started: asyncio.Task[OrderAck] | None = None) -> None:
         req = leg.req
         try:
-            ack = await self.gw.submit(req)
+            ack = await (started if started is not None else self.gw.submit(req))
         except OrderRejected as e:
             now = self.clock()
             self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))

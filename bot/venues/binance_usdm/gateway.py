@@ -114,6 +114,9 @@ def _ccxt_config(venue: VenueSection, session: aiohttp.ClientSession) -> dict[st
 
 class BinanceGateway:
     name = "binance-usdm"
+    # submit() does its own work (checks, request, signature, hand-off to aiohttp) before it first waits
+    # and needs nothing from its caller to progress: the engine may start it eagerly (execution/eager.py)
+    eager_submit = True
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
                  wall_s: Callable[[], float] = time.time) -> None:
