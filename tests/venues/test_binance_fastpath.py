@@ -204,9 +204,13 @@ async def test_orders_ccxt_refuses_before_sending_are_refused_alike(gw: BinanceG
 
 
 def test_encode_query_is_ccxt_urlencode():
-    params: dict[str, Any] = {"timestamp": 1700000000123, "a": "x:y/z", "b": "sp ace+plus", "c": "~._-AZaz09",
-                              "d": True, "e": False, "f": "ünï", "g": "", "h": "a&b=c", "recvWindow": 5000}
-    assert encode_query(params) == ccxt_async.binanceusdm.urlencode(params)
+    plain: dict[str, Any] = {"timestamp": 1700000000123, "symbol": "BTCUSDT", "quantity": "0.005", "c": "~._-AZaz09",
+                             "d": True, "e": False, "g": "", "price": 1.5, "tif": TimeInForce.IOC, "recvWindow": 5000}
+    odd: list[dict[str, Any]] = [{"a": "x:y/z"}, {"b": "sp ace+plus"}, {"f": "ünï"}, {"h": "a&b=c"}, {"i": "a=b"},
+                                 {"j": "a&b"}, {"k=x": "1"}, {"l&": "1"}, {"m n": "1"}, {}]
+    for extra in [{}, *odd]:
+        params = {**plain, **extra}
+        assert encode_query(params) == ccxt_async.binanceusdm.urlencode(params), extra
 
 
 def test_order_params_strings_on_the_grid():

@@ -28,24 +28,31 @@ from urllib.parse import quote
 
 __all__ = ["OrderSigner", "encode_query"]
 
-# RFC 3986 unreserved: urllib's quote leaves exactly these as they are (safe='').
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+# RFC 3986 unreserved (what urllib's quote leaves as it is with safe=''), plus the query's own separators
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~=&-]*")
 _PATHS = {"order": "fapiPrivatePostOrder", "algoOrder": "fapiPrivatePostAlgoOrder"}
 _FORM = "application/x-www-form-urlencoded"
 
 
+def _text(v: Any) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    return v if v.__class__ is str else str(v)
+
+
 def encode_query(params: dict[str, Any]) -> str:
-    """`Exchange.urlencode(params)` (bools as 'true'/'false', values quoted with safe=''), without its
-    per-character work when a value needs no escaping. Keys are ours and plain ASCII words."""
-    parts = []
-    match = _UNRESERVED.fullmatch
-    for k, v in params.items():
-        if v is True or v is False:
-            v = "true" if v else "false"
-        elif not isinstance(v, str):
-            v = str(v)
-        parts.append(k + "=" + (v if match(v) else quote(v, safe="")))
-    return "&".join(parts)
+    """`Exchange.urlencode(params)` for str/int/float/bool values (bools as 'true'/'false', keys and values
+    quoted with urllib's quote, safe=''), without its per-character work when nothing needs escaping:
+    the query is joined as is and checked once; one '=' per pair and one '&' between pairs prove that no
+    key or value held a separator."""
+    parts = [k + "=" + _text(v) for k, v in params.items()]
+    query = "&".join(parts)
+    n = len(parts)
+    if _PLAIN_QUERY.fullmatch(query) is not None and query.count("=") == n and query.count("&") == n - 1:
+        return query
+    return "&".join(quote(k, safe="") + "=" + quote(_text(v), safe="") for k, v in params.items())
 
 
 class OrderSigner:
