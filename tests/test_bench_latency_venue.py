@@ -23,8 +23,8 @@ def _bench(*extra: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def test_venue_bench_measures_every_step_of_real_entries_on_each_order_path() -> None:
-    p = _bench("--source", "generated", "--entries", "30", "--min-entries", "1", "--ccxt-ab", "--json",
-               "--timeout", "60")
+    p = _bench("--source", "generated", "--entries", "30", "--min-entries", "1", "--ccxt-ab", "--dispatch-ab",
+               "--json", "--timeout", "60")
     assert p.returncode == 0, p.stderr.decode()[-2000:]
     res = orjson.loads(p.stdout)
     assert res["venue"] == "exchange-sim" and res["entries"] >= 30
@@ -57,6 +57,10 @@ def test_venue_bench_measures_every_step_of_real_entries_on_each_order_path() ->
     assert list(ab) == ["fastpath", "create_order", "implicit", "fastpath_task"]
     assert ab["fastpath"]["tick_to_order_us"] == res["tick_to_order_us"]
     assert all(v["entries"] >= 25 and v["ccxt_build_sign"]["median"] > 0 for v in ab.values()), ab
+    # --dispatch-ab: the shipped path's entries split between plain and eager market-event tasks
+    dab = res["dispatch_ab"]
+    assert list(dab) == ["plain", "eager"] and sum(v["entries"] for v in dab.values()) == res["entries"], dab
+    assert all(v["entries"] >= 10 and v["dispatch"]["median"] > 0 for v in dab.values()), dab
 
 
 def test_venue_bench_refuses_fewer_entries_than_the_minimum() -> None:

@@ -65,6 +65,9 @@ def add_venue_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ccxt-ab", action="store_true",
                    help=f"interleave the entries over the paths {', '.join(MODES)} (bot/bench/latency_ccxt.py)"
                         f"; the headline stays the shipped path ({MODES[0]})")
+    g.add_argument("--dispatch-ab", action="store_true",
+                   help="every other round of triggers, start the market event's task eagerly (bot/execution/eager.py) "
+                        "instead of a plain task (App._spawn); reported under dispatch_ab")
     g.add_argument("--min-entries", type=int, default=1000, help="refuse --entries below this (tests lower it)")
     g.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
 
@@ -85,6 +88,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "order_task": g0 - s1, "gateway": c0 - g0, "ccxt_build_sign": h0 - c0,
         "ccxt_build": r["sign0"] - c0, "ccxt_sign": r["sign1"] - r["sign0"], "ccxt_fetch": h0 - r["sign1"],
         "ack_rtt": r["a1"] - h0,
+        "dispatch_eager": bool(r.get("dispatch_eager")),
     }
 
 
@@ -130,6 +134,11 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> 
                               **{k: _mp([r[k] for r in rs]) for k in CCXT_DETAIL},
                               "ack_rtt_us": _mp([r["ack_rtt"] for r in rs])}
                           for m in modes if (rs := [r for r in rows if r["mode"] == m])}
+    if any(r.get("dispatch_eager") for r in rows):
+        out["dispatch_ab"] = {name: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
+                                     "dispatch": _mp([r["dispatch"] for r in rs])}
+                              for name, eager in (("plain", False), ("eager", True))
+                              if (rs := [r for r in main if bool(r.get("dispatch_eager")) is eager])}
     if facts:
         out.update(facts)
     return out
@@ -160,7 +169,7 @@ def run_venue(args: argparse.Namespace) -> int:
         coro = bench(entries=args.entries, journal_path=args.journal or os.path.join(tmp, "bench.sqlite"),
                      sources=sources, symbols=symbols, speed=args.speed, every=args.every, timeout_s=args.timeout,
                      gc_freeze=not args.no_gc_freeze, exchange=args.exchange,
-                     modes=MODES if args.ccxt_ab else MODES[:1])
+                     modes=MODES if args.ccxt_ab else MODES[:1], dispatch_ab=args.dispatch_ab)
         try:
             import uvloop  # what `scalper run` uses
 
@@ -202,3 +211,9 @@ def _print(res: dict[str, Any]) -> None:
             g, b, tt = v["gateway"], v["ccxt_build_sign"], v["tick_to_order_us"]
             print(f"{m:<14}{v['entries']:>8}{g['median']:>9} /{g['p99']:>7}{b['median']:>9} /{b['p99']:>7}"
                   f"{tt['median']:>11} /{tt['p99']:>7}")
+    if "dispatch_ab" in res:
+        print("market event task, interleaved rounds (median / p99 us):")
+        print(f"{'dispatch':<14}{'entries':>8}{'dispatch':>18}{'tick-to-order':>20}")
+        for m, v in res["dispatch_ab"].items():
+            d, tt = v["dispatch"], v["tick_to_order_us"]
+            print(f"{m:<14}{v['entries']:>8}{d['median']:>9} /{d['p99']:>7}{tt['median']:>11} /{tt['p99']:>7}")

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.bench.latency_ccxt import EAGER, send_entry
+from bot.execution.eager import spawn_eager
 
 __all__ = ["bench"]
 
@@ -99,15 +100,16 @@ async def _exchange(where: str, sources: list[str], symbols: tuple[str, ...], sp
 
 async def bench(*, entries: int, journal_path: str, sources: list[str], symbols: tuple[str, ...], speed: float,
                 every: int, timeout_s: float, gc_freeze: bool = True, exchange: str = "inprocess",
-                modes: tuple[str, ...] = ("fastpath",)) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False
+                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Returns the raw records of the measured entries (each tagged with its ccxt `mode`, taken in turn:
     interleaved rounds) and run facts. Stops when modes[0] has `entries` records, or after timeout_s."""
     async with _exchange(exchange, sources, symbols, speed) as base:
-        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes)
+        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab)
 
 
 async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s: float, gc_freeze: bool,
-               modes: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+               modes: tuple[str, ...], dispatch_ab: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     import aiohttp
 
     from bot.domain.events import DepthDiff
@@ -329,7 +331,15 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             if type(ev) is DepthDiff and "r0" in feed_rec:
                 rec = {"r0": feed_rec["r0"], "ts_recv": feed_rec["ts_recv"], "parse": feed_rec.get("parse", 0),
                        "e0": pc()}
-            tasks_live.add(t := asyncio.get_running_loop().create_task(run_pipeline(ev, sync, rec)))
+            coro = run_pipeline(ev, sync, rec)
+            # --dispatch-ab: every other round of len(modes) triggers, the event's task is started eagerly
+            if dispatch_ab and (st["triggers"] // len(modes)) % 2:
+                if rec is not None:
+                    rec["dispatch_eager"] = True
+                t = spawn_eager(asyncio.get_running_loop().create_task, coro)
+            else:
+                t = asyncio.get_running_loop().create_task(coro)
+            tasks_live.add(t)
             t.add_done_callback(tasks_live.discard)
 
         tasks_live: set[asyncio.Task[None]] = set()
