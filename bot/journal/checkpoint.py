@@ -7,7 +7,10 @@ machine. The journal commits each trade's durable intent right before its entry 
 ~0.1-0.3 ms). The journal's connection turns the automatic checkpoint off and this thread, with a
 connection of its own, runs PASSIVE checkpoints (never waiting on the writer or readers) when the WAL has
 changed since the last one, at most every `min_interval_s`. With the GIL released inside SQLite, the
-writer keeps committing meanwhile.
+writer keeps committing meanwhile. A checkpoint still slows the commits it overlaps (its copy and fsync
+share the disk): against the loopback exchange (38 entries/s) checkpoints every 0.1 s put the journal
+step's p90 at 0.8 ms, every 3 s (a larger WAL to copy) its p99 at 1.2 ms; every 1 s gave p90 0.45 ms,
+p99 0.95 ms, max 1.5 ms (autocheckpoint: p99 2.2 ms, p99.5 5.7 ms, max 9.4 ms).
 
 The writer rewinds the WAL to its start only when a checkpoint has copied every frame; a writer that
 commits during every checkpoint (a long burst of activity) would make it grow without end. When a
@@ -34,7 +37,7 @@ __all__ = ["WalCheckpointer"]
 
 
 class WalCheckpointer:
-    def __init__(self, path: str, *, poll_s: float = 0.1, min_interval_s: float = 0.1,
+    def __init__(self, path: str, *, poll_s: float = 0.25, min_interval_s: float = 1.0,
                  overflow_frames: int = 4000, busy_timeout_ms: int = 2000) -> None:
         self.path = path
         self.checkpoints = 0
