@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ExecutionEngine"]
 
+_PLANNED, _ENTERING = TradeState.PLANNED.value, TradeState.ENTERING.value
+
 
 class ExecutionEngine:
     def __init__(self, gateway: ExecutionGateway, risk: RiskManager, journal: Journal, cfg: ExecutionSection,
@@ -163,7 +165,7 @@ class ExecutionEngine:
         m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=self.risk_cfg.taker_fee_bps,
                          maker_fee_bps=self.risk_cfg.maker_fee_bps)
         lim = m.lim
-        legs = [self._leg_row(tid, cid, role.value, req, intended, lim, "PLANNED")
+        legs = [self._leg_row(tid, cid, role._value_, req, intended, lim, "PLANNED")
                 for cid, role, req, intended in m.planned_legs()]
         legs[0]["status"] = "PENDING_NEW"
         row = {
@@ -184,12 +186,11 @@ class ExecutionEngine:
             # the durable intent (trade, planned legs, entry PENDING_NEW, PLANNED -> ENTERING) is ONE
             # transaction, committed before the entry is handed to the gateway.
             actions = m.start(now)
-            self.journal.open_trade(now, row, legs, TradeState.ENTERING.value, states=[
-                (None, TradeState.PLANNED.value, "intent accepted"),
-                (TradeState.PLANNED.value, TradeState.ENTERING.value, "entry sent")])
+            self.journal.open_trade(now, row, legs, _ENTERING, states=[
+                (None, _PLANNED, "intent accepted"), (_PLANNED, _ENTERING, "entry sent")])
             await self._apply(m, actions, prejournaled=True)
         else:
-            self.journal.open_trade(now, row, legs, TradeState.PLANNED.value, "intent accepted")
+            self.journal.open_trade(now, row, legs, _PLANNED, "intent accepted")
             # a leverage change is a venue round trip: do it, then the entry, in a task of its own so the
             # caller (a market-data loop that also drives a simulated venue) never waits on the venue
             self._spawn(self._open(m, decision.leverage))
@@ -254,14 +255,15 @@ class ExecutionEngine:
     # -- actions ----------------------------------------------------------------------------------------
     def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, lim: Limits,
                  status: str) -> dict[str, Any]:
+        # the enums' `_value_` is what `.value` returns, without its descriptor (~0.2 us each, 16 per trade)
         return {
-            "client_id": cid, "trade_id": tid, "role": role, "symbol": req.symbol, "side": req.side.value,
-            "kind": req.kind.value, "qty": lim.qty(req.qty_lots),
+            "client_id": cid, "trade_id": tid, "role": role, "symbol": req.symbol, "side": req.side._value_,
+            "kind": req.kind._value_, "qty": lim.qty(req.qty_lots),
             "intended_price": lim.px(intended) if intended else None,
             "price": lim.px(req.price_ticks) if req.price_ticks is not None else None,
             "trigger_price": lim.px(req.trigger_ticks) if req.trigger_ticks is not None else None,
-            "reduce_only": req.reduce_only, "time_in_force": req.time_in_force.value,
-            "working_type": req.working_type.value, "status": status,
+            "reduce_only": req.reduce_only, "time_in_force": req.time_in_force._value_,
+            "working_type": req.working_type._value_, "status": status,
         }
 
     async def _apply(self, m: TradeMachine, actions: list[Action], prejournaled: bool = False) -> None:
@@ -273,7 +275,7 @@ class ExecutionEngine:
         for a in actions:
             now = self.clock()
             if isinstance(a, Submit):
-                await self._submit(m, a, now, journaled=prejournaled and a.leg.role.value == "entry")
+                await self._submit(m, a, now, journaled=prejournaled and a.leg.role is LegRole.ENTRY)
             elif isinstance(a, Cancel):
                 self._spawn(self._cancel(m, a))
             elif isinstance(a, Schedule):
@@ -340,7 +342,7 @@ class ExecutionEngine:
                                                     leg.intended_ticks, m.lim, "PENDING_NEW"))
         self._by_client[leg.client_id] = m.tid
         self.inflight.add(leg.client_id)
-        if self.on_entry_sent is not None and leg.role.value == "entry":
+        if self.on_entry_sent is not None and leg.role is LegRole.ENTRY:
             self.on_entry_sent(leg.client_id, time.perf_counter_ns())
         if leg.role is LegRole.ENTRY and getattr(self.gw, "eager_submit", False):
             # The gateway's synchronous part (checks, the request, its signature, the hand-off to the
