@@ -14,10 +14,11 @@ p99 0.95 ms, max 1.5 ms (autocheckpoint: p99 2.2 ms, p99.5 5.7 ms, max 9.4 ms).
 
 The writer rewinds the WAL to its start only when a checkpoint has copied every frame; a writer that
 commits during every checkpoint (a long burst of activity) would make it grow without end. When a
-checkpoint finds more than `overflow_frames` frames in the WAL (4x what the automatic checkpoint allows),
-`overflow` is raised and the journal runs one PASSIVE checkpoint on its own connection right after its
-next commit that does not precede an order (store.Journal._tx): what the automatic checkpoint did, only
-after a long burst and never on the entry path.
+checkpoint finds more than `overflow_frames` frames in the WAL (1000: the automatic checkpoint's own
+threshold), `overflow` is raised and the journal runs one PASSIVE checkpoint on its own connection right
+after its next commit that does not precede an order (store.Journal._tx): what the automatic checkpoint
+did, only during a long burst and never on the entry path. (1000 rather than 4000: in a tight loop of
+entries the larger WAL slowed every commit: p99 0.85 vs 1.3 ms, p99.9 1.8 vs 4.5 ms.)
 
 Durability is unchanged: a commit is in the WAL when it returns (synchronous=NORMAL: safe against a crash
 of the process; FULL: fsynced per commit); the checkpoint only moves committed pages into the main file.
@@ -38,7 +39,7 @@ __all__ = ["WalCheckpointer"]
 
 class WalCheckpointer:
     def __init__(self, path: str, *, poll_s: float = 0.25, min_interval_s: float = 1.0,
-                 overflow_frames: int = 4000, busy_timeout_ms: int = 2000) -> None:
+                 overflow_frames: int = 1000, busy_timeout_ms: int = 2000) -> None:
         self.path = path
         self.checkpoints = 0
         self.errors = 0
