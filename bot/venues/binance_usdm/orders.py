@@ -3,7 +3,8 @@
 - `order_params`: OrderRequest -> (path, the Binance parameters) of POST /fapi/v1/order or
   /fapi/v1/algoOrder, exactly what ccxt's `create_order(*create_args(...))` sends (same keys, same order,
   same strings; tests/venues/test_binance_fastpath.py compares the bytes). What the gateway sends (signer.py).
-- `create_args`: OrderRequest -> the arguments of ccxt `create_order`. Entries go to `/fapi/v1/order`;
+- `create_args`: OrderRequest -> the arguments of ccxt `create_order`: the reference `order_params` is
+  tested against (and the bench's create_order mode); not on the order path. Entries go to `/fapi/v1/order`;
   STOP_MARKET / TAKE_PROFIT_MARKET / TRAILING_STOP_MARKET go to `/fapi/v1/algoOrder` through
   `stopLossPrice` / `takeProfitPrice` / `callbackRate` (ccxt routes them, C2). NEVER the unified
   `stopLoss` dict: binanceusdm forwards it verbatim to /fapi/v1/order as junk (Flags 9).
