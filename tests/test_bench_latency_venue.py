@@ -1,5 +1,5 @@
 """`scalper bench latency --venue exchange-sim`: the real feed, engine, gateway and ccxt against the loopback
-exchange, few entries (the 1,000-entry minimum lowered for the test), all three ccxt paths interleaved."""
+exchange, few entries (the 1,000-entry minimum lowered for the test), all four order paths interleaved."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ def _bench(*extra: str) -> subprocess.CompletedProcess[bytes]:
                           cwd=ROOT, env=env, capture_output=True, timeout=120)
 
 
-def test_venue_bench_measures_every_step_of_real_entries_on_each_ccxt_path() -> None:
-    p = _bench("--source", "generated", "--entries", "30", "--min-entries", "1", "--ccxt-ab", "--json",
-               "--timeout", "60")
+def test_venue_bench_measures_every_step_of_real_entries_on_each_order_path() -> None:
+    p = _bench("--source", "generated", "--entries", "30", "--min-entries", "1", "--ccxt-ab", "--dispatch-ab",
+               "--json", "--timeout", "60")
     assert p.returncode == 0, p.stderr.decode()[-2000:]
     res = orjson.loads(p.stdout)
     assert res["venue"] == "exchange-sim" and res["entries"] >= 30
@@ -48,15 +48,19 @@ def test_venue_bench_measures_every_step_of_real_entries_on_each_ccxt_path() -> 
     # every measured entry reached the exchange, signed correctly (all three paths), and the bench's own
     # IOCs under the bid expired there unfilled; a real setup firing at the touch may fill (then flattened)
     acks = res["acks"]
-    assert set(acks) <= {"EXPIRED", "FILLED", "PARTIALLY_FILLED"} and acks["EXPIRED"] >= 30 + 2 * 25, acks
+    assert set(acks) <= {"EXPIRED", "FILLED", "PARTIALLY_FILLED"} and acks["EXPIRED"] >= 30 + 3 * 25, acks
     assert res["real_fills_flattened"] <= acks.get("FILLED", 0) + acks.get("PARTIALLY_FILLED", 0)
     assert res["stalls"] == 0 and res["pipeline_errors"] == 0 and not res["stopped"], res
     assert res["denied"] == 0
-    # the three ccxt paths were all measured, interleaved; the shipped one is the headline
+    # the four order paths were all measured, interleaved; the shipped one (fastpath) is the headline
     ab = res["ccxt_ab"]
-    assert list(ab) == ["create_order", "implicit", "presigned"]
-    assert ab["create_order"]["tick_to_order_us"] == res["tick_to_order_us"]
+    assert list(ab) == ["fastpath", "create_order", "implicit", "fastpath_task"]
+    assert ab["fastpath"]["tick_to_order_us"] == res["tick_to_order_us"]
     assert all(v["entries"] >= 25 and v["ccxt_build_sign"]["median"] > 0 for v in ab.values()), ab
+    # --dispatch-ab: the shipped path's entries split between plain and eager market-event tasks
+    dab = res["dispatch_ab"]
+    assert list(dab) == ["plain", "eager"] and sum(v["entries"] for v in dab.values()) == res["entries"], dab
+    assert all(v["entries"] >= 10 and v["dispatch"]["median"] > 0 for v in dab.values()), dab
 
 
 def test_venue_bench_refuses_fewer_entries_than_the_minimum() -> None:
@@ -70,23 +74,7 @@ def test_summary_headline_is_the_shipped_path_only() -> None:
         r.update(mode=mode, total=total)
         return r
 
-    res = summary([row("create_order", 500_000), row("presigned", 100_000), row("create_order", 700_000)])
+    res = summary([row("fastpath", 500_000), row("create_order", 100_000), row("fastpath", 700_000)])
     assert res["entries"] == 2 and res["tick_to_order_us"]["median"] == 600.0
-    assert res["ccxt_ab"]["presigned"]["entries"] == 1
+    assert res["ccxt_ab"]["create_order"]["entries"] == 1
     assert res["met"] == {"median": False, "p99": True}
-
-
-def test_light_query_string_is_what_urlencode_gives_and_falls_back_when_a_value_needs_escaping() -> None:
-    from urllib.parse import urlencode
-
-    from bot.bench.latency_ccxt import binance_request, query_string
-
-    req = binance_request(("BTC/USDT:USDT", "limit", "buy", "0.010", "59000.0",
-                           {"timeInForce": "IOC", "newClientOrderId": "t12-entry", "reduceOnly": True}), "BTCUSDT")
-    assert req == {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "newOrderRespType": "RESULT",
-                   "quantity": "0.010", "price": "59000.0", "timeInForce": "IOC", "newClientOrderId": "t12-entry",
-                   "reduceOnly": "true"}
-    req["timestamp"] = 1723161256299
-    assert query_string(req) == urlencode(req)
-    odd = {**req, "newClientOrderId": "a:b/c d"}  # allowed by Binance's client-id pattern except the space
-    assert query_string(odd) == urlencode(odd) and "a%3Ab%2Fc+d" in query_string(odd)

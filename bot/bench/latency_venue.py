@@ -7,19 +7,23 @@ session (default: the in-process bench's file) at `--speed` through its websocke
 (`--source generated`, 50 depth messages/s per symbol). The bot side is composed as `App._run_binance`
 composes it: `BinanceMarketFeed` (raw websockets) -> a task per market event (App._spawn) -> `Pipeline`
 (signals) -> `ExecutionEngine` (risk, journal, planning) -> a task per order -> `BinanceGateway.submit` ->
-ccxt `create_order` over our aiohttp session. One entry is measured from the receive time of the depth
-message that triggered it (the feed's `ts_recv_ns`, taken when the websocket frame is returned) to the
-moment ccxt hands the signed POST /fapi/v1/order to aiohttp (a wrapper around the session given to ccxt;
-gateway.py is untouched).
+its order fast path (orders.order_params, signer.OrderSigner) -> ccxt's `fetch` over our aiohttp session.
+One entry is measured from the receive time of the depth message that triggered it (the feed's
+`ts_recv_ns`, taken when the websocket frame is returned) to the moment ccxt hands the signed POST
+/fapi/v1/order to aiohttp (a wrapper around the session given to ccxt; gateway.py is untouched).
 
-Steps (medians and p99 of each; they add up to the total, less the microsecond between the receive stamp
-and the feed callback): parse, book (the feed's sync + DOM, its health bookkeeping), dispatch (the task
-hop from the feed callback to the pipeline), features, setups, risk, journal, planning, order_task (the hop
-to the engine's order task), gateway (client-id check, limiter, create_args), ccxt_build_sign (create_order
--> request building -> HMAC signing -> the session call; split in `ccxt_detail` into build, sign and the
-fetch preamble). The acknowledgement round trip (hand-off -> the gateway returns the OrderAck, including the
-loopback exchange's own work and ccxt's response parsing) is reported apart: it is not ours to shorten.
-`--ccxt-ab` interleaves the entries over lighter ways into ccxt (bot/bench/latency_ccxt.py) and reports each.
+Steps (medians and p99 of each; they add up to the total, less the microsecond between the receive stamp and
+the feed callback): parse, book (the feed's sync + DOM, its health bookkeeping), dispatch (the task hop from
+the feed callback to the pipeline), features, setups, risk, journal, planning, order_task (the engine's
+hand-off to the gateway's task: an eagerly started one, or a loop turn for fastpath_task), gateway (clock check,
+order_params: the Binance request, limiter), ccxt_build_sign (the send: signing and ccxt's fetch preamble up
+to the session call; for the A/B modes that build in ccxt, create_order's request building too; split in
+`ccxt_detail` into build, sign and the fetch preamble; the step keeps its name from when ccxt built every
+request). The acknowledgement round trip (hand-off -> the gateway returns the OrderAck, including the loopback
+exchange's own work and ccxt's response parsing) is reported apart: it is not ours to shorten.
+`--ccxt-ab` interleaves the entries over the shipped fast path and the paths it replaced
+(bot/bench/latency_ccxt.py: fastpath, create_order, implicit, and fastpath_task: the entry handed to the
+gateway in a plain task instead of an eagerly started one) and reports each.
 
 Triggers as in the in-process bench: every `--every`-th LIVE depth message runs the real signal engine, and
 when it emits nothing a long intent goes down the same path. Its limit IOC is priced 20 ticks under the
@@ -59,8 +63,11 @@ def add_venue_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exchange", choices=("inprocess", "subprocess"), default="inprocess",
                    help="the loopback exchange in this process (default) or as `scalper exchange-sim` beside it")
     g.add_argument("--ccxt-ab", action="store_true",
-                   help=f"interleave the entries over the ccxt paths {', '.join(MODES)} (bot/bench/latency_ccxt.py)"
-                        "; the headline stays the shipped path (create_order)")
+                   help=f"interleave the entries over the paths {', '.join(MODES)} (bot/bench/latency_ccxt.py)"
+                        f"; the headline stays the shipped path ({MODES[0]})")
+    g.add_argument("--dispatch-ab", action="store_true",
+                   help="every other round of triggers, start the market event's task eagerly (bot/execution/eager.py) "
+                        "instead of a plain task (App._spawn); reported under dispatch_ab")
     g.add_argument("--min-entries", type=int, default=1000, help="refuse --entries below this (tests lower it)")
     g.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
 
@@ -81,6 +88,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "order_task": g0 - s1, "gateway": c0 - g0, "ccxt_build_sign": h0 - c0,
         "ccxt_build": r["sign0"] - c0, "ccxt_sign": r["sign1"] - r["sign0"], "ccxt_fetch": h0 - r["sign1"],
         "ack_rtt": r["a1"] - h0,
+        "dispatch_eager": bool(r.get("dispatch_eager")),
     }
 
 
@@ -98,7 +106,7 @@ def _mp(xs: list[int]) -> dict[str, float]:
 
 
 def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON of the bench. The headline is the shipped ccxt path (create_order); with --ccxt-ab the
+    """The JSON of the bench. The headline is the shipped path (MODES[0], fastpath); with --ccxt-ab the
     other paths' entries (interleaved with it) are summarised under `ccxt_ab`."""
     main = [r for r in rows if r["mode"] == MODES[0]]
     out: dict[str, Any] = {"venue": "exchange-sim", "entries": len(main)}
@@ -121,10 +129,16 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> 
     modes = sorted({r["mode"] for r in rows}, key=MODES.index)
     if len(modes) > 1:
         out["ccxt_ab"] = {m: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
+                              "gateway": _mp([r["gateway"] for r in rs]),
                               "ccxt_build_sign": _mp([r["ccxt_build_sign"] for r in rs]),
                               **{k: _mp([r[k] for r in rs]) for k in CCXT_DETAIL},
                               "ack_rtt_us": _mp([r["ack_rtt"] for r in rs])}
                           for m in modes if (rs := [r for r in rows if r["mode"] == m])}
+    if any(r.get("dispatch_eager") for r in rows):
+        out["dispatch_ab"] = {name: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
+                                     "dispatch": _mp([r["dispatch"] for r in rs])}
+                              for name, eager in (("plain", False), ("eager", True))
+                              if (rs := [r for r in main if bool(r.get("dispatch_eager")) is eager])}
     if facts:
         out.update(facts)
     return out
@@ -155,7 +169,7 @@ def run_venue(args: argparse.Namespace) -> int:
         coro = bench(entries=args.entries, journal_path=args.journal or os.path.join(tmp, "bench.sqlite"),
                      sources=sources, symbols=symbols, speed=args.speed, every=args.every, timeout_s=args.timeout,
                      gc_freeze=not args.no_gc_freeze, exchange=args.exchange,
-                     modes=MODES if args.ccxt_ab else MODES[:1])
+                     modes=MODES if args.ccxt_ab else MODES[:1], dispatch_ab=args.dispatch_ab)
         try:
             import uvloop  # what `scalper run` uses
 
@@ -183,7 +197,7 @@ def _print(res: dict[str, Any]) -> None:
     print(f"target: median < {TARGET_MEDIAN_US:g} us {'met' if met['median'] else 'NOT met'}, p99 < "
           f"{TARGET_P99_US:g} us {'met' if met['p99'] else 'NOT met'}")
     w, a = res["tick_to_order_without_ccxt_us"], res["ack_rtt_us"]
-    print(f"ccxt request building + signing: {res['ccxt_share_of_median_pct']}% of the median; without it: "
+    print(f"the send (signing + ccxt fetch preamble): {res['ccxt_share_of_median_pct']}% of the median; without it: "
           f"median {w['median']} us, p99 {w['p99']} us")
     print(f"ack round trip (hand-off -> OrderAck, the exchange's work included): median {a['median']} us, "
           f"p99 {a['p99']} us")
@@ -191,8 +205,15 @@ def _print(res: dict[str, Any]) -> None:
     for k, v in [*res["steps"].items(), *(("  " + k, v) for k, v in res["ccxt_detail"].items())]:
         print(f"{k:<18}{v['median']:>10}{v['p99']:>10}")
     if "ccxt_ab" in res:
-        print("ccxt paths, interleaved (median / p99 us):")
-        print(f"{'path':<14}{'entries':>8}{'build+sign':>18}{'tick-to-order':>20}")
+        print("order paths, interleaved (median / p99 us):")
+        print(f"{'path':<14}{'entries':>8}{'gateway':>18}{'build+sign':>18}{'tick-to-order':>20}")
         for m, v in res["ccxt_ab"].items():
-            b, tt = v["ccxt_build_sign"], v["tick_to_order_us"]
-            print(f"{m:<14}{v['entries']:>8}{b['median']:>9} /{b['p99']:>7}{tt['median']:>11} /{tt['p99']:>7}")
+            g, b, tt = v["gateway"], v["ccxt_build_sign"], v["tick_to_order_us"]
+            print(f"{m:<14}{v['entries']:>8}{g['median']:>9} /{g['p99']:>7}{b['median']:>9} /{b['p99']:>7}"
+                  f"{tt['median']:>11} /{tt['p99']:>7}")
+    if "dispatch_ab" in res:
+        print("market event task, interleaved rounds (median / p99 us):")
+        print(f"{'dispatch':<14}{'entries':>8}{'dispatch':>18}{'tick-to-order':>20}")
+        for m, v in res["dispatch_ab"].items():
+            d, tt = v["dispatch"], v["tick_to_order_us"]
+            print(f"{m:<14}{v['entries']:>8}{d['median']:>9} /{d['p99']:>7}{tt['median']:>11} /{tt['p99']:>7}")

@@ -22,7 +22,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.bench.latency_ccxt import send_entry
+from bot.bench.latency_ccxt import EAGER, send_entry
+from bot.execution.eager import spawn_eager
 
 __all__ = ["bench"]
 
@@ -99,15 +100,16 @@ async def _exchange(where: str, sources: list[str], symbols: tuple[str, ...], sp
 
 async def bench(*, entries: int, journal_path: str, sources: list[str], symbols: tuple[str, ...], speed: float,
                 every: int, timeout_s: float, gc_freeze: bool = True, exchange: str = "inprocess",
-                modes: tuple[str, ...] = ("create_order",)) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False
+                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Returns the raw records of the measured entries (each tagged with its ccxt `mode`, taken in turn:
     interleaved rounds) and run facts. Stops when modes[0] has `entries` records, or after timeout_s."""
     async with _exchange(exchange, sources, symbols, speed) as base:
-        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes)
+        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab)
 
 
 async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s: float, gc_freeze: bool,
-               modes: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+               modes: tuple[str, ...], dispatch_ab: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     import aiohttp
 
     from bot.domain.events import DepthDiff
@@ -170,8 +172,10 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         lim.weight_per_min = lim.orders_per_10s = lim.orders_per_min = _LIFT
         ex = gw.ex
         assert ex is not None
-        orig_create, orig_sign, orig_submit = ex.create_order, ex.sign, gw.submit
-        market_ids = {m["symbol"]: m["id"] for m in ex.markets.values()}
+        signer = gw._signer
+        assert signer is not None
+        orig_post, orig_body, orig_sign, orig_submit = signer.post, signer.body, ex.sign, gw.submit
+        ccxt_symbols = {m["id"]: m["symbol"] for m in ex.markets.values()}
         instruments = {sym: gw.instrument(sym) for sym in venue.symbols}
         acct = await gw.account()
         risk = RiskManager(s.risk, acct.equity, time.time_ns())
@@ -239,12 +243,14 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             # only an entry sent from the pipeline task itself (not after a leverage round trip)
             if rec is not None and rec.get("trigger") and "p1" not in rec and "s1" not in rec:
                 rec["s1"], rec["cid"] = ns, cid
+                gw.eager_submit = EAGER[rec["mode"]]  # type: ignore[union-attr]  # read by the engine next
 
         async def timed_submit(req: Any) -> Any:
             rec = _CUR.get()
             mine = rec is not None and rec.get("cid") == req.client_id
             if mine:
                 rec["g0"] = pc()  # type: ignore[index]
+                rec["req"] = req  # type: ignore[index]
             try:
                 ack = await orig_submit(req)
                 if mine:
@@ -260,12 +266,21 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             if rec is not None and "c0" in rec and "h0" not in rec:
                 rec["sign0"], rec["sign1"] = a, b
 
-        async def timed_create(*a: Any, **kw: Any) -> Any:
+        async def timed_post(path: str, params: dict[str, Any]) -> Any:
             rec = _CUR.get()
-            if rec is None or "g0" not in rec or "c0" in rec:
-                return await orig_create(*a, **kw)
+            if rec is None or "g0" not in rec or "c0" in rec or path != "order":
+                return await orig_post(path, params)
             rec["c0"] = pc()
-            return await send_entry(ex, rec["mode"], a, market_ids[a[0]], on_sign)
+            req = rec["req"]
+            return await send_entry(ex, rec["mode"], orig_post, path, params, req, instruments[req.symbol],
+                                    ccxt_symbols[req.symbol])
+
+        def timed_body(params: dict[str, Any]) -> str:
+            t = pc()
+            try:
+                return orig_body(params)
+            finally:
+                on_sign(t, pc())
 
         def timed_sign(*a: Any, **kw: Any) -> Any:
             t = pc()
@@ -316,7 +331,15 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             if type(ev) is DepthDiff and "r0" in feed_rec:
                 rec = {"r0": feed_rec["r0"], "ts_recv": feed_rec["ts_recv"], "parse": feed_rec.get("parse", 0),
                        "e0": pc()}
-            tasks_live.add(t := asyncio.get_running_loop().create_task(run_pipeline(ev, sync, rec)))
+            coro = run_pipeline(ev, sync, rec)
+            # --dispatch-ab: every other round of len(modes) triggers, the event's task is started eagerly
+            if dispatch_ab and (st["triggers"] // len(modes)) % 2:
+                if rec is not None:
+                    rec["dispatch_eager"] = True
+                t = spawn_eager(asyncio.get_running_loop().create_task, coro)
+            else:
+                t = asyncio.get_running_loop().create_task(coro)
+            tasks_live.add(t)
             t.add_done_callback(tasks_live.discard)
 
         tasks_live: set[asyncio.Task[None]] = set()
@@ -333,7 +356,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         journal.open_trade = timed("journal", journal.open_trade)  # type: ignore[method-assign]
         engine.on_entry_sent = on_entry_sent
         gw.submit = timed_submit  # type: ignore[method-assign]
-        ex.create_order = timed_create
+        signer.post = timed_post  # type: ignore[method-assign]
+        signer.body = timed_body  # type: ignore[method-assign]
         ex.sign = timed_sign
         feed.public._on_message = on_public  # type: ignore[method-assign]
         feed_mod.parse_message = timed_parse  # type: ignore[assignment]

@@ -36,9 +36,12 @@ funding       id, ts_ns (venue time), recv_ns, symbol ('' when the venue does no
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from bot.journal.checkpoint import WalCheckpointer
 
 __all__ = ["SCHEMA", "TRADE_FIELDS", "Journal"]
 
@@ -162,6 +165,15 @@ _LEG_COLS = (
     "status",
 )
 
+_REDUCE_ONLY = _LEG_COLS.index("reduce_only")
+_LEG_UPSERT = (
+    f"INSERT INTO legs({', '.join(_LEG_COLS)}, created_ns, updated_ns) "
+    f"VALUES ({', '.join('?' * len(_LEG_COLS))}, ?, ?) "
+    "ON CONFLICT(client_id) DO UPDATE SET qty=excluded.qty, intended_price=excluded.intended_price, "
+    "price=excluded.price, trigger_price=excluded.trigger_price, status=excluded.status, "
+    "updated_ns=excluded.updated_ns"
+)
+
 
 class Journal:
     def __init__(self, path: str, synchronous: str = "NORMAL", busy_timeout_ms: int = 2000) -> None:
@@ -185,12 +197,23 @@ class Journal:
         for col, sql_type in _ADDED_COLS:
             if col not in have:
                 self._db.execute(f"ALTER TABLE trades ADD COLUMN {col} {sql_type}")
+        # INSERT INTO trades(...) per set of columns (the SQL text is also the statement cache's key)
+        self._trade_sql: dict[tuple[str, ...], tuple[list[str], str]] = {}
+        self._ckpt: WalCheckpointer | None = None
+        if path != ":memory:":
+            # checkpoints in a thread of their own (checkpoint.py): never inside a commit on the entry path
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._ckpt = WalCheckpointer(path, busy_timeout_ms=busy_timeout_ms)
+            weakref.finalize(self, self._ckpt.stop)  # a journal dropped without close() ends its thread
 
     def close(self) -> None:
-        self._db.close()
+        if self._ckpt is not None:
+            self._ckpt.close()
+        self._db.close()  # the last connection: SQLite checkpoints the WAL and removes it
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, precedes_order: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction. `precedes_order`: an order waits for this commit (the entry path)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -199,6 +222,11 @@ class Journal:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        ckpt = self._ckpt
+        if ckpt is not None and ckpt.overflow and not precedes_order:
+            # the WAL outgrew the background checkpoints (checkpoint.py): copy it back here, once
+            ckpt.overflow = False
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     # -- writes: each one transaction -------------------------------------------------------------------
     def record_config(self, ts_ns: int, config_hash: str, body: str) -> None:
@@ -211,15 +239,17 @@ class Journal:
         `states`: the state changes this write records, oldest first (default: None -> `state`)."""
         changes = states or [(None, state, reason)]
         row = {**trade, "state": changes[-1][1]}
-        cols = list(dict.fromkeys(["trade_id", "symbol", "setup", "side",
-                                   *sorted(k for k in row if k in _TRADE_COLS)]))
+        key = tuple(row)
+        cached = self._trade_sql.get(key)
+        if cached is None:
+            cols = list(dict.fromkeys(["trade_id", "symbol", "setup", "side",
+                                       *sorted(k for k in row if k in _TRADE_COLS)]))
+            cached = self._trade_sql[key] = (cols, f"INSERT INTO trades({', '.join(cols)}, created_ns, updated_ns) "
+                                                   f"VALUES ({', '.join('?' * len(cols))}, ?, ?)")
+        cols, sql = cached
         tid = trade["trade_id"]
-        with self._tx() as db:
-            db.execute(
-                f"INSERT INTO trades({', '.join(cols)}, created_ns, updated_ns) "
-                f"VALUES ({', '.join('?' * len(cols))}, ?, ?)",
-                (*[row.get(c) for c in cols], ts_ns, ts_ns),
-            )
+        with self._tx(precedes_order=True) as db:
+            db.execute(sql, (*[row.get(c) for c in cols], ts_ns, ts_ns))
             db.executemany("INSERT INTO state_changes(ts_ns, entity, entity_id, from_state, to_state, reason) "
                            "VALUES (?,?,?,?,?,?)", [(ts_ns, "trade", tid, f, t, r) for f, t, r in changes])
             self._insert_legs(db, ts_ns, legs)
@@ -229,15 +259,13 @@ class Journal:
         # sent: same client id, so the row is updated (and the change is an order_events row).
         if not legs:
             return
-        db.executemany(
-            f"INSERT INTO legs({', '.join(_LEG_COLS)}, created_ns, updated_ns) "
-            f"VALUES ({', '.join('?' * len(_LEG_COLS))}, ?, ?) "
-            "ON CONFLICT(client_id) DO UPDATE SET qty=excluded.qty, intended_price=excluded.intended_price, "
-            "price=excluded.price, trigger_price=excluded.trigger_price, status=excluded.status, "
-            "updated_ns=excluded.updated_ns",
-            [(*[int(bool(leg.get(c))) if c == "reduce_only" else leg.get(c) for c in _LEG_COLS], ts_ns, ts_ns)
-             for leg in legs],
-        )
+        rows = []
+        for leg in legs:
+            vals = [leg.get(c) for c in _LEG_COLS]
+            vals[_REDUCE_ONLY] = int(bool(vals[_REDUCE_ONLY]))
+            vals += (ts_ns, ts_ns)
+            rows.append(vals)
+        db.executemany(_LEG_UPSERT, rows)
         db.executemany(
             "INSERT INTO order_events(ts_ns, trade_id, client_id, status, filled_qty, avg_price, reason) "
             "VALUES (?,?,?,?,?,?,?)",
@@ -247,7 +275,7 @@ class Journal:
 
     def add_leg(self, ts_ns: int, leg: dict[str, Any]) -> None:
         """A leg planned after the trade opened (a resized stop, a scale-in, a flattening order)."""
-        with self._tx() as db:
+        with self._tx(precedes_order=True) as db:
             self._insert_legs(db, ts_ns, [leg])
 
     def order_event(

@@ -8,8 +8,10 @@ Environments (VenueSection.environment, exchange-facts A2/C1):
 - exchange-sim: every `fapi*` URL pointed at `venue.rest_url` (C4), no currency/sapi calls.
 
 Rules this class enforces (the issue's "where users lost money"):
-- Entries on /fapi/v1/order; stops and take-profits as separate algo orders (`stopLossPrice` /
-  `takeProfitPrice`, orders.py); cancels and look-ups of those with `trigger`.
+- Entries on /fapi/v1/order; stops and take-profits as separate algo orders on /fapi/v1/algoOrder; cancels
+  and look-ups of those with `trigger`. Orders are placed with the request ccxt's `create_order` would
+  build (orders.order_params), signed by signer.py and sent through ccxt's `fetch` (same transport, hook
+  and errors; ~300 us less per entry); everything else goes through ccxt's unified methods.
 - ccxt's throttle off (it would space orders 200 ms apart, C4) and no ccxt retries; `TradeLimiter` fed by
   the X-MBX-* headers of every response decides, and 429/418 block everything for Retry-After.
 - Clock offset measured from /fapi/v1/time and applied (ccxt `timeDifference`); entries refused while
@@ -39,16 +41,18 @@ from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, transla
 from bot.venues.binance_usdm.instruments import parse_exchange_info
 from bot.venues.binance_usdm.limiter import TradeLimiter
 from bot.venues.binance_usdm.orders import (
+    OrderGrid,
     algo_status_of,
     algo_update_from_rest,
-    create_args,
     is_protective,
+    order_params,
     order_update_from_rest,
     status_of,
 )
+from bot.venues.binance_usdm.signer import OrderSigner
 from bot.venues.binance_usdm.userevents import UserEventTranslator
 from bot.venues.binance_usdm.userstream import BinanceUserStream
-from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueError, VenueUnavailable
+from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
 from bot.venues.ports import (
     AccountSnapshot,
     FundingPayment,
@@ -110,6 +114,9 @@ def _ccxt_config(venue: VenueSection, session: aiohttp.ClientSession) -> dict[st
 
 class BinanceGateway:
     name = "binance-usdm"
+    # submit() does its own work (checks, request, signature, hand-off to aiohttp) before it first waits
+    # and needs nothing from its caller to progress: the engine may start it eagerly (execution/eager.py)
+    eager_submit = True
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
                  wall_s: Callable[[], float] = time.time) -> None:
@@ -123,6 +130,8 @@ class BinanceGateway:
         self.clock = ClockSync(venue.recv_window_ms, venue.clock_max_offset_frac)
         self._instruments: dict[str, Instrument] = {}
         self._ccxt_symbol: dict[str, str] = {}
+        self._grids: dict[str, OrderGrid] = {}
+        self._signer: OrderSigner | None = None
         self.translator: UserEventTranslator | None = None
         self.user_stream: BinanceUserStream | None = None
         self._task: asyncio.Task[None] | None = None
@@ -170,6 +179,9 @@ class BinanceGateway:
         for m in ex.markets.values():
             if m["id"] in self._instruments and m.get("linear"):
                 self._ccxt_symbol[m["id"]] = m["symbol"]
+                types = (m.get("info") or {}).get("orderTypes") or ()
+                self._grids[m["id"]] = OrderGrid(self._instruments[m["id"]], frozenset(types))
+        self._signer = OrderSigner(ex)
         self.translator = UserEventTranslator(self._instruments, self.venue.algo_link_wait_ms)
         await self.sync_clock()
         self.user_stream = BinanceUserStream(self)
@@ -263,21 +275,28 @@ class BinanceGateway:
 
     # ------------------------------------------------------------------------------------ orders
     async def submit(self, req: OrderRequest) -> OrderAck:
-        ex = self._ex()
-        inst = self._instruments[req.symbol]
+        self._ex()  # raises while not started
         protective = is_protective(req)
         if not protective:
             refusal = self.clock.entry_refusal()
             if refusal:
                 raise ClockUnsynced(f"entry refused: {refusal}")
-        args = create_args(req, inst, self._ccxt_symbol[req.symbol])
+        grid = self._grids[req.symbol]
+        path, params = order_params(req, grid, req.symbol)  # the request ccxt's create_order would send
+        # ccxt's own refusals before sending (create_order_request): nothing is sent
+        if grid.order_types is not None and params["type"] not in grid.order_types:
+            raise OrderRejected(f"{params['type']} is not a valid order type for {req.symbol}", code="invalid")
+        if params.get("quantity") == "0":
+            raise OrderRejected(f"{req.client_id}: quantity 0", code="invalid")
         if self.translator is not None:
             self.translator.expect(req.client_id, req.kind.is_conditional)
+        signer = self._signer
+        assert signer is not None
         for attempt in (0, 1):
             await self._gate(order=True, weight=0, protective=protective)
             self.stats["orders"] += 1
             try:
-                o = await ex.create_order(*args)
+                info = await signer.post(path, params)  # signed per attempt: a fresh timestamp
             except Exception as e:
                 err = self._translate(e, placing=True)
                 if isinstance(err, ClockUnsynced):
@@ -291,7 +310,9 @@ class BinanceGateway:
                 if isinstance(err, AmbiguousOutcome):
                     return await self._resolve_ambiguous(req, err)
                 raise err from e
-            info = o.get("info") or {}
+            if not isinstance(info, dict):  # 2xx without an order object: we do not know what happened
+                return await self._resolve_ambiguous(req, AmbiguousOutcome(
+                    f"{req.client_id}: unreadable answer to POST {path}: {str(info)[:200]}"))
             if self.translator is not None and info:
                 inst = self._instruments[req.symbol]
                 self.translator.track(algo_update_from_rest(info, inst) if req.kind.is_conditional

@@ -1,6 +1,10 @@
 """Binance USD-M words <-> the bot's order types (pure; exchange-facts A3, A4, C2, C3).
 
-- `create_args`: OrderRequest -> the arguments of ccxt `create_order`. Entries go to `/fapi/v1/order`;
+- `order_params`: OrderRequest -> (path, the Binance parameters) of POST /fapi/v1/order or
+  /fapi/v1/algoOrder, exactly what ccxt's `create_order(*create_args(...))` sends (same keys, same order,
+  same strings; tests/venues/test_binance_fastpath.py compares the bytes). What the gateway sends (signer.py).
+- `create_args`: OrderRequest -> the arguments of ccxt `create_order`: the reference `order_params` is
+  tested against (and the bench's create_order mode); not on the order path. Entries go to `/fapi/v1/order`;
   STOP_MARKET / TAKE_PROFIT_MARKET / TRAILING_STOP_MARKET go to `/fapi/v1/algoOrder` through
   `stopLossPrice` / `takeProfitPrice` / `callbackRate` (ccxt routes them, C2). NEVER the unified
   `stopLoss` dict: binanceusdm forwards it verbatim to /fapi/v1/order as junk (Flags 9).
@@ -15,19 +19,22 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Any
 
-from bot.domain.instrument import Instrument
+from bot.domain.instrument import Instrument, decimals_of
 from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce
 from bot.venues.ports import OrderRequest, OrderUpdate
 
 __all__ = [
     "CLIENT_ID_RE",
+    "OrderGrid",
     "algo_status_of",
     "algo_update_from_rest",
     "create_args",
     "is_protective",
     "kind_of",
+    "order_params",
     "order_update_from_rest",
     "status_of",
     "trigger_ticks_away",
@@ -136,6 +143,90 @@ def create_args(req: OrderRequest, inst: Instrument, ccxt_symbol: str) -> tuple[
     key = "stopLossPrice" if req.kind is OrderKind.STOP_MARKET else "takeProfitPrice"
     params[key] = inst.ticks_to_str(req.trigger_ticks)
     return ccxt_symbol, "market", side, qty, None, params
+
+
+def _decimal(units: int, scale: int) -> str:
+    """units * 10**-scale as a plain decimal string without trailing zeros (what ccxt's decimal_to_precision
+    prints for an on-grid value under NO_PADDING: '65000', '59999.5', '0.005'; never an exponent)."""
+    if scale == 0:
+        return str(units)
+    sign, units = ("-", -units) if units < 0 else ("", units)
+    digits = str(units).rjust(scale + 1, "0")
+    frac = digits[-scale:].rstrip("0")
+    return sign + digits[:-scale] + ("." + frac if frac else "")
+
+
+class OrderGrid:
+    """One instrument's price and quantity grids as integers, built once: ticks/lots -> the exchange
+    strings of an order without Decimal arithmetic on the hot path."""
+
+    __slots__ = ("_step_scale", "_step_units", "_tick_scale", "_tick_units", "order_types")
+
+    def __init__(self, inst: Instrument, order_types: frozenset[str] | None = None) -> None:
+        self._tick_scale = decimals_of(inst.tick_size)
+        self._tick_units = int(Decimal(inst.tick_size).scaleb(self._tick_scale))
+        self._step_scale = decimals_of(inst.step_size)
+        self._step_units = int(Decimal(inst.step_size).scaleb(self._step_scale))
+        # exchangeInfo `orderTypes` of the symbol (None: not checked); ccxt refuses other types before sending
+        self.order_types = order_types
+
+    def price(self, ticks: int) -> str:
+        return _decimal(ticks * self._tick_units, self._tick_scale)
+
+    def qty(self, lots: int) -> str:
+        return _decimal(lots * self._step_units, self._step_scale)
+
+
+def order_params(req: OrderRequest, grid: OrderGrid, market_id: str) -> tuple[str, dict[str, str]]:
+    """(path, parameters) of the order: ("order", ...) for entries and exits on /fapi/v1/order,
+    ("algoOrder", ...) for STOP_MARKET / TAKE_PROFIT_MARKET / TRAILING_STOP_MARKET on /fapi/v1/algoOrder.
+
+    The keys, their order and their strings are those of ccxt's `create_order(*create_args(req, ...))`
+    (binance.create_order_request, then `algoType=CONDITIONAL` for a linear conditional order, C2): the
+    request dict ccxt builds (symbol, side, [callbackRate, activatePrice], the client id, newOrderRespType,
+    type, quantity, price / triggerPrice) extended by the caller's remaining params (timeInForce,
+    workingType, reduceOnly / closePosition as 'true'). `signer.OrderSigner` adds timestamp and recvWindow.
+    """
+    if not CLIENT_ID_RE.match(req.client_id):
+        raise ValueError(f"client id {req.client_id!r} does not match {CLIENT_ID_RE.pattern}")
+    kind = req.kind
+    if not kind.is_conditional:
+        if req.close_position:
+            raise ValueError(f"close_position needs a conditional order, not {kind.value}")
+        p = {"symbol": market_id, "side": req.side.value, "newClientOrderId": req.client_id,
+             "newOrderRespType": "RESULT", "type": kind.value, "quantity": grid.qty(req.qty_lots)}
+        if kind is OrderKind.LIMIT:
+            if req.price_ticks is None:
+                raise ValueError("LIMIT needs price_ticks")
+            p["price"] = grid.price(req.price_ticks)
+            p["timeInForce"] = req.time_in_force.value  # GTC / IOC / FOK / GTX (post-only)
+        if req.reduce_only:
+            p["reduceOnly"] = "true"
+        return "order", p
+    p = {"symbol": market_id, "side": req.side.value}
+    trailing = kind is OrderKind.TRAILING_STOP_MARKET
+    if trailing:
+        if req.callback_rate_bps is None:
+            raise ValueError("TRAILING_STOP_MARKET needs callback_rate_bps")
+        p["callbackRate"] = f"{req.callback_rate_bps / 100:g}"  # percent, 0.1 .. 20
+        if req.trigger_ticks is not None:
+            p["activatePrice"] = grid.price(req.trigger_ticks)  # `activationPrice` on the old endpoint
+    elif req.trigger_ticks is None:
+        raise ValueError(f"{kind.value} needs trigger_ticks")
+    p["clientAlgoId"] = req.client_id
+    p["newOrderRespType"] = "RESULT"
+    p["type"] = kind.value
+    if not req.close_position:
+        p["quantity"] = grid.qty(req.qty_lots)
+    if not trailing:
+        p["triggerPrice"] = grid.price(req.trigger_ticks)  # type: ignore[arg-type]
+    p["workingType"] = req.working_type.value
+    if req.close_position:
+        p["closePosition"] = "true"  # not with quantity or reduceOnly (A3)
+    elif req.reduce_only:
+        p["reduceOnly"] = "true"
+    p["algoType"] = "CONDITIONAL"
+    return "algoOrder", p
 
 
 def _f(v: Any) -> float:
