@@ -123,3 +123,25 @@ def test_memory_journal_has_no_checkpointer() -> None:
     j.open_trade(1, _trade("t1"), [_leg("t1")], "ENTERING")
     j.order_event(2, "t1", "t1-entry", "NEW")
     j.close()
+
+
+def test_a_burst_of_commits_is_checkpointed_after_one_that_precedes_no_order(tmp_path: Path) -> None:
+    """100 commits without a background checkpoint in between (the thread checkpoints at most once a
+    second): the journal checkpoints itself, after the first such commit that no order waits on."""
+    path = str(tmp_path / "j.sqlite")
+    j = Journal(path)
+    try:
+        assert j._ckpt is not None
+        j._ckpt.close()
+        j.open_trade(1, _trade("t1"), [_leg("t1")], "ENTERING")  # commit 1
+        for i in range(98):  # commits 2..99
+            j.order_event(10 + i, "t1", "t1-entry", "NEW", reason=f"e{i}")
+        gen = _wal_generation(path)
+        j.open_trade(200, _trade("t2"), [_leg("t2")], "ENTERING")  # commit 100: an order waits on it
+        j.order_event(201, "t2", "t2-entry", "NEW")  # 101: checkpointed after it
+        assert _wal_generation(path) == gen
+        j.order_event(202, "t2", "t2-entry", "FILLED")  # the next writer rewinds the copied WAL
+        assert _wal_generation(path) != gen
+        assert len(j.rows("order_events")) == 1 + 98 + 1 + 2  # each open_trade: its planned leg's row
+    finally:
+        j.close()
