@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from bot.app_ops import OperatorControls
 from bot.domain.instrument import Instrument
 from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
@@ -51,7 +52,6 @@ from bot.risk import RiskManager
 from bot.risk.brackets import LeverageBrackets
 from bot.settings import Settings, redacted
 from bot.signals import SignalEngine
-from bot.ui.terminal import TerminalView, render
 from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.reconcile import ReconcileConfig
 
@@ -82,7 +82,7 @@ def _instruments(settings: Settings) -> dict[str, Instrument]:
     return out
 
 
-class App:
+class App(OperatorControls):
     def __init__(self, settings: Settings, *, view: bool | None = None, run_for_s: float | None = None,
                  config_path: str | None = None) -> None:
         self.settings = settings
@@ -186,58 +186,6 @@ class App:
             self.journal.record_config(time.time_ns(), hashlib.sha256(body.encode()).hexdigest()[:16], body)
         self.log.info("risk_reloaded", changed=changed)
         return True
-
-    # ------------------------------------------------------------------ controls (ops endpoint)
-    def _halt(self, reason: str, symbol: str | None = None) -> dict[str, Any]:
-        """No new entries; with `symbol`, on that symbol only (the trading state is untouched)."""
-        assert self.engine is not None
-        now = time.time_ns()
-        if symbol is not None:
-            self._known_symbol(symbol)
-            self.engine.risk.gate.halt_symbol(symbol, reason, now)
-            self.engine._journal_gate(now)
-            self._sync_ops_state(now)
-            self._alert_transitions()
-            return {"symbol": symbol, "halted": True}
-        self.engine.risk.gate.halt(reason, now)
-        self.state.set_trading_state("HALTED", reason, now)
-        self._alert_transitions()
-        return {"state": "HALTED"}
-
-    def _resume(self, reason: str, symbol: str | None = None) -> dict[str, Any]:
-        """Trading ACTIVE and every symbol halt lifted (gate.reset: also a fresh day baseline and no loss
-        streak); with `symbol`, only that symbol's halt is lifted and nothing else changes."""
-        assert self.engine is not None
-        now = time.time_ns()
-        gate = self.engine.risk.gate
-        if symbol is not None:
-            self._known_symbol(symbol)
-            lifted = gate.lift_symbol(symbol, reason, now)
-            self.engine._journal_gate(now)
-            self._sync_ops_state(now)
-            self._alert_transitions()
-            return {"symbol": symbol, "lifted": lifted}
-        for sym in list(gate.halted_symbols):  # journaled one by one (reset lifts them silently)
-            gate.lift_symbol(sym, reason, now)
-        gate.reset(now)
-        self.engine._journal_gate(now)
-        self.state.set_trading_state("ACTIVE", reason, now)
-        self._sync_ops_state(now)
-        self._alert_transitions()
-        return {"state": "ACTIVE"}
-
-    def _known_symbol(self, symbol: str) -> None:
-        if symbol not in self.settings.venue.symbols:
-            from bot.ops.server import ControlError
-
-            raise ControlError(f"unknown symbol {symbol!r}; this bot trades {', '.join(self.settings.venue.symbols)}")
-
-    async def _flatten(self, reason: str) -> dict[str, Any]:
-        assert self.engine is not None
-        self._halt(reason)
-        n = len(self.engine.trades)
-        await self.engine.flatten_all(CloseReason.MANUAL)
-        return {"flattening": n}
 
     # ------------------------------------------------------------------ running
     async def run(self) -> int:
@@ -408,114 +356,6 @@ class App:
             await asyncio.sleep(0.05)
         if open_ones():
             self.log.error("shutdown_not_flat", open_trades=open_ones())
-
-    def _report_closed(self) -> None:
-        """One canonical log line per closed trade, and the runtime state's PnL."""
-        engine = self.engine
-        if engine is None:
-            return
-        closed = engine.closed
-        for tc in closed[self._closed_seen:]:
-            self.state.on_trade_closed(tc.reason.value, tc.pnl, tc.fees)
-            if tc.reason is CloseReason.STOP_LOSS and self.journal is not None:
-                rows = self.journal.rows("trades", "trade_id = ?", (tc.trade_id,))
-                row = rows[0] if rows else {}
-                self.alerts.stop_out(tc.symbol, str(row.get("side", "")), trade_id=tc.trade_id,
-                                     stop_price=float(row.get("stop_price") or 0.0),
-                                     exit_price=float(row.get("exit_price") or 0.0), pnl_quote=tc.pnl,
-                                     r_multiple=tc.r_multiple)
-            self.log.info("trade_closed", trade_id=tc.trade_id, symbol=tc.symbol, setup=tc.setup,
-                          reason=tc.reason.value, pnl=round(tc.pnl, 4), fees=round(tc.fees, 4),
-                          r_multiple=round(tc.r_multiple, 3))
-        self._closed_seen = len(closed)
-
-    async def _housekeeping(self) -> None:
-        """Twice a second: closed trades, positions and PnL into the runtime state; redraw the view."""
-        view = TerminalView() if self.view else None
-        assert self.engine is not None and self.journal is not None and self.pipeline is not None
-        while True:
-            self._report_closed()
-            now = time.time_ns()
-            gate = self.engine.risk.gate
-            if gate.state.value != self.state.trading_state:
-                self.state.set_trading_state(gate.state.value, gate.state_reason, now)
-            self._sync_ops_state(now)
-            self._alert_transitions()
-            with contextlib.suppress(Exception):
-                acct = await self.engine.refresh_account()
-                self.state.set_unrealized_pnl(sum(p.unrealized_pnl for p in acct.positions))
-                held = set()
-                for p in acct.positions:
-                    if p.qty_lots:
-                        held.add(p.symbol)
-                        inst = self.pipeline.instruments.get(p.symbol)
-                        qty = inst.lots_to_qty(abs(p.qty_lots)) if inst else float(abs(p.qty_lots))
-                        self.state.set_position(p.symbol, side="long" if p.qty_lots > 0 else "short", qty=qty,
-                                                entry_price=p.entry_price, unrealized_pnl_quote=p.unrealized_pnl)
-                for sym in list(self.state.positions):
-                    if sym not in held:
-                        self.state.clear_position(sym)
-            if view is not None:
-                view.draw(render(self.state.status(now), self._books(), self._last_trades()))
-            await asyncio.sleep(0.5)
-
-    def _sync_ops_state(self, now: int) -> None:
-        """The gate's per-symbol halts and the reconciliation's counters into the runtime state."""
-        assert self.engine is not None
-        self.state.set_symbol_halts(self.engine.risk.gate.symbol_halts())
-        rec = self.recovery
-        if rec is not None:
-            self.state.set_reconcile(runs=rec.runs, failures=rec.failures, failures_total=rec.failures_total,
-                                     last_ok_ns=rec.last_ok_ns, last_failed_ns=rec.last_failed_ns,
-                                     last_error=rec.last_error, actions=dict(rec.stats))
-
-    def _alert_transitions(self) -> None:
-        """Halts/resumes (of trading and of single symbols) and feed loss/restore, once per transition (the
-        alerts rate-limit per kind too)."""
-        st = self.state
-        for sym, h in st.halted_symbols.items():
-            if sym not in self._symbols_alerted:
-                self.alerts.symbol_halt(sym, h["reason"])
-        for sym in self._symbols_alerted - st.halted_symbols.keys():
-            self.alerts.symbol_resume(sym)
-        self._symbols_alerted = set(st.halted_symbols)
-        if st.trading_state == "HALTED" and st.trading_reason == RECONCILING:
-            pass  # routine at every start; a failing reconciliation alerts on its own
-        elif st.trading_state != self._trading_alerted:
-            if st.trading_state == "HALTED":
-                self.alerts.halt(st.trading_reason)
-            elif self._trading_alerted == "HALTED":
-                self.alerts.resume(st.trading_reason)
-            self._trading_alerted = st.trading_state
-        assert self.pipeline is not None
-        for sym, sync in self.pipeline.syncs.items():
-            status = sync.health.status.value
-            before = self._feed_status.get(sym)
-            if before == "LIVE" and status in ("STALE", "SYNCING", "CROSSED"):
-                self.alerts.feed_lost(sym, f"{status}: {sync.health.reason}")
-            elif before in ("STALE", "SYNCING", "CROSSED") and status == "LIVE":
-                self.alerts.feed_restored(sym)
-            self._feed_status[sym] = status
-
-    def _books(self) -> dict[str, dict[str, Any]]:
-        assert self.pipeline is not None
-        out: dict[str, dict[str, Any]] = {}
-        for sym, sync in self.pipeline.syncs.items():
-            b = sync.book
-            inst = b.instrument
-            bb, ba = b.best_bid_ticks, b.best_ask_ticks
-            out[sym] = {"bid": inst.ticks_to_price(bb) if bb is not None else None,
-                        "ask": inst.ticks_to_price(ba) if ba is not None else None,
-                        "spread_ticks": b.spread_ticks(), "imbalance": b.imbalance(10),
-                        "price_decimals": inst.price_decimals}
-        return out
-
-    def _last_trades(self) -> list[dict[str, Any]]:
-        assert self.journal is not None
-        from bot.cli.trades import REPORT_FIELDS
-
-        rows = [r for r in self.journal.trades(closed_only=True)][-8:]
-        return [{k: r.get(k) for k in ("setup", "symbol", *REPORT_FIELDS)} for r in reversed(rows)]
 
 
 def run_app(settings: Settings, *, live: bool = False, view: bool | None = None,
