@@ -25,7 +25,6 @@ Rules this class enforces (the issue's "where users lost money"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -33,10 +32,7 @@ from typing import Any
 import aiohttp
 import ccxt.async_support as ccxt
 
-from bot.domain.instrument import Instrument
-from bot.logging import get_logger
 from bot.settings.core import VenueSection
-from bot.venues.binance_usdm.clock import ClockSync
 from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, translate
 from bot.venues.binance_usdm.instruments import parse_exchange_info
 from bot.venues.binance_usdm.limiter import TradeLimiter
@@ -53,6 +49,7 @@ from bot.venues.binance_usdm.signer import OrderSigner
 from bot.venues.binance_usdm.userevents import UserEventTranslator
 from bot.venues.binance_usdm.userstream import BinanceUserStream
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
+from bot.venues.gateway_common import LiveGateway
 from bot.venues.ports import (
     AccountSnapshot,
     FundingPayment,
@@ -112,35 +109,22 @@ def _ccxt_config(venue: VenueSection, session: aiohttp.ClientSession) -> dict[st
     }
 
 
-class BinanceGateway:
+class BinanceGateway(LiveGateway):
     name = "binance-usdm"
+    log_name = "binance.gateway"
     # submit() does its own work (checks, request, signature, hand-off to aiohttp) before it first waits
     # and needs nothing from its caller to progress: the engine may start it eagerly (execution/eager.py)
     eager_submit = True
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
                  wall_s: Callable[[], float] = time.time) -> None:
-        self.venue = venue
-        self.symbols = venue.symbols
-        self._wall_s = wall_s
-        self._session = session
-        self._own_session = session is None
+        super().__init__(venue, session=session, wall_s=wall_s)
         self.ex: BinanceUsdm | None = None
         self.limiter = TradeLimiter(budget_frac=venue.order_budget_frac)
-        self.clock = ClockSync(venue.recv_window_ms, venue.clock_max_offset_frac)
-        self._instruments: dict[str, Instrument] = {}
-        self._ccxt_symbol: dict[str, str] = {}
         self._grids: dict[str, OrderGrid] = {}
         self._signer: OrderSigner | None = None
         self.translator: UserEventTranslator | None = None
         self.user_stream: BinanceUserStream | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._failure: BaseException | None = None
-        self._updates: asyncio.Queue[OrderUpdate | None] = asyncio.Queue()
-        self._positions: asyncio.Queue[PositionSnapshot] = asyncio.Queue()
-        self._funding: asyncio.Queue[FundingPayment] = asyncio.Queue()
-        self._clock_lock = asyncio.Lock()
-        self._log = get_logger("binance.gateway", env=venue.environment)
         self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0}
 
     # ------------------------------------------------------------------------------------ life cycle
@@ -186,49 +170,11 @@ class BinanceGateway:
         await self.sync_clock()
         self.user_stream = BinanceUserStream(self)
         if autorun:
-            self._task = asyncio.create_task(self.run(), name="binance-gateway")
-            self._task.add_done_callback(self._on_task_done)
+            self._autorun()
 
-    async def run(self) -> None:
+    async def _close_stream(self) -> None:
         assert self.user_stream is not None
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.user_stream.run())
-            tg.create_task(self._clock_loop())
-
-    def _on_task_done(self, t: asyncio.Task[None]) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            self._failure = t.exception()
-            self._log.error("gateway background task died", error=repr(self._failure))
-            self._updates.put_nowait(None)  # wakes updates(), which raises
-
-    async def _clock_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.venue.clock_resync_s)
-            try:
-                await self.sync_clock()
-            except (VenueUnavailable, RateLimited) as e:
-                self._log.warning("clock resync failed", error=str(e))
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self.user_stream is not None and self.ex is not None:
-            await self.user_stream.close()
-        if self.ex is not None:
-            await self.ex.close()  # does not close a session it was given (C4)
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def instrument(self, symbol: str) -> Instrument:
-        return self._instruments[symbol]
-
-    @property
-    def instruments(self) -> dict[str, Instrument]:
-        return dict(self._instruments)
+        await self.user_stream.close()  # DELETE the listenKey
 
     def _ex(self) -> BinanceUsdm:
         if self.ex is None:
@@ -456,26 +402,6 @@ class BinanceGateway:
             raise self._translate(e, placing=False) from e
 
     # ------------------------------------------------------------------------------------ streams
-    def publish(self, item: OrderUpdate | PositionSnapshot | FundingPayment) -> None:
-        """Called by the user stream (and its REST catch-up)."""
-        if isinstance(item, OrderUpdate):
-            self._updates.put_nowait(item)
-        elif isinstance(item, FundingPayment):
-            self._funding.put_nowait(item)
-        else:
-            self._positions.put_nowait(item)
-
-    async def updates(self) -> AsyncIterator[OrderUpdate]:
-        while True:
-            u = await self._updates.get()
-            if u is None:
-                raise VenueUnavailable(f"user stream died: {self._failure!r}") from self._failure
-            yield u
-
-    async def position_updates(self) -> AsyncIterator[PositionSnapshot]:
-        while True:
-            yield await self._positions.get()
-
     async def funding_updates(self) -> AsyncIterator[FundingPayment]:
         """Funding settlements from ACCOUNT_UPDATE FUNDING_FEE (ports.FundingSource)."""
         while True:

@@ -23,17 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import aiohttp
 
-from bot.domain.instrument import Instrument
 from bot.domain.types import OrderStatus
-from bot.logging import get_logger
 from bot.settings.core import VenueSection
-from bot.venues.binance_usdm.clock import ClockSync  # venue-neutral offset estimate (pure)
 from bot.venues.bybit.errors import ClockUnsynced, NotModified, OrderNotFound, translate
 from bot.venues.bybit.exchange import BybitV5, make_exchange
 from bot.venues.bybit.fills import EXECUTIONS, execution_rows, trade_row
@@ -52,7 +49,8 @@ from bot.venues.bybit.stopdesk import StopDesk
 from bot.venues.bybit.userevents import BybitEventTranslator
 from bot.venues.bybit.userstream import BybitUserStream
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
-from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
+from bot.venues.gateway_common import LiveGateway
+from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate
 
 __all__ = ["BybitGateway", "BybitV5", "make_exchange"]  # the last two re-exported for tests
 
@@ -60,36 +58,25 @@ CREATE, CANCEL = "/v5/order/create", "/v5/order/cancel"
 REALTIME, HISTORY, POSITIONS = "/v5/order/realtime", "/v5/order/history", "/v5/position/list"
 
 
-class BybitGateway:
+class BybitGateway(LiveGateway):
     name = "bybit"
+    stream_name = "private stream"
+    log_name = "bybit.gateway"
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
                  wall_s: Callable[[], float] = time.time, ping_interval_s: float = 20.0) -> None:
         if venue.bybit_position_idx != 0:
             raise ValueError("venue.bybit_position_idx: only one-way mode (0) is supported")
-        self.venue = venue
-        self.symbols = venue.symbols
+        super().__init__(venue, session=session, wall_s=wall_s)
         self.position_idx = 0
         self.ping_interval_s = ping_interval_s
-        self._wall_s = wall_s
-        self._session = session
-        self._own_session = session is None
         self.ex: BybitV5 | None = None
         self.limiter = BybitLimiter(budget_frac=venue.order_budget_frac)
-        self.clock = ClockSync(venue.recv_window_ms, venue.clock_max_offset_frac)
-        self._instruments: dict[str, Instrument] = {}
-        self._ccxt_symbol: dict[str, str] = {}
         self._settle: set[str] = set()
         self.translator: BybitEventTranslator | None = None
         self.user_stream: BybitUserStream | None = None
         self.stop_desk = StopDesk(self)
-        self._task: asyncio.Task[None] | None = None
-        self._failure: BaseException | None = None
-        self._updates: asyncio.Queue[OrderUpdate | None] = asyncio.Queue()
-        self._positions: asyncio.Queue[PositionSnapshot] = asyncio.Queue()
         self._position_level: dict[str, set[str]] = {}  # symbol -> listed order ids of its position's TP/SL
-        self._clock_lock = asyncio.Lock()
-        self._log = get_logger("bybit.gateway", env=venue.environment)
         self.stats = {"orders": 0, "stops": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0,
                       "rate_limited": 0}
 
@@ -120,48 +107,7 @@ class BybitGateway:
         await self.sync_clock()
         self.user_stream = BybitUserStream(self, ping_interval_s=self.ping_interval_s)
         if autorun:
-            self._task = asyncio.create_task(self.run(), name="bybit-gateway")
-            self._task.add_done_callback(self._on_task_done)
-
-    async def run(self) -> None:
-        assert self.user_stream is not None
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.user_stream.run())
-            tg.create_task(self._clock_loop())
-
-    def _on_task_done(self, t: asyncio.Task[None]) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            self._failure = t.exception()
-            self._log.error("gateway background task died", error=repr(self._failure))
-            self._updates.put_nowait(None)  # wakes updates(), which raises
-
-    async def _clock_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.venue.clock_resync_s)
-            try:
-                await self.sync_clock()
-            except (VenueUnavailable, RateLimited) as e:
-                self._log.warning("clock resync failed", error=str(e))
-
-    async def close(self) -> None:
-        if self._task is not None:
-            if not self._task.done():  # a task that died already reported it (log + updates() raising)
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-            self._task = None
-        if self.ex is not None:
-            await self.ex.close()  # does not close a session it was given (C4)
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def instrument(self, symbol: str) -> Instrument:
-        return self._instruments[symbol]
-
-    @property
-    def instruments(self) -> dict[str, Instrument]:
-        return dict(self._instruments)
+            self._autorun()
 
     def _ex(self) -> BybitV5:
         if self.ex is None or self.translator is None:
@@ -396,23 +342,6 @@ class BybitGateway:
                                wallet_balance=_f(w.get("totalWalletBalance")), positions=tuple(positions))
 
     # ------------------------------------------------------------------------------------ streams
-    def publish(self, item: OrderUpdate | PositionSnapshot) -> None:
-        """Called by the private stream (and its REST catch-up) and by the stop-leg bookkeeping above."""
-        if isinstance(item, OrderUpdate):
-            self._updates.put_nowait(item)
-        else:
-            self._positions.put_nowait(item)
-
-    async def updates(self) -> AsyncIterator[OrderUpdate]:
-        while True:
-            u = await self._updates.get()
-            if u is None:
-                raise VenueUnavailable(f"private stream died: {self._failure!r}") from self._failure
-            yield u
-
-    async def position_updates(self) -> AsyncIterator[PositionSnapshot]:
-        while True:
-            yield await self._positions.get()
 
 
 def _rows(res: Any) -> list[dict[str, Any]]:
