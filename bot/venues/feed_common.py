@@ -12,9 +12,11 @@ __all__ = ["FeedHealthMixin"]
 
 class FeedHealthMixin:
     """Health reporting, stale marking and malformed-message accounting shared by the Binance and Bybit
-    feeds. The feed provides `syncs` (symbol -> book sync), `on_health`, `_log`, `malformed`, `market`."""
+    feeds. The feed provides `syncs` (symbol -> book sync), `on_health`, `_log`, `malformed`, `market`, and
+    `_want` (an asyncio.Event its snapshot/resubscribe loop waits on)."""
 
     syncs: dict[str, Any]
+    _want: Any
     on_health: Any
     _log: Any
     malformed: int
@@ -25,6 +27,20 @@ class FeedHealthMixin:
         self._log.info("book_health", symbol=sync.symbol, status=h.status.value, reason=h.reason)
         if self.on_health is not None:
             self.on_health(sync.symbol, h)
+
+    def _apply_diff(self, ev: Any, ts_recv_ns: int) -> bool:
+        """One depth diff into its symbol's sync: health changes reported, a needed snapshot asked for.
+        False for a symbol this feed does not keep (a stream nobody asked for): the event is dropped."""
+        sync = self.syncs.get(ev.symbol)
+        if sync is None:
+            return False
+        before = sync.health.status
+        sync.on_diff(ev, ts_recv_ns)
+        if sync.health.status is not before:
+            self._health_changed(sync)
+        if sync.needs_snapshot:
+            self._want.set()
+        return True
 
     def _mark_stale_all(self, reason: str) -> None:
         """The connection's watchdog fired: every book it carries is STALE (reported once per change)."""

@@ -120,16 +120,9 @@ class BinanceMarketFeed(FeedHealthMixin):
         if ev is None:
             return
         if type(ev) is DepthDiff:
-            sync = self.syncs.get(ev.symbol)
-            if sync is None:
+            if not self._apply_diff(ev, ts_recv_ns):
                 return  # a stream we did not ask for
             self._seen[ev.symbol] = True
-            before = sync.health.status
-            sync.on_diff(ev, ts_recv_ns)
-            if sync.health.status is not before:
-                self._health_changed(sync)
-            if sync.needs_snapshot:
-                self._want.set()
         self.on_event(ev)
 
     async def _on_public_open(self, stream: WsStream, rollover: bool) -> None:

@@ -116,16 +116,8 @@ class BybitMarketFeed(FeedHealthMixin):
             self._control(raw)
             return
         for ev in events:
-            if type(ev) is DepthDiff:
-                sync = self.syncs.get(ev.symbol)
-                if sync is None:
-                    continue
-                before = sync.health.status
-                sync.on_diff(ev, ts_recv_ns)
-                if sync.health.status is not before:
-                    self._health_changed(sync)
-                if sync.needs_snapshot:
-                    self._want.set()
+            if type(ev) is DepthDiff and not self._apply_diff(ev, ts_recv_ns):
+                continue
             self.on_event(ev)
 
     def _control(self, raw: bytes) -> None:
