@@ -116,38 +116,8 @@ _TABLES = ("config", "trades", "legs", "order_events", "fills", "state_changes",
 _FUNDING_LOOKBACK_NS = 7 * 86_400 * 1_000_000_000
 _FUNDING_SLACK_NS = 60 * 1_000_000_000  # exit_ts_ns is our clock, funding time the venue's
 
-_TRADE_COLS = frozenset(
-    (
-        "funding_quote",
-        "event_ts_ns",
-        "recv_ts_ns",
-        "signal_ts_ns",
-        "mae_ticks",
-        "mfe_ticks",
-        "mae_r",
-        "mfe_r",
-        "state",
-        "intent_ts_ns",
-        "intent_price",
-        "planned_qty",
-        "planned_stop_price",
-        "risk_budget",
-        "leverage",
-        "features",
-        "entry_ts_ns",
-        "entry_price",
-        "qty",
-        "stop_price",
-        "stop_confirm_ms",
-        "max_open_risk",
-        "exit_ts_ns",
-        "exit_price",
-        "exit_reason",
-        "pnl",
-        "fees",
-        "r_multiple",
-    )
-)
+# Columns a trade row is written with at creation only, or by the journal itself: never updated.
+_TRADE_KEYS = frozenset(("trade_id", "symbol", "setup", "side", "created_ns", "updated_ns"))
 _LEG_COLS = (
     "client_id",
     "trade_id",
@@ -201,6 +171,8 @@ class Journal:
         for col, sql_type in _ADDED_COLS:
             if col not in have:
                 self._db.execute(f"ALTER TABLE trades ADD COLUMN {col} {sql_type}")
+        # the updatable trade columns, from the table itself (one list: the schema)
+        self._trade_cols = frozenset(have.union(c for c, _ in _ADDED_COLS)) - _TRADE_KEYS
         # INSERT INTO trades(...) per set of columns (the SQL text is also the statement cache's key)
         self._trade_sql: dict[tuple[str, ...], tuple[list[str], str]] = {}
         self._ckpt: WalCheckpointer | None = None
@@ -254,7 +226,7 @@ class Journal:
         cached = self._trade_sql.get(key)
         if cached is None:
             cols = list(dict.fromkeys(["trade_id", "symbol", "setup", "side",
-                                       *sorted(k for k in row if k in _TRADE_COLS)]))
+                                       *sorted(k for k in row if k in self._trade_cols)]))
             cached = self._trade_sql[key] = (cols, f"INSERT INTO trades({', '.join(cols)}, created_ns, updated_ns) "
                                                    f"VALUES ({', '.join('?' * len(cols))}, ?, ?)")
         cols, sql = cached
@@ -375,7 +347,7 @@ class Journal:
             self._update_trade(db, ts_ns, trade_id, fields)
 
     def _update_trade(self, db: sqlite3.Connection, ts_ns: int, trade_id: str, fields: dict[str, Any]) -> None:
-        bad = set(fields) - _TRADE_COLS
+        bad = set(fields) - self._trade_cols
         if bad:
             raise KeyError(f"unknown trade columns: {sorted(bad)}")
         cols = sorted(fields)
