@@ -59,8 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(only=command)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"bot.cli.{COMMANDS[command][0]}")
+    from bot.errors import ConfigError
+
     try:
         return int(module.run(args) or 0)
+    except ConfigError as e:  # a bad config or flag, whichever command met it: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `scalper ... | head`: the reader left; not an error of ours

@@ -264,14 +264,9 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from bot.cli.trades import format_table
-    from bot.errors import ConfigError
     from bot.settings import load_settings
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    settings = load_settings(args.config)
     try:
         import uvloop
 

@@ -14,14 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.errors import ConfigError
     from bot.settings import load_settings, redacted
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    settings = load_settings(args.config)
     eff = redacted(settings)
     if args.json:
         sys.stdout.write(

@@ -150,13 +150,8 @@ def _print_status(st: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.errors import ConfigError
 
-    try:
-        url, token = _endpoint(args)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    url, token = _endpoint(args)
     action = args.command
     if action == "flatten" and not args.yes:
         print("error: flatten closes every position at market; add --yes to confirm", file=sys.stderr)

@@ -29,16 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.errors import ConfigError
     from bot.logging import configure_logging
     from bot.settings import load_settings
 
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-    try:
-        settings = load_settings(args.config, overrides={"venue": {"name": args.venue, "symbols": symbols}})
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    settings = load_settings(args.config, overrides={"venue": {"name": args.venue, "symbols": symbols}})
     configure_logging(settings.log.level, settings.log.format)
     try:
         import uvloop

@@ -7,7 +7,6 @@ The default config is the embedded simulator (no keys, no network). Real money n
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,13 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bot.app import run_app
-    from bot.errors import ConfigError
     from bot.settings import load_settings
 
-    try:
-        settings = load_settings(args.config)
-        return run_app(settings, live=args.live, view=False if args.no_view else None, run_for_s=args.run_for_s,
-                       config_path=args.config)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    settings = load_settings(args.config)
+    return run_app(settings, live=args.live, view=False if args.no_view else None, run_for_s=args.run_for_s,
+                   config_path=args.config)

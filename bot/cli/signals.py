@@ -58,14 +58,9 @@ def intent_to_dict(intent: Any, engine: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
-    from bot.errors import ConfigError
     from bot.settings import load_settings
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    settings = load_settings(args.config)
     instruments = None
     if args.exchange_info:
         from bot.venues.binance_usdm.instruments import load_exchange_info
