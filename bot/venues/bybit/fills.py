@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderStatus
-from bot.venues.bybit.orders import POSITION_STOP_TYPES
+from bot.venues.bybit.orders import POSITION_STOP_TYPES, num
 from bot.venues.ports import OrderRequest, OrderUpdate
 
 __all__ = ["EXECUTIONS", "FILL_TYPES", "execution_rows", "stop_fill", "trade_row"]
@@ -29,15 +29,8 @@ FILL_TYPES = frozenset({"Trade", "AdlTrade", "BustTrade"})  # funding / settleme
 _MAX_PAGES = 10
 
 
-def _f(v: Any) -> float:
-    try:
-        return float(v) if v not in (None, "") else 0.0
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def _ms(r: dict[str, Any]) -> int:
-    return int(_f(r.get("execTime")))
+    return int(num(r.get("execTime")))
 
 
 async def execution_rows(call: Callable[[dict[str, Any]], Awaitable[Any]], symbol: str, *, order_id: str = "",
@@ -59,7 +52,7 @@ async def execution_rows(call: Callable[[dict[str, Any]], Awaitable[Any]], symbo
         params["cursor"] = cursor
     seen: set[str] = set()
     out = []
-    for r in sorted(rows[::-1], key=lambda r: (_ms(r), int(_f(r.get("seq"))))):  # pages come newest first
+    for r in sorted(rows[::-1], key=lambda r: (_ms(r), int(num(r.get("seq"))))):  # pages come newest first
         eid = str(r.get("execId", ""))
         if eid in seen or r.get("execType", "Trade") not in FILL_TYPES:
             continue
@@ -73,7 +66,7 @@ def trade_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(r.get("execId", "")), "orderId": str(r.get("orderId", "")),
             "side": "BUY" if r.get("side") == "Buy" else "SELL", "price": str(r.get("execPrice") or "0"),
             "qty": str(r.get("execQty") or "0"), "commission": str(r.get("execFee") or "0"), "time": _ms(r),
-            "maker": r.get("isMaker") is True, "seq": int(_f(r.get("seq")))}
+            "maker": r.get("isMaker") is True, "seq": int(num(r.get("seq")))}
 
 
 def stop_fill(rows: Sequence[dict[str, Any]], req: OrderRequest, inst: Instrument, since_ms: int,
@@ -91,15 +84,15 @@ def stop_fill(rows: Sequence[dict[str, Any]], req: OrderRequest, inst: Instrumen
     filled = sum(lots)
     if filled <= 0:
         return None
-    notional = sum(n * _f(r.get("execPrice")) for n, r in zip(lots, execs, strict=True))
+    notional = sum(n * num(r.get("execPrice")) for n, r in zip(lots, execs, strict=True))
     last = execs[-1]
-    done = _f(last.get("leavesQty")) == 0.0
+    done = num(last.get("leavesQty")) == 0.0
     qty = filled if done else max(filled, inst.qty_to_lots(last.get("orderQty") or "0"))
     status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
     # `fee`: all of them (this one update stands for every fill of the order when no exact fills follow)
     return OrderUpdate(
         req.client_id, oid, req.symbol, req.side, req.kind, status, qty, filled, notional / filled,
-        last_fill_lots=lots[-1], last_fill_price=_f(last.get("execPrice")),
-        fee=sum(_f(r.get("execFee")) for r in execs), is_maker=last.get("isMaker") is True, reduce_only=True,
+        last_fill_lots=lots[-1], last_fill_price=num(last.get("execPrice")),
+        fee=sum(num(r.get("execFee")) for r in execs), is_maker=last.get("isMaker") is True, reduce_only=True,
         trade_id=str(last.get("execId", "")) if len(execs) == 1 else "", reason="position stop fired",
         ts_event_ns=_ms(last) * 1_000_000, ts_recv_ns=ts_recv_ns, parent_id=req.client_id)

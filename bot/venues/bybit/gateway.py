@@ -41,6 +41,7 @@ from bot.venues.bybit.orders import (
     create_args,
     is_position_stop,
     is_protective,
+    num,
     order_update_from_rest,
     parse_instruments,
     position_from_rest,
@@ -338,19 +339,11 @@ class BybitGateway(LiveGateway):
             snap = position_from_rest(p, self._instruments[p["symbol"]])
             if snap.qty_lots:
                 positions.append(snap)
-        return AccountSnapshot(equity=_f(w.get("totalEquity")), available=_f(w.get("totalAvailableBalance")),
-                               wallet_balance=_f(w.get("totalWalletBalance")), positions=tuple(positions))
+        return AccountSnapshot(equity=num(w.get("totalEquity")), available=num(w.get("totalAvailableBalance")),
+                               wallet_balance=num(w.get("totalWalletBalance")), positions=tuple(positions))
 
     # ------------------------------------------------------------------------------------ streams
 
 
 def _rows(res: Any) -> list[dict[str, Any]]:
     return list(((res or {}).get("result") or {}).get("list") or [])
-
-
-def _f(v: Any) -> float:
-    try:
-        return float(v) if v not in (None, "") else 0.0
-    except (TypeError, ValueError):
-        return 0.0
-

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
+from bot.venues.bybit.orders import num
+
 __all__ = ["DEFAULT_LIMITS_PER_S", "BybitLimiter"]
 
 # UID limits per second for linear (docs/v5/rate-limit, "API Rate Limit Table"); the headers override them.
@@ -111,7 +113,7 @@ class BybitLimiter:
                     ep.sec, ep.used = sec, 0
                 ep.used = max(ep.used, limit - _int(left))
         reset_s = _int(h.get("x-bapi-limit-reset-timestamp")) / 1000.0 - self.offset_s
-        retry = _float(h.get("retry-after"))
+        retry = num(h.get("retry-after"))
         if ret_code == 10006:  # this endpoint, until its reset
             ep.blocked_until_s = max(ep.blocked_until_s, reset_s if reset_s > now_s else now_s + 1.0)
         elif ret_code == 10018 or status == 429:  # the IP, until the reset or Retry-After
@@ -129,10 +131,3 @@ def _int(v: str | None) -> int:
         return int(float(v)) if v else 0
     except ValueError:
         return 0
-
-
-def _float(v: str | None) -> float:
-    try:
-        return float(v) if v else 0.0
-    except ValueError:
-        return 0.0

@@ -111,7 +111,7 @@ def kind_of(d: dict[str, Any]) -> OrderKind:
         return OrderKind.STOP_MARKET
     if sot in ("TakeProfit", "PartialTakeProfit"):
         return OrderKind.TAKE_PROFIT_MARKET
-    if d.get("orderType") != "Limit" and _f(d.get("triggerPrice")) > 0:
+    if d.get("orderType") != "Limit" and num(d.get("triggerPrice")) > 0:
         return OrderKind.STOP_MARKET  # a conditional market order (callers know our own kinds better)
     return OrderKind.LIMIT if d.get("orderType") == "Limit" else OrderKind.MARKET
 
@@ -177,7 +177,8 @@ def clear_stop_body(symbol: str, position_idx: int = 0) -> dict[str, Any]:
             "stopLoss": "0"}
 
 
-def _f(v: Any) -> float:
+def num(v: Any) -> float:
+    """A Bybit number field ("" or absent -> 0.0: the venue leaves unset numbers empty)."""
     try:
         return float(v) if v not in (None, "") else 0.0
     except (TypeError, ValueError):
@@ -202,10 +203,10 @@ def order_update_from_rest(d: dict[str, Any], inst: Instrument, ts_recv_ns: int 
         status=status_of(str(d.get("orderStatus", "New"))),
         qty_lots=inst.qty_to_lots(d.get("qty") or "0"),
         filled_lots=inst.qty_to_lots(d.get("cumExecQty") or "0"),
-        avg_price=_f(d.get("avgPrice")),
+        avg_price=num(d.get("avgPrice")),
         reduce_only=_truthy(d.get("reduceOnly")) or _truthy(d.get("closeOnTrigger")),
         reason=_reason(d),
-        ts_event_ns=int(_f(d.get("updatedTime") or d.get("createdTime"))) * 1_000_000,
+        ts_event_ns=int(num(d.get("updatedTime") or d.get("createdTime"))) * 1_000_000,
         ts_recv_ns=ts_recv_ns,
         parent_id=parent_id,
     )
@@ -226,9 +227,9 @@ def position_from_rest(p: dict[str, Any], inst: Instrument) -> PositionSnapshot:
         lots = -lots
     return PositionSnapshot(
         symbol=str(p.get("symbol", inst.symbol)), qty_lots=lots,
-        entry_price=_f(p.get("entryPrice") or p.get("avgPrice")) if lots else 0.0,
-        unrealized_pnl=_f(p.get("unrealisedPnl")), liquidation_price=_f(p.get("liqPrice")),
-        leverage=int(_f(p.get("leverage"))), isolated=str(p.get("tradeMode", "0")) == "1")
+        entry_price=num(p.get("entryPrice") or p.get("avgPrice")) if lots else 0.0,
+        unrealized_pnl=num(p.get("unrealisedPnl")), liquidation_price=num(p.get("liqPrice")),
+        leverage=int(num(p.get("leverage"))), isolated=str(p.get("tradeMode", "0")) == "1")
 
 
 def parse_instruments(rows: list[dict[str, Any]]) -> dict[str, Instrument]:

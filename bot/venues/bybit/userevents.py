@@ -38,7 +38,7 @@ import orjson
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderKind, OrderStatus, Side
-from bot.venues.bybit.orders import POSITION_STOP_TYPES, kind_of, order_update_from_rest, position_from_rest
+from bot.venues.bybit.orders import POSITION_STOP_TYPES, kind_of, num, order_update_from_rest, position_from_rest
 from bot.venues.bybit.stops import PositionStops
 from bot.venues.ports import OrderUpdate, PositionSnapshot
 
@@ -71,15 +71,8 @@ class _Track:
     reported: int = 0  # cumulative filled lots reported (>= exec_lots after a released order message)
 
 
-def _f(v: Any) -> float:
-    try:
-        return float(v) if v not in (None, "") else 0.0
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def _is_zero_price(v: Any) -> bool:
-    return _f(v) == 0.0
+    return num(v) == 0.0
 
 
 class BybitEventTranslator:
@@ -115,7 +108,7 @@ class BybitEventTranslator:
             for d in data:
                 out.extend(self.on_order(d, ts_recv_ns))
         elif topic == "execution":
-            for d in sorted(data, key=lambda x: int(_f(x.get("execTime")))):
+            for d in sorted(data, key=lambda x: int(num(x.get("execTime")))):
                 out.extend(self.on_execution(d, ts_recv_ns))
         elif topic == "position":
             for d in data:
@@ -206,23 +199,23 @@ class BybitEventTranslator:
         self._fills[key] = None
         if len(self._fills) > _MAX_REMEMBERED:
             self._fills.popitem(last=False)
-        exec_ms = int(_f(d.get("execTime")))
+        exec_ms = int(num(d.get("execTime")))
         self.last_exec_ms = max(self.last_exec_ms, exec_ms)
         t = self._track(oid, d, inst, "orderQty")
-        lots, price = inst.qty_to_lots(d.get("execQty") or "0"), _f(d.get("execPrice"))
+        lots, price = inst.qty_to_lots(d.get("execQty") or "0"), num(d.get("execPrice"))
         t.exec_lots += lots
         t.notional += lots * price
         t.reported = max(t.reported, t.exec_lots)
         self.stats["fills"] += 1
         leaves = d.get("leavesQty")
-        done = t.exec_lots >= t.qty_lots if t.qty_lots else _f(leaves) == 0.0
-        if leaves not in (None, "") and _f(leaves) > 0:
+        done = t.exec_lots >= t.qty_lots if t.qty_lots else num(leaves) == 0.0
+        if leaves not in (None, "") and num(leaves) > 0:
             done = False
         u = OrderUpdate(
             client_id="", venue_order_id=oid, symbol=inst.symbol, side=t.side, kind=t.kind,
             status=OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED, qty_lots=t.qty_lots,
             filled_lots=t.reported, avg_price=t.notional / t.exec_lots if t.exec_lots else price,
-            last_fill_lots=lots, last_fill_price=price, fee=_f(d.get("execFee")),
+            last_fill_lots=lots, last_fill_price=price, fee=num(d.get("execFee")),
             is_maker=d.get("isMaker") is True, reduce_only=t.reduce_only, trade_id=eid,
             reason="" if d.get("execType", "Trade") == "Trade" else str(d.get("execType")),
             ts_event_ns=exec_ms * 1_000_000, ts_recv_ns=ts_recv_ns)
@@ -236,7 +229,7 @@ class BybitEventTranslator:
     def on_position(self, d: dict[str, Any], ts_recv_ns: int) -> list[PositionSnapshot | StopMissing]:
         inst = self.instruments.get(str(d.get("symbol", "")))
         if inst is None or d.get("category", "linear") != "linear" or \
-                int(_f(d.get("positionIdx", 0))) != self.position_idx:
+                int(num(d.get("positionIdx", 0))) != self.position_idx:
             return []
         snap = position_from_rest(d, inst)
         out: list[PositionSnapshot | StopMissing] = []
