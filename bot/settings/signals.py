@@ -93,8 +93,11 @@ class RsiSnapbackSetup(SetupCommon):
 
 
 class PluginDefaults(SetupCommon):
-    """Execution parameters of every strategy plug-in that does not set its own (as an attribute of the
-    same name); enabled = false loads and checks the plug-ins but never calls them."""
+    """Execution parameters of the strategy plug-ins (one that has an attribute of the same name wins).
+
+    docs/strategies.md."""
+
+    enabled: bool = Field(True, description="false: the plug-ins are loaded and checked but never called")
 
 
 class PluginSpec(BaseModel):

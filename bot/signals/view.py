@@ -165,10 +165,9 @@ class _Extra:
 
 
 def _ns(window_s: float) -> int:
-    ns = round(window_s * _S)
-    if ns <= 0 or not math.isfinite(window_s):
-        raise ValueError(f"window_s must be > 0, got {window_s!r}")
-    return ns
+    if not isinstance(window_s, int | float) or not math.isfinite(window_s) or window_s <= 0:
+        raise ValueError(f"window_s must be a number of seconds > 0, got {window_s!r}")
+    return round(window_s * _S)
 
 
 class MarketView:
