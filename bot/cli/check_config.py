@@ -1,5 +1,4 @@
-"""`scalper check-config -c FILE [--json]`: validate and print the effective config, secrets redacted.
-Strategy plug-ins ([signals.plugins.NAME]) are imported and instantiated too, and listed."""
+"""`scalper check-config -c FILE [--json]`: validate and print the effective config, secrets redacted."""
 
 from __future__ import annotations
 
@@ -20,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     eff = redacted(settings)
-    plugins = [describe(p) for p in load_plugins(settings.signals)]  # imports each: a bad one -> exit 2
+    # strategy plug-ins ([signals.plugins.NAME]) are imported, instantiated and listed: a bad one -> exit 2
+    plugins = [describe(p) for p in load_plugins(settings.signals)]
     if args.json:
         sys.stdout.write(
             orjson.dumps({"ok": True, "config": eff, "plugins": plugins}, option=orjson.OPT_INDENT_2).decode() + "\n"
