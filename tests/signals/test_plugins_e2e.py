@@ -124,3 +124,23 @@ def test_doc_plugin_trades_in_run_and_a_raising_one_is_disabled_and_alerted(tmp_
     assert all(r[2] is not None for r in doc)  # every filled entry got its protective stop
     # the bot went on after the failure: the doc plug-in traded after it
     assert max(r[1] for r in doc) > disabled[0]["ts_event_ns"] or len(doc) > 1
+
+
+EXAMPLES = ROOT / "examples" / "strategies"
+
+
+@pytest.mark.parametrize("name", ["ofi_scalper", "ema_rsi"])
+def test_example_configs_load_and_list_their_plugin(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "-c", str(EXAMPLES / f"{name}.toml")]) == 0
+    out = capsys.readouterr().out
+    assert f"  {name}: {EXAMPLES / name}.py:" in out
+
+
+@pytest.mark.slow
+@needs_data
+@pytest.mark.parametrize("name", ["ofi_scalper", "ema_rsi"])
+def test_examples_trade_on_a_recorded_session(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", "--json", "-c", str(EXAMPLES / f"{name}.toml"), str(BTC_0808)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    entered = [t for t in out["trades"] if t["entry_ts_ns"]]
+    assert entered and {t["setup"] for t in out["trades"]} == {name}, out["summary"]
