@@ -126,6 +126,10 @@ class Recorder:
         return self.want
 
 
+class TradeRecorder(Recorder):
+    trigger = "trade"
+
+
 def _with(obj: object, **kw: object) -> SignalEngine:
     """An engine whose only strategy is `obj` (loaded through the same make_plugin as a file's)."""
     from bot.signals.plugins import make_plugin
@@ -232,16 +236,12 @@ def test_plugin_intents_meet_the_same_engine_gates() -> None:
     feed.set_touch(100_000, 10, 100_001, 10, ts=400 * S)
     assert eng.stats.vetoes["stop_too_wide"] == 1
     # a trade-triggered plug-in on a book that is not LIVE: vetoed "not_live"
-    rec2 = Recorder()
+    rec2 = TradeRecorder()
     rec2.want = Candidate(side="short", stop=10_001.0)
-    type(rec2).trigger = "trade"
-    try:
-        eng2 = _with(rec2)
-        feed2 = Feed(eng2, status=BookStatus.SYNCING)
-        feed2.trade(S, 100_000, 1, buy=False)
-        assert eng2.stats.vetoes["not_live"] == 1 and feed2.intents == []
-    finally:
-        del type(rec2).trigger
+    eng2 = _with(rec2)
+    feed2 = Feed(eng2, status=BookStatus.SYNCING)
+    feed2.trade(S, 100_000, 1, buy=False)
+    assert eng2.stats.vetoes["not_live"] == 1 and feed2.intents == []
     assert eng.stats.candidates["rec"] >= 5 and eng.stats.intents["rec"] == 2
 
 
