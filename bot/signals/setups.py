@@ -234,7 +234,7 @@ class Momentum:
         self.bar_s = cfg.bar_ms / 1000
 
     def propose(self, view: MarketView) -> Candidate | None:
-        return momentum(view.features, self.cfg, view.now_ns)
+        return momentum(view._f, self.cfg, view._now)  # the view's own fields: no property calls
 
 
 class BreakoutFade:
@@ -243,7 +243,7 @@ class BreakoutFade:
         self.bar_s = cfg.bar_ms / 1000
 
     def propose(self, view: MarketView) -> Candidate | None:
-        return breakout_fade(view.features, self.cfg, view.now_ns)
+        return breakout_fade(view._f, self.cfg, view._now)  # the view's own fields: no property calls
 
 
 class RsiSnapback:
@@ -252,7 +252,7 @@ class RsiSnapback:
         self.bar_s = cfg.bar_ms / 1000
 
     def propose(self, view: MarketView) -> Candidate | None:
-        return rsi_snapback(view.features, self.cfg, view.now_ns)
+        return rsi_snapback(view._f, self.cfg, view._now)  # the view's own fields: no property calls
 
 
 class Absorption:
@@ -266,11 +266,11 @@ class Absorption:
         self._lots: dict[str, float] = {}
 
     def propose(self, view: MarketView) -> Candidate | None:
-        f = view.features
+        f = view._f
         lots = self._lots.get(f.symbol)
         if not lots:
             lots = self._lots[f.symbol] = f.quote_to_lots(self.cfg.min_absorbed_quote)
-        return absorption(f, self.cfg, view.now_ns, lots)
+        return absorption(f, self.cfg, view._now, lots)
 
 
 # name -> class, in the order the engine evaluates them (bar setups first, as they always were)
