@@ -3,6 +3,8 @@ plug-in that raises is disabled and reported while the others go on."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -273,7 +275,21 @@ def test_plugin_and_builtin_intents_meet_the_same_risk_gate() -> None:
 
 
 # ---------------------------------------------------------------- errors while running
-def test_a_plugin_that_raises_is_disabled_reported_and_the_others_go_on(tmp_path: Path) -> None:
+@pytest.fixture
+def json_log() -> Iterator[None]:
+    """Logs as JSON to the test's captured stderr; afterwards back to the process's own stderr (a later
+    test must not log into a closed capture)."""
+    from bot.logging import configure_logging
+
+    configure_logging("INFO", "json")
+    yield
+    configure_logging("WARNING", "json", stream=sys.__stderr__)
+
+
+def test_a_plugin_that_raises_is_disabled_reported_and_the_others_go_on(capsys: pytest.CaptureFixture[str],
+                                                                        json_log: None) -> None:
+    import json
+
     faulty, doc = FILES / "faulty.py", FILES / "doc_strategy.py"
     eng = _engine({"boom": {"path": str(faulty), "object": "RaiseOnCall", "n": 3},
                    "garbage": {"path": str(faulty), "object": "ReturnsGarbage"},
@@ -298,6 +314,10 @@ def test_a_plugin_that_raises_is_disabled_reported_and_the_others_go_on(tmp_path
     assert any(i.setup == "doc" for i in feed.intents)  # the healthy plug-in still trades
     doc_times = [i.ts_ns for i in feed.intents if i.setup == "doc"]
     assert max(doc_times) > ev.ts_ns  # ... after the failure
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "strategy_disabled" in line]
+    assert [(r["strategy"], r["level"], r["error"]) for r in logged if r["strategy"] == "boom"] == [
+        ("boom", "error", "RuntimeError: boom on call 3")]
+    assert sorted(r["strategy"] for r in logged) == ["boom", "garbage"]
 
 
 def test_plugin_defaults_disabled_loads_but_never_calls() -> None:
