@@ -277,12 +277,11 @@ def test_plugin_and_builtin_intents_meet_the_same_risk_gate() -> None:
 # ---------------------------------------------------------------- errors while running
 @pytest.fixture
 def json_log() -> Iterator[None]:
-    """Logs as JSON to the test's captured stderr; afterwards back to the process's own stderr (a later
-    test must not log into a closed capture)."""
+    """The test logs as JSON to its captured stderr (configured in its body, where capsys is live);
+    afterwards logs go back to the process's own stderr (a later test must not log into a closed capture)."""
+    yield
     from bot.logging import configure_logging
 
-    configure_logging("INFO", "json")
-    yield
     configure_logging("WARNING", "json", stream=sys.__stderr__)
 
 
@@ -290,6 +289,9 @@ def test_a_plugin_that_raises_is_disabled_reported_and_the_others_go_on(capsys: 
                                                                         json_log: None) -> None:
     import json
 
+    from bot.logging import configure_logging
+
+    configure_logging("INFO", "json")  # sys.stderr is this test's capture here
     faulty, doc = FILES / "faulty.py", FILES / "doc_strategy.py"
     eng = _engine({"boom": {"path": str(faulty), "object": "RaiseOnCall", "n": 3},
                    "garbage": {"path": str(faulty), "object": "ReturnsGarbage"},
