@@ -279,10 +279,11 @@ class App(OperatorControls):
         if s.ops.enabled:
             from bot.ops.server import OpsServer
 
-            self.ops = OpsServer(self.state, s.ops, alerts=self.alerts)
+            self.ops = OpsServer(self.state, s.ops, alerts=self.alerts, state_dir=s.app.state_dir)
             self.ops.on_control("halt", self._halt)
             self.ops.on_control("resume", self._resume)
             self.ops.on_control("flatten", self._flatten)
+            self.ops.on_control("reset-limits", self._reset_limits)
             port = await self.ops.start()
             self.log.info("ops_listening", url=f"http://{s.ops.host}:{port}")
         rc = 0
