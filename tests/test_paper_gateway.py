@@ -9,11 +9,13 @@ import ast
 import asyncio
 import contextlib
 import inspect
+import itertools
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -23,7 +25,9 @@ from bot.domain.events import DepthDiff, DepthSnapshot, FundingInfo
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.errors import ConfigError
+from bot.guard import endpoints
 from bot.settings import Settings, load_settings
+from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.paper.gateway import PaperGateway
 from bot.venues.paper.venue import PaperFeed, paper_exchange, paper_venue
 from bot.venues.ports import ExecutionGateway, FundingSource, OrderRequest
@@ -114,6 +118,26 @@ def test_guard_still_refuses_mainnet_for_every_other_non_live_mode() -> None:
             check_live_guard(s, live_flag=False)
 
 
+@pytest.mark.parametrize(("venue", "env"), list(itertools.product(("binance-usdm", "bybit"),
+                                                                    ("mainnet", "demo", "testnet"))))
+def test_the_guard_judges_exactly_the_public_endpoints_paper_connects_to(venue: str, env: str) -> None:
+    s = load_settings(overrides={"app": {"mode": "paper"},
+                                 "venue": {"name": venue, "environment": env, "symbols": ["BTCUSDT"]}})
+    eps = endpoints(s)
+    got = {e.role: e.url for e in eps}
+    assert not [e for e in eps if e.keys]
+    assert set(got) == ({"rest_public", "ws_public", "ws_market"} if venue == "binance-usdm" else {"ws_public"})
+    check_live_guard(s, live_flag=False)  # production public hosts included
+    _gw, factory = paper_venue(s)
+    feed = factory(s.venue, s.market, {"BTCUSDT": KNOWN["BTCUSDT"]}, lambda ev: None).inner
+    if venue == "binance-usdm":
+        assert feed.public_url.startswith(got["ws_public"] + "/stream?")
+        assert feed.market_url.startswith(got["ws_market"] + "/stream?")
+        assert urlsplit(feed.rest_url).hostname == urlsplit(got["rest_public"]).hostname
+    else:
+        assert feed.url == got["ws_public"]
+
+
 # ---------------------------------------------------------------------- matching on the wall clock
 class Clock:
     def __init__(self) -> None:
@@ -133,7 +157,7 @@ def _book(gw: PaperGateway, clock: Clock) -> None:
 async def test_an_order_meets_the_book_as_it_is_when_its_latency_has_passed() -> None:
     s = _settings()
     clock = Clock()
-    gw = PaperGateway(paper_exchange(s, {"BTCUSDT": paper_venue(s)[0].instrument("BTCUSDT")}), clock)
+    gw = PaperGateway(paper_exchange(s, {"BTCUSDT": KNOWN["BTCUSDT"]}), clock)
     _book(gw, clock)
     runner = asyncio.create_task(gw.run_clock())
     try:
@@ -168,7 +192,7 @@ async def _next_fill(gw: PaperGateway) -> Any:
 async def test_funding_follows_the_streams_mark_price_and_rate() -> None:
     s = _settings(order_latency_ms=0.0)
     clock = Clock()
-    gw = PaperGateway(paper_exchange(s, {"BTCUSDT": paper_venue(s)[0].instrument("BTCUSDT")}), clock)
+    gw = PaperGateway(paper_exchange(s, {"BTCUSDT": KNOWN["BTCUSDT"]}), clock)
     _book(gw, clock)
     await gw.submit(OrderRequest("t1-entry", "BTCUSDT", Side.BUY, OrderKind.MARKET, 100))
     funding_at = T0 + 60_000 * MS
