@@ -287,3 +287,43 @@ def test_paper_mode_trades_on_public_streams_and_the_exchange_never_sees_an_orde
     assert {r["path"] for r in ws} <= PUBLIC_WS, ws
     assert ("GET", "/fapi/v1/depth") in {(r["method"], r["path"]) for r in rest}
     assert {r["path"] for r in ws} == PUBLIC_WS
+
+
+def test_a_killed_paper_run_restarts_with_its_open_trades_closed_as_manual(tmp: Path) -> None:
+    """Paper positions live in the process: after SIGKILL with trades open, the restart's reconciliation finds
+    the (new, empty) paper exchange flat and closes them MANUAL with an alert; the bot then trades on."""
+    symbols = ["BTCUSDT", "ETHUSDT"]
+    sim = SimProcess(tmp, symbols, seed=2)
+    journal = tmp / "state" / "journal.sqlite"
+    open_sql = "select trade_id from trades where state not in ('CLOSED', 'ABORTED') and entry_ts_ns is not null"
+    try:
+        cfg = _config(tmp, sim.port, symbols)
+        first = subprocess.Popen([PY, "-m", "bot", "run", "-c", str(cfg), "--no-view", "--for", "40"],
+                                 cwd=ROOT, env=_bot_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and first.poll() is None and not _rows(journal, open_sql):
+                time.sleep(0.1)
+        finally:
+            first.kill()
+            first.wait(10)
+        killed_open = {r["trade_id"] for r in _rows(journal, open_sql)}
+        assert killed_open, "no trade was open when the first run was killed"
+        second = subprocess.run([PY, "-m", "bot", "run", "-c", str(cfg), "--no-view", "--for", "6"], cwd=ROOT,
+                                env=_bot_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        end = sim.state()
+    finally:
+        sim.stop()
+    logs = [orjson.loads(x) for x in second.stdout.splitlines() if x.startswith(b"{")]
+    assert second.returncode == 0, second.stdout[-2000:]
+    assert any(r.get("event") == "trade_adopted" for r in logs), second.stdout[-2000:]
+    assert not [r for r in logs if r.get("level") in ("error", "critical")], logs[-10:]
+    for tid in killed_open:
+        t = _rows(journal, "select state, exit_reason from trades where trade_id = ?", (tid,))[0]
+        assert (t["state"], t["exit_reason"]) == ("CLOSED", "MANUAL"), (tid, t)
+    alerted = {r["message"].split()[0] for r in logs if r.get("event") == "reconcile_alert"}
+    assert killed_open <= alerted, (killed_open, alerted)
+    reconciled = [r for r in logs if r.get("event") == "reconciled"]
+    assert reconciled and reconciled[0]["errors"] == 0
+    assert not _rows(journal, open_sql)  # the second run flattened what it opened itself
+    assert _bot_footprint(end)["positions"] == [] and end["open_orders"] == [] and end["listen_keys"] == 0
