@@ -62,7 +62,9 @@ def paper_exchange(settings: Settings, instruments: dict[str, Instrument]) -> Si
     )
     if settings.venue.name == "bybit":
         for m in ex.markets.values():
-            m.sync = BybitBookSync(m.book, resync_on_gap=settings.market.bybit_resync_on_gap)
+            # SymbolMarket only calls on_diff/on_snapshot and reads stats: the sync interface both share
+            # (bot/market/sync.py); its annotation names the Binance one because the simulator speaks Binance.
+            m.sync = BybitBookSync(m.book, resync_on_gap=settings.market.bybit_resync_on_gap)  # type: ignore[assignment]
     return ex
 
 
@@ -90,10 +92,15 @@ def paper_venue(settings: Settings) -> tuple[PaperGateway, Callable[..., PaperFe
     """(gateway, feed factory) for App._run_venue. Refuses a venue with no public feed (the in-process
     simulator is already paper trading on generated data: mode "sim")."""
     v = settings.venue
+    feed_cls: Any
     if v.name == "binance-usdm":
-        from bot.venues.binance_usdm.feed import BinanceMarketFeed as feed_cls
+        from bot.venues.binance_usdm.feed import BinanceMarketFeed
+
+        feed_cls = BinanceMarketFeed
     elif v.name == "bybit":
-        from bot.venues.bybit.feed import BybitMarketFeed as feed_cls
+        from bot.venues.bybit.feed import BybitMarketFeed
+
+        feed_cls = BybitMarketFeed
     else:
         raise ConfigError(f'app.mode = "paper" reads a venue\'s public market data: venue.name must be one of '
                           f'{", ".join(SOURCES)}, not {v.name!r} (the generated market is mode "sim")')
