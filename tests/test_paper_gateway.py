@@ -21,9 +21,9 @@ import orjson
 import pytest
 
 from bot.app import check_live_guard
-from bot.domain.events import DepthDiff, DepthSnapshot, FundingInfo
+from bot.domain.events import DepthDiff, DepthSnapshot, FundingInfo, Trade
 from bot.domain.instrument import Instrument
-from bot.domain.types import OrderKind, OrderStatus, Side
+from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce
 from bot.errors import ConfigError
 from bot.guard import endpoints
 from bot.settings import Settings, load_settings
@@ -187,6 +187,26 @@ async def _next_fill(gw: PaperGateway) -> Any:
         if u.last_fill_lots:
             return u
     return None
+
+
+async def test_a_resting_order_waits_its_turn_behind_the_displayed_size() -> None:
+    """Queue position on the tape the feed delivers: a bid joins behind the 1.000 shown at its price; the
+    prints at that price eat the queue first, then fill us, as maker."""
+    s = _settings(order_latency_ms=0.0)
+    clock = Clock()
+    gw = PaperGateway(paper_exchange(s, {"BTCUSDT": KNOWN["BTCUSDT"]}), clock)
+    _book(gw, clock)
+    px = KNOWN["BTCUSDT"].price_to_ticks("60000.0")
+    ack = await gw.submit(OrderRequest("t1-entry", "BTCUSDT", Side.BUY, OrderKind.LIMIT, 200, px,
+                                       time_in_force=TimeInForce.GTC))
+    assert ack.status is OrderStatus.NEW
+    _drain(gw)
+    gw.on_market_event(Trade("BTCUSDT", 1, "60000.0", "0.600", True, clock.now, clock.now))  # a seller hits 0.6
+    assert not [u for u in _drain(gw) if u.last_fill_lots]  # 0.4 still ahead of us
+    gw.on_market_event(Trade("BTCUSDT", 2, "60000.0", "0.500", True, clock.now, clock.now))
+    fills = [u for u in _drain(gw) if u.last_fill_lots]
+    assert [(f.last_fill_lots, f.last_fill_price, f.is_maker) for f in fills] == [(100, pytest.approx(60000.0), True)]
+    assert fills[0].fee == pytest.approx(0.1 * 60000.0 * s.sim.maker_fee_bps / 10_000)
 
 
 async def test_funding_follows_the_streams_mark_price_and_rate() -> None:
