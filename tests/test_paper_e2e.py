@@ -276,6 +276,8 @@ def test_paper_mode_trades_on_public_streams_and_the_exchange_never_sees_an_orde
         assert {k: v for k, v in s.items() if k not in ("connections", "open_paper_trades")} == before, s
     assert after == before, (before, after)
     assert any(s["connections"]["public"] and s["connections"]["market"] for s in samples), samples[-3:]
+    # one websocket per public route, shared by the DOM and the matching engine (no second subscription)
+    assert all(s["connections"]["public"] <= 1 and s["connections"]["market"] <= 1 for s in samples), samples
 
     # --- the wire: public market data only
     assert proxy.log, "the bot never reached the proxy"
