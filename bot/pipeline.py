@@ -74,13 +74,22 @@ class Pipeline:
         return s
 
     async def on_raw(self, raw: bytes, recv_ns: int) -> None:
+        """One raw message in its own error boundary (issue 11): a malformed one (bad JSON, bad
+        values, levels the book cannot apply: that symbol then resyncs) is counted and skipped."""
         try:
-            ev = parse_message(raw, recv_ns)
+            await self._on_raw(raw, recv_ns)
         except MalformedMessage as e:
             self.malformed += 1
             if self.state is not None:
                 self.state.on_error("market.parse", str(e)[:200], recv_ns)
-            return
+        except (ValueError, TypeError, ArithmeticError, KeyError) as e:
+            # e.g. an unknown symbol whose sample level cannot give an instrument: not a book yet
+            self.malformed += 1
+            if self.state is not None:
+                self.state.on_error("market.parse", f"{type(e).__name__}: {e}"[:200], recv_ns)
+
+    async def _on_raw(self, raw: bytes, recv_ns: int) -> None:
+        ev = parse_message(raw, recv_ns)
         if ev is None:
             return
         if isinstance(ev, DepthDiff):
