@@ -45,13 +45,16 @@ Sync = BinanceBookSync | BybitBookSync
 class Pipeline:
     def __init__(self, instruments: dict[str, Instrument], signals: SignalEngine, engine: ExecutionEngine | None,
                  state: RuntimeState | None = None, *, depth_bps: float = 200.0,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, max_book_age_ms: float = 500.0) -> None:
         self.instruments = instruments
         self.signals = signals
         self.engine = engine
         self.state = state
         self.depth_bps = depth_bps
         self.clock = clock
+        self.max_book_age_ms = max_book_age_ms  # market.max_book_age_ms: entries need a fresh book
+        if state is not None:
+            state.book_max_age_ms = max_book_age_ms
         self.syncs: dict[str, Sync] = {}
         self.next_funding_ns: dict[str, int] = {}
         self.malformed = 0
@@ -154,9 +157,11 @@ class Pipeline:
         book = sync.book
         bid, ask = book.best_bid_ticks, book.best_ask_ticks
         assert bid is not None and ask is not None
+        now_ns = self.clock() if self.clock is not None else recv_ns
         view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
                           spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
-                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0))
+                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0),
+                          book_age_ms=sync.health.age_ms(now_ns), max_book_age_ms=self.max_book_age_ms)
         for intent in intents:
             res = await engine.submit_intent(intent, view)
             if self.state is not None:

@@ -1,6 +1,7 @@
 """Book health per symbol: SYNCING / LIVE / STALE / CROSSED, with the reason and since when.
 
-Later layers (signals, risk) refuse to open trades on anything but LIVE.
+Later layers (signals, risk) refuse to open trades on anything but LIVE, and the risk gate also on a
+LIVE book older than `market.max_book_age_ms` (see `BookHealth.age_ms`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class BookStatus(str, Enum):
 
 
 class BookHealth:
-    __slots__ = ("changes", "reason", "since_ns", "status", "symbol")
+    __slots__ = ("changes", "last_event_ns", "last_recv_ns", "reason", "since_ns", "status", "symbol")
 
     def __init__(self, symbol: str, now_ns: int = 0) -> None:
         self.symbol = symbol
@@ -26,6 +27,25 @@ class BookHealth:
         self.reason = "waiting for snapshot"
         self.since_ns = now_ns
         self.changes = 0
+        # Exchange event time and local receive time of the last update applied to the book (0: none
+        # yet). Written by the sync on every applied update: the freshness an entry needs.
+        self.last_event_ns = 0
+        self.last_recv_ns = 0
+
+    def age_ms(self, now_ns: int) -> float:
+        """How old the book is: the larger of the stream's lag (event -> receive) and the silence since
+        (receive -> now). Infinite before the first update. A silent stream makes the book old long
+        before the watchdog (stale_after_ms) marks it STALE."""
+        recv = self.last_recv_ns
+        if not recv:
+            return float("inf")
+        lag = recv - self.last_event_ns if self.last_event_ns else 0
+        silence = now_ns - recv
+        return (lag if lag > silence else silence) / 1e6
+
+    def is_fresh(self, now_ns: int, max_age_ms: float) -> bool:
+        """LIVE and not older than `max_age_ms` (0: age not checked)."""
+        return self.status is BookStatus.LIVE and (not max_age_ms or self.age_ms(now_ns) <= max_age_ms)
 
     def set(self, status: BookStatus, reason: str, now_ns: int) -> bool:
         """Move to `status`; returns True when the status changed (reason updates either way)."""
@@ -42,7 +62,8 @@ class BookHealth:
         return self.status is BookStatus.LIVE
 
     def as_dict(self) -> dict[str, object]:
-        return {"status": self.status.value, "reason": self.reason, "since_ns": self.since_ns}
+        return {"status": self.status.value, "reason": self.reason, "since_ns": self.since_ns,
+                "last_event_ns": self.last_event_ns, "last_recv_ns": self.last_recv_ns}
 
     def __repr__(self) -> str:
         return f"BookHealth({self.symbol} {self.status.value}: {self.reason})"

@@ -50,6 +50,11 @@ class _SyncBase:
         self.stats = SyncStats()
         self.needs_snapshot = True
 
+    def _stamp(self, ts_event_ns: int, ts_recv_ns: int, now_ns: int) -> None:
+        h = self.health
+        h.last_event_ns = ts_event_ns
+        h.last_recv_ns = ts_recv_ns or now_ns
+
     def _after_apply(self, now_ns: int) -> None:
         if self.book.is_crossed():
             self.stats.crossed += 1
@@ -113,6 +118,9 @@ class BinanceBookSync(_SyncBase):
                 except BAD_LEVEL as e:
                     raise self._damaged(e, now_ns) from e
                 self._last_u = ev.final_id
+                h = self.health
+                h.last_event_ns = ev.ts_event_ns
+                h.last_recv_ns = ev.ts_recv_ns or now_ns
                 st.applied += 1
                 if self.health.status is not BookStatus.LIVE or self.book.is_crossed():
                     self._after_apply(now_ns)
@@ -184,6 +192,7 @@ class BinanceBookSync(_SyncBase):
                 self.book.apply_diff(ev.bids, ev.asks)
             except BAD_LEVEL as e:
                 raise self._damaged(e, now_ns) from e
+            self._stamp(ev.ts_event_ns, ev.ts_recv_ns, now_ns)
             self._last_u = ev.final_id
             self.stats.applied += 1
             self._after_apply(now_ns)
@@ -248,6 +257,7 @@ class BybitBookSync(_SyncBase):
         st.depth_events += 1
         if ev.is_snapshot or ev.final_id == 1:
             self.book.apply_snapshot(ev.bids, ev.asks)
+            self._stamp(ev.ts_event_ns, ev.ts_recv_ns, now_ns)
             self._last_u = ev.final_id
             st.snapshots += 1
             self._after_apply(now_ns)
@@ -267,6 +277,7 @@ class BybitBookSync(_SyncBase):
                 self.needs_snapshot = True  # shell: resubscribe the topic
                 return
         self.book.apply_diff(ev.bids, ev.asks)
+        self._stamp(ev.ts_event_ns, ev.ts_recv_ns, now_ns)
         self._last_u = ev.final_id
         st.applied += 1
         self._after_apply(now_ns)
@@ -277,6 +288,7 @@ class BybitBookSync(_SyncBase):
             self.book.apply_snapshot(snap.bids, snap.asks)
         except BAD_LEVEL as e:
             raise self._damaged(e, now_ns) from e
+        self._stamp(snap.ts_event_ns, snap.ts_recv_ns, now_ns)
         self._last_u = snap.last_update_id
         self.stats.snapshots += 1
         self.needs_snapshot = False
