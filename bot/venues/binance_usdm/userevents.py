@@ -66,10 +66,11 @@ def _px(v: Any) -> float:
 
 
 def _lots(inst: Instrument, v: Any) -> int:
-    """An order quantity in lots: never negative (NaN/inf/non-numbers raise in the Decimal conversion)."""
+    """An order quantity in lots: never negative or absurd (NaN/inf/non-numbers raise in the Decimal
+    conversion)."""
     n = inst.qty_to_lots(v or "0")
-    if n < 0:
-        raise ValueError(f"negative quantity {v!r:.40}")
+    if not 0 <= n < 1 << 53:  # Decimal("1e400") is finite: an absurd size is refused too
+        raise ValueError(f"quantity out of range {v!r:.40}")
     return n
 
 
