@@ -62,13 +62,17 @@ class _SyncBase:
         elif self.health.status is not BookStatus.LIVE:
             self.health.set(BookStatus.LIVE, "in sequence", now_ns)
 
-    def _damaged(self, err: Exception, now_ns: int) -> MalformedMessage:
-        """A level could not be converted: the book may be half-updated, so drop the sequence and ask
-        for a fresh snapshot (the venue's own resync path), then report the message as malformed."""
-        self.stats.malformed += 1
+    def invalidate(self, reason: str, now_ns: int) -> None:
+        """The book may be half-updated (a bad level, a handler that raised): clear it, drop the sequence
+        and ask for a fresh snapshot (the venue's own resync path)."""
         self.stats.resyncs += 1
         self.book.clear()
-        self._forget(f"malformed levels: {err}"[:200], now_ns)
+        self._forget(reason[:200], now_ns)
+
+    def _damaged(self, err: Exception, now_ns: int) -> MalformedMessage:
+        """A level could not be converted: invalidate the book, report the message as malformed."""
+        self.stats.malformed += 1
+        self.invalidate(f"malformed levels: {err}", now_ns)
         return MalformedMessage(f"{self.symbol}: bad depth level: {err}"[:300])
 
     def _forget(self, reason: str, now_ns: int) -> None:
