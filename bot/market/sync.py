@@ -13,7 +13,7 @@ from collections import deque
 from bot.domain.events import DepthDiff, DepthSnapshot
 from bot.errors import MalformedMessage
 from bot.market.book import OrderBook
-from bot.market.health import BookHealth, BookStatus
+from bot.market.health import _FLOOR_RISE_SHIFT, BookHealth, BookStatus
 
 __all__ = ["BAD_LEVEL", "BinanceBookSync", "BybitBookSync", "SyncStats"]
 
@@ -51,9 +51,7 @@ class _SyncBase:
         self.needs_snapshot = True
 
     def _stamp(self, ts_event_ns: int, ts_recv_ns: int, now_ns: int) -> None:
-        h = self.health
-        h.last_event_ns = ts_event_ns
-        h.last_recv_ns = ts_recv_ns or now_ns
+        self.health.stamp(ts_event_ns, ts_recv_ns or now_ns)
 
     def _after_apply(self, now_ns: int) -> None:
         if self.book.is_crossed():
@@ -122,9 +120,13 @@ class BinanceBookSync(_SyncBase):
                 except BAD_LEVEL as e:
                     raise self._damaged(e, now_ns) from e
                 self._last_u = ev.final_id
+                # BookHealth.stamp, inlined (the hot path): freshness for the risk gate
                 h = self.health
-                h.last_event_ns = ev.ts_event_ns
-                h.last_recv_ns = ev.ts_recv_ns or now_ns
+                e = h.last_event_ns = ev.ts_event_ns
+                r = h.last_recv_ns = ev.ts_recv_ns or now_ns
+                if e and r - e < h.lag_floor_ns + ((r - h.floor_at_ns) >> _FLOOR_RISE_SHIFT):
+                    h.lag_floor_ns = r - e
+                    h.floor_at_ns = r
                 st.applied += 1
                 if self.health.status is not BookStatus.LIVE or self.book.is_crossed():
                     self._after_apply(now_ns)
