@@ -124,7 +124,7 @@ class App(OperatorControls):
         self.engine = ExecutionEngine(gateway, risk, self.journal, s.execution, s.risk)
         signals = SignalEngine(s.signals, instruments)
         self.pipeline = Pipeline(instruments, signals, self.engine, self.state, depth_bps=s.market.depth_bps,
-                                 clock=time.time_ns)
+                                 clock=time.time_ns, max_book_age_ms=s.market.max_book_age_ms)
         self.state.set_info(name=s.app.name, mode=s.app.mode, venue=s.venue.name,
                             environment=s.venue.environment, symbols=list(s.venue.symbols), config_hash=cfg_hash)
         rc = ReconcileConfig(instruments, s.venue.unknown_position_action, s.venue.unknown_position_stop_bps,
