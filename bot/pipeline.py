@@ -45,13 +45,16 @@ Sync = BinanceBookSync | BybitBookSync
 class Pipeline:
     def __init__(self, instruments: dict[str, Instrument], signals: SignalEngine, engine: ExecutionEngine | None,
                  state: RuntimeState | None = None, *, depth_bps: float = 200.0,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, max_book_age_ms: float = 500.0) -> None:
         self.instruments = instruments
         self.signals = signals
         self.engine = engine
         self.state = state
         self.depth_bps = depth_bps
         self.clock = clock
+        self.max_book_age_ms = max_book_age_ms  # market.max_book_age_ms: entries need a fresh book
+        if state is not None:
+            state.book_max_age_ms = max_book_age_ms
         self.syncs: dict[str, Sync] = {}
         self.next_funding_ns: dict[str, int] = {}
         self.malformed = 0
@@ -74,31 +77,46 @@ class Pipeline:
         return s
 
     async def on_raw(self, raw: bytes, recv_ns: int) -> None:
+        """One raw message in its own error boundary (issue 11): a malformed one (bad JSON, bad
+        values, levels the book cannot apply: that symbol then resyncs) is counted and skipped. Only
+        the decoding and sequencing are inside it: what the signals and the engine do with a good
+        event is theirs to report."""
         try:
-            ev = parse_message(raw, recv_ns)
+            ev, sync, deliver = self._sequence(raw, recv_ns)
         except MalformedMessage as e:
-            self.malformed += 1
-            if self.state is not None:
-                self.state.on_error("market.parse", str(e)[:200], recv_ns)
+            self._malformed(str(e), recv_ns)
             return
+        except (ValueError, TypeError, ArithmeticError, KeyError) as e:
+            # e.g. an unknown symbol whose sample level cannot give an instrument: no book yet
+            self._malformed(f"{type(e).__name__}: {e}", recv_ns)
+            return
+        if deliver:
+            await self.on_synced(ev, sync, recv_ns)
+
+    def _malformed(self, error: str, recv_ns: int) -> None:
+        self.malformed += 1
+        if self.state is not None:
+            self.state.on_error("market.parse", error[:200], recv_ns)
+
+    def _sequence(self, raw: bytes, recv_ns: int) -> tuple[Any, Sync | None, bool]:
+        """Parse and sequence one raw message: (event, its sync, whether consumers get it)."""
+        ev = parse_message(raw, recv_ns)
         if ev is None:
-            return
+            return None, None, False
         if isinstance(ev, DepthDiff):
             self._last_symbol = ev.symbol
             sync = self._sync(ev.symbol, ev.bids or ev.asks)
             before = sync.stats.applied + sync.stats.snapshots
             sync.on_diff(ev, recv_ns)
-            if sync.stats.applied + sync.stats.snapshots != before:
-                await self.on_synced(ev, sync, recv_ns)
-        elif isinstance(ev, DepthSnapshot):
+            return ev, sync, sync.stats.applied + sync.stats.snapshots != before
+        if isinstance(ev, DepthSnapshot):
             ev.symbol = ev.symbol or self._last_symbol
-            if ev.symbol:
-                sync = self._sync(ev.symbol, ev.bids or ev.asks)
-                sync.on_snapshot(ev, recv_ns)
-                if sync.health.is_live:
-                    await self.on_synced(ev, sync, recv_ns)
-        else:
-            await self.on_synced(ev, self.syncs.get(ev.symbol), recv_ns)
+            if not ev.symbol:
+                return ev, None, False
+            sync = self._sync(ev.symbol, ev.bids or ev.asks)
+            sync.on_snapshot(ev, recv_ns)
+            return ev, sync, sync.health.is_live
+        return ev, self.syncs.get(ev.symbol), True
 
     # ------------------------------------------------------------------ sequenced events (all sources)
     async def on_synced(self, ev: Any, sync: Sync | None, now_ns: int) -> None:
@@ -145,9 +163,11 @@ class Pipeline:
         book = sync.book
         bid, ask = book.best_bid_ticks, book.best_ask_ticks
         assert bid is not None and ask is not None
+        now_ns = self.clock() if self.clock is not None else recv_ns
         view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
                           spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
-                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0))
+                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0),
+                          book_age_ms=sync.health.age_ms(now_ns), max_book_age_ms=self.max_book_age_ms)
         for intent in intents:
             res = await engine.submit_intent(intent, view)
             if self.state is not None:

@@ -92,6 +92,7 @@ class RuntimeState:
         self.started_ns = now_ns
         self.info: dict[str, Any] = {}
         self.books: dict[str, _Book] = {}
+        self.book_max_age_ms = 0.0  # market.max_book_age_ms (set by the pipeline); 0: age not checked
         self.messages: dict[tuple[str, str], Rate] = {}
         # User data stream: None = this mode has none (sim), else connected flag + reason.
         self.user_stream_ok: bool | None = None
@@ -289,6 +290,10 @@ class RuntimeState:
             h = book.health
             if h.status is not BookStatus.LIVE:
                 reasons.append(f"{symbol} book {h.status.value}: {h.reason}")
+            elif self.book_max_age_ms and h.last_recv_ns and h.age_ms(now_ns) > self.book_max_age_ms:
+                # LIVE but older than entries accept (market.max_book_age_ms): before the watchdog fires
+                reasons.append(f"{symbol} book stale: {h.age_ms(now_ns):.0f} ms old "
+                               f"(> {self.book_max_age_ms:.0f} ms)")
         if self.user_stream_ok is False:
             reasons.append(f"user stream down: {self.user_stream_reason}")
         elif self.user_stream_stale(now_ns):
@@ -305,7 +310,9 @@ class RuntimeState:
     def feeds(self, now_ns: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for symbol, book in self.books.items():
-            out[symbol] = {**book.health.as_dict(), "resyncs": book.resync_count(), "rates_per_s": {}}
+            age = book.health.age_ms(now_ns)
+            out[symbol] = {**book.health.as_dict(), "age_ms": round(age, 1) if age != float("inf") else None,
+                           "resyncs": book.resync_count(), "rates_per_s": {}}
         for (symbol, channel), r in self.messages.items():
             entry = out.setdefault(symbol, {"rates_per_s": {}})
             entry["rates_per_s"][channel] = r.per_s(now_ns)

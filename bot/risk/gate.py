@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["DAY_NS", "MarketView", "RiskGate", "TradingState"]
 
 DAY_NS = 86_400 * 1_000_000_000
+_LIMIT_CODES = frozenset({DenyReason.DAILY_LOSS_LIMIT, DenyReason.MAX_DRAWDOWN})  # halts reset_limits lifts
 _S = 1_000_000_000
 
 
@@ -46,6 +47,10 @@ class MarketView:
     book_live: bool = True
     spread_bps: float = 0.0
     next_funding_ns: int = 0  # 0: unknown / no funding (the window check is skipped)
+    # Age of the book's last update (BookHealth.age_ms) and the limit (market.max_book_age_ms; 0 = no
+    # check): a LIVE book can be seconds old before the watchdog marks it STALE.
+    book_age_ms: float = 0.0
+    max_book_age_ms: float = 0.0
 
 
 class RiskGate:
@@ -96,6 +101,26 @@ class RiskGate:
         self.streak_until_ns = 0
         self.day_start_equity = self.day_peak_equity = self.equity
         self._set(TradingState.ACTIVE, "operator reset", now_ns)
+
+    def resume(self, reason: str, now_ns: int) -> None:
+        """Operator resume: ACTIVE again. Unlike `reset`, the day's baselines and the loss streak stay: a
+        resume never undoes a loss limit (`reset_limits` does, confirmed and journaled)."""
+        self._set(TradingState.ACTIVE, reason, now_ns)
+
+    def reset_limits(self, reason: str, now_ns: int) -> None:
+        """Operator: fresh daily-loss and drawdown baselines (from the current equity), loss streak
+        cleared; a halt by those limits (or REDUCING near them) is lifted, any other halt stays. Always one
+        state-change row (entity "limits") for the journal."""
+        before = self.state
+        self.day_start_equity = self.day_peak_equity = self.equity
+        self.consecutive_losses = 0
+        self.streak_until_ns = 0
+        limit_halt = self.state is TradingState.HALTED and self.halt_code in _LIMIT_CODES
+        if self.state is TradingState.REDUCING or limit_halt:
+            self.state, self.state_reason, self.halt_until_ns = TradingState.ACTIVE, reason, 0
+            self.halt_code = DenyReason.HALTED
+        self.state_changes.append((now_ns, "limits", "risk", before.value, self.state.value,
+                                   f"{reason}; day baseline {self.equity:.2f}"))
 
     def halt_symbol(self, symbol: str, reason: str, now_ns: int) -> None:
         if symbol not in self.halted_symbols:  # a second halt keeps the first one's start
@@ -191,6 +216,9 @@ class RiskGate:
             return self._deny(DenyReason.SETUP_COOLDOWN, f"{setup} {(until - now_ns) / _S:.0f}s left")
         if cfg.require_live_book and not market.book_live:
             return self._deny(DenyReason.BOOK_NOT_LIVE, symbol)
+        if market.max_book_age_ms and not market.book_age_ms <= market.max_book_age_ms:  # NaN/inf: stale
+            return self._deny(DenyReason.BOOK_STALE,
+                              f"{symbol} {market.book_age_ms:.0f} > {market.max_book_age_ms:.0f} ms")
         if market.spread_bps > cfg.max_spread_bps:
             return self._deny(DenyReason.SPREAD_TOO_WIDE,
                               f"{market.spread_bps:.2f} > {cfg.max_spread_bps} bps")

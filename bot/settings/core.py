@@ -108,6 +108,14 @@ class MarketSection(FrozenModel):
     bybit_resync_on_gap: bool = True
     depth_bps: float = Field(200.0, gt=0, le=5000, description="book depth kept each side of the touch, bps")
     stale_after_ms: int = Field(5000, ge=100, le=600_000, description="no message for this long -> STALE")
+    # Entries need a fresh book, not only a LIVE one: the watchdog above marks STALE after seconds, but a
+    # scalper's 10-30 bps edge is gone in far less. An entry is refused (BOOK_STALE) and /health is
+    # degraded when the book's last update is older than this, counted both as exchange event time ->
+    # local receive above the lowest such lag seen (a stream falling behind; a constant clock offset is
+    # not age) and as local receive -> now (a silent stream). Binance pushes
+    # depth@100ms, so 500 ms is five missed pushes (a book that did not change at all for 500 ms is
+    # refused too: nothing to scalp there); 0 turns the check off.
+    max_book_age_ms: int = Field(500, ge=0, le=60_000, description="book older than this -> no entries")
     reconnect_min_ms: int = Field(250, ge=10)
     reconnect_max_ms: int = Field(30_000, ge=100)
     rollover_after_s: int = Field(

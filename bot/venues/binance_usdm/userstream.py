@@ -30,6 +30,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from bot.domain.types import OrderStatus, Side
+from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.venues.binance_usdm.orders import algo_update_from_rest, order_update_from_rest
 from bot.venues.binance_usdm.userevents import ListenKeyExpired
@@ -165,11 +166,33 @@ class BinanceUserStream:
                     raise _Reconnect("stale user stream", new_key=False) from None
                 continue
             last_msg = time.monotonic()
-            for item in tr.on_message(raw, time.time_ns()):
+            try:  # one bad event never ends the stream (issue 11): count, log, catch up by REST
+                items = tr.on_message(raw, time.time_ns())
+            except MalformedMessage as e:
+                self._malformed_event(e, raw)
+                continue
+            for item in items:
                 if isinstance(item, ListenKeyExpired):
                     self.stats["expired"] += 1
                     raise _Reconnect("listenKeyExpired", new_key=True)
                 self.gw.publish(item)
+
+    def _malformed_event(self, err: MalformedMessage, raw: bytes) -> None:
+        """What the bad event said is lost: the REST catch-up reads the orders' true state instead."""
+        self.stats["malformed"] = self.stats.get("malformed", 0) + 1
+        self._log.warning("malformed user event; catching up by REST", error=str(err)[:200],
+                          sample=bytes(raw[:120]).decode(errors="replace"), count=self.stats["malformed"])
+        if getattr(self, "_repair", None) is None or self._repair.done():
+            self._repair = asyncio.get_running_loop().create_task(self._catch_up_after_malformed())
+
+    async def _catch_up_after_malformed(self) -> None:
+        try:
+            await self.catch_up()
+        except VenueError as e:  # the next reconnect or malformed event catches up again
+            self._log.warning("catch-up after a malformed event failed", error=str(e)[:200])
+            return
+        if self.on_caught_up is not None:
+            self.on_caught_up()
 
     # ------------------------------------------------------------------------------------ catch-up
     async def catch_up(self) -> int:

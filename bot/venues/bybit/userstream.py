@@ -38,6 +38,7 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.venues.bybit.userevents import StopMissing
 from bot.venues.errors import RateLimited, VenueError, VenueUnavailable
@@ -172,14 +173,39 @@ class BybitUserStream:
                     raise _Reconnect("stale private stream") from None
                 continue
             last_msg = time.monotonic()
-            if b'"op"' in raw[:200]:
-                msg = orjson.loads(raw)
-                if msg.get("op") == "pong":
-                    self.stats["pongs"] += 1
-                elif msg.get("success") is False:
-                    self._log.error("private stream request refused", op=msg.get("op"), ret_msg=msg.get("ret_msg"))
+            try:  # one bad event never ends the stream (issue 11): count, log, catch up by REST
+                if b'"op"' in raw[:200]:
+                    msg = orjson.loads(raw)
+                    if not isinstance(msg, dict):
+                        raise MalformedMessage("control frame is not an object")
+                    if msg.get("op") == "pong":
+                        self.stats["pongs"] += 1
+                    elif msg.get("success") is False:
+                        self._log.error("private stream request refused", op=msg.get("op"),
+                                        ret_msg=msg.get("ret_msg"))
+                    continue
+                items = tr.on_message(raw, time.time_ns())
+            except (MalformedMessage, orjson.JSONDecodeError) as e:
+                self._malformed_event(e, raw, tg)
                 continue
-            self._deliver(tr.on_message(raw, time.time_ns()), tg)
+            self._deliver(items, tg)
+
+    def _malformed_event(self, err: Exception, raw: bytes, tg: asyncio.TaskGroup) -> None:
+        """What the bad event said is lost: the REST catch-up reads the orders' true state instead."""
+        self.stats["malformed"] = self.stats.get("malformed", 0) + 1
+        self._log.warning("malformed private event; catching up by REST", error=str(err)[:200],
+                          sample=bytes(raw[:120]).decode(errors="replace"), count=self.stats["malformed"])
+        if getattr(self, "_repair", None) is None or self._repair.done():
+            self._repair = tg.create_task(self._catch_up_after_malformed())
+
+    async def _catch_up_after_malformed(self) -> None:
+        try:
+            await self.catch_up()
+        except VenueError as e:  # the next reconnect or malformed event catches up again
+            self._log.warning("catch-up after a malformed event failed", error=str(e)[:200])
+            return
+        if self.on_caught_up is not None:
+            self.on_caught_up()
 
     def _deliver(self, items: Sequence[OrderUpdate | PositionSnapshot | StopMissing],
                  tg: asyncio.TaskGroup | None) -> int:
