@@ -123,6 +123,8 @@ class App(OperatorControls):
         self.gateway = gateway
         self.engine = ExecutionEngine(gateway, risk, self.journal, s.execution, s.risk)
         signals = SignalEngine(s.signals, instruments)
+        # a strategy plug-in that raised is disabled by the engine (and logged): tell the operator
+        signals.on_failure = lambda ev: self.alerts.error("strategy", ev.message, strategy=ev.name, symbol=ev.symbol)
         self.pipeline = Pipeline(instruments, signals, self.engine, self.state, depth_bps=s.market.depth_bps,
                                  clock=time.time_ns, max_book_age_ms=s.market.max_book_age_ms)
         self.state.set_info(name=s.app.name, mode=s.app.mode, venue=s.venue.name,
@@ -130,6 +132,7 @@ class App(OperatorControls):
         rc = ReconcileConfig(instruments, s.venue.unknown_position_action, s.venue.unknown_position_stop_bps,
                              TriggerPrice.MARK if s.execution.stop_trigger == "mark" else TriggerPrice.LAST)
         limits = {name: float(getattr(v, "time_limit_s", 0.0)) for name, v in s.signals if hasattr(v, "time_limit_s")}
+        limits.update(signals.time_limits_s())  # plug-ins' setups too
         self.recovery = Recovery(self.engine, rc, symbols=s.venue.symbols, time_limits_s=limits,
                                  alert=self._reconcile_alert)
         self.recovery.halt_entries(now)  # no entry before the exchange and the journal agree (_reconciled)
@@ -362,6 +365,9 @@ class App(OperatorControls):
 def run_app(settings: Settings, *, live: bool = False, view: bool | None = None,
             run_for_s: float | None = None, config_path: str | None = None) -> int:
     check_live_guard(settings, live)
+    from bot.signals.plugins import load_plugins
+
+    load_plugins(settings.signals)  # a bad strategy plug-in: one line and exit 2 before anything starts
     view = sys.stdout.isatty() if view is None else view
     if view and settings.log.format == "auto":
         # The live view owns the terminal; logs go to a JSON file beside the journal.

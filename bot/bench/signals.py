@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="a recorded session (a day pair in order)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of each kind, interleaved (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-c", "--config", metavar="CONFIG", help="TOML config whose [signals] is measured (strategy "
+                   "plug-ins included); default: the built-in defaults")
 
 
 def _load(paths: list[str]) -> list[tuple[str, Any, int]]:
@@ -54,7 +56,8 @@ def _load(paths: list[str]) -> list[tuple[str, Any, int]]:
     return out
 
 
-def _round(events: list[tuple[str, Any, int]], with_signals: bool) -> tuple[list[int], list[int], list[int]]:
+def _round(events: list[tuple[str, Any, int]], with_signals: bool, cfg: Any = None,
+           ) -> tuple[list[int], list[int], list[int]]:
     from bot.market.book import OrderBook, default_depth_ticks
     from bot.market.sync import BinanceBookSync
     from bot.settings.signals import SignalsSection
@@ -63,7 +66,7 @@ def _round(events: list[tuple[str, Any, int]], with_signals: bool) -> tuple[list
 
     clock = time.perf_counter_ns
     syncs: dict[str, BinanceBookSync] = {}
-    engine = SignalEngine(SignalsSection(), {})
+    engine = SignalEngine(cfg or SignalsSection(), {})
     dom: list[int] = []
     sig_depth: list[int] = []
     sig_trade: list[int] = []
@@ -101,6 +104,11 @@ def _round(events: list[tuple[str, Any, int]], with_signals: bool) -> tuple[list
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    cfg = None
+    if getattr(args, "config", None):
+        from bot.settings import load_settings
+
+        cfg = load_settings(args.config).signals
     events = _load(args.files)
     if not events:
         print("error: no events in these files", file=sys.stderr)
@@ -114,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         for _ in range(max(1, args.rounds)):
             d, _, _ = _round(events, False)
             dom_a += d
-            d, sd, stt = _round(events, True)
+            d, sd, stt = _round(events, True, cfg)
             dom_b += d
             sig_d += sd
             sig_t += stt

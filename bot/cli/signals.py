@@ -46,13 +46,16 @@ def replay_intents(paths: Iterable[str], signals: Any = None, instruments: dict[
 
 def intent_to_dict(intent: Any, engine: Any) -> dict[str, Any]:
     inst = engine.features(intent.symbol).instrument
-    return {
+    d = {
         "setup": intent.setup, "symbol": intent.symbol, "side": intent.side, "ts_ns": intent.ts_ns,
         "price": inst.ticks_to_price(intent.price_ticks), "stop": inst.ticks_to_price(intent.stop_ticks),
         "targets": [{"price": inst.ticks_to_price(t.price_ticks), "fraction": t.fraction} for t in intent.targets],
         "time_limit_s": intent.time_limit_s,
         "features": {k: round(v, 6) for k, v in intent.features.items()},
     }
+    if intent.tag:  # a strategy plug-in's label (the built-ins set none)
+        d["tag"] = intent.tag
+    return d
 
 
 def run(args: argparse.Namespace) -> int:
