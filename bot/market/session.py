@@ -22,8 +22,11 @@ are placed per source (file), never by "the last symbol seen" across merged file
   with its snapshot is not mistaken for the first);
 - otherwise the symbol whose diffs bridge its lastUpdateId by Binance's splice rule (exchange-facts A1
   step 5: `U <= lastUpdateId <= u`; on USD-M the ids are one space across symbols, so the prices must be
-  plausible too): among the diffs already buffered, or the first later diff of that source that does.
-  A snapshot that precedes the first diff therefore waits, and syncs the book when its diff comes.
+  plausible too): a symbol whose diffs in this source already span it, or the first later diff of that
+  source that bridges it. A snapshot that precedes the first diff therefore waits, and syncs the book
+  when its diff comes (the sync buffers the diffs before it and drops those older than it, A1 step 4).
+This is decided in `decode()`, so a consumer of the parsed events (the simulated exchange) sees the
+snapshot with its symbol, just before the diff that placed it.
 `finish()` lists what never worked out: snapshots no diff bridged, books that never went LIVE, sources
 that carried no market message at all.
 """
@@ -68,10 +71,12 @@ class DepthUpdate:
 
 
 class _Source:
-    __slots__ = ("bad", "ok", "pending", "symbols")
+    __slots__ = ("bad", "ok", "pending", "refs", "spans")
 
     def __init__(self) -> None:
-        self.symbols: list[str] = []  # symbols whose diffs this source carried, in order of appearance
+        # symbol -> [U of its first diff, u of its last diff] in this source, in order of appearance
+        self.spans: dict[str, list[int]] = {}
+        self.refs: dict[str, float] = {}  # symbol -> a price of its first diff with levels (plausibility)
         self.pending: list[tuple[DepthSnapshot, int]] = []  # bare snapshots without a symbol yet, lineno
         self.ok = 0  # messages decoded (market or not)
         self.bad = 0  # lines that were not
@@ -85,17 +90,18 @@ def _top_price(snap: DepthSnapshot) -> float | None:
         return None
 
 
-def _plausible(price: float | None, levels: Iterable[Any]) -> bool:
-    """A snapshot's top price within 2x of the median price of a diff's levels (no levels: no evidence)."""
-    if price is None:
-        return True
+def _median_price(levels: list[Any]) -> float | None:
     try:
-        ps = sorted(float(p) for p, _ in levels)
-    except (TypeError, ValueError):
-        return False
-    if not ps:
+        ps = sorted(float(lv[0]) for lv in levels[:64])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return ps[len(ps) // 2] if ps else None
+
+
+def _plausible(price: float | None, ref: float | None) -> bool:
+    """A snapshot's top price within 2x of a symbol's reference price (no price known: no evidence)."""
+    if price is None or ref is None:
         return True
-    ref = ps[len(ps) // 2]
     return ref > 0 and 0.5 < price / ref < 2.0
 
 
@@ -174,7 +180,17 @@ class MarketSession:
                         self._bybit.add(ev.symbol)
             else:
                 ev = bn.parse_message(raw, recv_ns)
-                evs = [ev] if ev is not None else []
+                if ev is None:
+                    evs = []
+                else:
+                    t = type(ev)
+                    if t is DepthDiff:
+                        evs = self._track(src, ev) if src.pending or ev.symbol not in src.spans else [ev]
+                        src.spans[ev.symbol][1] = ev.final_id  # the symbol's id span in this source
+                    elif t is DepthSnapshot and not ev.symbol:
+                        evs = self._bare_snapshot(ev, src, source, lineno)
+                    else:
+                        evs = [ev]
         except (MalformedMessage, orjson.JSONDecodeError) as e:
             src.bad += 1
             self.error(f"{source}:{lineno}" if source else "", str(e))
@@ -193,11 +209,9 @@ class MarketSession:
         try:
             t = type(ev)
             if t is DepthDiff:
-                return self._diff(ev, now_ns, source, lineno)
+                return self._diff(ev, now_ns)
             if t is DepthSnapshot:
-                if not ev.symbol:
-                    return self._bare_snapshot(ev, now_ns, source, lineno)
-                return self._snapshot(ev, ev.symbol, now_ns)
+                return self._snapshot(ev, ev.symbol, now_ns) if ev.symbol else []
             if t is Trade or t is FundingInfo or t is BookTicker:
                 return [ev]
             return []
@@ -220,21 +234,8 @@ class MarketSession:
                 self.on_new_sync(symbol, s)
         return s
 
-    def _updated(self, sym: str, sync: Sync, ev: Any, ts_event_ns: int, now_ns: int) -> list[Any]:
-        if sym not in self.went_live and sync.health.is_live:
-            self.went_live.add(sym)
-        return [DepthUpdate(sym, sync, ev, ts_event_ns, now_ns)]
-
-    def _diff(self, ev: DepthDiff, now_ns: int, source: str, lineno: int) -> list[Any]:
+    def _diff(self, ev: DepthDiff, now_ns: int) -> list[Any]:
         sym = ev.symbol
-        src = self.sources.get(source)
-        if src is None:
-            src = self._source(source)
-        if sym not in src.symbols:
-            src.symbols.append(sym)
-        out: list[Any] = []
-        if src.pending:
-            out = self._place_pending(src, ev, now_ns)
         sync = self.syncs.get(sym)
         if sync is None:
             sync = self.sync_for(sym, ev.bids or ev.asks, "bybit" if sym in self._bybit else "binance")
@@ -243,72 +244,73 @@ class MarketSession:
         self._last_depth_ts[sym] = ev.ts_event_ns
         sync.on_diff(ev, now_ns)
         if st.applied + st.snapshots != before:
-            out += self._updated(sym, sync, ev, ev.ts_event_ns, now_ns)
-        return out
+            if sym not in self.went_live and sync.health.is_live:
+                self.went_live.add(sym)
+            return [DepthUpdate(sym, sync, ev, ev.ts_event_ns, now_ns)]
+        return []
 
     def _snapshot(self, snap: DepthSnapshot, sym: str, now_ns: int) -> list[Any]:
-        snap.symbol = sym
         sync = self.sync_for(sym, snap.bids or snap.asks)
         st = sync.stats
         before = st.applied + st.snapshots
         sync.on_snapshot(snap, now_ns)
         if st.applied + st.snapshots == before:
             return []
-        return self._updated(sym, sync, snap, max(snap.ts_event_ns, self._last_depth_ts.get(sym, 0)), now_ns)
+        if sym not in self.went_live and sync.health.is_live:
+            self.went_live.add(sym)
+        return [DepthUpdate(sym, sync, snap, max(snap.ts_event_ns, self._last_depth_ts.get(sym, 0)), now_ns)]
 
-    def _bare_snapshot(self, snap: DepthSnapshot, now_ns: int, source: str, lineno: int) -> list[Any]:
-        src = self._source(source)
-        sym = self._owner_now(snap, src)
-        if sym is not None:
-            return self._snapshot(snap, sym, now_ns)
+    # ------------------------------------------------------------------ bare snapshots: whose?
+    def _track(self, src: _Source, ev: DepthDiff) -> list[Any]:
+        """A diff of a new symbol in this source, or one while bare snapshots wait: [placed snapshots...,
+        the diff]. A waiting snapshot is this symbol's when the diff bridges it (A1 step 5: U <=
+        lastUpdateId <= u) and its prices fit; or, in a source that carries this symbol only, when the
+        diff is already newer (U > lastUpdateId): applied all the same, the sync counts the resync."""
+        sym = ev.symbol
+        span = src.spans.get(sym)
+        if span is None:
+            span = src.spans[sym] = [ev.first_id, ev.final_id]
+        if sym not in src.refs:
+            ref = _median_price(ev.bids + ev.asks)
+            if ref is not None:
+                src.refs[sym] = ref
+        out: list[Any] = []
+        for item in list(src.pending):
+            snap = item[0]
+            lid = snap.last_update_id
+            if not _plausible(_top_price(snap), src.refs.get(sym)):
+                continue
+            if ev.first_id <= lid <= ev.final_id or (ev.first_id > lid and len(src.spans) == 1):
+                src.pending.remove(item)
+                snap.symbol = sym
+                out.append(snap)
+        out.append(ev)
+        return out
+
+    def _bare_snapshot(self, snap: DepthSnapshot, src: _Source, source: str, lineno: int) -> list[Any]:
+        """[snapshot] with its symbol set when the source's diffs so far tell whose it is; else [] and it
+        waits (bounded) for the diff that bridges it."""
+        price = _top_price(snap)
+        lid = snap.last_update_id
+        fits = [sym for sym in src.spans if _plausible(price, src.refs.get(sym))]
+        owner = None
+        if len(src.spans) == 1 and fits:
+            owner = fits[0]  # a single-symbol source
+        else:
+            for sym in fits:
+                first_u, last_u = src.spans[sym]
+                if first_u <= lid <= last_u:  # its bridging diff has already gone by
+                    owner = sym
+                    break
+        if owner is not None:
+            snap.symbol = owner
+            return [snap]
         if len(src.pending) >= _MAX_PENDING:
             old, old_line = src.pending.pop(0)
             self.error(f"{source}:{old_line}", f"bare REST snapshot lastUpdateId={old.last_update_id}: "
                        "no depth diff of this file bridged it; not applied")
         src.pending.append((snap, lineno))
         return []
-
-    def _owner_now(self, snap: DepthSnapshot, src: _Source) -> str | None:
-        """The symbol a bare snapshot belongs to from what the source carried so far, or None (wait)."""
-        price = _top_price(snap)
-        lid = snap.last_update_id
-        if len(src.symbols) == 1:
-            sym = src.symbols[0]
-            return sym if self._price_fits(sym, price) else None
-        for sym in src.symbols:
-            sync = self.syncs.get(sym)
-            span = sync.buffered_span() if isinstance(sync, BinanceBookSync) else None
-            if span is not None and span[0] <= lid <= span[1] and self._price_fits(sym, price):
-                return sym
-        return None
-
-    def _price_fits(self, sym: str, price: float | None) -> bool:
-        sync = self.syncs.get(sym)
-        if sync is None or price is None:
-            return True
-        book = sync.book
-        mid = book.mid_ticks()
-        if mid is None:
-            return True
-        ref = mid * book.instrument.tick
-        return ref > 0 and 0.5 < price / ref < 2.0
-
-    def _place_pending(self, src: _Source, ev: DepthDiff, now_ns: int) -> list[Any]:
-        """A diff of this source: does it bridge a waiting bare snapshot (A1 step 5)? Then the snapshot is
-        this symbol's, applied before the diff. A snapshot older than the diff (U > lastUpdateId) of the
-        only symbol the source carries is applied too: the sync counts the resync it needs."""
-        out: list[Any] = []
-        levels = ev.bids + ev.asks if len(ev.bids) + len(ev.asks) <= 64 else (ev.bids[:32] + ev.asks[:32])
-        for item in list(src.pending):
-            snap = item[0]
-            lid = snap.last_update_id
-            bridges = ev.first_id <= lid <= ev.final_id
-            older = ev.first_id > lid and len(src.symbols) == 1
-            if (bridges or older) and _plausible(_top_price(snap), levels) \
-                    and self._price_fits(ev.symbol, _top_price(snap)):
-                src.pending.remove(item)
-                out += self._snapshot(snap, ev.symbol, now_ns)
-        return out
 
     # ------------------------------------------------------------------ end of data
     def finish(self, paths: Iterable[str] = ()) -> list[str]:
