@@ -109,14 +109,16 @@ class MarketSession:
     """parse -> sequence (BookSync) -> book for every symbol of one venue's message stream.
 
     `book_tickers=False` skips bookTicker messages by their first bytes, undecoded (the bot does not use
-    them; they are most of a recorded session). `on_new_sync(symbol, sync)` is called once per new book
-    (the live pipeline registers its health there)."""
+    them; they are most of a recorded session). `bybit=False` leaves Bybit's messages undecoded.
+    `on_new_sync(symbol, sync)` is called once per new book (the live pipeline registers its health there)."""
 
     def __init__(self, instruments: dict[str, Instrument] | None = None, depth_bps: float = 200.0, *,
-                 book_tickers: bool = True, on_new_sync: Callable[[str, Sync], None] | None = None) -> None:
+                 book_tickers: bool = True, bybit: bool = True,
+                 on_new_sync: Callable[[str, Sync], None] | None = None) -> None:
         self.instruments = instruments if instruments is not None else {}
         self.depth_bps = depth_bps
         self.book_tickers = book_tickers
+        self.bybit = bybit  # False: Bybit messages are not decoded (a Binance-only consumer: the backtest)
         self.on_new_sync = on_new_sync
         self.syncs: dict[str, Sync] = {}
         self.records = 0  # lines/messages fed
@@ -174,7 +176,7 @@ class MarketSession:
             src = self._source(source)
         try:
             if raw.startswith(b'{"topic"'):
-                evs = bb.parse_payload(orjson.loads(raw), recv_ns)
+                evs = bb.parse_payload(orjson.loads(raw), recv_ns) if self.bybit else []
                 for ev in evs:
                     if type(ev) is DepthDiff:
                         self._bybit.add(ev.symbol)
