@@ -147,6 +147,16 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
         # Anything for the engine's tasks to do: open trades, orders in flight, updates not consumed.
         return bool(engine.trades or engine._pending or gw._queue.qsize() or gw._funding.qsize())
 
+    # The bot's tasks wait on the simulated exchange (acks, fills, funding): they can only move on after
+    # it reported something, so between deliveries the loop gets control only when a report was emitted.
+    reports = [0]
+
+    def count(_r: Any) -> None:
+        reports[0] += 1
+
+    ex.listeners.append(count)
+    seen_reports = 0
+
     async def settle(n: int = 3) -> None:
         for _ in range(n):
             await asyncio.sleep(0)
@@ -180,6 +190,8 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                     last_arrive = max(last_arrive, ts + md_latency.draw())
                     if busy():
                         pending.append((last_arrive, [], ts))
+                    if reports[0] != seen_reports:
+                        seen_reports = reports[0]
                         await settle()
                 continue
             for ev in evs:
@@ -188,7 +200,8 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
             if evs:
                 last_arrive = max(last_arrive, ts + md_latency.draw())
                 pending.append((last_arrive, evs, ts))
-            if busy():
+            if reports[0] != seen_reports:
+                seen_reports = reports[0]
                 await settle()
         while pending:
             await deliver(*pending.popleft())
