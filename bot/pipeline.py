@@ -78,39 +78,45 @@ class Pipeline:
 
     async def on_raw(self, raw: bytes, recv_ns: int) -> None:
         """One raw message in its own error boundary (issue 11): a malformed one (bad JSON, bad
-        values, levels the book cannot apply: that symbol then resyncs) is counted and skipped."""
+        values, levels the book cannot apply: that symbol then resyncs) is counted and skipped. Only
+        the decoding and sequencing are inside it: what the signals and the engine do with a good
+        event is theirs to report."""
         try:
-            await self._on_raw(raw, recv_ns)
+            ev, sync, deliver = self._sequence(raw, recv_ns)
         except MalformedMessage as e:
-            self.malformed += 1
-            if self.state is not None:
-                self.state.on_error("market.parse", str(e)[:200], recv_ns)
+            self._malformed(str(e), recv_ns)
+            return
         except (ValueError, TypeError, ArithmeticError, KeyError) as e:
-            # e.g. an unknown symbol whose sample level cannot give an instrument: not a book yet
-            self.malformed += 1
-            if self.state is not None:
-                self.state.on_error("market.parse", f"{type(e).__name__}: {e}"[:200], recv_ns)
+            # e.g. an unknown symbol whose sample level cannot give an instrument: no book yet
+            self._malformed(f"{type(e).__name__}: {e}", recv_ns)
+            return
+        if deliver:
+            await self.on_synced(ev, sync, recv_ns)
 
-    async def _on_raw(self, raw: bytes, recv_ns: int) -> None:
+    def _malformed(self, error: str, recv_ns: int) -> None:
+        self.malformed += 1
+        if self.state is not None:
+            self.state.on_error("market.parse", error[:200], recv_ns)
+
+    def _sequence(self, raw: bytes, recv_ns: int) -> tuple[Any, Sync | None, bool]:
+        """Parse and sequence one raw message: (event, its sync, whether consumers get it)."""
         ev = parse_message(raw, recv_ns)
         if ev is None:
-            return
+            return None, None, False
         if isinstance(ev, DepthDiff):
             self._last_symbol = ev.symbol
             sync = self._sync(ev.symbol, ev.bids or ev.asks)
             before = sync.stats.applied + sync.stats.snapshots
             sync.on_diff(ev, recv_ns)
-            if sync.stats.applied + sync.stats.snapshots != before:
-                await self.on_synced(ev, sync, recv_ns)
-        elif isinstance(ev, DepthSnapshot):
+            return ev, sync, sync.stats.applied + sync.stats.snapshots != before
+        if isinstance(ev, DepthSnapshot):
             ev.symbol = ev.symbol or self._last_symbol
-            if ev.symbol:
-                sync = self._sync(ev.symbol, ev.bids or ev.asks)
-                sync.on_snapshot(ev, recv_ns)
-                if sync.health.is_live:
-                    await self.on_synced(ev, sync, recv_ns)
-        else:
-            await self.on_synced(ev, self.syncs.get(ev.symbol), recv_ns)
+            if not ev.symbol:
+                return ev, None, False
+            sync = self._sync(ev.symbol, ev.bids or ev.asks)
+            sync.on_snapshot(ev, recv_ns)
+            return ev, sync, sync.health.is_live
+        return ev, self.syncs.get(ev.symbol), True
 
     # ------------------------------------------------------------------ sequenced events (all sources)
     async def on_synced(self, ev: Any, sync: Sync | None, now_ns: int) -> None:

@@ -164,7 +164,7 @@ async def _run_generated(args: argparse.Namespace) -> int:
             trades += m.kind == "aggTrade"
         await asyncio.sleep(0.005)
     wall_s = time.monotonic() - t0
-    profiles = [st.profile.stored_entries for st in _feature_states(pipeline)]
+    profiles = [getattr(st.profile, "stored_entries", None) for st in _feature_states(pipeline)]
     out = {
         "rate": args.rate,
         "minutes": len(per_min),

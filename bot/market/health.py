@@ -18,8 +18,16 @@ class BookStatus(str, Enum):
     CROSSED = "CROSSED"  # best bid >= best ask after applying an update: the book is wrong
 
 
+_NO_FLOOR = 1 << 62
+# The lag floor rises this much per ns of receive time (>> 13: ~0.12 ms a second), so a forward step of
+# the local clock is forgotten in time (50 ms in ~7 min) while a stream that stays seconds behind is
+# flagged for hours. Used as a shift: `(recv - floor_at) >> _FLOOR_RISE_SHIFT`.
+_FLOOR_RISE_SHIFT = 13
+
+
 class BookHealth:
-    __slots__ = ("changes", "last_event_ns", "last_recv_ns", "reason", "since_ns", "status", "symbol")
+    __slots__ = ("changes", "floor_at_ns", "lag_floor_ns", "last_event_ns", "last_recv_ns", "reason", "since_ns",
+                 "status", "symbol")
 
     def __init__(self, symbol: str, now_ns: int = 0) -> None:
         self.symbol = symbol
@@ -31,17 +39,40 @@ class BookHealth:
         # yet). Written by the sync on every applied update: the freshness an entry needs.
         self.last_event_ns = 0
         self.last_recv_ns = 0
+        # Lowest event -> receive lag seen (see _FLOOR_RISE_SHIFT): the exchange-vs-local clock offset
+        # plus the best-case wire time. A lag is measured above it, so an offset clock or a recording
+        # replayed with its original event times is not "old"; a stream falling behind is.
+        self.lag_floor_ns = _NO_FLOOR
+        self.floor_at_ns = 0
+
+    def stamp(self, event_ns: int, recv_ns: int) -> None:
+        """An update was applied to the book (the syncs inline this on their hot path)."""
+        self.last_event_ns = event_ns
+        self.last_recv_ns = recv_ns
+        if event_ns:
+            lag = recv_ns - event_ns
+            if lag < self.lag_floor_ns + ((recv_ns - self.floor_at_ns) >> _FLOOR_RISE_SHIFT):
+                self.lag_floor_ns = lag
+                self.floor_at_ns = recv_ns
+
+    def lag_ms(self) -> float:
+        """How far behind the stream delivered the last update, above the lowest lag seen."""
+        if not self.last_event_ns or self.lag_floor_ns == _NO_FLOOR:
+            return 0.0
+        recv = self.last_recv_ns
+        floor = self.lag_floor_ns + ((recv - self.floor_at_ns) >> _FLOOR_RISE_SHIFT)
+        return max(0, recv - self.last_event_ns - floor) / 1e6
 
     def age_ms(self, now_ns: int) -> float:
-        """How old the book is: the larger of the stream's lag (event -> receive) and the silence since
-        (receive -> now). Infinite before the first update. A silent stream makes the book old long
-        before the watchdog (stale_after_ms) marks it STALE."""
+        """How old the book is: the larger of the stream's lag (event -> receive, above its floor) and
+        the silence since (receive -> now). Infinite before the first update. A silent stream makes
+        the book old long before the watchdog (stale_after_ms) marks it STALE."""
         recv = self.last_recv_ns
         if not recv:
             return float("inf")
-        lag = recv - self.last_event_ns if self.last_event_ns else 0
-        silence = now_ns - recv
-        return (lag if lag > silence else silence) / 1e6
+        lag = self.lag_ms()
+        silence = (now_ns - recv) / 1e6
+        return lag if lag > silence else silence
 
     def is_fresh(self, now_ns: int, max_age_ms: float) -> bool:
         """LIVE and not older than `max_age_ms` (0: age not checked)."""

@@ -13,7 +13,7 @@ from collections import deque
 from bot.domain.events import DepthDiff, DepthSnapshot
 from bot.errors import MalformedMessage
 from bot.market.book import OrderBook
-from bot.market.health import BookHealth, BookStatus
+from bot.market.health import _FLOOR_RISE_SHIFT, BookHealth, BookStatus
 
 __all__ = ["BAD_LEVEL", "BinanceBookSync", "BybitBookSync", "SyncStats"]
 
@@ -51,9 +51,7 @@ class _SyncBase:
         self.needs_snapshot = True
 
     def _stamp(self, ts_event_ns: int, ts_recv_ns: int, now_ns: int) -> None:
-        h = self.health
-        h.last_event_ns = ts_event_ns
-        h.last_recv_ns = ts_recv_ns or now_ns
+        self.health.stamp(ts_event_ns, ts_recv_ns or now_ns)
 
     def _after_apply(self, now_ns: int) -> None:
         if self.book.is_crossed():
@@ -62,13 +60,17 @@ class _SyncBase:
         elif self.health.status is not BookStatus.LIVE:
             self.health.set(BookStatus.LIVE, "in sequence", now_ns)
 
-    def _damaged(self, err: Exception, now_ns: int) -> MalformedMessage:
-        """A level could not be converted: the book may be half-updated, so drop the sequence and ask
-        for a fresh snapshot (the venue's own resync path), then report the message as malformed."""
-        self.stats.malformed += 1
+    def invalidate(self, reason: str, now_ns: int) -> None:
+        """The book may be half-updated (a bad level, a handler that raised): clear it, drop the sequence
+        and ask for a fresh snapshot (the venue's own resync path)."""
         self.stats.resyncs += 1
         self.book.clear()
-        self._forget(f"malformed levels: {err}"[:200], now_ns)
+        self._forget(reason[:200], now_ns)
+
+    def _damaged(self, err: Exception, now_ns: int) -> MalformedMessage:
+        """A level could not be converted: invalidate the book, report the message as malformed."""
+        self.stats.malformed += 1
+        self.invalidate(f"malformed levels: {err}", now_ns)
         return MalformedMessage(f"{self.symbol}: bad depth level: {err}"[:300])
 
     def _forget(self, reason: str, now_ns: int) -> None:
@@ -124,9 +126,13 @@ class BinanceBookSync(_SyncBase):
                 except BAD_LEVEL as e:
                     raise self._damaged(e, now_ns) from e
                 self._last_u = ev.final_id
+                # BookHealth.stamp, inlined (the hot path): freshness for the risk gate
                 h = self.health
-                h.last_event_ns = ev.ts_event_ns
-                h.last_recv_ns = ev.ts_recv_ns or now_ns
+                e = h.last_event_ns = ev.ts_event_ns
+                r = h.last_recv_ns = ev.ts_recv_ns or now_ns
+                if e and r - e < h.lag_floor_ns + ((r - h.floor_at_ns) >> _FLOOR_RISE_SHIFT):
+                    h.lag_floor_ns = r - e
+                    h.floor_at_ns = r
                 st.applied += 1
                 if self.health.status is not BookStatus.LIVE or self.book.is_crossed():
                     self._after_apply(now_ns)

@@ -111,8 +111,10 @@ class MarketSection(FrozenModel):
     # Entries need a fresh book, not only a LIVE one: the watchdog above marks STALE after seconds, but a
     # scalper's 10-30 bps edge is gone in far less. An entry is refused (BOOK_STALE) and /health is
     # degraded when the book's last update is older than this, counted both as exchange event time ->
-    # local receive (a lagging stream) and as local receive -> now (a silent one). Binance pushes
-    # depth@100ms, so 500 ms is five missed pushes; 0 turns the check off. Needs an NTP-synced clock.
+    # local receive above the lowest such lag seen (a stream falling behind; a constant clock offset is
+    # not age) and as local receive -> now (a silent stream). Binance pushes
+    # depth@100ms, so 500 ms is five missed pushes (a book that did not change at all for 500 ms is
+    # refused too: nothing to scalp there); 0 turns the check off.
     max_book_age_ms: int = Field(500, ge=0, le=60_000, description="book older than this -> no entries")
     reconnect_min_ms: int = Field(250, ge=10)
     reconnect_max_ms: int = Field(30_000, ge=100)

@@ -111,6 +111,11 @@ class SignalsSection(FrozenModel):
     atr_bars: int = Field(14, ge=1, description="Wilder ATR period")
     profile_window_s: float = Field(300.0, gt=0, description="rolling volume-profile window")
     profile_bucket_bps: float = Field(0.5, gt=0, description="volume-profile bucket width")
+    # Prints are summed per bucket into time slots of this width and whole slots expire, so the profile's
+    # memory is buckets x slots whatever the trade rate (issue 11). A print then counts for up to one
+    # slot longer than the window: on the recorded sessions 250 ms kept the POC identical and VAH/VAL
+    # identical in >= 99.5 % of trades (off by one bucket otherwise) vs keeping every print.
+    profile_slot_ms: int = Field(250, ge=1, le=60_000, description="volume-profile time slot")
     value_area_frac: float = Field(0.70, gt=0, le=1, description="value area share of the volume")
     hvn_mult: float = Field(1.5, ge=1, description="high-volume node: bucket volume vs the mean bucket")
     # ---- market context

@@ -63,8 +63,7 @@ class FeedHealthMixin:
                         exc_info=self.handler_errors <= 3)
         sync = self.syncs.get(symbol) if type(symbol) is str else None
         if sync is not None:
-            sync.book.clear()
-            sync._forget(f"message failed: {type(err).__name__}", time.time_ns())
+            sync.invalidate(f"message failed: {type(err).__name__}", time.time_ns())
             self._health_changed(sync)
             self._want.set()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from bot.domain.events import DepthDiff, DepthSnapshot, Trade
 from bot.market.book import OrderBook
@@ -31,14 +32,37 @@ BTC = KNOWN["BTCUSDT"]
 def test_age_is_the_larger_of_lag_and_silence() -> None:
     h = BookHealth("BTCUSDT")
     assert h.age_ms(T0) == float("inf")  # no update yet: never fresh
-    h.last_event_ns, h.last_recv_ns = T0 - 30 * MS, T0  # 30 ms on the wire
-    assert h.age_ms(T0 + 10 * MS) == 30.0
+    h.stamp(T0 - 30 * MS, T0)  # 30 ms from the exchange's clock to ours: the lag floor (offset + wire)
+    assert h.lag_ms() == 0.0 and h.age_ms(T0 + 10 * MS) == 10.0
     assert h.age_ms(T0 + 700 * MS) == 700.0  # silent for 700 ms
     h.set(BookStatus.LIVE, "in sequence", T0)
     assert h.is_fresh(T0 + 400 * MS, 500) and not h.is_fresh(T0 + 501 * MS, 500)
     assert h.is_fresh(T0 + 10_000 * MS, 0)  # 0 turns the age check off
-    h.last_event_ns = T0 - 800 * MS  # a lagging stream: old on arrival
-    assert not h.is_fresh(T0, 500)
+    h.stamp(T0 + 100 * MS - 830 * MS, T0 + 100 * MS)  # a stream falling behind: 800 ms over the floor
+    assert h.lag_ms() == pytest.approx(800.0, abs=0.1) and not h.is_fresh(T0 + 100 * MS, 500)
+    h.stamp(T0 + 200 * MS - 40 * MS, T0 + 200 * MS)  # caught up
+    assert h.is_fresh(T0 + 200 * MS, 500)
+
+
+def test_a_constant_clock_offset_is_not_age() -> None:
+    """A recording replayed with its original event times (the loopback exchange's file source), or a
+    local clock that is off by a constant: the lag floor absorbs it."""
+    h = BookHealth("BTCUSDT")
+    two_years = 2 * 365 * 86_400 * 1_000 * MS
+    for k in range(100):
+        t = T0 + k * 100 * MS
+        h.stamp(t - two_years - (k % 7) * MS, t)  # 0-6 ms of jitter on top of the offset
+    assert h.lag_ms() <= 6.0 and h.age_ms(T0 + 99 * 100 * MS) <= 6.0
+
+
+def test_the_lag_floor_forgets_a_forward_clock_step_slowly() -> None:
+    h = BookHealth("BTCUSDT")
+    h.stamp(T0 - 10 * MS, T0)
+    h.stamp(T0 + MS - 610 * MS, T0 + MS)  # our clock stepped 600 ms forward (or the stream is behind)
+    assert h.lag_ms() == pytest.approx(600.0, abs=0.1)
+    t = T0 + 60 * 60 * 1_000 * MS  # an hour later, the same 600 ms: the floor has risen ~440 ms
+    h.stamp(t - 610 * MS, t)
+    assert 100.0 < h.lag_ms() < 200.0
 
 
 def test_gate_denies_a_stale_book_and_counts_it() -> None:
@@ -67,14 +91,15 @@ def test_syncs_stamp_every_applied_update() -> None:
     (ev,) = bb.parse_payload({"topic": "orderbook.200.BTCUSDT", "type": "snapshot", "ts": T0 // MS,
                               "data": {"s": "BTCUSDT", "b": [["1", "1"]], "a": [["2", "1"]], "u": 1}}, T0 + 3 * MS)
     b.on_diff(ev, T0 + 3 * MS)
-    assert b.health.age_ms(T0 + 3 * MS) == 3.0
+    assert (b.health.last_event_ns, b.health.last_recv_ns) == (T0, T0 + 3 * MS)
+    assert b.health.age_ms(T0 + 5 * MS) == 2.0  # the first lag is the floor: only the silence counts
 
 
 def test_health_is_degraded_by_an_old_live_book_before_the_watchdog() -> None:
     st = RuntimeState(now_ns=T0)
     h = BookHealth("BTCUSDT")
     h.set(BookStatus.LIVE, "in sequence", T0)
-    h.last_event_ns, h.last_recv_ns = T0 - MS, T0
+    h.stamp(T0 - MS, T0)
     st.track_book("BTCUSDT", h)
     st.book_max_age_ms = 500
     assert st.health(T0 + 100 * MS)["status"] == "ok"

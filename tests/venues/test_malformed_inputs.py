@@ -342,3 +342,28 @@ def test_pipeline_on_raw_counts_bad_messages_and_goes_on() -> None:
     # symbol whose sample level gives no instrument are refused at once
     assert p.malformed == 4
     assert p.syncs["BTCUSDT"].health.status is BookStatus.SYNCING
+
+
+def test_bybit_feed_counts_bad_messages_resubscribes_and_goes_on() -> None:
+    from bot.venues.bybit.feed import BybitMarketFeed
+
+    s = load_settings(overrides={"venue": {"name": "bybit", "environment": "testnet", "symbols": ["BTCUSDT"]}})
+    seen: list[Any] = []
+    feed = BybitMarketFeed(s.venue, s.market, KNOWN, seen.append)
+    sync = feed.syncs["BTCUSDT"]
+    book = {"topic": "orderbook.200.BTCUSDT", "type": "snapshot", "ts": 1,
+            "data": {"s": "BTCUSDT", "b": [["59999.0", "1"]], "a": [["60001.0", "1"]], "u": 1, "seq": 1}}
+    feed._on_message(orjson.dumps(book), MS)
+    assert sync.health.status is BookStatus.LIVE and len(seen) == 1
+    bad = copy.deepcopy(book)
+    bad.update(type="delta")
+    bad["data"].update(u=2, a=[["60001.0", "1", "x"]])
+    feed._on_message(orjson.dumps(bad), 2 * MS)
+    feed._on_message(b'{"topic":"publicTrade.BTCUSDT","ts":1,"data":[{"T":1,"s":"BTCUSDT","S":"HOLD","v":"1",'
+                     b'"p":"1","i":"1"}]}', 2 * MS)
+    feed._on_message(b"{not json", 2 * MS)
+    assert feed.malformed == 3
+    assert sync.health.status is BookStatus.SYNCING and sync.needs_snapshot and feed._want.is_set()
+    feed.on_event = lambda ev: (_ for _ in ()).throw(RuntimeError("a consumer bug"))
+    feed._on_message(orjson.dumps(book), 3 * MS)  # the fresh snapshot applies, then the consumer raises
+    assert feed.handler_errors == 1 and sync.needs_snapshot  # that book is resynced once more
