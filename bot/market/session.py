@@ -125,6 +125,7 @@ class MarketSession:
         self.skipped = 0  # bookTickers skipped undecoded
         self.malformed = 0  # messages that could not be decoded or applied
         self.errors: list[str] = []
+        self.last_error = ""  # the latest, whatever the count (a live consumer reports each one)
         self.sources: dict[str, _Source] = {}
         self.went_live: set[str] = set()
         self._last_depth_ts: dict[str, int] = {}
@@ -133,8 +134,9 @@ class MarketSession:
     # ------------------------------------------------------------------ errors
     def error(self, where: str, msg: str) -> None:
         self.malformed += 1
+        self.last_error = f"{where}: {msg}"[:300] if where else msg[:300]
         if len(self.errors) < _MAX_ERRORS:
-            self.errors.append(f"{where}: {msg}"[:300] if where else msg[:300])
+            self.errors.append(self.last_error)
 
     def _source(self, source: str) -> _Source:
         src = self.sources.get(source)
