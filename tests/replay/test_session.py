@@ -263,3 +263,31 @@ def test_backtest_receives_mark_price_and_funding_events(tmp_path: Path) -> None
                                     settings))["summary"]
     assert past["intents"] > 0 and past["denials"].get("FUNDING_WINDOW", 0) >= 1
     assert sum(past["denials"].values()) == past["intents"] and past["trades"] == 0
+
+
+# ---------------------------------------------------------------------------------------- exchange-sim source
+@needs_data
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_loopback_exchange_source_places_a_snapshot_before_the_first_diff(kind: str,
+                                                                          snap_first: dict[str, str]) -> None:
+    from bot.venues.binance_usdm.instruments import instrument_for
+    from bot.venues.sim.exchange import SimExchange
+    from bot.venues.sim.sources import replay_messages
+
+    msgs = list(replay_messages([snap_first[kind]]))
+    snaps = [(i, m) for i, m in enumerate(msgs) if m.kind == "snapshot"]
+    want = ["BTCUSDT"] if kind == "single" else ["BTCUSDT", "ETHUSDT"]
+    assert sorted(m.symbol for _, m in snaps) == want
+    for i, m in snaps:  # played just before the diff of its own symbol that bridges it
+        nxt = msgs[i + 1]
+        assert nxt.kind == "depth" and nxt.symbol == m.symbol
+        d, lid = orjson.loads(nxt.data), orjson.loads(m.data)["lastUpdateId"]
+        assert d["U"] <= lid <= d["u"]
+    insts = {"BTCUSDT": instrument_for("BTCUSDT", "61800.0", "0.001"),
+             "ETHUSDT": instrument_for("ETHUSDT", "2681.62", "0.001")}
+    ex = SimExchange({s: insts[s] for s in want}, keep_reports=False)
+    for m in msgs:
+        ex.on_message(m.raw, m.ts_ns)
+    for s in want:
+        sync = ex.markets[s].sync
+        assert sync.health.is_live and sync.stats.gaps == 0 and sync.stats.applied > 6000
