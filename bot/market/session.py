@@ -179,11 +179,11 @@ class MarketSession:
         try:
             if raw.startswith(b'{"topic"'):
                 evs = bb.parse_payload(orjson.loads(raw), recv_ns) if self.bybit else []
-                for ev in evs:
-                    if type(ev) is DepthDiff:
-                        self._bybit.add(ev.symbol)
+                for bev in evs:
+                    if type(bev) is DepthDiff:
+                        self._bybit.add(bev.symbol)
             else:
-                ev = bn.parse_message(raw, recv_ns)
+                ev: Any = bn.parse_message(raw, recv_ns)
                 if ev is None:
                     evs = []
                 else:
