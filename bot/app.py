@@ -6,6 +6,8 @@ Venues:
   -> DOM path; no keys, no network.
 - `binance-usdm`: the public feed (`BinanceMarketFeed`) and the ccxt gateway (`BinanceGateway`), for
   exchange-sim / demo / testnet / live, chosen by `venue.environment`.
+- `app.mode = "paper"` (any venue but sim, any environment): that venue's public feed only, orders filled
+  by the simulator's matching engine in process (bot.venues.paper); no key, no private endpoint.
 
 Every component gets only its own settings section.
 
@@ -41,6 +43,7 @@ from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
 from bot.execution.engine import ExecutionEngine
 from bot.execution.recovery import RECONCILING, Recovery
+from bot.guard import check as check_live_guard  # before any connection (bot/guard.py)
 from bot.journal import Journal
 from bot.journal.funding import FundingRecorder
 from bot.logging import configure_logging, get_logger
@@ -58,18 +61,6 @@ from bot.venues.reconcile import ReconcileConfig
 __all__ = ["App", "check_live_guard"]
 
 _MS = 1_000_000
-
-
-def check_live_guard(settings: Settings, live_flag: bool) -> None:
-    """Real money only when the config says `mode = "live"` AND the operator passes --live."""
-    mode, env = settings.app.mode, settings.venue.environment
-    if mode == "live" and not live_flag:
-        raise ConfigError('app.mode = "live": refusing to trade real money without --live on the command line')
-    if live_flag and mode != "live":
-        raise ConfigError(f'--live given but app.mode = {mode!r}; set app.mode = "live" in the config')
-    if settings.venue.name != "sim" and env == "mainnet" and mode != "live":
-        raise ConfigError(f'venue.environment = "mainnet" with app.mode = {mode!r}: mainnet is live trading; '
-                          'use environment "demo"/"testnet"/"exchange-sim", or mode "live" with --live')
 
 
 def _instruments(settings: Settings) -> dict[str, Instrument]:
@@ -190,6 +181,8 @@ class App(OperatorControls):
     # ------------------------------------------------------------------ running
     async def run(self) -> int:
         s = self.settings
+        if s.app.mode == "paper":  # before any venue branch: paper never builds a real gateway
+            return await self._run_paper()
         if s.venue.name == "sim":
             return await self._run_sim()
         if s.venue.name == "binance-usdm":
@@ -237,7 +230,13 @@ class App(OperatorControls):
 
         return await self._run_venue(BybitGateway(self.settings.venue), BybitMarketFeed)
 
-    async def _run_venue(self, gw: Any, feed_cls: Any) -> int:
+    async def _run_paper(self) -> int:
+        from bot.venues.paper.venue import paper_venue
+
+        gw, feed_factory = paper_venue(self.settings)
+        return await self._run_venue(gw, feed_factory, flatten_on_exit=True)  # paper positions end with us
+
+    async def _run_venue(self, gw: Any, feed_cls: Any, flatten_on_exit: bool | None = None) -> int:
         """A live venue: its gateway (orders, user stream) and its public feed (books) around the core."""
         s = self.settings
         await gw.start()
@@ -259,7 +258,8 @@ class App(OperatorControls):
             self.state.track_book(sym, sync.health, sync.stats)
             # the feed owns its syncs; the pipeline lists them so feed-loss alerts and the view see them
             pipeline.syncs[sym] = sync
-        return await self._serve([feed.run()], flatten_on_exit=s.app.on_shutdown == "flatten")
+        flatten = s.app.on_shutdown == "flatten" if flatten_on_exit is None else flatten_on_exit
+        return await self._serve([feed.run()], flatten_on_exit=flatten)
 
     def _spawn(self, coro: Any) -> None:
         """Feed callbacks are synchronous; the pipeline awaits the engine, so it runs as a task."""
@@ -290,10 +290,11 @@ class App(OperatorControls):
         if s.ops.enabled:
             from bot.ops.server import OpsServer
 
-            self.ops = OpsServer(self.state, s.ops, alerts=self.alerts)
+            self.ops = OpsServer(self.state, s.ops, alerts=self.alerts, state_dir=s.app.state_dir)
             self.ops.on_control("halt", self._halt)
             self.ops.on_control("resume", self._resume)
             self.ops.on_control("flatten", self._flatten)
+            self.ops.on_control("reset-limits", self._reset_limits)
             port = await self.ops.start()
             self.log.info("ops_listening", url=f"http://{s.ops.host}:{port}")
         rc = 0
