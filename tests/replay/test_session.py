@@ -133,6 +133,17 @@ def test_two_symbol_backtest_trades_interleave_in_time() -> None:
                                                   if isinstance(r, Record))
 
 
+@needs_data
+def test_bare_snapshots_after_their_diffs_in_one_multi_symbol_file(tmp_path: Path) -> None:
+    # both recorded sessions in one file, each bare snapshot where it was received (after diffs of both
+    # symbols, whose id spans both cover it): placed by the splice rule + prices, the README figures hold
+    f = _write(tmp_path / "btc_eth.gz", _merged(_lines(BTC), _lines(ETH)))
+    res = check_files([f])
+    assert res["problems"] == [] and res["errors"] == 0
+    assert {s: (r["bbo_checked"], r["bbo_mismatched"], r["gaps"], r["snapshots"])
+            for s, r in res["symbols"].items()} == {"BTCUSDT": (629, 0, 0, 1), "ETHUSDT": (551, 0, 0, 1)}
+
+
 # ---------------------------------------------------------------------------------------- merge order
 def _plain(path: Path, rows: list[tuple[int, str]]) -> str:
     path.write_bytes(b"".join(b"%d %s\n" % (ts, body.encode()) for ts, body in rows))
