@@ -302,3 +302,18 @@ def test_loopback_exchange_source_places_a_snapshot_before_the_first_diff(kind: 
     for s in want:
         sync = ex.markets[s].sync
         assert sync.health.is_live and sync.stats.gaps == 0 and sync.stats.applied > 6000
+
+
+@needs_data
+def test_simulated_exchange_fed_raw_lines_syncs_on_a_snapshot_before_the_first_diff(
+        snap_first: dict[str, str]) -> None:
+    from bot.venues.binance_usdm.instruments import KNOWN
+    from bot.venues.sim.exchange import SimExchange
+
+    # several markets: the old fallback ("the only market") could not name the bare snapshot's symbol
+    ex = SimExchange(dict(KNOWN), keep_reports=False)
+    assert len(ex.markets) > 1
+    for rec in read_session([snap_first["single"]]):
+        ex.on_message(rec.raw, rec.ts_recv_ns)
+    sync = ex.markets["BTCUSDT"].sync
+    assert sync.health.is_live and sync.stats.snapshots == 1 and sync.stats.gaps == 0
