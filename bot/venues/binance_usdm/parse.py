@@ -41,8 +41,12 @@ def _levels(v: Any) -> Levels:
 
 
 def _depth(d: dict[str, Any], ts_recv_ns: int) -> DepthDiff:
-    return DepthDiff(as_str(d["s"]), as_id(d["U"]), as_id(d["u"]), as_id(d["pu"]), _levels(d["b"]),
-                     _levels(d["a"]), as_ms(d["E"]) * _MS, ts_recv_ns)
+    # The hot path: the checks of market/values.py inlined (one chained test instead of seven calls).
+    s, U, u, pu, b, a, E = d["s"], d["U"], d["u"], d["pu"], d["b"], d["a"], d["E"]
+    if not (type(U) is int and type(u) is int and type(pu) is int and type(E) is int and E >= 0
+            and type(s) is str and type(b) is list and type(a) is list):
+        raise TypeError("depthUpdate: ids and E must be integers, s a string, b/a lists")
+    return DepthDiff(s, U, u, pu, b, a, E * _MS, ts_recv_ns)
 
 
 def _book_ticker(d: dict[str, Any], ts_recv_ns: int) -> BookTicker:
