@@ -109,6 +109,12 @@ class BinanceBookSync(_SyncBase):
     def last_update_id(self) -> int:
         return self._last_u
 
+    def buffered_span(self) -> tuple[int, int] | None:
+        """(U of the first, u of the last) buffered diff, None when nothing waits for a snapshot: lets a
+        replay tell whether a REST snapshot of unknown symbol bridges this symbol's diffs (A1 step 5)."""
+        buf = self._buffer
+        return (buf[0].first_id, buf[-1].final_id) if buf else None
+
     def on_diff(self, ev: DepthDiff, now_ns: int) -> None:
         """MalformedMessage when the diff's levels cannot be applied (the symbol is resynced)."""
         st = self.stats
