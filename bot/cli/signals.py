@@ -67,12 +67,16 @@ def run(args: argparse.Namespace) -> int:
     from bot.replay.reader import check_paths
     from bot.settings import load_settings
 
+    from bot.signals.plugins import load_plugins
+
+    # the config (plug-ins included) is judged before the data: a bad config is its own one-line error
+    settings = load_settings(args.config)
+    load_plugins(settings.signals)
     missing = check_paths(args.files)
     for line in missing:
         print(f"error: {line}", file=sys.stderr)
     if missing:
         return 2
-    settings = load_settings(args.config)
     instruments = None
     if args.exchange_info:
         from bot.venues.binance_usdm.instruments import load_exchange_info
