@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.types import CloseReason
@@ -43,6 +44,7 @@ class OperatorControls:
     _feed_status: dict[str, str]
     _symbols_alerted: set[str]
     _trading_alerted: str
+    _stream_gate: Callable[[], None]  # bot.app_watch: entries halted while the user stream is down / in doubt
 
     # ------------------------------------------------------------------ controls (ops endpoint)
     def _halt(self, reason: str, symbol: str | None = None) -> dict[str, Any]:
@@ -127,6 +129,7 @@ class OperatorControls:
             gate = self.engine.risk.gate
             if gate.state.value != self.state.trading_state:
                 self.state.set_trading_state(gate.state.value, gate.state_reason, now)
+            self._stream_gate()  # again each tick: an operator's resume does not outlast a doubt
             self._sync_ops_state(now)
             self._alert_transitions()
             with contextlib.suppress(Exception):
