@@ -5,7 +5,8 @@ kind, its parameters and defaults are in docs/exchange-sim.md:
 drop_ws {route}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
 code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_listen_key,
 clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, settle_funding {symbol, rate_bps},
-clear.
+mute_user_stream {ms}, late_execute {ms, count}, inject {route, raw, stream}, outside_order {symbol,
+side, type, qty, price}, clear.
 
 `GET /_sim/state`: time, account (balances), positions, open orders, open algo orders, books,
 listen keys, faults. Both are loopback test controls, not part of the venue's API.
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "Faults"]
 
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
-         "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "clear")
+         "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "mute_user_stream", "late_execute",
+         "inject", "outside_order", "clear")
+_INJECT_ROUTES = ("market", "public", "private", "all")
 
 
 class Faults:
@@ -46,6 +49,12 @@ class Faults:
         self.freeze_kind = "all"
         self.freeze_symbol = ""
         self.refuse_ws = False
+        self.mute_user_until_ns = 0  # user-data events before this wall time are dropped, not replayed
+        self.muted_events = 0
+        self.late_execute = 0  # next N new orders: ambiguous 503 now, placed `late_ms` later
+        self.late_ms = 3000
+        self.late_pending = 0
+        self.outside_orders = 0
         self.applied: list[dict[str, Any]] = []
 
     def clear(self) -> None:
@@ -98,12 +107,96 @@ class Faults:
             rate = float(f["rate_bps"]) / 10_000 if f.get("rate_bps") is not None else None
             n = s.ex.settle_funding(s.engine_now_ns(), str(f.get("symbol", "")).upper(), rate)
             return {"ok": True, "settled": n}
+        elif kind == "mute_user_stream":
+            import time
+
+            self.mute_user_until_ns = time.time_ns() + int(f.get("ms", 20_000)) * 1_000_000
+        elif kind == "late_execute":
+            self.late_execute += int(f.get("count", 1))
+            self.late_ms = int(f.get("ms", 3000))
+        elif kind == "inject":
+            return {"ok": True, "sent": self._inject(f)}
+        elif kind == "outside_order":
+            return {"ok": True, **self._outside_order(f)}
         elif kind == "rate_limit":
             s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                            int(f.get("ban_s", 120)))
         return {"ok": True}
 
+    def _inject(self, f: dict[str, Any]) -> int:
+        """One raw text frame, verbatim, on every open socket of `route` (the legacy all-streams sockets
+        count as market and public). With `stream`, combined-stream sockets get it wrapped as
+        {"stream": stream, "data": raw} the way they get real payloads; `raw` is sent unparsed, so it
+        may be anything a broken venue could send."""
+        route = str(f.get("route", "market"))
+        if route not in _INJECT_ROUTES:
+            raise ValueError(f"inject route must be one of {', '.join(_INJECT_ROUTES)}")
+        raw = f.get("raw")
+        if not isinstance(raw, str):
+            raise ValueError("inject needs 'raw': the text frame to send")
+        stream = f.get("stream")
+        data = raw.encode()
+        n = 0
+        for c in list(self.server.conns):
+            hit = (route == "all" or c.route == route
+                   or (route in ("market", "public") and c.route == "all"))
+            if not hit:
+                continue
+            out = data
+            if stream and c.combined:
+                out = b'{"stream":"' + str(stream).encode() + b'","data":' + data + b"}"
+            n += c.put(out)
+        return n
+
+    def _outside_order(self, f: dict[str, Any]) -> dict[str, Any]:
+        """An order on the account as if placed by hand (web UI / another program): a client id that
+        is not the bot's, matched and streamed on the user stream like any order."""
+        from bot.domain.types import OrderKind, Side, TimeInForce
+        from bot.venues.ports import OrderRequest
+
+        s = self.server
+        sym = str(f.get("symbol", "")).upper()
+        inst = s.ex.market(sym).inst
+        side = str(f.get("side", "BUY")).upper()
+        typ = str(f.get("type", "MARKET")).upper()
+        if side not in ("BUY", "SELL") or typ not in ("MARKET", "LIMIT"):
+            raise ValueError("outside_order: side BUY|SELL, type MARKET|LIMIT")
+        lots = inst.qty_to_lots(f.get("qty", inst.lots_to_qty(inst.min_lots)))
+        price = inst.price_to_ticks(f["price"]) if typ == "LIMIT" else None
+        if typ == "LIMIT" and price is None:
+            raise ValueError("outside_order LIMIT needs 'price'")
+        self.outside_orders += 1
+        cid = str(f.get("client_id") or f"web_manual_{self.outside_orders}")
+        req = OrderRequest(cid, sym, Side(side), OrderKind(typ), lots, price,
+                           time_in_force=TimeInForce.GTC, reduce_only=bool(f.get("reduce_only", False)))
+        from bot.venues.sim.orders import SimError
+
+        try:
+            o = s.ex.place_order(req, now_ns=s.engine_now_ns())
+        except SimError as e:
+            raise ValueError(f"outside_order refused: {e.code} {e.msg}") from e
+        return {"client_id": cid, "status": o.status}
+
     # ------------------------------------------------------------------ hooks
+    def user_event_allowed(self) -> bool:
+        """False while `mute_user_stream` holds: the private socket stays open and answers pings, but
+        the event is lost (a venue stream that silently stops delivering, issue 11)."""
+        if self.mute_user_until_ns:
+            import time
+
+            if time.time_ns() < self.mute_user_until_ns:
+                self.muted_events += 1
+                return False
+            self.mute_user_until_ns = 0
+        return True
+
+    def take_late_execute(self) -> int | None:
+        """Milliseconds to hold the next new order before placing it, or None."""
+        if self.late_execute:
+            self.late_execute -= 1
+            return self.late_ms
+        return None
+
     def stream_allowed(self, msg: Message, ts_ns: int) -> bool:
         if self.freeze_until_ns:
             import time
@@ -177,6 +270,9 @@ class Faults:
             "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
                        "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,
                        "gaps": self.gaps, "frozen": bool(self.freeze_until_ns),
+                       "user_stream_muted": bool(self.mute_user_until_ns), "muted_events": self.muted_events,
+                       "late_execute": self.late_execute, "late_pending": self.late_pending,
+                       "outside_orders": self.outside_orders,
                        "rate_limited_until_ms": s.limits.limited_until_ms,
                        "banned_until_ms": s.limits.banned_until_ms},
         }
