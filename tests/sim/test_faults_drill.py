@@ -141,3 +141,49 @@ async def test_outside_order_is_placed_with_a_foreign_client_id_and_streamed() -
             await _fault(http, base, {"kind": "outside_order", "symbol": "BTCUSDT", "side": "HOLD"}, status=400)
         finally:
             await ws.close()
+
+
+async def test_rate_limit_on_a_request_starts_there_and_entries_only_spares_reduce_only_orders() -> None:
+    async with running_server() as (_s, base), aiohttp.ClientSession() as http:
+        await asyncio.sleep(0.3)
+        await _fault(http, base, {"kind": "rate_limit", "on": "POST /fapi/v1/algoOrder", "retry_after_s": 2,
+                                  "ban_after": 100})
+        st, _, _ = await call(http, base, "GET", "/fapi/v1/time", signed=False)
+        assert st == 200  # armed, not started
+        assert (await _state(http, base))["faults"]["rate_limit_armed"] == ["POST /fapi/v1/algoOrder"]
+        st, _, _ = await call(http, base, "POST", "/fapi/v1/order", {**MARKET, "newClientOrderId": "e-1"})
+        assert st == 200
+        stop = {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "algoType": "CONDITIONAL",
+                "triggerPrice": "30000.0", "closePosition": "true"}
+        st, _, h = await call(http, base, "POST", "/fapi/v1/algoOrder", stop)
+        assert st == 429 and 1 <= int(h["Retry-After"]) <= 2  # the stop itself met the 429
+        st, _, _ = await call(http, base, "GET", "/fapi/v1/time", signed=False)
+        assert st == 429  # and the window is on for everything
+        await asyncio.sleep(2.1)
+        st, _, _ = await call(http, base, "POST", "/fapi/v1/algoOrder", stop)
+        assert st == 200
+        await _fault(http, base, {"kind": "error_after_execute", "entries_only": True})
+        st, _, _ = await call(http, base, "POST", "/fapi/v1/order",
+                              {**MARKET, "side": "SELL", "reduceOnly": "true", "quantity": "0.001"})
+        assert st == 200  # a reduce-only order is not an entry: untouched
+        st, body, _ = await call(http, base, "POST", "/fapi/v1/order", {**MARKET, "newClientOrderId": "e-2"})
+        assert (st, body["code"]) == (503, -1007)
+        await _fault(http, base, {"kind": "rate_limit", "on": "nonsense"}, status=400)
+
+
+async def test_state_history_lists_every_order_algo_order_and_fill() -> None:
+    async with running_server() as (_s, base), aiohttp.ClientSession() as http:
+        await asyncio.sleep(0.3)
+        for cid in ("h-1", "h-2"):
+            st, _, _ = await call(http, base, "POST", "/fapi/v1/order", {**MARKET, "newClientOrderId": cid})
+            assert st == 200
+        assert "orders" not in await _state(http, base)  # opt-in
+        async with http.get(f"{base}/_sim/state?history=1") as r:
+            state = await r.json()
+        assert [(o["clientOrderId"], o["status"]) for o in state["orders"]] == [("h-1", "FILLED"), ("h-2", "FILLED")]
+        by_cid: dict[str, float] = {}
+        for f in state["fills"]:
+            by_cid[f["clientOrderId"]] = by_cid.get(f["clientOrderId"], 0.0) + f["qty"]
+            assert f["price"] > 1000 and f["side"] == "BUY"
+        assert by_cid == {"h-1": 0.002, "h-2": 0.002}
+        assert state["algo_orders"] == []

@@ -55,6 +55,8 @@ class Faults:
         self.late_ms = 3000
         self.late_pending = 0
         self.outside_orders = 0
+        self.entries_only = False  # error_after_execute / late_execute: only orders that can open a position
+        self.armed_limits: list[dict[str, Any]] = []  # rate_limit {"on": "METHOD /path"}: starts at that request
         self.applied: list[dict[str, Any]] = []
 
     def clear(self) -> None:
@@ -94,6 +96,7 @@ class Faults:
         elif kind == "error_after_execute":
             self.error_after_execute += int(f.get("count", 1))
             self.error_status = int(f.get("status", 503))
+            self.entries_only = bool(f.get("entries_only", False))
         elif kind == "delay_orders_ms":
             self.delay_orders_ms = int(f.get("ms", 500))
         elif kind == "expire_listen_key":
@@ -114,10 +117,16 @@ class Faults:
         elif kind == "late_execute":
             self.late_execute += int(f.get("count", 1))
             self.late_ms = int(f.get("ms", 3000))
+            self.entries_only = bool(f.get("entries_only", False))
         elif kind == "inject":
             return {"ok": True, "sent": self._inject(f)}
         elif kind == "outside_order":
             return {"ok": True, **self._outside_order(f)}
+        elif kind == "rate_limit" and f.get("on"):
+            on = str(f["on"]).split()
+            if len(on) != 2 or not on[1].startswith("/"):
+                raise ValueError("rate_limit 'on' is 'METHOD /path', e.g. 'POST /fapi/v1/algoOrder'")
+            self.armed_limits.append({**f, "on": f"{on[0].upper()} {on[1]}"})
         elif kind == "rate_limit":
             s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                            int(f.get("ban_s", 120)))
@@ -126,7 +135,8 @@ class Faults:
     def _inject(self, f: dict[str, Any]) -> int:
         """One raw text frame, verbatim, on every open socket of `route` (the legacy all-streams sockets
         count as market and public). With `stream`, combined-stream sockets get it wrapped as
-        {"stream": stream, "data": raw} the way they get real payloads; `raw` is sent unparsed, so it
+        {"stream": stream, "data": raw} the way they get real payloads (combined private sockets: with
+        their listen key); `raw` is sent unparsed, so it
         may be anything a broken venue could send."""
         route = str(f.get("route", "market"))
         if route not in _INJECT_ROUTES:
@@ -143,8 +153,9 @@ class Faults:
             if not hit:
                 continue
             out = data
-            if stream and c.combined:
-                out = b'{"stream":"' + str(stream).encode() + b'","data":' + data + b"}"
+            wrap = stream or (c.listen_key if c.route == "private" else "")
+            if wrap and c.combined:
+                out = b'{"stream":"' + str(wrap).encode() + b'","data":' + data + b"}"
             n += c.put(out)
         return n
 
@@ -190,9 +201,22 @@ class Faults:
             self.mute_user_until_ns = 0
         return True
 
-    def take_late_execute(self) -> int | None:
-        """Milliseconds to hold the next new order before placing it, or None."""
-        if self.late_execute:
+    def arm_limit(self, method: str, path: str) -> None:
+        """rate_limit {"on": ...}: the 429 window starts with this request (which is refused too), e.g.
+        exactly when the bot places its stop."""
+        key = f"{method} {path}"
+        for f in self.armed_limits:
+            if f["on"] == key:
+                self.armed_limits.remove(f)
+                s = self.server
+                s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
+                               int(f.get("ban_s", 120)))
+                return
+
+    def take_late_execute(self, opening: bool = True) -> int | None:
+        """Milliseconds to hold the next new order before placing it, or None. `opening`: the order is
+        not reduce-only (with `entries_only`, the others pass untouched)."""
+        if self.late_execute and (opening or not self.entries_only):
             self.late_execute -= 1
             return self.late_ms
         return None
@@ -222,8 +246,8 @@ class Faults:
             return self.reject_code, self.reject_msg
         return None
 
-    def take_error_after_execute(self) -> int | None:
-        if self.error_after_execute:
+    def take_error_after_execute(self, opening: bool = True) -> int | None:
+        if self.error_after_execute and (opening or not self.entries_only):
             self.error_after_execute -= 1
             return self.error_status
         return None
@@ -274,6 +298,17 @@ class Faults:
                        "late_execute": self.late_execute, "late_pending": self.late_pending,
                        "outside_orders": self.outside_orders,
                        "rate_limited_until_ms": s.limits.limited_until_ms,
+                       "rate_limit_armed": [f["on"] for f in self.armed_limits],
                        "banned_until_ms": s.limits.banned_until_ms},
         }
+        if request.query.get("history"):
+            # every order, algo order and fill since start (drill checks: duplicate client ids, fills
+            # the journal must hold); opt-in so the 50 ms state poll stays small
+            state["orders"] = [{**wire.order_body(ex, o), "parentClientAlgoId": o.parent_client_id}
+                               for o in ex.orders.values()]
+            state["algo_orders"] = [wire.algo_body(ex, a) for a in ex.algos.values()]
+            state["fills"] = [{"id": tid, "orderId": o.order_id, "clientOrderId": o.client_id, "symbol": o.symbol,
+                               "side": o.side, "qty": ex.markets[o.symbol].inst.lots_to_qty(lots),
+                               "price": px * ex.markets[o.symbol].inst.tick, "time": ts // 1_000_000}
+                              for tid, o, lots, px, _fee, _rp, _maker, ts in ex.fills]
         return web.json_response(state, dumps=lambda o: orjson.dumps(o).decode())

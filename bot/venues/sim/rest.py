@@ -101,6 +101,8 @@ class _Endpoint:
         if body:
             params.update(parse_qsl(body, keep_blank_values=True))
         w = self.weight(params) if callable(self.weight) else self.weight
+        if s.faults.armed_limits:
+            s.faults.arm_limit(request.method, request.path)
         limited = s.limits.admit(now, w)
         if limited is not None:
             return self._limited(*limited)
@@ -199,8 +201,8 @@ class _Rest:
         if self.s.faults.delay_orders_ms:
             await asyncio.sleep(self.s.faults.delay_orders_ms / 1000)
 
-    def _after_execute(self) -> None:
-        status = self.s.faults.take_error_after_execute()
+    def _after_execute(self, opening: bool = True) -> None:
+        status = self.s.faults.take_error_after_execute(opening)
         if status is not None:
             raise _Ambiguous(status)
 
@@ -227,12 +229,12 @@ class _Rest:
         req = OrderRequest(cid, inst.symbol, side, OrderKind(typ), lots, price,
                            time_in_force=TimeInForce(tif or "GTC"), reduce_only=_bool(p.get("reduceOnly")))
         await self._order_faults()
-        late_ms = self.s.faults.take_late_execute()
+        late_ms = self.s.faults.take_late_execute(opening=not req.reduce_only)
         if late_ms is not None:
             self._place_late(req, late_ms)
             raise _Ambiguous(self.s.faults.error_status)
         o = self.ex.place_order(req, now_ns=self.s.engine_now_ns())
-        self._after_execute()
+        self._after_execute(opening=not req.reduce_only)
         return wire.order_body(self.ex, o)
 
     def _place_late(self, req: OrderRequest, late_ms: int) -> None:
@@ -315,7 +317,7 @@ class _Rest:
             raise SimError(*rejection)
         a = self.ex.place_algo(req, now_ns=self.s.engine_now_ns(), activate_ticks=act,
                                price_protect=_bool(p.get("priceProtect")))
-        self._after_execute()
+        self._after_execute(opening=not (req.reduce_only or close))
         return wire.algo_body(self.ex, a)
 
     def _algo_ref(self, p: Params) -> tuple[str, str | None, int | None]:
