@@ -88,11 +88,12 @@ FAST_SIGNALS = dict(
 
 class Bot:
     """One `scalper run` process against `sim`; its JSON log in `<state>/bot-N.log`. `over` are more
-    SCALPER__ overrides (they win over the defaults here)."""
+    SCALPER__ overrides (they win over the defaults here); `launcher` replaces `python -m bot` (e.g. the
+    network-watching wrapper bot.drill.netwatch)."""
 
     n = 0
 
-    def __init__(self, sim: Sim, state: Path, hook: str, **over: str) -> None:
+    def __init__(self, sim: Sim, state: Path, hook: str, launcher: list[str] | None = None, **over: str) -> None:
         Bot.n += 1
         self.log_path = state / f"bot-{Bot.n}.log"
         p = sim.port
@@ -109,9 +110,9 @@ class Bot:
         base.update(over)
         self.env = base
         self.out = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "-c", str(ROOT / "config/exchange-sim.toml"),
-                                      "--no-view"], cwd=ROOT, env=env(**base), stdout=self.out,
-                                     stderr=subprocess.STDOUT)
+        cmd = launcher or [sys.executable, "-m", "bot"]
+        self.proc = subprocess.Popen([*cmd, "run", "-c", str(ROOT / "config/exchange-sim.toml"), "--no-view"],
+                                     cwd=ROOT, env=env(**base), stdout=self.out, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
