@@ -70,8 +70,12 @@ class ExchangeWatch:
 
     # ------------------------------------------------------------------ the user stream
     def _wire_stream(self, stream: Any) -> None:
-        self.stream_health = StreamHealth()
+        v = self.settings.venue
+        # a renewed stream earns trust back over two timer passes that find nothing missed (stream_health)
+        self.stream_health = StreamHealth(probation_ns=2 * max(v.reconcile_interval_ms, 2500) * _MS)
         stream.on_event = self._on_stream_event
+        if hasattr(self.gateway, "on_stream_missed"):  # fills from an order's answer the stream never sent
+            self.gateway.on_stream_missed = self._on_missed
         if self.recovery is not None:
             self.recovery.on_missed = self._on_missed
             self.recovery.stream_doubt_grace_ns = self.settings.venue.stream_doubt_grace_ms * _MS

@@ -67,6 +67,8 @@ class LiveGateway:
         self._ack_tasks: set[asyncio.Task[None]] = set()
         self.ack_fill_grace_ms = venue.ack_fill_grace_ms
         self.ack_fills = {"checked": 0, "fetched": 0, "from_answer": 0, "stream_first": 0}
+        # (symbol, detail): a fill the stream did not deliver in time (the app puts the stream in doubt)
+        self.on_stream_missed: Callable[[str, str], None] | None = None
         self._funding: asyncio.Queue[FundingPayment] = asyncio.Queue()
         self._clock_lock = asyncio.Lock()
         self._log = get_logger(self.log_name, env=venue.environment)
@@ -161,6 +163,9 @@ class LiveGateway:
             return
         self._log.warning("fill known from the order's answer only; the user stream did not deliver it",
                           client_id=u.client_id, filled_lots=u.filled_lots, grace_ms=self.ack_fill_grace_ms)
+        if self.on_stream_missed is not None:
+            self.on_stream_missed(u.symbol, f"{u.client_id} filled per its answer, not delivered by the user "
+                                            f"stream within {self.ack_fill_grace_ms} ms")
         if fetch_fills is not None:
             try:
                 await fetch_fills(u)

@@ -12,7 +12,9 @@ silence alone (a Binance user stream is legitimately silent while nothing happen
   * an order has been waiting for its acknowledgement or (market) fill longer than the in-flight check
     allows AND the stream has been silent since the order was sent.
 A doubt is lifted only by fresh evidence: the stream reconnected and caught up by REST (the app asks for the
-reconnect) and a later reconciliation pass found nothing missed; or a probe that failed succeeds again.
+reconnect) and the reconciliation passes of a probation period after that (`probation_ns`, two timer
+intervals by default in the app) found nothing missed; a probe that failed is lifted by its next success.
+A renewed connection alone proves nothing (a muted stream stays muted after a reconnect), hence the probation.
 
 While down or in doubt new entries are refused (the app halts entries on every symbol with a reason that
 starts with `REASON_PREFIX`) and `/health` is degraded; protective orders and exits always go.
@@ -34,7 +36,9 @@ class Transition:
 
 
 class StreamHealth:
-    def __init__(self) -> None:
+    def __init__(self, probation_ns: int = 0) -> None:
+        self.probation_ns = probation_ns
+        self.caught_up_ns = 0  # when the catch-up after the doubt finished
         self.connected = False
         self.ever_connected = False
         self.down_reason = "not connected yet"
@@ -63,6 +67,7 @@ class StreamHealth:
         """The REST catch-up after a (re)connect finished: what the stream missed has been applied."""
         if self.doubt:
             self.caught_up_since_doubt = True
+            self.caught_up_ns = now_ns
 
     def on_probe(self, ok: bool, detail: str, now_ns: int) -> None:
         """A keep-alive / ping answer (ok) or its failure."""
@@ -83,7 +88,8 @@ class StreamHealth:
 
     def on_clean_pass(self, now_ns: int) -> None:
         """A complete reconciliation pass found nothing missed: a doubt ends if the stream was renewed since."""
-        if self.doubt and self.caught_up_since_doubt and self.connected:
+        if self.doubt and self.caught_up_since_doubt and self.connected and \
+                now_ns - self.caught_up_ns >= self.probation_ns:
             self.doubt = ""
             self.caught_up_since_doubt = False
 
