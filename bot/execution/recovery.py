@@ -242,10 +242,13 @@ class Recovery(ExitCheck):
         Not on the first pass (a start-up catches up on what happened while the bot was down)."""
         if self.runs == 0:
             return
+        told: set[str] = set()
         for a in actions:
             if not isinstance(a, ApplyUpdate) or a.update.symbol not in symbols:
                 continue
             u = a.update
+            if (u.parent_id or u.client_id) in told:
+                continue  # its exact fills and its state: one miss
             m = self._machine_of(u.parent_id or u.client_id)
             leg = m.legs.get(u.parent_id or u.client_id) if m is not None else None
             if leg is None or u.client_id in self.engine.inflight:
@@ -256,6 +259,7 @@ class Recovery(ExitCheck):
             if age_ns <= self.stream_doubt_grace_ns:
                 continue  # young: the stream may still be delivering it
             self.missed_total += 1
+            told.add(u.parent_id or u.client_id)
             detail = (f"{u.client_id} {u.status.value} filled {u.filled_lots} lots "
                       f"{age_ns // 1_000_000} ms ago, never delivered by the user stream")
             self.log.warning("stream_missed_update", symbol=u.symbol, client_id=u.client_id,

@@ -1,0 +1,115 @@
+"""Continuous reconciliation on the engine (issue 11 item 2): passes while running find what the stream
+missed, protect sizes the bot does not own and halt entries there until they are gone; the run loop's timer.
+Explicit clock, fake venue (tests/execution/restore_harness.py), a real journal file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from bot.execution.recovery import UNOWNED
+from bot.risk import Denial
+from tests.execution.harness import LIVE, Clock, S, intent
+from tests.execution.restore_harness import Life, Venue
+
+
+async def running(tmp: Path) -> Life:
+    life = Life(tmp, Venue(Clock()))
+    await life.start()
+    assert await life.recovery.reconcile() == []  # the start-up pass
+    return life
+
+
+async def test_an_entry_fill_the_stream_never_delivered_is_applied_protected_and_reported(tmp_path: Path) -> None:
+    life = await running(tmp_path)
+    missed: list[tuple[str, str]] = []
+    life.recovery.on_missed = lambda sym, detail: missed.append((sym, detail))
+    await life.engine.submit_intent(intent(), LIVE)
+    await life.settle()
+    life.venue.fill("t1-entry", 500, 50_000.0, fee=1.0)
+    assert life.venue.missed() >= 1  # the stream lost it
+    await life.settle()
+    assert life.engine.trades["t1"].state.value == "ENTERING"  # the machine does not know
+    life.clock.t += 3 * S  # older than the stream's grace (1.5 s)
+    n_sent = len(life.venue.sent)
+    await life.recovery.reconcile()
+    await life.settle()
+    m = life.engine.trades["t1"]
+    assert m.pos_lots == 500 and m.state.value in ("PROTECTING", "PROTECTED")
+    assert [r[:4] for r in life.venue.requests(n_sent) if r[2] == "STOP_MARKET"] == [
+        ("t1-sl", "SELL", "STOP_MARKET", 500)]
+    fills = life.rows("fills", trade_id="t1", role="entry")
+    assert [f["qty"] for f in fills] == [0.5] and fills[0]["fee"] == 1.0  # journaled, with the exact fee
+    assert missed and missed[0][0] == "BTCUSDT" and "t1-entry" in missed[0][1]
+    assert life.recovery.missed_total == 1
+    # the next pass finds nothing more: no second report, no second stop
+    n_sent = len(life.venue.sent)
+    assert await life.recovery.reconcile() == []
+    assert life.recovery.missed_total == 1 and len(life.venue.sent) == n_sent
+
+
+async def test_the_start_up_pass_catching_up_is_not_a_stream_miss(tmp_path: Path) -> None:
+    life = Life(tmp_path, Venue(Clock()))
+    await life.start()
+    missed: list[str] = []
+    life.recovery.on_missed = lambda sym, detail: missed.append(detail)
+    await life.engine.submit_intent(intent(), LIVE)
+    await life.settle()
+    life.venue.fill("t1-entry", 500, 50_000.0)
+    life.venue.missed()
+    life.clock.t += 3 * S
+    await life.recovery.reconcile()  # run 1: what happened before the bot listened
+    assert missed == [] and life.engine.trades["t1"].pos_lots == 500
+
+
+async def test_a_manual_add_gets_a_stop_halts_entries_and_the_halt_ends_when_it_is_gone(tmp_path: Path) -> None:
+    life = await running(tmp_path)
+    await life.engine.submit_intent(intent(), LIVE)
+    await life.settle()
+    life.venue.fill("t1-entry", 500, 50_000.0)
+    await life.settle()
+    assert life.engine.trades["t1"].state.value == "PROTECTED"
+    life.venue.by_hand("BTCUSDT", 200, 50_010.0)  # someone adds 0.2 BTC by hand
+    n_sent = len(life.venue.sent)
+    await life.recovery.reconcile()
+    await life.settle()
+    guard = [r for r in life.venue.sent[n_sent:] if r.client_id.startswith("recon-sl")]
+    assert [(r.side.value, r.qty_lots, r.reduce_only) for r in guard] == [("SELL", 200, True)]
+    assert life.rm.gate.halted_symbols.get("BTCUSDT") == UNOWNED
+    assert any(k == "emergency" and "more than t1 owns" in msg for k, msg, _ in life.alerts)
+    # the bot's own trade still owns exactly its 500 lots; a new entry there is refused
+    assert life.engine.trades["t1"].pos_lots == 500
+    denied = await life.engine.submit_intent(intent(ts=life.clock()), LIVE)
+    assert isinstance(denied, Denial) and denied.reason.value == "SYMBOL_HALTED"
+    # the next pass keeps the guard stop (no second one, not cancelled as an orphan)
+    n_sent = len(life.venue.sent)
+    await life.recovery.reconcile()
+    assert life.venue.sent[n_sent:] == [] and life.rm.gate.halted_symbols.get("BTCUSDT") == UNOWNED
+    # the manual size is closed by hand: its stop is an orphan now, cancelled, and entries are allowed again
+    life.venue.by_hand("BTCUSDT", -200, 50_020.0)
+    await life.recovery.reconcile()
+    await life.settle()
+    assert "BTCUSDT" not in life.rm.gate.halted_symbols
+    assert life.venue.status[guard[0].client_id].value == "CANCELED"
+    assert life.engine.trades["t1"].pos_lots == 500
+
+
+async def test_the_run_loop_reconciles_on_its_timer(tmp_path: Path) -> None:
+    life = Life(tmp_path, Venue(Clock()))
+    await life.start()
+    wanted = asyncio.Event()
+    done: list[int] = []
+    task = asyncio.create_task(life.recovery.run(wanted, done.append, interval_ms=50))
+    try:
+        for _ in range(200):  # bounded: ~ 5 passes in 0.3 s
+            await asyncio.sleep(0.01)
+            if len(done) >= 4:
+                break
+        assert len(done) >= 4 and done == sorted(done)
+        assert life.recovery.runs >= 4
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
