@@ -52,6 +52,7 @@ class ExchangeWatch:
 
     def _init_watch(self) -> None:
         self.stream_health: StreamHealth | None = None  # None: this venue has no user stream (sim)
+        self._stream: Any = None
         self._pending_since: dict[str, int] = {}  # client id -> when first seen waiting for ack / fill
         self._missed_seen = 0
         self._last_reconnect_ask = 0.0
@@ -73,6 +74,7 @@ class ExchangeWatch:
         v = self.settings.venue
         # a renewed stream earns trust back over two timer passes that find nothing missed (stream_health)
         self.stream_health = StreamHealth(probation_ns=2 * max(v.reconcile_interval_ms, 2500) * _MS)
+        self._stream = stream
         stream.on_event = self._on_stream_event
         if hasattr(self.gateway, "on_stream_missed"):  # fills from an order's answer the stream never sent
             self.gateway.on_stream_missed = self._on_missed
@@ -113,7 +115,7 @@ class ExchangeWatch:
             return
         h.on_missed(detail, time.time_ns())
         self._stream_gate()
-        stream = getattr(self.gateway, "user_stream", None)
+        stream = self._stream
         now = time.monotonic()
         if stream is not None and now - self._last_reconnect_ask >= self.reconnect_min_interval_s:
             self._last_reconnect_ask = now
