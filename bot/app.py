@@ -317,7 +317,8 @@ class App(OperatorControls, ExchangeWatch):
                 workers.append(tg.create_task(self.daily.run()))
                 workers.append(tg.create_task(self.fill_alerts.run()))
                 workers.append(tg.create_task(self.recovery.run(
-                    self.reconcile_wanted, self._reconciled, interval_ms=s.venue.reconcile_interval_ms)))
+                    self.reconcile_wanted, self._reconciled, interval_ms=s.venue.reconcile_interval_ms,
+                    min_gap_ms=1000 if s.venue.name != "sim" else 0)))
                 if self.stream_health is not None:  # a venue with a user stream (bot.app_watch)
                     workers.append(tg.create_task(self._watch_positions()))
                     workers.append(tg.create_task(self._inflight_check()))

@@ -11,9 +11,10 @@ orders. A mixin of `bot.app.App`, which owns every attribute used here.
   hold on the symbol; a difference still there `position_grace_s` later (the fill's order update follows the
   position update on Binance) asks for a reconciliation pass at once: a size the bot does not own gets its
   own stop and halts entries on the symbol within seconds (bot.venues.reconcile `Unowned`).
-- In-flight check (as NautilusTrader's): an order without acknowledgement, or a market order without its
-  fill, `inflight_check_ms` after it was first seen pending is looked up by client id (a reconciliation
-  pass); if the stream said nothing since then, the stream is in doubt.
+- In-flight check (as NautilusTrader's): an order whose request returned without an acknowledgement, or a
+  market order without its fill, `inflight_check_ms` after it was first seen pending is looked up by client
+  id (a reconciliation pass); if the stream said nothing since then, the stream is in doubt. A request still
+  under way (the engine's `inflight`, e.g. waiting out a Retry-After) is not the stream's to answer.
 """
 
 from __future__ import annotations
@@ -209,8 +210,8 @@ class ExchangeWatch:
         waiting: set[str] = set()
         for m in eng.trades.values():
             for leg in m.legs.values():
-                if leg.done:
-                    continue
+                if leg.done or leg.client_id in eng.inflight:
+                    continue  # a request still under way (a Retry-After wait) is the sender's to resolve
                 unacked = leg.status is OrderStatus.PENDING_NEW and not leg.confirmed
                 unfilled = leg.req.kind is OrderKind.MARKET and leg.filled_lots < leg.req.qty_lots
                 if unacked or unfilled:

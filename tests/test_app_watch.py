@@ -182,3 +182,21 @@ async def test_a_position_from_the_stream_the_bot_does_not_hold_asks_a_pass(tmp_
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_request_still_under_way_is_not_the_streams_to_answer(tmp_path: Path) -> None:
+    """A stop whose request waits out a Retry-After has no answer yet: no look-up pass, no doubt."""
+    app, stream = app_over_sim(tmp_path)
+    stream.on_event("connected", "")
+    assert app.engine is not None
+    leg = Leg("t9-sl", LegRole.STOP, OrderRequest("t9-sl", "BTCUSDT", Side.SELL, OrderKind.STOP_MARKET, 5,
+                                                  trigger_ticks=590_000, reduce_only=True), 590_000)
+    app.engine.trades["t9"] = SimpleNamespace(legs={"t9-sl": leg})  # type: ignore[assignment]
+    app.engine.inflight.add("t9-sl")
+    t0 = time.time_ns() + 1_000 * MS
+    limit = app.settings.venue.inflight_check_ms * MS
+    app._inflight_once(t0)
+    assert app._inflight_once(t0 + 5 * limit) == [] and not stream.asked
+    app.engine.inflight.discard("t9-sl")  # the request returned, and still no acknowledgement
+    app._inflight_once(t0 + 5 * limit)
+    assert app._inflight_once(t0 + 6 * limit) == ["t9-sl"]

@@ -268,12 +268,17 @@ class Recovery(ExitCheck):
                 self.on_missed(u.symbol, detail)
 
     async def run(self, wanted: asyncio.Event, on_done: Callable[[int], None], *, timeout_s: float = 30.0,
-                  min_backoff_ms: int = 250, max_backoff_ms: int = 10_000, interval_ms: int = 0) -> None:
+                  min_backoff_ms: int = 250, max_backoff_ms: int = 10_000, interval_ms: int = 0,
+                  min_gap_ms: int = 0) -> None:
         """Reconcile now, whenever `wanted` is set (the user stream after every catch-up, a position that
         differs from the bot's, the in-flight check, the engine's `on_reconcile_needed`) and every
         `interval_ms` (0: only when asked); a failed pass alerts and is retried with capped jittered
-        backoff. `on_done(runs)` after each complete pass."""
+        backoff. `on_done(runs)` after each complete pass. Passes start at least `min_gap_ms` apart once one
+        completed (events can come in bursts: each pass costs REST weight); a pass deferred by busy symbols
+        is retried at once only a few times in a row, then left to the timer (a symbol that trades all the
+        time must not turn the timer into a loop)."""
         wanted.set()
+        deferred_in_row = 0
         while True:
             if interval_ms > 0:
                 try:
@@ -295,12 +300,17 @@ class Recovery(ExitCheck):
                 await asyncio.sleep(backoff_delay_s(self.failures, min_backoff_ms, max_backoff_ms))
                 continue
             if self.deferred:  # busy symbols: again shortly, on a fresh picture
-                wanted.set()
-                await asyncio.sleep(0.2)
+                deferred_in_row += 1
+                if deferred_in_row <= 3 or not self.last_ok_ns or interval_ms <= 0:
+                    wanted.set()
+                await asyncio.sleep(max(0.2, min_gap_ms / 1000.0))
                 continue
+            deferred_in_row = 0
             self.failures = 0
             self.last_ok_ns = self.engine.clock()
             on_done(self.runs)
+            if min_gap_ms > 0:
+                await asyncio.sleep(min_gap_ms / 1000.0)
 
     def _trade_of(self, client_id: str) -> str:
         m = self._machine_of(client_id)

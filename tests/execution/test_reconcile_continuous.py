@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from pathlib import Path
 
 from bot.execution.recovery import UNOWNED
@@ -109,6 +110,60 @@ async def test_the_run_loop_reconciles_on_its_timer(tmp_path: Path) -> None:
                 break
         assert len(done) >= 4 and done == sorted(done)
         assert life.recovery.runs >= 4
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_busy_symbol_does_not_turn_the_timer_into_a_loop(tmp_path: Path) -> None:
+    """A pass deferred by a symbol that keeps changing is retried at once a few times, then left to the
+    timer (each pass costs REST weight); at start-up (no complete pass yet) it keeps retrying."""
+    life = Life(tmp_path, Venue(Clock()))
+    await life.start()
+    rec = life.recovery
+    calls: list[float] = []
+
+    async def always_busy() -> list[object]:
+        calls.append(asyncio.get_running_loop().time())
+        rec.deferred = ("BTCUSDT",)
+        return []
+
+    rec.reconcile = always_busy  # type: ignore[method-assign]
+    rec.last_ok_ns = 1  # a complete pass happened before
+    task = asyncio.create_task(rec.run(asyncio.Event(), lambda n: None, interval_ms=5_000))
+    try:
+        await asyncio.sleep(1.5)
+        assert len(calls) == 4  # the asked pass + 3 quick retries, then the 5 s timer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    rec.last_ok_ns = 0  # start-up: entries wait for a complete pass, so it keeps trying
+    calls.clear()
+    task = asyncio.create_task(rec.run(asyncio.Event(), lambda n: None, interval_ms=5_000))
+    try:
+        await asyncio.sleep(1.5)
+        assert len(calls) >= 6
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_passes_asked_in_a_burst_keep_their_minimum_gap(tmp_path: Path) -> None:
+    life = Life(tmp_path, Venue(Clock()))
+    await life.start()
+    wanted = asyncio.Event()
+    done: list[float] = []
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(life.recovery.run(wanted, lambda n: done.append(loop.time()), min_gap_ms=300))
+    try:
+        for _ in range(40):  # asked every 25 ms for 1 s
+            wanted.set()
+            await asyncio.sleep(0.025)
+        assert 2 <= len(done) <= 4
+        assert all(b - a >= 0.29 for a, b in itertools.pairwise(done))
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -4,6 +4,7 @@ bounded positions of the stream: BinanceGateway (real ccxt + websockets) against
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from pydantic import SecretStr
@@ -39,10 +40,8 @@ async def collect(g: BinanceGateway, seconds: float) -> list[OrderUpdate]:
         async for u in g.updates():
             got.append(u)
 
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(go(), seconds)
-    except TimeoutError:
-        pass
     return got
 
 
