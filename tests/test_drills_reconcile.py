@@ -192,6 +192,7 @@ async def test_drill_silent_user_stream_while_entries_fill(sim: Sim, tmp_path: P
                 h = await health(ops_port)
                 if any("user stream in doubt" in r for r in h.get("reasons", [])):
                     doubts.append(h["reasons"])
+                    assert h["status"] in ("degraded", "halted"), h
                 got = rows(tmp_path, "SELECT DISTINCT trade_id FROM fills WHERE role='entry' AND ts_ns > ?",
                            (t0_ms * 1_000_000,))
                 return len(got) >= 2 and bool(doubts)

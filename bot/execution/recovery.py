@@ -206,7 +206,9 @@ class Recovery(ExitCheck):
             unowned = {a.req.symbol for a in actions if isinstance(a, PlaceStop | Flatten) and not a.trade_id}
             unowned |= {a.symbol for a in actions if isinstance(a, Unowned)}
             for sym in sorted(unowned):
-                if gate.halted_symbols.get(sym) != UNOWNED:
+                cur = gate.halted_symbols.get(sym)
+                # over no halt or the user stream's (which would lift it), never over an operator's or a loss's
+                if cur is None or (cur != UNOWNED and cur.startswith("user stream")):
                     gate.halt_symbol(sym, UNOWNED, eng.clock())
                     self.stats["symbols_halted"] += 1
             for sym in ex.symbols:  # the unowned size is gone (closed by hand, stopped out): entries again

@@ -274,7 +274,13 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             for o in removable:
                 if _is_exit(o) and o.client_id not in own_cids and not (excess and o in foreign_stops):
                     out.append(CancelOrder(sym, o.client_id, o.kind.is_conditional, "exit order of no open trade"))
-            if excess:
+            if excess and any(o.venue_order_id in ex.position_stops for o in stops):
+                # the position's own stop (Bybit trading-stop, tpslMode Full) closes all of it, the manual size
+                # included; a stop order of our own there would move that one stop (exchange-facts B3), not add a second
+                out.append(Unowned(sym, excess))
+                out.append(Alert("emergency", f"{held} holds {inst.lots_to_qty(excess):g} more than "
+                                              f"{owner_t.trade_id} owns; the position's stop covers it", sym))
+            elif excess:
                 out.extend(_cover_unowned(sym, pos, excess, foreign_stops, inst, cfg, now_ns,  # type: ignore[arg-type]
                                           f"{held} holds {inst.lots_to_qty(excess):g} more than "
                                           f"{owner_t.trade_id} owns ({inst.lots_to_qty(mine):g})"))

@@ -168,3 +168,19 @@ async def test_passes_asked_in_a_burst_keep_their_minimum_gap(tmp_path: Path) ->
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_the_unowned_halt_replaces_a_stream_halt_but_never_an_operators(tmp_path: Path) -> None:
+    life = await running(tmp_path)
+    gate = life.rm.gate
+    gate.halt_symbol("BTCUSDT", "operator: checking", life.clock())
+    life.venue.by_hand("BTCUSDT", 200, 50_010.0)
+    await life.recovery.reconcile()
+    assert gate.halted_symbols["BTCUSDT"] == "operator: checking"
+    life.venue.by_hand("BTCUSDT", -200, 50_010.0)
+    await life.recovery.reconcile()
+    assert gate.halted_symbols["BTCUSDT"] == "operator: checking"  # not lifted by the pass either
+    gate.halted_symbols["BTCUSDT"] = "user stream in doubt: x"
+    life.venue.by_hand("BTCUSDT", 200, 50_010.0)
+    await life.recovery.reconcile()
+    assert gate.halted_symbols["BTCUSDT"] == UNOWNED  # the stream's health must not lift this one

@@ -146,3 +146,18 @@ def test_the_timer_may_not_spend_more_than_a_tenth_of_the_weight_limit():
     with pytest.raises(ValidationError, match="use 2250 or more"):
         VenueSection(symbols=("BTCUSDT", "ETHUSDT"), reconcile_interval_ms=2000)
     VenueSection(reconcile_interval_ms=0)  # events only
+
+
+def test_a_position_level_stop_covers_a_manual_add_and_is_never_moved_for_it():
+    """Bybit: the trade's stop is the position's (trading-stop, tpslMode Full): it closes the manual size
+    too; placing a stop order for the excess would move that one stop (exchange-facts B3)."""
+    pos_stop = OrderUpdate("", "o77", "BTCUSDT", Side.SELL, OrderKind.STOP_MARKET, OrderStatus.NEW, 0, 0, 0.0,
+                           reduce_only=True)
+    state = ExchangeState(("BTCUSDT",), {"BTCUSDT": PositionSnapshot("BTCUSDT", 8, 60_000.0)}, (pos_stop,),
+                          {"t1-sl": None}, position_stops=frozenset({"o77"}))
+    t = JournalTrade("t1", "BTCUSDT", "long", "PROTECTED", 59_000.0, (
+        JournalLeg("t1-entry", "entry", OrderKind.MARKET, Side.BUY, OrderStatus.FILLED, 5),))
+    acts = decide(state, [t], CFG, NOW)
+    assert Unowned("BTCUSDT", 3) in acts
+    assert not any(isinstance(a, PlaceStop) and a.trade_id == "" for a in acts)
+    assert any(isinstance(a, Alert) and "the position's stop covers it" in a.message for a in acts)
