@@ -188,10 +188,14 @@ class ExchangeWatch:
                 self.log.warning("position_differs", symbol=sym, exchange_lots=lots, bot_lots=mine)
                 self._reconcile_needed(sym, f"position {lots} lots at the exchange, the bot's trades hold {mine}")
 
-        async for snap in self.gateway.position_updates():
-            latest[snap.symbol] = snap.qty_lots
-            if snap.symbol not in pending and snap.qty_lots != self._bot_lots(snap.symbol):
-                pending[snap.symbol] = asyncio.get_running_loop().create_task(recheck(snap.symbol))
+        try:
+            async for snap in self.gateway.position_updates():
+                latest[snap.symbol] = snap.qty_lots
+                if snap.symbol not in pending and snap.qty_lots != self._bot_lots(snap.symbol):
+                    pending[snap.symbol] = asyncio.get_running_loop().create_task(recheck(snap.symbol))
+        finally:
+            for t in pending.values():
+                t.cancel()
 
     # ------------------------------------------------------------------ in-flight orders
     async def _inflight_check(self) -> None:
