@@ -177,11 +177,15 @@ async def _exchange_amts(sim: Sim) -> dict[str, float]:
     return out
 
 
-async def test_drill_silent_user_stream_while_entries_fill(sim: Sim, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ack_fill_grace_ms", ["300", "10000"], ids=["answer-fills", "reconcile-only"])
+async def test_drill_silent_user_stream_while_entries_fill(sim: Sim, tmp_path: Path, ack_fill_grace_ms: str) -> None:
+    """answer-fills: the default (fills from the order's RESULT answer after 300 ms); reconcile-only: that
+    path held back 10 s, so the in-flight check and the reconciliation passes alone must protect."""
     await flat_everything(sim)
     ops_port = free_port()
     async with webhook() as hook, watching(sim) as w:
-        bot = Bot(sim, tmp_path, hook.url, SCALPER__OPS__ENABLED="true", SCALPER__OPS__PORT=str(ops_port))
+        bot = Bot(sim, tmp_path, hook.url, SCALPER__OPS__ENABLED="true", SCALPER__OPS__PORT=str(ops_port),
+                  SCALPER__VENUE__ACK_FILL_GRACE_MS=ack_fill_grace_ms)
         try:
             await until("entries allowed", lambda: _gate_active(tmp_path), 30, bot)
             t0_ms = int(time.time() * 1000)

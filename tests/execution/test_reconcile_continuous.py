@@ -184,3 +184,27 @@ async def test_the_unowned_halt_replaces_a_stream_halt_but_never_an_operators(tm
     life.venue.by_hand("BTCUSDT", 200, 50_010.0)
     await life.recovery.reconcile()
     assert gate.halted_symbols["BTCUSDT"] == UNOWNED  # the stream's health must not lift this one
+
+
+async def test_a_fill_from_the_answer_then_the_same_fill_from_the_stream_is_applied_once(tmp_path: Path) -> None:
+    """gateway_common.ack_fill may publish the order's answer (cumulative quantity, no trade id) when the
+    stream is late; the stream's copy of the same fill afterwards must not count twice."""
+    from bot.domain.types import OrderStatus, Side
+    from bot.venues.ports import OrderUpdate
+
+    life = await running(tmp_path)
+    await life.engine.submit_intent(intent(), LIVE)
+    await life.settle()
+    life.venue.missed()
+    kind = life.engine.trades["t1"].legs["t1-entry"].req.kind
+    answer = OrderUpdate("t1-entry", "vt1-entry", "BTCUSDT", Side.BUY, kind, OrderStatus.FILLED, 500, 500,
+                         50_000.0, reduce_only=False)
+    await life.engine.on_update(answer)
+    streamed = OrderUpdate("t1-entry", "vt1-entry", "BTCUSDT", Side.BUY, kind, OrderStatus.FILLED, 500, 500,
+                           50_000.0, last_fill_lots=500, last_fill_price=50_000.0, fee=1.0, trade_id="77",
+                           reduce_only=False)
+    await life.engine.on_update(streamed)
+    await life.settle()
+    fills = life.rows("fills", trade_id="t1", role="entry")
+    assert [f["qty"] for f in fills] == [0.5]
+    assert life.engine.trades["t1"].pos_lots == 500
