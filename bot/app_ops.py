@@ -189,9 +189,14 @@ class OperatorControls:
         self.state.set_symbol_halts(self.engine.risk.gate.symbol_halts())
         rec = self.recovery
         if rec is not None:
+            w = getattr(self, "watch_stats", {})  # bot.app_watch's counters
             self.state.set_reconcile(runs=rec.runs, failures=rec.failures, failures_total=rec.failures_total,
                                      last_ok_ns=rec.last_ok_ns, last_failed_ns=rec.last_failed_ns,
-                                     last_error=rec.last_error, actions=dict(rec.stats))
+                                     last_error=rec.last_error, actions={
+                                         **rec.stats, "stream_misses": rec.missed_total,
+                                         "position_mismatches": w.get("position_mismatches", 0),
+                                         "inflight_checks": w.get("inflight_checks", 0),
+                                         "stream_reconnects": w.get("reconnects_asked", 0)})
 
     def _alert_transitions(self) -> None:
         """Halts/resumes (of trading and of single symbols) and feed loss/restore, once per transition (the

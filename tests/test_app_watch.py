@@ -178,6 +178,8 @@ async def test_a_position_from_the_stream_the_bot_does_not_hold_asks_a_pass(tmp_
             await asyncio.sleep(0.01)
         assert app.reconcile_wanted.is_set() and app.watch_stats["position_mismatches"] == 1
         assert app.recovery is not None and any("BTCUSDT" in r for r in app.recovery.reasons)
+        app._sync_ops_state(time.time_ns())  # into /status and /metrics (scalper_reconcile_actions_total)
+        assert app.state.reconcile["actions"]["position_mismatches"] == 1
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -59,7 +59,10 @@ TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")
 RECONCILE_STATES = ("pending", "ok", "failed")  # no pass finished yet / the last one was complete / failed
 # What reconciliation (bot.execution.recovery) counts; always exported, 0 until it happens.
 RECONCILE_ACTIONS = ("stops_placed", "orders_cancelled", "trades_adopted", "manual_closes",
-                     "positions_flattened", "symbols_halted")
+                     "positions_flattened", "symbols_halted",
+                     # while running (bot.app_watch): updates the user stream never delivered, positions from
+                     # the stream that differed from the bot's, in-flight look-ups, reconnects asked of the stream
+                     "stream_misses", "position_mismatches", "inflight_checks", "stream_reconnects")
 
 _SEC_NS = 1_000_000_000
 
