@@ -280,6 +280,10 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
                 out.append(Unowned(sym, excess))
                 out.append(Alert("emergency", f"{held} holds {inst.lots_to_qty(excess):g} more than "
                                               f"{owner_t.trade_id} owns; the position's stop covers it", sym))
+            elif abs(lots) < abs(mine):  # part of the bot's size closed outside the bot: its exits would
+                # over-close nothing (reduce-only), but the journal's PnL and sizes are wrong: the operator decides
+                out.append(Alert("error", f"{held} is less than the {inst.lots_to_qty(mine):g} the bot's trades "
+                                          "hold: reduced outside the bot?", sym))
             elif excess:
                 out.extend(_cover_unowned(sym, pos, excess, foreign_stops, inst, cfg, now_ns,  # type: ignore[arg-type]
                                           f"{held} holds {inst.lots_to_qty(excess):g} more than "

@@ -118,9 +118,11 @@ def test_a_manual_position_already_protected_still_halts_entries():
     assert Unowned("BTCUSDT", 2) in acts and not any(isinstance(a, PlaceStop) for a in acts)
 
 
-def test_less_than_the_bot_owns_is_not_an_excess():
+def test_less_than_the_bot_owns_is_not_an_excess_but_the_operator_hears_of_it():
     acts = decide(ex(3, (SL,)), [trade(5)], CFG, NOW)
-    assert not any(isinstance(a, Unowned | PlaceStop) for a in acts)
+    assert not any(isinstance(a, Unowned | PlaceStop | CancelOrder) for a in acts)
+    assert [(a.kind, a.message) for a in acts if isinstance(a, Alert)] == [
+        ("error", "position 0.003 is less than the 0.005 the bot's trades hold: reduced outside the bot?")]
 
 
 def test_expected_lots_counts_opens_minus_closes():
