@@ -8,8 +8,8 @@ orders. A mixin of `bot.app.App`, which owns every attribute used here.
   is degraded with the reason and one alert goes out per transition; a doubt also asks the stream to
   reconnect (its reconnect catches up by REST) and a reconciliation pass runs at once.
 - Positions from the stream (ACCOUNT_UPDATE, Bybit `position`) are compared with what the engine's trades
-  hold on the symbol; a difference still there `position_grace_s` later (the fill's order update follows the
-  position update on Binance) asks for a reconciliation pass at once: a size the bot does not own gets its
+  hold on the symbol; a difference still there `position_grace_s` (0.2 s) later (the fill's order update
+  follows the position update on Binance) asks for a reconciliation pass at once: a size the bot does not own gets its
   own stop and halts entries on the symbol within seconds (bot.venues.reconcile `Unowned`).
 - In-flight check (as NautilusTrader's): an order whose request returned without an acknowledgement, or a
   market order without its fill, `inflight_check_ms` after it was first seen pending is looked up by client
@@ -48,7 +48,7 @@ class ExchangeWatch:
     gateway: Any
     log: Any
 
-    position_grace_s = 0.3
+    position_grace_s = 0.2
     reconnect_min_interval_s = 5.0
 
     def _init_watch(self) -> None:

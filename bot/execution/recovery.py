@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RECONCILING", "ReconcileIncomplete", "Recovery"]
 
+_BURST = 3  # passes asked in a burst that run at once before `min_gap_ms` spaces them
 RECONCILING = "reconciling"  # the trading state's reason until the first pass succeeded
 UNOWNED = "position of no known trade"  # a symbol's halt reason while an unowned size is held there
 
@@ -275,12 +276,14 @@ class Recovery(ExitCheck):
         """Reconcile now, whenever `wanted` is set (the user stream after every catch-up, a position that
         differs from the bot's, the in-flight check, the engine's `on_reconcile_needed`) and every
         `interval_ms` (0: only when asked); a failed pass alerts and is retried with capped jittered
-        backoff. `on_done(runs)` after each complete pass. Passes start at least `min_gap_ms` apart once one
-        completed (events can come in bursts: each pass costs REST weight); a pass deferred by busy symbols
+        backoff. `on_done(runs)` after each complete pass. An isolated event gets its pass at once; a burst
+        (each pass costs REST weight) gets `_BURST` passes, then one per `min_gap_ms` (at most `_BURST` in any
+        `_BURST * min_gap_ms`: 1 s -> 9 weight/s worst case with 2 symbols); a pass deferred by busy symbols
         is retried at once only a few times in a row, then left to the timer (a symbol that trades all the
         time must not turn the timer into a loop)."""
         wanted.set()
         deferred_in_row = 0
+        started: deque[float] = deque(maxlen=_BURST)  # monotonic start times of the last passes
         while True:
             if interval_ms > 0:
                 try:
@@ -289,7 +292,12 @@ class Recovery(ExitCheck):
                     self.reasons.append("timer")
             else:
                 await wanted.wait()
+            if min_gap_ms > 0 and len(started) == _BURST:
+                wait_s = started[0] + _BURST * min_gap_ms / 1000.0 - time.monotonic()
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)
             wanted.clear()
+            started.append(time.monotonic())
             try:
                 await asyncio.wait_for(self.reconcile(), timeout_s)
             except (VenueError, ReconcileIncomplete, TimeoutError) as e:
@@ -305,14 +313,12 @@ class Recovery(ExitCheck):
                 deferred_in_row += 1
                 if deferred_in_row <= 3 or not self.last_ok_ns or interval_ms <= 0:
                     wanted.set()
-                await asyncio.sleep(max(0.2, min_gap_ms / 1000.0))
+                await asyncio.sleep(0.2)
                 continue
             deferred_in_row = 0
             self.failures = 0
             self.last_ok_ns = self.engine.clock()
             on_done(self.runs)
-            if min_gap_ms > 0:
-                await asyncio.sleep(min_gap_ms / 1000.0)
 
     def _trade_of(self, client_id: str) -> str:
         m = self._machine_of(client_id)
