@@ -66,6 +66,21 @@ class VenueSection(FrozenModel):
     algo_link_wait_ms: int = Field(2000, ge=0, le=60_000)
     # No user-stream message (events or pongs) for this long -> reconnect and catch up by REST.
     user_stream_stale_ms: int = Field(600_000, ge=1000)
+    # An order whose own answer (Binance newOrderRespType=RESULT) says it filled, while the user stream has
+    # not delivered the fill this long after: its fills are fetched by REST and applied (once).
+    ack_fill_grace_ms: int = Field(300, ge=0, le=10_000)
+    # Continuous reconciliation (positions, open orders, algo orders vs the engine) every this many ms, and at
+    # once after a failure, a user-stream doubt or a position that differs from the bot's. 0 = only on those
+    # events. One pass weighs 5 + 2 per symbol (+1 per look-up) on Binance's 2400/min IP limit (exchange-facts
+    # A2): 5000 ms with 2 symbols spends 108/min (4.5 %); the timer may take at most 10 % of the limit.
+    reconcile_interval_ms: int = Field(5000, ge=0, le=600_000)
+    # An order still without acknowledgement, or a market order still without its fill, this long after it
+    # was sent is looked up by its client id (a reconciliation pass); if the user stream said nothing since
+    # it was sent, the stream is in doubt (entries refused, the stream reconnected and caught up).
+    inflight_check_ms: int = Field(2000, ge=100, le=60_000)
+    # A fill or order change found by reconciliation that is older than this and the user stream never
+    # delivered puts the stream in doubt.
+    stream_doubt_grace_ms: int = Field(1500, ge=100, le=60_000)
     # Reconciliation of a position with no known plan: "stop" = a protective stop this far from the
     # entry price, "flatten" = close it at market. Either way an alert.
     unknown_position_action: Literal["stop", "flatten"] = "stop"
@@ -86,6 +101,18 @@ class VenueSection(FrozenModel):
         if len(set(out)) != len(out):
             raise ValueError("symbols must be unique")
         return out
+
+    @model_validator(mode="after")
+    def _reconcile_weight(self) -> VenueSection:
+        """The reconciliation timer may take at most 10 % of Binance's 2400/min IP weight (exchange-facts A2):
+        one pass weighs 5 (account) + 2 per symbol (open orders + open algo orders)."""
+        if self.reconcile_interval_ms:
+            per_min = (5 + 2 * len(self.symbols)) * 60_000 / self.reconcile_interval_ms
+            if per_min > 240:
+                low = -(-(5 + 2 * len(self.symbols)) * 60_000 // 240)
+                raise ValueError(f"reconcile_interval_ms = {self.reconcile_interval_ms} spends {per_min:.0f} of "
+                                 f"the 2400/min REST weight on reconciliation (over 10 %); use {low} or more")
+        return self
 
     @model_validator(mode="after")
     def _sim_keys(self) -> VenueSection:

@@ -246,6 +246,8 @@ class SimServer:
         self.push_private(ev)
 
     def push_private(self, ev: dict[str, Any], key: str | None = None) -> None:
+        if ev["e"] != "listenKeyExpired" and not self.faults.user_event_allowed():
+            return  # mute_user_stream: lost, never replayed
         data = None
         for c in list(self.conns):
             if c.route != "private" or (key is not None and c.listen_key != key):
