@@ -73,6 +73,7 @@ class Timer(StrEnum):
     STOP_CONFIRM = "STOP_CONFIRM"
     NO_PROGRESS = "NO_PROGRESS"
     MAX_HOLD = "MAX_HOLD"
+    EXIT_RETRY = "EXIT_RETRY"  # a refused market exit is sent again (capped backoff) while a position exists
 
 
 @dataclass(slots=True)

@@ -60,7 +60,9 @@ __all__ = ["IllegalTransition", "TradeMachine"]
 _MS = 1_000_000
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
 IMMEDIATE_TRIGGER = -2021  # "Order would immediately trigger" (exchange-facts A3)
-_MAX_EXIT_RETRIES = 3
+_MAX_EXIT_RETRIES = 3  # refused exits re-sent at once; after that with a capped backoff, never given up
+_EXIT_RETRY_FIRST_MS = 250
+_EXIT_RETRY_CAP_MS = 5_000
 
 
 class IllegalTransition(RuntimeError):
@@ -322,6 +324,9 @@ class TradeMachine:
             self._flatten(CloseReason.NO_PROGRESS, "no progress", now_ns, out)
         elif timer is Timer.MAX_HOLD:
             self._flatten(CloseReason.TIME_LIMIT, "max hold", now_ns, out)
+        elif timer is Timer.EXIT_RETRY and self.state is TradeState.EXITING and self.pos_lots > 0 and \
+                not self._open_legs(LegRole.EXIT):
+            self._send_exit(self.pos_lots, now_ns, out)
         return out
 
     def flatten(self, reason: CloseReason, now_ns: int, why: str = "") -> list[Action]:
@@ -422,11 +427,18 @@ class TradeMachine:
                     self._place_stop(now_ns, out, f"tp{leg.tier} filled", be)
             return
         if role is LegRole.EXIT and leg.status is not OrderStatus.FILLED and self.pos_lots > 0:
+            if self._open_legs(LegRole.EXIT):
+                return  # another exit is still working
             self._exit_retries += 1
-            if self._exit_retries <= _MAX_EXIT_RETRIES:
+            n = self._exit_retries
+            if n <= _MAX_EXIT_RETRIES:
                 self._send_exit(self.pos_lots, now_ns, out)
-            else:
-                out.append(HaltSymbol(self.plan.symbol, f"{self.tid}: flatten failed {self._exit_retries} times"))
+                return
+            if n == _MAX_EXIT_RETRIES + 1:  # once: entries stop on the symbol; protecting goes on
+                out.append(HaltSymbol(self.plan.symbol, f"{self.tid}: flatten failed {n} times"))
+            # never given up while a position exists: again after a capped backoff (EXIT_RETRY)
+            wait_ms = min(_EXIT_RETRY_CAP_MS, _EXIT_RETRY_FIRST_MS * 2 ** (n - _MAX_EXIT_RETRIES - 1))
+            self._schedule(Timer.EXIT_RETRY, now_ns + wait_ms * _MS, out)
 
     def _breakeven_ticks(self, avg_price: float) -> int:
         """Entry ± fees (the entry's and the exit's), rounded away from the entry to the tick grid."""
@@ -506,7 +518,14 @@ class TradeMachine:
         self._submit(out, LegRole.EXIT, "exit", OrderKind.MARKET, lots, intended=self.last_ticks)
 
     def _flatten(self, reason: CloseReason, why: str, now_ns: int, out: list[Action]) -> None:
-        if self.is_final or self.state is TradeState.EXITING:
+        if self.is_final:
+            return
+        if self.state is TradeState.EXITING:
+            # asked again (operator, shutdown): a position with no exit working gets one now, instead of
+            # waiting for a retry timer (issue 11: a flatten at SIGTERM once returned with a naked position)
+            if self.pos_lots > 0 and not self._open_legs(LegRole.EXIT):
+                self._unschedule(Timer.EXIT_RETRY, out)
+                self._send_exit(self.pos_lots, now_ns, out)
             return
         if self.exit_reason is None:
             self.exit_reason = reason

@@ -173,7 +173,7 @@ async def test_429_then_418_raise_rate_limited_with_retry_after_and_block(gw: Bi
     with pytest.raises(RateLimited):  # still blocked: nothing is sent
         await gw.submit(entry("t2-entry"))
     assert len(fake.requests) == n
-    gw.limiter._blocked_until_s = 0.0  # the 7 s passed (no sleeping in tests)
+    gw.limiter._orders_blocked_until_s = 0.0  # the 7 s passed (no sleeping in tests)
     fake.faults.append({"method": "POST", "path": "/fapi/v1/order", "action": "418", "retry_after": "120"})
     with pytest.raises(RateLimited) as ei:
         await gw.submit(entry("t3-entry"))
