@@ -45,9 +45,10 @@ _DUPLICATE_CID = -4116  # "ClientOrderId is duplicated": an earlier attempt of o
 _NOT_FOUND = object()
 
 
-def backoff_s(attempt: int, first_s: float = RETRY_FIRST_S, cap_s: float = RETRY_CAP_S) -> float:
-    """Capped exponential backoff: attempt 1 -> first_s, doubling, never above cap_s."""
-    return min(cap_s, first_s * 2 ** max(0, attempt - 1))
+def backoff_s(attempt: int, first_s: float | None = None, cap_s: float | None = None) -> float:
+    """Capped exponential backoff: attempt 1 -> first_s, doubling, never above cap_s (module defaults)."""
+    first = RETRY_FIRST_S if first_s is None else first_s
+    return min(RETRY_CAP_S if cap_s is None else cap_s, first * 2 ** max(0, attempt - 1))
 
 
 class OrderSending:
