@@ -61,6 +61,7 @@ _MS = 1_000_000
 _START_RETRY_FIRST_S = 1.0  # start-up against a venue answering 429/418/5xx: capped backoff
 _START_RETRY_CAP_S = 60.0
 _SHUTDOWN_WAIT_S = 10.0  # bounded wait for flat/protected at shutdown (plus any Retry-After running)
+_SHUTDOWN_MAX_RETRY_AFTER_S = 60.0  # a longer ban is not waited out: alert instead
 EXIT_NAKED = 3  # exit code: the process ends with a position the exchange shows no stop for
 
 
@@ -389,7 +390,7 @@ class App(OperatorControls):
         extra = 0.0
         if limiter is not None and hasattr(limiter, "blocked_for_s"):
             with contextlib.suppress(Exception):
-                extra = float(limiter.blocked_for_s(time.time()))
+                extra = min(_SHUTDOWN_MAX_RETRY_AFTER_S, float(limiter.blocked_for_s(time.time())))
         return _SHUTDOWN_WAIT_S + extra + self.settings.execution.stop_confirm_timeout_ms / 1000.0
 
     async def _naked_at_exit(self) -> bool:

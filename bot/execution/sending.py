@@ -111,13 +111,29 @@ class OrderSending:
         self._spawn(self._send(m, leg))
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """An engine task (order, cancel, leverage + entry, account refresh) inside its own error boundary:
+        what it raises is counted and logged, never raised into the TaskGroup (it would end the process)."""
         if self._tg is not None:
-            task = self._tg.create_task(coro)
+            task = self._tg.create_task(self._guarded(coro))
         else:  # driven without run() (backtests step the engine themselves): still owned and awaited by drain()
-            task = asyncio.get_running_loop().create_task(coro)
+            task = asyncio.get_running_loop().create_task(self._guarded(coro))
+        # a task cancelled before its first step never started `coro`: close it (no "never awaited")
+        task.add_done_callback(lambda _t: coro.close())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
+
+    async def _guarded(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.stats["errors"] += 1
+            self.log.error("engine_task_failed", task=getattr(coro, "__qualname__", "?"),
+                           error=f"{type(e).__name__}: {e}")
+            self.request_reconcile("", f"engine task {getattr(coro, '__qualname__', '?')} raised {type(e).__name__}")
+            return None
 
     async def _send(self, m: TradeMachine, leg: Leg, started: asyncio.Task[OrderAck] | None = None) -> None:
         try:
