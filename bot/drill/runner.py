@@ -49,7 +49,7 @@ class Drill:
     scenario: Callable[[Ctx], Awaitable[None]]
     retry_after_s: float = 0.0  # the drill's Retry-After: part of the naked limit
     overrides: dict[str, str] = field(default_factory=dict)
-    expect_alerts: tuple[str, ...] = ()  # each must appear in some alert's text (e.g. the symbol)
+    expect_alerts: tuple[str, ...] = ()  # "kind:text" each matched by some alert (see _alert_matches)
     runs_bot: bool = True  # False: the scenario runs its own process (prod_url_without_live)
     timeout_s: float = 60.0
 
@@ -174,8 +174,7 @@ def _row(ctx: Ctx, tracker: Any, final: dict[str, Any], alerts: list[dict[str, A
         survived: bool | None = bool(alive_at_end) and rc == 0
     else:
         survived = ctx.survived
-    texts = [str(a.get("text", "")) for a in alerts]
-    missing = [want for want in ctx.expect_alerts if not any(want in t for t in texts)]
+    missing = [want for want in ctx.expect_alerts if not any(_alert_matches(want, a) for a in alerts)]
     failed = [f"{k}: {d}" if d else k for k, (ok, d) in ctx.checks.items() if not ok]
     reasons = []
     if error:
@@ -223,3 +222,9 @@ def error_row(drill: Drill, work: Path, error: str) -> dict[str, Any]:
             "alerts": {"count": 0, "kinds": {}, "expected": list(drill.expect_alerts), "missing": []},
             "checks": {}, "trades": 0, "poll_samples": 0, "max_poll_gap_s": 0.0, "wall_s": 0.0, "notes": [],
             "reasons": [error], "passed": False, "work_dir": str(work)}
+
+
+def _alert_matches(want: str, alert: dict[str, Any]) -> bool:
+    """`want` is "kind:text": an alert of that kind whose text contains `text` ("" kind: any kind)."""
+    kind, _, text = want.partition(":")
+    return (not kind or alert.get("kind") == kind) and text in str(alert.get("text", ""))
