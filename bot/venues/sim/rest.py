@@ -141,7 +141,6 @@ class _Rest:
     def __init__(self, s: SimServer) -> None:
         self.s = s
         self.ex = s.ex
-        self._late_tasks: set[asyncio.Task[None]] = set()
 
     def _inst(self, p: Params) -> Instrument:
         return self.ex.market(_need(p, "symbol").upper()).inst
@@ -254,8 +253,8 @@ class _Rest:
                 faults.late_pending -= 1
 
         task = asyncio.get_running_loop().create_task(later())
-        self._late_tasks.add(task)
-        task.add_done_callback(self._late_tasks.discard)
+        self.s.late_tasks.add(task)
+        task.add_done_callback(self.s.late_tasks.discard)
 
     async def cancel_order(self, p: Params) -> Any:
         inst = self._inst(p)
