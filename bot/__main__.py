@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": ("bench", "benchmarks: book, sim, signals, latency"),
     "exchange-sim": ("exchange_sim", "serve the Binance-compatible loopback exchange simulator"),
+    "drill": ("drill", "fault drills against the loopback exchange (real processes): naked time, journal, survival"),
 }
 
 

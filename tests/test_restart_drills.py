@@ -15,195 +15,27 @@ C: a position opened by hand (no journal trade) gets a protective stop from conf
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import signal
-import socket
-import sqlite3
-import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
-from aiohttp import web
 
+from bot.drill.procs import Bot, Sim, rows, until, webhook
 from tests.sim.server_helpers import call
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = 7
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER__")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
-
-
-class Sim:
-    def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(tmp / "sim.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "exchange-sim", "--port", str(self.port),
-                                      "--seed", str(SEED)], cwd=ROOT, env=_env(), stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    s = Sim(tmp_path_factory.mktemp("sim"))
-    deadline = time.monotonic() + 20
-    while True:  # bounded: the server prints "ready" well under 2 s
-        try:
-            with socket.create_connection(("127.0.0.1", s.port), timeout=0.2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or s.proc.poll() is not None:
-                s.stop()
-                raise AssertionError("exchange-sim did not start") from None
-            time.sleep(0.1)
+    s = Sim(tmp_path_factory.mktemp("sim"), seed=SEED)
+    s.wait_ready()
     yield s
     s.stop()
-
-
-class Bot:
-    """One `scalper run` process; its JSON log in `<state>/bot-N.log`."""
-
-    n = 0
-
-    def __init__(self, sim: Sim, state: Path, hook: str, **over: str) -> None:
-        Bot.n += 1
-        self.log_path = state / f"bot-{Bot.n}.log"
-        p = sim.port
-        env = _env(
-            SCALPER__VENUE__REST_URL=sim.base, SCALPER__VENUE__WS_PUBLIC_URL=f"ws://127.0.0.1:{p}/public",
-            SCALPER__VENUE__WS_MARKET_URL=f"ws://127.0.0.1:{p}/market",
-            SCALPER__VENUE__WS_PRIVATE_URL=f"ws://127.0.0.1:{p}/private",
-            SCALPER__VENUE__API_KEY="sim-key", SCALPER__VENUE__API_SECRET="sim-secret",
-            SCALPER__APP__STATE_DIR=str(state), SCALPER__OPS__ENABLED="false", SCALPER__LOG__FORMAT="json",
-            SCALPER__OPS__ALERTS__WEBHOOK_URL=hook,
-            # trade within seconds on the generated market (config/default.toml's demo pace)
-            SCALPER__SIGNALS__MOMENTUM__BAR_MS="1000", SCALPER__SIGNALS__MOMENTUM__COOLDOWN_S="20",
-            SCALPER__SIGNALS__RSI_SNAPBACK__BAR_MS="1000", SCALPER__SIGNALS__RSI_SNAPBACK__COOLDOWN_S="20",
-            SCALPER__SIGNALS__BREAKOUT_FADE__COOLDOWN_S="20", SCALPER__SIGNALS__ABSORPTION__COOLDOWN_S="20",
-            SCALPER__RISK__MAX_CONSECUTIVE_LOSSES="50", SCALPER__RISK__SETUP_COOLDOWN_S="0",
-            # the drills are about restarts, not the confirm deadline: a loaded 2-core box can miss 500 ms
-            # on a later trade, whose flatten + symbol halt would then be mistaken for a restart fault
-            SCALPER__EXECUTION__STOP_CONFIRM_TIMEOUT_MS="3000", **over)
-        self.out = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "-c", "config/exchange-sim.toml",
-                                      "--no-view"], cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.out.close()
-
-    def term(self, timeout_s: float = 25.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.out.close()
-
-    def events(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_bytes().splitlines():
-            with contextlib.suppress(orjson.JSONDecodeError):
-                out.append(orjson.loads(line))
-        return out
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-
-class Hook:
-    """The alert webhook: every JSON body it receives."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.url = ""
-
-    def texts(self, kind: str) -> list[str]:
-        return [b["text"] for b in self.bodies if b.get("kind") == kind]
-
-
-@contextlib.asynccontextmanager
-async def webhook() -> AsyncIterator[Hook]:
-    hook = Hook()
-
-    async def post(request: web.Request) -> web.Response:
-        hook.bodies.append(await request.json())
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/hook", post)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    hook.url = f"http://127.0.0.1:{port}/hook"
-    try:
-        yield hook
-    finally:
-        await runner.cleanup()
-
-
-def rows(state: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Read-only look at the bot's journal (WAL: readers never block the writer)."""
-    path = state / "journal-exchange-sim.sqlite"
-    if not path.exists():
-        return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute(sql, params)]
-    except sqlite3.OperationalError:  # not created yet
-        return []
-    finally:
-        db.close()
-
-
-async def until(what: str, fn: Callable[[], Any], timeout_s: float, bot: Bot | None = None, step_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = fn()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return got
-        if bot is not None and not bot.alive():
-            raise AssertionError(f"{what}: the bot exited ({bot.proc.returncode}); log {bot.log_path}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s" + (f"; log {bot.log_path}" if bot else ""))
-        await asyncio.sleep(step_s)
 
 
 async def rest(sim: Sim, method: str, path: str, **params: Any) -> Any:

@@ -5,7 +5,8 @@ kind, its parameters and defaults are in docs/exchange-sim.md:
 drop_ws {route}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
 code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_listen_key,
 clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, settle_funding {symbol, rate_bps},
-clear.
+mute_user_stream {ms}, late_execute {ms, count}, inject {route, raw, stream}, outside_order {symbol,
+side, type, qty, price}, clear.
 
 `GET /_sim/state`: time, account (balances), positions, open orders, open algo orders, books,
 listen keys, faults. Both are loopback test controls, not part of the venue's API.
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "Faults"]
 
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
-         "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "clear")
+         "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "mute_user_stream", "late_execute",
+         "inject", "outside_order", "clear")
+_INJECT_ROUTES = ("market", "public", "private", "all")
 
 
 class Faults:
@@ -46,6 +49,14 @@ class Faults:
         self.freeze_kind = "all"
         self.freeze_symbol = ""
         self.refuse_ws = False
+        self.mute_user_until_ns = 0  # user-data events before this wall time are dropped, not replayed
+        self.muted_events = 0
+        self.late_execute = 0  # next N new orders: ambiguous 503 now, placed `late_ms` later
+        self.late_ms = 3000
+        self.late_pending = 0
+        self.outside_orders = 0
+        self.entries_only = False  # error_after_execute / late_execute: only orders that can open a position
+        self.armed_limits: list[dict[str, Any]] = []  # rate_limit {"on": "METHOD /path"}: starts at that request
         self.applied: list[dict[str, Any]] = []
 
     def clear(self) -> None:
@@ -85,6 +96,7 @@ class Faults:
         elif kind == "error_after_execute":
             self.error_after_execute += int(f.get("count", 1))
             self.error_status = int(f.get("status", 503))
+            self.entries_only = bool(f.get("entries_only", False))
         elif kind == "delay_orders_ms":
             self.delay_orders_ms = int(f.get("ms", 500))
         elif kind == "expire_listen_key":
@@ -98,12 +110,117 @@ class Faults:
             rate = float(f["rate_bps"]) / 10_000 if f.get("rate_bps") is not None else None
             n = s.ex.settle_funding(s.engine_now_ns(), str(f.get("symbol", "")).upper(), rate)
             return {"ok": True, "settled": n}
+        elif kind == "mute_user_stream":
+            import time
+
+            self.mute_user_until_ns = time.time_ns() + int(f.get("ms", 20_000)) * 1_000_000
+        elif kind == "late_execute":
+            self.late_execute += int(f.get("count", 1))
+            self.late_ms = int(f.get("ms", 3000))
+            self.entries_only = bool(f.get("entries_only", False))
+        elif kind == "inject":
+            return {"ok": True, "sent": self._inject(f)}
+        elif kind == "outside_order":
+            return {"ok": True, **self._outside_order(f)}
+        elif kind == "rate_limit" and f.get("on"):
+            on = str(f["on"]).split()
+            if len(on) != 2 or not on[1].startswith("/"):
+                raise ValueError("rate_limit 'on' is 'METHOD /path', e.g. 'POST /fapi/v1/algoOrder'")
+            self.armed_limits.append({**f, "on": f"{on[0].upper()} {on[1]}"})
         elif kind == "rate_limit":
             s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                            int(f.get("ban_s", 120)))
         return {"ok": True}
 
+    def _inject(self, f: dict[str, Any]) -> int:
+        """One raw text frame, verbatim, on every open socket of `route` (the legacy all-streams sockets
+        count as market and public). With `stream`, combined-stream sockets get it wrapped as
+        {"stream": stream, "data": raw} the way they get real payloads (combined private sockets: with
+        their listen key); `raw` is sent unparsed, so it
+        may be anything a broken venue could send."""
+        route = str(f.get("route", "market"))
+        if route not in _INJECT_ROUTES:
+            raise ValueError(f"inject route must be one of {', '.join(_INJECT_ROUTES)}")
+        raw = f.get("raw")
+        if not isinstance(raw, str):
+            raise ValueError("inject needs 'raw': the text frame to send")
+        stream = f.get("stream")
+        data = raw.encode()
+        n = 0
+        for c in list(self.server.conns):
+            hit = (route == "all" or c.route == route
+                   or (route in ("market", "public") and c.route == "all"))
+            if not hit:
+                continue
+            out = data
+            wrap = stream or (c.listen_key if c.route == "private" else "")
+            if wrap and c.combined:
+                out = b'{"stream":"' + str(wrap).encode() + b'","data":' + data + b"}"
+            n += c.put(out)
+        return n
+
+    def _outside_order(self, f: dict[str, Any]) -> dict[str, Any]:
+        """An order on the account as if placed by hand (web UI / another program): a client id that
+        is not the bot's, matched and streamed on the user stream like any order."""
+        from bot.domain.types import OrderKind, Side, TimeInForce
+        from bot.venues.ports import OrderRequest
+
+        s = self.server
+        sym = str(f.get("symbol", "")).upper()
+        inst = s.ex.market(sym).inst
+        side = str(f.get("side", "BUY")).upper()
+        typ = str(f.get("type", "MARKET")).upper()
+        if side not in ("BUY", "SELL") or typ not in ("MARKET", "LIMIT"):
+            raise ValueError("outside_order: side BUY|SELL, type MARKET|LIMIT")
+        lots = inst.qty_to_lots(f.get("qty", inst.lots_to_qty(inst.min_lots)))
+        price = inst.price_to_ticks(f["price"]) if typ == "LIMIT" else None
+        if typ == "LIMIT" and price is None:
+            raise ValueError("outside_order LIMIT needs 'price'")
+        self.outside_orders += 1
+        cid = str(f.get("client_id") or f"web_manual_{self.outside_orders}")
+        req = OrderRequest(cid, sym, Side(side), OrderKind(typ), lots, price,
+                           time_in_force=TimeInForce.GTC, reduce_only=bool(f.get("reduce_only", False)))
+        from bot.venues.sim.orders import SimError
+
+        try:
+            o = s.ex.place_order(req, now_ns=s.engine_now_ns())
+        except SimError as e:
+            raise ValueError(f"outside_order refused: {e.code} {e.msg}") from e
+        return {"client_id": cid, "status": o.status}
+
     # ------------------------------------------------------------------ hooks
+    def user_event_allowed(self) -> bool:
+        """False while `mute_user_stream` holds: the private socket stays open and answers pings, but
+        the event is lost (a venue stream that silently stops delivering, issue 11)."""
+        if self.mute_user_until_ns:
+            import time
+
+            if time.time_ns() < self.mute_user_until_ns:
+                self.muted_events += 1
+                return False
+            self.mute_user_until_ns = 0
+        return True
+
+    def arm_limit(self, method: str, path: str) -> None:
+        """rate_limit {"on": ...}: the 429 window starts with this request (which is refused too), e.g.
+        exactly when the bot places its stop."""
+        key = f"{method} {path}"
+        for f in self.armed_limits:
+            if f["on"] == key:
+                self.armed_limits.remove(f)
+                s = self.server
+                s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
+                               int(f.get("ban_s", 120)))
+                return
+
+    def take_late_execute(self, opening: bool = True) -> int | None:
+        """Milliseconds to hold the next new order before placing it, or None. `opening`: the order is
+        not reduce-only (with `entries_only`, the others pass untouched)."""
+        if self.late_execute and (opening or not self.entries_only):
+            self.late_execute -= 1
+            return self.late_ms
+        return None
+
     def stream_allowed(self, msg: Message, ts_ns: int) -> bool:
         if self.freeze_until_ns:
             import time
@@ -129,8 +246,8 @@ class Faults:
             return self.reject_code, self.reject_msg
         return None
 
-    def take_error_after_execute(self) -> int | None:
-        if self.error_after_execute:
+    def take_error_after_execute(self, opening: bool = True) -> int | None:
+        if self.error_after_execute and (opening or not self.entries_only):
             self.error_after_execute -= 1
             return self.error_status
         return None
@@ -177,7 +294,21 @@ class Faults:
             "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
                        "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,
                        "gaps": self.gaps, "frozen": bool(self.freeze_until_ns),
+                       "user_stream_muted": bool(self.mute_user_until_ns), "muted_events": self.muted_events,
+                       "late_execute": self.late_execute, "late_pending": self.late_pending,
+                       "outside_orders": self.outside_orders,
                        "rate_limited_until_ms": s.limits.limited_until_ms,
+                       "rate_limit_armed": [f["on"] for f in self.armed_limits],
                        "banned_until_ms": s.limits.banned_until_ms},
         }
+        if request.query.get("history"):
+            # every order, algo order and fill since start (drill checks: duplicate client ids, fills
+            # the journal must hold); opt-in so the 50 ms state poll stays small
+            state["orders"] = [{**wire.order_body(ex, o), "parentClientAlgoId": o.parent_client_id}
+                               for o in ex.orders.values()]
+            state["algo_orders"] = [wire.algo_body(ex, a) for a in ex.algos.values()]
+            state["fills"] = [{"id": tid, "orderId": o.order_id, "clientOrderId": o.client_id, "symbol": o.symbol,
+                               "side": o.side, "qty": ex.markets[o.symbol].inst.lots_to_qty(lots),
+                               "price": px * ex.markets[o.symbol].inst.tick, "time": ts // 1_000_000}
+                              for tid, o, lots, px, _fee, _rp, _maker, ts in ex.fills]
         return web.json_response(state, dumps=lambda o: orjson.dumps(o).decode())

@@ -1,0 +1,279 @@
+"""The drills (names are the contract of `scalper drill --only`). Each scenario gets a `Ctx` with the
+exchange, the webhook, the watcher and the running bot; it injects its fault at the moment that matters,
+records named checks that the fault really took effect, and returns. The runner then stops the bot with
+SIGTERM and scores the row (runner.py, score.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from bot.drill.runner import Ctx, Drill, DrillFailed
+
+__all__ = ["DRILLS", "by_name"]
+
+# a hand-made order's size per symbol: above the minimum notional, small against the 10k test wallet
+HAND_QTY = {"BTCUSDT": 0.01, "ETHUSDT": 0.1}
+
+
+async def _ready(ctx: Ctx, timeout_s: float = 20.0) -> None:
+    """The bot is connected: its user stream is open and both books are live at the exchange's side."""
+    async def up() -> bool:
+        st = await ctx.state()
+        return st["connections"]["private"] >= 1 and st["connections"]["public"] >= 1
+
+    await ctx.wait("the bot connected to the exchange", up, timeout_s, step_s=0.1)
+
+
+async def _observe(ctx: Ctx, seconds: float) -> None:
+    """Let the bot run while the watcher measures. A bot that exits meanwhile is noted, and the full time
+    is still observed: what it left behind at the exchange (a naked position) keeps being measured."""
+    end = time.monotonic() + seconds
+    noted = False
+    while time.monotonic() < end:
+        if not noted and ctx.bot is not None and not ctx.bot.alive():
+            ctx.notes.append(f"bot exited on its own with {ctx.bot.proc.returncode}")
+            noted = True
+        await asyncio.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------- protection under 429
+async def stop_429(ctx: Ctx) -> None:
+    # the 429 window (Retry-After 10 s) starts at the bot's first stop placement, which it refuses too;
+    # ban_after is high: this drill is about the stop during a 429, not about the ban policy
+    await ctx.fault({"kind": "rate_limit", "on": "POST /fapi/v1/algoOrder", "retry_after_s": 10,
+                     "ban_after": 50, "ban_s": 120})
+
+    async def hit() -> bool:
+        return not (await ctx.state())["faults"]["rate_limit_armed"]
+
+    await ctx.wait("a stop placement met the 429", hit, 40)
+    ctx.check("stop met 429", True)
+    await _observe(ctx, 10 + 5)
+
+
+async def silent_user_stream(ctx: Ctx) -> None:
+    await _ready(ctx)
+    t0_ms = (await ctx.state())["time"]
+    mute_ms = 15_000
+    await ctx.fault({"kind": "mute_user_stream", "ms": mute_ms})
+    await _observe(ctx, mute_ms / 1000)
+    st = await ctx.state(history=True)
+    silent = [f for f in st["fills"] if t0_ms <= f["time"] <= t0_ms + mute_ms]
+    ctx.check("fills while muted", bool(silent), f"{len(silent)} fills the bot never heard of")
+    ctx.notes.append(f"{st['faults']['muted_events']} user-stream events lost")
+    await _observe(ctx, 6)
+
+
+async def late_execution(ctx: Ctx) -> None:
+    await ctx.fault({"kind": "late_execute", "ms": 3000, "count": 1, "entries_only": True})
+
+    async def executed() -> bool:
+        f = (await ctx.state())["faults"]
+        return f["late_execute"] == 0 and f["late_pending"] == 0
+
+    await ctx.wait("an entry answered 503 and executed 3 s later", executed, 40)
+    st = await ctx.state(history=True)
+    entries = {leg["client_id"]: leg["trade_id"] for leg in ctx.rows("SELECT * FROM legs WHERE role='entry'")}
+    late = [o for o in st["orders"] if o["clientOrderId"] in entries]
+    ctx.check("late entry placed", bool(late))
+    ctx.notes.append("late entry filled" if any(float(o["executedQty"]) > 0 for o in late) else
+                     "late entry rested unfilled")
+    await _observe(ctx, 8)
+
+
+async def ambiguous_entry_lookup_fails(ctx: Ctx) -> None:
+    # the entry executes but answers 503; every look-up of it then meets a 429 (Retry-After 3 s)
+    await ctx.fault({"kind": "error_after_execute", "count": 1, "entries_only": True})
+    await ctx.fault({"kind": "rate_limit", "on": "GET /fapi/v1/order", "retry_after_s": 3, "ban_after": 50})
+
+    async def both() -> bool:
+        f = (await ctx.state())["faults"]
+        return f["error_after_execute"] == 0 and not f["rate_limit_armed"]
+
+    await ctx.wait("an ambiguous entry and a failing look-up", both, 40)
+    ctx.check("look-up met 429", True)
+    await _observe(ctx, 3 + 7)
+
+
+# ---------------------------------------------------------------------------- malformed input
+def _bad_depth(symbol: str, last_u: int, now_ms: int) -> list[str]:
+    def diff(**kw: Any) -> str:
+        body = {"e": "depthUpdate", "E": now_ms, "T": now_ms, "s": symbol, "U": last_u + 1, "u": last_u + 1,
+                "pu": last_u, "b": [], "a": []}
+        body.update(kw)
+        return orjson.dumps(body).decode()
+
+    return [diff(b=[["abc", "1"]]), diff(b=[["NaN", "1"]]), diff(a=[["1e400", "1"]]),
+            diff(b=[["50000.0", "1", "2"]]), diff(u=str(last_u + 1))]
+
+
+async def malformed_market(ctx: Ctx) -> None:
+    await _ready(ctx)
+    await ctx.trade_in(("ENTERING", "PROTECTED", "EXITING", "CLOSED"), 30)  # trading, books in use
+    delivered = total = 0
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        for i in range(5):
+            if ctx.bot is None or not ctx.bot.alive():
+                break
+            # each bad message on its own: wait for the market socket (a resync may reconnect it)
+            with contextlib.suppress(DrillFailed):
+                await ctx.wait("a public socket", _has_socket(ctx, "public"), 5)
+            st = await ctx.state()
+            raw = _bad_depth(sym, int(st["books"][sym]["last_update_id"]), int(st["time"]))[i]
+            got = await ctx.fault({"kind": "inject", "route": "public", "raw": raw,
+                                   "stream": f"{sym.lower()}@depth@100ms"})
+            total += 1
+            delivered += got["sent"] >= 1
+            await asyncio.sleep(0.3)
+    ctx.check("bad depth delivered", total == 10 and delivered == total,
+              f"{delivered} of {total} sent messages reached the bot (of 10)")
+    await _observe(ctx, 8)
+
+
+def _has_socket(ctx: Ctx, route: str) -> Any:
+    async def check() -> bool:
+        return bool((await ctx.state())["connections"][route])
+
+    return check
+
+
+async def malformed_user(ctx: Ctx) -> None:
+    t = await ctx.trade_in(("PROTECTED",), 30)
+    st = await ctx.state()
+    now = int(st["time"])
+    mine = [o for o in st["open_orders"] if o["clientOrderId"].startswith(t["trade_id"] + "-")]
+    o = mine[0] if mine else {"symbol": t["symbol"], "clientOrderId": f"{t['trade_id']}-tp1", "orderId": 1,
+                              "origQty": "0.001", "price": "0", "type": "LIMIT"}
+    ev = {"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": {
+        "s": o["symbol"], "c": o["clientOrderId"], "S": "HOLD", "o": o["type"], "f": "GTC", "q": o["origQty"],
+        "p": o["price"], "ap": o["price"], "sp": "0", "x": "TRADE", "X": "PARTIALLY_FILLED", "i": o["orderId"],
+        "l": o["origQty"], "z": o["origQty"], "L": o["price"], "n": "0", "N": "USDT", "T": now, "t": 999999999,
+        "b": "0", "a": "0", "m": True, "R": True, "wt": "CONTRACT_PRICE", "ot": o["type"], "ps": "BOTH",
+        "cp": False, "rp": "0", "pP": False, "si": 0, "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0}}
+    got = await ctx.fault({"kind": "inject", "route": "private", "raw": orjson.dumps(ev).decode()})
+    ctx.check("bad user event delivered", got["sent"] >= 1, f"on {got['sent']} sockets, order {o['clientOrderId']}")
+    await _observe(ctx, 8)
+
+
+# ---------------------------------------------------------------------------- trading from outside
+async def manual_position(ctx: Ctx) -> None:
+    await _ready(ctx)
+    await asyncio.sleep(1.0)  # start-up reconciliation done
+    pos = await ctx.positions()
+    sym = next((s for s in HAND_QTY if not pos.get(s)), None)
+    if sym is None:
+        raise DrillFailed("no flat symbol to trade by hand")
+    ctx.expect_alerts.append(f"emergency:{sym}")
+    got = await ctx.fault({"kind": "outside_order", "symbol": sym, "side": "BUY", "type": "MARKET",
+                           "qty": HAND_QTY[sym]})
+    ctx.check("hand order filled", got["status"] == "FILLED", f"{got['client_id']} {got['status']}")
+    await _observe(ctx, 12)
+
+
+async def manual_add(ctx: Ctx) -> None:
+    t = await ctx.trade_in(("PROTECTED",), 30)
+    sym = t["symbol"]
+    amt = (await ctx.positions()).get(sym, 0.0)
+    if not amt:
+        raise DrillFailed(f"{t['trade_id']} PROTECTED but no {sym} position at the exchange")
+    ctx.expect_alerts.append(f"emergency:{sym}")
+    got = await ctx.fault({"kind": "outside_order", "symbol": sym, "side": "BUY" if amt > 0 else "SELL",
+                           "type": "MARKET", "qty": HAND_QTY[sym]})
+    ctx.check("hand order filled", got["status"] == "FILLED", f"{got['client_id']} adds {HAND_QTY[sym]} to {amt}")
+    await _observe(ctx, 12)
+
+
+# ---------------------------------------------------------------------------- stale market
+STALE_GRACE_MS = 1000  # a book must count as stale within this of its last message (issue 11: hundreds of ms)
+
+
+async def freeze_5s(ctx: Ctx) -> None:
+    await ctx.trade_in(("PROTECTED",), 30)
+    t0 = int((await ctx.state())["time"])
+    await ctx.fault({"kind": "freeze_stream", "ms": 5000})
+    await _observe(ctx, 5 + 4)
+    st = await ctx.state(history=True)
+    entries = {leg["client_id"] for leg in ctx.rows("SELECT client_id FROM legs WHERE role='entry'")}
+    stale = [o["clientOrderId"] for o in st["orders"] if o["clientOrderId"] in entries
+             and t0 + STALE_GRACE_MS <= o["time"] <= t0 + 5000]
+    ctx.check("no entry on a stale book", not stale, f"entries sent while frozen: {stale}" if stale else "")
+
+
+# ---------------------------------------------------------------------------- live-money guard
+async def prod_url_without_live(ctx: Ctx) -> None:
+    from bot.drill.procs import Bot
+
+    audit = ctx.work / "net-audit.jsonl"
+    env = {"SCALPER__VENUE__REST_URL": "https://fapi.binance.com"}
+    bot = Bot(ctx.sim, ctx.work, ctx.hook.url, launcher=[sys.executable, "-m", "bot.drill.netwatch", str(audit), "--"],
+              **env)
+    try:
+        rc = await asyncio.to_thread(bot.proc.wait, 30)
+    except subprocess.TimeoutExpired:  # still running after 30 s: it did not refuse
+        rc = await asyncio.to_thread(bot.term)
+        ctx.check("refused at start", False, "still running after 30 s")
+    else:
+        bot.out.close()
+    out = [ln for ln in bot.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    attempts = []
+    if audit.exists():
+        attempts = [orjson.loads(ln) for ln in audit.read_bytes().splitlines() if ln.strip()]
+    remote = sorted({a["host"] for a in attempts if not a["local"]})
+    ctx.check("exit non-zero", rc not in (0, None), f"exit {rc}")
+    ctx.check("one line", len(out) == 1, f"{len(out)} lines: {out[-1][:160] if out else ''}")
+    ctx.check("no network attempt", not remote, f"looked up / connected to {remote}" if remote else "")
+    ctx.survived = None  # not applicable: this process must refuse to start
+    ctx.notes.append(out[-1][:200] if out else "no output")
+
+
+# ---------------------------------------------------------------------------- crash
+async def sigkill_mid_trade(ctx: Ctx) -> None:
+    t = await ctx.trade_in(("PROTECTED",), 30)
+    await ctx.kill_bot()
+    tid, sym = t["trade_id"], t["symbol"]
+    st = await ctx.state()
+    amt = next((float(p["positionAmt"]) for p in st["positions"] if p["symbol"] == sym), 0.0)
+    ctx.notes.append(f"killed with {tid} PROTECTED ({sym} {amt:+g} at the exchange)")
+    await asyncio.sleep(1.0)  # down: the watcher keeps measuring the exchange-side stop
+    ctx.start_bot(SCALPER__EXECUTION__MAX_HOLD_S="1")
+    done = await ctx.wait(f"{tid} CLOSED after the restart", lambda: ctx.rows(
+        "SELECT * FROM trades WHERE trade_id=? AND state='CLOSED'", (tid,)), 30)
+    ctx.check("adopted and closed", bool(done), str(done[0]["exit_reason"]) if done else "")
+    await _observe(ctx, 2)
+
+
+DRILLS: tuple[Drill, ...] = (
+    Drill("stop_429", "429 with Retry-After 10 s exactly when the stop is placed", stop_429, retry_after_s=10),
+    Drill("silent_user_stream", "user stream open but silent 15 s while entries fill", silent_user_stream),
+    Drill("late_execution", "an entry answers 503, is not found, and executes 3 s later", late_execution),
+    Drill("ambiguous_entry_lookup_fails", "an entry answers 503 (executed) and its look-ups meet a 429 "
+          "(Retry-After 3 s)", ambiguous_entry_lookup_fails, retry_after_s=3),
+    Drill("malformed_market", "bad depth messages: 'abc', NaN, 1e400, a 3-item level, u as a string",
+          malformed_market),
+    Drill("malformed_user", 'an ORDER_TRADE_UPDATE with "S": "HOLD"', malformed_user),
+    Drill("manual_position", "a position opened by hand on a flat symbol while the bot runs", manual_position),
+    Drill("manual_add", "a size added by hand to the bot's protected position", manual_add),
+    Drill("freeze_5s", "market data frozen 5 s: no entry on a stale book, positions still protected", freeze_5s),
+    Drill("prod_url_without_live", "SCALPER__VENUE__REST_URL = Binance production without --live: refuse "
+          "with one line, no network", prod_url_without_live, runs_bot=False),
+    Drill("sigkill_mid_trade", "SIGKILL with a trade PROTECTED, restart: adopted and completed",
+          sigkill_mid_trade),
+)
+
+
+def by_name(names: list[str] | None) -> list[Drill]:
+    if not names:
+        return list(DRILLS)
+    known = {d.name: d for d in DRILLS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown drill(s) {', '.join(unknown)}; drills: {', '.join(known)}")
+    return [known[n] for n in names]
