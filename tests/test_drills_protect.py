@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,79 +26,32 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 
-from tests.test_restart_drills import ROOT, Hook, Sim, _env, rows, until, webhook
+from bot.drill.procs import Bot, Sim, rows, until, webhook
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 STOP_CONFIRM_MS = 500  # config/default.toml's execution.stop_confirm_timeout_ms
 POLL_S = 0.05  # the watcher's resolution: a naked interval is measured to within one poll
+# a market entry always fills: the drill needs a position at the moment of the fault
+OVERRIDES = {"SCALPER__EXECUTION__ENTRY_ORDER": "market",
+             "SCALPER__EXECUTION__STOP_CONFIRM_TIMEOUT_MS": str(STOP_CONFIRM_MS)}
 
 
 @pytest.fixture
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     """A fresh exchange per drill: the journal is compared with an exchange that only this bot traded on."""
-    import socket
-
     s = Sim(tmp_path_factory.mktemp("sim"))
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", s.port), timeout=0.2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or s.proc.poll() is not None:
-                s.stop()
-                raise AssertionError("exchange-sim did not start") from None
-            time.sleep(0.1)
-    yield s
-    s.stop()
+    s.wait_ready()
+    try:
+        yield s
+    finally:
+        s.stop()
 
 
-class Bot:
-    def __init__(self, sim: Sim, state: Path, hook: Hook) -> None:
-        self.log_path = state / "bot.log"
-        p = sim.port
-        env = _env(
-            SCALPER__VENUE__REST_URL=sim.base, SCALPER__VENUE__WS_PUBLIC_URL=f"ws://127.0.0.1:{p}/public",
-            SCALPER__VENUE__WS_MARKET_URL=f"ws://127.0.0.1:{p}/market",
-            SCALPER__VENUE__WS_PRIVATE_URL=f"ws://127.0.0.1:{p}/private",
-            SCALPER__VENUE__API_KEY="sim-key", SCALPER__VENUE__API_SECRET="sim-secret",
-            SCALPER__APP__STATE_DIR=str(state), SCALPER__OPS__ENABLED="false", SCALPER__LOG__FORMAT="json",
-            SCALPER__OPS__ALERTS__WEBHOOK_URL=hook.url,
-            SCALPER__SIGNALS__MOMENTUM__BAR_MS="1000", SCALPER__SIGNALS__MOMENTUM__COOLDOWN_S="20",
-            SCALPER__SIGNALS__RSI_SNAPBACK__BAR_MS="1000", SCALPER__SIGNALS__RSI_SNAPBACK__COOLDOWN_S="20",
-            SCALPER__SIGNALS__BREAKOUT_FADE__COOLDOWN_S="20", SCALPER__SIGNALS__ABSORPTION__COOLDOWN_S="20",
-            SCALPER__RISK__MAX_CONSECUTIVE_LOSSES="50", SCALPER__RISK__SETUP_COOLDOWN_S="0",
-            # a market entry always fills: the drill needs a position at the moment of the fault
-            SCALPER__EXECUTION__ENTRY_ORDER="market",
-            SCALPER__EXECUTION__STOP_CONFIRM_TIMEOUT_MS=str(STOP_CONFIRM_MS))
-        self.out = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "-c", "config/exchange-sim.toml",
-                                      "--no-view"], cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def term(self, timeout_s: float = 40.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.out.close()
-
-    def events(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_bytes().splitlines():
-            with contextlib.suppress(orjson.JSONDecodeError):
-                out.append(orjson.loads(line))
-        return out
+def start_bot(sim: Sim, state: Path, hook_url: str) -> Bot:
+    return Bot(sim, state, hook_url, **OVERRIDES)
 
 
 def _covered(state: dict[str, Any]) -> dict[str, tuple[float, bool]]:
@@ -203,7 +154,7 @@ async def arm_at_first_entry(sim: Sim, bot: Bot, state: Path, **limit: Any) -> d
 
 async def _end_and_check(sim: Sim, bot: Bot, state: Path, w: Watcher) -> None:
     """SIGTERM: exit 0, no position at the exchange without a stop, journal == exchange."""
-    rc = bot.term()
+    rc = bot.term(40.0)
     await asyncio.sleep(3 * POLL_S)
     st = await sim_state(sim)
     naked = [s for s, (_, ok) in _covered(st).items() if not ok]
@@ -217,7 +168,7 @@ async def test_drill_429_while_the_stop_is_placed(sim: Sim, tmp_path: Path) -> N
     retry_after_s = 10
     await fault(sim, kind="delay_orders_ms", ms=400)
     async with webhook() as hook, watching(sim) as w:
-        bot = Bot(sim, tmp_path, hook)
+        bot = start_bot(sim, tmp_path, hook.url)
         try:
             t = await arm_at_first_entry(sim, bot, tmp_path, retry_after_s=retry_after_s, ban_after=10)
             tid = t["trade_id"]
@@ -249,7 +200,7 @@ async def test_drill_ambiguous_entry_while_lookups_fail(sim: Sim, tmp_path: Path
     await fault(sim, kind="delay_orders_ms", ms=400)
     await fault(sim, kind="error_after_execute", count=1, status=503)  # the first order: the first entry
     async with webhook() as hook, watching(sim) as w:
-        bot = Bot(sim, tmp_path, hook)
+        bot = start_bot(sim, tmp_path, hook.url)
         try:
             t = await arm_at_first_entry(sim, bot, tmp_path, retry_after_s=retry_after_s, ban_after=10)
             tid = t["trade_id"]
@@ -271,3 +222,29 @@ async def test_drill_ambiguous_entry_while_lookups_fail(sim: Sim, tmp_path: Path
             assert len(legs) == 1
         finally:
             await _end_and_check(sim, bot, tmp_path, w)
+
+
+async def test_drill_late_execution_after_not_found(sim: Sim, tmp_path: Path) -> None:
+    """The entry answers 503 and look-ups say "not found" (-2013) until it executes 3 s later: the trade is
+    ABORTED, the fill arrives for it; the engine hands the position to reconciliation (no IllegalTransition,
+    no exit), which gives it a stop."""
+    await fault(sim, kind="late_execute", ms=3000, count=1, entries_only=True)
+    async with webhook() as hook, watching(sim) as w:
+        bot = start_bot(sim, tmp_path, hook.url)
+        try:
+            await until("the late fill handed to reconciliation", lambda: [
+                e for e in bot.events() if e.get("event") == "fill_on_ended_trade"], 120, bot)
+            t_late = time.monotonic()
+            await until("every position covered", lambda: (
+                time.monotonic() > t_late + 1 and w.polls and not w.naked_now()), 20, bot)
+            assert bot.alive()
+            print(f"drill late-execution: max naked {w.max_naked_s:.3f} s, intervals {w.intervals}")
+            assert w.max_naked_s <= STOP_CONFIRM_MS / 1000 + 2 * POLL_S, (w.max_naked_s, w.intervals, bot.log_path)
+            assert not [e for e in bot.events() if e.get("event") in ("fatal", "engine_input_failed")]
+            late = [e for e in bot.events() if e.get("event") == "fill_on_ended_trade"]
+            assert {e["state"] for e in late} == {"ABORTED"}
+        finally:
+            rc = bot.term(40.0)
+        assert rc == 0
+        st = await sim_state(sim)
+        assert not [s for s, (_, ok) in _covered(st).items() if not ok], st["positions"]

@@ -40,6 +40,7 @@ from bot.execution.actions import (
     TradeState,
     Unschedule,
 )
+from bot.execution.guards import EngineGuards
 from bot.execution.planner import entry_terms, plan_trade
 from bot.execution.sending import OrderSending
 from bot.execution.trade import TradeMachine
@@ -59,7 +60,7 @@ __all__ = ["ExecutionEngine"]
 _PLANNED, _ENTERING = TradeState.PLANNED.value, TradeState.ENTERING.value
 
 
-class ExecutionEngine(OrderSending):
+class ExecutionEngine(EngineGuards, OrderSending):
     def __init__(self, gateway: ExecutionGateway, risk: RiskManager, journal: Journal, cfg: ExecutionSection,
                  risk_cfg: RiskSection, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.gw = gateway
@@ -74,6 +75,7 @@ class ExecutionEngine(OrderSending):
         # ended trades stay reachable for late updates (cancel confirmations after an OCO), newest kept
         self._ended: dict[str, TradeMachine] = {}
         self._by_client: dict[str, str] = {}
+        self._late_lots: dict[str, int] = {}  # client id -> cumulative lots of fills after its trade ended
         self._timers: list[tuple[int, int, str, Any]] = []
         self._seq = 0
         self._wake = asyncio.Event()
@@ -225,33 +227,6 @@ class ExecutionEngine(OrderSending):
         except Exception as e:
             self._failed(m, f"update of {u.client_id} ({u.status.value})", e)
 
-    def _late_fill(self, m: TradeMachine, u: OrderUpdate) -> bool:
-        """A fill for a trade that already ended (an order that executed after its look-ups said "not
-        found", a second exit): the position it makes belongs to no trade. The machine cannot take it (an
-        ended trade has no legal move); it is journaled as an order event and reconciliation, which gives
-        a position of no trade its stop, is asked for at once."""
-        leg = m.legs.get(u.client_id) or (m.legs.get(u.parent_id) if u.parent_id else None)
-        if leg is None or u.filled_lots <= leg.filled_lots:
-            return False
-        self.stats["late_fills"] += 1
-        now = self.clock()
-        why = (f"fill of {u.filled_lots - leg.filled_lots} lots at {u.last_fill_price or u.avg_price} after the "
-               f"trade ended {m.state.value}")
-        self.journal.order_event(now, m.tid, u.client_id, u.status.value, reason=why,
-                                 venue_order_id=u.venue_order_id or None)
-        self.log.error("fill_on_ended_trade", trade_id=m.tid, client_id=u.client_id, symbol=m.plan.symbol,
-                       side=u.side.value if u.side is not None else "", lots=u.filled_lots - leg.filled_lots,
-                       state=m.state.value)
-        self.request_reconcile(m.plan.symbol, f"{m.tid}: {why}")
-        return True
-
-    def _failed(self, m: TradeMachine | None, what: str, e: Exception) -> None:
-        self.stats["errors"] += 1
-        self.log.error("engine_input_failed", trade_id=m.tid if m is not None else "", what=what,
-                       error=f"{type(e).__name__}: {e}")
-        if m is not None:
-            self.request_reconcile(m.plan.symbol, f"{m.tid}: {what} raised {type(e).__name__}")
-
     async def on_price(self, symbol: str, ticks: int) -> None:
         """Mark (or last) price of a symbol, in ticks: trailing, scale-in triggers, progress."""
         now = self.clock()
@@ -279,23 +254,6 @@ class ExecutionEngine(OrderSending):
                 await self._apply(m, m.flatten(reason, now))
             except Exception as e:
                 self._failed(m, "flatten", e)
-
-    def unprotected(self) -> list[dict[str, Any]]:
-        """Trades holding a position without a stop the venue confirmed (symbol, side, qty, what is missing):
-        what a shutdown may not leave behind."""
-        out = []
-        for m in self.trades.values():
-            if m.pos_lots <= 0:
-                continue
-            stop = m.stop_leg
-            if stop is not None and stop.confirmed and not stop.done:
-                continue
-            missing = "stop not placed" if stop is None else (
-                f"stop {stop.client_id} {stop.status.value.lower()}" if stop.done else
-                f"stop {stop.client_id} not confirmed by the venue")
-            out.append({"trade_id": m.tid, "symbol": m.plan.symbol, "side": m.plan.side,
-                        "qty": m.lim.qty(m.pos_lots), "state": m.state.value, "missing": missing})
-        return out
 
     # -- restart (bot.execution.recovery) ----------------------------------------------------------------
     def adopt(self, m: TradeMachine) -> None:

@@ -67,22 +67,11 @@ class OrderSending:
         _pending: set[asyncio.Task[None]]
         _tg: asyncio.TaskGroup | None
 
-        def clock(self) -> int: ...
+        clock: Callable[[], int]
+        def request_reconcile(self, symbol: str, reason: str) -> None: ...
         async def _apply(self, m: TradeMachine, actions: list[Any], prejournaled: bool = False) -> None: ...
         def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, lim: Any,
                      status: str) -> dict[str, Any]: ...
-
-    # -- hooks ------------------------------------------------------------------------------------------
-    def request_reconcile(self, symbol: str, reason: str) -> None:
-        """Ask the app's reconciliation loop for a pass now (engine.on_reconcile_needed)."""
-        self.stats["reconcile_requests"] += 1
-        self.log.warning("reconcile_requested", symbol=symbol, reason=reason)
-        cb = self.on_reconcile_needed
-        if cb is not None:
-            try:
-                cb(symbol, reason)
-            except Exception as e:  # a hook must never take an order task down
-                self.log.error("reconcile_hook_failed", error=f"{type(e).__name__}: {e}")
 
     # -- sending ----------------------------------------------------------------------------------------
     async def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False) -> None:
