@@ -136,7 +136,9 @@ class App(OperatorControls):
         risk = RiskManager(s.risk, equity, now, brackets)
         self.gateway = gateway
         self.engine = ExecutionEngine(gateway, risk, self.journal, s.execution, s.risk)
-        self.engine.on_reconcile_needed = self._reconcile_needed
+        # the engine doubts its picture (a failed look-up, a fill for an ended trade, an input that raised):
+        # a reconciliation pass now
+        self.engine.on_reconcile_needed = lambda symbol, reason: self.reconcile_wanted.set()
         signals = SignalEngine(s.signals, instruments)
         self.pipeline = Pipeline(instruments, signals, self.engine, self.state, depth_bps=s.market.depth_bps,
                                  clock=time.time_ns)
@@ -156,10 +158,6 @@ class App(OperatorControls):
         else:
             self.alerts.error("reconcile", f"{symbol}: {message}" if symbol else message)
             self.state.on_error("reconcile", message, time.time_ns())
-
-    def _reconcile_needed(self, symbol: str, reason: str) -> None:
-        """The engine's picture may differ from the venue's: a reconciliation pass now."""
-        self.reconcile_wanted.set()
 
     def _reconciled(self, runs: int) -> None:
         """After a successful pass: the start-up halt is lifted (symbol halts it set stay)."""

@@ -105,3 +105,18 @@ def test_fatal_log_unwraps_nested_exception_groups() -> None:
     eg = ExceptionGroup("outer", [ValueError("a"), ExceptionGroup("inner", [KeyError("b"), RuntimeError("c")])])
     assert [(type(e).__name__, str(e)) for e in _leaves(eg)] == [("ValueError", "a"), ("KeyError", "'b'"),
                                                                ("RuntimeError", "c")]
+
+
+def test_engine_reconcile_requests_set_the_apps_reconcile_event(tmp_path: Path) -> None:
+    from bot.app import _instruments
+    from bot.venues.sim.gateway import SimGateway, exchange_from_settings
+
+    app = _app(tmp_path)
+    inst = _instruments(app.settings)
+    app._build_core(SimGateway(exchange_from_settings(app.settings.sim, inst)), inst, 1000.0, None)
+    assert app.engine is not None and not app.reconcile_wanted.is_set()
+    app.engine.request_reconcile("BTCUSDT", "t1: fill of 5 lots after the trade ended ABORTED")
+    assert app.reconcile_wanted.is_set()
+    assert app.engine.stats["reconcile_requests"] == 1
+    assert app.journal is not None
+    app.journal.close()
