@@ -5,8 +5,8 @@ when an input cannot be applied, and what a shutdown may not leave behind (issue
   raises is counted (`stats["errors"]`), logged with the trade id, and reconciliation is requested through
   `on_reconcile_needed(symbol, reason)`; it never reaches the TaskGroup (that would end the process).
 - A fill for a trade that already ended (an order executed after its look-ups said "not found", a second
-  exit) is not given to its machine (an ended trade has no legal move: IllegalTransition): it is journaled
-  as an order event and reconciliation, which gives a position of no trade its stop, is asked for at once.
+  exit) is not given to its machine (an ended trade has no legal move: IllegalTransition): the fill is
+  journaled and reconciliation, which gives a position of no trade its stop, is asked for at once.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class EngineGuards:
     def _late_fill(self, m: TradeMachine, u: OrderUpdate) -> bool:
         """A fill for a trade that already ended (an order that executed after its look-ups said "not
         found", a second exit): the position it makes belongs to no trade. The machine cannot take it (an
-        ended trade has no legal move); it is journaled as an order event and reconciliation, which gives
-        a position of no trade its stop, is asked for at once."""
+        ended trade has no legal move); the fill is journaled (with an order event saying why) and
+        reconciliation, which gives a position of no trade its stop, is asked for at once."""
         leg = m.legs.get(u.client_id) or (m.legs.get(u.parent_id) if u.parent_id else None)
         if leg is None or u.filled_lots <= leg.filled_lots:
             return False
@@ -58,12 +58,17 @@ class EngineGuards:
         self._late_lots[leg.client_id] = u.filled_lots
         self.stats["late_fills"] += 1
         now = self.clock()
-        why = (f"fill of {u.filled_lots - prev} lots at {u.last_fill_price or u.avg_price} after the "
-               f"trade ended {m.state.value}")
-        self.journal.order_event(now, m.tid, u.client_id, u.status.value, reason=why,
+        lots = u.filled_lots - prev
+        price = u.last_fill_price if u.last_fill_lots == lots and u.last_fill_price > 0 else u.avg_price
+        # the fill is the venue's fact: journaled (no row lost) under the trade whose order it was
+        lim = m.lim
+        self.journal.fill(u.ts_event_ns or now, m.tid, leg.client_id, leg.role.value, u.side.value, lim.qty(lots),
+                          price, u.fee, u.is_maker, u.trade_id, u.status.value, lim.qty(u.filled_lots), u.avg_price)
+        why = f"fill of {lots} lots at {price} after the trade ended {m.state.value}"
+        self.journal.order_event(now, m.tid, leg.client_id, u.status.value, reason=why,
                                  venue_order_id=u.venue_order_id or None)
         self.log.error("fill_on_ended_trade", trade_id=m.tid, client_id=u.client_id, symbol=m.plan.symbol,
-                       side=u.side.value, lots=u.filled_lots - prev, state=m.state.value)
+                       side=u.side.value, lots=lots, price=price, state=m.state.value)
         self.request_reconcile(m.plan.symbol, f"{m.tid}: {why}")
         return True
 

@@ -239,6 +239,8 @@ async def test_fill_on_an_aborted_trade_goes_to_reconciliation_not_an_exception(
         assert r.engine.stats["late_fills"] == 1
         ev = [e for e in r.rows("order_events", client_id="t1-entry") if "after the trade ended" in (e["reason"] or "")]
         assert ev and ev[0]["trade_id"] == "t1"
+        # the venue's fill is journaled (no row lost), under the trade whose order it was
+        assert [(f["client_id"], f["qty"], f["price"]) for f in r.rows("fills")] == [("t1-entry", 0.5, 50_010.0)]
         assert r.trade_states()[-1] == "ABORTED"  # the journal's trade is not rewritten
         # the engine still runs: the next trade goes through
         assert await r.engine.submit_intent(intent(setup="b"), LIVE) == "t2"
