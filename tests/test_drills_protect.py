@@ -154,7 +154,7 @@ async def arm_at_first_entry(sim: Sim, bot: Bot, state: Path, **limit: Any) -> d
 
 async def _end_and_check(sim: Sim, bot: Bot, state: Path, w: Watcher) -> None:
     """SIGTERM: exit 0, no position at the exchange without a stop, journal == exchange."""
-    rc = bot.term(40.0)
+    rc = await asyncio.to_thread(bot.term, 40.0)  # off the loop: the watcher keeps polling meanwhile
     await asyncio.sleep(3 * POLL_S)
     st = await sim_state(sim)
     naked = [s for s, (_, ok) in _covered(st).items() if not ok]
@@ -244,7 +244,30 @@ async def test_drill_late_execution_after_not_found(sim: Sim, tmp_path: Path) ->
             late = [e for e in bot.events() if e.get("event") == "fill_on_ended_trade"]
             assert {e["state"] for e in late} == {"ABORTED"}
         finally:
-            rc = bot.term(40.0)
+            rc = await asyncio.to_thread(bot.term, 40.0)
         assert rc == 0
         st = await sim_state(sim)
         assert not [s for s, (_, ok) in _covered(st).items() if not ok], st["positions"]
+
+
+async def test_drill_sigterm_inside_the_retry_after(sim: Sim, tmp_path: Path) -> None:
+    """SIGTERM 2 s into the 10 s Retry-After, the trade flattening and its exit waiting: the shutdown waits
+    (bounded) until the exit went through, exits 0, and leaves no position without a stop (the issue's
+    run ended with -9.369 ETH and no stop, `shutdown_not_flat`)."""
+    retry_after_s = 10
+    await fault(sim, kind="delay_orders_ms", ms=400)
+    async with webhook() as hook, watching(sim) as w:
+        bot = start_bot(sim, tmp_path, hook.url)
+        t = await arm_at_first_entry(sim, bot, tmp_path, retry_after_s=retry_after_s, ban_after=10)
+        t_fault = time.monotonic()
+        await until("the stop retried after a 429", lambda: [
+            e for e in bot.events() if e.get("event") == "protective_retry"
+            and str(e.get("client_id", "")).startswith(t["trade_id"] + "-")], 15, bot)
+        await asyncio.sleep(max(0.0, t_fault + 2.0 - time.monotonic()))
+        assert w.naked_now(), "the drill needs a position still waiting for its stop at SIGTERM"
+        t_term = time.monotonic()
+        await _end_and_check(sim, bot, tmp_path, w)
+        waited = time.monotonic() - t_term
+        print(f"drill sigterm-in-retry-after: shutdown took {waited:.2f} s, max naked {w.max_naked_s:.3f} s")
+        assert waited >= retry_after_s - 2.0 - 1.0  # it waited for the Retry-After instead of leaving
+        assert w.max_naked_s <= STOP_CONFIRM_MS / 1000 + retry_after_s + 2 * POLL_S, (w.max_naked_s, w.intervals)
