@@ -281,9 +281,12 @@ class App(OperatorControls):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
         attempt = 0
+        started = False  # start() once it succeeded: a second one would start a second user stream
         while not self.stop.is_set():
             try:
-                await gw.start()
+                if not started:
+                    await gw.start()
+                    started = True
                 return await gw.account()
             except (RateLimited, VenueUnavailable, AmbiguousOutcome) as e:
                 attempt += 1

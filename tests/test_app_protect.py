@@ -42,6 +42,8 @@ class _Venue:
         self.errors = errors
         self.limiter = _Limiter()
         self.starts: list[float] = []
+        self.account_errors: list[Exception] = []
+        self.accounts = 0
 
     async def start(self) -> None:
         self.starts.append(time.monotonic())
@@ -52,6 +54,9 @@ class _Venue:
             raise e
 
     async def account(self) -> AccountSnapshot:
+        self.accounts += 1
+        if self.account_errors:
+            raise self.account_errors.pop(0)
         return AccountSnapshot(equity=1000.0, available=1000.0, wallet_balance=1000.0, positions=())
 
 
@@ -66,6 +71,16 @@ async def test_start_up_retries_with_backoff_and_never_inside_retry_after(tmp_pa
     assert len(gw.starts) == 4
     assert gw.starts[1] - gw.starts[0] >= 0.3  # the ban was waited out, nothing sent meanwhile
     assert gw.starts[2] - gw.starts[1] >= 0.02 and gw.starts[3] - gw.starts[2] >= 0.04  # capped doubling
+
+
+async def test_start_up_does_not_start_twice_when_only_the_account_fails(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_mod, "_START_RETRY_FIRST_S", 0.01)
+    app = _app(tmp_path)
+    gw = _Venue([])
+    gw.account_errors = [VenueUnavailable("503"), RateLimited("429", retry_after_s=0.05)]
+    assert await asyncio.wait_for(app._start_venue(gw), 10) is not None
+    assert len(gw.starts) == 1 and gw.accounts == 3  # one user stream, the account asked again
 
 
 async def test_start_up_gives_up_only_when_told_to_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
