@@ -13,7 +13,10 @@ Rules this class enforces (the issue's "where users lost money"):
   build (orders.order_params), signed by signer.py and sent through ccxt's `fetch` (same transport, hook
   and errors; ~300 us less per entry); everything else goes through ccxt's unified methods.
 - ccxt's throttle off (it would space orders 200 ms apart, C4) and no ccxt retries; `TradeLimiter` fed by
-  the X-MBX-* headers of every response decides, and 429/418 block everything for Retry-After.
+  the X-MBX-* headers of every response decides. A 429 blocks for Retry-After what its limit covers (an
+  IP-weight 429 on a weighted request does not block order placement, which weighs 0: A2); 418 blocks all.
+  Nothing is sent into a Retry-After: RateLimited carries the time left (the engine waits it out for
+  stops and exits, then sends again).
 - Clock offset measured from /fapi/v1/time and applied (ccxt `timeDifference`); entries refused while
   the clock is not trusted (clock.py); -1021/-5028 -> resync at once; a protective order rejected by
   -1021 (it did not execute: the venue refused it before processing) is sent once more after the resync.
