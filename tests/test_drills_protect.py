@@ -8,6 +8,9 @@ a: a 429 with Retry-After 10 s arrives while the stop is being placed -> the pos
    SIGTERM exits 0 with no position left without a stop.
 b: an ambiguous entry (the order executes, the answer is a 503) while every look-up fails (429 for 3 s)
    -> no crash; the fill is applied and the position protected within stop_confirm_timeout + Retry-After.
+c: an entry reported "not found" that executes 3 s later (late_execute) -> its ABORTED trade reopens and
+   protects the position at once; journal equals exchange.
+d: SIGTERM inside the Retry-After -> the shutdown waits for the exit, exits 0, nothing naked.
 
 The entry is made to sit 400 ms in the exchange (delay_orders_ms) so the fault can be armed between the
 trade's journal row (written before the entry is sent) and the entry's execution; then the delay is
@@ -226,28 +229,30 @@ async def test_drill_ambiguous_entry_while_lookups_fail(sim: Sim, tmp_path: Path
 
 async def test_drill_late_execution_after_not_found(sim: Sim, tmp_path: Path) -> None:
     """The entry answers 503 and look-ups say "not found" (-2013) until it executes 3 s later: the trade is
-    ABORTED, the fill arrives for it; the engine hands the position to reconciliation (no IllegalTransition,
-    no exit), which gives it a stop."""
+    ABORTED, then its fill arrives. No IllegalTransition, no exit: the trade reopens, gets its own stop at
+    once, reconciliation is asked to compare, and the journal equals the exchange."""
     await fault(sim, kind="late_execute", ms=3000, count=1, entries_only=True)
     async with webhook() as hook, watching(sim) as w:
         bot = start_bot(sim, tmp_path, hook.url)
         try:
-            await until("the late fill handed to reconciliation", lambda: [
-                e for e in bot.events() if e.get("event") == "fill_on_ended_trade"], 120, bot)
+            late = await until("the late entry taken back by its trade", lambda: [
+                e for e in bot.events() if e.get("event") == "entry_executed_late"], 120, bot)
+            tid = late[0]["trade_id"]
+            states = await until("reopened and protected", lambda: [r["to_state"] for r in rows(
+                tmp_path, "SELECT to_state FROM state_changes WHERE entity='trade' AND entity_id=? ORDER BY id",
+                (tid,))] if rows(tmp_path, "SELECT * FROM trades WHERE trade_id=? AND state IN "
+                                 "('PROTECTED', 'CLOSED')", (tid,)) else None, 20, bot)
+            assert states[:5] == ["PLANNED", "ENTERING", "ABORTED", "ENTERING", "PROTECTING"], states
             t_late = time.monotonic()
             await until("every position covered", lambda: (
                 time.monotonic() > t_late + 1 and w.polls and not w.naked_now()), 20, bot)
             assert bot.alive()
             print(f"drill late-execution: max naked {w.max_naked_s:.3f} s, intervals {w.intervals}")
             assert w.max_naked_s <= STOP_CONFIRM_MS / 1000 + 2 * POLL_S, (w.max_naked_s, w.intervals, bot.log_path)
-            assert not [e for e in bot.events() if e.get("event") in ("fatal", "engine_input_failed")]
-            late = [e for e in bot.events() if e.get("event") == "fill_on_ended_trade"]
-            assert {e["state"] for e in late} == {"ABORTED"}
+            assert any(e.get("event") == "reconcile_requested" and "reported not found" in e.get("reason", "")
+                       for e in bot.events())
         finally:
-            rc = await asyncio.to_thread(bot.term, 40.0)
-        assert rc == 0
-        st = await sim_state(sim)
-        assert not [s for s, (_, ok) in _covered(st).items() if not ok], st["positions"]
+            await _end_and_check(sim, bot, tmp_path, w)
 
 
 async def test_drill_sigterm_inside_the_retry_after(sim: Sim, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bot.domain.types import CloseReason, EntryIntent, OrderKind
+from bot.domain.types import CloseReason, EntryIntent, OrderKind, OrderStatus
 from bot.execution.actions import (
     Action,
     Cancel,
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["ExecutionEngine"]
 
 _PLANNED, _ENTERING = TradeState.PLANNED.value, TradeState.ENTERING.value
+_RESTING = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
 
 class ExecutionEngine(EngineGuards, OrderSending):
@@ -223,9 +224,26 @@ class ExecutionEngine(EngineGuards, OrderSending):
         try:
             if m.is_final and self._late_fill(m, u):
                 return
+            if m.state is TradeState.ABORTED and (u.filled_lots > 0 or u.status in _RESTING):
+                await self._reopen(m, u)
             await self._apply(m, m.on_update(u, self.clock()))
         except Exception as e:
             self._failed(m, f"update of {u.client_id} ({u.status.value})", e)
+
+    async def _reopen(self, m: TradeMachine, u: OrderUpdate) -> None:
+        """An ABORTED trade's entry executed after all (issue 11, late matching): live again, counted by the
+        gate, its fill applied next by the caller; reconciliation asked to compare as well."""
+        actions = m.reopen_late(u.client_id, self.clock())
+        if not actions:
+            return
+        self._ended.pop(m.tid, None)
+        self.trades[m.tid] = m
+        self.stats["late_fills"] += 1
+        self.log.error("entry_executed_late", trade_id=m.tid, client_id=u.client_id, symbol=m.plan.symbol,
+                       lots=u.filled_lots)
+        await self._apply(m, actions)
+        self.risk.gate.on_position(m.plan.symbol, u.filled_lots * m.lim.step * (u.avg_price or u.last_fill_price))
+        self.request_reconcile(m.plan.symbol, f"{m.tid}: entry executed after it was reported not found")
 
     async def on_price(self, symbol: str, ticks: int) -> None:
         """Mark (or last) price of a symbol, in ticks: trailing, scale-in triggers, progress."""

@@ -7,6 +7,9 @@ when an input cannot be applied, and what a shutdown may not leave behind (issue
 - A fill for a trade that already ended (an order executed after its look-ups said "not found", a second
   exit) is not given to its machine (an ended trade has no legal move: IllegalTransition): the fill is
   journaled and reconciliation, which gives a position of no trade its stop, is asked for at once.
+  One exception: the entry of an ABORTED trade that was reported "not found" and executed after all
+  reopens its trade (ABORTED -> ENTERING, then the fill as usual: its own stop at once, journal == exchange);
+  reconciliation is asked for as well.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bot.execution.actions import LegRole, TradeState
 from bot.venues.ports import OrderUpdate
 
 if TYPE_CHECKING:
@@ -52,6 +56,8 @@ class EngineGuards:
         leg = m.legs.get(u.client_id) or (m.legs.get(u.parent_id) if u.parent_id else None)
         if leg is None or u.filled_lots <= leg.filled_lots:
             return False
+        if m.state is TradeState.ABORTED and leg.role is LegRole.ENTRY and not m.opened:
+            return False  # the entry executed after all: on_update reopens the trade (engine._reopen)
         prev = self._late_lots.get(leg.client_id, leg.filled_lots)
         if u.filled_lots <= prev:
             return True  # a late fill already handed over (a replay)

@@ -228,6 +228,21 @@ class TradeMachine:
             self._set(TradeState.ABORTED, f"entry denied: {reason}", out)
         return out
 
+    def reopen_late(self, client_id: str, now_ns: int) -> list[Action]:
+        """An ABORTED trade's entry that was reported not found (ambiguous outcome, look-ups said -2013)
+        executed after all: the order exists, so the trade goes back to ENTERING and the fill that follows
+        (on_update) opens it as usual (stop, targets, deadlines). Nothing for any other leg or state."""
+        out: list[Action] = []
+        leg = self.legs.get(client_id)
+        if self.state is not TradeState.ABORTED or self.opened or leg is None or leg.role is not LegRole.ENTRY:
+            return out
+        self._set(TradeState.ENTERING, f"{client_id} executed after it was reported not found", out)
+        leg.status = OrderStatus.NEW
+        out.append(OrderEvent(self.tid, client_id, OrderStatus.NEW, "executed late", leg.venue_order_id))
+        # a resting entry (post-only) is cancelled at the entry deadline as any other
+        self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
+        return out
+
     def on_rejected(self, client_id: str, code: int | str | None, message: str, now_ns: int) -> list[Action]:
         out: list[Action] = []
         leg = self.legs.get(client_id)

@@ -223,25 +223,49 @@ async def test_ambiguous_entry_whose_lookups_fail_keeps_the_trade_and_applies_th
         assert all(not t.done() for t in engine_task)  # the engine is still running
 
 
-async def test_fill_on_an_aborted_trade_goes_to_reconciliation_not_an_exception(tmp_path: Path) -> None:
+async def test_entry_executed_after_not_found_reopens_its_trade_and_protects_it(tmp_path: Path) -> None:
     rig, gw, asked = rig_of(tmp_path)
     async with running(rig) as r:
         gw.script["t1-entry"] = [AmbiguousOutcome("timeout")]
         await r.engine.submit_intent(intent(), LIVE)
         await until("aborted", lambda: "t1" not in r.engine.trades)
-        assert r.trade_states()[-1] == "ABORTED"
-        # the order executes after its look-ups said "not found" (late matching)
+        assert r.trade_states()[-1] == "ABORTED" and r.rm.gate.open_notional == {}
+        # the order executes after its look-ups said "not found" (late matching): no IllegalTransition; the
+        # trade opens as it would have, with its own stop, and reconciliation is asked to compare too
         req = next(q for q in gw.sent if q.client_id == "t1-entry")
         gw.orders["t1-entry"], gw.status["t1-entry"] = req, OrderStatus.NEW
         gw.filled["t1-entry"], gw.avg["t1-entry"] = 0, 0.0
         gw.fill("t1-entry", 500, 50_010.0)
-        await until("reconciliation asked", lambda: any("after the trade ended" in why for _, why in asked))
-        assert r.engine.stats["late_fills"] == 1
+        await until("protected", lambda: "t1" in r.engine.trades and
+                    r.engine.trades["t1"].state is TradeState.PROTECTED)
+        assert r.trade_states()[-4:] == ["ABORTED", "ENTERING", "PROTECTING", "PROTECTED"]
+        assert ("t1-sl", 500, 499_500) in [(q.client_id, q.qty_lots, q.trigger_ticks) for q in gw.sent]
+        assert [(f["client_id"], f["qty"], f["price"]) for f in r.rows("fills")] == [("t1-entry", 0.5, 50_010.0)]
+        assert any("executed after it was reported not found" in why for _, why in asked)
+        assert r.engine.stats["late_fills"] == 1 and r.rm.gate.open_notional.get("BTCUSDT", 0) > 0
+
+
+async def test_fill_on_a_closed_trade_goes_to_reconciliation_not_an_exception(tmp_path: Path) -> None:
+    rig, gw, asked = rig_of(tmp_path, execution={"entry_order": "limit_post_only"})
+    async with running(rig) as r:
+        await r.engine.submit_intent(intent(), LIVE)
+        await until("entry sent", lambda: "t1-entry" in gw.orders)
+        gw.fill("t1-entry", 200, 50_000.0)
+        await until("protected", lambda: r.engine.trades["t1"].state is TradeState.PROTECTED)
+        await r.engine.flatten_all(CloseReason.MANUAL)  # cancels the rest of the entry, exits the 200
+        await until("exit sent", lambda: "t1-exit" in gw.orders)
+        gw.fill("t1-exit", 200, 50_000.0)
+        await until("closed", lambda: r.rows("trades")[0]["state"] == "CLOSED")
+        # a fill of the entry that raced its cancel reaches the CLOSED trade: 100 more lots at the venue
+        gw.status["t1-entry"] = OrderStatus.PARTIALLY_FILLED
+        gw.fill("t1-entry", 100, 50_005.0)
+        await until("reconciliation asked", lambda: any("after the trade ended CLOSED" in why for _, why in asked))
+        assert r.engine.stats["late_fills"] == 1 and r.engine.stats["errors"] == 0
         ev = [e for e in r.rows("order_events", client_id="t1-entry") if "after the trade ended" in (e["reason"] or "")]
         assert ev and ev[0]["trade_id"] == "t1"
-        # the venue's fill is journaled (no row lost), under the trade whose order it was
-        assert [(f["client_id"], f["qty"], f["price"]) for f in r.rows("fills")] == [("t1-entry", 0.5, 50_010.0)]
-        assert r.trade_states()[-1] == "ABORTED"  # the journal's trade is not rewritten
+        entry_fills = [(f["qty"], f["price"]) for f in r.rows("fills", client_id="t1-entry")]
+        assert entry_fills == [(0.2, 50_000.0), (0.1, 50_005.0)]  # journaled, no row lost
+        assert r.rows("trades")[0]["state"] == "CLOSED"  # the closed trade is not rewritten
         # the engine still runs: the next trade goes through
         assert await r.engine.submit_intent(intent(setup="b"), LIVE) == "t2"
         await until("t2 sent", lambda: "t2-entry" in gw.orders)
