@@ -151,8 +151,23 @@ def test_scores_find_duplicates_orphans_lost_and_netted_rows() -> None:
     assert len(orphans(state)) == 2  # the resting entry and the stop on flat ETH
     jv = journal_vs_exchange(state, ledger, {"web_manual_1"})
     assert jv.lost_rows == 1 and not jv.ok  # fill 11 is not journaled; the hand fill is foreign
-    assert any("BTCUSDT" in p and "by hand +0.01" in p for p in jv.problems)
+    assert any("BTCUSDT" in p and "by hand or after the bot stopped +0.01" in p for p in jv.problems)
     ledger.fills.append({"trade_id": "t1", "client_id": "t1-entry.2", "side": "BUY", "qty": 0.01,
                          "venue_trade_id": "11"})
     assert journal_vs_exchange(state, ledger, {"web_manual_1"}).ok
     assert not journal_vs_exchange(state, ledger, set()).ok  # the hand fill counted as the bot's: netted
+
+
+def test_fills_after_the_bot_stopped_are_set_aside_not_lost() -> None:
+    fills = [{"id": 1, "orderId": 1, "clientOrderId": "t1-entry", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.02,
+              "time": 1000},
+             {"id": 2, "orderId": 2, "clientOrderId": "t1-tp1", "symbol": "BTCUSDT", "side": "SELL", "qty": 0.01,
+              "time": 5000}]
+    state = {"orders": [], "algo_orders": [], "fills": fills, "open_orders": [], "open_algo_orders": [],
+             "positions": [{"symbol": "BTCUSDT", "positionAmt": "0.01"}]}
+    ledger = Ledger([{"trade_id": "t1", "symbol": "BTCUSDT", "state": "PROTECTED"}], [],
+                    [{"trade_id": "t1", "client_id": "t1-entry", "side": "BUY", "qty": 0.02, "venue_trade_id": "1"}])
+    late = journal_vs_exchange(state, ledger, set(), after_ms=4000)
+    assert late.ok and late.lost_rows == 0 and late.after_end == 1
+    during = journal_vs_exchange(state, ledger, set(), after_ms=6000)  # the bot was still there: lost
+    assert not during.ok and during.lost_rows == 1

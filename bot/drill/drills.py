@@ -59,12 +59,40 @@ async def stop_429(ctx: Ctx) -> None:
     await _observe(ctx, 10 + 5)
 
 
+async def _health_during(ctx: Ctx, seconds: float) -> list[tuple[float, str, set[str]]]:
+    """Sample the bot's /health every 100 ms for `seconds` (also lets the watcher measure):
+    [(seconds since start, status, reasons)]."""
+    t0 = time.monotonic()
+    out = []
+    while (now := time.monotonic()) - t0 < seconds:
+        h = await ctx.health()
+        if h is not None:
+            out.append((now - t0, str(h.get("status")), {str(r) for r in h.get("reasons", [])}))
+        await asyncio.sleep(0.1)
+    return out
+
+
+def _first_new_doubt(before: set[str], samples: list[tuple[float, str, set[str]]]) -> float | None:
+    """When /health first said not-ok for a reason it did not give before the fault."""
+    return next((t for t, status, reasons in samples if status != "ok" and reasons - before), None)
+
+
+async def _reasons_now(ctx: Ctx) -> set[str]:
+    h = await ctx.health()
+    return {str(r) for r in h.get("reasons", [])} if h else set()
+
+
 async def silent_user_stream(ctx: Ctx) -> None:
     await _ready(ctx)
     t0_ms = (await ctx.state())["time"]
     mute_ms = 15_000
+    before = await _reasons_now(ctx)
     await ctx.fault({"kind": "mute_user_stream", "ms": mute_ms})
-    await _observe(ctx, mute_ms / 1000)
+    samples = await _health_during(ctx, mute_ms / 1000)
+    seen = _first_new_doubt(before, samples)
+    ctx.check("health in doubt while silent", seen is not None,
+              f"/health not ok {seen:.1f} s into the silence" if seen is not None else
+              f"/health stayed {sorted({s for _, s, _ in samples})} over {len(samples)} samples")
     st = await ctx.state(history=True)
     silent = [f for f in st["fills"] if t0_ms <= f["time"] <= t0_ms + mute_ms]
     ctx.check("fills while muted", bool(silent), f"{len(silent)} fills the bot never heard of")
@@ -193,13 +221,20 @@ async def manual_add(ctx: Ctx) -> None:
 
 # ---------------------------------------------------------------------------- stale market
 STALE_GRACE_MS = 1000  # a book must count as stale within this of its last message (issue 11: hundreds of ms)
+HEALTH_STALE_S = 1.5  # ... and /health say so: the grace plus the 100 ms sampling and a loaded box's latency
 
 
 async def freeze_5s(ctx: Ctx) -> None:
     await ctx.trade_in(("PROTECTED",), 30)
     t0 = int((await ctx.state())["time"])
+    before = await _reasons_now(ctx)
     await ctx.fault({"kind": "freeze_stream", "ms": 5000})
-    await _observe(ctx, 5 + 4)
+    samples = await _health_during(ctx, 5)
+    seen = _first_new_doubt(before, samples)
+    ctx.check("stale in health", seen is not None and seen <= HEALTH_STALE_S,
+              f"/health not ok {seen:.1f} s into the freeze" if seen is not None else
+              f"/health stayed {sorted({s for _, s, _ in samples})} over {len(samples)} samples")
+    await _observe(ctx, 4)
     st = await ctx.state(history=True)
     entries = {leg["client_id"] for leg in ctx.rows("SELECT client_id FROM legs WHERE role='entry'")}
     stale = [o["clientOrderId"] for o in st["orders"] if o["clientOrderId"] in entries
@@ -252,7 +287,8 @@ async def sigkill_mid_trade(ctx: Ctx) -> None:
 
 DRILLS: tuple[Drill, ...] = (
     Drill("stop_429", "429 with Retry-After 10 s exactly when the stop is placed", stop_429, retry_after_s=10),
-    Drill("silent_user_stream", "user stream open but silent 15 s while entries fill", silent_user_stream),
+    Drill("silent_user_stream", "user stream open but silent 15 s while entries fill", silent_user_stream,
+          health=True),
     Drill("late_execution", "an entry answers 503, is not found, and executes 3 s later", late_execution),
     Drill("ambiguous_entry_lookup_fails", "an entry answers 503 (executed) and its look-ups meet a 429 "
           "(Retry-After 3 s)", ambiguous_entry_lookup_fails, retry_after_s=3),
@@ -261,7 +297,8 @@ DRILLS: tuple[Drill, ...] = (
     Drill("malformed_user", 'an ORDER_TRADE_UPDATE with "S": "HOLD"', malformed_user),
     Drill("manual_position", "a position opened by hand on a flat symbol while the bot runs", manual_position),
     Drill("manual_add", "a size added by hand to the bot's protected position", manual_add),
-    Drill("freeze_5s", "market data frozen 5 s: no entry on a stale book, positions still protected", freeze_5s),
+    Drill("freeze_5s", "market data frozen 5 s: no entry on a stale book, /health says so, positions still "
+          "protected", freeze_5s, health=True),
     Drill("prod_url_without_live", "SCALPER__VENUE__REST_URL = Binance production without --live: refuse "
           "with one line, no network", prod_url_without_live, runs_bot=False),
     Drill("sigkill_mid_trade", "SIGKILL with a trade PROTECTED, restart: adopted and completed",
