@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from bot.drill.drills import DRILLS
@@ -171,3 +172,16 @@ def test_fills_after_the_bot_stopped_are_set_aside_not_lost() -> None:
     assert late.ok and late.lost_rows == 0 and late.after_end == 1
     during = journal_vs_exchange(state, ledger, set(), after_ms=6000)  # the bot was still there: lost
     assert not during.ok and during.lost_rows == 1
+
+
+def test_cli_json_rows_summary_and_exit_status(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "bot", "drill", "--only", "prod_url_without_live", "--json",
+                          "--work", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    body = orjson.loads(out.stdout)
+    (row,) = body["drills"]
+    assert row["name"] == "prod_url_without_live" and row["survived"] is None
+    assert set(row) >= {"max_naked_s", "naked_limit_s", "duplicates", "orphans", "journal_vs_exchange", "lost_rows",
+                        "survived", "alerts", "passed"}
+    assert body["summary"]["drills"] == 1 and body["summary"]["passed"] == int(row["passed"])
+    assert out.returncode == (0 if row["passed"] else 1)
+    assert (tmp_path / "prod_url_without_live" / "net-audit.jsonl").exists()  # it ran under the audit hook

@@ -55,7 +55,9 @@ async def stop_429(ctx: Ctx) -> None:
         return not (await ctx.state())["faults"]["rate_limit_armed"]
 
     await ctx.wait("a stop placement met the 429", hit, 40)
-    ctx.check("stop met 429", True)
+    # POST /fapi/v1/algoOrder carries only conditional orders; the bot's take-profits are LIMIT orders
+    fired = [f for f in (await ctx.state())["faults"]["fired"] if f["kind"] == "rate_limit"]
+    ctx.check("stop met 429", bool(fired), f"at exchange time {fired[0]['time'] if fired else None}")
     await _observe(ctx, 10 + 5)
 
 
@@ -127,7 +129,10 @@ async def ambiguous_entry_lookup_fails(ctx: Ctx) -> None:
         return f["error_after_execute"] == 0 and not f["rate_limit_armed"]
 
     await ctx.wait("an ambiguous entry and a failing look-up", both, 40)
-    ctx.check("look-up met 429", True)
+    fired = {f["kind"]: f["time"] for f in (await ctx.state())["faults"]["fired"]}
+    gap = fired["rate_limit"] - fired["error_after_execute"]
+    # the bot's first look-up follows the 503 at once (venue.ambiguous_lookup_delays_ms starts with 0)
+    ctx.check("look-up met 429", 0 <= gap <= 2000, f"429 window began {gap} ms after the ambiguous entry")
     await _observe(ctx, 3 + 7)
 
 
