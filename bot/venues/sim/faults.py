@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from bot.logging import get_logger
 from bot.venues.sim import wire
 from bot.venues.sim.generator import Message
 
 if TYPE_CHECKING:
+    from bot.venues.ports import OrderRequest
     from bot.venues.sim.server import SimServer
+
+log = get_logger("sim.faults")
 
 __all__ = ["KINDS", "Faults"]
 
@@ -218,6 +222,28 @@ class Faults:
                                int(f.get("ban_s", 120)))
                 self._fired("rate_limit", on=key)
                 return
+
+    def place_late(self, req: OrderRequest, late_ms: int) -> None:
+        """late_execute: the request answered "status unknown" and look-ups say -2013 until `late_ms`
+        later, when the order reaches the matching engine after all (issue 11: an order that executes
+        after the client's look-ups said "not found")."""
+        from bot.venues.sim.orders import SimError
+
+        s = self.server
+        self.late_pending += 1
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(late_ms / 1000)
+                s.ex.place_order(req, now_ns=s.engine_now_ns())
+            except SimError as e:  # e.g. the client re-used the id meanwhile (-4116): the late copy dies
+                log.warning("sim_late_order_refused", cid=req.client_id, code=e.code, msg=e.msg)
+            finally:
+                self.late_pending -= 1
+
+        task = asyncio.get_running_loop().create_task(later())
+        s.late_tasks.add(task)
+        task.add_done_callback(s.late_tasks.discard)
 
     def take_late_execute(self, opening: bool = True) -> int | None:
         """Milliseconds to hold the next new order before placing it, or None. `opening`: the order is
