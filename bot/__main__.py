@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "halt": ("control", "halt new entries in the running bot"),
     "resume": ("control", "resume trading in the running bot"),
     "flatten": ("control", "flatten every position of the running bot"),
+    "reset-limits": ("control", "start fresh daily-loss and drawdown baselines in the running bot (--yes)"),
     "check-config": (
         "check_config",
         "validate a config file and print the effective config (secrets redacted)",

@@ -41,6 +41,7 @@ from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
 from bot.execution.engine import ExecutionEngine
 from bot.execution.recovery import RECONCILING, Recovery
+from bot.guard import check as check_live_guard  # before any connection (bot/guard.py)
 from bot.journal import Journal
 from bot.journal.funding import FundingRecorder
 from bot.logging import configure_logging, get_logger
@@ -58,18 +59,6 @@ from bot.venues.reconcile import ReconcileConfig
 __all__ = ["App", "check_live_guard"]
 
 _MS = 1_000_000
-
-
-def check_live_guard(settings: Settings, live_flag: bool) -> None:
-    """Real money only when the config says `mode = "live"` AND the operator passes --live."""
-    mode, env = settings.app.mode, settings.venue.environment
-    if mode == "live" and not live_flag:
-        raise ConfigError('app.mode = "live": refusing to trade real money without --live on the command line')
-    if live_flag and mode != "live":
-        raise ConfigError(f'--live given but app.mode = {mode!r}; set app.mode = "live" in the config')
-    if settings.venue.name != "sim" and env == "mainnet" and mode != "live":
-        raise ConfigError(f'venue.environment = "mainnet" with app.mode = {mode!r}: mainnet is live trading; '
-                          'use environment "demo"/"testnet"/"exchange-sim", or mode "live" with --live')
 
 
 def _instruments(settings: Settings) -> dict[str, Instrument]:
@@ -290,10 +279,11 @@ class App(OperatorControls):
         if s.ops.enabled:
             from bot.ops.server import OpsServer
 
-            self.ops = OpsServer(self.state, s.ops, alerts=self.alerts)
+            self.ops = OpsServer(self.state, s.ops, alerts=self.alerts, state_dir=s.app.state_dir)
             self.ops.on_control("halt", self._halt)
             self.ops.on_control("resume", self._resume)
             self.ops.on_control("flatten", self._flatten)
+            self.ops.on_control("reset-limits", self._reset_limits)
             port = await self.ops.start()
             self.log.info("ops_listening", url=f"http://{s.ops.host}:{port}")
         rc = 0

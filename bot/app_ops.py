@@ -62,11 +62,14 @@ class OperatorControls:
         return {"state": "HALTED"}
 
     def _resume(self, reason: str, symbol: str | None = None) -> dict[str, Any]:
-        """Trading ACTIVE and every symbol halt lifted (gate.reset: also a fresh day baseline and no loss
-        streak); with `symbol`, only that symbol's halt is lifted and nothing else changes."""
+        """Trading ACTIVE and every symbol halt lifted; with `symbol`, only that symbol's halt. Refused while
+        the start-up/reconnect reconciliation holds trading (the exchange and the journal do not agree yet)
+        and while a loss limit holds it: resume keeps the day's loss and drawdown baselines (it would halt
+        again at once); `_reset_limits` starts fresh ones, confirmed and journaled."""
         assert self.engine is not None
         now = time.time_ns()
         gate = self.engine.risk.gate
+        self._refuse_while_reconciling("resume")
         if symbol is not None:
             self._known_symbol(symbol)
             lifted = gate.lift_symbol(symbol, reason, now)
@@ -74,14 +77,44 @@ class OperatorControls:
             self._sync_ops_state(now)
             self._alert_transitions()
             return {"symbol": symbol, "lifted": lifted}
-        for sym in list(gate.halted_symbols):  # journaled one by one (reset lifts them silently)
+        if gate.state.value == "HALTED" and gate.halt_code.value in ("DAILY_LOSS_LIMIT", "MAX_DRAWDOWN"):
+            from bot.ops.server import ControlError
+
+            raise ControlError(f"trading is HALTED by a loss limit ({gate.state_reason}); resume keeps the day's "
+                               "baselines, so it would halt again: `scalper reset-limits --yes` starts fresh ones")
+        for sym in list(gate.halted_symbols):  # journaled one by one
             gate.lift_symbol(sym, reason, now)
-        gate.reset(now)
+        gate.resume(reason, now)
         self.engine._journal_gate(now)
         self.state.set_trading_state("ACTIVE", reason, now)
         self._sync_ops_state(now)
         self._alert_transitions()
         return {"state": "ACTIVE"}
+
+    def _reset_limits(self, reason: str) -> dict[str, Any]:
+        """Fresh daily-loss and drawdown baselines from the current equity, loss streak cleared; a halt by
+        those limits is lifted (any other halt stays). Journaled as a state change (entity 'limits')."""
+        assert self.engine is not None
+        now = time.time_ns()
+        gate = self.engine.risk.gate
+        self._refuse_while_reconciling("reset-limits")
+        gate.reset_limits(reason, now)
+        self.engine._journal_gate(now)
+        self.state.set_trading_state(gate.state.value, gate.state_reason, now)
+        self._sync_ops_state(now)
+        self._alert_transitions()
+        self.log.warning("limits_reset", reason=reason, day_start_equity=gate.day_start_equity,
+                         state=gate.state.value)
+        return {"state": gate.state.value, "day_start_equity": gate.day_start_equity}
+
+    def _refuse_while_reconciling(self, action: str) -> None:
+        assert self.engine is not None
+        gate = self.engine.risk.gate
+        if gate.state.value == "HALTED" and gate.state_reason == RECONCILING:
+            from bot.ops.server import ControlError
+
+            raise ControlError(f"{action} refused: trading is HALTED while the exchange and the journal are "
+                               "reconciled; it resumes by itself when they agree (`scalper status`)")
 
     def _known_symbol(self, symbol: str) -> None:
         if symbol not in self.settings.venue.symbols:

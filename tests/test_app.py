@@ -26,9 +26,10 @@ def _settings(tmp_path: Path, **over):
     return load_settings(str(ROOT / "config" / "default.toml"), overrides=base)
 
 
-def _get(url: str) -> tuple[int, dict]:
+def _get(url: str, token: str = "") -> tuple[int, dict]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, orjson.loads(r.read())
     except urllib.error.HTTPError as e:  # 503 carries the same JSON body
         return e.code, orjson.loads(e.read())
@@ -62,7 +63,7 @@ def test_default_run_syncs_books_serves_health_and_stops_cleanly(tmp_path: Path)
                 break
         url = f"http://127.0.0.1:{app.ops.port}"
         seen["health"] = await asyncio.to_thread(_get, url + "/health")
-        seen["status"] = await asyncio.to_thread(_get, url + "/status")
+        seen["status"] = await asyncio.to_thread(_get, url + "/status", app.ops.token)
         return await asyncio.wait_for(runner, 60)
 
     rc = asyncio.run(main())
@@ -134,7 +135,8 @@ def test_operator_halt_reaches_the_alert_webhook_and_health(tmp_path: Path) -> N
 
         def post_halt() -> dict:
             req = urllib.request.Request(url + "/control/halt", data=b'{"reason": "test halt"}', method="POST",
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {app.ops.token}"})
             with urllib.request.urlopen(req, timeout=5) as r:
                 return orjson.loads(r.read())
 

@@ -54,7 +54,7 @@ def test_secrets_from_env_and_file_are_redacted(tmp_path: Path, monkeypatch: pyt
     sec.write_text('[venue]\napi_key = "k-123"\napi_secret = "s-456"\n')
     sec.chmod(0o600)
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[venue]\nname = "binance-usdm"\nsecrets_file = "{sec}"\n')
+    cfg.write_text(f'[venue]\nname = "binance-usdm"\nenvironment = "testnet"\nsecrets_file = "{sec}"\n')
     s = load_settings(str(cfg))
     assert s.venue.api_secret.get_secret_value() == "s-456"
     assert redacted(s)["venue"]["api_secret"] == "***"

@@ -1,4 +1,8 @@
-"""`scalper check-config -c FILE [--json]`: validate and print the effective config, secrets redacted."""
+"""`scalper check-config -c FILE [--json] [--live]`: validate and print the effective config, secrets redacted.
+
+Also runs the live-money guard (bot/guard.py) that `scalper run` runs before connecting: a production host
+without `app.mode = "live"`, or a URL override that is not the loopback exchange-sim, fails here too.
+Without --live the check assumes `scalper run` gets --live exactly when the config says mode "live"."""
 
 from __future__ import annotations
 
@@ -11,19 +15,23 @@ import orjson
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, metavar="FILE", help="TOML config file")
     p.add_argument("--json", action="store_true", help="print the effective config as JSON")
+    p.add_argument("--live", action="store_true", help="check as `scalper run --live` would")
 
 
 def run(args: argparse.Namespace) -> int:
+    from bot.guard import check
     from bot.settings import load_settings, redacted
 
     settings = load_settings(args.config)
+    live = settings.app.mode == "live"
+    check(settings, live_flag=args.live or live)
     eff = redacted(settings)
     if args.json:
         sys.stdout.write(
             orjson.dumps({"ok": True, "config": eff}, option=orjson.OPT_INDENT_2).decode() + "\n"
         )
         return 0
-    print(f"{args.config}: OK")
+    print(f"{args.config}: OK" + ("  (real money: `scalper run` needs --live)" if live else ""))
     for section, values in eff.items():
         print(f"[{section}]")
         for k, v in values.items():

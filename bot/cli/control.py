@@ -1,17 +1,21 @@
-"""`scalper status|halt|resume|flatten`: talk to the running bot's ops endpoint (bot.ops.server).
+"""`scalper status|halt|resume|flatten|reset-limits`: talk to the running bot's ops endpoint (bot.ops.server).
 
     scalper status [--json]                  positions, open orders, trading state, halted symbols,
                                              reconciliation, last errors, feeds
     scalper halt [--reason TEXT]             no new entries (open trades keep their stops)
     scalper halt --symbol BTCUSDT            no new entries on that symbol only
-    scalper resume [--reason TEXT]           trading ACTIVE: lifts every halt, symbol halts included, and
-                                             starts a fresh daily-loss baseline
+    scalper resume [--reason TEXT]           trading ACTIVE: lifts every halt, symbol halts included; refused
+                                             while reconciling and while a loss limit holds (baselines kept)
     scalper resume --symbol BTCUSDT          lift only that symbol's halt (state and baseline untouched)
     scalper flatten --yes [--reason TEXT]    close every position at market
+    scalper reset-limits --yes [--reason T]  fresh daily-loss and drawdown baselines (journaled); lifts a
+                                             halt by those limits
 
 The endpoint is http://127.0.0.1:9310 unless --url, $SCALPER_OPS_URL or -c CONFIG ([ops] host/port)
-says otherwise. The bearer token, needed when the bot has one, comes from $SCALPER__OPS__TOKEN or
-from -c CONFIG (its environment/secrets file), never from the command line (shell history, `ps`).
+says otherwise. The bearer token (always needed for status and control) comes from
+$SCALPER__OPS__TOKEN, else -c CONFIG (its environment/secrets file, else the token file the bot created
+in its app.state_dir), else `<$SCALPER__APP__STATE_DIR or var>/ops.token`; never from the command line
+(shell history, `ps`).
 
 Exit status: 0 ok; 1 status says degraded/halted or a control action failed; 3 no bot answering;
 4 unauthorised. Plain urllib: starts fast and needs no event loop.
@@ -32,6 +36,7 @@ __all__ = ["add_arguments", "fetch", "run"]
 
 DEFAULT_URL = "http://127.0.0.1:9310"
 TOKEN_ENV = "SCALPER__OPS__TOKEN"
+DEFAULT_STATE_DIR = "var"  # AppSection.state_dir's default
 
 
 class _Unreachable(Exception):
@@ -56,21 +61,29 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                        help=f"{name} entries on this symbol only (e.g. BTCUSDT); the trading state is untouched")
     if name == "flatten":
         p.add_argument("--yes", action="store_true", help="really close every position at market")
+    if name == "reset-limits":
+        p.add_argument("--yes", action="store_true",
+                       help="really start fresh daily-loss and drawdown baselines from the current equity")
 
 
 def _endpoint(args: argparse.Namespace) -> tuple[str, str]:
+    from bot.ops.token import read_token
+
     url = args.url or os.environ.get("SCALPER_OPS_URL") or ""
     token = os.environ.get(TOKEN_ENV, "")
+    state_dir = os.environ.get("SCALPER__APP__STATE_DIR") or DEFAULT_STATE_DIR
     if args.config:
         from bot.settings import load_settings
 
-        ops = load_settings(args.config).ops
+        settings = load_settings(args.config)
+        ops = settings.ops
         # A wildcard bind is reachable on loopback.
         host = "127.0.0.1" if ops.host in ("0.0.0.0", "::") else ops.host
         host = f"[{host}]" if ":" in host else host
         url = url or f"http://{host}:{ops.port}"
         token = token or ops.token.get_secret_value()
-    return (url or DEFAULT_URL).rstrip("/"), token
+        state_dir = settings.app.state_dir
+    return (url or DEFAULT_URL).rstrip("/"), token or read_token(state_dir)
 
 
 def fetch(url: str, path: str, token: str = "", body: dict[str, Any] | None = None,
@@ -156,11 +169,17 @@ def run(args: argparse.Namespace) -> int:
     if action == "flatten" and not args.yes:
         print("error: flatten closes every position at market; add --yes to confirm", file=sys.stderr)
         return 2
+    if action == "reset-limits" and not args.yes:
+        print("error: reset-limits starts fresh daily-loss and drawdown baselines (the day's losses so far no "
+              "longer count); add --yes to confirm", file=sys.stderr)
+        return 2
     try:
         if action == "status":
             code, body = fetch(url, "/status", token, timeout_s=args.timeout_s)
         else:
             payload: dict[str, Any] = {"reason": args.reason} if args.reason else {}
+            if action == "reset-limits":
+                payload["confirm"] = True
             if getattr(args, "symbol", None):
                 payload["symbol"] = args.symbol
             code, body = fetch(url, f"/control/{action}", token, payload, timeout_s=args.timeout_s)
@@ -169,8 +188,8 @@ def run(args: argparse.Namespace) -> int:
               "For another host/port pass --url or -c CONFIG.", file=sys.stderr)
         return 3
     except _Unauthorised:
-        print(f"error: {url} wants a bearer token: set {TOKEN_ENV} (or pass -c CONFIG with the secrets file)",
-              file=sys.stderr)
+        print(f"error: {url} refused the bearer token: set {TOKEN_ENV}, or pass -c CONFIG (its secrets file or "
+              "the ops.token file in its app.state_dir)", file=sys.stderr)
         return 4
     if args.json:
         print(json.dumps(body, indent=2, sort_keys=True))

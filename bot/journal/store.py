@@ -25,7 +25,7 @@ legs          client_id PK ("t42-entry", "t42-sl", "t42-sl.2", "t42-tp1", "t42-a
 order_events  id, ts_ns, trade_id, client_id, status, filled_qty, avg_price, reason: one row per order
               state change (planned, acknowledged, partially filled, triggered, cancelled, …)
 fills         id, ts_ns, trade_id, client_id, role, side, qty, price, fee, is_maker, venue_trade_id
-state_changes id, ts_ns, entity ('trade' | 'gate' | 'symbol'), entity_id, from_state, to_state, reason
+state_changes id, ts_ns, entity ('trade' | 'gate' | 'symbol' | 'limits'), entity_id, from_state, to_state, reason
 denials       id, ts_ns, symbol, setup, side, reason (DenyReason), detail: our own risk said no
 rejections    id, ts_ns, trade_id, client_id, code, message: the venue said no (kept apart from denials)
 funding       id, ts_ns (venue time), recv_ns, symbol ('' when the venue does not say), asset, amount_quote
@@ -35,6 +35,8 @@ funding       id, ts_ns (venue time), recv_ns, symbol ('' when the venue does no
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import weakref
 from collections.abc import Iterator
@@ -43,7 +45,7 @@ from typing import Any
 
 from bot.journal.checkpoint import WalCheckpointer
 
-__all__ = ["SCHEMA", "TRADE_FIELDS", "Journal"]
+__all__ = ["SCHEMA", "TRADE_FIELDS", "Journal", "owner_only"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (
@@ -116,6 +118,17 @@ _TABLES = ("config", "trades", "legs", "order_events", "fills", "state_changes",
 _FUNDING_LOOKBACK_NS = 7 * 86_400 * 1_000_000_000
 _FUNDING_SLACK_NS = 60 * 1_000_000_000  # exit_ts_ns is our clock, funding time the venue's
 
+
+
+def owner_only(path: str) -> None:
+    """chmod 0600 the journal and its -wal/-shm where others could read them (a journal made before);
+    a file of another user (a read-only `scalper trades` on it) is left as it is."""
+    for p in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(OSError):
+            if os.stat(p).st_mode & 0o077:
+                os.chmod(p, 0o600)
+
+
 # Columns a trade row is written with at creation only, or by the journal itself: never updated.
 _TRADE_KEYS = frozenset(("trade_id", "symbol", "setup", "side", "created_ns", "updated_ns"))
 _LEG_COLS = (
@@ -152,14 +165,22 @@ _LEG_UPSERT = (
 class Journal:
     def __init__(self, path: str, synchronous: str = "NORMAL", busy_timeout_ms: int = 2000) -> None:
         self.path = path
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per state change.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Owner-only (0600): the journal holds the account's trades. Created under umask 077; SQLite gives
+        # the -wal/-shm files the database file's mode; files from before are narrowed below.
+        old_umask = os.umask(0o077)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per state change.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if path != ":memory:":
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise RuntimeError(f"journal {path}: WAL mode refused ({mode})")
+        finally:
+            os.umask(old_umask)
         if path != ":memory:":
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise RuntimeError(f"journal {path}: WAL mode refused ({mode})")
+            owner_only(path)
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")

@@ -18,7 +18,7 @@ trading loop never awaits it. A full queue drops the new alert and counts it.
 
 Webhook body (POST, JSON): {"bot", "kind", "text", "ts_ns", "fields", "suppressed_before"}.
 Telegram: POST {telegram_api_url}/bot<token>/sendMessage {"chat_id", "text"}. Secrets (the bot
-token, the webhook URL) never appear in logs or in `stats`.
+token, the webhook URL) never appear in logs, in `stats` or in a body sent (cut out if a text had one).
 
 `stats` counts: queued, sent, failed (per request), dropped_queue_full, suppressed_rate, kind_disabled.
 """
@@ -70,6 +70,8 @@ class Alerts:
         token = s.bot_token.get_secret_value()
         self._telegram = (f"{s.telegram_api_url}/bot{token}/sendMessage"
                           if token and s.telegram_chat_id else "")
+        # cut out of every body sent: an alert's text or fields never carry the sinks' own secrets
+        self._secrets = tuple(v.encode() for v in (self._webhook, token) if len(v) >= 4)
         self.in_flight = 0
         self.stats: dict[str, int] = {"queued": 0, "sent": 0, "failed": 0, "dropped_queue_full": 0,
                                       "suppressed_rate": 0, "kind_disabled": 0}
@@ -205,8 +207,11 @@ class Alerts:
 
         from bot.logging import get_logger
 
+        data = orjson.dumps(body, default=str)
+        for secret in self._secrets:
+            data = data.replace(secret, b"<redacted>")
         try:
-            async with session.post(url, data=orjson.dumps(body, default=str),
+            async with session.post(url, data=data,
                                     headers={"Content-Type": "application/json"}) as r:
                 await r.read()
                 if r.status >= 300:

@@ -1,12 +1,13 @@
-"""Ops HTTP endpoint (aiohttp): /health, /metrics, /status and /control/{halt,resume,flatten}.
+"""Ops HTTP endpoint (aiohttp): /health, /metrics, /status and /control/{halt,resume,flatten,reset-limits}.
 
 Bound to 127.0.0.1:9310 by default (`[ops]`). It only reads RuntimeState and calls the control
 callbacks the app registers; it never touches the trading path.
 
-    server = OpsServer(state, settings.ops, alerts=alerts)
+    server = OpsServer(state, settings.ops, alerts=alerts, state_dir=settings.app.state_dir)
     server.on_control("halt", app.halt)          # fn(reason: str) -> dict | None, sync or async
     server.on_control("resume", app.resume)
     server.on_control("flatten", app.flatten)
+    server.on_control("reset-limits", app.reset_limits)
     tg.create_task(server.run())                 # or: await server.start(); ...; await server.stop()
 
 Endpoints
@@ -19,12 +20,16 @@ Endpoints
   answers {"ok": true, "action": ..., "result": ..., "trading": {...}, "halted_symbols": {...}}; 501 when
   the app registered none. {"symbol": "BTCUSDT"} in the body narrows halt/resume to one symbol: the
   callback is called as fn(reason, symbol="BTCUSDT") (400 when it takes no `symbol`); a callback raises
-  ControlError for a request it refuses (an unknown symbol): HTTP 400 with the message.
+  ControlError for a request it refuses (an unknown symbol, resume while reconciling): HTTP 400 with the
+  message. reset-limits (fresh daily-loss/drawdown baselines) also needs {"confirm": true} in the body.
 
 Security
-- Refuses to bind beyond loopback without a token (ConfigError). With a token (SCALPER__OPS__TOKEN or
-  the secrets file), /status and /control/* need `Authorization: Bearer <token>` (and /metrics with
-  ops.metrics_require_token); compared in constant time.
+- /status and /control/* ALWAYS need `Authorization: Bearer <token>`, on loopback too (any local process
+  or browser could otherwise flatten the bot); /metrics too with ops.metrics_require_token; /health is
+  open. The token: SCALPER__OPS__TOKEN or the secrets file, else the one the bot created at its first
+  start in `<app.state_dir>/ops.token` (0600, bot.ops.token), which the CLI reads; without a state
+  directory (tests) a random one for this process (`server.token`). Compared in constant time.
+- Refuses to bind beyond loopback without a configured token (ConfigError).
 - POSTs must be `Content-Type: application/json`: a browser cannot send that cross-origin without a
   CORS preflight this server never grants, so a web page cannot flatten the bot through localhost.
   On a loopback bind the Host header must be a loopback name too (defeats DNS rebinding).
@@ -35,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import inspect
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,11 +52,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bot.errors import ConfigError
 from bot.ops.metrics import build_registry
 from bot.ops.state import RuntimeState
+from bot.ops.token import ensure_token
 from bot.settings.ops import OpsSection, is_loopback_host
 
 __all__ = ["CONTROL_ACTIONS", "ControlError", "OpsServer"]
 
-CONTROL_ACTIONS = ("halt", "resume", "flatten")
+CONTROL_ACTIONS = ("halt", "resume", "flatten", "reset-limits")
 ControlFn = Callable[..., "Awaitable[Any] | Any"]  # fn(reason) or fn(reason, symbol=...)
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 
@@ -74,16 +81,20 @@ def _json(data: Any, status: int = 200) -> web.Response:
 class OpsServer:
     def __init__(self, state: RuntimeState, section: OpsSection | None = None, *,
                  clock: Callable[[], int] = time.time_ns, alerts: Any = None,
-                 control_timeout_s: float = 30.0) -> None:
+                 control_timeout_s: float = 30.0, state_dir: str | None = None, token: str = "") -> None:
         self.state = state
         self.section = section or OpsSection()
         self.clock = clock
         self.control_timeout_s = control_timeout_s
-        self._token = self.section.token.get_secret_value().encode()
+        configured = token or self.section.token.get_secret_value()
         self._loopback = is_loopback_host(self.section.host)
-        if not self._loopback and not self._token:
+        if not self._loopback and not configured:
             raise ConfigError(f"ops.host = {self.section.host!r} is beyond loopback and no ops token is set; "
                               "set SCALPER__OPS__TOKEN or bind 127.0.0.1")
+        if state_dir is not None:
+            configured = ensure_token(state_dir, configured)
+        self.token = configured or secrets.token_urlsafe(32)  # never empty: control always needs it
+        self._token = self.token.encode()
         self._controls: dict[str, ControlFn] = {}
         self._registry = build_registry(state, clock, alerts)
         self._runner: web.AppRunner | None = None
@@ -96,7 +107,7 @@ class OpsServer:
 
     # ---- wiring ---------------------------------------------------------------------------
     def on_control(self, action: str, fn: ControlFn) -> None:
-        """Register the app's handler for halt/resume/flatten: fn(reason) -> JSON-able result or None."""
+        """Register the app's handler for halt/resume/flatten/reset-limits: fn(reason) -> JSON-able or None."""
         if action not in CONTROL_ACTIONS:
             raise ValueError(f"unknown control action {action!r}; expected one of {CONTROL_ACTIONS}")
         self._controls[action] = fn
@@ -132,8 +143,6 @@ class OpsServer:
 
     # ---- guards ---------------------------------------------------------------------------
     def _authorised(self, request: web.Request) -> bool:
-        if not self._token:
-            return True
         got = request.headers.get("Authorization", "")
         scheme, _, value = got.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self._token)
@@ -179,6 +188,9 @@ class OpsServer:
         except ValueError:
             return _json({"ok": False, "error": "body is not valid JSON"}, 400)
         body = body if isinstance(body, dict) else {}
+        if action == "reset-limits" and body.get("confirm") is not True:
+            return _json({"ok": False, "action": action, "error": "reset-limits starts fresh daily-loss and "
+                          'drawdown baselines: send {"confirm": true} (scalper reset-limits --yes)'}, 400)
         reason = str(body.get("reason") or f"operator {action} via ops endpoint")[:200]
         symbol = body.get("symbol")
         if symbol is not None and (not isinstance(symbol, str) or not symbol.strip()):

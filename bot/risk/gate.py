@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["DAY_NS", "MarketView", "RiskGate", "TradingState"]
 
 DAY_NS = 86_400 * 1_000_000_000
+_LIMIT_CODES = frozenset({DenyReason.DAILY_LOSS_LIMIT, DenyReason.MAX_DRAWDOWN})  # halts reset_limits lifts
 _S = 1_000_000_000
 
 
@@ -96,6 +97,26 @@ class RiskGate:
         self.streak_until_ns = 0
         self.day_start_equity = self.day_peak_equity = self.equity
         self._set(TradingState.ACTIVE, "operator reset", now_ns)
+
+    def resume(self, reason: str, now_ns: int) -> None:
+        """Operator resume: ACTIVE again. Unlike `reset`, the day's baselines and the loss streak stay: a
+        resume never undoes a loss limit (`reset_limits` does, confirmed and journaled)."""
+        self._set(TradingState.ACTIVE, reason, now_ns)
+
+    def reset_limits(self, reason: str, now_ns: int) -> None:
+        """Operator: fresh daily-loss and drawdown baselines (from the current equity), loss streak
+        cleared; a halt by those limits (or REDUCING near them) is lifted, any other halt stays. Always one
+        state-change row (entity "limits") for the journal."""
+        before = self.state
+        self.day_start_equity = self.day_peak_equity = self.equity
+        self.consecutive_losses = 0
+        self.streak_until_ns = 0
+        limit_halt = self.state is TradingState.HALTED and self.halt_code in _LIMIT_CODES
+        if self.state is TradingState.REDUCING or limit_halt:
+            self.state, self.state_reason, self.halt_until_ns = TradingState.ACTIVE, reason, 0
+            self.halt_code = DenyReason.HALTED
+        self.state_changes.append((now_ns, "limits", "risk", before.value, self.state.value,
+                                   f"{reason}; day baseline {self.equity:.2f}"))
 
     def halt_symbol(self, symbol: str, reason: str, now_ns: int) -> None:
         if symbol not in self.halted_symbols:  # a second halt keeps the first one's start

@@ -8,26 +8,28 @@ error. A bad value is a ConfigError that names the key, the value and what is al
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 import warnings
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from bot.errors import ConfigError
 from bot.settings.core import AppSection, LogSection, MarketSection, VenueSection
 from bot.settings.execution import ExecutionSection
 from bot.settings.journal import JournalSection
 from bot.settings.ops import OpsSection
+from bot.settings.redact import collect_secret_values, format_validation_error, scrub
 from bot.settings.risk import RiskSection
 from bot.settings.signals import SignalsSection
 from bot.settings.sim import SimSection
 
 __all__ = ["Settings", "load_settings", "redacted"]
 
-_SECRET_KEYS = ("api_key", "api_secret", "token", "webhook_url", "bot_token", "password")
+_SECRET_KEYS = ("api_key", "api_secret", "token", "webhook_url", "bot_token", "password", "passphrase")
 
 
 class Settings(BaseSettings):
@@ -59,21 +61,6 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
-def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        val = e.get("input")
-        shown = "<redacted>" if any(s in key for s in _SECRET_KEYS) else repr(val)
-        ctx = e.get("ctx") or {}
-        allowed = ctx.get("expected")
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see config/default.toml for every key)"
-        lines.append(f"  {key} = {shown}: {msg}" + (f" (allowed: {allowed})" if allowed else ""))
-    return "\n".join(lines)
-
-
 def _find_secrets(d: dict[str, Any], path: str = "") -> list[str]:
     found = []
     for k, v in d.items():
@@ -93,8 +80,16 @@ def _read_secrets_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"venue.secrets_file = {path!r}: file not found") from e
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         warnings.warn(f"secrets file {path} is readable by group/others; chmod 600 it", stacklevel=2)
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as e:
+        raise ConfigError(f"venue.secrets_file = {path!r}: cannot be read ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        # Only where: the parser's message quotes the offending text, which here is a secret.
+        where = re.search(r"\(at line \d+, column \d+\)|\(at end of document\)", str(e))
+        raise ConfigError(f"venue.secrets_file = {path!r}: not valid TOML {where.group(0) if where else ''}; "
+                          "its content is not shown (it holds secrets)") from None
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +125,10 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
     try:
         return Settings(**data)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, source)) from None
+        raise ConfigError(format_validation_error(e, source, Settings, collect_secret_values(data))) from None
+    except SettingsError as e:  # a SCALPER__<SECTION> variable that is not valid JSON: never shown
+        raise ConfigError(scrub(f"invalid configuration in the environment: {e}", collect_secret_values(data))
+                          ) from None
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from bot.settings.ops import OpsSection
 from bot.venues.binance_usdm.instruments import KNOWN
 
 T0 = 1_700_000_000_000_000_000
+TOKEN = "ops-test-token"  # /status and /control/* always need a bearer token (bot/ops/token.py)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def live_sync(symbol: str = "BTCUSDT", now_ns: int = T0) -> BinanceBookSync:
@@ -38,9 +40,15 @@ def state(clock: list[int]) -> RuntimeState:
     return RuntimeState(now_ns=clock[0], user_stream_stale_after_ns=10_000_000_000)
 
 
+@pytest.fixture(autouse=True)
+def _ops_token_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI (`scalper status|halt|...`) takes the token from $SCALPER__OPS__TOKEN."""
+    monkeypatch.setenv("SCALPER__OPS__TOKEN", TOKEN)
+
+
 @pytest.fixture
 async def server(state: RuntimeState, clock: list[int]) -> AsyncIterator[OpsServer]:
-    srv = OpsServer(state, OpsSection(port=0), clock=lambda: clock[0])
+    srv = OpsServer(state, OpsSection(port=0), clock=lambda: clock[0], token=TOKEN)
     await srv.start()
     try:
         yield srv

@@ -12,7 +12,7 @@ from bot.market.health import BookStatus
 from bot.ops.server import OpsServer
 from bot.ops.state import RuntimeState
 from bot.settings.ops import OpsSection
-from tests.ops.conftest import T0, live_sync
+from tests.ops.conftest import AUTH, T0, live_sync
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 
@@ -157,7 +157,7 @@ async def test_status_lists_positions_orders_errors_and_feeds(server, state: Run
     state.order_opened("t9-sl", symbol="BTCUSDT", kind=OrderKind.STOP_MARKET)
     for i in range(60):
         state.on_error("venue", f"timeout {i}", clock[0] + i)
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as s, s.get(server.url + "/status") as r:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as s, s.get(server.url + "/status", headers=AUTH) as r:
         assert r.status == 200
         st = await r.json()
     assert st["positions"][0]["trade_id"] == "t9" and st["positions"][0]["side"] == "long"
@@ -178,7 +178,7 @@ async def test_control_calls_registered_callbacks_and_reports_missing_ones(serve
 
     server.on_control("halt", halt)
     server.on_control("resume", lambda reason: calls.append(("resume", reason)))
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
+    async with aiohttp.ClientSession(timeout=TIMEOUT, headers=AUTH) as s:
         async with s.post(server.url + "/control/halt", json={"reason": "news"}) as r:
             assert r.status == 200
             body = await r.json()

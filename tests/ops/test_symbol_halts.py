@@ -28,7 +28,7 @@ from bot.settings.risk import RiskSection
 from bot.venues.binance_usdm.instruments import KNOWN
 from tests.execution.harness import LIVE, Clock, Rig, intent
 from tests.execution.restore_harness import Life, Venue
-from tests.ops.conftest import T0
+from tests.ops.conftest import AUTH, T0, TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = aiohttp.ClientTimeout(total=5)
@@ -36,12 +36,12 @@ S = 1_000_000_000
 
 
 async def _get(url: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as s, s.get(url) as r:
+    async with aiohttp.ClientSession(timeout=TIMEOUT, headers=AUTH) as s, s.get(url) as r:
         return r.status, (await r.json() if r.content_type == "application/json" else await r.text())
 
 
 async def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as s, s.post(url, json=body) as r:
+    async with aiohttp.ClientSession(timeout=TIMEOUT, headers=AUTH) as s, s.post(url, json=body) as r:
         return r.status, await r.json()
 
 
@@ -210,7 +210,7 @@ def _app(tmp: Path, engine: Any, journal: Any) -> App:
 @contextlib.asynccontextmanager
 async def _serving(app: App) -> AsyncIterator[str]:
     """The ops server with the app's controls, as App._serve wires it, and the housekeeping loop."""
-    ops = OpsServer(app.state, OpsSection(port=0), alerts=app.alerts)
+    ops = OpsServer(app.state, OpsSection(port=0), alerts=app.alerts, token=TOKEN)
     for action, fn in (("halt", app._halt), ("resume", app._resume), ("flatten", app._flatten)):
         ops.on_control(action, fn)
     await ops.start()
