@@ -42,7 +42,6 @@ PENDING_FIX = {
     "manual_position": "reconcile: continuous reconciliation, ACCOUNT_UPDATE positions consumed (item 2)",
     "manual_add": "reconcile: a size the bot does not own gets a stop, never netted into a trade (item 2)",
     "freeze_5s": "inputs: a book tradable only while fresh (item 5)",
-    "prod_url_without_live": "secrets: guard by endpoint, production hosts refused without --live (item 6)",
 }
 
 
