@@ -184,3 +184,13 @@ def test_cli_json_rows_summary_and_exit_status(tmp_path: Path) -> None:
     assert body["summary"]["drills"] == 1 and body["summary"]["passed"] == int(row["passed"])
     assert out.returncode == (0 if row["passed"] else 1)
     assert (tmp_path / "prod_url_without_live" / "net-audit.jsonl").exists()  # it ran under the audit hook
+
+
+def test_health_doubt_is_a_new_not_ok_reason() -> None:
+    from bot.drill.drills import _first_new_doubt
+
+    before = {"symbol halted: ETHUSDT"}
+    assert _first_new_doubt(before, [(0.1, "degraded", {"symbol halted: ETHUSDT"})]) is None  # not new
+    assert _first_new_doubt({"user stream stale: no message for 800 ms"},
+                            [(0.1, "degraded", {"user stream stale: no message for 900 ms"})]) is None
+    assert _first_new_doubt(before, [(0.1, "ok", set()), (0.3, "degraded", before | {"book BTCUSDT STALE"})]) == 0.3

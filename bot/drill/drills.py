@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ HAND_QTY = {"BTCUSDT": 0.01, "ETHUSDT": 0.1}
 
 
 async def _ready(ctx: Ctx, timeout_s: float = 20.0) -> None:
-    """The bot is connected: its user stream is open and both books are live at the exchange's side."""
+    """The bot is connected: its user stream and its depth socket are open at the exchange."""
     async def up() -> bool:
         st = await ctx.state()
         return st["connections"]["private"] >= 1 and st["connections"]["public"] >= 1
@@ -75,8 +76,13 @@ async def _health_during(ctx: Ctx, seconds: float) -> list[tuple[float, str, set
 
 
 def _first_new_doubt(before: set[str], samples: list[tuple[float, str, set[str]]]) -> float | None:
-    """When /health first said not-ok for a reason it did not give before the fault."""
-    return next((t for t, status, reasons in samples if status != "ok" and reasons - before), None)
+    """When /health first said not-ok for a reason it did not give before the fault (numbers ignored:
+    "no message for 800 ms" before and "... 900 ms" after is the same reason)."""
+    def norm(reasons: set[str]) -> set[str]:
+        return {re.sub(r"\d+(\.\d+)?", "#", r) for r in reasons}
+
+    old = norm(before)
+    return next((t for t, status, reasons in samples if status != "ok" and norm(reasons) - old), None)
 
 
 async def _reasons_now(ctx: Ctx) -> set[str]:
