@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from bot.drill.drills import DRILLS
@@ -41,7 +42,6 @@ PENDING_FIX = {
     "manual_position": "reconcile: continuous reconciliation, ACCOUNT_UPDATE positions consumed (item 2)",
     "manual_add": "reconcile: a size the bot does not own gets a stop, never netted into a trade (item 2)",
     "freeze_5s": "inputs: a book tradable only while fresh (item 5)",
-    "prod_url_without_live": "secrets: guard by endpoint, production hosts refused without --live (item 6)",
 }
 
 
@@ -151,8 +151,46 @@ def test_scores_find_duplicates_orphans_lost_and_netted_rows() -> None:
     assert len(orphans(state)) == 2  # the resting entry and the stop on flat ETH
     jv = journal_vs_exchange(state, ledger, {"web_manual_1"})
     assert jv.lost_rows == 1 and not jv.ok  # fill 11 is not journaled; the hand fill is foreign
-    assert any("BTCUSDT" in p and "by hand +0.01" in p for p in jv.problems)
+    assert any("BTCUSDT" in p and "by hand or after the bot stopped +0.01" in p for p in jv.problems)
     ledger.fills.append({"trade_id": "t1", "client_id": "t1-entry.2", "side": "BUY", "qty": 0.01,
                          "venue_trade_id": "11"})
     assert journal_vs_exchange(state, ledger, {"web_manual_1"}).ok
     assert not journal_vs_exchange(state, ledger, set()).ok  # the hand fill counted as the bot's: netted
+
+
+def test_fills_after_the_bot_stopped_are_set_aside_not_lost() -> None:
+    fills = [{"id": 1, "orderId": 1, "clientOrderId": "t1-entry", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.02,
+              "time": 1000},
+             {"id": 2, "orderId": 2, "clientOrderId": "t1-tp1", "symbol": "BTCUSDT", "side": "SELL", "qty": 0.01,
+              "time": 5000}]
+    state = {"orders": [], "algo_orders": [], "fills": fills, "open_orders": [], "open_algo_orders": [],
+             "positions": [{"symbol": "BTCUSDT", "positionAmt": "0.01"}]}
+    ledger = Ledger([{"trade_id": "t1", "symbol": "BTCUSDT", "state": "PROTECTED"}], [],
+                    [{"trade_id": "t1", "client_id": "t1-entry", "side": "BUY", "qty": 0.02, "venue_trade_id": "1"}])
+    late = journal_vs_exchange(state, ledger, set(), after_ms=4000)
+    assert late.ok and late.lost_rows == 0 and late.after_end == 1
+    during = journal_vs_exchange(state, ledger, set(), after_ms=6000)  # the bot was still there: lost
+    assert not during.ok and during.lost_rows == 1
+
+
+def test_cli_json_rows_summary_and_exit_status(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "bot", "drill", "--only", "prod_url_without_live", "--json",
+                          "--work", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    body = orjson.loads(out.stdout)
+    (row,) = body["drills"]
+    assert row["name"] == "prod_url_without_live" and row["survived"] is None
+    assert set(row) >= {"max_naked_s", "naked_limit_s", "duplicates", "orphans", "journal_vs_exchange", "lost_rows",
+                        "survived", "alerts", "passed"}
+    assert body["summary"]["drills"] == 1 and body["summary"]["passed"] == int(row["passed"])
+    assert out.returncode == (0 if row["passed"] else 1)
+    assert (tmp_path / "prod_url_without_live" / "net-audit.jsonl").exists()  # it ran under the audit hook
+
+
+def test_health_doubt_is_a_new_not_ok_reason() -> None:
+    from bot.drill.drills import _first_new_doubt
+
+    before = {"symbol halted: ETHUSDT"}
+    assert _first_new_doubt(before, [(0.1, "degraded", {"symbol halted: ETHUSDT"})]) is None  # not new
+    assert _first_new_doubt({"user stream stale: no message for 800 ms"},
+                            [(0.1, "degraded", {"user stream stale: no message for 900 ms"})]) is None
+    assert _first_new_doubt(before, [(0.1, "ok", set()), (0.3, "degraded", before | {"book BTCUSDT STALE"})]) == 0.3
