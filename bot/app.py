@@ -347,6 +347,7 @@ class App(OperatorControls):
                 self.log.info("shutdown", flatten=flatten_on_exit)
                 self._halt("shutdown")
                 bound_s = self._shutdown_bound_s()
+                protect_by = time.monotonic() + bound_s
                 if flatten_on_exit:
                     await self.engine.flatten_all(CloseReason.MANUAL)
                     await self._wait_flat(bound_s)
@@ -354,7 +355,7 @@ class App(OperatorControls):
                     unprotected = await self.recovery.protect_for_exit()
                     if unprotected:
                         await self._wait_flat(bound_s, unprotected)
-                if await self._naked_at_exit():
+                if await self._naked_at_exit(protect_by):
                     rc = EXIT_NAKED
                 for w in workers:
                     w.cancel()
@@ -384,10 +385,15 @@ class App(OperatorControls):
                 extra = min(_SHUTDOWN_MAX_RETRY_AFTER_S, float(limiter.blocked_for_s(time.time())))
         return _SHUTDOWN_WAIT_S + extra + self.settings.execution.stop_confirm_timeout_ms / 1000.0
 
-    async def _naked_at_exit(self) -> bool:
-        """After the bounded wait: every position left without a confirmed stop -> an EMERGENCY alert naming
-        symbol, side, qty and what is missing (sent before the process ends). True when there was one."""
+    async def _naked_at_exit(self, protect_by: float = 0.0) -> bool:
+        """Until `protect_by` (monotonic s) every position must be flat or have a confirmed stop (a stop
+        still being acknowledged, or retried after a Retry-After, gets that long); what is left then -> an
+        EMERGENCY alert naming symbol, side, qty and what is missing (sent before the process ends).
+        True when there was one."""
         assert self.engine is not None
+        # bounded 50 ms poll, during shutdown only (the engine has no "protected" event to await)
+        while self.engine.unprotected() and time.monotonic() < protect_by:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
         naked = self.engine.unprotected()
         for n in naked:
             what = (f"{n['side']} {n['qty']} left WITHOUT A STOP at shutdown ({n['trade_id']}, {n['state']}): "

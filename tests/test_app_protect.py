@@ -113,6 +113,15 @@ async def test_naked_position_at_shutdown_is_an_emergency_naming_what_is_missing
                                 "stop t3-sl.2 not confirmed by the venue")]
     app.engine = _Engine([])  # type: ignore[assignment]
     assert await app._naked_at_exit() is False
+    # a stop confirmed during the bounded wait: no alert
+    eng = _Engine([{"trade_id": "t4", "symbol": "BTCUSDT", "side": "long", "qty": 0.1, "state": "PROTECTING",
+                    "missing": "stop t4-sl not confirmed by the venue"}])
+    app.engine = eng  # type: ignore[assignment]
+    asyncio.get_running_loop().call_later(0.2, eng.left.clear)
+    sent.clear()
+    t0 = time.monotonic()
+    assert await app._naked_at_exit(time.monotonic() + 5.0) is False
+    assert sent == [] and 0.15 < time.monotonic() - t0 < 2.0
     assert EXIT_NAKED not in (0, 1, 2)
 
 
