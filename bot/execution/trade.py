@@ -60,6 +60,8 @@ __all__ = ["IllegalTransition", "TradeMachine"]
 _MS = 1_000_000
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
 IMMEDIATE_TRIGGER = -2021  # "Order would immediately trigger" (exchange-facts A3)
+# on_rejected codes of a leg given up as "not found" after an ambiguous outcome (engine, recovery): not a no
+_NOT_FOUND_CODES = frozenset({"unknown", "not-found"})
 _MAX_EXIT_RETRIES = 3  # refused exits re-sent at once; after that with a capped backoff, never given up
 _EXIT_RETRY_FIRST_MS = 250
 _EXIT_RETRY_CAP_MS = 5_000
@@ -110,6 +112,7 @@ class TradeMachine:
         self.exit_reason: CloseReason | None = None
         self._versions: dict[str, int] = {}
         self._exit_retries = 0
+        self._not_found: set[str] = set()  # legs ended as "not found" after an ambiguous outcome
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _cid(self, name: str) -> str:
@@ -234,8 +237,9 @@ class TradeMachine:
         (on_update) opens it as usual (stop, targets, deadlines). Nothing for any other leg or state."""
         out: list[Action] = []
         leg = self.legs.get(client_id)
-        if self.state is not TradeState.ABORTED or self.opened or leg is None or leg.role is not LegRole.ENTRY:
-            return out
+        if self.state is not TradeState.ABORTED or self.opened or leg is None or leg.role is not LegRole.ENTRY \
+                or client_id not in self._not_found:
+            return out  # only an order we gave up on as "not found" can turn up later; never a cancelled one
         self._set(TradeState.ENTERING, f"{client_id} executed after it was reported not found", out)
         leg.status = OrderStatus.NEW
         out.append(OrderEvent(self.tid, client_id, OrderStatus.NEW, "executed late", leg.venue_order_id))
@@ -249,6 +253,8 @@ class TradeMachine:
         if leg is None or leg.done:
             return out
         leg.status = OrderStatus.REJECTED
+        if str(code) in _NOT_FOUND_CODES:
+            self._not_found.add(client_id)  # the venue did not say no: it may still execute (reopen_late)
         out.append(OrderEvent(self.tid, client_id, OrderStatus.REJECTED, f"{code}: {message}"))
         self._leg_ended(leg, now_ns, out, code=code)
         return out

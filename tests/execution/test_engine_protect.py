@@ -245,6 +245,19 @@ async def test_entry_executed_after_not_found_reopens_its_trade_and_protects_it(
         assert r.engine.stats["late_fills"] == 1 and r.rm.gate.open_notional.get("BTCUSDT", 0) > 0
 
 
+async def test_a_replayed_update_never_reopens_an_entry_that_was_cancelled(tmp_path: Path) -> None:
+    rig, gw, _ = rig_of(tmp_path, execution={"entry_order": "limit_post_only"})
+    async with running(rig) as r:
+        await r.engine.submit_intent(intent(), LIVE)
+        await until("entry sent", lambda: "t1-entry" in gw.orders)
+        r.clock.advance_ms(r.cfg.entry_timeout_ms)
+        assert await r.engine.fire_due() == 1  # the entry deadline: cancelled, unfilled -> ABORTED
+        await until("aborted", lambda: "t1" not in r.engine.trades)
+        gw._emit("t1-entry", OrderStatus.NEW)  # an old NEW delivered again (a catch-up replay)
+        await asyncio.sleep(0.05)
+        assert "t1" not in r.engine.trades and r.trade_states()[-1] == "ABORTED"
+
+
 async def test_fill_on_a_closed_trade_goes_to_reconciliation_not_an_exception(tmp_path: Path) -> None:
     rig, gw, asked = rig_of(tmp_path, execution={"entry_order": "limit_post_only"})
     async with running(rig) as r:
