@@ -123,6 +123,20 @@ async def test_stop_refused_by_429_waits_out_retry_after_and_is_resent_same_clie
         assert rig.engine.stats["protective_retries"] == 2 and rig.engine.stats["protective_resends"] == 2
 
 
+async def test_a_global_and_a_symbol_halt_never_stop_protecting(tmp_path: Path) -> None:
+    rig, gw, _ = rig_of(tmp_path)
+    async with running(rig):
+        gw.script["t1-sl"] = [RateLimited("429", retry_after_s=0.1)]
+        await _filled_entry(rig, gw)
+        await until("stop refused once", lambda: gw.count("t1-sl") == 1)
+        rig.rm.gate.halt("operator", rig.clock())  # halts deny entries only
+        rig.rm.gate.halt_symbol("BTCUSDT", "test", rig.clock())
+        await until("stop confirmed", lambda: rig.engine.trades["t1"].state is TradeState.PROTECTED)
+        assert gw.count("t1-sl") == 2
+        await rig.engine.flatten_all(CloseReason.MANUAL)
+        await until("exit sent", lambda: "t1-exit" in gw.orders)
+
+
 async def test_ambiguous_stop_that_landed_is_found_by_client_id_not_resent(tmp_path: Path) -> None:
     rig, gw, _ = rig_of(tmp_path)
     async with running(rig):
