@@ -11,6 +11,8 @@ b: an ambiguous entry (the order executes, the answer is a 503) while every look
 c: an entry reported "not found" that executes 3 s later (late_execute) -> its ABORTED trade reopens and
    protects the position at once; journal equals exchange.
 d: SIGTERM inside the Retry-After -> the shutdown waits for the exit, exits 0, nothing naked.
+e: SIGTERM with a 60 s Retry-After running -> after the bounded wait (45 s) an EMERGENCY alert naming
+   symbol, side, qty and what is missing, and exit code 3.
 
 The entry is made to sit 400 ms in the exchange (delay_orders_ms) so the fault can be armed between the
 trade's journal row (written before the entry is sent) and the entry's execution; then the delay is
@@ -276,3 +278,31 @@ async def test_drill_sigterm_inside_the_retry_after(sim: Sim, tmp_path: Path) ->
         print(f"drill sigterm-in-retry-after: shutdown took {waited:.2f} s, max naked {w.max_naked_s:.3f} s")
         assert waited >= retry_after_s - 2.0 - 1.0  # it waited for the Retry-After instead of leaving
         assert w.max_naked_s <= STOP_CONFIRM_MS / 1000 + retry_after_s + 2 * POLL_S, (w.max_naked_s, w.intervals)
+
+
+async def test_drill_shutdown_that_cannot_protect_alerts_and_exits_non_zero(sim: Sim, tmp_path: Path) -> None:
+    """A 60 s Retry-After at the stop and SIGTERM at once: nothing can reach the venue within the shutdown's
+    bound (45 s), so the process says so: an EMERGENCY alert naming symbol, side, qty and what is missing,
+    and exit code 3 (the only non-zero exit of a stop on request)."""
+    await fault(sim, kind="delay_orders_ms", ms=400)
+    async with webhook() as hook:
+        bot = start_bot(sim, tmp_path, hook.url)
+        try:
+            t = await arm_at_first_entry(sim, bot, tmp_path, retry_after_s=60, ban_after=10)
+            await until("the stop retried after a 429", lambda: [
+                e for e in bot.events() if e.get("event") == "protective_retry"
+                and str(e.get("client_id", "")).startswith(t["trade_id"] + "-")], 15, bot)
+            t_term = time.monotonic()
+            rc = await asyncio.to_thread(bot.term, 80.0)
+            took = time.monotonic() - t_term
+        finally:
+            if bot.alive():
+                bot.term(5.0)
+        assert rc == 3, (rc, bot.log_path)
+        assert 40.0 <= took <= 58.0, took  # bounded: within systemd's TimeoutStopSec (60 s), alert included
+        amt = next(float(p["positionAmt"]) for p in (await sim_state(sim))["positions"] if p["symbol"] == t["symbol"])
+        side = "long" if amt > 0 else "short"
+        texts = hook.texts("emergency")
+        assert any(t["symbol"] in x and f"{side} {abs(amt):g}" in x and "WITHOUT A STOP" in x for x in texts), texts
+        naked = [e for e in bot.events() if e.get("event") == "shutdown_naked_position"]
+        assert naked and naked[0]["symbol"] == t["symbol"] and "not confirmed" in naked[0]["missing"]
