@@ -7,6 +7,8 @@ SIGTERM and scores the row (runner.py, score.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +25,7 @@ HAND_QTY = {"BTCUSDT": 0.01, "ETHUSDT": 0.1}
 
 
 async def _ready(ctx: Ctx, timeout_s: float = 20.0) -> None:
-    """The bot is connected: its user stream is open and both books are live at the exchange's side."""
+    """The bot is connected: its user stream and its depth socket are open at the exchange."""
     async def up() -> bool:
         st = await ctx.state()
         return st["connections"]["private"] >= 1 and st["connections"]["public"] >= 1
@@ -32,12 +34,14 @@ async def _ready(ctx: Ctx, timeout_s: float = 20.0) -> None:
 
 
 async def _observe(ctx: Ctx, seconds: float) -> None:
-    """Let the bot run (the watcher measures); fails early if the bot exits."""
+    """Let the bot run while the watcher measures. A bot that exits meanwhile is noted, and the full time
+    is still observed: what it left behind at the exchange (a naked position) keeps being measured."""
     end = time.monotonic() + seconds
+    noted = False
     while time.monotonic() < end:
-        if ctx.bot is not None and not ctx.bot.alive():
+        if not noted and ctx.bot is not None and not ctx.bot.alive():
             ctx.notes.append(f"bot exited on its own with {ctx.bot.proc.returncode}")
-            return
+            noted = True
         await asyncio.sleep(0.1)
 
 
@@ -52,16 +56,51 @@ async def stop_429(ctx: Ctx) -> None:
         return not (await ctx.state())["faults"]["rate_limit_armed"]
 
     await ctx.wait("a stop placement met the 429", hit, 40)
-    ctx.check("stop met 429", True)
+    # POST /fapi/v1/algoOrder carries only conditional orders; the bot's take-profits are LIMIT orders
+    fired = [f for f in (await ctx.state())["faults"]["fired"] if f["kind"] == "rate_limit"]
+    ctx.check("stop met 429", bool(fired), f"at exchange time {fired[0]['time'] if fired else None}")
     await _observe(ctx, 10 + 5)
+
+
+async def _health_during(ctx: Ctx, seconds: float) -> list[tuple[float, str, set[str]]]:
+    """Sample the bot's /health every 100 ms for `seconds` (also lets the watcher measure):
+    [(seconds since start, status, reasons)]."""
+    t0 = time.monotonic()
+    out = []
+    while (now := time.monotonic()) - t0 < seconds:
+        h = await ctx.health()
+        if h is not None:
+            out.append((now - t0, str(h.get("status")), {str(r) for r in h.get("reasons", [])}))
+        await asyncio.sleep(0.1)
+    return out
+
+
+def _first_new_doubt(before: set[str], samples: list[tuple[float, str, set[str]]]) -> float | None:
+    """When /health first said not-ok for a reason it did not give before the fault (numbers ignored:
+    "no message for 800 ms" before and "... 900 ms" after is the same reason)."""
+    def norm(reasons: set[str]) -> set[str]:
+        return {re.sub(r"\d+(\.\d+)?", "#", r) for r in reasons}
+
+    old = norm(before)
+    return next((t for t, status, reasons in samples if status != "ok" and norm(reasons) - old), None)
+
+
+async def _reasons_now(ctx: Ctx) -> set[str]:
+    h = await ctx.health()
+    return {str(r) for r in h.get("reasons", [])} if h else set()
 
 
 async def silent_user_stream(ctx: Ctx) -> None:
     await _ready(ctx)
     t0_ms = (await ctx.state())["time"]
     mute_ms = 15_000
+    before = await _reasons_now(ctx)
     await ctx.fault({"kind": "mute_user_stream", "ms": mute_ms})
-    await _observe(ctx, mute_ms / 1000)
+    samples = await _health_during(ctx, mute_ms / 1000)
+    seen = _first_new_doubt(before, samples)
+    ctx.check("health in doubt while silent", seen is not None,
+              f"/health not ok {seen:.1f} s into the silence" if seen is not None else
+              f"/health stayed {sorted({s for _, s, _ in samples})} over {len(samples)} samples")
     st = await ctx.state(history=True)
     silent = [f for f in st["fills"] if t0_ms <= f["time"] <= t0_ms + mute_ms]
     ctx.check("fills while muted", bool(silent), f"{len(silent)} fills the bot never heard of")
@@ -70,19 +109,36 @@ async def silent_user_stream(ctx: Ctx) -> None:
 
 
 async def late_execution(ctx: Ctx) -> None:
-    await ctx.fault({"kind": "late_execute", "ms": 3000, "count": 1, "entries_only": True})
+    # The point is a FILL arriving for an entry the bot gave up on. A late LIMIT entry may rest unfilled
+    # (the market moved in those 3 s): then the fault is armed again, a few times at most.
+    filled: list[str] = []
+    placed: list[str] = []
+    for attempt in range(4):
+        if ctx.bot is None or not ctx.bot.alive():
+            break
+        await ctx.fault({"kind": "late_execute", "ms": 3000, "count": 1, "entries_only": True})
 
-    async def executed() -> bool:
-        f = (await ctx.state())["faults"]
-        return f["late_execute"] == 0 and f["late_pending"] == 0
+        async def executed() -> bool:
+            f = (await ctx.state())["faults"]
+            return f["late_execute"] == 0 and f["late_pending"] == 0
 
-    await ctx.wait("an entry answered 503 and executed 3 s later", executed, 40)
-    st = await ctx.state(history=True)
-    entries = {leg["client_id"]: leg["trade_id"] for leg in ctx.rows("SELECT * FROM legs WHERE role='entry'")}
-    late = [o for o in st["orders"] if o["clientOrderId"] in entries]
-    ctx.check("late entry placed", bool(late))
-    ctx.notes.append("late entry filled" if any(float(o["executedQty"]) > 0 for o in late) else
-                     "late entry rested unfilled")
+        await ctx.wait("an entry answered 503 and executed 3 s later", executed, 30)
+        st = await ctx.state(history=True)
+        t_f = [f["time"] for f in st["faults"]["fired"] if f["kind"] == "late_execute"][-1]
+        # the entry the bot sent when the fault fired, which reached the book ~3 s later
+        sent = {leg["client_id"] for leg in ctx.rows("SELECT * FROM legs WHERE role='entry'")
+                if t_f - 1000 <= leg["created_ns"] // 1_000_000 <= t_f + 100}
+        late = [o for o in st["orders"] if o["clientOrderId"] in sent and o["time"] >= t_f + 2900]
+        placed += [o["clientOrderId"] for o in late]
+        await asyncio.sleep(1.0)  # a resting late entry may still fill
+        st = await ctx.state(history=True)
+        filled += [o["clientOrderId"] for o in st["orders"] if o["clientOrderId"] in sent
+                   and o["time"] >= t_f + 2900 and float(o["executedQty"]) > 0]
+        if filled:
+            break
+        ctx.notes.append(f"attempt {attempt + 1}: late entry {[o['clientOrderId'] for o in late]} did not fill")
+    ctx.check("late entry placed", bool(placed), ", ".join(placed))
+    ctx.check("late entry filled", bool(filled), ", ".join(filled))
     await _observe(ctx, 8)
 
 
@@ -96,7 +152,10 @@ async def ambiguous_entry_lookup_fails(ctx: Ctx) -> None:
         return f["error_after_execute"] == 0 and not f["rate_limit_armed"]
 
     await ctx.wait("an ambiguous entry and a failing look-up", both, 40)
-    ctx.check("look-up met 429", True)
+    fired = {f["kind"]: f["time"] for f in (await ctx.state())["faults"]["fired"]}
+    gap = fired["rate_limit"] - fired["error_after_execute"]
+    # the bot's first look-up follows the 503 at once (venue.ambiguous_lookup_delays_ms starts with 0)
+    ctx.check("look-up met 429", 0 <= gap <= 2000, f"429 window began {gap} ms after the ambiguous entry")
     await _observe(ctx, 3 + 7)
 
 
@@ -115,17 +174,31 @@ def _bad_depth(symbol: str, last_u: int, now_ms: int) -> list[str]:
 async def malformed_market(ctx: Ctx) -> None:
     await _ready(ctx)
     await ctx.trade_in(("ENTERING", "PROTECTED", "EXITING", "CLOSED"), 30)  # trading, books in use
-    sent = 0
+    delivered = total = 0
     for sym in ("BTCUSDT", "ETHUSDT"):
-        st = await ctx.state()
-        book = st["books"][sym]
-        for raw in _bad_depth(sym, int(book["last_update_id"]), int(st["time"])):
+        for i in range(5):
+            if ctx.bot is None or not ctx.bot.alive():
+                break
+            # each bad message on its own: wait for the market socket (a resync may reconnect it)
+            with contextlib.suppress(DrillFailed):
+                await ctx.wait("a public socket", _has_socket(ctx, "public"), 5)
+            st = await ctx.state()
+            raw = _bad_depth(sym, int(st["books"][sym]["last_update_id"]), int(st["time"]))[i]
             got = await ctx.fault({"kind": "inject", "route": "public", "raw": raw,
                                    "stream": f"{sym.lower()}@depth@100ms"})
-            sent += got["sent"]
-            await asyncio.sleep(0.2)
-    ctx.check("bad depth delivered", sent >= 10, f"{sent} frames on the bot's sockets")
+            total += 1
+            delivered += got["sent"] >= 1
+            await asyncio.sleep(0.3)
+    ctx.check("bad depth delivered", total == 10 and delivered == total,
+              f"{delivered} of {total} sent messages reached the bot (of 10)")
     await _observe(ctx, 8)
+
+
+def _has_socket(ctx: Ctx, route: str) -> Any:
+    async def check() -> bool:
+        return bool((await ctx.state())["connections"][route])
+
+    return check
 
 
 async def malformed_user(ctx: Ctx) -> None:
@@ -154,7 +227,7 @@ async def manual_position(ctx: Ctx) -> None:
     sym = next((s for s in HAND_QTY if not pos.get(s)), None)
     if sym is None:
         raise DrillFailed("no flat symbol to trade by hand")
-    ctx.expect_alerts.append(sym)
+    ctx.expect_alerts.append(f"emergency:{sym}")
     got = await ctx.fault({"kind": "outside_order", "symbol": sym, "side": "BUY", "type": "MARKET",
                            "qty": HAND_QTY[sym]})
     ctx.check("hand order filled", got["status"] == "FILLED", f"{got['client_id']} {got['status']}")
@@ -167,7 +240,7 @@ async def manual_add(ctx: Ctx) -> None:
     amt = (await ctx.positions()).get(sym, 0.0)
     if not amt:
         raise DrillFailed(f"{t['trade_id']} PROTECTED but no {sym} position at the exchange")
-    ctx.expect_alerts.append(sym)
+    ctx.expect_alerts.append(f"emergency:{sym}")
     got = await ctx.fault({"kind": "outside_order", "symbol": sym, "side": "BUY" if amt > 0 else "SELL",
                            "type": "MARKET", "qty": HAND_QTY[sym]})
     ctx.check("hand order filled", got["status"] == "FILLED", f"{got['client_id']} adds {HAND_QTY[sym]} to {amt}")
@@ -176,13 +249,20 @@ async def manual_add(ctx: Ctx) -> None:
 
 # ---------------------------------------------------------------------------- stale market
 STALE_GRACE_MS = 1000  # a book must count as stale within this of its last message (issue 11: hundreds of ms)
+HEALTH_STALE_S = 1.5  # ... and /health say so: the grace plus the 100 ms sampling and a loaded box's latency
 
 
 async def freeze_5s(ctx: Ctx) -> None:
     await ctx.trade_in(("PROTECTED",), 30)
     t0 = int((await ctx.state())["time"])
+    before = await _reasons_now(ctx)
     await ctx.fault({"kind": "freeze_stream", "ms": 5000})
-    await _observe(ctx, 5 + 4)
+    samples = await _health_during(ctx, 5)
+    seen = _first_new_doubt(before, samples)
+    ctx.check("stale in health", seen is not None and seen <= HEALTH_STALE_S,
+              f"/health not ok {seen:.1f} s into the freeze" if seen is not None else
+              f"/health stayed {sorted({s for _, s, _ in samples})} over {len(samples)} samples")
+    await _observe(ctx, 4)
     st = await ctx.state(history=True)
     entries = {leg["client_id"] for leg in ctx.rows("SELECT client_id FROM legs WHERE role='entry'")}
     stale = [o["clientOrderId"] for o in st["orders"] if o["clientOrderId"] in entries
@@ -235,8 +315,10 @@ async def sigkill_mid_trade(ctx: Ctx) -> None:
 
 DRILLS: tuple[Drill, ...] = (
     Drill("stop_429", "429 with Retry-After 10 s exactly when the stop is placed", stop_429, retry_after_s=10),
-    Drill("silent_user_stream", "user stream open but silent 15 s while entries fill", silent_user_stream),
-    Drill("late_execution", "an entry answers 503, is not found, and executes 3 s later", late_execution),
+    Drill("silent_user_stream", "user stream open but silent 15 s while entries fill", silent_user_stream,
+          health=True),
+    Drill("late_execution", "an entry answers 503, is not found, and executes 3 s later", late_execution,
+          timeout_s=120),
     Drill("ambiguous_entry_lookup_fails", "an entry answers 503 (executed) and its look-ups meet a 429 "
           "(Retry-After 3 s)", ambiguous_entry_lookup_fails, retry_after_s=3),
     Drill("malformed_market", "bad depth messages: 'abc', NaN, 1e400, a 3-item level, u as a string",
@@ -244,7 +326,8 @@ DRILLS: tuple[Drill, ...] = (
     Drill("malformed_user", 'an ORDER_TRADE_UPDATE with "S": "HOLD"', malformed_user),
     Drill("manual_position", "a position opened by hand on a flat symbol while the bot runs", manual_position),
     Drill("manual_add", "a size added by hand to the bot's protected position", manual_add),
-    Drill("freeze_5s", "market data frozen 5 s: no entry on a stale book, positions still protected", freeze_5s),
+    Drill("freeze_5s", "market data frozen 5 s: no entry on a stale book, /health says so, positions still "
+          "protected", freeze_5s, health=True),
     Drill("prod_url_without_live", "SCALPER__VENUE__REST_URL = Binance production without --live: refuse "
           "with one line, no network", prod_url_without_live, runs_bot=False),
     Drill("sigkill_mid_trade", "SIGKILL with a trade PROTECTED, restart: adopted and completed",

@@ -49,8 +49,9 @@ class Drill:
     scenario: Callable[[Ctx], Awaitable[None]]
     retry_after_s: float = 0.0  # the drill's Retry-After: part of the naked limit
     overrides: dict[str, str] = field(default_factory=dict)
-    expect_alerts: tuple[str, ...] = ()  # each must appear in some alert's text (e.g. the symbol)
+    expect_alerts: tuple[str, ...] = ()  # "kind:text" each matched by some alert (see _alert_matches)
     runs_bot: bool = True  # False: the scenario runs its own process (prod_url_without_live)
+    health: bool = False  # serve the bot's ops endpoint on a free port (ctx.health())
     timeout_s: float = 60.0
 
 
@@ -69,10 +70,15 @@ class Ctx:
     foreign_cids: set[str] = field(default_factory=set)
     expect_alerts: list[str] = field(default_factory=list)
     survived: bool | None = None  # set by scenarios that run their own process
+    ops_base: str = ""
 
     # ------------------------------------------------------------------ processes
     def start_bot(self, **over: str) -> Bot:
         env = {**DRILL_OVERRIDES, **self.drill.overrides, **over}
+        if self.drill.health:
+            port = procs.free_port()
+            self.ops_base = f"http://127.0.0.1:{port}"
+            env.update(SCALPER__OPS__ENABLED="true", SCALPER__OPS__HOST="127.0.0.1", SCALPER__OPS__PORT=str(port))
         self.bot = Bot(self.sim, self.work, self.hook.url, **env)
         self.bots.append(self.bot)
         return self.bot
@@ -99,6 +105,14 @@ class Ctx:
         from bot.drill.watcher import position_amounts
 
         return position_amounts(await self.state())
+
+    async def health(self) -> dict[str, Any] | None:
+        """The bot's GET /health ({"status", "reasons"}), None when it does not answer."""
+        try:
+            async with self.http.get(f"{self.ops_base}/health", timeout=aiohttp.ClientTimeout(total=1)) as r:
+                return await r.json()  # type: ignore[no-any-return]
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
 
     # ------------------------------------------------------------------ journal
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -137,9 +151,10 @@ async def run_drill(drill: Drill, work: Path, seed: int = 7) -> dict[str, Any]:
     try:
         await asyncio.to_thread(sim.wait_ready)
         async with procs.webhook() as hook, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            watcher = Watcher(sim.base)
+            ctx = Ctx(drill, work, sim, hook, Watcher(sim.base), http, expect_alerts=list(drill.expect_alerts))
+            ctx.watcher.alive = lambda: ctx.bot is not None and ctx.bot.alive()
+            watcher = ctx.watcher
             await watcher.start()
-            ctx = Ctx(drill, work, sim, hook, watcher, http, expect_alerts=list(drill.expect_alerts))
             try:
                 if drill.runs_bot:
                     ctx.start_bot()
@@ -149,33 +164,39 @@ async def run_drill(drill: Drill, work: Path, seed: int = 7) -> dict[str, Any]:
             except TimeoutError:
                 error = f"scenario not done within {drill.timeout_s} s"
             finally:
+                end_ms = int((await ctx.state())["time"])
                 if ctx.bot is not None:
                     alive_at_end = ctx.bot.alive()
                     rc = await asyncio.to_thread(ctx.bot.term)
                 await asyncio.sleep(0.3)  # the watcher sees the exchange as the bot left it
                 tracker = await watcher.stop()
+                # fills after the bot stopped listening (SIGTERM sent, or it died) are for its next start's
+                # reconciliation, not lost rows of this run
+                if watcher.dead_since_ms is not None:
+                    end_ms = min(end_ms, watcher.dead_since_ms)
             final = await ctx.state(history=True)
             alerts = list(hook.bodies)
     finally:
         await asyncio.to_thread(sim.stop)
-    return _row(ctx, tracker, final, alerts, error, alive_at_end, rc, time.monotonic() - t0)
+    return _row(ctx, tracker, final, alerts, error, alive_at_end, rc, time.monotonic() - t0, end_ms)
 
 
 def _row(ctx: Ctx, tracker: Any, final: dict[str, Any], alerts: list[dict[str, Any]], error: str,
-         alive_at_end: bool | None, rc: int | None, wall_s: float) -> dict[str, Any]:
+         alive_at_end: bool | None, rc: int | None, wall_s: float, end_ms: int) -> dict[str, Any]:
     drill = ctx.drill
     ledger = Ledger(ctx.rows("SELECT * FROM trades"), ctx.rows("SELECT * FROM legs"), ctx.rows("SELECT * FROM fills"))
     dups = duplicates(final, ledger)
     orph = orphans(final)
-    jv = journal_vs_exchange(final, ledger, ctx.foreign_cids)
+    jv = journal_vs_exchange(final, ledger, ctx.foreign_cids, after_ms=end_ms)
+    if jv.after_end:
+        ctx.notes.append(f"{jv.after_end} fills after the bot stopped (not journaled: for its next start)")
     sym, naked = tracker.worst()
     limit = STOP_CONFIRM_TIMEOUT_MS / 1000 + drill.retry_after_s
     if drill.runs_bot:
         survived: bool | None = bool(alive_at_end) and rc == 0
     else:
         survived = ctx.survived
-    texts = [str(a.get("text", "")) for a in alerts]
-    missing = [want for want in ctx.expect_alerts if not any(want in t for t in texts)]
+    missing = [want for want in ctx.expect_alerts if not any(_alert_matches(want, a) for a in alerts)]
     failed = [f"{k}: {d}" if d else k for k, (ok, d) in ctx.checks.items() if not ok]
     reasons = []
     if error:
@@ -223,3 +244,9 @@ def error_row(drill: Drill, work: Path, error: str) -> dict[str, Any]:
             "alerts": {"count": 0, "kinds": {}, "expected": list(drill.expect_alerts), "missing": []},
             "checks": {}, "trades": 0, "poll_samples": 0, "max_poll_gap_s": 0.0, "wall_s": 0.0, "notes": [],
             "reasons": [error], "passed": False, "work_dir": str(work)}
+
+
+def _alert_matches(want: str, alert: dict[str, Any]) -> bool:
+    """`want` is "kind:text": an alert of that kind whose text contains `text` ("" kind: any kind)."""
+    kind, _, text = want.partition(":")
+    return (not kind or alert.get("kind") == kind) and text in str(alert.get("text", ""))

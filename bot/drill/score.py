@@ -83,12 +83,16 @@ class JournalCheck:
     ok: bool
     lost_rows: int
     problems: list[str] = field(default_factory=list)
+    after_end: int = 0  # unjournaled fills after the bot stopped listening
 
 
-def journal_vs_exchange(state: dict[str, Any], ledger: Ledger, foreign_cids: set[str]) -> JournalCheck:
+def journal_vs_exchange(state: dict[str, Any], ledger: Ledger, foreign_cids: set[str],
+                        after_ms: int | None = None) -> JournalCheck:
     """Every fill of the bot's orders at the exchange is in the journal (lost rows otherwise), the journal
     has no fill the exchange does not know, and per symbol the journal's open trades net to the
-    exchange's position minus what was traded by hand."""
+    exchange's position minus what was traded by hand. Unjournaled fills after `after_ms` (exchange
+    time the bot stopped listening: its resting exits filled after it left) are set aside like the hand
+    fills: the next start's reconciliation owns them."""
     problems: list[str] = []
     fills = state.get("fills", [])
     parent = {o["orderId"]: o.get("parentClientAlgoId") or "" for o in state.get("orders", [])}
@@ -103,6 +107,7 @@ def journal_vs_exchange(state: dict[str, Any], ledger: Ledger, foreign_cids: set
         if not f.get("venue_trade_id"):
             no_id_qty[f["client_id"]] += float(f["qty"])
     lost = 0
+    after: list[dict[str, Any]] = []
     for f in fills:
         if foreign(f) and str(f["id"]) not in j_ids:
             continue
@@ -110,6 +115,9 @@ def journal_vs_exchange(state: dict[str, Any], ledger: Ledger, foreign_cids: set
             continue
         if no_id_qty[f["clientOrderId"]] >= f["qty"] - EPS:
             no_id_qty[f["clientOrderId"]] -= f["qty"]
+            continue
+        if after_ms is not None and f.get("time", 0) > after_ms:
+            after.append(f)
             continue
         lost += 1
         problems.append(f"fill {f['id']} of {f['clientOrderId']} ({f['side']} {f['qty']} {f['symbol']}) "
@@ -123,6 +131,8 @@ def journal_vs_exchange(state: dict[str, Any], ledger: Ledger, foreign_cids: set
     for f in fills:
         if foreign(f) and str(f["id"]) not in j_ids:
             foreign_net[f["symbol"]] += _signed(f["side"], f["qty"])
+    for f in after:
+        foreign_net[f["symbol"]] += _signed(f["side"], f["qty"])
     journal_net: dict[str, float] = defaultdict(float)
     open_ids = ledger.open_trade_ids
     sym_of = {t["trade_id"]: t["symbol"] for t in ledger.trades}
@@ -133,5 +143,6 @@ def journal_vs_exchange(state: dict[str, Any], ledger: Ledger, foreign_cids: set
         bot_net = amounts.get(sym, 0.0) - foreign_net.get(sym, 0.0)
         if abs(bot_net - journal_net.get(sym, 0.0)) > 1e-6:
             problems.append(f"{sym}: journal's open trades hold {journal_net.get(sym, 0.0):+.6g}, the exchange "
-                            f"{amounts.get(sym, 0.0):+.6g} of which by hand {foreign_net.get(sym, 0.0):+.6g}")
-    return JournalCheck(not problems, lost, problems)
+                            f"{amounts.get(sym, 0.0):+.6g} of which by hand or after the bot stopped "
+                            f"{foreign_net.get(sym, 0.0):+.6g}")
+    return JournalCheck(not problems, lost, problems, len(after))

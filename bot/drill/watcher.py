@@ -100,8 +100,10 @@ class NakedTracker:
 class Watcher:
     """Polls `<base>/_sim/state` on its own task until `stop()`."""
 
-    def __init__(self, base: str, period_s: float = 0.05) -> None:
+    def __init__(self, base: str, period_s: float = 0.05, alive: Any = None) -> None:
         self.base = base
+        self.alive = alive  # () -> bool: is the bot process running (for `dead_since_ms`)
+        self.dead_since_ms: int | None = None  # exchange time the bot was first seen gone (None: running)
         self.period_s = period_s
         self.tracker = NakedTracker()
         self.last_state: dict[str, Any] | None = None
@@ -121,6 +123,11 @@ class Watcher:
                     state = await r.json()
                 self.last_state = state
                 self.tracker.observe(state, time.monotonic())
+                if self.alive is not None:
+                    if self.alive():
+                        self.dead_since_ms = None
+                    elif self.dead_since_ms is None:
+                        self.dead_since_ms = int(state["time"])
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 self.errors += 1  # the exchange busy or gone: the open interval simply keeps growing
             await asyncio.sleep(self.period_s)

@@ -151,6 +151,7 @@ async def test_rate_limit_on_a_request_starts_there_and_entries_only_spares_redu
         st, _, _ = await call(http, base, "GET", "/fapi/v1/time", signed=False)
         assert st == 200  # armed, not started
         assert (await _state(http, base))["faults"]["rate_limit_armed"] == ["POST /fapi/v1/algoOrder"]
+        assert (await _state(http, base))["faults"]["fired"] == []
         st, _, _ = await call(http, base, "POST", "/fapi/v1/order", {**MARKET, "newClientOrderId": "e-1"})
         assert st == 200
         stop = {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "algoType": "CONDITIONAL",
@@ -168,6 +169,10 @@ async def test_rate_limit_on_a_request_starts_there_and_entries_only_spares_redu
         assert st == 200  # a reduce-only order is not an entry: untouched
         st, body, _ = await call(http, base, "POST", "/fapi/v1/order", {**MARKET, "newClientOrderId": "e-2"})
         assert (st, body["code"]) == (503, -1007)
+        fired = (await _state(http, base))["faults"]["fired"]
+        assert [(f["kind"], f.get("on")) for f in fired] == [("rate_limit", "POST /fapi/v1/algoOrder"),
+                                                            ("error_after_execute", None)]
+        assert fired[0]["time"] <= fired[1]["time"]
         await _fault(http, base, {"kind": "rate_limit", "on": "nonsense"}, status=400)
 
 

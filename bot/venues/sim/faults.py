@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from bot.logging import get_logger
 from bot.venues.sim import wire
 from bot.venues.sim.generator import Message
 
 if TYPE_CHECKING:
+    from bot.venues.ports import OrderRequest
     from bot.venues.sim.server import SimServer
+
+log = get_logger("sim.faults")
 
 __all__ = ["KINDS", "Faults"]
 
@@ -57,6 +61,7 @@ class Faults:
         self.outside_orders = 0
         self.entries_only = False  # error_after_execute / late_execute: only orders that can open a position
         self.armed_limits: list[dict[str, Any]] = []  # rate_limit {"on": "METHOD /path"}: starts at that request
+        self.fired: list[dict[str, Any]] = []  # one-shot faults as they took effect: {"kind", "time", ...}
         self.applied: list[dict[str, Any]] = []
 
     def clear(self) -> None:
@@ -189,6 +194,10 @@ class Faults:
         return {"client_id": cid, "status": o.status}
 
     # ------------------------------------------------------------------ hooks
+    def _fired(self, kind: str, **detail: Any) -> None:
+        self.fired.append({"kind": kind, "time": self.server.now_ms(), **detail})
+        del self.fired[:-100]
+
     def user_event_allowed(self) -> bool:
         """False while `mute_user_stream` holds: the private socket stays open and answers pings, but
         the event is lost (a venue stream that silently stops delivering, issue 11)."""
@@ -211,13 +220,37 @@ class Faults:
                 s = self.server
                 s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                                int(f.get("ban_s", 120)))
+                self._fired("rate_limit", on=key)
                 return
+
+    def place_late(self, req: OrderRequest, late_ms: int) -> None:
+        """late_execute: the request answered "status unknown" and look-ups say -2013 until `late_ms`
+        later, when the order reaches the matching engine after all (issue 11: an order that executes
+        after the client's look-ups said "not found")."""
+        from bot.venues.sim.orders import SimError
+
+        s = self.server
+        self.late_pending += 1
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(late_ms / 1000)
+                s.ex.place_order(req, now_ns=s.engine_now_ns())
+            except SimError as e:  # e.g. the client re-used the id meanwhile (-4116): the late copy dies
+                log.warning("sim_late_order_refused", cid=req.client_id, code=e.code, msg=e.msg)
+            finally:
+                self.late_pending -= 1
+
+        task = asyncio.get_running_loop().create_task(later())
+        s.late_tasks.add(task)
+        task.add_done_callback(s.late_tasks.discard)
 
     def take_late_execute(self, opening: bool = True) -> int | None:
         """Milliseconds to hold the next new order before placing it, or None. `opening`: the order is
         not reduce-only (with `entries_only`, the others pass untouched)."""
         if self.late_execute and (opening or not self.entries_only):
             self.late_execute -= 1
+            self._fired("late_execute")
             return self.late_ms
         return None
 
@@ -249,6 +282,7 @@ class Faults:
     def take_error_after_execute(self, opening: bool = True) -> int | None:
         if self.error_after_execute and (opening or not self.entries_only):
             self.error_after_execute -= 1
+            self._fired("error_after_execute")
             return self.error_status
         return None
 
@@ -298,7 +332,7 @@ class Faults:
                        "late_execute": self.late_execute, "late_pending": self.late_pending,
                        "outside_orders": self.outside_orders,
                        "rate_limited_until_ms": s.limits.limited_until_ms,
-                       "rate_limit_armed": [f["on"] for f in self.armed_limits],
+                       "rate_limit_armed": [f["on"] for f in self.armed_limits], "fired": self.fired,
                        "banned_until_ms": s.limits.banned_until_ms},
         }
         if request.query.get("history"):

@@ -20,7 +20,6 @@ from aiohttp import web
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderKind, Side, TimeInForce, TriggerPrice
-from bot.logging import get_logger
 from bot.venues.ports import OrderRequest
 from bot.venues.sim import wire
 from bot.venues.sim.orders import SimError
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_rest_routes"]
 
-log = get_logger("sim.rest")
 Params = dict[str, str]
 _CID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _DEPTH_WEIGHT = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
@@ -141,7 +139,6 @@ class _Rest:
     def __init__(self, s: SimServer) -> None:
         self.s = s
         self.ex = s.ex
-        self._late_tasks: set[asyncio.Task[None]] = set()
 
     def _inst(self, p: Params) -> Instrument:
         return self.ex.market(_need(p, "symbol").upper()).inst
@@ -231,31 +228,11 @@ class _Rest:
         await self._order_faults()
         late_ms = self.s.faults.take_late_execute(opening=not req.reduce_only)
         if late_ms is not None:
-            self._place_late(req, late_ms)
+            self.s.faults.place_late(req, late_ms)
             raise _Ambiguous(self.s.faults.error_status)
         o = self.ex.place_order(req, now_ns=self.s.engine_now_ns())
         self._after_execute(opening=not req.reduce_only)
         return wire.order_body(self.ex, o)
-
-    def _place_late(self, req: OrderRequest, late_ms: int) -> None:
-        """late_execute: the request answered "status unknown" and look-ups say -2013 until `late_ms`
-        later, when the order reaches the matching engine after all (issue 11: an order that executes
-        after the client's look-ups said "not found")."""
-        faults = self.s.faults
-        faults.late_pending += 1
-
-        async def later() -> None:
-            try:
-                await asyncio.sleep(late_ms / 1000)
-                self.ex.place_order(req, now_ns=self.s.engine_now_ns())
-            except SimError as e:  # e.g. the client re-used the id meanwhile (-4116): the late copy dies
-                log.warning("sim_late_order_refused", cid=req.client_id, code=e.code, msg=e.msg)
-            finally:
-                faults.late_pending -= 1
-
-        task = asyncio.get_running_loop().create_task(later())
-        self._late_tasks.add(task)
-        task.add_done_callback(self._late_tasks.discard)
 
     async def cancel_order(self, p: Params) -> Any:
         inst = self._inst(p)

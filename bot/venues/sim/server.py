@@ -107,6 +107,7 @@ class SimServer:
         self._depth_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.late_tasks: set[asyncio.Task[None]] = set()  # late_execute orders still to be placed
         self._key_counter = 0
         self.messages = 0
         self.source_done = False
@@ -153,9 +154,9 @@ class SimServer:
         return self.port
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self.late_tasks]:
             t.cancel()
-        for t in self._tasks:
+        for t in [*self._tasks, *self.late_tasks]:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         for c in list(self.conns):
