@@ -242,8 +242,10 @@ class RiskGate:
                               f"{total:.0f} > {self.cfg.max_total_notional_usd:.0f}")
         return None
 
-    def check_order(self, now_ns: int, reduces: bool) -> Denial | None:
-        """Every order passes here right before it is sent. Counted always; only entries are denied."""
+    def check_order(self, now_ns: int, reduces: bool, symbol: str = "") -> Denial | None:
+        """Every order passes here right before it is sent. Counted always; only orders that add to a
+        position are denied (entries and scale-ins): a symbol halt (an unowned size, a user stream in
+        doubt, a stop refused) stops adds to an open trade there too, never its stop or exits."""
         one_s, one_min = self._sent_1s, self._sent_60s
         while one_s and one_s[0] <= now_ns - _S:
             one_s.popleft()
@@ -252,6 +254,8 @@ class RiskGate:
         if not reduces:
             if self.state is TradingState.HALTED:
                 return self._deny(self.halt_code, self.state_reason)
+            if symbol in self.halted_symbols:
+                return self._deny(DenyReason.SYMBOL_HALTED, self.halted_symbols[symbol])
             if len(one_s) >= self.cfg.max_orders_per_s:
                 return self._deny(DenyReason.RATE_PER_SECOND, f"{len(one_s)} orders in the last second")
             if len(one_min) >= self.cfg.max_orders_per_min:
