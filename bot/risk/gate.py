@@ -122,6 +122,22 @@ class RiskGate:
         self.state_changes.append((now_ns, "limits", "risk", before.value, self.state.value,
                                    f"{reason}; day baseline {self.equity:.2f}"))
 
+    def restore_day(self, closed: list[tuple[int, str, str, float, CloseReason]], now_ns: int) -> None:
+        """After a restart: the day's loss baseline, peak, loss streak and setup cooldowns from the trades
+        closed today (exit_ns, symbol, setup, net pnl, reason; oldest first, those since an operator's
+        `reset_limits` only), so a restart never resets a loss limit. The baseline is today's equity less
+        today's realized results (unrealized moves and transfers today are not known: a deposit makes it
+        stricter, a withdrawal looser)."""
+        self._day = now_ns // DAY_NS
+        start = self.equity - sum(c[3] for c in closed)
+        self.day_start_equity = self.day_peak_equity = start
+        running = start
+        for exit_ns, symbol, setup, pnl, reason in closed:
+            running += pnl
+            self.day_peak_equity = max(self.day_peak_equity, running)
+            self.on_trade_closed(symbol, setup, pnl, reason, exit_ns)
+        self.day_peak_equity = max(self.day_peak_equity, self.equity)
+
     def halt_symbol(self, symbol: str, reason: str, now_ns: int) -> None:
         if symbol not in self.halted_symbols:  # a second halt keeps the first one's start
             self._symbol_halted_ns[symbol] = now_ns
