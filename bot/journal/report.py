@@ -75,7 +75,7 @@ def _q(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def _summary(values: list[float]) -> dict[str, Any]:
+def _summary(values: list[float | None]) -> dict[str, Any]:
     vals = [v for v in values if v is not None]
     if not vals:
         return {"n": 0, "mean": None, "median": None, "p90": None, "max": None}

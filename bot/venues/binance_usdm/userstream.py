@@ -93,6 +93,7 @@ class BinanceUserStream:
         self.stats = {"connects": 0, "keys": 0, "keepalives": 0, "catchups": 0, "catchup_updates": 0,
                       "expired": 0, "keepalive_failures": 0, "reconnects_requested": 0}
         self._log = get_logger("binance.userstream")
+        self._repair: asyncio.Task[None] | None = None  # the REST catch-up after a malformed event
 
     def _tell(self, kind: str, detail: str = "") -> None:
         if self.on_event is not None:
@@ -222,7 +223,7 @@ class BinanceUserStream:
         self.stats["malformed"] = self.stats.get("malformed", 0) + 1
         self._log.warning("malformed user event; catching up by REST", error=str(err)[:200],
                           sample=bytes(raw[:120]).decode(errors="replace"), count=self.stats["malformed"])
-        if getattr(self, "_repair", None) is None or self._repair.done():
+        if self._repair is None or self._repair.done():
             self._repair = asyncio.get_running_loop().create_task(self._catch_up_after_malformed())
 
     async def _catch_up_after_malformed(self) -> None:

@@ -105,6 +105,7 @@ class BybitUserStream:
         self._ids = itertools.count(1)
         self._since_ms = 0  # executions before this are of no interest (set at the first catch-up)
         self._log = get_logger("bybit.userstream")
+        self._repair: asyncio.Task[None] | None = None  # the REST catch-up after a malformed event
 
     def _tell(self, kind: str, detail: str = "") -> None:
         if self.on_event is not None:
@@ -236,7 +237,7 @@ class BybitUserStream:
         self.stats["malformed"] = self.stats.get("malformed", 0) + 1
         self._log.warning("malformed private event; catching up by REST", error=str(err)[:200],
                           sample=bytes(raw[:120]).decode(errors="replace"), count=self.stats["malformed"])
-        if getattr(self, "_repair", None) is None or self._repair.done():
+        if self._repair is None or self._repair.done():
             self._repair = tg.create_task(self._catch_up_after_malformed())
 
     async def _catch_up_after_malformed(self) -> None:
