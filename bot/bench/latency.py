@@ -62,8 +62,8 @@ class _NullGateway:
         return self.instruments[symbol]
 
     async def submit(self, req: Any) -> Any:
+        from bot.domain.orders import OrderAck
         from bot.domain.types import OrderStatus
-        from bot.venues.ports import OrderAck
 
         return OrderAck(req.client_id, "1", OrderStatus.NEW, 0)
 
@@ -78,7 +78,7 @@ class _NullGateway:
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
 
     async def account(self) -> Any:
-        from bot.venues.ports import AccountSnapshot
+        from bot.domain.orders import AccountSnapshot
 
         return AccountSnapshot(10_000.0, 10_000.0, 10_000.0)
 

@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from bot.domain.orders import OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus
 from bot.execution.actions import LegRole, TradeState
 from bot.execution.recovery_exit import ExitCheck
@@ -53,7 +54,6 @@ from bot.execution.restore import (
 from bot.execution.trade import TradeMachine
 from bot.logging import get_logger
 from bot.venues.errors import VenueError
-from bot.venues.ports import OrderUpdate
 from bot.venues.reconcile import Action, ApplyUpdate, CancelOrder, Flatten, PlaceStop, ReconcileConfig, Unowned, decide
 from bot.venues.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.venues.ws import backoff_delay_s

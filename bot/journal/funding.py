@@ -16,9 +16,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from bot.domain.orders import FundingPayment
 from bot.journal.store import Journal
 from bot.logging import get_logger
-from bot.venues.ports import FundingPayment
 
 __all__ = ["FundingRecorder"]
 

@@ -30,11 +30,11 @@ from typing import Any
 import aiohttp
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import FundingPayment, OrderUpdate, PositionSnapshot
 from bot.logging import get_logger
 from bot.settings.core import VenueSection
-from bot.venues.binance_usdm.clock import ClockSync
+from bot.venues.clock import ClockSync
 from bot.venues.errors import RateLimited, VenueUnavailable
-from bot.venues.ports import FundingPayment, OrderUpdate, PositionSnapshot
 
 __all__ = ["LiveGateway"]
 

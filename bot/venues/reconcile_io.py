@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
 from bot.venues.errors import OrderRejected, VenueError
-from bot.venues.ports import ExecutionGateway, OrderRequest, OrderUpdate
+from bot.venues.ports import ExecutionGateway
 from bot.venues.reconcile import (
     _OPEN,
     Action,

@@ -35,6 +35,14 @@ from typing import Any
 import aiohttp
 import ccxt.async_support as ccxt
 
+from bot.domain.orders import (
+    AccountSnapshot,
+    FundingPayment,
+    OrderAck,
+    OrderRequest,
+    OrderUpdate,
+    PositionSnapshot,
+)
 from bot.settings.core import VenueSection
 from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, binance_code, translate
 from bot.venues.binance_usdm.instruments import parse_exchange_info
@@ -53,14 +61,6 @@ from bot.venues.binance_usdm.userevents import UserEventTranslator
 from bot.venues.binance_usdm.userstream import BinanceUserStream
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
-from bot.venues.ports import (
-    AccountSnapshot,
-    FundingPayment,
-    OrderAck,
-    OrderRequest,
-    OrderUpdate,
-    PositionSnapshot,
-)
 
 __all__ = ["BinanceGateway", "BinanceUsdm"]
 

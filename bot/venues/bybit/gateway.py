@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.domain.orders import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate
 from bot.domain.types import OrderStatus
 from bot.settings.core import VenueSection
 from bot.venues.bybit.errors import ClockUnsynced, NotModified, OrderNotFound, translate
@@ -51,7 +52,6 @@ from bot.venues.bybit.userevents import BybitEventTranslator
 from bot.venues.bybit.userstream import BybitUserStream
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
-from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate
 
 __all__ = ["BybitGateway", "BybitV5", "make_exchange"]  # the last two re-exported for tests
 

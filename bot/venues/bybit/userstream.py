@@ -42,11 +42,12 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from bot.domain.orders import OrderUpdate, PositionSnapshot
 from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.venues.bybit.userevents import StopMissing
+from bot.venues.endpoints import BYBIT_PRIVATE_WS
 from bot.venues.errors import RateLimited, VenueError, VenueUnavailable
-from bot.venues.ports import OrderUpdate, PositionSnapshot
 from bot.venues.ws import backoff_delay_s
 
 if TYPE_CHECKING:
@@ -54,13 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PRIVATE_WS", "TOPICS", "BybitUserStream", "auth_args"]
 
-# environment -> private websocket (B2; exchange-sim: a loopback fake must be given as ws_private_url)
-DEFAULT_PRIVATE_WS = {
-    "mainnet": "wss://stream.bybit.com/v5/private",
-    "testnet": "wss://stream-testnet.bybit.com/v5/private",
-    "demo": "wss://stream-demo.bybit.com/v5/private",
-    "exchange-sim": "ws://127.0.0.1:18080/v5/private",
-}
+DEFAULT_PRIVATE_WS = BYBIT_PRIVATE_WS
 TOPICS = ("order", "execution", "position")
 
 _RETRY = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, VenueUnavailable, RateLimited)
