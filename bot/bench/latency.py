@@ -27,6 +27,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from bot.venues.ports import NO_EXTRAS
+
 __all__ = ["add_arguments", "run"]
 
 _DEFAULT = "../shared/data/binance_usdm/hftbacktest_usdm_btcusdt_20240808.gz"
@@ -50,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 class _NullGateway:
     name = "null"
+    capabilities = NO_EXTRAS
 
     def __init__(self, instruments: dict[str, Any]) -> None:
         self.instruments = instruments

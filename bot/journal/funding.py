@@ -52,10 +52,9 @@ class FundingRecorder:
 
     async def run(self, gateway: Any) -> None:
         """Record every payment the gateway reports until cancelled (nothing to do without a source)."""
-        source = getattr(gateway, "funding_updates", None)
-        if source is None:
+        if not gateway.capabilities.funding:
             return
-        async for p in source():
+        async for p in gateway.funding_updates():
             try:
                 self.record(p)
             except Exception as e:  # a bookkeeping bug must not take the trading bot down: log it loudly

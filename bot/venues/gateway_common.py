@@ -35,12 +35,14 @@ from bot.logging import get_logger
 from bot.settings.core import VenueSection
 from bot.venues.clock import ClockSync
 from bot.venues.errors import RateLimited, VenueUnavailable
+from bot.venues.ports import GatewayCapabilities
 
 __all__ = ["LiveGateway"]
 
 
 class LiveGateway:
     name = "live"
+    capabilities = GatewayCapabilities(stream_missed_hook=True)
     stream_name = "user stream"  # in the error `updates()` raises when the stream died
     log_name = "gateway"
     ex: Any

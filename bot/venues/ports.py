@@ -21,7 +21,8 @@ fake of it) stays as it was; the app journals the payments (bot.journal.funding.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.instrument import Instrument
 from bot.domain.orders import (
@@ -34,15 +35,35 @@ from bot.domain.orders import (
 )
 
 __all__ = [
+    "NO_EXTRAS",
     "AccountSnapshot",
+    "AccountTrades",
     "ExecutionGateway",
     "FundingPayment",
     "FundingSource",
+    "GatewayCapabilities",
     "OrderAck",
     "OrderRequest",
     "OrderUpdate",
+    "PositionLevelStops",
     "PositionSnapshot",
+    "RawOrderLookup",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayCapabilities:
+    """What a venue does beyond the `ExecutionGateway` port, declared by the gateway class (issue 12: venue
+    differences as a record, not `getattr` probing). Each flag promises the protocol named beside it."""
+
+    account_trades: bool = False  # AccountTrades.user_trades(): the exact fills of an order / of the account
+    raw_order_lookup: bool = False  # RawOrderLookup.fetch_order_raw(): an algo order's child (actualOrderId)
+    position_level_stop: bool = False  # PositionLevelStops: one stop per position, not per order (Bybit)
+    funding: bool = False  # FundingSource.funding_updates(): funding settlements of the account
+    stream_missed_hook: bool = False  # `on_stream_missed(symbol, detail)` is called for fills the stream missed
+
+
+NO_EXTRAS = GatewayCapabilities()
 
 
 @runtime_checkable
@@ -50,6 +71,7 @@ class ExecutionGateway(Protocol):
     """Order entry and account state of one venue account."""
 
     name: str
+    capabilities: GatewayCapabilities
 
     async def start(self) -> None: ...
 
@@ -79,3 +101,25 @@ class FundingSource(Protocol):
     """A gateway that reports funding settlements (Binance user stream, the simulators)."""
 
     def funding_updates(self) -> AsyncIterator[FundingPayment]: ...
+
+
+class AccountTrades(Protocol):
+    """`capabilities.account_trades`: the account's trades (Binance userTrades, Bybit execution list),
+    oldest first by the caller; `order_id` "" = every order since `start_ms`."""
+
+    async def user_trades(self, symbol: str, order_id: str = "", start_ms: int = 0) -> list[dict[str, Any]]: ...
+
+
+class RawOrderLookup(Protocol):
+    """`capabilities.raw_order_lookup`: the venue's own record of one order (an algo order's child id)."""
+
+    async def fetch_order_raw(self, symbol: str, client_id: str, conditional: bool) -> dict[str, Any] | None: ...
+
+
+class PositionLevelStops(Protocol):
+    """`capabilities.position_level_stop`: the venue keeps one stop per position (Bybit `stopLoss`), so an
+    open order may be the position's stop rather than one of ours, and a restart must re-own it."""
+
+    def is_position_level(self, u: OrderUpdate) -> bool: ...
+
+    def adopt_stop(self, req: OrderRequest, since_ns: int = 0) -> None: ...
