@@ -344,6 +344,7 @@ class App(OperatorControls, ExchangeWatch):
             loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
         await self.engine.refresh_account()
         assert self.recovery is not None
+        self.recovery.restore_limits(time.time_ns())  # a restart keeps the day's loss limits
         await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
         if s.ops.enabled:
             from bot.ops.server import OpsServer
