@@ -35,8 +35,9 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from bot.domain.orders import OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus
 from bot.execution.actions import LegRole, TradeState
 from bot.execution.recovery_exit import ExitCheck
@@ -53,7 +54,7 @@ from bot.execution.restore import (
 from bot.execution.trade import TradeMachine
 from bot.logging import get_logger
 from bot.venues.errors import VenueError
-from bot.venues.ports import OrderUpdate
+from bot.venues.ports import PositionLevelStops
 from bot.venues.reconcile import Action, ApplyUpdate, CancelOrder, Flatten, PlaceStop, ReconcileConfig, Unowned, decide
 from bot.venues.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.venues.ws import backoff_delay_s
@@ -171,8 +172,8 @@ class Recovery(ExitCheck):
                                 time_limit_s=self.time_limits_s.get(t["setup"], 0.0),
                                 states=j.rows("state_changes", "entity='trade' AND entity_id=?", (tid,)))
             eng.adopt(m)
-            adopt_stop = getattr(self.gw, "adopt_stop", None)  # a venue whose stop is the position's (Bybit):
-            if adopt_stop is not None:  # its in-memory owner of the stop died with the last process
+            if self.gw.capabilities.position_level_stop:  # a venue whose stop is the position's (Bybit): its
+                adopt_stop = cast(PositionLevelStops, self.gw).adopt_stop  # in-memory owner died with the process
                 since = min((int(f["ts_ns"]) for f in fills if LegRole(f["role"]).opens), default=0)
                 for leg in sorted((x for x in m.legs.values() if x.role is LegRole.STOP and not x.done),
                                   key=lambda x: x.tier):  # oldest first: the last (m.stop_leg) owns it

@@ -100,7 +100,7 @@ class SignalEngine:
         self.plugins = plugins
         self._index()
         self.failures: list[PluginFailed] = []
-        self.on_failure: Callable[[PluginFailed], None] | None = None  # the app: an alert
+        self.on_failure: Callable[[PluginFailed], object] | None = None  # the app: an alert
 
     def _index(self) -> None:
         ps = self.plugins

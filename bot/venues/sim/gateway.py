@@ -26,10 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.domain.instrument import Instrument
-from bot.domain.types import OrderKind, OrderStatus, Side
-from bot.settings.sim import SimSection
-from bot.venues.errors import OrderRejected
-from bot.venues.ports import (
+from bot.domain.orders import (
     AccountSnapshot,
     FundingPayment,
     OrderAck,
@@ -37,6 +34,10 @@ from bot.venues.ports import (
     OrderUpdate,
     PositionSnapshot,
 )
+from bot.domain.types import OrderKind, OrderStatus, Side
+from bot.settings.sim import SimSection
+from bot.venues.errors import OrderRejected
+from bot.venues.ports import GatewayCapabilities
 from bot.venues.sim.exchange import Report, SimExchange
 from bot.venues.sim.latency import Latency
 from bot.venues.sim.orders import (
@@ -99,6 +100,7 @@ def algo_update(a: AlgoOrder, tick: float, ts_ns: int | None = None) -> OrderUpd
 
 class SimGateway:
     name = "sim"
+    capabilities = GatewayCapabilities(funding=True)
 
     def __init__(self, exchange: SimExchange) -> None:
         self.ex = exchange

@@ -391,8 +391,8 @@ def build_server(sources: list[str], *, cfg: Any = None, symbols: tuple[str, ...
                  faults: list[dict[str, Any]] | None = None) -> SimServer:
     """`sources`: ["generated"] (the seeded generator, in real time from now) or recorded files
     (one session, played at `speed`)."""
+    from bot.market.instruments import instrument_for
     from bot.settings.sim import SimSection
-    from bot.venues.binance_usdm.instruments import instrument_for
     from bot.venues.sim.gateway import exchange_from_settings
     from bot.venues.sim.generator import MarketGenerator
     from bot.venues.sim.sources import replay_messages
