@@ -49,6 +49,7 @@ from bot.venues.sim.orders import (
     SimError,
     SimOrder,
 )
+from bot.venues.sim.symbols import reference_prices
 
 __all__ = ["SimGateway", "algo_update", "exchange_from_settings", "order_update"]
 
@@ -66,7 +67,8 @@ def exchange_from_settings(cfg: SimSection, instruments: dict[str, Instrument], 
         taker_fee_bps=cfg.taker_fee_bps, default_leverage=cfg.default_leverage,
         isolated=cfg.margin_type == "isolated", funding_rate_bps=cfg.funding_rate_bps,
         funding_interval_s=cfg.funding_interval_s, liquidation_fee_bps=cfg.liquidation_fee_bps,
-        order_latency=lat, ref_prices=cfg.gen_start_prices, depth_bps=cfg.depth_bps, keep_reports=keep_reports,
+        order_latency=lat, ref_prices=reference_prices(list(instruments), cfg.gen_start_prices),
+        depth_bps=cfg.depth_bps, keep_reports=keep_reports,
     )
 
 
