@@ -109,14 +109,15 @@ async def silent_user_stream(ctx: Ctx) -> None:
 
 
 async def late_execution(ctx: Ctx) -> None:
-    # The point is a FILL arriving for an entry the bot gave up on. A late LIMIT entry may rest unfilled
-    # (the market moved in those 3 s): then the fault is armed again, a few times at most.
+    # The point is a FILL arriving for an entry the bot gave up on. "fill": the late LIMIT entry fills at
+    # its own price as it arrives (the market came to it), so the bot cannot cancel it first; should it
+    # still not fill, the fault is armed again, a few times at most.
     filled: list[str] = []
     placed: list[str] = []
     for attempt in range(4):
         if ctx.bot is None or not ctx.bot.alive():
             break
-        await ctx.fault({"kind": "late_execute", "ms": 3000, "count": 1, "entries_only": True})
+        await ctx.fault({"kind": "late_execute", "ms": 3000, "count": 1, "entries_only": True, "fill": True})
 
         async def executed() -> bool:
             f = (await ctx.state())["faults"]
