@@ -6,6 +6,8 @@ Venues:
   -> DOM path; no keys, no network.
 - `binance-usdm`: the public feed (`BinanceMarketFeed`) and the ccxt gateway (`BinanceGateway`), for
   exchange-sim / demo / testnet / live, chosen by `venue.environment`.
+- `app.mode = "paper"` (any venue but sim, any environment): that venue's public feed only, orders filled
+  by the simulator's matching engine in process (bot.venues.paper); no key, no private endpoint.
 
 Every component gets only its own settings section.
 
@@ -179,6 +181,8 @@ class App(OperatorControls):
     # ------------------------------------------------------------------ running
     async def run(self) -> int:
         s = self.settings
+        if s.app.mode == "paper":  # before any venue branch: paper never builds a real gateway
+            return await self._run_paper()
         if s.venue.name == "sim":
             return await self._run_sim()
         if s.venue.name == "binance-usdm":
@@ -226,7 +230,13 @@ class App(OperatorControls):
 
         return await self._run_venue(BybitGateway(self.settings.venue), BybitMarketFeed)
 
-    async def _run_venue(self, gw: Any, feed_cls: Any) -> int:
+    async def _run_paper(self) -> int:
+        from bot.venues.paper.venue import paper_venue
+
+        gw, feed_factory = paper_venue(self.settings)
+        return await self._run_venue(gw, feed_factory, flatten_on_exit=True)  # paper positions end with us
+
+    async def _run_venue(self, gw: Any, feed_cls: Any, flatten_on_exit: bool | None = None) -> int:
         """A live venue: its gateway (orders, user stream) and its public feed (books) around the core."""
         s = self.settings
         await gw.start()
@@ -248,7 +258,8 @@ class App(OperatorControls):
             self.state.track_book(sym, sync.health, sync.stats)
             # the feed owns its syncs; the pipeline lists them so feed-loss alerts and the view see them
             pipeline.syncs[sym] = sync
-        return await self._serve([feed.run()], flatten_on_exit=s.app.on_shutdown == "flatten")
+        flatten = s.app.on_shutdown == "flatten" if flatten_on_exit is None else flatten_on_exit
+        return await self._serve([feed.run()], flatten_on_exit=flatten)
 
     def _spawn(self, coro: Any) -> None:
         """Feed callbacks are synchronous; the pipeline awaits the engine, so it runs as a task."""

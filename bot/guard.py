@@ -8,7 +8,8 @@
    exchanges' production domains that is not a demo/testnet host) is refused unless `app.mode = "live"`
    and `--live`. The one exception is public market data an environment reads from mainnet by design:
    Bybit demo trading takes its public data from mainnet (exchange-facts B2: "use mainnet public"), and
-   neither carries keys nor places orders.
+   neither carries keys nor places orders. Paper mode (`app.mode = "paper"`) is the other: it reads
+   public market data only (any environment, mainnet included) and cannot place an order.
 3. URL overrides (`venue.rest_url`, `ws_public_url`, `ws_market_url`, `ws_private_url`) are accepted only
    with `venue.environment = "exchange-sim"` and only to loopback hosts (127.0.0.0/8, ::1, localhost):
    an override is how a test exchange is reached; a demo/testnet/mainnet config uses the venue's own
@@ -103,14 +104,24 @@ def _bybit(v: VenueSection) -> list[Endpoint]:
     return out
 
 
+def _paper(v: VenueSection, eps: list[Endpoint]) -> list[Endpoint]:
+    """Paper mode (bot/venues/paper) connects to public market data only: the public streams and, on
+    Binance, the REST root for GET /fapi/v1/depth without a key; never the private stream or an order
+    endpoint (its gateway has no network client)."""
+    out = []
+    for ep in eps:
+        if ep.role == "rest" and v.name == "binance-usdm":
+            out.append(ep._replace(role="rest_public", keys=False))
+        elif not ep.keys and ep.role != "rest_public":
+            out.append(ep)
+    return out
+
+
 def endpoints(settings: Settings) -> list[Endpoint]:
     """Every endpoint the configured venue connects to (empty for the in-process simulator)."""
     v = settings.venue
-    if v.name == "binance-usdm":
-        return _binance(v)
-    if v.name == "bybit":
-        return _bybit(v)
-    return []
+    eps = _binance(v) if v.name == "binance-usdm" else _bybit(v) if v.name == "bybit" else []
+    return _paper(v, eps) if settings.app.mode == "paper" else eps
 
 
 def _host(url: str) -> str:
@@ -143,6 +154,8 @@ def is_production_host(host: str) -> bool:
 def _public_by_design(settings: Settings, ep: Endpoint) -> bool:
     """Bybit demo reads mainnet's public data by design (exchange-facts B2): no keys, no orders."""
     v = settings.venue
+    if settings.app.mode == "paper":  # public data only (endpoints(): _paper), no key, no order
+        return not ep.keys and not ep.overridden
     return v.name == "bybit" and v.environment == "demo" and not ep.keys and not ep.overridden
 
 
@@ -155,7 +168,7 @@ def check(settings: Settings, live_flag: bool) -> None:
         raise ConfigError('app.mode = "live": refusing to trade real money without --live on the command line')
     if live_flag and mode != "live":
         raise ConfigError(f'--live given but app.mode = {mode!r}; set app.mode = "live" in the config')
-    if v.name != "sim" and v.environment == "mainnet" and mode != "live":
+    if v.name != "sim" and v.environment == "mainnet" and mode not in ("live", "paper"):
         raise ConfigError(f'venue.environment = "mainnet" with app.mode = {mode!r}: mainnet is live trading; '
                           'use environment "demo"/"testnet"/"exchange-sim", or mode "live" with --live')
     for ep in endpoints(settings):

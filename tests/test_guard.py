@@ -111,9 +111,10 @@ def test_every_mode_environment_and_flag(venue: str, env: str, mode: str, live: 
         assert why and "without --live" in why
     elif live and mode != "live":
         assert why and "--live given" in why
-    elif env == "mainnet" and mode != "live":
+    elif env == "mainnet" and mode not in ("live", "paper"):
         assert why and "mainnet" in why
-    else:  # labels agree; only mainnet reaches production hosts, and only with mode live + --live
+    else:  # labels agree; only mainnet reaches production hosts, with mode live + --live (or mode paper:
+        # public market data only, no key, no order endpoint: bot/venues/paper)
         assert why is None, why
 
 

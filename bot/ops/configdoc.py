@@ -80,6 +80,25 @@ EXAMPLES: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
          "venue": {"name": "bybit", "environment": "demo"},
          "journal": {"path": "journal-bybit-demo.sqlite"}},
     ),
+    "paper-binance.toml": (
+        "Paper trading on Binance USD-M MAINNET public data (order book, trades, mark price and funding),\n"
+        "orders filled by the bot's own matching engine in process: queue position, order latency, fees,\n"
+        "balance and leverage from the [sim] section. No API key, no private endpoint, no --live: paper\n"
+        "mode has no way to send an order to the venue. Journal and reports exactly as live.\n"
+        "  scalper run -c config/paper-binance.toml",
+        {"app": {"mode": "paper", "name": "scalper-paper-binance"},
+         "venue": {"name": "binance-usdm", "environment": "mainnet"},
+         "journal": {"path": "journal-paper-binance.sqlite"}},
+    ),
+    "paper-bybit.toml": (
+        "Paper trading on Bybit v5 linear MAINNET public data (orderbook, publicTrade, tickers), orders\n"
+        "filled by the bot's own matching engine in process (queue position, latency, fees: [sim]).\n"
+        "No API key, no private endpoint, no --live. Journal and reports exactly as live.\n"
+        "  scalper run -c config/paper-bybit.toml",
+        {"app": {"mode": "paper", "name": "scalper-paper-bybit"},
+         "venue": {"name": "bybit", "environment": "mainnet"},
+         "journal": {"path": "journal-paper-bybit.sqlite"}},
+    ),
     "live.example.toml": (
         "LIVE TRADING WITH REAL MONEY on Binance USD-M mainnet. Copy this file, review every key.\n"
         "The bot refuses to trade live unless this file says mode = \"live\" AND you pass --live:\n"
