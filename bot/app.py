@@ -16,7 +16,10 @@ The journal's open trades are adopted by the engine before it consumes any updat
 orders and algo orders are compared with the journal (bot.venues.reconcile): missed fills applied, a
 missing stop placed at once, a position of no known trade given a stop (or flattened) with an alert,
 orphan exit orders cancelled, a position closed by hand recorded as a MANUAL close. A failed fetch decides
-nothing: retried with backoff, still halted, alerted. The same pass runs after every user-stream reconnect.
+nothing: retried with backoff, still halted, alerted. The same pass runs after every user-stream reconnect,
+on a timer (`venue.reconcile_interval_ms`), after a failure, when the engine asks (`on_reconcile_needed`),
+when a position from the stream differs from the bot's, and for orders in flight too long; the user stream's
+health is judged from its messages and probes (bot.app_watch).
 
 Shutdown (SIGINT/SIGTERM, or `run_for_s`): new entries stop first (trading HALTED "shutdown"); then the
 simulator flattens (its positions die with the process), a real venue either keeps its positions with their
@@ -38,6 +41,7 @@ from typing import Any
 import orjson
 
 from bot.app_ops import OperatorControls
+from bot.app_watch import ExchangeWatch
 from bot.domain.instrument import Instrument
 from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
@@ -73,7 +77,7 @@ def _instruments(settings: Settings) -> dict[str, Instrument]:
     return out
 
 
-class App(OperatorControls):
+class App(OperatorControls, ExchangeWatch):
     def __init__(self, settings: Settings, *, view: bool | None = None, run_for_s: float | None = None,
                  config_path: str | None = None) -> None:
         self.settings = settings
@@ -98,6 +102,7 @@ class App(OperatorControls):
         self._feed_status: dict[str, str] = {}
         self._trading_alerted = "ACTIVE"
         self._symbols_alerted: set[str] = set()  # symbol halts the operator was told about
+        self._init_watch()
 
     # ------------------------------------------------------------------ building
     def _journal_path(self) -> str:
@@ -123,16 +128,20 @@ class App(OperatorControls):
         self.gateway = gateway
         self.engine = ExecutionEngine(gateway, risk, self.journal, s.execution, s.risk)
         signals = SignalEngine(s.signals, instruments)
+        # a strategy plug-in that raised is disabled by the engine (and logged): tell the operator
+        signals.on_failure = lambda ev: self.alerts.error("strategy", ev.message, strategy=ev.name, symbol=ev.symbol)
         self.pipeline = Pipeline(instruments, signals, self.engine, self.state, depth_bps=s.market.depth_bps,
-                                 clock=time.time_ns)
+                                 clock=time.time_ns, max_book_age_ms=s.market.max_book_age_ms)
         self.state.set_info(name=s.app.name, mode=s.app.mode, venue=s.venue.name,
                             environment=s.venue.environment, symbols=list(s.venue.symbols), config_hash=cfg_hash)
         rc = ReconcileConfig(instruments, s.venue.unknown_position_action, s.venue.unknown_position_stop_bps,
                              TriggerPrice.MARK if s.execution.stop_trigger == "mark" else TriggerPrice.LAST)
         limits = {name: float(getattr(v, "time_limit_s", 0.0)) for name, v in s.signals if hasattr(v, "time_limit_s")}
+        limits.update(signals.time_limits_s())  # plug-ins' setups too
         self.recovery = Recovery(self.engine, rc, symbols=s.venue.symbols, time_limits_s=limits,
                                  alert=self._reconcile_alert)
         self.recovery.halt_entries(now)  # no entry before the exchange and the journal agree (_reconciled)
+        self.engine.on_reconcile_needed = self._reconcile_needed  # type: ignore[attr-defined]
         self.state.set_trading_state("HALTED", RECONCILING, now)
 
     def _reconcile_alert(self, kind: str, message: str, symbol: str) -> None:
@@ -146,6 +155,9 @@ class App(OperatorControls):
         """After a successful pass: the start-up halt is lifted (symbol halts it set stay)."""
         assert self.recovery is not None
         now = time.time_ns()
+        self._after_pass()
+        if self.stream_health is not None and not self.stream_health.ever_connected:
+            return  # the start-up halt holds until the user stream is there (its catch-up asks for a pass)
         if self.recovery.allow_entries(now):
             self.state.set_trading_state("ACTIVE", "reconciled", now)
 
@@ -253,6 +265,7 @@ class App(OperatorControls):
 
         if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
             gw.user_stream.on_caught_up = self.reconcile_wanted.set
+            self._wire_stream(gw.user_stream)
         feed = feed_cls(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
@@ -307,7 +320,12 @@ class App(OperatorControls):
                 workers.append(tg.create_task(self.funding.run(self.gateway)))
                 workers.append(tg.create_task(self.daily.run()))
                 workers.append(tg.create_task(self.fill_alerts.run()))
-                workers.append(tg.create_task(self.recovery.run(self.reconcile_wanted, self._reconciled)))
+                workers.append(tg.create_task(self.recovery.run(
+                    self.reconcile_wanted, self._reconciled, interval_ms=s.venue.reconcile_interval_ms,
+                    min_gap_ms=1000 if s.venue.name != "sim" else 0)))
+                if self.stream_health is not None:  # a venue with a user stream (bot.app_watch)
+                    workers.append(tg.create_task(self._watch_positions()))
+                    workers.append(tg.create_task(self._inflight_check()))
                 if self.run_for_s is not None:
                     workers.append(tg.create_task(self._stop_after(self.run_for_s)))
                 await self.stop.wait()
@@ -362,6 +380,9 @@ class App(OperatorControls):
 def run_app(settings: Settings, *, live: bool = False, view: bool | None = None,
             run_for_s: float | None = None, config_path: str | None = None) -> int:
     check_live_guard(settings, live)
+    from bot.signals.plugins import load_plugins
+
+    load_plugins(settings.signals)  # a bad strategy plug-in: one line and exit 2 before anything starts
     view = sys.stdout.isatty() if view is None else view
     if view and settings.log.format == "auto":
         # The live view owns the terminal; logs go to a JSON file beside the journal.

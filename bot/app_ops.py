@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.types import CloseReason
@@ -43,6 +44,7 @@ class OperatorControls:
     _feed_status: dict[str, str]
     _symbols_alerted: set[str]
     _trading_alerted: str
+    _stream_gate: Callable[[], None]  # bot.app_watch: entries halted while the user stream is down / in doubt
 
     # ------------------------------------------------------------------ controls (ops endpoint)
     def _halt(self, reason: str, symbol: str | None = None) -> dict[str, Any]:
@@ -160,6 +162,7 @@ class OperatorControls:
             gate = self.engine.risk.gate
             if gate.state.value != self.state.trading_state:
                 self.state.set_trading_state(gate.state.value, gate.state_reason, now)
+            self._stream_gate()  # again each tick: an operator's resume does not outlast a doubt
             self._sync_ops_state(now)
             self._alert_transitions()
             with contextlib.suppress(Exception):
@@ -186,9 +189,14 @@ class OperatorControls:
         self.state.set_symbol_halts(self.engine.risk.gate.symbol_halts())
         rec = self.recovery
         if rec is not None:
+            w = getattr(self, "watch_stats", {})  # bot.app_watch's counters
             self.state.set_reconcile(runs=rec.runs, failures=rec.failures, failures_total=rec.failures_total,
                                      last_ok_ns=rec.last_ok_ns, last_failed_ns=rec.last_failed_ns,
-                                     last_error=rec.last_error, actions=dict(rec.stats))
+                                     last_error=rec.last_error, actions={
+                                         **rec.stats, "stream_misses": rec.missed_total,
+                                         "position_mismatches": w.get("position_mismatches", 0),
+                                         "inflight_checks": w.get("inflight_checks", 0),
+                                         "stream_reconnects": w.get("reconnects_asked", 0)})
 
     def _alert_transitions(self) -> None:
         """Halts/resumes (of trading and of single symbols) and feed loss/restore, once per transition (the

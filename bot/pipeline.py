@@ -1,8 +1,8 @@
 """The trading pipeline: market events -> book sync -> signals -> risk + execution, for any source.
 
 One object serves every way the bot meets a market, so live, paper and sim run the same code:
-- `on_raw(raw, recv_ns)`: a raw Binance-format message (the in-process simulator's generator, a
-  recorded session): parsed and sequenced here, by `BinanceBookSync`, one per symbol;
+- `on_raw(raw, recv_ns)`: a raw message (the in-process simulator's generator, a recorded session):
+  parsed and sequenced by the market session (bot.market.session), one `BinanceBookSync` per symbol;
 - `on_synced(ev, sync, now_ns)`: an event a venue feed has already sequenced into its own book
   (`BinanceMarketFeed` / `BybitMarketFeed` call back after the book update).
 
@@ -22,13 +22,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.events import DepthDiff, DepthSnapshot, FundingInfo, Trade
-from bot.errors import MalformedMessage
-from bot.market.book import OrderBook, default_depth_ticks
 from bot.market.health import BookStatus
-from bot.market.sync import BinanceBookSync, BybitBookSync
+from bot.market.session import DepthUpdate, MarketSession, Sync
 from bot.risk import MarketView
-from bot.venues.binance_usdm.instruments import instrument_for
-from bot.venues.binance_usdm.parse import parse_message
 
 if TYPE_CHECKING:
     from bot.domain.instrument import Instrument
@@ -39,66 +35,56 @@ if TYPE_CHECKING:
 
 __all__ = ["Pipeline"]
 
-Sync = BinanceBookSync | BybitBookSync
-
 
 class Pipeline:
     def __init__(self, instruments: dict[str, Instrument], signals: SignalEngine, engine: ExecutionEngine | None,
                  state: RuntimeState | None = None, *, depth_bps: float = 200.0,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, max_book_age_ms: float = 500.0) -> None:
         self.instruments = instruments
         self.signals = signals
         self.engine = engine
         self.state = state
         self.depth_bps = depth_bps
         self.clock = clock
-        self.syncs: dict[str, Sync] = {}
+        self.max_book_age_ms = max_book_age_ms  # market.max_book_age_ms: entries need a fresh book
+        if state is not None:
+            state.book_max_age_ms = max_book_age_ms
+        # raw messages (in-process sim, replays) go through one market session; venue feeds that keep
+        # their own syncs register them in the same dict (app.py)
+        self.session = MarketSession(instruments, depth_bps, book_tickers=False, on_new_sync=self._new_book)
+        self.syncs: dict[str, Sync] = self.session.syncs
         self.next_funding_ns: dict[str, int] = {}
         self.malformed = 0
         self.intents = 0
         self.denials = 0
-        self._last_symbol = ""
 
     # ------------------------------------------------------------------ raw messages (sim, replay)
-    def _sync(self, symbol: str, sample: list[list[str]]) -> BinanceBookSync:
-        s = self.syncs.get(symbol)
-        if s is None:
-            p = sample[0][0] if sample else None
-            inst = instrument_for(symbol, p, sample[0][1] if sample else None, self.instruments)
-            self.instruments.setdefault(symbol, inst)
-            book = OrderBook(inst, default_depth_ticks(inst, float(p) if p else None, self.depth_bps))
-            s = self.syncs[symbol] = BinanceBookSync(book)
-            if self.state is not None:
-                self.state.track_book(symbol, s.health, s.stats)
-        assert isinstance(s, BinanceBookSync)
-        return s
+    def _new_book(self, symbol: str, sync: Sync) -> None:
+        if self.state is not None:
+            self.state.track_book(symbol, sync.health, sync.stats)
 
     async def on_raw(self, raw: bytes, recv_ns: int) -> None:
-        try:
-            ev = parse_message(raw, recv_ns)
-        except MalformedMessage as e:
-            self.malformed += 1
-            if self.state is not None:
-                self.state.on_error("market.parse", str(e)[:200], recv_ns)
-            return
-        if ev is None:
-            return
-        if isinstance(ev, DepthDiff):
-            self._last_symbol = ev.symbol
-            sync = self._sync(ev.symbol, ev.bids or ev.asks)
-            before = sync.stats.applied + sync.stats.snapshots
-            sync.on_diff(ev, recv_ns)
-            if sync.stats.applied + sync.stats.snapshots != before:
-                await self.on_synced(ev, sync, recv_ns)
-        elif isinstance(ev, DepthSnapshot):
-            ev.symbol = ev.symbol or self._last_symbol
-            if ev.symbol:
-                sync = self._sync(ev.symbol, ev.bids or ev.asks)
-                sync.on_snapshot(ev, recv_ns)
-                if sync.health.is_live:
-                    await self.on_synced(ev, sync, recv_ns)
-        else:
-            await self.on_synced(ev, self.syncs.get(ev.symbol), recv_ns)
+        """One raw message through the market session (bot.market.session: parse -> sequence -> book,
+        its own error boundary per message, issue 11): a malformed one (bad JSON, bad values, levels the
+        book cannot apply: that symbol then resyncs) is counted and skipped. Only the decoding and
+        sequencing are inside it: what the signals and the engine do with a good event is theirs."""
+        ses = self.session
+        before = ses.malformed
+        outs = ses.feed(raw, recv_ns)
+        if ses.malformed != before:
+            self._malformed(ses.last_error, recv_ns)
+        for out in outs:
+            if type(out) is DepthUpdate:
+                if type(out.event) is DepthSnapshot and not out.sync.health.is_live:
+                    continue  # applied, waiting for the diff that bridges it
+                await self.on_synced(out.event, out.sync, recv_ns)
+            else:
+                await self.on_synced(out, self.syncs.get(out.symbol), recv_ns)
+
+    def _malformed(self, error: str, recv_ns: int) -> None:
+        self.malformed += 1
+        if self.state is not None:
+            self.state.on_error("market.parse", error[:200], recv_ns)
 
     # ------------------------------------------------------------------ sequenced events (all sources)
     async def on_synced(self, ev: Any, sync: Sync | None, now_ns: int) -> None:
@@ -145,9 +131,11 @@ class Pipeline:
         book = sync.book
         bid, ask = book.best_bid_ticks, book.best_ask_ticks
         assert bid is not None and ask is not None
+        now_ns = self.clock() if self.clock is not None else recv_ns
         view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
                           spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
-                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0))
+                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0),
+                          book_age_ms=sync.health.age_ms(now_ns), max_book_age_ms=self.max_book_age_ms)
         for intent in intents:
             res = await engine.submit_intent(intent, view)
             if self.state is not None:

@@ -365,6 +365,6 @@ def test_decide_never_cancels_a_position_level_stop():
     assert [a.trade_id for a in acts if isinstance(a, PlaceStop)] == ["t1"]
     flat = ExchangeState(("BTCUSDT",), {}, (pos_stop,), position_stops=frozenset({"o77"}))
     assert not [a for a in decide(flat, [], cfg, 0) if isinstance(a, CancelOrder)]
-    # unknown position: its position stop protects it; kept, nothing placed
+    # unknown position: its position stop protects it; kept, nothing placed (entries on it halted: Unowned)
     acts = decide(ExchangeState(("BTCUSDT",), pos, (pos_stop,), position_stops=frozenset({"o77"})), [], cfg, 0)
-    assert [type(a).__name__ for a in acts] == ["Alert"] and "the position's own" in acts[0].message  # type: ignore[union-attr]
+    assert [type(a).__name__ for a in acts] == ["Unowned", "Alert"] and "the position's own" in acts[1].message  # type: ignore[union-attr]

@@ -1,7 +1,7 @@
 """`scalper bench book FILE [FILE ...]`: cost per depth message of three paths, interleaved rounds.
 
-1. ours:  raw bytes -> `parse_message` -> `BinanceBookSync.on_diff` (pu check + DOM update) -> best
-          bid/ask and top-10 imbalance read;
+1. ours:  raw bytes -> the market session (`MarketSession.feed`: `parse_message` ->
+          `BinanceBookSync.on_diff`, pu check + DOM update) -> best bid/ask and top-10 imbalance read;
 2. floor: `orjson.loads` of the same bytes plus `float()` of every price and size, nothing else (no
           Python book can beat it: it is the decode our path must do anyway);
 3. ccxt:  ccxt.pro's own order book fed the way ccxt.pro's binance feeds it (orjson decode,
@@ -24,11 +24,9 @@ from typing import Any
 import orjson
 
 from bot.domain.events import DepthSnapshot
-from bot.market.book import OrderBook, default_depth_ticks
-from bot.market.sync import BinanceBookSync
+from bot.market.session import MarketSession
 from bot.replay.reader import Record, read_session
 from bot.venues.binance_usdm.instruments import instrument_for
-from bot.venues.binance_usdm.parse import parse_message
 
 __all__ = ["add_arguments", "run"]
 
@@ -76,20 +74,17 @@ def _floor(msgs: list[bytes]) -> None:
             float(q)
 
 
-def _ours(msgs: list[bytes], snapshot: dict[str, Any], symbol: str) -> tuple[BinanceBookSync, float]:
+def _ours(msgs: list[bytes], snapshot: dict[str, Any], symbol: str) -> tuple[Any, float]:
     inst = instrument_for(symbol, snapshot["bids"][0][0], snapshot["bids"][0][1])
-    ref = float(snapshot["bids"][0][0])
-    sync = BinanceBookSync(OrderBook(inst, default_depth_ticks(inst, ref)))
-    sync.on_snapshot(
-        DepthSnapshot(symbol, snapshot["lastUpdateId"], snapshot["bids"], snapshot["asks"], 0, 0), 0
-    )
+    ses = MarketSession({symbol: inst})  # the bot's market session: parse -> sequence -> book
+    ses.apply(DepthSnapshot(symbol, snapshot["lastUpdateId"], snapshot["bids"], snapshot["asks"], 0, 0), 0)
+    sync = ses.syncs[symbol]
     book = sync.book
-    on_diff = sync.on_diff
+    feed = ses.feed
     acc = 0.0
     t0 = time.perf_counter_ns()
     for raw in msgs:
-        ev = parse_message(raw, 0)
-        on_diff(ev, 0)  # type: ignore[arg-type]
+        feed(raw, 0)
         book.bbo()
         acc += book.imbalance(10)
     dt = time.perf_counter_ns() - t0

@@ -88,20 +88,17 @@ class _NullGateway:
 
 
 async def _bench(paths: list[str], entries: int, journal_path: str, gc_freeze: bool = True) -> dict[str, Any]:
-    from bot.domain.events import DepthDiff, DepthSnapshot
     from bot.domain.types import EntryIntent
     from bot.execution.engine import ExecutionEngine
     from bot.journal import Journal
-    from bot.market.book import OrderBook, default_depth_ticks
     from bot.market.health import BookStatus
-    from bot.market.sync import BinanceBookSync
+    from bot.market.session import DepthUpdate, MarketSession
     from bot.replay.reader import LineError, read_session
     from bot.risk import MarketView, RiskManager
     from bot.settings import load_settings
     from bot.signals import features as feat_mod
     from bot.signals.engine import SignalEngine
-    from bot.venues.binance_usdm.instruments import KNOWN, instrument_for
-    from bot.venues.binance_usdm.parse import parse_message
+    from bot.venues.binance_usdm.instruments import KNOWN
 
     pc = time.perf_counter_ns
     acc = {"features": 0, "risk": 0, "journal": 0}
@@ -146,8 +143,9 @@ async def _bench(paths: list[str], entries: int, journal_path: str, gc_freeze: b
     engine.on_entry_sent = lambda cid, ns: sent.append(ns)
     await engine.refresh_account()
     signals = SignalEngine(s.signals, instruments)
-    syncs: dict[str, BinanceBookSync] = {}
-    last_symbol = ""
+    # the market session, as every replay: parse ("parse" step) -> sequence -> book ("book" step)
+    session = MarketSession(instruments, s.market.depth_bps, book_tickers=False)
+    decode, apply = session.decode, session.apply
     rows: list[dict[str, int]] = []
     every = 3
     n_depth = 0
@@ -164,36 +162,31 @@ async def _bench(paths: list[str], entries: int, journal_path: str, gc_freeze: b
             if isinstance(rec, LineError):
                 continue
             t0 = pc()
-            ev = parse_message(rec.raw, rec.ts_recv_ns)
+            evs = decode(rec.raw, rec.ts_recv_ns, rec.path, rec.lineno)
             t1 = pc()
-            if isinstance(ev, DepthDiff):
-                last_symbol = ev.symbol
-                sync = syncs.get(ev.symbol)
-                if sync is None:
-                    lv = ev.bids or ev.asks
-                    inst = instrument_for(ev.symbol, lv[0][0] if lv else None, lv[0][1] if lv else None, instruments)
-                    sync = syncs[ev.symbol] = BinanceBookSync(OrderBook(inst, default_depth_ticks(
-                        inst, float(lv[0][0]) if lv else None, s.market.depth_bps)))
-                sync.on_diff(ev, rec.ts_recv_ns)
-            elif isinstance(ev, DepthSnapshot) and last_symbol:
-                ev.symbol = ev.symbol or last_symbol
-                sync = syncs[ev.symbol]
-                sync.on_snapshot(ev, rec.ts_recv_ns)
-            else:
+            if not evs:
+                continue
+            up = None
+            for ev in evs:  # one, or a bare snapshot placed just before its bridging diff
+                for out in apply(ev, rec.ts_recv_ns):
+                    if type(out) is DepthUpdate:
+                        up = out
+            if up is None:
                 continue
             t2 = pc()
+            sync, sym = up.sync, up.symbol
             book = sync.book
             if sync.health.status is not BookStatus.LIVE or book.bbo() is None:
                 continue
             acc["features"] = 0
-            intents = signals.on_depth(ev.symbol, book, sync.health.status, ev.ts_event_ns, rec.ts_recv_ns)
+            intents = signals.on_depth(sym, book, sync.health.status, up.ts_event_ns, rec.ts_recv_ns)
             t3 = pc()
             n_depth += 1
             if n_depth % every and not intents:
                 continue
             ask = book.best_ask_ticks
             assert ask is not None  # bbo() is not None above
-            intent = intents[0] if intents else EntryIntent(ev.symbol, "long", "bench", rec.ts_recv_ns, ask,
+            intent = intents[0] if intents else EntryIntent(sym, "long", "bench", rec.ts_recv_ns, ask,
                                                             ask - 20, (), 60.0)
             mv = MarketView(book_live=True, spread_bps=0.0)
             acc["risk"] = acc["journal"] = 0

@@ -1,4 +1,13 @@
 """`scalper bench memory FILE [FILE ...] [--hours 24] [--json]`: resident memory over a long replay.
+`scalper bench memory --generated [--rate 10] [--minutes 10] [--json]`: the same over a live-paced,
+in-process generated market (bot.venues.sim.generator) whose order flow is `--rate` times the default.
+
+Generated mode (issue 11, "memory bounded by size, not by time"): the generator's arrival knobs
+(`gen_market_orders_per_s`, `gen_limit_orders_per_s`, `gen_cancels_per_s`) are multiplied by `--rate`
+(its semantics unchanged) and its messages go, paced by the wall clock as in `scalper run` in sim
+mode, through the whole market path: parse -> sync -> DOM -> signals (trade flow, OFI, the 300 s
+volume profile, bars...). No orders are placed. RSS is printed at every minute; the figure that
+matters is minute 1 vs the last minute (a 300 s rolling window that kept every print grew for 5 min).
 
 Replays a recorded session through parse -> sync -> DOM (the check-data path, BBO cross-check
 included) again and again until the replayed span reaches `--hours` of exchange time: each loop shifts
@@ -38,13 +47,23 @@ def rss_mb() -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help="a recorded session (a day pair in order)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="a recorded session (a day pair in order)")
+    p.add_argument("--generated", action="store_true", help="live-paced generated market instead of files")
+    p.add_argument("--rate", type=float, default=10.0, help="generated: order-flow multiplier (default 10)")
+    p.add_argument("--minutes", type=float, default=10.0, help="generated: wall minutes to run (default 10)")
     p.add_argument("--hours", type=float, default=24.0, help="exchange time to replay (default 24)")
     p.add_argument("--sample-every", type=int, default=20_000, help="records between RSS samples")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.generated:
+        import asyncio
+
+        return asyncio.run(_run_generated(args))
+    if not args.files:
+        print("error: give recorded FILEs or --generated", file=sys.stderr)
+        return 2
     from bot.replay.check import SessionChecker
     from bot.replay.reader import Record, read_session
 
@@ -100,3 +119,79 @@ def run(args: argparse.Namespace) -> int:
               f"max {rss_max:.1f} MB, growth over the second half {out['growth_second_half_mb']:+.1f} MB")
         print(f"gaps {out['gaps']}, bbo mismatches {out['bbo_mismatched']}")
     return 0
+
+
+async def _run_generated(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.ops.state import RuntimeState
+    from bot.pipeline import Pipeline
+    from bot.settings import load_settings
+    from bot.signals import SignalEngine
+    from bot.venues.binance_usdm.instruments import instrument_for
+    from bot.venues.sim.generator import MarketGenerator
+
+    s = load_settings()
+    g = s.sim
+    sim = g.model_copy(update={
+        "gen_market_orders_per_s": g.gen_market_orders_per_s * args.rate,
+        "gen_limit_orders_per_s": g.gen_limit_orders_per_s * args.rate,
+        "gen_cancels_per_s": g.gen_cancels_per_s * args.rate,
+    })
+    instruments = {sym: instrument_for(sym) for sym in s.venue.symbols}
+    gen = MarketGenerator(list(instruments.values()), sim, start_ns=time.time_ns())
+    pipeline = Pipeline(instruments, SignalEngine(s.signals, instruments), None, RuntimeState(),
+                        depth_bps=s.market.depth_bps, clock=time.time_ns)
+    minutes = max(1, math.ceil(args.minutes))
+    per_min: list[float] = []
+    n = trades = 0
+    t0 = time.monotonic()
+    next_mark = t0 + 60.0
+    end = t0 + args.minutes * 60.0
+    while True:
+        now = time.monotonic()
+        if now >= next_mark or now >= end:
+            per_min.append(round(rss_mb(), 1))
+            if not args.json:
+                print(f"minute {len(per_min)}: RSS {per_min[-1]:.1f} MB, {n} messages "
+                      f"({n / (now - t0):.0f}/s), {trades} trades", flush=True)
+            next_mark += 60.0
+            if now >= end or len(per_min) >= minutes:
+                break
+        for m in gen.take(time.time_ns()):
+            await pipeline.on_raw(m.raw, time.time_ns())
+            n += 1
+            trades += m.kind == "aggTrade"
+        await asyncio.sleep(0.005)
+    wall_s = time.monotonic() - t0
+    profiles = [getattr(st.profile, "stored_entries", None) for st in _feature_states(pipeline)]
+    out = {
+        "rate": args.rate,
+        "minutes": len(per_min),
+        "messages": n,
+        "messages_per_s": round(n / wall_s, 1),
+        "trades": trades,
+        "rss_per_minute_mb": per_min,
+        "rss_minute1_mb": per_min[0],
+        "rss_last_mb": per_min[-1],
+        "rss_change_mb": round(per_min[-1] - per_min[0], 1),
+        "profile_cells": profiles,
+        "malformed": pipeline.malformed,
+    }
+    if args.json:
+        sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    else:
+        print(f"{args.rate:g}x generated market, {out['messages_per_s']} msgs/s, {trades} trades: RSS minute 1 "
+              f"{per_min[0]:.1f} MB, minute {len(per_min)} {per_min[-1]:.1f} MB "
+              f"({out['rss_change_mb']:+.1f} MB); profile cells {profiles}")
+    return 0
+
+
+def _feature_states(pipeline: object) -> list[object]:
+    """The per-symbol feature states that own a volume profile (for the report only)."""
+    out = []
+    for st in getattr(getattr(pipeline, "signals", None), "_syms", {}).values():
+        f = getattr(st, "f", None)
+        if f is not None and hasattr(f, "profile"):
+            out.append(f)
+    return out

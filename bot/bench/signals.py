@@ -1,7 +1,8 @@
 """`scalper bench signals FILE [FILE ...] [--rounds N] [--json]`: cost of the signal layer per market event.
 
 The session is parsed once up front (parsing is not what is measured). Then, in interleaved rounds on
-fresh state, (A) the DOM alone: BinanceBookSync + OrderBook per depth message, and (B) the same DOM
+fresh state, (A) the DOM alone: the market session's sequence -> book (BinanceBookSync + OrderBook) per
+depth message, and (B) the same DOM
 plus `SignalEngine.on_depth` after each applied depth message and `SignalEngine.on_trade` per print
 (all features updated, all enabled setups evaluated). Each call is timed with perf_counter_ns; the
 report gives medians (and means: wall scans and bar closes are amortised, so they show in the mean)
@@ -25,75 +26,61 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="a recorded session (a day pair in order)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of each kind, interleaved (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-c", "--config", metavar="CONFIG", help="TOML config whose [signals] is measured (strategy "
+                   "plug-ins included); default: the built-in defaults")
 
 
 def _load(paths: list[str]) -> list[tuple[str, Any, int]]:
+    """The session's events, parsed once by the market session (bare snapshots placed with their symbol)."""
     from bot.domain.events import DepthDiff, DepthSnapshot, Trade
-    from bot.errors import MalformedMessage
+    from bot.market.session import MarketSession
     from bot.replay.reader import LineError, read_session
-    from bot.venues.binance_usdm import parse as bn
 
+    ses = MarketSession(book_tickers=False)
     out: list[tuple[str, Any, int]] = []
-    last_sym = ""
     for rec in read_session(paths):
         if isinstance(rec, LineError):
             continue
-        try:
-            ev = bn.parse_message(rec.raw, rec.ts_recv_ns)
-        except MalformedMessage:
-            continue
-        if isinstance(ev, DepthDiff):
-            last_sym = ev.symbol
-            out.append(("diff", ev, rec.ts_recv_ns))
-        elif isinstance(ev, DepthSnapshot):
-            ev.symbol = ev.symbol or last_sym
-            if ev.symbol:
-                out.append(("snap", ev, rec.ts_recv_ns))
-        elif isinstance(ev, Trade):
-            out.append(("trade", ev, rec.ts_recv_ns))
+        for ev in ses.decode(rec.raw, rec.ts_recv_ns, rec.path, rec.lineno) or ():
+            t = type(ev)
+            if t is DepthDiff or t is DepthSnapshot:
+                out.append(("depth", ev, rec.ts_recv_ns))
+            elif t is Trade:
+                out.append(("trade", ev, rec.ts_recv_ns))
     return out
 
 
-def _round(events: list[tuple[str, Any, int]], with_signals: bool) -> tuple[list[int], list[int], list[int]]:
-    from bot.market.book import OrderBook, default_depth_ticks
-    from bot.market.sync import BinanceBookSync
+def _round(events: list[tuple[str, Any, int]], with_signals: bool, cfg: Any = None,
+           ) -> tuple[list[int], list[int], list[int]]:
+    from bot.market.session import MarketSession
     from bot.settings.signals import SignalsSection
     from bot.signals.engine import SignalEngine
-    from bot.venues.binance_usdm.instruments import instrument_for
 
     clock = time.perf_counter_ns
-    syncs: dict[str, BinanceBookSync] = {}
-    engine = SignalEngine(SignalsSection(), {})
+    ses = MarketSession()  # fresh books every round: sequence -> book through the market session
+    apply = ses.apply
+    engine = SignalEngine(cfg or SignalsSection(), {})
     dom: list[int] = []
     sig_depth: list[int] = []
     sig_trade: list[int] = []
     for kind, ev, now in events:
         if kind == "trade":
-            if with_signals and ev.symbol in syncs:
+            if with_signals and ev.symbol in ses.syncs:
                 t0 = clock()
                 engine.on_trade(ev, now)
                 sig_trade.append(clock() - t0)
             continue
-        sync = syncs.get(ev.symbol)
-        if sync is None:
-            lv = ev.bids or ev.asks
-            inst = instrument_for(ev.symbol, lv[0][0], lv[0][1], {})
-            sync = syncs[ev.symbol] = BinanceBookSync(OrderBook(inst, default_depth_ticks(inst, float(lv[0][0]))))
-        st = sync.stats
-        before = st.applied + st.snapshots
         t0 = clock()
-        if kind == "diff":
-            sync.on_diff(ev, now)
-        else:
-            sync.on_snapshot(ev, now)
+        ups = apply(ev, now)
         t1 = clock()
-        if st.applied + st.snapshots == before:
+        if not ups:
             continue
         dom.append(t1 - t0)
         if with_signals:
-            ts = ev.ts_event_ns
+            up = ups[0]
+            sync = up.sync
             t1 = clock()
-            engine.on_depth(ev.symbol, sync.book, sync.health.status, ts, now)
+            engine.on_depth(up.symbol, sync.book, sync.health.status, up.ts_event_ns, now)
             sig_depth.append(clock() - t1)
     return dom, sig_depth, sig_trade
 
@@ -101,6 +88,11 @@ def _round(events: list[tuple[str, Any, int]], with_signals: bool) -> tuple[list
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    cfg = None
+    if getattr(args, "config", None):
+        from bot.settings import load_settings
+
+        cfg = load_settings(args.config).signals
     events = _load(args.files)
     if not events:
         print("error: no events in these files", file=sys.stderr)
@@ -114,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         for _ in range(max(1, args.rounds)):
             d, _, _ = _round(events, False)
             dom_a += d
-            d, sd, stt = _round(events, True)
+            d, sd, stt = _round(events, True, cfg)
             dom_b += d
             sig_d += sd
             sig_t += stt

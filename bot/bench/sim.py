@@ -1,11 +1,13 @@
 """`scalper bench sim FILE [FILE...]`: market events per second through the matching engine.
 
 The session's lines are read into memory first (no I/O or gzip in the timings). Per round:
-- reference: the DOM-only replay (parse -> BinanceBookSync -> OrderBook), what `check-data` does;
+- reference: the DOM-only replay through the market session (parse -> BinanceBookSync -> OrderBook),
+  what `check-data` does, bookTickers skipped undecoded as the engine skips them;
 - engine (raw): `SimExchange.on_message` for every line: the same parse and book, plus matching,
   our resting orders' queues, stops, marks, funding; a scripted trader keeps a resting bid near the
   touch, a reduce-only stop, and does a market round trip every 2,000 events, so the order paths run;
-- engine (parsed): the same with the events parsed beforehand (`on_event`): the engine's own cost.
+- engine (parsed): the same with the events parsed beforehand by the session (`on_event`; bookTickers
+  still go to `on_message`, which only moves the clock): the engine's own cost.
 Reported: medians over the rounds, and the engine/DOM ratio measured in the same run.
 """
 
@@ -19,13 +21,10 @@ from typing import Any
 
 import orjson
 
-from bot.domain.events import DepthDiff, DepthSnapshot
 from bot.domain.types import OrderKind, Side, TriggerPrice
-from bot.market.book import OrderBook
-from bot.market.sync import BinanceBookSync
+from bot.market.session import MarketSession
 from bot.replay.reader import LineError, read_session
 from bot.venues.binance_usdm.instruments import instrument_for
-from bot.venues.binance_usdm.parse import parse_message
 from bot.venues.ports import OrderRequest
 from bot.venues.sim.exchange import SimExchange
 from bot.venues.sim.orders import SimError
@@ -61,19 +60,11 @@ def _load(files: list[str]) -> tuple[list[tuple[int, bytes]], dict[str, Any]]:
 
 
 def _dom_only(records: list[tuple[int, bytes]], insts: dict[str, Any]) -> float:
-    syncs = {s: BinanceBookSync(OrderBook(i)) for s, i in insts.items()}
-    last = next(iter(syncs.values())) if len(syncs) == 1 else None
+    ses = MarketSession(dict(insts), book_tickers=False)  # the engine skips bookTickers undecoded too
+    feed = ses.feed
     t0 = time.perf_counter()
     for ts, raw in records:
-        ev = parse_message(raw, ts)
-        t = type(ev)
-        if t is DepthDiff:
-            last = syncs[ev.symbol]  # type: ignore[union-attr]
-            last.on_diff(ev, ts)  # type: ignore[arg-type]
-        elif t is DepthSnapshot:
-            s = syncs.get(ev.symbol) if ev.symbol else last  # type: ignore[union-attr]
-            if s is not None:
-                s.on_snapshot(ev, ts)  # type: ignore[arg-type]
+        feed(raw, ts)
     return time.perf_counter() - t0
 
 
@@ -99,7 +90,8 @@ def _trader(ex: SimExchange, n: int) -> None:
             pass
 
 
-def _engine(records: list[tuple[int, bytes]], insts: dict[str, Any], parsed: list[Any] | None) -> tuple[float, int]:
+def _engine(records: list[tuple[int, bytes]], insts: dict[str, Any],
+            parsed: list[list[Any] | None] | None) -> tuple[float, int]:
     ex = SimExchange(insts, balance=1_000_000.0, default_leverage=20, keep_reports=False)
     fills = 0
 
@@ -117,10 +109,13 @@ def _engine(records: list[tuple[int, bytes]], insts: dict[str, Any], parsed: lis
             if i % every == every - 1:
                 _trader(ex, i)
     else:
-        on_ev = ex.on_event
-        for i, (ts, ev) in enumerate(zip((r[0] for r in records), parsed, strict=True)):
-            if ev is not None:
-                on_ev(ev, ts)
+        on_ev, on_msg = ex.on_event, ex.on_message
+        for i, ((ts, raw), evs) in enumerate(zip(records, parsed, strict=True)):
+            if evs is None:
+                on_msg(raw, ts)  # a bookTicker (undecoded: it only moves the clock) or a bad line
+            else:
+                for ev in evs:
+                    on_ev(ev, ts)
             if i % every == every - 1:
                 _trader(ex, i)
     return time.perf_counter() - t0, fills
@@ -131,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if not records or not insts:
         print("error: no Binance depth messages in those files", file=sys.stderr)
         return 2
-    parsed = [parse_message(raw, ts) for ts, raw in records]
+    ses = MarketSession(book_tickers=False)  # parsed once, bare snapshots placed with their symbol
+    parsed = [ses.decode(raw, ts) for ts, raw in records]
     n = len(records)
     dom, raw_t, pre_t = [], [], []
     fills = 0

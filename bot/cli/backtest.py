@@ -48,49 +48,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-class MarketSide:
-    """The bot's own view of the market: parse -> sync -> book, per symbol (as live)."""
-
-    def __init__(self, instruments: dict[str, Any], depth_bps: float) -> None:
-        self.instruments = instruments
-        self.depth_bps = depth_bps
-        self.syncs: dict[str, Any] = {}
-        self.last_symbol = ""
-        self.last_depth_ts = 0
-
-    def _sync(self, symbol: str, sample: list[list[str]]) -> Any:
-        from bot.market.book import OrderBook, default_depth_ticks
-        from bot.market.sync import BinanceBookSync
-        from bot.venues.binance_usdm.instruments import instrument_for
-
-        s = self.syncs.get(symbol)
-        if s is None:
-            p = sample[0][0] if sample else None
-            inst = instrument_for(symbol, p, sample[0][1] if sample else None, self.instruments)
-            self.instruments.setdefault(symbol, inst)
-            s = self.syncs[symbol] = BinanceBookSync(
-                OrderBook(inst, default_depth_ticks(inst, float(p) if p else None, self.depth_bps)))
-        return s
-
-
-async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = ":memory:") -> dict[str, Any]:
-    from bot.domain.events import DepthDiff, DepthSnapshot, Trade
+async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = ":memory:",
+                       problems: list[str] | None = None) -> dict[str, Any]:
+    """`problems` (when given) receives one line per file with no market message, snapshot no diff
+    bridged, book that never went LIVE (bot.market.session.MarketSession.finish)."""
+    from bot.domain.events import FundingInfo, Trade
     from bot.domain.types import CloseReason
-    from bot.errors import MalformedMessage
     from bot.execution.engine import ExecutionEngine
     from bot.journal import Journal
     from bot.journal.funding import FundingRecorder
     from bot.logging import configure_logging
     from bot.market.health import BookStatus
+    from bot.market.session import DepthUpdate, MarketSession
     from bot.replay.reader import LineError, read_session
     from bot.risk import MarketView, RiskManager
     from bot.signals.engine import SignalEngine
     from bot.venues.binance_usdm.instruments import KNOWN
-    from bot.venues.binance_usdm.parse import parse_message
     from bot.venues.sim.brackets import risk_brackets
     from bot.venues.sim.gateway import SimGateway, exchange_from_settings
     from bot.venues.sim.latency import Latency
 
+    paths = list(paths)
     configure_logging("ERROR", "json")  # stderr; a cancel that finds nothing is routine here
     instruments = dict(KNOWN)
     sim = settings.sim
@@ -107,71 +85,77 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     journal = Journal(journal_path, settings.journal.synchronous)
     engine = ExecutionEngine(gw, rm, journal, settings.execution, settings.risk, clock=clock)
     signals = SignalEngine(settings.signals, instruments)
-    market = MarketSide(instruments, settings.market.depth_bps)
+    # The bot's market session (as live): parse once, here; the simulated exchange gets the same parsed
+    # events at their recorded time. bookTickers are not decoded: neither side uses them.
+    market = MarketSession(instruments, settings.market.depth_bps, book_tickers=False, bybit=False)
     md_latency = Latency.from_ms(sim.market_data_latency_ms, sim.market_data_jitter_ms, sim.latency_kind,
                                  sim.seed + 1)
     intents = 0
     denials: Counter[str] = Counter()
+    next_funding_ns: dict[str, int] = {}
+    fundings = 0
 
-    async def deliver(arrive: int, raw: bytes, ts: int) -> None:
+    async def submit(out: list[Any], sync: Any) -> None:
         nonlocal intents
+        book = sync.book
+        bid, ask = book.best_bid_ticks, book.best_ask_ticks
+        view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
+                          spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
+                          next_funding_ns=next_funding_ns.get(sync.symbol, 0))
+        for intent in out:
+            intents += 1
+            res = await engine.submit_intent(intent, view)
+            if not isinstance(res, str):
+                denials[res.reason.value] += 1
+
+    async def deliver(arrive: int, evs: list[Any], ts: int) -> None:
+        nonlocal fundings
         now[0] = arrive
         if engine.next_deadline_ns() is not None:
             await engine.fire_due(arrive)
-        try:
-            ev = parse_message(raw, arrive)
-        except MalformedMessage:
-            return
-        out: list[Any] = []
-        if isinstance(ev, DepthDiff | DepthSnapshot):
-            if isinstance(ev, DepthDiff):
-                market.last_symbol = ev.symbol
-                sync = market._sync(ev.symbol, ev.bids or ev.asks)
-                before = sync.stats.applied + sync.stats.snapshots
-                sync.on_diff(ev, arrive)
-                market.last_depth_ts = ev.ts_event_ns
-                if sync.stats.applied + sync.stats.snapshots == before:
-                    return
-                ts_ev = ev.ts_event_ns
-            else:
-                sym = ev.symbol or market.last_symbol
-                if not sym:
-                    return
-                ev.symbol = sym
-                sync = market._sync(sym, ev.bids or ev.asks)
-                sync.on_snapshot(ev, arrive)
-                ts_ev = max(ev.ts_event_ns, market.last_depth_ts)
-            book, sym = sync.book, ev.symbol
-            if book.bbo() is None:
-                return
-            out = signals.on_depth(sym, book, sync.health.status, ts_ev, arrive)
-            if out:
-                out = [i.stamped(ts, arrive, clock()) for i in out]
-            mid = book.mid_ticks()
-            if engine.trades and mid is not None:
-                await engine.on_price(sym, int(mid))
-            if out:
-                bid, ask = book.best_bid_ticks, book.best_ask_ticks
-                spread_bps = (ask - bid) / ((ask + bid) / 2) * 1e4
-                view = MarketView(book_live=sync.health.status is BookStatus.LIVE, spread_bps=spread_bps)
-                for intent in out:
-                    intents += 1
-                    res = await engine.submit_intent(intent, view)
-                    if not isinstance(res, str):
-                        denials[res.reason.value] += 1
-        elif isinstance(ev, Trade):
-            out = [i.stamped(ts, arrive, clock()) for i in signals.on_trade(ev, arrive)]
-            sync = market.syncs.get(ev.symbol)
-            if out and sync is not None and sync.book.bbo() is not None:
-                book = sync.book
-                bid, ask = book.best_bid_ticks, book.best_ask_ticks
-                view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
-                                  spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4)
-                for intent in out:
-                    intents += 1
-                    res = await engine.submit_intent(intent, view)
-                    if not isinstance(res, str):
-                        denials[res.reason.value] += 1
+        for ev in evs:
+            ev.ts_recv_ns = arrive  # the bot receives it now (the exchange saw it at `ts`)
+            for up in market.apply(ev, arrive):
+                t = type(up)
+                if t is DepthUpdate:
+                    sync, sym = up.sync, up.symbol
+                    book = sync.book
+                    if book.bbo() is None:
+                        continue
+                    out = signals.on_depth(sym, book, sync.health.status, up.ts_event_ns, arrive)
+                    mid = book.mid_ticks()
+                    if engine.trades and mid is not None:
+                        await engine.on_price(sym, int(mid))
+                    if out:
+                        await submit([i.stamped(ts, arrive, clock()) for i in out], sync)
+                elif t is Trade:
+                    out = signals.on_trade(up, arrive)
+                    sync = market.syncs.get(up.symbol)
+                    if out and sync is not None and sync.book.bbo() is not None:
+                        await submit([i.stamped(ts, arrive, clock()) for i in out], sync)
+                elif t is FundingInfo:
+                    # mark price / funding (markPrice stream): the funding rules see it as live
+                    fundings += 1
+                    if up.next_funding_ns:
+                        next_funding_ns[up.symbol] = up.next_funding_ns
+                    out = signals.on_funding(up, arrive)
+                    sync = market.syncs.get(up.symbol)
+                    if out and sync is not None and sync.book.bbo() is not None:
+                        await submit([i.stamped(ts, arrive, clock()) for i in out], sync)
+
+    def busy() -> bool:
+        # Anything for the engine's tasks to do: open trades, orders in flight, updates not consumed.
+        return bool(engine.trades or engine._pending or gw._queue.qsize() or gw._funding.qsize())
+
+    # The bot's tasks wait on the simulated exchange (acks, fills, funding): they can only move on after
+    # it reported something, so between deliveries the loop gets control only when a report was emitted.
+    reports = [0]
+
+    def count(_r: Any) -> None:
+        reports[0] += 1
+
+    ex.listeners.append(count)
+    seen_reports = 0
 
     async def settle(n: int = 3) -> None:
         for _ in range(n):
@@ -182,22 +166,42 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     runner = asyncio.create_task(engine.run(timers=False))
     funding_task = asyncio.create_task(funding.run(gw))
     await asyncio.sleep(0)
-    pending: deque[tuple[int, bytes, int]] = deque()
+    pending: deque[tuple[int, list[Any], int]] = deque()
     last_arrive = 0
     last_ts = 0
+    decode = market.decode
     try:
         for rec in read_session(paths):
             if isinstance(rec, LineError):
+                market.feed_record(rec)  # counted against its file
                 continue
             ts = rec.ts_recv_ns
             while pending and pending[0][0] <= ts:
                 await deliver(*pending.popleft())
-                await settle()
-            ex.on_message(rec.raw, ts)
+                if busy():
+                    await settle()
+            skipped = market.skipped
+            evs = decode(rec.raw, ts, rec.path, rec.lineno)
+            if evs is None:
+                if market.skipped != skipped:
+                    ex.on_message(rec.raw, ts)  # a bookTicker: moves the exchange's clock, undecoded
+                    # ... and the bot's, while it waits on something (acks, deadlines): the same draw and
+                    # arrival as the message had, with nothing to decode
+                    last_arrive = max(last_arrive, ts + md_latency.draw())
+                    if busy():
+                        pending.append((last_arrive, [], ts))
+                    if reports[0] != seen_reports:
+                        seen_reports = reports[0]
+                        await settle()
+                continue
+            for ev in evs:
+                ex.on_event(ev, ts)
             last_ts = max(last_ts, ts)
-            last_arrive = max(last_arrive, ts + md_latency.draw())
-            pending.append((last_arrive, rec.raw, ts))
-            if engine.trades or engine._pending:
+            if evs:
+                last_arrive = max(last_arrive, ts + md_latency.draw())
+                pending.append((last_arrive, evs, ts))
+            if reports[0] != seen_reports:
+                seen_reports = reports[0]
                 await settle()
         while pending:
             await deliver(*pending.popleft())
@@ -222,6 +226,8 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
             await funding_task
         for p in gw.pending_funding():  # settled in the last steps, not yet consumed
             funding.record(p)
+    if problems is not None:
+        problems.extend(market.finish(paths))
     from bot.cli.trades import load_trades
 
     trades = _trades_from(journal, load_trades) if journal_path == ":memory:" else load_trades(journal_path)
@@ -230,7 +236,9 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     budget = sim.starting_balance_usdt * settings.risk.risk_per_trade_pct / 100.0
     summary = summarize(trades, budget)
     summary.update(intents=intents, denials=dict(sorted(denials.items())), aborted=aborted,
-                   end_equity=round(acct.equity, 4), funding=round(funding.total_quote, 6))
+                   end_equity=round(acct.equity, 4), funding=round(funding.total_quote, 6),
+                   market_events=market.records, funding_events=fundings, bad_lines=market.malformed,
+                   symbols=sorted(market.syncs))
     return {"trades": trades, "summary": summary}
 
 
@@ -264,8 +272,14 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from bot.cli.trades import format_table
+    from bot.replay.reader import check_paths
     from bot.settings import load_settings
 
+    missing = check_paths(args.files)
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    if missing:
+        return 2
     settings = load_settings(args.config)
     try:
         import uvloop
@@ -273,12 +287,16 @@ def run(args: argparse.Namespace) -> int:
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
-    res = runner(run_backtest(args.files, settings, args.journal))
+    problems: list[str] = []
+    res = runner(run_backtest(args.files, settings, args.journal, problems))
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    rc = 1 if problems else 0
     if args.json:
-        sys.stdout.write(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return 0
+        sys.stdout.write(orjson.dumps({**res, "problems": problems}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return rc
     print(format_table(res["trades"]))
     print()
     for k, v in res["summary"].items():
         print(f"{k:<24}{v}")
-    return 0
+    return rc

@@ -15,6 +15,7 @@ BENCHES = {
     "signals": "features + setups cost per market event vs the DOM-only cost",
     "latency": "tick-to-order latency, in process or against the loopback exchange",
     "memory": "resident memory over a long (24 h-equivalent) replay",
+    "backtest": "market events/s through the whole bot (backtest) vs the book alone (check-data)",
 }
 
 

@@ -21,14 +21,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bot.guard import check
     from bot.settings import load_settings, redacted
+    from bot.signals.plugins import describe, load_plugins
 
     settings = load_settings(args.config)
     live = settings.app.mode == "live"
     check(settings, live_flag=args.live or live)
     eff = redacted(settings)
+    # strategy plug-ins ([signals.plugins.NAME]) are imported, instantiated and listed: a bad one -> exit 2
+    plugins = [describe(p) for p in load_plugins(settings.signals)]
     if args.json:
         sys.stdout.write(
-            orjson.dumps({"ok": True, "config": eff}, option=orjson.OPT_INDENT_2).decode() + "\n"
+            orjson.dumps({"ok": True, "config": eff, "plugins": plugins}, option=orjson.OPT_INDENT_2).decode() + "\n"
         )
         return 0
     print(f"{args.config}: OK" + ("  (real money: `scalper run` needs --live)" if live else ""))
@@ -36,4 +39,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{section}]")
         for k, v in values.items():
             print(f"  {k} = {orjson.dumps(v).decode()}")
+    if plugins:
+        print("strategy plug-ins (loaded):")
+    for d in plugins:
+        print(f"  {d['name']}: {d['source']}, called on {d['called']}; cooldown {d['cooldown_s']:g} s, time limit "
+              f"{d['time_limit_s']:g} s, stop +{d['stop_buffer_bps']:g} bps in [{d['min_stop_bps']:g}, "
+              f"{d['max_stop_bps']:g}] bps, TP {d['tp_r_multiples']} R x {d['tp_fractions']}")
     return 0

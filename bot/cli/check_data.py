@@ -24,6 +24,13 @@ _COLS = ("depth_events", "applied", "gaps", "resyncs", "crossed", "bbo_checked",
 
 def run(args: argparse.Namespace) -> int:
     from bot.replay.check import check_files
+    from bot.replay.reader import check_paths
+
+    missing = check_paths(args.files)
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    if missing:
+        return 2
 
     instruments = None
     if args.exchange_info:
@@ -32,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         instruments = load_exchange_info(args.exchange_info)
     res = check_files(args.files, instruments)
     for line in res["error_lines"]:
+        print(f"error: {line}", file=sys.stderr)
+    for line in res["problems"]:
         print(f"error: {line}", file=sys.stderr)
     if args.json:
         sys.stdout.write(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -43,4 +52,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  first mismatch: {r['first_mismatch']}")
         print(f"{res['records']} records, {res['errors']} bad lines")
     bad = any(r["gaps"] or r["crossed"] or r["bbo_mismatched"] for r in res["symbols"].values())
-    return 1 if (bad or res["errors"] or not res["symbols"]) else 0
+    if not res["symbols"] and not res["problems"]:
+        print("error: no order book in these files (no depth message)", file=sys.stderr)
+    return 1 if (bad or res["errors"] or res["problems"] or not res["symbols"]) else 0

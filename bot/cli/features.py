@@ -15,8 +15,10 @@ Rows start at the first interval in which the book is LIVE. Empty intervals carr
 last book values. An event whose E is earlier than the open interval (streams interleave a few ms out
 of order) is counted in the open interval.
 
-Replay runs the live path: `read_session` -> `binance_usdm.parse.parse_message` -> `BinanceBookSync`
--> `OrderBook`. `replay_events()` here is that driver, shared by `scalper signals` and the bench.
+Replay runs the live path: `read_session` (files merged by receive time) -> the market session
+(bot.market.session: parse -> BinanceBookSync -> OrderBook). `replay_events()` here is that driver,
+shared by `scalper signals` and the bench. Exit 1 with one line each for a file with no market message,
+a snapshot no diff bridged, or a book that never went LIVE; exit 2 for a missing file.
 """
 
 from __future__ import annotations
@@ -28,15 +30,11 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from bot.domain.events import DepthDiff, DepthSnapshot, FundingInfo, Trade
+from bot.domain.events import FundingInfo, Trade
 from bot.domain.instrument import Instrument
-from bot.errors import MalformedMessage
-from bot.market.book import OrderBook, default_depth_ticks
 from bot.market.health import BookStatus
-from bot.market.sync import BinanceBookSync
-from bot.replay.reader import LineError, read_session
-from bot.venues.binance_usdm import parse as bn
-from bot.venues.binance_usdm.instruments import instrument_for
+from bot.market.session import DepthUpdate, MarketSession
+from bot.replay.reader import read_session
 
 __all__ = ["COLUMNS", "Event", "add_arguments", "feature_rows", "parse_interval_ns", "replay_events", "run"]
 
@@ -49,59 +47,31 @@ Event = tuple[Any, ...]
 
 
 def replay_events(paths: Iterable[str], instruments: dict[str, Instrument] | None = None,
-                  depth_bps: float = 200.0, stats: dict[str, int] | None = None) -> Iterator[Event]:
-    """Replay recorded Binance USD-M files through parse -> sync -> book, as live does.
+                  depth_bps: float = 200.0, stats: dict[str, Any] | None = None) -> Iterator[Event]:
+    """Replay recorded files (several symbols and days, merged by receive time) through the market
+    session (bot.market.session: parse -> sync -> book, as live).
 
     Yields one "depth" event after every depth message that changed the book (a snapshot counts once,
-    with the buffered diffs it applied), and every trade and funding update. Bad lines are counted in
-    `stats["errors"]` and skipped."""
-    syncs: dict[str, BinanceBookSync] = {}
-    last_symbol = ""
-    last_depth_ts = 0
+    with the buffered diffs it applied), and every trade and funding update (bookTickers are skipped
+    undecoded: nothing here uses them). At the end `stats` holds "errors" (bad lines, counted and
+    skipped), "error_lines" (the first of them, with file and line) and "problems" (files with no
+    market message, snapshots no diff bridged, books that never went LIVE: see MarketSession.finish)."""
+    paths = list(paths)
+    ses = MarketSession(dict(instruments or {}), depth_bps, book_tickers=False)
     st = stats if stats is not None else {}
-    st.setdefault("errors", 0)
     for rec in read_session(paths):
-        if isinstance(rec, LineError):
-            st["errors"] += 1
-            continue
-        try:
-            ev = bn.parse_message(rec.raw, rec.ts_recv_ns)
-        except MalformedMessage:
-            st["errors"] += 1
-            continue
-        now = rec.ts_recv_ns
-        if isinstance(ev, DepthDiff):
-            last_symbol = ev.symbol
-            sync = syncs.get(ev.symbol) or _new_sync(syncs, ev.symbol, ev.bids or ev.asks, instruments,
-                                                     depth_bps)
-            before = sync.stats.applied + sync.stats.snapshots
-            sync.on_diff(ev, now)
-            last_depth_ts = ev.ts_event_ns
-            if sync.stats.applied + sync.stats.snapshots != before:
-                yield ("depth", ev.symbol, sync.book, sync.health.status, ev.ts_event_ns, now)
-        elif isinstance(ev, DepthSnapshot):
-            sym = ev.symbol or last_symbol  # bare REST snapshot (hftbacktest files): the session's symbol
-            if not sym:
-                continue
-            ev.symbol = sym
-            sync = syncs.get(sym) or _new_sync(syncs, sym, ev.bids or ev.asks, instruments, depth_bps)
-            sync.on_snapshot(ev, now)
-            if sync.book.bbo() is not None:
-                yield ("depth", sym, sync.book, sync.health.status, max(ev.ts_event_ns, last_depth_ts), now)
-        elif isinstance(ev, Trade):
-            yield ("trade", ev, now)
-        elif isinstance(ev, FundingInfo):
-            yield ("funding", ev, now)
-
-
-def _new_sync(syncs: dict[str, BinanceBookSync], symbol: str, sample: list[list[str]],
-              instruments: dict[str, Instrument] | None, depth_bps: float) -> BinanceBookSync:
-    p = sample[0][0] if sample else None
-    q = sample[0][1] if sample else None
-    inst = instrument_for(symbol, p, q, instruments or {})
-    book = OrderBook(inst, default_depth_ticks(inst, float(p) if p else None, depth_bps))
-    syncs[symbol] = sync = BinanceBookSync(book)
-    return sync
+        for out in ses.feed_record(rec):
+            t = type(out)
+            if t is DepthUpdate:
+                sync = out.sync
+                yield ("depth", out.symbol, sync.book, sync.health.status, out.ts_event_ns, out.recv_ns)
+            elif t is Trade:
+                yield ("trade", out, out.ts_recv_ns)
+            elif t is FundingInfo:
+                yield ("funding", out, out.ts_recv_ns)
+    st["errors"] = ses.malformed
+    st["error_lines"] = list(ses.errors)
+    st["problems"] = ses.finish(paths)
 
 
 def parse_interval_ns(text: str) -> int:
@@ -116,7 +86,8 @@ def parse_interval_ns(text: str) -> int:
 
 
 def feature_rows(paths: Iterable[str], interval_ns: int, symbol: str | None = None,
-                 instruments: dict[str, Instrument] | None = None) -> Iterator[dict[str, Any]]:
+                 instruments: dict[str, Instrument] | None = None,
+                 stats: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """The rows of `scalper features` (see the module docstring), as dicts."""
     from bot.signals.book_features import BookFeatures
 
@@ -137,7 +108,7 @@ def feature_rows(paths: Iterable[str], interval_ns: int, symbol: str | None = No
                 "sell_volume": round(sell * step, 8), "trades": trades, "cvd": round(cvd * step, 8),
                 "depth_events": depth_n}
 
-    for ev in replay_events(paths, instruments):
+    for ev in replay_events(paths, instruments, stats=stats):
         kind = ev[0]
         if kind == "depth":
             _, s, book, status, ts, _now = ev
@@ -208,12 +179,20 @@ def run(args: argparse.Namespace) -> int:
             print("error: --parquet needs pyarrow, which is not installed (pip install pyarrow); use --csv",
                   file=sys.stderr)
             return 2
+    from bot.replay.reader import check_paths
+
+    missing = check_paths(args.files)
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    if missing:
+        return 2
     instruments = None
     if args.exchange_info:
         from bot.venues.binance_usdm.instruments import load_exchange_info
 
         instruments = load_exchange_info(args.exchange_info)
-    rows = feature_rows(args.files, interval_ns, args.symbol, instruments)
+    stats: dict[str, Any] = {}
+    rows = feature_rows(args.files, interval_ns, args.symbol, instruments, stats)
     n = 0
     if args.csv:
         fh = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="")  # noqa: SIM115
@@ -234,6 +213,12 @@ def run(args: argparse.Namespace) -> int:
             n += 1
         pq.write_table(pa.table(cols), args.parquet)
     print(f"{n} rows", file=sys.stderr)
+    if stats.get("errors"):
+        print(f"warning: {stats['errors']} bad lines skipped, first: {stats['error_lines'][0]}", file=sys.stderr)
+    for line in stats.get("problems", ()):
+        print(f"error: {line}", file=sys.stderr)
+    if stats.get("problems"):
+        return 1
     if n == 0:
         print("error: no rows (no live book for that symbol in these files)", file=sys.stderr)
         return 1

@@ -1,5 +1,7 @@
 """`scalper signals FILE [FILE ...] [-c CONFIG] [--json]`: replay a recorded session through the signal
-layer (read_session -> parse -> BinanceBookSync -> SignalEngine) and list the entry intents.
+layer (read_session -> the market session: parse -> BinanceBookSync -> book -> SignalEngine) and list the
+entry intents. Several symbols and days are merged by receive time. Exit 2 for a missing file, 1 (one
+line each) for a file with no market message, a snapshot no diff bridged or a book never LIVE.
 
 JSON: {"intents": [{"setup", "symbol", "side", "ts_ns", "price", "stop", "targets": [{"price",
 "fraction"}], "time_limit_s", "features": {...}}, ...], "counts": {setup: n}, "stats": {...}} with
@@ -24,15 +26,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def replay_intents(paths: Iterable[str], signals: Any = None, instruments: dict[str, Any] | None = None,
-                   ) -> tuple[list[Any], Any]:
-    """(intents, engine) of one replay. `signals` is a SignalsSection (defaults when None)."""
+                   stats: dict[str, Any] | None = None) -> tuple[list[Any], Any]:
+    """(intents, engine) of one replay. `signals` is a SignalsSection (defaults when None); `stats` gets
+    the replay's errors and problems (bot.cli.features.replay_events)."""
     from bot.cli.features import replay_events
     from bot.settings.signals import SignalsSection
     from bot.signals.engine import SignalEngine
 
     engine = SignalEngine(signals or SignalsSection(), instruments or {})
     intents: list[Any] = []
-    for ev in replay_events(paths, instruments):
+    for ev in replay_events(paths, instruments, stats=stats):
         kind = ev[0]
         if kind == "depth":
             _, sym, book, status, ts, now = ev
@@ -46,33 +49,53 @@ def replay_intents(paths: Iterable[str], signals: Any = None, instruments: dict[
 
 def intent_to_dict(intent: Any, engine: Any) -> dict[str, Any]:
     inst = engine.features(intent.symbol).instrument
-    return {
+    d = {
         "setup": intent.setup, "symbol": intent.symbol, "side": intent.side, "ts_ns": intent.ts_ns,
         "price": inst.ticks_to_price(intent.price_ticks), "stop": inst.ticks_to_price(intent.stop_ticks),
         "targets": [{"price": inst.ticks_to_price(t.price_ticks), "fraction": t.fraction} for t in intent.targets],
         "time_limit_s": intent.time_limit_s,
         "features": {k: round(v, 6) for k, v in intent.features.items()},
     }
+    if intent.tag:  # a strategy plug-in's label (the built-ins set none)
+        d["tag"] = intent.tag
+    return d
 
 
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    from bot.replay.reader import check_paths
     from bot.settings import load_settings
 
+    from bot.signals.plugins import load_plugins
+
+    # the config (plug-ins included) is judged before the data: a bad config is its own one-line error
     settings = load_settings(args.config)
+    load_plugins(settings.signals)
+    missing = check_paths(args.files)
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    if missing:
+        return 2
     instruments = None
     if args.exchange_info:
         from bot.venues.binance_usdm.instruments import load_exchange_info
 
         instruments = load_exchange_info(args.exchange_info)
-    intents, engine = replay_intents(args.files, settings.signals, instruments)
+    stats: dict[str, Any] = {}
+    intents, engine = replay_intents(args.files, settings.signals, instruments, stats)
+    if stats.get("errors"):
+        print(f"warning: {stats['errors']} bad lines skipped, first: {stats['error_lines'][0]}", file=sys.stderr)
+    for line in stats.get("problems", ()):
+        print(f"error: {line}", file=sys.stderr)
+    rc = 1 if stats.get("problems") else 0
     rows = [intent_to_dict(i, engine) for i in intents]
     counts = dict(sorted(engine.stats.intents.items()))
     if args.json:
-        out = {"intents": rows, "counts": counts, "stats": engine.stats.as_dict()}
+        out = {"intents": rows, "counts": counts, "stats": engine.stats.as_dict(),
+               "problems": stats.get("problems", [])}
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return 0
+        return rc
     print(f"{'time (exchange, UTC)':<24}{'symbol':<10}{'setup':<15}{'side':<7}{'price':>12}{'stop':>12}"
           f"{'targets':>26}{'limit s':>9}")
     import datetime as dt
@@ -89,4 +112,4 @@ def run(args: argparse.Namespace) -> int:
     vetoes = engine.stats.vetoes
     if vetoes:
         print("vetoed: " + ", ".join(f"{k} {v}" for k, v in sorted(vetoes.items())))
-    return 0
+    return rc

@@ -118,6 +118,7 @@ class EntryIntent:
     ts_event_ns: int = 0
     ts_recv_ns: int = 0
     ts_signal_ns: int = 0
+    tag: str = ""  # the strategy's own label of the candidate (Candidate.tag), "" for the built-ins
 
     def stamped(self, event_ns: int, recv_ns: int, signal_ns: int) -> EntryIntent:
         return replace(self, ts_event_ns=event_ns, ts_recv_ns=recv_ns, ts_signal_ns=signal_ns)

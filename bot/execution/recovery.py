@@ -2,7 +2,8 @@
 
 On start-up, before the engine consumes any update, `adopt()` rebuilds a TradeMachine for every open
 journal trade (bot.execution.restore) and hands it to the engine, so every update of its legs reaches it.
-Then `reconcile()` (at start-up and after every user-stream reconnect) asks the exchange
+Then `reconcile()` (at start-up, on a timer, after every user-stream reconnect, after a failure, when a
+position from the stream differs from the bot's or the engine asks) asks the exchange
 (bot.venues.reconcile: fetch -> decide -> apply) with this object as the sink:
 - missed updates and fills go into the machines (`on_update`), which react as they would live: a stop
   that filled while we were away closes its trade as STOP_LOSS with the exchange's fills and fees;
@@ -12,7 +13,12 @@ Then `reconcile()` (at start-up and after every user-stream reconnect) asks the 
 - a trade whose position is gone and no fill of ours explains it (closed by hand) closes as MANUAL with the
   exchange's fills of the closing orders (`on_trade_closed`), or with an unknown exit when none is found;
 - entries, adds and exits that never reached the venue end as rejected (the trade aborts, or the flatten is
-  sent again); a position of no known trade halts entries on its symbol (reconcile.py gives it a stop);
+  sent again); a position of no known trade, or a size beside a trade that no trade owns (a manual add),
+  halts entries on its symbol (reconcile.py gives it a stop): the bot's next trade must never net into it.
+  The halt is lifted by the first complete pass that finds the unowned size gone;
+- a fill or order change the pass had to apply that is older than `stream_doubt_grace_ms` (and not the
+  first pass after a start) is one the user stream never delivered: `on_missed(symbol, detail)` tells the
+  app, which puts the stream in doubt (bot.venues.stream_health);
 - a machine whose position the exchange confirmed gets its deadlines again from its first fill (a deadline
   already past fires at once), a flatten under way is resumed, missing take-profits are placed again.
 Any venue error leaves the reconciliation incomplete (`ReconcileIncomplete`): the caller retries and keeps
@@ -26,13 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
+from bot.domain.types import CloseReason, OrderKind, OrderStatus
 from bot.execution.actions import LegRole, TradeState
+from bot.execution.recovery_exit import ExitCheck
 from bot.execution.restore import (
     ExternalFill,
     close_outside,
@@ -46,19 +53,9 @@ from bot.execution.restore import (
 from bot.execution.trade import TradeMachine
 from bot.logging import get_logger
 from bot.venues.errors import VenueError
-from bot.venues.ports import OrderRequest, OrderUpdate
-from bot.venues.reconcile import (
-    Action,
-    CancelOrder,
-    Flatten,
-    PlaceStop,
-    ReconcileConfig,
-    apply,
-    decide,
-    fetch_exchange_state,
-    journal_trades,
-    outside_fills,
-)
+from bot.venues.ports import OrderUpdate
+from bot.venues.reconcile import Action, ApplyUpdate, CancelOrder, Flatten, PlaceStop, ReconcileConfig, Unowned, decide
+from bot.venues.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.venues.ws import backoff_delay_s
 
 if TYPE_CHECKING:
@@ -66,7 +63,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RECONCILING", "ReconcileIncomplete", "Recovery"]
 
+_BURST = 3  # passes asked in a burst that run at once before `min_gap_ms` spaces them
 RECONCILING = "reconciling"  # the trading state's reason until the first pass succeeded
+UNOWNED = "position of no known trade"  # a symbol's halt reason while an unowned size is held there
 
 _OPEN_STATES = ("PLANNED", "ENTERING", "PROTECTING", "PROTECTED", "EXITING")
 _GONE = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
@@ -77,7 +76,7 @@ class ReconcileIncomplete(RuntimeError):
     """Some step failed at the venue: retry (with backoff) and keep entries halted meanwhile."""
 
 
-class Recovery:
+class Recovery(ExitCheck):
     def __init__(self, engine: ExecutionEngine, cfg: ReconcileConfig, *, symbols: Sequence[str],
                  time_limits_s: dict[str, float] | None = None,
                  alert: Callable[[str, str, str], None] | None = None) -> None:
@@ -105,6 +104,11 @@ class Recovery:
         self.last_ok_ns = 0  # engine clock of the last complete pass
         self.last_failed_ns = 0
         self.last_error = ""
+        # a missed update found by a pass (symbol, detail): the user stream did not deliver it
+        self.on_missed: Callable[[str, str], None] | None = None
+        self.stream_doubt_grace_ns = 1_500_000_000
+        self.reasons: list[str] = []  # why the next pass was asked for (logged with it)
+        self.missed_total = 0
 
     # -- start-up ------------------------------------------------------------------------------------------
     def halt_entries(self, now_ns: int) -> None:
@@ -177,6 +181,7 @@ class Recovery:
             if self.deferred:
                 ex = replace(ex, symbols=tuple(s for s in ex.symbols if s not in self.deferred))
             actions = decide(ex, trades, self.cfg, eng.clock())
+            self._report_missed(actions, ex.symbols, now)
             stable = {t.trade_id for t in trades if t.symbol in ex.symbols}
             missing = [cid for cid, u in ex.looked_up.items() if u is None and cid not in eng.inflight
                        and self._trade_of(cid) in stable]
@@ -198,10 +203,19 @@ class Recovery:
                 if owner is not None and not owner.is_final and owner.legs[cid].role in (
                         LegRole.ENTRY, LegRole.ADD, LegRole.EXIT):
                     await eng.act(owner, owner.on_rejected(cid, "not-found", "not found at the venue", eng.clock()))
-            for a in actions:
-                if isinstance(a, PlaceStop | Flatten) and not a.trade_id:
-                    eng.risk.gate.halt_symbol(a.req.symbol, "position of no known trade", eng.clock())
+            gate = eng.risk.gate
+            unowned = {a.req.symbol for a in actions if isinstance(a, PlaceStop | Flatten) and not a.trade_id}
+            unowned |= {a.symbol for a in actions if isinstance(a, Unowned)}
+            for sym in sorted(unowned):
+                cur = gate.halted_symbols.get(sym)
+                # over no halt or the user stream's (which would lift it), never over an operator's or a loss's
+                if cur is None or (cur != UNOWNED and cur.startswith("user stream")):
+                    gate.halt_symbol(sym, UNOWNED, eng.clock())
                     self.stats["symbols_halted"] += 1
+            for sym in ex.symbols:  # the unowned size is gone (closed by hand, stopped out): entries again
+                if sym not in unowned and gate.halted_symbols.get(sym) == UNOWNED:
+                    gate.lift_symbol(sym, "no unowned position left", eng.clock())
+                    self.alert("error", "the position the bot did not own is gone; entries allowed again", sym)
             eng._journal_gate(eng.clock())
             for tid in [t for t in self.adopted if t not in self._armed]:
                 held = eng.trades.get(tid)
@@ -217,21 +231,73 @@ class Recovery:
                     await eng.act(held, acts)
             self.runs += 1
             self.last_actions = actions
-            self.log.info("reconciled", run=self.runs, actions=dict(Counter(type(a).__name__ for a in actions)),
-                          errors=len(errors), deferred=list(self.deferred), open_trades=list(eng.trades),
-                          positions={s: p.qty_lots for s, p in ex.positions.items()})
+            reasons, self.reasons = self.reasons, []
+            log = self.log.info if actions or self.runs == 1 or errors else self.log.debug  # the timer's are quiet
+            log("reconciled", run=self.runs, actions=dict(Counter(type(a).__name__ for a in actions)),
+                errors=len(errors), deferred=list(self.deferred), open_trades=list(eng.trades),
+                positions={s: p.qty_lots for s, p in ex.positions.items()}, why=reasons[-5:])
             if errors:
                 raise ReconcileIncomplete("; ".join(f"{type(a).__name__}: {e}" for a, e in errors))
             return actions
 
+    def _report_missed(self, actions: Sequence[Action], symbols: Sequence[str], now: int) -> None:
+        """Updates this pass applies that the stream should have delivered long ago: the stream missed them.
+        Not on the first pass (a start-up catches up on what happened while the bot was down)."""
+        if self.runs == 0:
+            return
+        told: set[str] = set()
+        for a in actions:
+            if not isinstance(a, ApplyUpdate) or a.update.symbol not in symbols:
+                continue
+            u = a.update
+            if (u.parent_id or u.client_id) in told:
+                continue  # its exact fills and its state: one miss
+            m = self._machine_of(u.parent_id or u.client_id)
+            leg = m.legs.get(u.parent_id or u.client_id) if m is not None else None
+            if leg is None or u.client_id in self.engine.inflight:
+                continue  # an answer still on its way is not the stream's miss
+            if not (u.filled_lots > leg.filled_lots or (u.status.is_final and not leg.done)):
+                continue  # a status the machine does not follow (TRIGGERED) is no evidence
+            age_ns = now - u.ts_event_ns if u.ts_event_ns else self.stream_doubt_grace_ns + 1
+            if age_ns <= self.stream_doubt_grace_ns:
+                continue  # young: the stream may still be delivering it
+            self.missed_total += 1
+            told.add(u.parent_id or u.client_id)
+            detail = (f"{u.client_id} {u.status.value} filled {u.filled_lots} lots "
+                      f"{age_ns // 1_000_000} ms ago, never delivered by the user stream")
+            self.log.warning("stream_missed_update", symbol=u.symbol, client_id=u.client_id,
+                             status=u.status.value, filled_lots=u.filled_lots, age_ms=age_ns // 1_000_000)
+            if self.on_missed is not None:
+                self.on_missed(u.symbol, detail)
+
     async def run(self, wanted: asyncio.Event, on_done: Callable[[int], None], *, timeout_s: float = 30.0,
-                  min_backoff_ms: int = 250, max_backoff_ms: int = 10_000) -> None:
-        """Reconcile now and whenever `wanted` is set (the user stream sets it after every catch-up); a
-        failed pass alerts and is retried with capped jittered backoff. `on_done(runs)` after each success."""
+                  min_backoff_ms: int = 250, max_backoff_ms: int = 10_000, interval_ms: int = 0,
+                  min_gap_ms: int = 0) -> None:
+        """Reconcile now, whenever `wanted` is set (the user stream after every catch-up, a position that
+        differs from the bot's, the in-flight check, the engine's `on_reconcile_needed`) and every
+        `interval_ms` (0: only when asked); a failed pass alerts and is retried with capped jittered
+        backoff. `on_done(runs)` after each complete pass. An isolated event gets its pass at once; a burst
+        (each pass costs REST weight) gets `_BURST` passes, then one per `min_gap_ms` (at most `_BURST` in any
+        `_BURST * min_gap_ms`: 1 s -> 9 weight/s worst case with 2 symbols); a pass deferred by busy symbols
+        is retried at once only a few times in a row, then left to the timer (a symbol that trades all the
+        time must not turn the timer into a loop)."""
         wanted.set()
+        deferred_in_row = 0
+        started: deque[float] = deque(maxlen=_BURST)  # monotonic start times of the last passes
         while True:
-            await wanted.wait()
+            if interval_ms > 0:
+                try:
+                    await asyncio.wait_for(wanted.wait(), interval_ms / 1000.0)
+                except TimeoutError:
+                    self.reasons.append("timer")
+            else:
+                await wanted.wait()
+            if min_gap_ms > 0 and len(started) == _BURST:
+                wait_s = started[0] + _BURST * min_gap_ms / 1000.0 - time.monotonic()
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)
             wanted.clear()
+            started.append(time.monotonic())
             try:
                 await asyncio.wait_for(self.reconcile(), timeout_s)
             except (VenueError, ReconcileIncomplete, TimeoutError) as e:
@@ -244,9 +310,12 @@ class Recovery:
                 await asyncio.sleep(backoff_delay_s(self.failures, min_backoff_ms, max_backoff_ms))
                 continue
             if self.deferred:  # busy symbols: again shortly, on a fresh picture
-                wanted.set()
+                deferred_in_row += 1
+                if deferred_in_row <= 3 or not self.last_ok_ns or interval_ms <= 0:
+                    wanted.set()
                 await asyncio.sleep(0.2)
                 continue
+            deferred_in_row = 0
             self.failures = 0
             self.last_ok_ns = self.engine.clock()
             on_done(self.runs)
@@ -321,59 +390,3 @@ class Recovery:
         self._alerted[key] = now
         if self._alert is not None:
             self._alert(kind, message, symbol)
-
-    # -- shutdown ------------------------------------------------------------------------------------------
-    async def protect_for_exit(self) -> list[str]:
-        """Positions kept over a shutdown must have a stop the exchange shows as open. A trade without one
-        is flattened (its id is returned: wait for it); a position of no trade is closed at market. When the
-        exchange cannot be asked, the machines' own view decides (confirmed and live stop = protected)."""
-        try:  # not while a reconciliation pass acts (bounded: a hung pass must not hold the exit)
-            await asyncio.wait_for(self._lock.acquire(), 5.0)
-            locked = True
-        except TimeoutError:
-            locked = False
-        try:
-            return await self._protect_for_exit(self.engine.clock())
-        finally:
-            if locked:
-                self._lock.release()
-
-    async def _protect_for_exit(self, now: int) -> list[str]:
-        eng = self.engine
-        to_flatten: list[TradeMachine] = []
-        try:
-            acc = await self.gw.account()
-            orders: list[OrderUpdate] = []
-            for s in self.symbols:
-                orders.extend(await self.gw.open_orders(s))
-        except VenueError as e:
-            self.log.error("exit_check_failed", error=str(e))
-            to_flatten = [m for m in eng.trades.values() if m.pos_lots > 0 and not (
-                m.stop_leg is not None and m.stop_leg.confirmed and not m.stop_leg.done)]
-        else:
-            for p in acc.positions:
-                if not p.qty_lots or p.symbol not in self.symbols:
-                    continue
-                side = "SELL" if p.qty_lots > 0 else "BUY"
-                if any(o.symbol == p.symbol and o.kind in _STOPS and o.side.value == side
-                       and o.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED) for o in orders):
-                    continue
-                owner = [m for m in eng.trades.values() if m.plan.symbol == p.symbol and m.pos_lots > 0]
-                if owner:
-                    to_flatten.extend(owner)
-                    continue
-                inst = self.cfg.instruments[p.symbol]
-                self.alert("emergency", f"position {inst.lots_to_qty(p.qty_lots):g} without a stop at shutdown; "
-                                        "closing at market", p.symbol)
-                req = OrderRequest(f"exit-flat-{now // 1_000_000 % 36**6:x}", p.symbol, Side(side), OrderKind.MARKET,
-                                   abs(p.qty_lots), reduce_only=True)
-                try:
-                    await self.gw.submit(req)
-                except VenueError as e:
-                    self.alert("emergency", f"closing {inst.lots_to_qty(abs(p.qty_lots))} failed: {e}", p.symbol)
-        for m in to_flatten:
-            self.alert("emergency", f"{m.tid}: no confirmed stop at the exchange at shutdown; flattening",
-                       m.plan.symbol)
-            await eng.act(m, m.flatten(CloseReason.RISK_HALT, now, "shutdown: stop not confirmed at the exchange"))
-        return [m.tid for m in to_flatten]
-

@@ -28,6 +28,7 @@ from bot.domain.instrument import Instrument
 __all__ = ["OrderBook", "default_depth_ticks"]
 
 _EMPTY = -1  # index of the best level of an empty side
+_MAX_TICKS = 1 << 52  # beyond this a float price no longer maps exactly onto the tick grid
 
 
 def default_depth_ticks(
@@ -38,6 +39,13 @@ def default_depth_ticks(
         return 20_000
     ticks = int(ref_price * depth_bps / 10_000 / instrument.tick)
     return max(200, min(200_000, ticks))
+
+
+def _check_levels(levels: list[tuple[int, int]]) -> None:
+    """Snapshots and the first diff of an empty book (not the hot path): every level on the grid."""
+    for t, q in levels:
+        if not 0 < t < _MAX_TICKS or q < 0:
+            raise ValueError(f"level out of range: {t} ticks, {q} lots")
 
 
 class OrderBook:
@@ -155,6 +163,8 @@ class OrderBook:
         it, iq = self._inv_tick, self._inv_step
         b = [(int(float(p) * it + 0.5), int(float(q) * iq + 0.5)) for p, q in bids]
         a = [(int(float(p) * it + 0.5), int(float(q) * iq + 0.5)) for p, q in asks]
+        _check_levels(b)
+        _check_levels(a)
         self.apply_snapshot_ticks(b, a)
 
     def apply_snapshot_ticks(self, bids: Sequence[tuple[int, int]], asks: Sequence[tuple[int, int]]) -> None:
@@ -198,6 +208,11 @@ class OrderBook:
         # window is [1, cap). A level outside the window costs one float(): its size is never parsed
         # (measured: converting every size up front with map(float, ...) was 25 % slower on @depth@0ms).
         off = 0.5 - base
+        # NaN/inf/non-numbers raise in int(float(...)) (ValueError/OverflowError/TypeError) and a
+        # wrong-arity level in the unpacking: the sync turns them into MalformedMessage and resyncs.
+        # A price below zero gives an index below -base (`low`); one comparison, only for levels that
+        # are already outside the window.
+        low = -base
         if bids:
             ladder = self._bid
             best = self._bb
@@ -206,12 +221,18 @@ class OrderBook:
                 i = int(float(p) * it + off)
                 if 0 < i < cap:
                     n = int(float(q) * iq + 0.5)  # sizes of far levels are never parsed
-                    ladder[i] = n
-                    if n:
+                    if n > 0:
+                        ladder[i] = n
                         if i > best:
                             best = i
-                    elif i == best:
-                        lost_best = True
+                    elif n:
+                        raise ValueError(f"negative size {q!r:.40}")
+                    else:
+                        ladder[i] = 0
+                        if i == best:
+                            lost_best = True
+                elif i < low:
+                    raise ValueError(f"negative price {p!r:.40}")
                 elif i >= cap and float(q) > 0:
                     # A bid above the window: the price jumped further than the window's slack.
                     self._bb = best
@@ -219,6 +240,7 @@ class OrderBook:
                     base = self._base
                     assert base is not None
                     off = 0.5 - base
+                    low = -base
                     ladder = self._bid
                     best = self._bb
             if lost_best:
@@ -235,18 +257,25 @@ class OrderBook:
                 i = int(float(p) * it + off)
                 if 0 < i < cap:
                     n = int(float(q) * iq + 0.5)
-                    ladder[i] = n
-                    if n:
+                    if n > 0:
+                        ladder[i] = n
                         if i < best:
                             best = i
-                    elif i == best:
-                        lost_best = True
+                    elif n:
+                        raise ValueError(f"negative size {q!r:.40}")
+                    else:
+                        ladder[i] = 0
+                        if i == best:
+                            lost_best = True
+                elif i < low:
+                    raise ValueError(f"negative price {p!r:.40}")
                 elif i <= 0 and float(q) > 0:
                     self._ba = best if best < cap else _EMPTY
                     self._store_outside(False, int(float(p) * it + 0.5), int(float(q) * iq + 0.5))
                     base = self._base
                     assert base is not None
                     off = 0.5 - base
+                    low = -base
                     ladder = self._ask
                     best = self._ba if self._ba != _EMPTY else cap
             if lost_best:
@@ -262,10 +291,16 @@ class OrderBook:
         it, iq = self._inv_tick, self._inv_step
         b = [(int(float(p) * it + 0.5), int(float(q) * iq + 0.5)) for p, q in bids]
         a = [(int(float(p) * it + 0.5), int(float(q) * iq + 0.5)) for p, q in asks]
+        _check_levels(b)
+        _check_levels(a)
         self.apply_diff_ticks(b, a)
 
     def _store_outside(self, is_bid: bool, ticks: int, lots: int) -> None:
         """A non-zero level beyond the touch side of the window: re-centre on it, then store."""
+        if not 0 < ticks < _MAX_TICKS or lots < 0:
+            # Rare path, so the check is free here: a bid at 1e300 would otherwise re-centre the
+            # window onto it and wipe the book; a negative ask price would do the same.
+            raise ValueError(f"level out of range: {ticks} ticks, {lots} lots")
         self._recenter(ticks)
         assert self._base is not None
         i = ticks - self._base

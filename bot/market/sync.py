@@ -11,14 +11,20 @@ from __future__ import annotations
 from collections import deque
 
 from bot.domain.events import DepthDiff, DepthSnapshot
+from bot.errors import MalformedMessage
 from bot.market.book import OrderBook
-from bot.market.health import BookHealth, BookStatus
+from bot.market.health import _FLOOR_RISE_SHIFT, BookHealth, BookStatus
 
-__all__ = ["BinanceBookSync", "BybitBookSync", "SyncStats"]
+__all__ = ["BAD_LEVEL", "BinanceBookSync", "BybitBookSync", "SyncStats"]
+
+# What converting a venue level can raise (book.py: NaN -> ValueError, inf -> OverflowError, a
+# non-number -> ValueError/TypeError, a 3-item level -> ValueError in the unpacking, a negative size or
+# price -> ValueError). The book may be half-updated by then, so the symbol resyncs.
+BAD_LEVEL = (ValueError, TypeError, OverflowError)
 
 
 class SyncStats:
-    __slots__ = ("applied", "crossed", "depth_events", "dropped", "gaps", "resyncs", "snapshots")
+    __slots__ = ("applied", "crossed", "depth_events", "dropped", "gaps", "malformed", "resyncs", "snapshots")
 
     def __init__(self) -> None:
         self.depth_events = 0  # diffs received
@@ -28,6 +34,7 @@ class SyncStats:
         self.resyncs = 0  # snapshots requested after the first
         self.snapshots = 0  # snapshots applied
         self.crossed = 0  # updates after which the book was crossed
+        self.malformed = 0  # updates whose levels could not be applied (the book was resynced)
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -43,12 +50,31 @@ class _SyncBase:
         self.stats = SyncStats()
         self.needs_snapshot = True
 
+    def _stamp(self, ts_event_ns: int, ts_recv_ns: int, now_ns: int) -> None:
+        self.health.stamp(ts_event_ns, ts_recv_ns or now_ns)
+
     def _after_apply(self, now_ns: int) -> None:
         if self.book.is_crossed():
             self.stats.crossed += 1
             self.health.set(BookStatus.CROSSED, "best bid >= best ask", now_ns)
         elif self.health.status is not BookStatus.LIVE:
             self.health.set(BookStatus.LIVE, "in sequence", now_ns)
+
+    def invalidate(self, reason: str, now_ns: int) -> None:
+        """The book may be half-updated (a bad level, a handler that raised): clear it, drop the sequence
+        and ask for a fresh snapshot (the venue's own resync path)."""
+        self.stats.resyncs += 1
+        self.book.clear()
+        self._forget(reason[:200], now_ns)
+
+    def _damaged(self, err: Exception, now_ns: int) -> MalformedMessage:
+        """A level could not be converted: invalidate the book, report the message as malformed."""
+        self.stats.malformed += 1
+        self.invalidate(f"malformed levels: {err}", now_ns)
+        return MalformedMessage(f"{self.symbol}: bad depth level: {err}"[:300])
+
+    def _forget(self, reason: str, now_ns: int) -> None:
+        raise NotImplementedError
 
     def mark_stale(self, reason: str, now_ns: int) -> None:
         """Watchdog: no message for too long. The book is kept; the next in-sequence update revives it."""
@@ -83,13 +109,30 @@ class BinanceBookSync(_SyncBase):
     def last_update_id(self) -> int:
         return self._last_u
 
+    def buffered_span(self) -> tuple[int, int] | None:
+        """(U of the first, u of the last) buffered diff, None when nothing waits for a snapshot: lets a
+        replay tell whether a REST snapshot of unknown symbol bridges this symbol's diffs (A1 step 5)."""
+        buf = self._buffer
+        return (buf[0].first_id, buf[-1].final_id) if buf else None
+
     def on_diff(self, ev: DepthDiff, now_ns: int) -> None:
+        """MalformedMessage when the diff's levels cannot be applied (the symbol is resynced)."""
         st = self.stats
         st.depth_events += 1
         if self._last_u >= 0:  # in sequence: the hot path
             if ev.prev_final_id == self._last_u:
-                self.book.apply_diff(ev.bids, ev.asks)
+                try:  # zero-cost unless raised (3.11+)
+                    self.book.apply_diff(ev.bids, ev.asks)
+                except BAD_LEVEL as e:
+                    raise self._damaged(e, now_ns) from e
                 self._last_u = ev.final_id
+                # BookHealth.stamp, inlined (the hot path): freshness for the risk gate
+                h = self.health
+                e = h.last_event_ns = ev.ts_event_ns
+                r = h.last_recv_ns = ev.ts_recv_ns or now_ns
+                if e and r - e < h.lag_floor_ns + ((r - h.floor_at_ns) >> _FLOOR_RISE_SHIFT):
+                    h.lag_floor_ns = r - e
+                    h.floor_at_ns = r
                 st.applied += 1
                 if self.health.status is not BookStatus.LIVE or self.book.is_crossed():
                     self._after_apply(now_ns)
@@ -106,7 +149,14 @@ class BinanceBookSync(_SyncBase):
         self._buffer.append(ev)
 
     def on_snapshot(self, snap: DepthSnapshot, now_ns: int) -> None:
-        """Apply a REST snapshot and splice the buffered diffs onto it."""
+        """Apply a REST snapshot and splice the buffered diffs onto it. MalformedMessage when the
+        snapshot or a buffered diff has levels that cannot be applied (a new snapshot is asked for)."""
+        try:
+            self._on_snapshot(snap, now_ns)
+        except BAD_LEVEL as e:
+            raise self._damaged(e, now_ns) from e
+
+    def _on_snapshot(self, snap: DepthSnapshot, now_ns: int) -> None:
         self.needs_snapshot = False
         if self._last_u >= 0:
             return  # already in sequence (a late answer to an earlier request): nothing to do
@@ -150,7 +200,11 @@ class BinanceBookSync(_SyncBase):
             return
         if ev.first_id <= last_id <= ev.final_id:
             self._pending_snapshot = None
-            self.book.apply_diff(ev.bids, ev.asks)
+            try:
+                self.book.apply_diff(ev.bids, ev.asks)
+            except BAD_LEVEL as e:
+                raise self._damaged(e, now_ns) from e
+            self._stamp(ev.ts_event_ns, ev.ts_recv_ns, now_ns)
             self._last_u = ev.final_id
             self.stats.applied += 1
             self._after_apply(now_ns)
@@ -168,6 +222,9 @@ class BinanceBookSync(_SyncBase):
         self._buffer.clear()
         self.needs_snapshot = True
         self.health.set(BookStatus.SYNCING, f"gap: {reason}", now_ns)
+
+    def _forget(self, reason: str, now_ns: int) -> None:
+        self.reset(reason, now_ns)
 
     def reset(self, reason: str, now_ns: int) -> None:
         """Forget the sequence (reconnect, planned rollover): buffer from scratch, ask for a snapshot."""
@@ -201,10 +258,18 @@ class BybitBookSync(_SyncBase):
         return self._last_u
 
     def on_diff(self, ev: DepthDiff, now_ns: int) -> None:
+        """MalformedMessage when the levels cannot be applied (the topic is resubscribed)."""
+        try:
+            self._on_diff(ev, now_ns)
+        except BAD_LEVEL as e:
+            raise self._damaged(e, now_ns) from e
+
+    def _on_diff(self, ev: DepthDiff, now_ns: int) -> None:
         st = self.stats
         st.depth_events += 1
         if ev.is_snapshot or ev.final_id == 1:
             self.book.apply_snapshot(ev.bids, ev.asks)
+            self._stamp(ev.ts_event_ns, ev.ts_recv_ns, now_ns)
             self._last_u = ev.final_id
             st.snapshots += 1
             self._after_apply(now_ns)
@@ -224,17 +289,27 @@ class BybitBookSync(_SyncBase):
                 self.needs_snapshot = True  # shell: resubscribe the topic
                 return
         self.book.apply_diff(ev.bids, ev.asks)
+        self._stamp(ev.ts_event_ns, ev.ts_recv_ns, now_ns)
         self._last_u = ev.final_id
         st.applied += 1
         self._after_apply(now_ns)
 
     def on_snapshot(self, snap: DepthSnapshot, now_ns: int) -> None:
         """A REST snapshot (orderbook.full initialisation); websocket snapshots come through on_diff."""
-        self.book.apply_snapshot(snap.bids, snap.asks)
+        try:
+            self.book.apply_snapshot(snap.bids, snap.asks)
+        except BAD_LEVEL as e:
+            raise self._damaged(e, now_ns) from e
+        self._stamp(snap.ts_event_ns, snap.ts_recv_ns, now_ns)
         self._last_u = snap.last_update_id
         self.stats.snapshots += 1
         self.needs_snapshot = False
         self._after_apply(now_ns)
+
+    def _forget(self, reason: str, now_ns: int) -> None:
+        self._last_u = -1
+        self.needs_snapshot = True  # a damaged book needs a fresh snapshot whatever resync_on_gap says
+        self.health.set(BookStatus.SYNCING, reason, now_ns)
 
     def reset(self, reason: str, now_ns: int) -> None:
         self._last_u = -1

@@ -13,6 +13,7 @@ How the app drives it (all synchronous, O(1) unless noted):
     state.on_message(symbol, "depth", now_ns)                    # per raw message (counter + 1 s rate)
     state.on_resync(symbol, now_ns)                               # only for books tracked without stats
     state.on_user_stream_message(now_ns); state.set_user_stream(False, "listenKey expired", now_ns)
+    state.set_user_stream_doubt("user stream in doubt: a fill it never delivered")  # "" = trusted again
     state.set_trading_state("HALTED", "stop not confirmed", now_ns)   # str or an Enum with .value
     state.set_position(symbol, side="long", qty=0.01, entry_price=..., stop_price=...,
                        unrealized_pnl_quote=...)
@@ -32,7 +33,7 @@ How the app drives it (all synchronous, O(1) unless noted):
 
 `health(now_ns)` -> {"status": "ok" | "degraded" | "halted", "reasons": [...]}: halted when the trading
 state is HALTED; degraded when a book is not LIVE (SYNCING / STALE / CROSSED), the user stream is down
-or stale, trading is REDUCING, a symbol is halted (entries on it blocked: "symbol halted: BTCUSDT
+or stale or in doubt, trading is REDUCING, a symbol is halted (entries on it blocked: "symbol halted: BTCUSDT
 (<reason>)") or the last reconciliation pass failed.
 """
 
@@ -58,7 +59,10 @@ TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")
 RECONCILE_STATES = ("pending", "ok", "failed")  # no pass finished yet / the last one was complete / failed
 # What reconciliation (bot.execution.recovery) counts; always exported, 0 until it happens.
 RECONCILE_ACTIONS = ("stops_placed", "orders_cancelled", "trades_adopted", "manual_closes",
-                     "positions_flattened", "symbols_halted")
+                     "positions_flattened", "symbols_halted",
+                     # while running (bot.app_watch): updates the user stream never delivered, positions from
+                     # the stream that differed from the bot's, in-flight look-ups, reconnects asked of the stream
+                     "stream_misses", "position_mismatches", "inflight_checks", "stream_reconnects")
 
 _SEC_NS = 1_000_000_000
 
@@ -92,6 +96,7 @@ class RuntimeState:
         self.started_ns = now_ns
         self.info: dict[str, Any] = {}
         self.books: dict[str, _Book] = {}
+        self.book_max_age_ms = 0.0  # market.max_book_age_ms (set by the pipeline); 0: age not checked
         self.messages: dict[tuple[str, str], Rate] = {}
         # User data stream: None = this mode has none (sim), else connected flag + reason.
         self.user_stream_ok: bool | None = None
@@ -99,6 +104,7 @@ class RuntimeState:
         self.user_stream_since_ns = 0
         self.user_stream_last_msg_ns = 0
         self.user_stream_stale_after_ns = user_stream_stale_after_ns
+        self.user_stream_doubt = ""  # connected but not trusted (bot.venues.stream_health): why
         self.trading_state = "ACTIVE"
         self.trading_reason = "started"
         self.trading_since_ns = now_ns
@@ -170,6 +176,10 @@ class RuntimeState:
         self.user_stream_reason = reason
         if ok:
             self.user_stream_last_msg_ns = max(self.user_stream_last_msg_ns, now_ns)
+
+    def set_user_stream_doubt(self, reason: str) -> None:
+        """Connected but in doubt (a missed fill, an unanswered keep-alive): `/health` degraded with why."""
+        self.user_stream_doubt = reason
 
     def on_user_stream_message(self, now_ns: int) -> None:
         """Any user-stream message or successful keep-alive."""
@@ -289,8 +299,14 @@ class RuntimeState:
             h = book.health
             if h.status is not BookStatus.LIVE:
                 reasons.append(f"{symbol} book {h.status.value}: {h.reason}")
+            elif self.book_max_age_ms and h.last_recv_ns and h.age_ms(now_ns) > self.book_max_age_ms:
+                # LIVE but older than entries accept (market.max_book_age_ms): before the watchdog fires
+                reasons.append(f"{symbol} book stale: {h.age_ms(now_ns):.0f} ms old "
+                               f"(> {self.book_max_age_ms:.0f} ms)")
         if self.user_stream_ok is False:
             reasons.append(f"user stream down: {self.user_stream_reason}")
+        elif self.user_stream_doubt:
+            reasons.append(self.user_stream_doubt)
         elif self.user_stream_stale(now_ns):
             age_ms = (now_ns - self.user_stream_last_msg_ns) // 1_000_000
             reasons.append(f"user stream stale: no message for {age_ms} ms")
@@ -305,7 +321,9 @@ class RuntimeState:
     def feeds(self, now_ns: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for symbol, book in self.books.items():
-            out[symbol] = {**book.health.as_dict(), "resyncs": book.resync_count(), "rates_per_s": {}}
+            age = book.health.age_ms(now_ns)
+            out[symbol] = {**book.health.as_dict(), "age_ms": round(age, 1) if age != float("inf") else None,
+                           "resyncs": book.resync_count(), "rates_per_s": {}}
         for (symbol, channel), r in self.messages.items():
             entry = out.setdefault(symbol, {"rates_per_s": {}})
             entry["rates_per_s"][channel] = r.per_s(now_ns)
@@ -325,7 +343,7 @@ class RuntimeState:
                           "actions": dict(self.reconcile["actions"])},
             "feeds": self.feeds(now_ns),
             "user_stream": None if self.user_stream_ok is None else {
-                "ok": self.user_stream_ok, "reason": self.user_stream_reason,
+                "ok": self.user_stream_ok, "reason": self.user_stream_reason, "doubt": self.user_stream_doubt,
                 "since_ns": self.user_stream_since_ns, "last_message_ns": self.user_stream_last_msg_ns},
             "positions": list(self.positions.values()),
             "open_orders": list(self.open_orders.values()),

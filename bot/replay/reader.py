@@ -8,7 +8,13 @@ Formats read:
   snapshots (`<url> -> <ts>: <json>`), whose depth answers become snapshot records.
 
 A corrupt line yields a `LineError` and reading goes on; a truncated gzip stream yields one and ends
-that file. A day pair given in order is one session: records simply continue.
+that file.
+
+Several files are one session (`read_session`): files whose names differ only in their digits (a day
+pair, a recorder's rotations: `..._20240718.gz`, `..._20240719.gz`) are read one after the other in the
+order given, as one continuous stream (the pu chain crosses the boundary); those streams (one per symbol
+file, say) are merged by receive time with a heap over the open readers: streaming, one line per stream
+in memory, never a whole file. Within one stream the recorded order is kept as is.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-__all__ = ["LineError", "Record", "read_file", "read_session"]
+__all__ = ["LineError", "Record", "chains", "check_paths", "read_file", "read_session"]
 
 
 class Record(NamedTuple):
@@ -136,7 +142,55 @@ def read_file(path: str) -> Iterator[Record | LineError]:
     yield from _read_ns_lines(path)
 
 
-def read_session(paths: Iterable[str]) -> Iterator[Record | LineError]:
-    """Files in the order given, as one continuous session."""
+def check_paths(paths: Iterable[str]) -> list[str]:
+    """One line per file that cannot be read at all (missing, a directory, no permission)."""
+    problems = []
+    for p in paths:
+        if not os.path.exists(p):
+            problems.append(f"{p}: no such file")
+        elif os.path.isdir(p):
+            problems.append(f"{p}: is a directory, not a recorded file")
+        elif not os.access(p, os.R_OK):
+            problems.append(f"{p}: cannot be read (permission denied)")
+    return problems
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def chains(paths: Iterable[str]) -> list[list[str]]:
+    """The files grouped into continuous streams: names equal but for their digits go together, in the
+    order given (a day pair, rotations); each group is one stream."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for p in paths:
+        key = (os.path.dirname(p), _DIGITS.sub("#", os.path.basename(p)))
+        groups.setdefault(key, []).append(p)
+    return list(groups.values())
+
+
+def _chain(paths: list[str]) -> Iterator[Record | LineError]:
     for p in paths:
         yield from read_file(p)
+
+
+def _keyed(items: Iterator[Record | LineError]) -> Iterator[tuple[int, Record | LineError]]:
+    last = 0
+    for it in items:
+        if type(it) is Record:
+            last = it.ts_recv_ns
+        yield last, it  # an error keeps its place in its stream: the time of the record before it
+
+
+def read_session(paths: Iterable[str]) -> Iterator[Record | LineError]:
+    """The records of several files as one session: continuous streams (see `chains`) merged by receive
+    time (ties: the stream given first)."""
+    groups = chains(paths)
+    if len(groups) == 1:
+        yield from _chain(groups[0])
+        return
+    for _, item in heapq.merge(*(_keyed(_chain(g)) for g in groups), key=_first):
+        yield item
+
+
+def _first(pair: tuple[int, Record | LineError]) -> int:
+    return pair[0]

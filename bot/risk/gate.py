@@ -47,6 +47,10 @@ class MarketView:
     book_live: bool = True
     spread_bps: float = 0.0
     next_funding_ns: int = 0  # 0: unknown / no funding (the window check is skipped)
+    # Age of the book's last update (BookHealth.age_ms) and the limit (market.max_book_age_ms; 0 = no
+    # check): a LIVE book can be seconds old before the watchdog marks it STALE.
+    book_age_ms: float = 0.0
+    max_book_age_ms: float = 0.0
 
 
 class RiskGate:
@@ -212,6 +216,9 @@ class RiskGate:
             return self._deny(DenyReason.SETUP_COOLDOWN, f"{setup} {(until - now_ns) / _S:.0f}s left")
         if cfg.require_live_book and not market.book_live:
             return self._deny(DenyReason.BOOK_NOT_LIVE, symbol)
+        if market.max_book_age_ms and not market.book_age_ms <= market.max_book_age_ms:  # NaN/inf: stale
+            return self._deny(DenyReason.BOOK_STALE,
+                              f"{symbol} {market.book_age_ms:.0f} > {market.max_book_age_ms:.0f} ms")
         if market.spread_bps > cfg.max_spread_bps:
             return self._deny(DenyReason.SPREAD_TOO_WIDE,
                               f"{market.spread_bps:.2f} > {cfg.max_spread_bps} bps")

@@ -36,6 +36,7 @@ class DenyReason(StrEnum):
     SETUP_COOLDOWN = "SETUP_COOLDOWN"
     # market conditions
     BOOK_NOT_LIVE = "BOOK_NOT_LIVE"
+    BOOK_STALE = "BOOK_STALE"  # LIVE but its last update is older than market.max_book_age_ms
     SPREAD_TOO_WIDE = "SPREAD_TOO_WIDE"
     FUNDING_WINDOW = "FUNDING_WINDOW"
 

@@ -24,7 +24,7 @@ from bot.settings.journal import JournalSection
 from bot.settings.ops import OpsSection
 from bot.settings.redact import collect_secret_values, format_validation_error, scrub
 from bot.settings.risk import RiskSection
-from bot.settings.signals import SignalsSection
+from bot.settings.signals import SignalsSection, resolve_plugin_paths
 from bot.settings.sim import SimSection
 
 __all__ = ["Settings", "load_settings", "redacted"]
@@ -111,6 +111,7 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
             raise ConfigError(f"config file not found: {path}") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from e
+        resolve_plugin_paths(data, path)  # a strategy's `path` is relative to its config file
         leaked = _find_secrets(data)
         if leaked:
             raise ConfigError(

@@ -66,6 +66,21 @@ class VenueSection(FrozenModel):
     algo_link_wait_ms: int = Field(2000, ge=0, le=60_000)
     # No user-stream message (events or pongs) for this long -> reconnect and catch up by REST.
     user_stream_stale_ms: int = Field(600_000, ge=1000)
+    # An order whose own answer (Binance newOrderRespType=RESULT) says it filled, while the user stream has
+    # not delivered the fill this long after: its fills are fetched by REST and applied (once).
+    ack_fill_grace_ms: int = Field(300, ge=0, le=10_000)
+    # Continuous reconciliation (positions, open orders, algo orders vs the engine) every this many ms, and at
+    # once after a failure, a user-stream doubt or a position that differs from the bot's. 0 = only on those
+    # events. One pass weighs 5 + 2 per symbol (+1 per look-up) on Binance's 2400/min IP limit (exchange-facts
+    # A2): 5000 ms with 2 symbols spends 108/min (4.5 %); the timer may take at most 10 % of the limit.
+    reconcile_interval_ms: int = Field(5000, ge=0, le=600_000)
+    # An order still without acknowledgement, or a market order still without its fill, this long after it
+    # was sent is looked up by its client id (a reconciliation pass); if the user stream said nothing since
+    # it was sent, the stream is in doubt (entries refused, the stream reconnected and caught up).
+    inflight_check_ms: int = Field(2000, ge=100, le=60_000)
+    # A fill or order change found by reconciliation that is older than this and the user stream never
+    # delivered puts the stream in doubt.
+    stream_doubt_grace_ms: int = Field(1500, ge=100, le=60_000)
     # Reconciliation of a position with no known plan: "stop" = a protective stop this far from the
     # entry price, "flatten" = close it at market. Either way an alert.
     unknown_position_action: Literal["stop", "flatten"] = "stop"
@@ -88,6 +103,18 @@ class VenueSection(FrozenModel):
         return out
 
     @model_validator(mode="after")
+    def _reconcile_weight(self) -> VenueSection:
+        """The reconciliation timer may take at most 10 % of Binance's 2400/min IP weight (exchange-facts A2):
+        one pass weighs 5 (account) + 2 per symbol (open orders + open algo orders)."""
+        if self.reconcile_interval_ms:
+            per_min = (5 + 2 * len(self.symbols)) * 60_000 / self.reconcile_interval_ms
+            if per_min > 240:
+                low = -(-(5 + 2 * len(self.symbols)) * 60_000 // 240)
+                raise ValueError(f"reconcile_interval_ms = {self.reconcile_interval_ms} spends {per_min:.0f} of "
+                                 f"the 2400/min REST weight on reconciliation (over 10 %); use {low} or more")
+        return self
+
+    @model_validator(mode="after")
     def _sim_keys(self) -> VenueSection:
         """`scalper exchange-sim` accepts one well-known key pair (sim-key/sim-secret, public in the docs,
         good for nothing else): the exchange-sim environment uses it unless keys are given."""
@@ -108,6 +135,14 @@ class MarketSection(FrozenModel):
     bybit_resync_on_gap: bool = True
     depth_bps: float = Field(200.0, gt=0, le=5000, description="book depth kept each side of the touch, bps")
     stale_after_ms: int = Field(5000, ge=100, le=600_000, description="no message for this long -> STALE")
+    # Entries need a fresh book, not only a LIVE one: the watchdog above marks STALE after seconds, but a
+    # scalper's 10-30 bps edge is gone in far less. An entry is refused (BOOK_STALE) and /health is
+    # degraded when the book's last update is older than this, counted both as exchange event time ->
+    # local receive above the lowest such lag seen (a stream falling behind; a constant clock offset is
+    # not age) and as local receive -> now (a silent stream). Binance pushes
+    # depth@100ms, so 500 ms is five missed pushes (a book that did not change at all for 500 ms is
+    # refused too: nothing to scalp there); 0 turns the check off.
+    max_book_age_ms: int = Field(500, ge=0, le=60_000, description="book older than this -> no entries")
     reconnect_min_ms: int = Field(250, ge=10)
     reconnect_max_ms: int = Field(30_000, ge=100)
     rollover_after_s: int = Field(

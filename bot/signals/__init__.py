@@ -25,7 +25,9 @@ wider than `max_spread_ticks`, or within `no_entry_before_funding_s` of funding 
 Modules: book_features (spread, mid, microprice, imbalance, CKS OFI), trade_flow (signed volume, CVD,
 flow imbalance, rate, large trades), absorption (absorption, icebergs, queue depletion), liquidity
 (walls, pulls, round numbers), bars (time/tick/volume bars, EMA, RSI, ATR), profile (volume profile),
-context (funding, basis, BTC correlation/beta), features (per-symbol wiring), setups, engine.
+context (funding, basis, BTC correlation/beta), features (per-symbol wiring), setups (the four built-ins as
+strategy plug-ins), plugins (loading [signals.plugins.NAME], when each is called), view (the read-only
+MarketView a plug-in gets; public through bot.strategy, docs/strategies.md), engine.
 """
 
 from bot.signals.engine import SignalEngine

@@ -88,7 +88,8 @@ class SymbolFeatures:
         self.bid_walls.min_lots = self.ask_walls.min_lots = wall_lots
         self.volume_bars = VolumeBars(max(1, int(c.volume_bar_quote / price / step)), self._series())
         bucket = max(1, round(price * c.profile_bucket_bps / 1e4 / tick))
-        self.profile = VolumeProfile(int(c.profile_window_s * _S), bucket, c.value_area_frac, c.hvn_mult)
+        self.profile = VolumeProfile(int(c.profile_window_s * _S), bucket, c.value_area_frac, c.hvn_mult,
+                                     slot_ns=c.profile_slot_ms * 1_000_000)
         self.round_step_ticks = round_step_ticks_for(price, tick)
 
     # ------------------------------------------------------------------ conversions

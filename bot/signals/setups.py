@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain.types import EntryIntent, TakeProfitTier
 from bot.signals.bars import Bar, BarSeries
+from bot.signals.view import Candidate
 
 if TYPE_CHECKING:  # settings (pydantic) stay out of the core's imports
     from bot.settings.signals import (
@@ -44,19 +45,18 @@ if TYPE_CHECKING:  # settings (pydantic) stay out of the core's imports
         SetupCommon,
     )
     from bot.signals.features import SymbolFeatures
+    from bot.signals.view import MarketView
 
-__all__ = ["Candidate", "absorption", "breakout_fade", "build_intent", "momentum", "rsi_snapback"]
+__all__ = ["BUILTINS", "Absorption", "BreakoutFade", "Candidate", "Momentum", "RsiSnapback", "absorption",
+           "breakout_fade", "build_intent", "momentum", "rsi_snapback"]
 
 
-class Candidate:
-    __slots__ = ("features", "side", "stop_level_ticks", "target_ticks")
-
-    def __init__(self, side: str, stop_level_ticks: float, target_ticks: float | None,
-                 features: dict[str, float]) -> None:
-        self.side = side
-        self.stop_level_ticks = stop_level_ticks  # the structure; the buffer is added by build_intent
-        self.target_ticks = target_ticks
-        self.features = features
+def _cand(f: SymbolFeatures, side: str, stop_ticks: float, target_ticks: float | None,
+          features: dict[str, float]) -> Candidate:
+    """A built-in's candidate: exact tick levels (stop_ticks/target_ticks), the quote prices beside them."""
+    t = f.instrument.tick
+    return Candidate(side, stop_ticks * t, target_ticks * t if target_ticks is not None else None, "", features,
+                     stop_ticks, target_ticks)
 
 
 def _last(bars: BarSeries, n: int) -> list[Bar] | None:
@@ -91,10 +91,10 @@ def momentum(f: SymbolFeatures, cfg: MomentumSetup, now_ns: int) -> Candidate | 
     lh = max(b.high for b in last) < max(b.high for b in prev)
     if (ef > es and cur.close > ef and hh and hl and any(b.low <= ef + tol for b in pb)
             and cur.close > bars[-2].close and ofi > 0 and imb >= cfg.min_flow_imbalance):
-        return Candidate("long", min(b.low for b in pb), max(b.high for b in bars), feats)
+        return _cand(f, "long", min(b.low for b in pb), max(b.high for b in bars), feats)
     if (ef < es and cur.close < ef and ll and lh and any(b.high >= ef - tol for b in pb)
             and cur.close < bars[-2].close and ofi < 0 and imb <= -cfg.min_flow_imbalance):
-        return Candidate("short", max(b.high for b in pb), min(b.low for b in bars), feats)
+        return _cand(f, "short", max(b.high for b in pb), min(b.low for b in bars), feats)
     return None
 
 
@@ -130,14 +130,14 @@ def breakout_fade(f: SymbolFeatures, cfg: BreakoutFadeSetup, now_ns: int) -> Can
         flip = ofi < 0 or f.ask_touch.absorption_ratio >= 1.0
         if stalled and flip and f.book.bid_ticks > mid_range:
             feats["extreme_ticks"] = float(top)
-            return Candidate("short", top, mid_range, feats)
+            return _cand(f, "short", top, mid_range, feats)
     if bot <= lo - min_break and top - bot > 0:
         wick = min(last.open, last.close) - last.low
         stalled = last.close > bot and wick >= cfg.wick_min_frac * span
         flip = ofi > 0 or f.bid_touch.absorption_ratio >= 1.0
         if stalled and flip and f.book.ask_ticks < mid_range:
             feats["extreme_ticks"] = float(bot)
-            return Candidate("long", bot, mid_range, feats)
+            return _cand(f, "long", bot, mid_range, feats)
     return None
 
 
@@ -148,14 +148,14 @@ def absorption(f: SymbolFeatures, cfg: AbsorptionSetup, ts_ns: int, min_lots: fl
     t = f.bid_touch
     if (t.hit_lots >= min_lots and t.absorption_ratio >= cfg.min_absorption_ratio
             and ts_ns - t.since_ns >= hold and imb >= cfg.min_imbalance):
-        return Candidate("long", t.price_ticks, None, {
+        return _cand(f, "long", t.price_ticks, None, {
             "absorbed_lots": float(t.hit_lots), "absorption_ratio": t.absorption_ratio,
             "refills": float(t.refills), "held_ms": (ts_ns - t.since_ns) / 1e6, "imbalance": imb,
             "iceberg": float(t.is_iceberg), "level_ticks": float(t.price_ticks)})
     t = f.ask_touch
     if (t.hit_lots >= min_lots and t.absorption_ratio >= cfg.min_absorption_ratio
             and ts_ns - t.since_ns >= hold and imb <= -cfg.min_imbalance):
-        return Candidate("short", t.price_ticks, None, {
+        return _cand(f, "short", t.price_ticks, None, {
             "absorbed_lots": float(t.hit_lots), "absorption_ratio": t.absorption_ratio,
             "refills": float(t.refills), "held_ms": (ts_ns - t.since_ns) / 1e6, "imbalance": imb,
             "iceberg": float(t.is_iceberg), "level_ticks": float(t.price_ticks)})
@@ -182,39 +182,97 @@ def rsi_snapback(f: SymbolFeatures, cfg: RsiSnapbackSetup, now_ns: int) -> Candi
     if up and close < lv.poc_ticks:
         supports = [lv.val_ticks, *(h for h in lv.hvn_ticks if h < lv.poc_ticks)]
         if any(abs(close - x) <= tol for x in supports):
-            return Candidate("long", min(b.low for b in bars), float(lv.poc_ticks), feats)
+            return _cand(f, "long", min(b.low for b in bars), float(lv.poc_ticks), feats)
     if down and close > lv.poc_ticks:
         res = [lv.vah_ticks, *(h for h in lv.hvn_ticks if h > lv.poc_ticks)]
         if any(abs(close - x) <= tol for x in res):
-            return Candidate("short", max(b.high for b in bars), float(lv.poc_ticks), feats)
+            return _cand(f, "short", max(b.high for b in bars), float(lv.poc_ticks), feats)
     return None
 
 
-def build_intent(setup: str, cfg: SetupCommon, f: SymbolFeatures, cand: Candidate, now_ns: int) -> EntryIntent | None:
-    """Entry at the touch, stop from the structure (+buffer, >= min, <= max), TP tiers in R."""
+def build_intent(setup: str, cfg: SetupCommon, f: SymbolFeatures, side: str, stop_level_ticks: float,
+                 target_ticks: float | None, features: dict[str, float], now_ns: int, tag: str = "",
+                 ) -> EntryIntent | None:
+    """Entry at the touch, stop from the structure (+buffer, >= min, <= max), TP tiers in R.
+    `features` is the intent's own dict (the book's state at the decision is added to it)."""
     bf = f.book
     buf = round(f.bps_to_ticks(cfg.stop_buffer_bps))
     min_stop = max(1, round(f.bps_to_ticks(cfg.min_stop_bps)))
     max_stop = f.bps_to_ticks(cfg.max_stop_bps)
-    long = cand.side == "long"
+    long = side == "long"
     entry = bf.ask_ticks if long else bf.bid_ticks
     if long:
-        stop = math.floor(cand.stop_level_ticks) - buf
+        stop = math.floor(stop_level_ticks) - buf
         stop = min(stop, entry - min_stop)
         risk = entry - stop
     else:
-        stop = math.ceil(cand.stop_level_ticks) + buf
+        stop = math.ceil(stop_level_ticks) + buf
         stop = max(stop, entry + min_stop)
         risk = stop - entry
     if risk > max_stop:
         return None
     sign = 1 if long else -1
     prices = [entry + sign * max(1, round(r * risk)) for r in cfg.tp_r_multiples]
-    tgt = cand.target_ticks
+    tgt = target_ticks
     if tgt is not None and sign * (tgt - entry) >= 0.5 * risk:
         prices[0] = round(tgt)
         prices = sorted(prices, reverse=not long)
     targets = tuple(TakeProfitTier(p, fr) for p, fr in zip(prices, cfg.tp_fractions, strict=True))
-    feats = dict(cand.features)
-    feats.update(spread_ticks=float(bf.spread_ticks), imbalance=bf.imbalance, microprice_ticks=bf.microprice_ticks)
-    return EntryIntent(f.symbol, cand.side, setup, now_ns, entry, stop, targets, cfg.time_limit_s, feats)
+    features.update(spread_ticks=float(bf.spread_ticks), imbalance=bf.imbalance, microprice_ticks=bf.microprice_ticks)
+    return EntryIntent(f.symbol, side, setup, now_ns, entry, stop, targets, cfg.time_limit_s, features, tag=tag)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The four setups as built-in plug-ins: the same `propose(view)` protocol as a user's strategy
+# (docs/strategies.md). They read the raw feature objects (`view.features`, ticks and lots) and
+# return candidates with exact tick levels, so their intents are bit-for-bit those of the functions.
+
+
+class Momentum:
+    def __init__(self, cfg: MomentumSetup) -> None:
+        self.cfg = cfg
+        self.bar_s = cfg.bar_ms / 1000
+
+    def propose(self, view: MarketView) -> Candidate | None:
+        return momentum(view._f, self.cfg, view._now)  # the view's own fields: no property calls
+
+
+class BreakoutFade:
+    def __init__(self, cfg: BreakoutFadeSetup) -> None:
+        self.cfg = cfg
+        self.bar_s = cfg.bar_ms / 1000
+
+    def propose(self, view: MarketView) -> Candidate | None:
+        return breakout_fade(view._f, self.cfg, view._now)  # the view's own fields: no property calls
+
+
+class RsiSnapback:
+    def __init__(self, cfg: RsiSnapbackSetup) -> None:
+        self.cfg = cfg
+        self.bar_s = cfg.bar_ms / 1000
+
+    def propose(self, view: MarketView) -> Candidate | None:
+        return rsi_snapback(view._f, self.cfg, view._now)  # the view's own fields: no property calls
+
+
+class Absorption:
+    """Checked after every applied depth event (O(1)); the notional threshold is turned into lots once per
+    symbol, at the first call that finds a price."""
+
+    trigger = "book"
+
+    def __init__(self, cfg: AbsorptionSetup) -> None:
+        self.cfg = cfg
+        self._lots: dict[str, float] = {}
+
+    def propose(self, view: MarketView) -> Candidate | None:
+        f = view._f
+        lots = self._lots.get(f.symbol)
+        if not lots:
+            lots = self._lots[f.symbol] = f.quote_to_lots(self.cfg.min_absorbed_quote)
+        return absorption(f, self.cfg, view._now, lots)
+
+
+# name -> class, in the order the engine evaluates them (bar setups first, as they always were)
+BUILTINS: dict[str, type] = {"momentum": Momentum, "breakout_fade": BreakoutFade, "rsi_snapback": RsiSnapback,
+                             "absorption": Absorption}

@@ -20,6 +20,7 @@ class FeedHealthMixin:
     on_health: Any
     _log: Any
     malformed: int
+    handler_errors: int = 0  # messages whose handling raised something other than MalformedMessage
     market: Any
 
     def _health_changed(self, sync: Any) -> None:
@@ -35,11 +36,13 @@ class FeedHealthMixin:
         if sync is None:
             return False
         before = sync.health.status
-        sync.on_diff(ev, ts_recv_ns)
-        if sync.health.status is not before:
-            self._health_changed(sync)
-        if sync.needs_snapshot:
-            self._want.set()
+        try:  # a malformed level raises after the sync reset itself: report and resync all the same
+            sync.on_diff(ev, ts_recv_ns)
+        finally:
+            if sync.health.status is not before:
+                self._health_changed(sync)
+            if sync.needs_snapshot:
+                self._want.set()
         return True
 
     def _mark_stale_all(self, reason: str) -> None:
@@ -49,6 +52,20 @@ class FeedHealthMixin:
             sync.mark_stale(reason, time.time_ns())
             if sync.health.status is not before:
                 self._health_changed(sync)
+
+    def _handler_error(self, err: Exception, raw: bytes, symbol: str | None) -> None:
+        """The error boundary of one market message: a bug or an input no parser check caught raised
+        while handling it. Counted and logged with its traceback (a bug stays visible); the feed goes
+        on. The message's book, if any, may be half-updated: that symbol resyncs."""
+        self.handler_errors += 1
+        self._log.error("market_message_failed", count=self.handler_errors,
+                        error=f"{type(err).__name__}: {err}"[:200], sample=raw[:120].decode(errors="replace"),
+                        exc_info=self.handler_errors <= 3)
+        sync = self.syncs.get(symbol) if type(symbol) is str else None
+        if sync is not None:
+            sync.invalidate(f"message failed: {type(err).__name__}", time.time_ns())
+            self._health_changed(sync)
+            self._want.set()
 
     def _malformed(self, err: MalformedMessage, raw: bytes) -> None:
         self.malformed += 1

@@ -4,6 +4,18 @@ the clock resync, and the queues the stream publishes into.
 `LiveGateway.__init__` sets the common state; the venue's `start()` loads markets, measures the clock, builds
 `self.user_stream` and calls `_autorun()`. The background task (user stream + clock loop) reports its death
 through `updates()`, which raises: the engine must not keep trading on a venue it no longer hears from.
+
+Positions from the stream (ACCOUNT_UPDATE, Bybit `position`) are kept as the latest snapshot per symbol
+(bounded by the number of symbols, whatever the message rate) and handed to `position_updates()`, whose
+consumer (the app) compares them with the engine's trades.
+
+Fills from the order's own answer (`ack_fill`): Binance answers `newOrderRespType=RESULT` with executedQty,
+avgPrice and status (exchange-facts A2/A3). When that answer says an order (a market entry, an exit) filled
+and the user stream has not delivered the fill `ack_fill_grace_ms` later, the exact fills are fetched
+(GET userTrades: trade ids, prices, fees) and published as if the stream had sent them; the translator drops
+a trade id it has seen, and the trade machine applies a fill only as far as its cumulative quantity grows,
+so a stream that delivers the same fill later changes nothing. When the fills cannot be listed, the answer
+itself is published (cumulative quantity and average price, no fee).
 """
 
 from __future__ import annotations
@@ -11,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -48,7 +61,14 @@ class LiveGateway:
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._updates: asyncio.Queue[OrderUpdate | None] = asyncio.Queue()
-        self._positions: asyncio.Queue[PositionSnapshot] = asyncio.Queue()
+        self._positions: dict[str, PositionSnapshot] = {}  # latest per symbol, not yet consumed
+        self._positions_ready = asyncio.Event()
+        self._stream_filled: OrderedDict[str, int] = OrderedDict()  # venue order id -> lots the stream reported
+        self._ack_tasks: set[asyncio.Task[None]] = set()
+        self.ack_fill_grace_ms = venue.ack_fill_grace_ms
+        self.ack_fills = {"checked": 0, "fetched": 0, "from_answer": 0, "stream_first": 0}
+        # (symbol, detail): a fill the stream did not deliver in time (the app puts the stream in doubt)
+        self.on_stream_missed: Callable[[str, str], None] | None = None
         self._funding: asyncio.Queue[FundingPayment] = asyncio.Queue()
         self._clock_lock = asyncio.Lock()
         self._log = get_logger(self.log_name, env=venue.environment)
@@ -85,6 +105,8 @@ class LiveGateway:
         """Venue-specific farewell of the user stream (Binance deletes its listenKey)."""
 
     async def close(self) -> None:
+        for t in list(self._ack_tasks):
+            t.cancel()
         if self._task is not None:
             if not self._task.done():  # a task that died already reported it (log + updates() raising)
                 self._task.cancel()
@@ -110,11 +132,50 @@ class LiveGateway:
     def publish(self, item: OrderUpdate | PositionSnapshot | FundingPayment) -> None:
         """Called by the user stream (and its REST catch-up)."""
         if isinstance(item, OrderUpdate):
+            if item.filled_lots and item.venue_order_id:
+                key = item.venue_order_id
+                self._stream_filled[key] = max(self._stream_filled.get(key, 0), item.filled_lots)
+                self._stream_filled.move_to_end(key)
+                if len(self._stream_filled) > 4096:
+                    self._stream_filled.popitem(last=False)
             self._updates.put_nowait(item)
         elif isinstance(item, FundingPayment):
             self._funding.put_nowait(item)
         else:
-            self._positions.put_nowait(item)
+            self._positions[item.symbol] = item  # the latest only: an older snapshot of it is moot
+            self._positions_ready.set()
+
+    def ack_fill(self, u: OrderUpdate, fetch_fills: Callable[[OrderUpdate], Awaitable[int]] | None) -> None:
+        """The order's own answer says it filled (`u`, cumulative): make sure the engine hears of it even
+        when the user stream does not (see the module docstring). `fetch_fills(u)` publishes the exact fills
+        (returns how many); None: publish the answer itself."""
+        if u.filled_lots <= 0 or not u.venue_order_id:
+            return
+        task = asyncio.get_running_loop().create_task(self._ack_fill(u, fetch_fills))
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _ack_fill(self, u: OrderUpdate, fetch_fills: Callable[[OrderUpdate], Awaitable[int]] | None) -> None:
+        await asyncio.sleep(self.ack_fill_grace_ms / 1000.0)
+        self.ack_fills["checked"] += 1
+        if self._stream_filled.get(u.venue_order_id, 0) >= u.filled_lots:
+            self.ack_fills["stream_first"] += 1
+            return
+        self._log.warning("fill known from the order's answer only; the user stream did not deliver it",
+                          client_id=u.client_id, filled_lots=u.filled_lots, grace_ms=self.ack_fill_grace_ms)
+        if self.on_stream_missed is not None:
+            self.on_stream_missed(u.symbol, f"{u.client_id} filled per its answer, not delivered by the user "
+                                            f"stream within {self.ack_fill_grace_ms} ms")
+        if fetch_fills is not None:
+            try:
+                await fetch_fills(u)
+                self.ack_fills["fetched"] += 1
+            except (VenueUnavailable, RateLimited) as e:
+                self._log.warning("fills of an answered order not listed; using the answer", error=str(e))
+            if self._stream_filled.get(u.venue_order_id, 0) >= u.filled_lots:
+                return
+        self.ack_fills["from_answer"] += 1
+        self.publish(u)
 
     async def updates(self) -> AsyncIterator[OrderUpdate]:
         while True:
@@ -124,5 +185,10 @@ class LiveGateway:
             yield u
 
     async def position_updates(self) -> AsyncIterator[PositionSnapshot]:
+        """The latest snapshot of every symbol that changed since the last one was taken."""
         while True:
-            yield await self._positions.get()
+            await self._positions_ready.wait()
+            self._positions_ready.clear()
+            got, self._positions = self._positions, {}
+            for snap in got.values():
+                yield snap

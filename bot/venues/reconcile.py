@@ -24,21 +24,32 @@ Rules (issue 6, "Restart safety and reconciliation"):
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TriggerPrice
 from bot.venues.binance_usdm.orders import trigger_ticks_away  # pure rounding helper
-from bot.venues.errors import OrderRejected, VenueError
-from bot.venues.ports import ExecutionGateway, OrderRequest, OrderUpdate, PositionSnapshot
+from bot.venues.ports import OrderRequest, OrderUpdate, PositionSnapshot
 
 __all__ = [
-    "Alert", "ApplyUpdate", "CancelOrder", "CloseTrade", "ExchangeState", "Flatten", "JournalLeg", "JournalTrade",
-    "PlaceStop", "ReconcileConfig", "ReconcileSink", "apply", "decide", "fetch_exchange_state", "journal_trades",
-    "leg_fills", "outside_fills",
+    "REQUEST_WEIGHT_PER_MIN",
+    "Alert",
+    "ApplyUpdate",
+    "CancelOrder",
+    "CloseTrade",
+    "ExchangeState",
+    "Flatten",
+    "JournalLeg",
+    "JournalTrade",
+    "PlaceStop",
+    "ReconcileConfig",
+    "Unowned",
+    "decide",
+    "expected_lots",
+    "pass_weight",
+    "weight_per_min",
 ]
 
 _HELD = ("PROTECTING", "PROTECTED", "EXITING")  # trade states in which the trade holds a position
@@ -127,7 +138,50 @@ class Alert:
     symbol: str = ""
 
 
-Action = ApplyUpdate | PlaceStop | Flatten | CancelOrder | CloseTrade | Alert
+@dataclass(frozen=True, slots=True)
+class Unowned:
+    """The exchange holds `lots` (signed) on `symbol` that no open trade of the bot owns (a position or an
+    add made by hand): protected by a stop of its own and never netted into a bot trade (the caller halts
+    entries on the symbol while it exists)."""
+
+    symbol: str
+    lots: int
+
+
+Action = ApplyUpdate | PlaceStop | Flatten | CancelOrder | CloseTrade | Alert | Unowned
+
+# REST weight of one pass on Binance USD-M (exchange-facts A2 "REST rate limits", A3 endpoint table):
+# GET /fapi/v2/account 5, per symbol GET openOrders 1 + GET openAlgoOrders 1 (with a symbol; 40 without),
+# each look-up of an unfinished leg (GET order / algoOrder) 1, each userTrades 5.
+_W_ACCOUNT, _W_OPEN_PER_SYMBOL, _W_LOOKUP, _W_FILLS = 5, 2, 1, 5
+REQUEST_WEIGHT_PER_MIN = 2400  # Binance USD-M IP limit (A2); Bybit's 600 requests / 5 s is looser per pass
+
+
+def pass_weight(n_symbols: int, lookups: int = 0, fill_lists: int = 0) -> int:
+    """IP weight one reconciliation pass spends (the base: account + open orders of every symbol)."""
+    return _W_ACCOUNT + _W_OPEN_PER_SYMBOL * n_symbols + _W_LOOKUP * lookups + _W_FILLS * fill_lists
+
+
+def weight_per_min(n_symbols: int, interval_ms: int) -> float:
+    """The base weight the timer spends per minute (the share of REQUEST_WEIGHT_PER_MIN it takes)."""
+    return pass_weight(n_symbols) * 60_000 / max(1, interval_ms)
+
+
+def _held_lots(t: JournalTrade, filled_now: dict[str, int]) -> int:
+    """The trade's position (signed lots) as the journal (and the fills found in this pass) say."""
+    net = 0
+    for leg in t.legs:
+        lots = max(leg.filled_lots, filled_now.get(leg.client_id, 0))
+        if leg.role in ("entry", "add"):
+            net += lots
+        elif leg.role in ("stop", "tp", "exit"):
+            net -= lots
+    return max(0, net) if t.side == "long" else -max(0, net)
+
+
+def expected_lots(trades: Sequence[JournalTrade], symbol: str, filled_now: dict[str, int] | None = None) -> int:
+    """What the bot's open trades hold on `symbol` (signed lots)."""
+    return sum(_held_lots(t, filled_now or {}) for t in trades if t.symbol == symbol and t.state in _OPEN)
 
 
 def _is_exit(o: OrderUpdate) -> bool:
@@ -195,24 +249,48 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             next((t for t in sym_trades if t.side == direction), None)
         stops = [o for o in orders if o.kind in (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
                  and o.side is side_close and o.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)]
-        own_cids = {leg.client_id for leg in owner_t.legs} if owner_t is not None else set()
-        own_stops = [o for o in stops if o.client_id in own_cids]
-        if owner_t is not None:
+        # the bot's own size in this direction; the rest of the position is nobody's (a manual add). A trade
+        # of this direction that holds nothing (its entry still resting) does not own a position it never filled
+        mine = sum(_held_lots(t, filled_now) for t in sym_trades if t.side == direction)
+        if owner_t is not None and mine != 0:
+            own_cids = {leg.client_id for leg in owner_t.legs}
+            own_stops = [o for o in stops if o.client_id in own_cids]
+            excess = lots - mine if abs(lots) > abs(mine) else 0
             if not own_stops:
                 price = owner_t.stop_price or 0.0
                 if price <= 0:  # no stop known at all: the config's distance from the entry
                     price = _unknown_stop_price(pos, cfg)  # type: ignore[arg-type]
                 req = OrderRequest(f"{owner_t.trade_id}-slr{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET,
-                                   abs(lots), trigger_ticks=_stop_ticks(price, side_close, inst), reduce_only=True,
+                                   abs(mine) if mine and excess else abs(lots),
+                                   trigger_ticks=_stop_ticks(price, side_close, inst), reduce_only=True,
                                    working_type=cfg.working_type)
                 why = f"{owner_t.trade_id}: {held} has no live stop"
                 out.append(PlaceStop(owner_t.trade_id, req, why))
-            # orphans of other (closed or unknown) trades would fire on this position with the wrong size
+            open_cids = {leg.client_id for t in sym_trades for leg in t.legs}
+            foreign_stops = [o for o in stops if o.client_id not in open_cids
+                             and o.venue_order_id not in ex.position_stops]
+            # orphans of other (closed or unknown) trades would fire on this position with the wrong size;
+            # a stop guarding the size nobody owns is kept
             for o in removable:
-                if _is_exit(o) and o.client_id not in own_cids:
+                if _is_exit(o) and o.client_id not in own_cids and not (excess and o in foreign_stops):
                     out.append(CancelOrder(sym, o.client_id, o.kind.is_conditional, "exit order of no open trade"))
+            if excess and any(o.venue_order_id in ex.position_stops for o in stops):
+                # the position's own stop (Bybit trading-stop, tpslMode Full) closes all of it, the manual size
+                # included; a stop order of our own there would move that one stop (exchange-facts B3), not add a second
+                out.append(Unowned(sym, excess))
+                out.append(Alert("emergency", f"{held} holds {inst.lots_to_qty(excess):g} more than "
+                                              f"{owner_t.trade_id} owns; the position's stop covers it", sym))
+            elif abs(lots) < abs(mine):  # part of the bot's size closed outside the bot: its exits would
+                # over-close nothing (reduce-only), but the journal's PnL and sizes are wrong: the operator decides
+                out.append(Alert("error", f"{held} is less than the {inst.lots_to_qty(mine):g} the bot's trades "
+                                          "hold: reduced outside the bot?", sym))
+            elif excess:
+                out.extend(_cover_unowned(sym, pos, excess, foreign_stops, inst, cfg, now_ns,  # type: ignore[arg-type]
+                                          f"{held} holds {inst.lots_to_qty(excess):g} more than "
+                                          f"{owner_t.trade_id} owns ({inst.lots_to_qty(mine):g})"))
             continue
         # a position nobody planned
+        out.append(Unowned(sym, lots))
         if stops:
             name = stops[0].client_id or "(the position's own)"
             out.append(Alert("emergency", f"{held} of no known trade; kept its stop {name}", sym))
@@ -232,193 +310,40 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
     return out
 
 
+def _cover_unowned(sym: str, pos: PositionSnapshot, excess: int, foreign_stops: Sequence[OrderUpdate],
+                   inst: Instrument, cfg: ReconcileConfig, now_ns: int, what: str) -> list[Action]:
+    """A size beside a bot trade that no trade owns: its own reduce-only stop (`unknown_position_stop_bps`
+    from the position's entry) for what the stops nobody owns do not cover yet, an alert, and `Unowned`
+    (entries halted on the symbol: a bot trade must never absorb it)."""
+    out: list[Action] = [Unowned(sym, excess)]
+    # a close-position stop (quantity 0) covers the whole position
+    covered = sum(o.qty_lots or abs(pos.qty_lots) for o in foreign_stops)
+    missing = abs(excess) - covered
+    if missing <= 0:
+        out.append(Alert("emergency", f"{what}; its stop is kept", sym))
+        return out
+    side_close = Side.SELL if pos.qty_lots > 0 else Side.BUY
+    req = OrderRequest(f"recon-sl-{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET, missing,
+                       trigger_ticks=_stop_ticks(_unknown_stop_price(pos, cfg), side_close, inst), reduce_only=True,
+                       working_type=cfg.working_type)
+    out.append(PlaceStop("", req, f"{sym}: {what}"))
+    out.append(Alert("emergency", f"{what} -> stop for {inst.lots_to_qty(missing):g}, entries halted", sym))
+    return out
+
+
 def _unknown_stop_price(pos: PositionSnapshot, cfg: ReconcileConfig) -> float:
     d = cfg.unknown_position_stop_bps / 10_000.0
     return pos.entry_price * (1 - d) if pos.qty_lots > 0 else pos.entry_price * (1 + d)
 
 
-# ---------------------------------------------------------------------------------------- I/O shell
+# the I/O shell lives in reconcile_io (it uses the types above): its names are served from here too, lazily,
+# so either module can be imported first
+_IO = ("ReconcileSink", "apply", "fetch_exchange_state", "journal_trades", "leg_fills", "outside_fills")
 
 
-def journal_trades(journal: Any, instruments: dict[str, Instrument]) -> list[JournalTrade]:
-    """Open trades and their legs from the journal (bot.journal.Journal). Legs still PLANNED (written with
-    the trade, never sent) are left out: the venue has never seen them."""
-    out = []
-    marks = ",".join("?" * len(_OPEN))
-    for t in journal.rows("trades", f"state IN ({marks})", tuple(_OPEN)):
-        inst = instruments.get(t["symbol"])
-        if inst is None:
-            continue
-        legs = tuple(
-            JournalLeg(r["client_id"], r["role"], OrderKind(r["kind"]), Side(r["side"]), OrderStatus(r["status"]),
-                       inst.qty_to_lots(r["filled_qty"] or 0))
-            for r in journal.rows("legs", "trade_id=?", (t["trade_id"],)) if r["status"] != "PLANNED")
-        out.append(JournalTrade(t["trade_id"], t["symbol"], t["side"], t["state"],
-                                float(t.get("stop_price") or t.get("planned_stop_price") or 0.0), legs))
-    return out
+def __getattr__(name: str) -> Any:
+    if name in _IO:
+        from bot.venues import reconcile_io
 
-
-async def fetch_exchange_state(gw: ExecutionGateway, symbols: Sequence[str],
-                               trades: Sequence[JournalTrade]) -> ExchangeState:
-    """Positions, open orders (regular + algo), look-ups of unfinished journal legs and the exact fills of
-    those that filled meanwhile. Raises on any failure: a partial picture must not lead to decisions
-    (nothing is assumed flat)."""
-    acc = await gw.account()
-    positions = {p.symbol: p for p in acc.positions if p.qty_lots != 0}
-    opened: list[OrderUpdate] = []
-    for s in symbols:
-        opened.extend(await gw.open_orders(s))
-    open_by_cid = {o.client_id: o for o in opened}
-    looked: dict[str, OrderUpdate | None] = {}
-    fills: dict[str, tuple[OrderUpdate, ...]] = {}
-    for t in trades:
-        if t.symbol not in symbols:
-            continue
-        for leg in t.legs:
-            if leg.status.is_final:
-                continue
-            u = open_by_cid.get(leg.client_id)
-            if u is None:
-                # PENDING_NEW included: written before sending, outcome unknown if we crashed in between
-                u = looked[leg.client_id] = await gw.fetch_order(t.symbol, leg.client_id, leg.kind.is_conditional)
-            if u is None:
-                continue
-            # an algo order reports no fill of its own (its child fills): look whenever it fired or ended
-            if u.filled_lots > leg.filled_lots or (leg.kind.is_conditional and u.status in (
-                    OrderStatus.TRIGGERED, OrderStatus.FILLED, OrderStatus.EXPIRED)):
-                got = await leg_fills(gw, t.symbol, leg.client_id, u)
-                if got:
-                    fills[leg.client_id] = got
-    level = getattr(gw, "is_position_level", None)  # venues whose stop is the position's (Bybit)
-    pos_stops = frozenset(o.venue_order_id for o in opened if level is not None and level(o))
-    return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills, pos_stops)
-
-
-def _chrono(r: dict[str, Any]) -> tuple[int, int]:
-    """Account trades oldest first: Binance trade ids grow with time; Bybit's are not numbers (its `seq`)."""
-    tid = str(r["id"])
-    return int(r.get("time") or 0), int(tid) if tid.isdigit() else int(r.get("seq") or 0)
-
-
-def _fill_rows(rows: Sequence[dict[str, Any]], u: OrderUpdate, inst: Instrument, parent: str,
-               now_ns: int) -> tuple[OrderUpdate, ...]:
-    """userTrades rows of one order -> fill updates with cumulative quantities (the user stream's shape)."""
-    out: list[OrderUpdate] = []
-    cum, notional = 0, 0.0
-    for t in sorted(rows, key=_chrono):
-        lots = inst.qty_to_lots(t["qty"])
-        cum += lots
-        notional += lots * float(t["price"])
-        status = OrderStatus.FILLED if u.qty_lots and cum >= u.qty_lots else OrderStatus.PARTIALLY_FILLED
-        out.append(OrderUpdate(
-            client_id=parent or u.client_id, venue_order_id=str(t.get("orderId") or u.venue_order_id),
-            symbol=u.symbol, side=Side(t.get("side", u.side.value)), kind=u.kind, status=status, qty_lots=u.qty_lots,
-            filled_lots=cum, avg_price=notional / cum, last_fill_lots=lots, last_fill_price=float(t["price"]),
-            fee=float(t.get("commission") or 0), is_maker=bool(t.get("maker", False)), reduce_only=u.reduce_only,
-            trade_id=str(t["id"]), reason="reconcile", ts_event_ns=int(t.get("time") or 0) * 1_000_000,
-            ts_recv_ns=now_ns, parent_id=parent))
-    return tuple(out)
-
-
-async def leg_fills(gw: Any, symbol: str, client_id: str, u: OrderUpdate) -> tuple[OrderUpdate, ...]:
-    """The exact fills of one of our orders, when the gateway can list them (`user_trades`; for an algo
-    order its child's, found through `fetch_order_raw` -> `actualOrderId`). () when it cannot."""
-    trades_of = getattr(gw, "user_trades", None)
-    if trades_of is None:
-        return ()
-    order_id, parent = u.venue_order_id, ""
-    if u.kind.is_conditional and u.parent_id:  # the look-up named the order that executed (Bybit position stop)
-        parent = u.parent_id
-    elif u.kind.is_conditional:
-        raw_of = getattr(gw, "fetch_order_raw", None)
-        raw = (await raw_of(symbol, client_id, True) or {}) if raw_of is not None else {}
-        order_id, parent = str(raw.get("actualOrderId") or ""), client_id
-        if order_id in ("", "0"):
-            return ()
-    if not order_id:
-        return ()
-    rows = await trades_of(symbol, order_id)
-    return _fill_rows([r for r in rows if str(r.get("orderId", order_id)) == order_id], u,
-                      gw.instrument(symbol), parent, time.time_ns())
-
-
-async def outside_fills(gw: Any, symbol: str, side: Side, since_ns: int, ours: set[str],
-                        lots: int) -> list[tuple[int, float, float, int, str, str, bool]]:
-    """Fills on `side` since `since_ns` of orders that are not ours (a position closed by hand), oldest
-    first, up to `lots`: (lots, price, fee, ts_ns, venue trade id, venue order id, maker). [] when the
-    gateway cannot list the account's trades."""
-    trades_of = getattr(gw, "user_trades", None)
-    if trades_of is None or lots <= 0:
-        return []
-    inst = gw.instrument(symbol)
-    rows = await trades_of(symbol, "", since_ns // 1_000_000)
-    out = []
-    left = lots
-    for t in sorted(rows, key=_chrono):
-        ts_ns = int(t.get("time") or 0) * 1_000_000
-        if left <= 0 or str(t.get("side")) != side.value or str(t.get("orderId")) in ours or ts_ns < since_ns:
-            continue
-        take = min(left, inst.qty_to_lots(t["qty"]))
-        left -= take
-        out.append((take, float(t["price"]), float(t.get("commission") or 0), ts_ns, str(t["id"]),
-                    str(t.get("orderId") or ""), bool(t.get("maker", False))))
-    return out
-
-
-class ReconcileSink(Protocol):
-    """Where `apply` hands what is not an order: the engine's side (bot.execution.recovery). Optional:
-    `place_stop(action) -> Awaitable[bool]`: True when the trade's own machine placed (or already has) the
-    stop, so `apply` does not send one of its own; `before_cancel(action)`: told before a cancel is sent
-    (the owner of the order then knows the cancellation is ours, not someone else's)."""
-
-    def on_update(self, u: OrderUpdate) -> Awaitable[None] | None: ...
-
-    def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> Awaitable[None] | None: ...
-
-    def alert(self, kind: str, message: str, symbol: str = "") -> None: ...
-
-
-async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: ReconcileSink,
-                on_error: Callable[[Action, VenueError], None] | None = None) -> list[tuple[Action, Any]]:
-    """Carry the actions out in order. A stop the venue refuses -> flatten at once (a position must never
-    stay unprotected) and an emergency alert."""
-    done: list[tuple[Action, Any]] = []
-    for a in actions:
-        try:
-            if isinstance(a, ApplyUpdate):
-                r = sink.on_update(a.update)
-                if r is not None:
-                    await r
-            elif isinstance(a, PlaceStop):
-                own = getattr(sink, "place_stop", None)
-                if a.trade_id and own is not None and await own(a):
-                    done.append((a, None))
-                    continue
-                try:
-                    done.append((a, await gw.submit(a.req)))
-                except OrderRejected as e:
-                    sink.alert("emergency", f"{a.reason}: stop refused ({e.code}); flattening", a.req.symbol)
-                    flat = OrderRequest(a.req.client_id.replace("sl", "fx", 1)[:36], a.req.symbol, a.req.side,
-                                        OrderKind.MARKET, a.req.qty_lots, reduce_only=True)
-                    done.append((Flatten(a.trade_id, flat, "stop refused"), await gw.submit(flat)))
-                continue
-            elif isinstance(a, Flatten):
-                done.append((a, await gw.submit(a.req)))
-                continue
-            elif isinstance(a, CancelOrder):
-                mark = getattr(sink, "before_cancel", None)
-                if mark is not None:
-                    mark(a)
-                await gw.cancel(a.symbol, a.client_id, a.conditional)
-            elif isinstance(a, CloseTrade):
-                r = sink.on_trade_closed(a.trade_id, a.reason, a.detail)
-                if r is not None:
-                    await r
-            elif isinstance(a, Alert):
-                sink.alert(a.kind, a.message, a.symbol)
-            done.append((a, None))
-        except VenueError as e:
-            if on_error is None:
-                raise
-            on_error(a, e)
-    return done
+        return getattr(reconcile_io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,6 +54,9 @@ async def test_ws_drop_during_the_exit_fill_is_reconciled_into_the_trade(tmp_pat
                          ws_private_url=base.replace("http", "ws") + "/private", symbols=("BTCUSDT",),
                          api_key=SecretStr("sim-key"), api_secret=SecretStr("sim-secret"))
         gw = BinanceGateway(v)
+        # this drill is about reconciliation: the fill taken from the order's own answer (gateway_common
+        # ack_fill, tested in tests/venues/test_ack_fill.py) would otherwise close the trade first
+        gw.ack_fill_grace_ms = 600_000
         await asyncio.wait_for(gw.start(), 10)
         us = gw.user_stream
         assert us is not None

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from bot.domain.events import Trade
 from bot.journal.report import build_report, load_journal
-from bot.market.health import BookStatus
+from bot.market.health import BookHealth, BookStatus
 from bot.pipeline import Pipeline
 from bot.venues.binance_usdm.instruments import KNOWN
 from tests.execution.harness import LIVE, MS, T0, Rig, intent, running
@@ -38,7 +38,10 @@ async def test_the_pipeline_stamps_event_receive_and_signal_times() -> None:
     engine = _Engine()
     p = Pipeline(dict(KNOWN), _Signals(), engine, clock=lambda: now[0])  # type: ignore[arg-type]
     book = SimpleNamespace(bbo=lambda: (1, 1, 2, 1), best_bid_ticks=600_000, best_ask_ticks=600_001)
-    sync = SimpleNamespace(book=book, health=SimpleNamespace(status=BookStatus.LIVE), symbol="BTCUSDT")
+    health = BookHealth("BTCUSDT")
+    health.set(BookStatus.LIVE, "in sequence", T0)
+    health.last_event_ns, health.last_recv_ns = T0 - 2 * MS, T0  # a fresh book (max_book_age_ms)
+    sync = SimpleNamespace(book=book, health=health, symbol="BTCUSDT")
     ev = Trade("BTCUSDT", 1, "60000.0", "0.1", False, T0 - 2 * MS, T0)
     await p.on_synced(ev, sync, T0 + 5 * MS)  # type: ignore[arg-type]
     (i, view), = engine.got

@@ -341,7 +341,9 @@ async def test_restart_reconciliation_failure_then_unknown_position_halt_are_vis
             assert (rec["runs"], rec["failures"], rec["last_ok_ns"]) == (1, 0, venue.clock())
             assert rec["failures_total"] >= 1 and rec["last_error"].startswith("VenueUnavailable")
             assert rec["actions"] == {"stops_placed": 1, "orders_cancelled": 0, "trades_adopted": 0,
-                                      "manual_closes": 0, "positions_flattened": 0, "symbols_halted": 1}
+                                      "manual_closes": 0, "positions_flattened": 0, "symbols_halted": 1,
+                                      "stream_misses": 0, "position_mismatches": 0, "inflight_checks": 0,
+                                      "stream_reconnects": 0}
             assert await _get(url + "/health") == (503, {"status": "degraded", "reasons": [
                 "symbol halted: BTCUSDT (position of no known trade)"]})
             _, text = await _get(url + "/metrics")

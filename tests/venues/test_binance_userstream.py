@@ -209,3 +209,41 @@ async def test_triggered_stop_missed_while_down_links_child_fills(gw: BinanceGat
         ("t4-sl", "777", 5, 58995.0)]
     own = [(u.status, u.filled_lots, u.avg_price) for u in ups if u.parent_id == ""]
     assert own == [(OrderStatus.FILLED, 5, 58995.0)]  # the algo order itself: finished, filled by its child
+
+
+async def test_health_events_keepalive_answers_and_a_requested_reconnect(gw: BinanceGateway, fake: FakeBinance):
+    """What the app's stream health is fed (bot.app_watch): the keep-alive's answer (Binance's only probe),
+    every message, a reconnect asked for by the app (same key, then the catch-up), a refused keep-alive."""
+    us = gw.user_stream
+    assert us is not None
+    events: list[tuple[str, str]] = []
+    us.on_event = lambda kind, detail: events.append((kind, detail))
+    us.keepalive_s = 0.05
+    for _ in range(100):
+        if ("probe_ok", "") in events:
+            break
+        await asyncio.sleep(0.02)
+    assert ("probe_ok", "") in events
+    await gw.submit(limit_buy("t7-entry"))
+    await fake.push(otu("t7-entry", fake.orders["t7-entry"]["orderId"], "NEW", "NEW", o="LIMIT", S="BUY"))
+    for _ in range(100):
+        if ("message", "") in events:
+            break
+        await asyncio.sleep(0.02)
+    assert ("message", "") in events
+    us.keepalive_s = 3600
+    events.clear()
+    us.caught_up.clear()
+    assert us.request_reconnect("a fill it never delivered")
+    await asyncio.wait_for(us.caught_up.wait(), 10)
+    kinds = [k for k, _ in events]
+    assert kinds.index("lost") < kinds.index("connected") < kinds.index("caught_up")
+    assert "requested: a fill it never delivered" in dict(events)["lost"]
+    assert fake.ws_connects[-2:] == ["lk1", "lk1"]
+    # a refused keep-alive (-1125): probe failed, then a new key
+    events.clear()
+    us.caught_up.clear()
+    fake.dead_keys.add("lk1")
+    us.keepalive_s = 0.05
+    await asyncio.wait_for(us.caught_up.wait(), 10)
+    assert any(k == "probe_failed" and "refused" in d for k, d in events)

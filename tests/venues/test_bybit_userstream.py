@@ -296,3 +296,21 @@ async def test_attached_stop_firing_before_the_stop_leg_is_that_leg(gw: BybitGat
     fills = [u for u in drain(gw) if u.trade_id == e["execId"]]
     assert [(u.client_id, u.parent_id, u.last_fill_lots, u.last_fill_price) for u in fills] == [
         ("t6-sl", "t6-sl", 5, 58995.0)]
+
+
+async def test_health_events_pong_messages_and_a_requested_reconnect(gw: BybitGateway, fake: FakeBybit):
+    """What the app's stream health is fed (bot.app_watch): pongs answer our pings (the probe), every
+    message, and a reconnect asked for by the app, followed by its catch-up."""
+    us = gw.user_stream
+    assert us is not None
+    events: list[str] = []
+    us.on_event = lambda kind, detail: events.append(kind)
+    await asyncio.sleep(0.35)  # ping every 0.1 s
+    assert "probe_ok" in events and "probe_failed" not in events and "message" in events
+    events.clear()
+    us.caught_up.clear()
+    assert us.request_reconnect("a fill it never delivered")
+    await asyncio.wait_for(us.caught_up.wait(), 10)
+    await asyncio.sleep(0.05)
+    assert events.index("lost") < events.index("connected") < events.index("caught_up")
+    assert us.stats["reconnects_requested"] == 1

@@ -10,8 +10,10 @@ buffer has started (so the snapshot is not older than the buffer's start), and t
 A gap resyncs that symbol only and keeps the socket. A reconnect resets every sync of the connection
 (the sequence is broken for all of them); the planned 24 h rollover does not (no data hole).
 
-`on_event(ev)` is called after the book was updated, so consumers read the new book. Malformed
-messages are counted and logged once per `market.malformed_log_every`; the feed goes on.
+`on_event(ev)` is called after the book was updated, so consumers read the new book. Every message is
+handled in its own error boundary: malformed ones (bad JSON, wrong types, NaN/inf/negative values, a
+level that cannot be applied) are counted and logged once per `market.malformed_log_every`, a book they
+may have damaged resyncs; any other exception is logged with its traceback; the feed goes on.
 """
 
 from __future__ import annotations
@@ -110,20 +112,25 @@ class BinanceMarketFeed(FeedHealthMixin):
 
     # ------------------------------------------------------------------ /public: depth + bookTicker
     def _on_public(self, raw: bytes, ts_recv_ns: int) -> None:
+        # One error boundary per message (issue 11): a malformed one is counted and skipped (a skipped
+        # diff breaks the pu chain, so its symbol resyncs); anything else is logged with its traceback
+        # and the message's book resyncs. The socket and every other symbol go on.
         if self.on_raw is not None:
             self.on_raw(raw, ts_recv_ns)
+        ev = None
         try:
             ev = parse_message(raw, ts_recv_ns)
+            if ev is None:
+                return
+            if type(ev) is DepthDiff:
+                if not self._apply_diff(ev, ts_recv_ns):
+                    return  # a stream we did not ask for
+                self._seen[ev.symbol] = True
+            self.on_event(ev)
         except MalformedMessage as e:
             self._malformed(e, raw)
-            return
-        if ev is None:
-            return
-        if type(ev) is DepthDiff:
-            if not self._apply_diff(ev, ts_recv_ns):
-                return  # a stream we did not ask for
-            self._seen[ev.symbol] = True
-        self.on_event(ev)
+        except Exception as e:
+            self._handler_error(e, raw, getattr(ev, "symbol", None))
 
     async def _on_public_open(self, stream: WsStream, rollover: bool) -> None:
         if rollover:
@@ -150,11 +157,12 @@ class BinanceMarketFeed(FeedHealthMixin):
             self.on_raw(raw, ts_recv_ns)
         try:
             ev = parse_message(raw, ts_recv_ns)
+            if ev is not None:
+                self.on_event(ev)
         except MalformedMessage as e:
             self._malformed(e, raw)
-            return
-        if ev is not None:
-            self.on_event(ev)
+        except Exception as e:  # no book is touched here: count, log, go on
+            self._handler_error(e, raw, None)
 
     # ------------------------------------------------------------------ snapshots
     async def _snapshot_loop(self, tg: asyncio.TaskGroup) -> None:
@@ -193,14 +201,17 @@ class BinanceMarketFeed(FeedHealthMixin):
                 if self.on_raw is not None:
                     stream = f"{sym.lower()}{SNAPSHOT_STREAM_SUFFIX}".encode()
                     self.on_raw(b'{"stream":"' + stream + b'","data":' + body + b"}", ts_recv_ns)
+                before = sync.health.status
                 try:
                     snap = parse_snapshot(orjson.loads(body), sym, ts_recv_ns)
+                    sync.on_snapshot(snap, ts_recv_ns)  # malformed levels: it asks for a new one
                 except (MalformedMessage, orjson.JSONDecodeError) as e:
                     failures += 1
+                    if sync.health.status is not before:
+                        self._health_changed(sync)
                     self._malformed(MalformedMessage(f"depth snapshot: {e}"), body)
+                    sync.snapshot_requested()  # this task asks again itself, after its backoff
                     continue
-                before = sync.health.status
-                sync.on_snapshot(snap, ts_recv_ns)
                 if sync.health.status is not before:
                     self._health_changed(sync)
                 self.on_event(snap)

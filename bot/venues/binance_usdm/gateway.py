@@ -261,10 +261,20 @@ class BinanceGateway(LiveGateway):
                     f"{req.client_id}: unreadable answer to POST {path}: {str(info)[:200]}"))
             if self.translator is not None and info:
                 inst = self._instruments[req.symbol]
-                self.translator.track(algo_update_from_rest(info, inst) if req.kind.is_conditional
-                                      else order_update_from_rest(info, inst))
+                answered = algo_update_from_rest(info, inst) if req.kind.is_conditional else \
+                    order_update_from_rest(info, inst, time.time_ns())
+                self.translator.track(answered)
+                if not req.kind.is_conditional:  # RESULT answer: executedQty/avgPrice (gateway_common.ack_fill)
+                    self.ack_fill(answered, self._fills_of_answered)
             return self._ack(req, info)
         raise AssertionError("unreachable")
+
+    async def _fills_of_answered(self, u: OrderUpdate) -> int:
+        """The exact fills (userTrades) of an order whose answer said it filled, through the stream's
+        catch-up path (the translator drops trade ids it has delivered already)."""
+        if self.user_stream is None:
+            return 0
+        return int((await self.user_stream._fills(u, parent=""))[0])
 
     def _ack(self, req: OrderRequest, info: dict[str, Any]) -> OrderAck:
         if req.kind.is_conditional:

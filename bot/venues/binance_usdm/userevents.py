@@ -34,6 +34,8 @@ import orjson
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderStatus, Side
+from bot.errors import MalformedMessage
+from bot.market.values import finite
 from bot.venues.binance_usdm.orders import algo_status_of, kind_of, status_of
 from bot.venues.ports import FundingPayment, OrderUpdate, PositionSnapshot
 
@@ -51,10 +53,46 @@ Item = OrderUpdate | PositionSnapshot | FundingPayment | ListenKeyExpired
 
 
 def _f(v: Any) -> float:
-    try:
-        return float(v) if v not in (None, "") else 0.0
-    except (TypeError, ValueError):
-        return 0.0
+    """A signed amount (fee, pnl, balance change): absent/"" is 0.0; NaN, inf, non-numbers raise."""
+    return finite(v) if v is not None and v != "" else 0.0
+
+
+def _px(v: Any) -> float:
+    """A price (average, last fill, entry): absent/"" is 0.0 (unfilled); negative or non-finite raises."""
+    x = _f(v)
+    if x < 0.0:
+        raise ValueError(f"negative price {v!r:.40}")
+    return x
+
+
+def _lots(inst: Instrument, v: Any) -> int:
+    """An order quantity in lots: never negative or absurd (NaN/inf/non-numbers raise in the Decimal
+    conversion)."""
+    n = inst.qty_to_lots(v or "0")
+    if not 0 <= n < 1 << 53:  # Decimal("1e400") is finite: an absurd size is refused too
+        raise ValueError(f"quantity out of range {v!r:.40}")
+    return n
+
+
+def _status(word: Any) -> OrderStatus:
+    # An unknown status must not be read as NEW (the old default): malformed -> the stream's REST
+    # catch-up looks the order up instead. Words: exchange-facts A4 (`X`).
+    if word not in ORDER_STATUS_WORDS:
+        raise ValueError(f"unknown order status {word!r:.40}")
+    return status_of(word)
+
+
+def _algo_word(word: Any) -> str:
+    if word not in _ALGO_WORDS:  # ALGO_UPDATE statuses, exchange-facts A3
+        raise ValueError(f"unknown algo status {word!r:.40}")
+    return str(word)
+
+
+# exchange-facts A4 `X` (the words orders.status_of maps)
+ORDER_STATUS_WORDS = frozenset(("NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH",
+                                "REJECTED"))
+_ALGO_WORDS = frozenset(("NEW", "TRIGGERING", "TRIGGERED", "FINISHED", "CANCELED", "REJECTED", "EXPIRED"))
+_BAD = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, orjson.JSONDecodeError)
 
 
 class UserEventTranslator:
@@ -69,7 +107,7 @@ class UserEventTranslator:
         self.live: dict[str, OrderUpdate] = {}  # client id -> last update of a non-final order
         self.positions: dict[str, PositionSnapshot] = {}
         self.stats = {"messages": 0, "held": 0, "linked": 0, "released_unlinked": 0, "duplicates": 0,
-                      "funding": 0}
+                      "funding": 0, "malformed": 0}
 
     def expect(self, client_id: str, conditional: bool) -> None:
         """An order we place (or found open at the venue): its updates need no linking."""
@@ -77,20 +115,27 @@ class UserEventTranslator:
 
     # ----------------------------------------------------------------------------------- entry point
     def on_message(self, raw: bytes | str | dict[str, Any], ts_recv_ns: int) -> list[Item]:
-        msg = raw if isinstance(raw, dict) else orjson.loads(raw)
-        if "data" in msg and "stream" in msg:  # combined-stream wrapper
-            msg = msg["data"]
+        """MalformedMessage for bad JSON, a missing field, a wrong type, NaN/inf, a negative quantity or
+        price, an unknown side or status: nothing of the message is delivered (the caller catches up by
+        REST, which reads the order's true state)."""
         self.stats["messages"] += 1
-        e = msg.get("e")
         out: list[Item] = []
-        if e == "ORDER_TRADE_UPDATE":
-            out.extend(self._order(msg, ts_recv_ns))
-        elif e == "ALGO_UPDATE":
-            out.extend(self._algo(msg, ts_recv_ns))
-        elif e == "ACCOUNT_UPDATE":
-            out.extend(self._account(msg, ts_recv_ns))
-        elif e == "listenKeyExpired":
-            out.append(ListenKeyExpired(int(msg.get("E", 0)) * 1_000_000))
+        try:
+            msg = raw if isinstance(raw, dict) else orjson.loads(raw)
+            if "data" in msg and "stream" in msg:  # combined-stream wrapper
+                msg = msg["data"]
+            e = msg.get("e")
+            if e == "ORDER_TRADE_UPDATE":
+                out.extend(self._order(msg, ts_recv_ns))
+            elif e == "ALGO_UPDATE":
+                out.extend(self._algo(msg, ts_recv_ns))
+            elif e == "ACCOUNT_UPDATE":
+                out.extend(self._account(msg, ts_recv_ns))
+            elif e == "listenKeyExpired":
+                out.append(ListenKeyExpired(int(msg.get("E", 0)) * 1_000_000))
+        except _BAD as err:
+            self.stats["malformed"] += 1
+            raise MalformedMessage(f"user event: {type(err).__name__}: {err}"[:300]) from err
         out.extend(self.flush_expired(ts_recv_ns))
         return out
 
@@ -116,12 +161,12 @@ class UserEventTranslator:
             symbol=o["s"],
             side=Side(o["S"]),
             kind=kind_of(str(o.get("o", "MARKET"))),
-            status=status_of(str(o.get("X", "NEW"))),
-            qty_lots=inst.qty_to_lots(o.get("q") or "0"),
-            filled_lots=inst.qty_to_lots(o.get("z") or "0"),
-            avg_price=_f(o.get("ap")),
-            last_fill_lots=inst.qty_to_lots(o.get("l") or "0") if is_trade else 0,
-            last_fill_price=_f(o.get("L")) if is_trade else 0.0,
+            status=_status(o.get("X", "NEW")),
+            qty_lots=_lots(inst, o.get("q")),
+            filled_lots=_lots(inst, o.get("z")),
+            avg_price=_px(o.get("ap")),
+            last_fill_lots=_lots(inst, o.get("l")) if is_trade else 0,
+            last_fill_price=_px(o.get("L")) if is_trade else 0.0,
             fee=_f(o.get("n")) if is_trade else 0.0,
             is_maker=bool(o.get("m", False)),
             reduce_only=bool(o.get("R", False)) or bool(o.get("cp", False)),
@@ -150,8 +195,8 @@ class UserEventTranslator:
         inst = self.instruments.get(o["s"])
         if inst is None:
             return []
-        filled = inst.qty_to_lots(o.get("aq") or "0")
-        word = str(o.get("X", "NEW"))
+        filled = _lots(inst, o.get("aq"))
+        word = _algo_word(o.get("X", "NEW"))
         u = OrderUpdate(
             client_id=str(o.get("caid", "")),
             venue_order_id=str(o.get("aid", "")),
@@ -159,9 +204,9 @@ class UserEventTranslator:
             side=Side(o["S"]),
             kind=kind_of(str(o.get("o", "STOP_MARKET"))),
             status=algo_status_of(word, filled),
-            qty_lots=inst.qty_to_lots(o.get("q") or "0"),
+            qty_lots=_lots(inst, o.get("q")),
             filled_lots=filled,
-            avg_price=_f(o.get("ap")),
+            avg_price=_px(o.get("ap")),
             reduce_only=bool(o.get("R", False)) or bool(o.get("cp", False)),
             reason=str(o.get("rm") or (word if word not in ("NEW", "CANCELED") else "")),
             ts_event_ns=int(msg.get("E") or 0) * 1_000_000,  # E is the event time (A3: labels swapped)
@@ -189,7 +234,7 @@ class UserEventTranslator:
             snap = PositionSnapshot(
                 symbol=p["s"],
                 qty_lots=inst.qty_to_lots(p.get("pa") or "0"),
-                entry_price=_f(p.get("ep")),
+                entry_price=_px(p.get("ep")),
                 unrealized_pnl=_f(p.get("up")),
                 isolated=p.get("mt") == "isolated",
             )

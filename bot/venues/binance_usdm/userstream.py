@@ -15,6 +15,11 @@ websocket already delivered, so the catch-up can run at any time without double 
 
 Reconnects use capped full-jitter backoff (bot.venues.ws.backoff_delay_s). A socket silent for
 `user_stream_stale_ms` is dropped and reopened (Binance pings every 3 min; websockets answers pongs).
+
+Health (bot.venues.stream_health): `on_event(kind, detail)` is told "connected", "lost", "message" (every
+message), "caught_up", "probe_ok" / "probe_failed" (the listenKey keep-alive PUT's answer, our only probe:
+Binance sends nothing while nothing happens). `request_reconnect(reason)` leaves the connection at once
+(the app asks when reconciliation found something the stream never delivered); the reconnect catches up.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from bot.domain.types import OrderStatus, Side
+from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.venues.binance_usdm.orders import algo_update_from_rest, order_update_from_rest
 from bot.venues.binance_usdm.userevents import ListenKeyExpired
@@ -79,9 +85,31 @@ class BinanceUserStream:
         self.caught_up = asyncio.Event()
         # called (synchronously) after every catch-up, the first one included: the app reconciles then
         self.on_caught_up: Callable[[], None] | None = None
+        # health evidence for the app (kind, detail): see the module docstring
+        self.on_event: Callable[[str, str], None] | None = None
+        self.keepalive_retry_s = 5.0  # a failed keep-alive is asked again this soon (not keepalive_s later)
+        self._leave: asyncio.Event | None = None
+        self._leave_reason = ""
         self.stats = {"connects": 0, "keys": 0, "keepalives": 0, "catchups": 0, "catchup_updates": 0,
-                      "expired": 0}
+                      "expired": 0, "keepalive_failures": 0, "reconnects_requested": 0}
         self._log = get_logger("binance.userstream")
+
+    def _tell(self, kind: str, detail: str = "") -> None:
+        if self.on_event is not None:
+            self.on_event(kind, detail)
+
+    def request_reconnect(self, reason: str) -> bool:
+        """Leave the current connection now (reconnect + catch-up follow). False when not connected."""
+        if self._leave is None or not self.connected.is_set():
+            return False
+        self._leave_reason = reason
+        self.stats["reconnects_requested"] += 1
+        self._leave.set()
+        return True
+
+    async def _until_asked_to_leave(self, ev: asyncio.Event) -> None:
+        await ev.wait()
+        raise _Reconnect(f"requested: {self._leave_reason}", new_key=False)
 
     # ------------------------------------------------------------------------------------ listenKey
     async def _call(self, method: str) -> dict[str, Any]:
@@ -112,10 +140,15 @@ class BinanceUserStream:
                 await self._call("PUT")
             except (VenueUnavailable, RateLimited) as e:
                 self._log.warning("listenKey keep-alive failed; retrying", error=str(e))
+                self.stats["keepalive_failures"] += 1
+                self._tell("probe_failed", f"listenKey keep-alive failed: {type(e).__name__}")
+                last = time.monotonic() - self.keepalive_s + self.keepalive_retry_s  # again soon, not in 30 min
                 continue
             except VenueError as e:  # -1125 "This listenKey does not exist" / 400
+                self._tell("probe_failed", f"listenKey keep-alive refused: {type(e).__name__}")
                 raise _Reconnect(f"keep-alive refused: {e}", new_key=True) from e
             self.stats["keepalives"] += 1
+            self._tell("probe_ok")
 
     # ------------------------------------------------------------------------------------ run
     async def run(self) -> None:
@@ -130,22 +163,29 @@ class BinanceUserStream:
                     failures = 0
                     self.stats["connects"] += 1
                     self.connected.set()
+                    self._tell("connected")
+                    leave = self._leave = asyncio.Event()
                     async with asyncio.TaskGroup() as tg:
                         ka = tg.create_task(self._keepalive())
                         rd = tg.create_task(self._read(ws))
+                        lv = tg.create_task(self._until_asked_to_leave(leave))
                         await self.catch_up()
                         self.caught_up.set()
+                        self._tell("caught_up")
                         if self.on_caught_up is not None:
                             self.on_caught_up()
-                        # runs until one of them leaves (_Reconnect, a lost socket): the group ends both
-                        await asyncio.wait({ka, rd}, return_when=asyncio.FIRST_COMPLETED)
+                        # runs until one of them leaves (_Reconnect, a lost socket): the group ends all
+                        await asyncio.wait({ka, rd, lv}, return_when=asyncio.FIRST_COMPLETED)
             except* _Reconnect as eg:
                 r = eg.exceptions[0]
                 assert isinstance(r, _Reconnect)
                 self._log.info("user stream reconnect", reason=str(r), new_key=r.new_key)
+                self._tell("lost", f"reconnecting: {r}")
             except* _RETRY as eg:
                 failures += 1
                 self._log.warning("user stream lost", error=str(eg.exceptions[0]), failures=failures)
+                self._tell("lost", f"{type(eg.exceptions[0]).__name__}: {str(eg.exceptions[0])[:120]}")
+            self._leave = None
             self.connected.clear()
             self.caught_up.clear()
             await asyncio.sleep(backoff_delay_s(failures, self.reconnect_min_ms, self.reconnect_max_ms))
@@ -165,11 +205,34 @@ class BinanceUserStream:
                     raise _Reconnect("stale user stream", new_key=False) from None
                 continue
             last_msg = time.monotonic()
-            for item in tr.on_message(raw, time.time_ns()):
+            self._tell("message")
+            try:  # one bad event never ends the stream (issue 11): count, log, catch up by REST
+                items = tr.on_message(raw, time.time_ns())
+            except MalformedMessage as e:
+                self._malformed_event(e, raw)
+                continue
+            for item in items:
                 if isinstance(item, ListenKeyExpired):
                     self.stats["expired"] += 1
                     raise _Reconnect("listenKeyExpired", new_key=True)
                 self.gw.publish(item)
+
+    def _malformed_event(self, err: MalformedMessage, raw: bytes) -> None:
+        """What the bad event said is lost: the REST catch-up reads the orders' true state instead."""
+        self.stats["malformed"] = self.stats.get("malformed", 0) + 1
+        self._log.warning("malformed user event; catching up by REST", error=str(err)[:200],
+                          sample=bytes(raw[:120]).decode(errors="replace"), count=self.stats["malformed"])
+        if getattr(self, "_repair", None) is None or self._repair.done():
+            self._repair = asyncio.get_running_loop().create_task(self._catch_up_after_malformed())
+
+    async def _catch_up_after_malformed(self) -> None:
+        try:
+            await self.catch_up()
+        except VenueError as e:  # the next reconnect or malformed event catches up again
+            self._log.warning("catch-up after a malformed event failed", error=str(e)[:200])
+            return
+        if self.on_caught_up is not None:
+            self.on_caught_up()
 
     # ------------------------------------------------------------------------------------ catch-up
     async def catch_up(self) -> int:

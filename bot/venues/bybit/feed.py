@@ -105,24 +105,33 @@ class BybitMarketFeed(FeedHealthMixin):
 
     # ------------------------------------------------------------------ messages
     def _on_message(self, raw: bytes, ts_recv_ns: int) -> None:
+        # One error boundary per message (issue 11): malformed -> counted and skipped (a damaged book
+        # resubscribes); anything else -> logged with its traceback, that symbol resyncs; the socket
+        # and the other symbols go on.
         if self.on_raw is not None:
             self.on_raw(raw, ts_recv_ns)
+        sym = None
         try:
             events = parse_message(raw, ts_recv_ns)
+            if not events:
+                self._control(raw)
+                return
+            for ev in events:
+                sym = ev.symbol if type(ev) is DepthDiff else None
+                if type(ev) is DepthDiff and not self._apply_diff(ev, ts_recv_ns):
+                    continue
+                self.on_event(ev)
         except MalformedMessage as e:
             self._malformed(e, raw)
-            return
-        if not events:
-            self._control(raw)
-            return
-        for ev in events:
-            if type(ev) is DepthDiff and not self._apply_diff(ev, ts_recv_ns):
-                continue
-            self.on_event(ev)
+        except Exception as e:
+            self._handler_error(e, raw, sym)
 
     def _control(self, raw: bytes) -> None:
         """Pong and subscription acks; a refused subscription is logged (a wrong symbol or topic)."""
-        msg = orjson.loads(raw)
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # parse_message decoded it already; kept for a direct caller
+            return
         if isinstance(msg, dict) and msg.get("success") is False:
             self.rejected.append(str(msg.get("ret_msg", ""))[:200])
             self._log.error("bybit_request_rejected", op=msg.get("op"), ret_msg=msg.get("ret_msg"))

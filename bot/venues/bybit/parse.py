@@ -16,46 +16,60 @@ from typing import Any
 
 import orjson
 
-from bot.domain.events import DepthDiff, FundingInfo, MarketEvent, Trade
+from bot.domain.events import DepthDiff, FundingInfo, Levels, MarketEvent, Trade
 from bot.errors import MalformedMessage
+from bot.market.values import as_id, as_ms, as_price, as_size, as_str, opt_finite
 
 __all__ = ["parse_message", "parse_payload"]
 
 _MS = 1_000_000
 
 
+def _levels(v: Any) -> Levels:
+    # The levels themselves are checked where the book converts them (market/book.py), once.
+    if type(v) is not list:
+        raise TypeError(f"levels must be a list, got {type(v).__name__}")
+    return v
+
+
 def _orderbook(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
     d = msg["data"]
-    u = d["u"]
+    u = as_id(d["u"])
+    kind = msg["type"]
+    if kind not in ("snapshot", "delta"):
+        raise ValueError(f"unknown orderbook type {kind!r:.20}")
+    seq = d.get("seq", 0)
     return [
         DepthDiff(
-            d["s"],
+            as_str(d["s"]),
             u,
             u,
             -1,
-            d["b"],
-            d["a"],
-            msg["ts"] * _MS,
+            _levels(d["b"]),
+            _levels(d["a"]),
+            as_ms(msg["ts"]) * _MS,
             ts_recv_ns,
-            is_snapshot=msg["type"] == "snapshot",
-            seq=d.get("seq", 0),
+            is_snapshot=kind == "snapshot",
+            seq=as_id(seq),
         )
     ]
+
+
+_TAKER = {"Buy": False, "Sell": True}  # "S" is the taker's side: a Buy taker means the buyer was NOT the maker
 
 
 def _trades(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
     out: list[MarketEvent] = []
     for t in msg["data"]:
-        # "S" is the taker's side: a Buy taker means the buyer was NOT the maker.
-        tid = t["i"]
+        tid = as_str(t["i"])
         out.append(
             Trade(
-                t["s"],
+                as_str(t["s"]),
                 int(tid) if tid.isdigit() else abs(hash(tid)),
-                t["p"],
-                t["v"],
-                t["S"] == "Sell",
-                t["T"] * _MS,
+                as_price(t["p"]),
+                as_size(t["v"]),
+                _TAKER[t["S"]],  # KeyError on an unknown side: malformed
+                as_ms(t["T"]) * _MS,
                 ts_recv_ns,
             )
         )
@@ -63,7 +77,7 @@ def _trades(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
 
 
 def _f(v: Any) -> float | None:
-    return float(v) if v not in (None, "") else None
+    return float(as_price(v)) if v not in (None, "") else None
 
 
 def _tickers(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
@@ -71,12 +85,12 @@ def _tickers(msg: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent]:
     nxt = d.get("nextFundingTime")
     return [
         FundingInfo(
-            d["symbol"],
+            as_str(d["symbol"]),
             _f(d.get("markPrice")),
             _f(d.get("indexPrice")),
-            _f(d.get("fundingRate")),
-            int(nxt) * _MS if nxt not in (None, "") else None,
-            msg["ts"] * _MS,
+            opt_finite(d.get("fundingRate")),
+            as_ms(int(nxt)) * _MS if nxt not in (None, "") else None,
+            as_ms(msg["ts"]) * _MS,
             ts_recv_ns,
         )
     ]
@@ -91,12 +105,14 @@ def parse_payload(msg: Any, ts_recv_ns: int) -> list[MarketEvent]:
     topic = msg.get("topic")
     if topic is None:
         return []  # pong, subscribe ack
+    if type(topic) is not str:
+        raise MalformedMessage(f"topic is not a string: {type(topic).__name__}")
     fn = _DISPATCH.get(topic.split(".", 1)[0])
     if fn is None:
         return []
     try:
         return fn(msg, ts_recv_ns)
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
         raise MalformedMessage(f"{topic}: bad or missing field {err}") from err
 
 

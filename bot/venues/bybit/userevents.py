@@ -38,6 +38,8 @@ import orjson
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderKind, OrderStatus, Side
+from bot.errors import MalformedMessage
+from bot.market.values import finite
 from bot.venues.bybit.orders import POSITION_STOP_TYPES, kind_of, num, order_update_from_rest, position_from_rest
 from bot.venues.bybit.stops import PositionStops
 from bot.venues.ports import OrderUpdate, PositionSnapshot
@@ -71,6 +73,39 @@ class _Track:
     reported: int = 0  # cumulative filled lots reported (>= exec_lots after a released order message)
 
 
+# orders._STATUS's words (exchange-facts B3): anything else is malformed, not "New" (the old default)
+_STATUS_WORDS = frozenset(("New", "PartiallyFilled", "Untriggered", "Triggered", "Filled", "Cancelled",
+                           "PartiallyFilledCanceled", "Deactivated", "Rejected"))
+_SIDES = frozenset(("Buy", "Sell"))
+_BAD = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, orjson.JSONDecodeError)
+
+
+def _nonneg(d: dict[str, Any], key: str) -> None:
+    """A quantity or price field: absent/"" allowed (Bybit leaves unset numbers empty), else a finite
+    float >= 0. `orders.num` reads bad values as 0.0, so they are refused here first."""
+    v = d.get(key)
+    if v is not None and v != "" and not 0.0 <= float(v) < float("inf"):
+        raise ValueError(f"{key} out of range: {v!r:.40}")
+
+
+def _check_order(d: dict[str, Any]) -> None:
+    if d.get("side") not in _SIDES:
+        raise ValueError(f"unknown side {d.get('side')!r:.20}")
+    if d.get("orderStatus") not in _STATUS_WORDS:
+        raise ValueError(f"unknown order status {d.get('orderStatus')!r:.40}")
+    for k in ("qty", "cumExecQty", "leavesQty", "avgPrice", "price", "triggerPrice"):
+        _nonneg(d, k)
+
+
+def _check_execution(d: dict[str, Any]) -> None:
+    if d.get("side") not in _SIDES:
+        raise ValueError(f"unknown side {d.get('side')!r:.20}")
+    for k in ("execQty", "execPrice", "leavesQty", "orderQty"):
+        _nonneg(d, k)
+    finite(d.get("execFee") or 0)  # a fee may be negative (a maker rebate), never NaN/inf
+    finite(d.get("execTime") or 0)
+
+
 def _is_zero_price(v: Any) -> bool:
     return num(v) == 0.0
 
@@ -91,28 +126,39 @@ class BybitEventTranslator:
         self.positions: dict[str, PositionSnapshot] = {}
         self.stop_loss: dict[str, str] = {}  # symbol -> the position's stopLoss as last reported
         self.last_exec_ms = 0
-        self.stats = {"messages": 0, "held": 0, "released_unmatched": 0, "duplicates": 0, "fills": 0}
+        self.stats = {"messages": 0, "held": 0, "released_unmatched": 0, "duplicates": 0, "fills": 0,
+                      "malformed": 0}
 
     def expect(self, client_id: str, kind: OrderKind) -> None:
         self.known[client_id] = kind
 
     # ----------------------------------------------------------------------------------- entry point
     def on_message(self, raw: bytes | str | dict[str, Any], ts_recv_ns: int) -> list[Item]:
-        msg = raw if isinstance(raw, dict) else orjson.loads(raw)
-        topic = str(msg.get("topic") or "").split(".", 1)[0]
-        data = msg.get("data") or []
+        """MalformedMessage for bad JSON, a wrong type, NaN/inf, a negative quantity or price, an unknown
+        side or status. What the message's earlier items delivered stands (each item is checked before
+        it changes any state); the caller catches up by REST for the rest."""
         out: list[Item] = []
-        if topic:
-            self.stats["messages"] += 1
-        if topic == "order":
-            for d in data:
-                out.extend(self.on_order(d, ts_recv_ns))
-        elif topic == "execution":
-            for d in sorted(data, key=lambda x: int(num(x.get("execTime")))):
-                out.extend(self.on_execution(d, ts_recv_ns))
-        elif topic == "position":
-            for d in data:
-                out.extend(self.on_position(d, ts_recv_ns))
+        try:
+            msg = raw if isinstance(raw, dict) else orjson.loads(raw)
+            topic = str(msg.get("topic") or "").split(".", 1)[0]
+            data = msg.get("data") or []
+            if topic:
+                self.stats["messages"] += 1
+            if topic == "order":
+                for d in data:
+                    _check_order(d)
+                    out.extend(self.on_order(d, ts_recv_ns))
+            elif topic == "execution":
+                for d in data:
+                    _check_execution(d)
+                for d in sorted(data, key=lambda x: int(num(x.get("execTime")))):
+                    out.extend(self.on_execution(d, ts_recv_ns))
+            elif topic == "position":
+                for d in data:
+                    out.extend(self.on_position(d, ts_recv_ns))
+        except _BAD as err:
+            self.stats["malformed"] += 1
+            raise MalformedMessage(f"user event: {type(err).__name__}: {err}"[:300]) from err
         out.extend(self.flush_expired(ts_recv_ns))
         return out
 

@@ -22,6 +22,10 @@ The translator drops what the socket already delivered, so the catch-up can run 
 
 Reconnects use capped full-jitter backoff (bot.venues.ws.backoff_delay_s). A socket silent for three
 ping periods (or `user_stream_stale_ms`, if shorter) is dropped and reopened.
+
+Health (bot.venues.stream_health): `on_event(kind, detail)` is told "connected", "lost", "message",
+"caught_up", "probe_ok" (a pong) and "probe_failed" (a ping whose pong had not come by the next ping: the
+keep-alive probe of B2). `request_reconnect(reason)` leaves the connection at once; the reconnect catches up.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.venues.bybit.userevents import StopMissing
 from bot.venues.errors import RateLimited, VenueError, VenueUnavailable
@@ -90,11 +95,33 @@ class BybitUserStream:
         self.caught_up = asyncio.Event()
         # called (synchronously) after every catch-up, the first one included: the app reconciles then
         self.on_caught_up: Callable[[], None] | None = None
+        # health evidence for the app (kind, detail): see the module docstring
+        self.on_event: Callable[[str, str], None] | None = None
+        self._leave: asyncio.Event | None = None
+        self._leave_reason = ""
+        self._ping_unanswered = 0
         self.stats = {"connects": 0, "auth_refused": 0, "pings": 0, "pongs": 0, "catchups": 0,
-                      "catchup_updates": 0, "stop_checks": 0}
+                      "catchup_updates": 0, "stop_checks": 0, "pings_unanswered": 0, "reconnects_requested": 0}
         self._ids = itertools.count(1)
         self._since_ms = 0  # executions before this are of no interest (set at the first catch-up)
         self._log = get_logger("bybit.userstream")
+
+    def _tell(self, kind: str, detail: str = "") -> None:
+        if self.on_event is not None:
+            self.on_event(kind, detail)
+
+    def request_reconnect(self, reason: str) -> bool:
+        """Leave the current connection now (reconnect + catch-up follow). False when not connected."""
+        if self._leave is None or not self.connected.is_set():
+            return False
+        self._leave_reason = reason
+        self.stats["reconnects_requested"] += 1
+        self._leave.set()
+        return True
+
+    async def _until_asked_to_leave(self, ev: asyncio.Event) -> None:
+        await ev.wait()
+        raise _Reconnect(f"requested: {self._leave_reason}")
 
     # ------------------------------------------------------------------------------------ connection
     async def _request(self, ws: Any, op: str, args: list[Any]) -> dict[str, Any]:
@@ -129,14 +156,19 @@ class BybitUserStream:
                     failures = auth_failures = 0
                     self.stats["connects"] += 1
                     self.connected.set()
+                    self._ping_unanswered = 0
+                    self._tell("connected")
+                    leave = self._leave = asyncio.Event()
                     async with asyncio.TaskGroup() as tg:
                         rd = tg.create_task(self._read(ws, tg))
                         pg = tg.create_task(self._ping(ws))
+                        lv = tg.create_task(self._until_asked_to_leave(leave))
                         await self.catch_up()
                         self.caught_up.set()
+                        self._tell("caught_up")
                         if self.on_caught_up is not None:
                             self.on_caught_up()
-                        await asyncio.wait({rd, pg}, return_when=asyncio.FIRST_COMPLETED)
+                        await asyncio.wait({rd, pg, lv}, return_when=asyncio.FIRST_COMPLETED)
                         raise _Reconnect("connection ended")
             except* AuthRefused as eg:
                 auth_failures += 1
@@ -146,9 +178,12 @@ class BybitUserStream:
                     raise eg.exceptions[0] from None
             except* _Reconnect as eg:
                 self._log.info("private stream reconnect", reason=str(eg.exceptions[0]))
+                self._tell("lost", f"reconnecting: {eg.exceptions[0]}")
             except* _RETRY as eg:
                 failures += 1
                 self._log.warning("private stream lost", error=repr(eg.exceptions[0])[:200], failures=failures)
+                self._tell("lost", f"{type(eg.exceptions[0]).__name__}: {str(eg.exceptions[0])[:120]}")
+            self._leave = None
             self.connected.clear()
             self.caught_up.clear()
             await asyncio.sleep(backoff_delay_s(failures, self.reconnect_min_ms, self.reconnect_max_ms))
@@ -156,7 +191,11 @@ class BybitUserStream:
     async def _ping(self, ws: Any) -> None:
         while True:
             await asyncio.sleep(self.ping_interval_s)
+            if self._ping_unanswered:  # the last ping got no pong within a whole period
+                self.stats["pings_unanswered"] += 1
+                self._tell("probe_failed", "no pong to the last ping")
             await ws.send(orjson.dumps({"req_id": f"ping{next(self._ids)}", "op": "ping"}).decode())
+            self._ping_unanswered += 1
             self.stats["pings"] += 1
 
     async def _read(self, ws: Any, tg: asyncio.TaskGroup) -> None:
@@ -172,14 +211,42 @@ class BybitUserStream:
                     raise _Reconnect("stale private stream") from None
                 continue
             last_msg = time.monotonic()
-            if b'"op"' in raw[:200]:
-                msg = orjson.loads(raw)
-                if msg.get("op") == "pong":
-                    self.stats["pongs"] += 1
-                elif msg.get("success") is False:
-                    self._log.error("private stream request refused", op=msg.get("op"), ret_msg=msg.get("ret_msg"))
+            self._tell("message")
+            try:  # one bad event never ends the stream (issue 11): count, log, catch up by REST
+                if b'"op"' in raw[:200]:
+                    msg = orjson.loads(raw)
+                    if not isinstance(msg, dict):
+                        raise MalformedMessage("control frame is not an object")
+                    if msg.get("op") == "pong":
+                        self.stats["pongs"] += 1
+                        self._ping_unanswered = 0
+                        self._tell("probe_ok")
+                    elif msg.get("success") is False:
+                        self._log.error("private stream request refused", op=msg.get("op"),
+                                        ret_msg=msg.get("ret_msg"))
+                    continue
+                items = tr.on_message(raw, time.time_ns())
+            except (MalformedMessage, orjson.JSONDecodeError) as e:
+                self._malformed_event(e, raw, tg)
                 continue
-            self._deliver(tr.on_message(raw, time.time_ns()), tg)
+            self._deliver(items, tg)
+
+    def _malformed_event(self, err: Exception, raw: bytes, tg: asyncio.TaskGroup) -> None:
+        """What the bad event said is lost: the REST catch-up reads the orders' true state instead."""
+        self.stats["malformed"] = self.stats.get("malformed", 0) + 1
+        self._log.warning("malformed private event; catching up by REST", error=str(err)[:200],
+                          sample=bytes(raw[:120]).decode(errors="replace"), count=self.stats["malformed"])
+        if getattr(self, "_repair", None) is None or self._repair.done():
+            self._repair = tg.create_task(self._catch_up_after_malformed())
+
+    async def _catch_up_after_malformed(self) -> None:
+        try:
+            await self.catch_up()
+        except VenueError as e:  # the next reconnect or malformed event catches up again
+            self._log.warning("catch-up after a malformed event failed", error=str(e)[:200])
+            return
+        if self.on_caught_up is not None:
+            self.on_caught_up()
 
     def _deliver(self, items: Sequence[OrderUpdate | PositionSnapshot | StopMissing],
                  tg: asyncio.TaskGroup | None) -> int:

@@ -34,8 +34,9 @@ from typing import Any
 
 from bot.domain.events import BookTicker, DepthDiff, DepthSnapshot, FundingInfo, Trade
 from bot.domain.instrument import Instrument
+from bot.errors import MalformedMessage
 from bot.market.book import default_depth_ticks
-from bot.venues.binance_usdm.parse import parse_message
+from bot.market.session import MarketSession
 from bot.venues.ports import OrderRequest
 from bot.venues.sim.account import Account, Position
 from bot.venues.sim.brackets import brackets_for
@@ -84,6 +85,8 @@ class SimExchange(TriggerBook):
         self._next_ticket = 1
         self._seq = 0
         self._last_depth_symbol = ""
+        # parsing (and placing bare snapshots) as every replay does; the books themselves are SymbolMarket's
+        self._session = MarketSession(book_tickers=False, bybit=False)
         self._funding_min_ns = 0  # earliest next funding time over the symbols (0: not yet set)
         self._liq_cache: dict[str, tuple[int, float]] = {}  # symbol -> (account version, liq price ticks)
         self.keep_reports = keep_reports
@@ -107,7 +110,9 @@ class SimExchange(TriggerBook):
 
     # ================================================================== market data in
     def on_message(self, raw: bytes, ts_ns: int) -> None:
-        """One raw Binance message (combined-stream envelope, ws-mode payload or REST snapshot).
+        """One raw Binance message (combined-stream envelope, ws-mode payload or REST snapshot), parsed by
+        the market session (bot.market.session: a bare snapshot gets its symbol by the same rule as every
+        replay). MalformedMessage when it cannot be decoded.
 
         bookTickers (most of a session's messages) carry nothing the matching book lacks, so they
         are recognised by their first bytes and not decoded: they only move the clock."""
@@ -118,8 +123,14 @@ class SimExchange(TriggerBook):
                 self.now_ns = ts_ns
             self.market_events += 1
             return
-        ev = parse_message(raw, ts_ns)
-        if ev is not None:
+        ses = self._session
+        bad = ses.malformed
+        evs = ses.decode(raw, ts_ns)
+        if evs is None:
+            if ses.malformed != bad:
+                raise MalformedMessage(ses.last_error)
+            return
+        for ev in evs:  # one, or a bare snapshot placed just before the diff that bridges it
             self.on_event(ev, ts_ns)
 
     def on_event(self, ev: Any, ts_ns: int) -> None:

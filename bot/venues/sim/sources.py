@@ -71,19 +71,40 @@ def split_raw(raw: bytes, last_symbol: str = "") -> tuple[str, str, bytes] | Non
 
 
 def replay_messages(paths: Iterable[str], errors: list[str] | None = None) -> Iterator[Message]:
-    """The messages of a recorded session, in file order; unreadable lines go to `errors`."""
-    last = ""
+    """The messages of a recorded session (several files merged by receive time, bot.replay.reader);
+    unreadable lines go to `errors`. A bare REST snapshot is its file's: the symbol of the file's last
+    diff, or, before the file's first diff, the symbol the market session places it on (the diff that
+    bridges its lastUpdateId, bot.market.session): it is played just before that diff."""
+    from bot.domain.events import DepthSnapshot
+    from bot.market.session import MarketSession
+
+    last: dict[str, str] = {}  # per file: the symbol of its last depth diff
+    placer = MarketSession(book_tickers=False, bybit=False)
+    waiting: dict[tuple[str, int], bytes] = {}  # (file, lastUpdateId) -> the bare snapshot's raw line
     for rec in read_session(paths):
         if isinstance(rec, LineError):
             if errors is not None:
                 errors.append(str(rec))
             continue
-        got = split_raw(rec.raw, last)
+        raw = rec.raw
+        if raw.startswith(b'{"lastUpdateId"') and not last.get(rec.path):
+            placer.decode(raw, rec.ts_recv_ns, rec.path, rec.lineno)
+            src = placer.sources.get(rec.path)
+            if src is not None and src.pending:
+                waiting[(rec.path, src.pending[-1][0].last_update_id)] = raw
+            continue
+        got = split_raw(raw, last.get(rec.path, ""))
         if got is None:
             continue
         sym, kind, data = got
         if kind == "depth":
-            last = sym
+            last[rec.path] = sym
+            if waiting:
+                for ev in placer.decode(raw, rec.ts_recv_ns, rec.path, rec.lineno) or ():
+                    if type(ev) is DepthSnapshot:
+                        snap_raw = waiting.pop((rec.path, ev.last_update_id), None)
+                        if snap_raw is not None:
+                            yield Message(ev.ts_recv_ns, ev.symbol, "snapshot", snap_raw)
         if not sym:
             continue
         yield Message(rec.ts_recv_ns, sym, kind, data)
