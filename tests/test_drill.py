@@ -30,18 +30,13 @@ NAMES = ["stop_429", "silent_user_stream", "late_execution", "ambiguous_entry_lo
 # Drills that fail on the `drill` branch alone because another helper's fix (issue 11) is not merged yet.
 # The lead removes an entry once that fix is in main; a drill not listed here must pass.
 PENDING_FIX = {
-    # measured with each helper's branch merged alone onto main + drill (2026-12-06)
+    # measured with each helper's branch merged alone onto main + drill (2026-12-06); reconcile, inputs and
+    # secrets are in main (merged here) and their drills pass
     "stop_429": "protect: stops and exits never refused locally, wait out Retry-After (item 1)",
     "late_execution": "protect: a late fill on an ABORTED trade journaled and protected, not an exception "
                       "(items 1, 4)",
     "ambiguous_entry_lookup_fails": "protect: look-ups inside the ambiguous-entry handling guarded and retried "
                                     "(items 1, 4)",
-    "silent_user_stream": "reconcile: user-stream health + REST catch-up of a silent stream (items 2-3)",
-    "manual_position": "reconcile: continuous reconciliation, ACCOUNT_UPDATE positions consumed (item 2)",
-    "manual_add": "reconcile: a size the bot does not own gets a stop, never netted into a trade (item 2)",
-    "malformed_market": "inputs: parser validation + per-message error boundary (item 4)",
-    "malformed_user": "inputs: parser validation + per-message error boundary (item 4)",
-    "freeze_5s": "inputs: a book tradable only while fresh, /health says so (item 5)",
 }
 
 
