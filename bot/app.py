@@ -65,6 +65,13 @@ from bot.venues.reconcile import ReconcileConfig
 __all__ = ["App", "check_live_guard"]
 
 _MS = 1_000_000
+_START_RETRY_FIRST_S = 1.0  # start-up against a venue answering 429/418/5xx: capped backoff
+_START_RETRY_CAP_S = 60.0
+_SHUTDOWN_WAIT_S = 10.0  # bounded wait for flat/protected at shutdown (plus any Retry-After running)
+# the whole wait never beyond this: deploy/scalper.service's TimeoutStopSec (60 s) must still leave time for
+# the EMERGENCY alert (flush <= 5 s) before systemd's SIGKILL; a longer ban is alerted, not waited out
+_SHUTDOWN_MAX_WAIT_S = 45.0
+EXIT_NAKED = 3  # exit code: the process ends with a position the exchange shows no stop for
 
 
 def _instruments(settings: Settings) -> dict[str, Instrument]:
@@ -141,6 +148,8 @@ class App(OperatorControls, ExchangeWatch):
         self.recovery = Recovery(self.engine, rc, symbols=s.venue.symbols, time_limits_s=limits,
                                  alert=self._reconcile_alert)
         self.recovery.halt_entries(now)  # no entry before the exchange and the journal agree (_reconciled)
+        # the engine doubts its picture (a failed look-up, a fill for an ended trade, an input that raised):
+        # a reconciliation pass now (bot/app_watch.py)
         self.engine.on_reconcile_needed = self._reconcile_needed  # type: ignore[attr-defined]
         self.state.set_trading_state("HALTED", RECONCILING, now)
 
@@ -251,9 +260,10 @@ class App(OperatorControls, ExchangeWatch):
     async def _run_venue(self, gw: Any, feed_cls: Any, flatten_on_exit: bool | None = None) -> int:
         """A live venue: its gateway (orders, user stream) and its public feed (books) around the core."""
         s = self.settings
-        await gw.start()
+        acct = await self._start_venue(gw)
+        if acct is None:
+            return 0  # stopped (SIGINT/SIGTERM) before the venue answered: nothing was traded
         instruments = {sym: gw.instrument(sym) for sym in s.venue.symbols}
-        acct = await gw.account()
         self._build_core(gw, instruments, acct.equity, None)
         assert self.pipeline is not None
         pipeline = self.pipeline
@@ -273,6 +283,41 @@ class App(OperatorControls, ExchangeWatch):
             pipeline.syncs[sym] = sync
         flatten = s.app.on_shutdown == "flatten" if flatten_on_exit is None else flatten_on_exit
         return await self._serve([feed.run()], flatten_on_exit=flatten)
+
+    async def _start_venue(self, gw: Any) -> Any:
+        """gw.start() + the account, retried with capped backoff while the venue answers 429/418/5xx or is
+        unreachable, instead of exiting into a restart loop that would lengthen a ban. Nothing is sent
+        while a Retry-After or ban runs (the limiter keeps it across attempts). None when told to stop."""
+        from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a stop during start-up is honoured at once
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        attempt = 0
+        started = False  # start() once it succeeded: a second one would start a second user stream
+        while not self.stop.is_set():
+            try:
+                if not started:
+                    await gw.start()
+                    started = True
+                return await gw.account()
+            except (RateLimited, VenueUnavailable, AmbiguousOutcome) as e:
+                attempt += 1
+                wait = min(_START_RETRY_CAP_S, _START_RETRY_FIRST_S * 2 ** (attempt - 1))
+                blocked = 0.0
+                limiter = getattr(gw, "limiter", None)
+                if limiter is not None:
+                    blocked = limiter.blocked_for_s(time.time())
+                if isinstance(e, RateLimited):
+                    blocked = max(blocked, e.retry_after_s)
+                wait = max(wait, blocked + 0.05)
+                self.log.error("venue_start_failed", attempt=attempt, retry_in_s=round(wait, 2),
+                               error=f"{type(e).__name__}: {e}")
+                self.state.on_error("venue", f"start-up: {type(e).__name__}: {e}", time.time_ns())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), wait)
+        return None
 
     def _spawn(self, coro: Any) -> None:
         """Feed callbacks are synchronous; the pipeline awaits the engine, so it runs as a task."""
@@ -299,6 +344,7 @@ class App(OperatorControls, ExchangeWatch):
             loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
         await self.engine.refresh_account()
         assert self.recovery is not None
+        self.recovery.restore_limits(time.time_ns())  # a restart keeps the day's loss limits
         await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
         if s.ops.enabled:
             from bot.ops.server import OpsServer
@@ -331,18 +377,22 @@ class App(OperatorControls, ExchangeWatch):
                 await self.stop.wait()
                 self.log.info("shutdown", flatten=flatten_on_exit)
                 self._halt("shutdown")
+                bound_s = self._shutdown_bound_s()
+                protect_by = time.monotonic() + bound_s
                 if flatten_on_exit:
                     await self.engine.flatten_all(CloseReason.MANUAL)
-                    await self._wait_flat(10.0)
+                    await self._wait_flat(bound_s)
                 else:  # keep: only positions the exchange shows protected
                     unprotected = await self.recovery.protect_for_exit()
                     if unprotected:
-                        await self._wait_flat(10.0, unprotected)
+                        await self._wait_flat(bound_s, unprotected)
+                if await self._naked_at_exit(protect_by):
+                    rc = EXIT_NAKED
                 for w in workers:
                     w.cancel()
                 engine_task.cancel()
         except* Exception as eg:  # a component died: report it, never swallow it
-            for e in eg.exceptions:
+            for e in _leaves(eg):
                 self.log.error("fatal", error=f"{type(e).__name__}: {e}")
             rc = 1
         finally:
@@ -356,6 +406,36 @@ class App(OperatorControls, ExchangeWatch):
             if self.journal is not None:
                 self.journal.close()
         return rc
+
+    def _shutdown_bound_s(self) -> float:
+        """The shutdown's wait: the fixed bound plus a Retry-After still running (exits wait it out) plus
+        the stop-confirm deadline, at most _SHUTDOWN_MAX_WAIT_S."""
+        limiter = getattr(self.gateway, "limiter", None)
+        extra = 0.0
+        if limiter is not None and hasattr(limiter, "blocked_for_s"):
+            with contextlib.suppress(Exception):
+                extra = float(limiter.blocked_for_s(time.time()))
+        wait = _SHUTDOWN_WAIT_S + extra + self.settings.execution.stop_confirm_timeout_ms / 1000.0
+        return min(_SHUTDOWN_MAX_WAIT_S, wait)
+
+    async def _naked_at_exit(self, protect_by: float = 0.0) -> bool:
+        """Until `protect_by` (monotonic s) every position must be flat or have a confirmed stop (a stop
+        still being acknowledged, or retried after a Retry-After, gets that long); what is left then -> an
+        EMERGENCY alert naming symbol, side, qty and what is missing (sent before the process ends).
+        True when there was one."""
+        assert self.engine is not None
+        # bounded 50 ms poll, during shutdown only (the engine has no "protected" event to await)
+        while self.engine.unprotected() and time.monotonic() < protect_by:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        naked = self.engine.unprotected()
+        for n in naked:
+            what = (f"{n['side']} {n['qty']} left WITHOUT A STOP at shutdown ({n['trade_id']}, {n['state']}): "
+                    f"{n['missing']}")
+            self.log.error("shutdown_naked_position", **n)
+            self.alerts.emergency(n["symbol"], what)
+        if naked:
+            await self.alerts.flush(5.0)
+        return bool(naked)
 
     async def _stop_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -375,6 +455,13 @@ class App(OperatorControls, ExchangeWatch):
             await asyncio.sleep(0.05)
         if open_ones():
             self.log.error("shutdown_not_flat", open_trades=open_ones())
+
+
+def _leaves(eg: BaseException) -> list[BaseException]:
+    """The leaf exceptions of (nested) exception groups, each logged with its own type and message."""
+    if isinstance(eg, BaseExceptionGroup):
+        return [leaf for e in eg.exceptions for leaf in _leaves(e)]
+    return [eg]
 
 
 def run_app(settings: Settings, *, live: bool = False, view: bool | None = None,

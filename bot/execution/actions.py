@@ -52,7 +52,9 @@ TRANSITIONS: dict[TradeState, frozenset[TradeState]] = {
     TradeState.PROTECTED: frozenset({TradeState.PROTECTING, TradeState.EXITING, TradeState.CLOSED}),
     TradeState.EXITING: frozenset({TradeState.CLOSED}),
     TradeState.CLOSED: frozenset(),
-    TradeState.ABORTED: frozenset(),
+    # an entry reported "not found" after an ambiguous outcome that executed after all (late matching,
+    # issue 11): the trade opens as it would have, so its position gets its own stop and journal rows
+    TradeState.ABORTED: frozenset({TradeState.ENTERING}),
 }
 
 
@@ -73,6 +75,7 @@ class Timer(StrEnum):
     STOP_CONFIRM = "STOP_CONFIRM"
     NO_PROGRESS = "NO_PROGRESS"
     MAX_HOLD = "MAX_HOLD"
+    EXIT_RETRY = "EXIT_RETRY"  # a refused market exit is sent again (capped backoff) while a position exists
 
 
 @dataclass(slots=True)

@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bot.domain.types import CloseReason, EntryIntent, OrderKind
+from bot.domain.types import CloseReason, EntryIntent, OrderKind, OrderStatus
 from bot.execution.actions import (
     Action,
     Cancel,
     FillRecord,
     HaltSymbol,
-    Leg,
     LegRole,
     OrderEvent,
     Schedule,
@@ -41,15 +40,16 @@ from bot.execution.actions import (
     TradeState,
     Unschedule,
 )
-from bot.execution.eager import spawn_eager
+from bot.execution.guards import EngineGuards
 from bot.execution.planner import entry_terms, plan_trade
+from bot.execution.sending import OrderSending
 from bot.execution.trade import TradeMachine
 from bot.journal import Journal
 from bot.logging import get_logger
 from bot.risk import Denial, MarketView, RiskManager
 from bot.risk.limits import Limits
-from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueUnavailable
-from bot.venues.ports import AccountSnapshot, ExecutionGateway, OrderAck, OrderUpdate
+from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
+from bot.venues.ports import AccountSnapshot, ExecutionGateway, OrderUpdate
 
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
@@ -58,9 +58,10 @@ if TYPE_CHECKING:
 __all__ = ["ExecutionEngine"]
 
 _PLANNED, _ENTERING = TradeState.PLANNED.value, TradeState.ENTERING.value
+_RESTING = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
 
-class ExecutionEngine:
+class ExecutionEngine(EngineGuards, OrderSending):
     def __init__(self, gateway: ExecutionGateway, risk: RiskManager, journal: Journal, cfg: ExecutionSection,
                  risk_cfg: RiskSection, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.gw = gateway
@@ -75,6 +76,7 @@ class ExecutionEngine:
         # ended trades stay reachable for late updates (cancel confirmations after an OCO), newest kept
         self._ended: dict[str, TradeMachine] = {}
         self._by_client: dict[str, str] = {}
+        self._late_lots: dict[str, int] = {}  # client id -> cumulative lots of fills after its trade ended
         self._timers: list[tuple[int, int, str, Any]] = []
         self._seq = 0
         self._wake = asyncio.Event()
@@ -91,6 +93,11 @@ class ExecutionEngine:
         self.account: AccountSnapshot | None = None
         # hooks for the bench and the live view: (name, ns) of the entry path; set by the caller
         self.on_entry_sent: Callable[[str, int], None] | None = None
+        # (symbol, reason): the engine's picture may differ from the venue's (a look-up failed, a fill for
+        # a trade that already ended, an input that raised); the app sets it to start a reconciliation pass
+        self.on_reconcile_needed: Callable[[str, str], None] | None = None
+        self.stats = dict.fromkeys(("errors", "late_fills", "lookup_retries", "protective_retries",
+                                    "protective_resends", "reconcile_requests"), 0)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def refresh_account(self) -> AccountSnapshot:
@@ -112,7 +119,7 @@ class ExecutionEngine:
 
     async def _updates_loop(self) -> None:
         async for u in self.gw.updates():
-            await self.on_update(u)
+            await self.on_update(u)  # its own error boundary: one bad update never ends the loop
 
     async def _timer_loop(self) -> None:
         while True:
@@ -132,7 +139,10 @@ class ExecutionEngine:
             m = self.trades.get(tid)
             if m is not None and m.deadlines.get(timer) == at:  # else stale: moved or cleared since
                 fired += 1
-                await self._apply(m, m.on_timer(timer, now))
+                try:
+                    await self._apply(m, m.on_timer(timer, now))
+                except Exception as e:
+                    self._failed(m, f"timer {timer.value}", e)
         return fired
 
     def next_deadline_ns(self) -> int | None:
@@ -205,11 +215,35 @@ class ExecutionEngine:
         await self._apply(m, m.start(self.clock()))
 
     async def on_update(self, u: OrderUpdate) -> None:
+        """One order update of the venue, inside its own error boundary (counted, logged with the trade id,
+        reconciliation requested; never raised into the TaskGroup)."""
         tid = self._by_client.get(u.client_id) or self._by_client.get(u.parent_id)
         m = (self.trades.get(tid) or self._ended.get(tid)) if tid else None
         if m is None:
             return
-        await self._apply(m, m.on_update(u, self.clock()))
+        try:
+            if m.is_final and self._late_fill(m, u):
+                return
+            if m.state is TradeState.ABORTED and (u.filled_lots > 0 or u.status in _RESTING):
+                await self._reopen(m, u)
+            await self._apply(m, m.on_update(u, self.clock()))
+        except Exception as e:
+            self._failed(m, f"update of {u.client_id} ({u.status.value})", e)
+
+    async def _reopen(self, m: TradeMachine, u: OrderUpdate) -> None:
+        """An ABORTED trade's entry executed after all (issue 11, late matching): live again, counted by the
+        gate, its fill applied next by the caller; reconciliation asked to compare as well."""
+        actions = m.reopen_late(u.client_id, self.clock())
+        if not actions:
+            return
+        self._ended.pop(m.tid, None)
+        self.trades[m.tid] = m
+        self.stats["late_fills"] += 1
+        self.log.error("entry_executed_late", trade_id=m.tid, client_id=u.client_id, symbol=m.plan.symbol,
+                       lots=u.filled_lots)
+        await self._apply(m, actions)
+        self.risk.gate.on_position(m.plan.symbol, u.filled_lots * m.lim.step * (u.avg_price or u.last_fill_price))
+        self.request_reconcile(m.plan.symbol, f"{m.tid}: entry executed after it was reported not found")
 
     async def on_price(self, symbol: str, ticks: int) -> None:
         """Mark (or last) price of a symbol, in ticks: trailing, scale-in triggers, progress."""
@@ -225,12 +259,19 @@ class ExecutionEngine:
                         ex[0] = move
                     elif move > ex[1]:
                         ex[1] = move
-                await self._apply(m, m.on_price(ticks, now))
+                try:
+                    await self._apply(m, m.on_price(ticks, now))
+                except Exception as e:
+                    self._failed(m, f"price {ticks}", e)
 
     async def flatten_all(self, reason: CloseReason = CloseReason.MANUAL) -> None:
+        """Flatten every live trade; a trade already EXITING gets a new exit when none is live (trade.py)."""
         now = self.clock()
         for m in list(self.trades.values()):
-            await self._apply(m, m.flatten(reason, now))
+            try:
+                await self._apply(m, m.flatten(reason, now))
+            except Exception as e:
+                self._failed(m, "flatten", e)
 
     # -- restart (bot.execution.recovery) ----------------------------------------------------------------
     def adopt(self, m: TradeMachine) -> None:
@@ -329,81 +370,11 @@ class ExecutionEngine:
             for cid in gone.legs:
                 self._by_client.pop(cid, None)
 
-    async def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False) -> None:
-        leg = a.leg
-        denial = self.risk.gate.check_order(now, a.reduces)
-        if denial is not None:
-            self.journal.denial(now, m.plan.symbol, m.plan.setup, m.plan.side, denial.reason.value,
-                                f"{leg.client_id}: {denial.detail}")
-            await self._apply(m, m.on_denied(leg.client_id, denial.reason.value, now))
-            return
-        if not journaled:
-            self.journal.add_leg(now, self._leg_row(m.tid, leg.client_id, leg.role.value, leg.req,
-                                                    leg.intended_ticks, m.lim, "PENDING_NEW"))
-        self._by_client[leg.client_id] = m.tid
-        self.inflight.add(leg.client_id)
-        if self.on_entry_sent is not None and leg.role is LegRole.ENTRY:
-            self.on_entry_sent(leg.client_id, time.perf_counter_ns())
-        if leg.role is LegRole.ENTRY and getattr(self.gw, "eager_submit", False):
-            # The gateway's synchronous part (checks, the request, its signature, the hand-off to the
-            # transport) runs now, in a task of its own started eagerly (eager.py), instead of a loop turn
-            # later behind the queued market data; the order task awaits its answer exactly as before.
-            sub = spawn_eager(asyncio.get_running_loop().create_task, self.gw.submit(leg.req))
-            task = self._spawn(self._send(m, leg, sub))
-            task.add_done_callback(lambda t: sub.cancel() if t.cancelled() else None)
-            return
-        self._spawn(self._send(m, leg))
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        if self._tg is not None:
-            task = self._tg.create_task(coro)
-        else:  # driven without run() (backtests step the engine themselves): still owned and awaited by drain()
-            task = asyncio.get_running_loop().create_task(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-        return task
-
-    async def _send(self, m: TradeMachine, leg: Leg, started: asyncio.Task[OrderAck] | None = None) -> None:
-        try:
-            await self._send_once(m, leg, started)
-        finally:
-            self.inflight.discard(leg.client_id)
-
-    async def _send_once(self, m: TradeMachine, leg: Leg, started: asyncio.Task[OrderAck] | None = None) -> None:
-        req = leg.req
-        try:
-            ack = await (started if started is not None else self.gw.submit(req))
-        except OrderRejected as e:
-            now = self.clock()
-            self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-            await self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
-            return
-        except AmbiguousOutcome:
-            # never resend blindly: look the order up by its client id (architecture.md habit 7)
-            u = await self.gw.fetch_order(req.symbol, req.client_id, req.kind.is_conditional)
-            now = self.clock()
-            if u is None:
-                self.journal.rejection(now, m.tid, req.client_id, "unknown", "ambiguous outcome; order not found")
-                await self._apply(m, m.on_rejected(req.client_id, "unknown", "not found after timeout", now))
-            else:
-                await self._apply(m, m.on_update(u, now))
-            return
-        except (VenueUnavailable, RateLimited) as e:
-            now = self.clock()
-            self.journal.rejection(now, m.tid, req.client_id, type(e).__name__, str(e))
-            await self._apply(m, m.on_rejected(req.client_id, type(e).__name__, str(e), now))
-            return
-        await self._apply(m, m.on_ack(ack, self.clock()))
-
-    async def _cancel(self, m: TradeMachine, a: Cancel) -> None:
-        try:
-            await self.gw.cancel(a.symbol, a.client_id, a.conditional)
-        except (OrderRejected, AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
-            # already final at the venue (filled, expired) or not reachable: the stream says which
-            self.log.warning("cancel_failed", client_id=a.client_id, error=str(e))
-
     async def _after_close(self) -> None:
-        await self.refresh_account()
+        try:
+            await self.refresh_account()
+        except VenueError as e:  # the next close (or the caller) refreshes it; never into the TaskGroup
+            self.log.warning("account_refresh_failed", error=f"{type(e).__name__}: {e}")
 
     def _journal_gate(self, now: int) -> None:
         for ts, entity, eid, old, new, reason in self.risk.gate.drain_state_changes():

@@ -58,6 +58,8 @@ from bot.venues.reconcile import Action, ApplyUpdate, CancelOrder, Flatten, Plac
 from bot.venues.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.venues.ws import backoff_delay_s
 
+_DAY_NS = 86_400 * 1_000_000_000
+
 if TYPE_CHECKING:
     from bot.execution.engine import ExecutionEngine
 
@@ -122,13 +124,34 @@ class Recovery(ExitCheck):
         if gate.state.value != "HALTED" or gate.state_reason != RECONCILING:
             return False
         kept = dict(gate.halted_symbols)
-        gate.reset(now_ns)
-        gate.halted_symbols.update(kept)
-        if gate.state_changes and gate.state_changes[-1][5] == "operator reset":  # the journal says why
-            gate.state_changes[-1] = (*gate.state_changes[-1][:5], "reconciled")
+        # ACTIVE again, nothing else: the day's loss baseline, streak and cooldowns restored from the journal
+        # (restore_limits) stay, so a restart is no way around a loss limit (issue 11 item 7)
+        gate.resume("reconciled", now_ns)
         self.engine._journal_gate(now_ns)
         self.log.info("trading_allowed", reason="reconciled", adopted=len(self.adopted), halted_symbols=kept)
         return True
+
+    def restore_limits(self, now_ns: int) -> int:
+        """The gate's day (loss baseline, peak, loss streak, setup cooldowns) from the trades the journal
+        closed today, since the last `reset-limits` of today. Call once the account's equity is known.
+        Returns how many trades were replayed."""
+        day_start = now_ns - now_ns % _DAY_NS
+        since = max([day_start] + [int(r["ts_ns"]) for r in self.journal.rows(
+            "state_changes", "entity='limits' AND ts_ns>=?", (day_start,))])
+        rows = self.journal.rows("trades", "exit_ts_ns>=? AND pnl IS NOT NULL", (since,))
+        closed = []
+        for r in sorted(rows, key=lambda r: int(r["exit_ts_ns"])):
+            try:
+                reason = CloseReason(r["exit_reason"])
+            except ValueError:
+                reason = CloseReason.MANUAL
+            closed.append((int(r["exit_ts_ns"]), r["symbol"], r["setup"],
+                           float(r["pnl"]) + float(r["funding_quote"] or 0.0), reason))
+        self.engine.risk.gate.restore_day(closed, now_ns)
+        if closed:
+            self.log.info("limits_restored", trades_today=len(closed),
+                          day_start_equity=round(self.engine.risk.gate.day_start_equity, 2))
+        return len(closed)
 
     async def adopt(self) -> list[str]:
         """Machines for the journal's open trades, handed to the engine (call before it consumes updates)."""

@@ -60,7 +60,11 @@ __all__ = ["IllegalTransition", "TradeMachine"]
 _MS = 1_000_000
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
 IMMEDIATE_TRIGGER = -2021  # "Order would immediately trigger" (exchange-facts A3)
-_MAX_EXIT_RETRIES = 3
+# on_rejected codes of a leg given up as "not found" after an ambiguous outcome (engine, recovery): not a no
+_NOT_FOUND_CODES = frozenset({"unknown", "not-found"})
+_MAX_EXIT_RETRIES = 3  # refused exits re-sent at once; after that with a capped backoff, never given up
+_EXIT_RETRY_FIRST_MS = 250
+_EXIT_RETRY_CAP_MS = 5_000
 
 
 class IllegalTransition(RuntimeError):
@@ -108,6 +112,7 @@ class TradeMachine:
         self.exit_reason: CloseReason | None = None
         self._versions: dict[str, int] = {}
         self._exit_retries = 0
+        self._not_found: set[str] = set()  # legs ended as "not found" after an ambiguous outcome
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _cid(self, name: str) -> str:
@@ -226,12 +231,30 @@ class TradeMachine:
             self._set(TradeState.ABORTED, f"entry denied: {reason}", out)
         return out
 
+    def reopen_late(self, client_id: str, now_ns: int) -> list[Action]:
+        """An ABORTED trade's entry that was reported not found (ambiguous outcome, look-ups said -2013)
+        executed after all: the order exists, so the trade goes back to ENTERING and the fill that follows
+        (on_update) opens it as usual (stop, targets, deadlines). Nothing for any other leg or state."""
+        out: list[Action] = []
+        leg = self.legs.get(client_id)
+        if self.state is not TradeState.ABORTED or self.opened or leg is None or leg.role is not LegRole.ENTRY \
+                or client_id not in self._not_found:
+            return out  # only an order we gave up on as "not found" can turn up later; never a cancelled one
+        self._set(TradeState.ENTERING, f"{client_id} executed after it was reported not found", out)
+        leg.status = OrderStatus.NEW
+        out.append(OrderEvent(self.tid, client_id, OrderStatus.NEW, "executed late", leg.venue_order_id))
+        # a resting entry (post-only) is cancelled at the entry deadline as any other
+        self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
+        return out
+
     def on_rejected(self, client_id: str, code: int | str | None, message: str, now_ns: int) -> list[Action]:
         out: list[Action] = []
         leg = self.legs.get(client_id)
         if leg is None or leg.done:
             return out
         leg.status = OrderStatus.REJECTED
+        if str(code) in _NOT_FOUND_CODES:
+            self._not_found.add(client_id)  # the venue did not say no: it may still execute (reopen_late)
         out.append(OrderEvent(self.tid, client_id, OrderStatus.REJECTED, f"{code}: {message}"))
         self._leg_ended(leg, now_ns, out, code=code)
         return out
@@ -322,6 +345,9 @@ class TradeMachine:
             self._flatten(CloseReason.NO_PROGRESS, "no progress", now_ns, out)
         elif timer is Timer.MAX_HOLD:
             self._flatten(CloseReason.TIME_LIMIT, "max hold", now_ns, out)
+        elif timer is Timer.EXIT_RETRY and self.state is TradeState.EXITING and self.pos_lots > 0 and \
+                not self._open_legs(LegRole.EXIT):
+            self._send_exit(self.pos_lots, now_ns, out)
         return out
 
     def flatten(self, reason: CloseReason, now_ns: int, why: str = "") -> list[Action]:
@@ -422,11 +448,18 @@ class TradeMachine:
                     self._place_stop(now_ns, out, f"tp{leg.tier} filled", be)
             return
         if role is LegRole.EXIT and leg.status is not OrderStatus.FILLED and self.pos_lots > 0:
+            if self._open_legs(LegRole.EXIT):
+                return  # another exit is still working
             self._exit_retries += 1
-            if self._exit_retries <= _MAX_EXIT_RETRIES:
+            n = self._exit_retries
+            if n <= _MAX_EXIT_RETRIES:
                 self._send_exit(self.pos_lots, now_ns, out)
-            else:
-                out.append(HaltSymbol(self.plan.symbol, f"{self.tid}: flatten failed {self._exit_retries} times"))
+                return
+            if n == _MAX_EXIT_RETRIES + 1:  # once: entries stop on the symbol; protecting goes on
+                out.append(HaltSymbol(self.plan.symbol, f"{self.tid}: flatten failed {n} times"))
+            # never given up while a position exists: again after a capped backoff (EXIT_RETRY)
+            wait_ms = min(_EXIT_RETRY_CAP_MS, _EXIT_RETRY_FIRST_MS * 2 ** (n - _MAX_EXIT_RETRIES - 1))
+            self._schedule(Timer.EXIT_RETRY, now_ns + wait_ms * _MS, out)
 
     def _breakeven_ticks(self, avg_price: float) -> int:
         """Entry ± fees (the entry's and the exit's), rounded away from the entry to the tick grid."""
@@ -506,7 +539,14 @@ class TradeMachine:
         self._submit(out, LegRole.EXIT, "exit", OrderKind.MARKET, lots, intended=self.last_ticks)
 
     def _flatten(self, reason: CloseReason, why: str, now_ns: int, out: list[Action]) -> None:
-        if self.is_final or self.state is TradeState.EXITING:
+        if self.is_final:
+            return
+        if self.state is TradeState.EXITING:
+            # asked again (operator, shutdown): a position with no exit working gets one now, instead of
+            # waiting for a retry timer (issue 11: a flatten at SIGTERM once returned with a naked position)
+            if self.pos_lots > 0 and not self._open_legs(LegRole.EXIT):
+                self._unschedule(Timer.EXIT_RETRY, out)
+                self._send_exit(self.pos_lots, now_ns, out)
             return
         if self.exit_reason is None:
             self.exit_reason = reason

@@ -173,7 +173,7 @@ async def test_429_then_418_raise_rate_limited_with_retry_after_and_block(gw: Bi
     with pytest.raises(RateLimited):  # still blocked: nothing is sent
         await gw.submit(entry("t2-entry"))
     assert len(fake.requests) == n
-    gw.limiter._blocked_until_s = 0.0  # the 7 s passed (no sleeping in tests)
+    gw.limiter._orders_blocked_until_s = 0.0  # the 7 s passed (no sleeping in tests)
     fake.faults.append({"method": "POST", "path": "/fapi/v1/order", "action": "418", "retry_after": "120"})
     with pytest.raises(RateLimited) as ei:
         await gw.submit(entry("t3-entry"))
@@ -237,3 +237,32 @@ async def test_one_session_reused_and_closed_by_us(fake: FakeBinance):
     assert g.ex.session is session
     await g.close()
     assert session is not None and session.closed
+
+
+async def test_ip_weight_429_on_a_lookup_does_not_block_the_stop(gw: BinanceGateway, fake: FakeBinance):
+    """Issue 11: a 429 (weight, Retry-After 10 s) must not make the bot refuse its own stop: order
+    placement weighs 0 IP weight (exchange-facts A2). Look-ups (weight 1) wait it out."""
+    fake.faults.append({"method": "GET", "path": "/fapi/v1/order", "action": "429", "retry_after": "10"})
+    with pytest.raises(RateLimited):
+        await gw.fetch_order("BTCUSDT", "t1-entry")
+    n_posts = len(fake.calls("POST", "/fapi/v1/algoOrder"))
+    ack = await gw.submit(entry("t1-sl", side=Side.SELL, kind=OrderKind.STOP_MARKET, trigger_ticks=590_000,
+                                reduce_only=True))
+    assert ack.status is OrderStatus.NEW
+    assert len(fake.calls("POST", "/fapi/v1/algoOrder")) == n_posts + 1  # sent, not refused locally
+    n = len(fake.requests)
+    with pytest.raises(RateLimited) as ei:  # a weighted request still waits: nothing sent
+        await gw.fetch_order("BTCUSDT", "t1-sl", True)
+    assert len(fake.requests) == n and 9.0 < ei.value.retry_after_s <= 10.0
+
+
+async def test_429_answering_a_stop_blocks_orders_with_the_time_left(gw: BinanceGateway, fake: FakeBinance):
+    fake.faults.append({"method": "POST", "path": "/fapi/v1/algoOrder", "action": "429", "retry_after": "5"})
+    stop = entry("t2-sl", side=Side.SELL, kind=OrderKind.STOP_MARKET, trigger_ticks=590_000, reduce_only=True)
+    with pytest.raises(RateLimited) as ei:
+        await gw.submit(stop)
+    assert 4.0 < ei.value.retry_after_s <= 5.0
+    n = len(fake.requests)
+    with pytest.raises(RateLimited) as ei2:  # into the Retry-After nothing is sent, a stop neither
+        await gw.submit(stop)
+    assert len(fake.requests) == n and 0 < ei2.value.retry_after_s <= ei.value.retry_after_s

@@ -13,7 +13,10 @@ Rules this class enforces (the issue's "where users lost money"):
   build (orders.order_params), signed by signer.py and sent through ccxt's `fetch` (same transport, hook
   and errors; ~300 us less per entry); everything else goes through ccxt's unified methods.
 - ccxt's throttle off (it would space orders 200 ms apart, C4) and no ccxt retries; `TradeLimiter` fed by
-  the X-MBX-* headers of every response decides, and 429/418 block everything for Retry-After.
+  the X-MBX-* headers of every response decides. A 429 blocks for Retry-After what its limit covers (an
+  IP-weight 429 on a weighted request does not block order placement, which weighs 0: A2); 418 blocks all.
+  Nothing is sent into a Retry-After: RateLimited carries the time left (the engine waits it out for
+  stops and exits, then sends again).
 - Clock offset measured from /fapi/v1/time and applied (ccxt `timeDifference`); entries refused while
   the clock is not trusted (clock.py); -1021/-5028 -> resync at once; a protective order rejected by
   -1021 (it did not execute: the venue refused it before processing) is sent once more after the resync.
@@ -33,7 +36,7 @@ import aiohttp
 import ccxt.async_support as ccxt
 
 from bot.settings.core import VenueSection
-from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, translate
+from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, binance_code, translate
 from bot.venues.binance_usdm.instruments import parse_exchange_info
 from bot.venues.binance_usdm.limiter import TradeLimiter
 from bot.venues.binance_usdm.orders import (
@@ -61,6 +64,7 @@ from bot.venues.ports import (
 
 __all__ = ["BinanceGateway", "BinanceUsdm"]
 
+_PLACING_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders")
 _FAPI_KEYS = ("fapiPublic", "fapiPublicV2", "fapiPublicV3", "fapiPrivate", "fapiPrivateV2", "fapiPrivateV3")
 _FAPI_PATHS = {"fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
                "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
@@ -71,13 +75,18 @@ class BinanceUsdm(ccxt.binanceusdm):  # type: ignore[misc]
     """ccxt's binanceusdm with one hook: every response's status and headers go to our limiter (race-free,
     unlike `last_response_headers`), and a 5xx is marked so it is never mistaken for a rejection."""
 
-    bot_on_response: Callable[[int, dict[str, str]], None] | None = None
+    bot_on_response: Callable[[int, dict[str, str], bool, int | None], None] | None = None
     bot_exchange_info: dict[str, Any] | None = None
 
     def handle_errors(self, code: int, reason: str, url: str, method: str, headers: dict[str, str], body: str,
                       response: object, requestHeaders: object, requestBody: object) -> Any:
         if self.bot_on_response is not None:
-            self.bot_on_response(int(code or 0), headers or {})
+            status = int(code or 0)
+            # which limit a 429 reports decides what it blocks (limiter.py): an order placement or not, and
+            # the body's code (-1003 weight, -1015 orders)
+            placing = method == "POST" and url.split("?")[0].endswith(_PLACING_PATHS)
+            self.bot_on_response(status, headers or {}, placing,
+                                 binance_code(Exception(body)) if status in (418, 429) and body else None)
         if code and int(code) >= 500:
             err = ccxt.ExchangeNotAvailable(f"{self.id} HTTP {code} {method} {url.split('?')[0]} {str(body)[:200]}")
             err.http_status = int(code)  # type: ignore[attr-defined]
@@ -182,14 +191,18 @@ class BinanceGateway(LiveGateway):
         return self.ex
 
     # ------------------------------------------------------------------------------------ feedback
-    def _on_response(self, status: int, headers: dict[str, str]) -> None:
-        self.limiter.on_response(status, headers, self._wall_s())
+    def _on_response(self, status: int, headers: dict[str, str], placing: bool = False,
+                     code: int | None = None) -> None:
+        self.limiter.on_response(status, headers, self._wall_s(), order=placing, code=code)
 
     async def _gate(self, *, order: bool, weight: int, protective: bool) -> None:
+        """Never sends into a Retry-After (RateLimited with the time left: the engine waits it out for
+        protective orders, exactly that long, and retries); waits up to limiter_max_wait_ms for budget."""
         now = self._wall_s()
         wait = self.limiter.delay_s(order=order, weight=weight, now_s=now, protective=protective)
         if wait > 0:
-            if self.limiter.blocked_for_s(now) > 0 or wait * 1000 > self.venue.limiter_max_wait_ms:
+            if self.limiter.blocked_for_s(now, order=order, weight=weight) > 0 or \
+                    wait * 1000 > self.venue.limiter_max_wait_ms:
                 self.stats["rate_limited"] += 1
                 raise RateLimited(f"trade limiter: wait {wait:.3f} s (used {self.limiter.used})",
                                   retry_after_s=wait, banned=self.limiter.banned)
@@ -197,7 +210,8 @@ class BinanceGateway(LiveGateway):
         self.limiter.spend(order=order, weight=weight, now_s=self._wall_s())
 
     def _translate(self, e: Exception, *, placing: bool) -> VenueError:
-        return translate(e, placing=placing, retry_after_s=self.limiter.blocked_for_s(self._wall_s()))
+        return translate(e, placing=placing, retry_after_s=self.limiter.blocked_for_s(
+            self._wall_s(), order=placing, weight=0 if placing else 1))
 
     async def sync_clock(self, samples: int = 3) -> None:
         """Measure the offset to the exchange (GET /fapi/v1/time, weight 1) and apply it to ccxt."""

@@ -8,8 +8,15 @@ Binance counts (exchange-facts A2, REST rate limits; the real values come from e
 
 ccxt's own throttle is off (it spaces Binance orders 200 ms apart, C4); this limiter decides instead.
 Entries stop at `budget_frac` of each limit; protective orders (stops, reduce-only exits) may use the
-rest, up to the venue's limit itself, so a busy minute never leaves a position without its stop. While
-a Retry-After is running nothing is sent at all (sending would lengthen the ban).
+rest, up to the venue's limit itself, so a busy minute never leaves a position without its stop.
+
+What a 429 blocks depends on which limit it reports (issue 11: the bot once refused its own stop for
+10 s while the exchange would have taken it):
+- an IP-weight 429 (-1003) on a request that weighs (look-ups, account, cancels) blocks requests that
+  weigh, for Retry-After; order placement weighs 0 (A2) and still goes;
+- a 429 answering an order placement (-1015 "too many orders", or the venue refusing orders during an
+  IP block after all) blocks order placement for Retry-After: resending into it only counts towards a ban;
+- a 418 (ban) blocks everything until Retry-After: sending would lengthen the ban.
 
 Windows are the venue's fixed windows on the wall clock (10 s and 1 min buckets); between responses we
 count locally, and every response resynchronises with the venue's number (the larger one wins, since
@@ -23,15 +30,19 @@ from typing import Any
 
 __all__ = ["TradeLimiter"]
 
+_TOO_MANY_ORDERS = -1015  # "Too many new orders; current limit is %s orders per %s"
+
 
 class TradeLimiter:
     __slots__ = (
-        "_blocked_until_s",
+        "_ban_until_s",
         "_orders_1m",
         "_orders_10s",
+        "_orders_blocked_until_s",
         "_w10",
         "_w60",
         "_weight_1m",
+        "_weight_blocked_until_s",
         "banned",
         "budget_frac",
         "orders_per_10s",
@@ -52,7 +63,9 @@ class TradeLimiter:
         self._orders_10s = 0
         self._orders_1m = 0
         self._weight_1m = 0
-        self._blocked_until_s = 0.0
+        self._weight_blocked_until_s = 0.0  # IP-weight 429: requests that weigh wait
+        self._orders_blocked_until_s = 0.0  # ORDERS 429 (or a 429 to an order): placements wait
+        self._ban_until_s = 0.0  # 418: nothing at all
         self.banned = False
 
     def set_limits_from_exchange_info(self, info: Mapping[str, Any]) -> None:
@@ -74,8 +87,19 @@ class TradeLimiter:
         if w60 != self._w60:
             self._w60, self._orders_1m, self._weight_1m = w60, 0, 0
 
-    def blocked_for_s(self, now_s: float) -> float:
-        return max(0.0, self._blocked_until_s - now_s)
+    def blocked_for_s(self, now_s: float, *, order: bool | None = None, weight: int = 1) -> float:
+        """Seconds a Retry-After still forbids sending. Without `order`: the longest block of any kind
+        (what an error message quotes); with it: the block that applies to that request (an order
+        placement weighs 0: `order=True, weight=0`)."""
+        until = self._ban_until_s
+        if order is None:
+            until = max(until, self._weight_blocked_until_s, self._orders_blocked_until_s)
+        else:
+            if order:
+                until = max(until, self._orders_blocked_until_s)
+            if weight:
+                until = max(until, self._weight_blocked_until_s)
+        return max(0.0, until - now_s)
 
     @property
     def used(self) -> tuple[int, int, int]:
@@ -85,7 +109,7 @@ class TradeLimiter:
     # -- decisions --------------------------------------------------------------------------------------
     def delay_s(self, *, order: bool, weight: int, now_s: float, protective: bool = False) -> float:
         """Seconds to wait before this request may go (0: now). Does not count it (see `spend`)."""
-        blocked = self.blocked_for_s(now_s)
+        blocked = self.blocked_for_s(now_s, order=order, weight=weight)
         if blocked > 0:
             return blocked
         self._roll(now_s)
@@ -108,8 +132,11 @@ class TradeLimiter:
             self._orders_1m += 1
 
     # -- feedback from responses --------------------------------------------------------------------------
-    def on_response(self, status: int, headers: Mapping[str, str], now_s: float) -> None:
-        """Every response's headers (any case). 429/418 start a block of Retry-After seconds."""
+    def on_response(self, status: int, headers: Mapping[str, str], now_s: float, *, order: bool = False,
+                    code: int | None = None) -> None:
+        """Every response's headers (any case). 429/418 start a block of Retry-After seconds: of order
+        placement when it answered one (`order`) or says too many orders (-1015), of weighted requests
+        when it says too much weight (-1003 or no code) on a request that weighs; 418 of everything."""
         h = {k.lower(): v for k, v in headers.items()}
         self._roll(now_s)
         self._weight_1m = max(self._weight_1m, _int(h.get("x-mbx-used-weight-1m")))
@@ -120,8 +147,17 @@ class TradeLimiter:
             # No Retry-After: 429 -> wait out the minute; 418 -> Binance's shortest ban, 2 minutes.
             if retry <= 0:
                 retry = 120.0 if status == 418 else 60.0 - now_s % 60.0
-            self._blocked_until_s = max(self._blocked_until_s, now_s + retry)
-            self.banned = status == 418
+            until = now_s + retry
+            if status == 418:
+                self._ban_until_s = max(self._ban_until_s, until)
+                self.banned = True
+            elif order or code == _TOO_MANY_ORDERS:
+                self._orders_blocked_until_s = max(self._orders_blocked_until_s, until)
+                if order and code != _TOO_MANY_ORDERS:
+                    # the venue refused an order for the IP limit: it applies to every request here
+                    self._weight_blocked_until_s = max(self._weight_blocked_until_s, until)
+            else:
+                self._weight_blocked_until_s = max(self._weight_blocked_until_s, until)
         elif 200 <= status < 300:
             self.banned = False
 
