@@ -29,14 +29,11 @@ NAMES = ["stop_429", "silent_user_stream", "late_execution", "ambiguous_entry_lo
 
 # Drills that fail on the `drill` branch alone because another helper's fix (issue 11) is not merged yet.
 # The lead removes an entry once that fix is in main; a drill not listed here must pass.
-PENDING_FIX = {
-    # measured with each helper's branch merged alone onto main + drill (2026-12-06); reconcile, inputs and
-    # secrets are in main (merged here) and their drills pass
-    "stop_429": "protect: stops and exits never refused locally, wait out Retry-After (item 1)",
-    "late_execution": "protect: a late fill on an ABORTED trade journaled and protected, not an exception "
-                      "(items 1, 4)",
-    "ambiguous_entry_lookup_fails": "protect: look-ups inside the ambiguous-entry handling guarded and retried "
-                                    "(items 1, 4)",
+PENDING_FIX: dict[str, str] = {
+    # empty: protect, reconcile, inputs and secrets are all in main (merged here) and every drill passes.
+    # Measured before the merges, each helper's branch alone onto main + drill: protect fixed stop_429,
+    # late_execution, ambiguous_entry_lookup_fails; reconcile silent_user_stream, manual_position,
+    # manual_add; inputs malformed_market, malformed_user, freeze_5s; secrets prod_url_without_live.
 }
 
 
