@@ -186,3 +186,11 @@ def test_health_doubt_is_a_new_not_ok_reason() -> None:
     assert _first_new_doubt({"user stream stale: no message for 800 ms"},
                             [(0.1, "degraded", {"user stream stale: no message for 900 ms"})]) is None
     assert _first_new_doubt(before, [(0.1, "ok", set()), (0.3, "degraded", before | {"book BTCUSDT STALE"})]) == 0.3
+
+
+def test_exits_left_by_a_fill_after_the_bot_stopped_are_not_orphans() -> None:
+    state = {"positions": [{"symbol": "BTCUSDT", "positionAmt": "0"}], "open_orders": [],
+             "open_algo_orders": [{"symbol": "BTCUSDT", "clientAlgoId": "t3-sl.4", "orderType": "STOP_MARKET"}]}
+    assert len(orphans(state)) == 1
+    assert orphans(state, {"BTCUSDT"}) == []  # a kept take-profit filled after shutdown: the next start's
+    assert len(orphans(state, {"ETHUSDT"})) == 1

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from bot.drill.runner import Ctx, Drill, DrillFailed
+from bot.drill.watcher import covered, position_amounts
 
 __all__ = ["DRILLS", "by_name"]
 
@@ -301,8 +302,17 @@ async def prod_url_without_live(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------- crash
 async def sigkill_mid_trade(ctx: Ctx) -> None:
     t = await ctx.trade_in(("PROTECTED",), 30)
-    await ctx.kill_bot()
     tid, sym = t["trade_id"], t["symbol"]
+
+    async def fully_stopped() -> bool:
+        # PROTECTED and the exchange's stops cover the whole position: an entry still filling (the stop
+        # being resized) is a different moment to crash in, with an uncovered rest while the bot is down
+        st = await ctx.state()
+        amt = position_amounts(st).get(sym, 0.0)
+        return bool(amt) and covered(amt, sym, st["open_algo_orders"])
+
+    await ctx.wait(f"{tid}'s position covered by its stop", fully_stopped, 10, step_s=0.02)
+    await ctx.kill_bot()
     st = await ctx.state()
     amt = next((float(p["positionAmt"]) for p in st["positions"] if p["symbol"] == sym), 0.0)
     ctx.notes.append(f"killed with {tid} PROTECTED ({sym} {amt:+g} at the exchange)")

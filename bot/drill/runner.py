@@ -186,10 +186,11 @@ def _row(ctx: Ctx, tracker: Any, final: dict[str, Any], alerts: list[dict[str, A
     drill = ctx.drill
     ledger = Ledger(ctx.rows("SELECT * FROM trades"), ctx.rows("SELECT * FROM legs"), ctx.rows("SELECT * FROM fills"))
     dups = duplicates(final, ledger)
-    orph = orphans(final)
     jv = journal_vs_exchange(final, ledger, ctx.foreign_cids, after_ms=end_ms)
     if jv.after_end:
-        ctx.notes.append(f"{jv.after_end} fills after the bot stopped (not journaled: for its next start)")
+        ctx.notes.append(f"{jv.after_end} fills after the bot stopped on {sorted(jv.after_symbols)} (not "
+                         "journaled, their exits not counted as orphans: for its next start)")
+    orph = orphans(final, jv.after_symbols)
     sym, naked = tracker.worst()
     limit = STOP_CONFIRM_TIMEOUT_MS / 1000 + drill.retry_after_s
     if drill.runs_bot:
