@@ -341,7 +341,8 @@ DRILLS: tuple[Drill, ...] = (
           "protected", freeze_5s, health=True),
     Drill("prod_url_without_live", "SCALPER__VENUE__REST_URL = Binance production without --live: refuse "
           "with one line, no network", prod_url_without_live, runs_bot=False),
-    Drill("sigkill_mid_trade", "SIGKILL with a trade PROTECTED, restart: adopted and completed",
+    Drill("sigkill_mid_trade", "SIGKILL with a trade PROTECTED (its stop covering it), restart: adopted and "
+          "completed",
           sigkill_mid_trade),
 )
 
