@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from types import ModuleType
 
 # name -> (module under bot.cli, one-line help). Keep alphabetical within each group.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,7 +60,7 @@ def version() -> str:
         return "unknown (not installed: pip install -e .)"
 
 
-def _takes_name(module: object) -> bool:
+def _takes_name(module: ModuleType) -> bool:
     fn = module.add_arguments
     return fn.__code__.co_argcount == 2
 
