@@ -11,9 +11,11 @@ FROM python:${PYTHON_VERSION}-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/scalper
 WORKDIR /src
-# The lock first: its layer is cached until the pins change (uvloop, orjson, ccxt ... are wheels).
+# The runtime lock first (never requirements-dev.lock: no pytest/mypy/ruff/hypothesis in the image): its layer is
+# cached until the pins change (uvloop, orjson, ccxt ... are wheels). --require-hashes: every file pip fetches
+# must match a hash in the lock.
 COPY requirements.lock ./
-RUN /opt/scalper/bin/pip install -r requirements.lock
+RUN /opt/scalper/bin/pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 RUN /opt/scalper/bin/pip install --no-deps . \

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalper", description="Low-latency crypto-futures scalping bot.")
+    parser.add_argument("--version", action="version", version=f"scalper {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (mod, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -46,6 +47,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             module = importlib.import_module(f"bot.cli.{mod}")
             module.add_arguments(p, name) if _takes_name(module) else module.add_arguments(p)
     return parser
+
+
+def version() -> str:
+    """The installed package's version (pyproject.toml); a source tree that is not installed says so."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("scalper")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
 
 
 def _takes_name(module: ModuleType) -> bool:
@@ -56,7 +68,7 @@ def _takes_name(module: ModuleType) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command not in COMMANDS:
+    if command not in COMMANDS or "--version" in argv[: argv.index(command)]:
         build_parser().parse_args(argv or ["--help"])
         return 2
     parser = build_parser(only=command)

@@ -64,14 +64,16 @@ def test_secrets_from_env_and_file_are_redacted(tmp_path: Path, monkeypatch: pyt
     assert orjson.loads(out)["config"]["venue"]["api_key"] == "***"
 
 
-def test_group_readable_secrets_file_warns(tmp_path: Path) -> None:
+def test_group_readable_secrets_file_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     sec = tmp_path / "secrets.toml"
     sec.write_text('[venue]\napi_key = "k"\n')
     sec.chmod(0o644)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[venue]\nsecrets_file = "{sec}"\n')
-    with pytest.warns(UserWarning, match="chmod 600"):
+    with caplog.at_level("WARNING", logger="bot.settings"):
         load_settings(str(cfg))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: secrets file {sec} is readable by group/others; chmod 600 it"]
 
 
 def test_check_config_cli_reports_errors(tmp_path: Path, capsys) -> None:

@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bot.cli.preflight import check_instruments
     from bot.guard import check
     from bot.settings import load_settings, redacted
     from bot.signals.plugins import describe, load_plugins
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     live = settings.app.mode == "live"
     check(settings, live_flag=args.live or live)
+    check_instruments(settings)  # the same symbol check `scalper run` makes before it connects
     eff = redacted(settings)
     # strategy plug-ins ([signals.plugins.NAME]) are imported, instantiated and listed: a bad one -> exit 2
     plugins = [describe(p) for p in load_plugins(settings.signals)]

@@ -11,11 +11,11 @@
     scalper reset-limits --yes [--reason T]  fresh daily-loss and drawdown baselines (journaled); lifts a
                                              halt by those limits
 
-The endpoint is http://127.0.0.1:9310 unless --url, $SCALPER_OPS_URL or -c CONFIG ([ops] host/port)
-says otherwise. The bearer token (always needed for status and control) comes from
-$SCALPER__OPS__TOKEN, else -c CONFIG (its environment/secrets file, else the token file the bot created
-in its app.state_dir), else `<$SCALPER__APP__STATE_DIR or var>/ops.token`; never from the command line
-(shell history, `ps`).
+The endpoint is http://127.0.0.1:9310 unless --url, $SCALPER__OPS__PORT (with $SCALPER__OPS__HOST, as the
+bot reads them), $SCALPER_OPS_URL or -c CONFIG ([ops] host/port) says otherwise, in that order. The bearer
+token (always needed for status and control) comes from $SCALPER__OPS__TOKEN, else -c CONFIG (its
+environment/secrets file, else the token file the bot created in its app.state_dir), else
+`<$SCALPER__APP__STATE_DIR or var>/ops.token`; never from the command line (shell history, `ps`).
 
 Exit status: 0 ok; 1 status says degraded/halted or a control action failed; 3 no bot answering;
 4 unauthorised. Plain urllib: starts fast and needs no event loop.
@@ -48,7 +48,8 @@ class _Unauthorised(Exception):
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
-    p.add_argument("--url", default=None, help=f"ops endpoint (default: $SCALPER_OPS_URL or {DEFAULT_URL})")
+    p.add_argument("--url", default=None,
+                   help=f"ops endpoint (default: from $SCALPER__OPS__PORT, else $SCALPER_OPS_URL, else {DEFAULT_URL})")
     p.add_argument("-c", "--config", metavar="FILE", help="take host/port/token from this config's [ops]")
     p.add_argument("--timeout-s", type=float, default=35.0, help="give up after this many seconds")
     if name == "status":
@@ -69,7 +70,10 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
 def _endpoint(args: argparse.Namespace) -> tuple[str, str]:
     from bot.ops.token import read_token
 
-    url = args.url or os.environ.get("SCALPER_OPS_URL") or ""
+    # --url, then the bot's own override of its port (SCALPER__OPS__PORT, with SCALPER__OPS__HOST), then
+    # $SCALPER_OPS_URL, then -c CONFIG's [ops], then the default: the variable that moved the bot's port moves
+    # this command too.
+    url = args.url or _env_url() or os.environ.get("SCALPER_OPS_URL") or ""
     token = os.environ.get(TOKEN_ENV, "")
     state_dir = os.environ.get("SCALPER__APP__STATE_DIR") or DEFAULT_STATE_DIR
     if args.config:
@@ -84,6 +88,20 @@ def _endpoint(args: argparse.Namespace) -> tuple[str, str]:
         token = token or ops.token.get_secret_value()
         state_dir = settings.app.state_dir
     return (url or DEFAULT_URL).rstrip("/"), token or read_token(state_dir)
+
+
+def _env_url() -> str:
+    port = os.environ.get("SCALPER__OPS__PORT", "").strip()
+    if not port:
+        return ""
+    if not port.isdigit():
+        from bot.errors import ConfigError
+
+        raise ConfigError(f"SCALPER__OPS__PORT = {port!r}: not a port number")
+    host = os.environ.get("SCALPER__OPS__HOST", "").strip() or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a wildcard bind is reachable on loopback
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
 
 
 def fetch(url: str, path: str, token: str = "", body: dict[str, Any] | None = None,

@@ -19,8 +19,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bot.app import run_app
+    from bot.cli.preflight import preflight
     from bot.settings import load_settings
 
     settings = load_settings(args.config)
-    return run_app(settings, live=args.live, view=False if args.no_view else None, run_for_s=args.run_for_s,
-                   config_path=args.config)
+    # Before any connection: live guard, symbols, ops port, journal lock (held until we return); each a
+    # one-line exit 2.
+    lock = preflight(settings, args.live)
+    try:
+        return run_app(settings, live=args.live, view=False if args.no_view else None, run_for_s=args.run_for_s,
+                       config_path=args.config)
+    finally:
+        if lock is not None:
+            lock.release()

@@ -123,7 +123,13 @@ class OpsServer:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.section.host, self.section.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:  # a busy port: one line for the operator (`scalper run` checks it before connecting)
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigError(f"ops port {self.section.host}:{self.section.port} is not free ({e.strerror}); "
+                              "stop what listens there or set ops.port / SCALPER__OPS__PORT") from None
         addresses = self._runner.addresses  # learn the real port when bound to port 0
         self.port = int(addresses[0][1]) if addresses else self.section.port
         return self.port

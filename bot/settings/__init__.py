@@ -7,11 +7,12 @@ error. A bad value is a ConfigError that names the key, the value and what is al
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 import stat
 import tomllib
-import warnings
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,7 +23,7 @@ from bot.settings.core import AppSection, LogSection, MarketSection, VenueSectio
 from bot.settings.execution import ExecutionSection
 from bot.settings.journal import JournalSection
 from bot.settings.ops import OpsSection
-from bot.settings.redact import collect_secret_values, format_validation_error, scrub
+from bot.settings.redact import collect_secret_values, env_paths, format_validation_error, scrub
 from bot.settings.risk import RiskSection
 from bot.settings.signals import SignalsSection, resolve_plugin_paths
 from bot.settings.sim import SimSection
@@ -30,6 +31,8 @@ from bot.settings.sim import SimSection
 __all__ = ["Settings", "load_settings", "redacted"]
 
 _SECRET_KEYS = ("api_key", "api_secret", "token", "webhook_url", "bot_token", "password", "passphrase")
+_ENV_PREFIX = "SCALPER__"
+_log = logging.getLogger("bot.settings")
 
 
 class Settings(BaseSettings):
@@ -79,7 +82,9 @@ def _read_secrets_file(path: str) -> dict[str, Any]:
     except FileNotFoundError as e:
         raise ConfigError(f"venue.secrets_file = {path!r}: file not found") from e
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        warnings.warn(f"secrets file {path} is readable by group/others; chmod 600 it", stacklevel=2)
+        # One line through the logger (before logging is configured Python prints just the message), never a
+        # raw UserWarning with its source line.
+        _log.warning("warning: secrets file %s is readable by group/others; chmod 600 it", path)
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -114,10 +119,8 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
         resolve_plugin_paths(data, path)  # a strategy's `path` is relative to its config file
         leaked = _find_secrets(data)
         if leaked:
-            raise ConfigError(
-                f"{path}: {', '.join(leaked)} must not be in a config file; set SCALPER__VENUE__API_KEY/"
-                "SCALPER__VENUE__API_SECRET in the environment or use venue.secrets_file"
-            )
+            raise ConfigError(f"{path}: {', '.join(leaked)} must not be in a config file; " + _secret_hint(leaked))
+    _check_env_sections()
     if overrides:
         data = _merge(data, overrides)
     secrets_file = os.environ.get("SCALPER__VENUE__SECRETS_FILE") or data.get("venue", {}).get("secrets_file")
@@ -128,8 +131,37 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source, Settings, collect_secret_values(data))) from None
     except SettingsError as e:  # a SCALPER__<SECTION> variable that is not valid JSON: never shown
-        raise ConfigError(scrub(f"invalid configuration in the environment: {e}", collect_secret_values(data))
+        field = re.search(r'field "(\w+)"', str(e))
+        var = next((k for k, p in env_paths().items() if field and p == field.group(1)), None)
+        what = f"{var} is not a JSON object for [{field.group(1)}] (field \"{field.group(1)}\"); set one key " \
+               f"as {var}__KEY instead" if var and field else str(e)
+        raise ConfigError(scrub(f"invalid configuration in the environment: {what}", collect_secret_values(data))
                           ) from None
+
+
+def _secret_hint(leaked: list[str]) -> str:
+    """Where each leaked secret belongs: its own SCALPER__ variable, or its section in the secrets file."""
+    hints = []
+    for p in leaked:
+        section, _, key = p.rpartition(".")
+        var = _ENV_PREFIX + p.upper().replace(".", "__")
+        hints.append(f"set {var} in the environment or put {key} under [{section}] in venue.secrets_file"
+                     if section else f"set {var} in the environment")
+    return "; ".join(hints)
+
+
+def _check_env_sections() -> None:
+    """A SCALPER__<SECTION>__... variable whose section does not exist would be ignored without a word:
+    refuse it, naming the variable (its value is never shown: it may be a secret)."""
+    sections = list(Settings.model_fields)
+    for var, path in sorted(env_paths().items()):
+        section = path.split(".", 1)[0]
+        if section and section not in sections:
+            near = difflib.get_close_matches(section, sections, n=1, cutoff=0.6)
+            hint = f" (did you mean {_ENV_PREFIX}{near[0].upper()}{var[len(_ENV_PREFIX) + len(section):]}?)" \
+                if near else ""
+            raise ConfigError(f"environment variable {var}: unknown config section {section!r}{hint}; "
+                              f"sections: {', '.join(sections)}")
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-__all__ = ["collect_secret_values", "format_validation_error", "looks_secret", "scrub", "secret_paths"]
+__all__ = ["collect_secret_values", "env_paths", "format_validation_error", "looks_secret", "scrub", "secret_paths"]
 
 _SECRET_WORDS = ("key", "secret", "token", "password", "passw", "webhook", "passphrase", "credential")
 _MIN_SCRUB_LEN = 4  # shorter "secrets" would cut letters out of every word of the message
@@ -117,15 +117,38 @@ def _did_you_mean(key: str, val: Any, model: type[BaseModel]) -> str:
     return f" (did you mean {', '.join(hits[:4])}?)" if hits else ""
 
 
+def env_paths(env: dict[str, str] | None = None) -> dict[str, str]:
+    """'SCALPER__RISK__MAX_LEVERAGE' -> 'risk.max_leverage' for every SCALPER__ variable set (names are
+    case-insensitive, as Settings reads them)."""
+    out = {}
+    for k in (os.environ if env is None else env):
+        if k.upper().startswith("SCALPER__") and len(k) > len("SCALPER__"):
+            out[k] = ".".join(k[len("SCALPER__"):].lower().split("__"))
+    return out
+
+
+def _env_var_for(key: str, paths: dict[str, str]) -> str | None:
+    """The variable a key's value came from: the environment beats the file, so a variable naming the key
+    (or the section it sits in, as a JSON value) is where the bad value was."""
+    best = None
+    for var, p in paths.items():
+        if (key == p or key.startswith(p + ".")) and (best is None or len(p) > len(paths[best])):
+            best = var
+    return best
+
+
 def format_validation_error(err: ValidationError, source: str, model: type[BaseModel],
                             secrets: set[str]) -> str:
     secret_keys = set(secret_paths(model))
-    lines = [f"invalid configuration in {source}:"]
+    paths = env_paths()
+    lines: list[str] = []
+    env_vars: list[str | None] = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         val = e.get("input")
         ctx = e.get("ctx") or {}
         allowed = ctx.get("expected")
+        env_vars.append(_env_var_for(key, paths))
         if e["type"] == "extra_forbidden":
             # the value of an unknown key is never shown: a misspelled secret is still a secret
             hint = _did_you_mean(key, val, model)
@@ -134,4 +157,11 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
         shown = "" if isinstance(val, dict) else f" = {_shown(key, val, secret_keys)}"
         lines.append(f"  {key}{shown}: {e['msg']}"
                      + (f" (allowed: {allowed})" if allowed else ""))
-    return scrub("\n".join(lines), secrets)
+    if len(lines) == 1 and env_vars[0]:
+        # one bad override: the environment's, not the config file's; one line that leads with the variable
+        text = f"invalid configuration in the environment: {env_vars[0]}: {lines[0].strip()}"
+    else:
+        head = "the environment" if env_vars and all(env_vars) else source
+        text = "\n".join([f"invalid configuration in {head}:",
+                          *(ln + (f" (from {v})" if v else "") for ln, v in zip(lines, env_vars))])
+    return scrub(text, secrets)

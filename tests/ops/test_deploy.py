@@ -40,7 +40,7 @@ def test_dockerfile_install_steps_in_a_clean_venv(tmp_path: Path):
     runs = _docker_run_lines()
     # The commands replayed below are exactly these Dockerfile steps (keep the two in sync).
     assert runs[0] == "python -m venv /opt/scalper"
-    assert runs[1] == "/opt/scalper/bin/pip install -r requirements.lock"
+    assert runs[1] == "/opt/scalper/bin/pip install --require-hashes -r requirements.lock"
     assert runs[2].startswith("/opt/scalper/bin/pip install --no-deps . && /opt/scalper/bin/python -c "
                               '"import uvloop, orjson, bot"')
     assert 'ENTRYPOINT ["scalper"]' in DOCKERFILE and 'CMD ["run", "-c", "/config/default.toml"]' in DOCKERFILE
@@ -71,6 +71,10 @@ def test_dockerfile_install_steps_in_a_clean_venv(tmp_path: Path):
     assert "check-config" in out and "status" in out
     out = _sh([str(scalper), "check-config", "-c", str(ROOT / "config" / "default.toml")], tmp_path, 30).stdout
     assert "default.toml: OK" in out
+    # The runtime set only: none of the test/lint tools is in the image's venv.
+    for tool in ("pytest", "mypy", "ruff", "hypothesis", "importlinter"):
+        r = subprocess.run([str(py), "-c", f"import {tool}"], capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "ModuleNotFoundError" in r.stderr, f"{tool} is installed in the image"
     # Installed as a package, not from the source tree.
     where = _sh([str(py), "-c", "import bot; print(bot.__file__)"], tmp_path, 30).stdout
     assert str(venv) in where
