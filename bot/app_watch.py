@@ -57,6 +57,7 @@ class ExchangeWatch:
         self._pending_since: dict[str, int] = {}  # client id -> when first seen waiting for ack / fill
         self._missed_seen = 0
         self._last_reconnect_ask = 0.0
+        self._reconnect_later: asyncio.TimerHandle | None = None  # a reconnect deferred by the min interval
         self.watch_stats = {"position_mismatches": 0, "inflight_checks": 0, "reconnects_asked": 0,
                             "reconcile_asked": 0}
 
@@ -116,13 +117,31 @@ class ExchangeWatch:
             return
         h.on_missed(detail, time.time_ns())
         self._stream_gate()
-        stream = self._stream
-        now = time.monotonic()
-        if stream is not None and now - self._last_reconnect_ask >= self.reconnect_min_interval_s:
-            self._last_reconnect_ask = now
-            if stream.request_reconnect(detail[:200]):
-                self.watch_stats["reconnects_asked"] += 1
+        self._ask_reconnect(detail)
         self._reconcile_needed(symbol, "user stream in doubt")
+
+    def _ask_reconnect(self, detail: str) -> None:
+        """A doubt ends only after a catch-up that follows it (StreamHealth.on_missed), so a reconnect asked
+        within `reconnect_min_interval_s` of the last one is deferred to the end of that interval, never
+        dropped: a dropped one left a muted stream in doubt, and every symbol halted, for good."""
+        stream = self._stream
+        if stream is None:
+            return
+        wait_s = self._last_reconnect_ask + self.reconnect_min_interval_s - time.monotonic()
+        if wait_s > 0:
+            if self._reconnect_later is None:
+                self._reconnect_later = asyncio.get_running_loop().call_later(wait_s, self._deferred_reconnect,
+                                                                               detail)
+            return
+        self._last_reconnect_ask = time.monotonic()
+        if stream.request_reconnect(detail[:200]):
+            self.watch_stats["reconnects_asked"] += 1
+
+    def _deferred_reconnect(self, detail: str) -> None:
+        self._reconnect_later = None
+        h = self.stream_health
+        if h is not None and h.doubt and not h.caught_up_since_doubt:  # still owed a renewed stream
+            self._ask_reconnect(detail)
 
     def _after_pass(self) -> None:
         """After a complete reconciliation pass: a doubt ends when the renewed stream missed nothing."""

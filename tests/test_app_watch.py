@@ -202,3 +202,28 @@ async def test_a_request_still_under_way_is_not_the_streams_to_answer(tmp_path: 
     app.engine.inflight.discard("t9-sl")  # the request returned, and still no acknowledgement
     app._inflight_once(t0 + 5 * limit)
     assert app._inflight_once(t0 + 6 * limit) == ["t9-sl"]
+
+
+async def test_a_second_doubt_inside_the_reconnect_interval_gets_its_reconnect_later(tmp_path: Path) -> None:
+    """A doubt ends only after a catch-up that follows it: a reconnect asked too soon after the last one is
+    deferred to the end of the interval, never dropped (a dropped one left the stream in doubt for good)."""
+    app, stream = app_over_sim(tmp_path)
+    app.reconnect_min_interval_s = 0.2
+    stream.on_event("connected", "")
+    app._reconciled(1)
+    assert app.recovery is not None and app.recovery.on_missed is not None
+    app.recovery.on_missed("BTCUSDT", "t1-entry FILLED, never delivered")
+    assert len(stream.asked) == 1
+    stream.on_event("lost", "reconnecting: requested")
+    stream.on_event("connected", "")
+    stream.on_event("caught_up", "")
+    app.recovery.on_missed("BTCUSDT", "t2-entry FILLED, never delivered")  # within the interval
+    assert len(stream.asked) == 1
+    await asyncio.sleep(0.35)
+    assert len(stream.asked) == 2  # the deferred reconnect went out
+    app.recovery.on_missed("BTCUSDT", "t3-entry FILLED, never delivered")  # too soon again: deferred ...
+    stream.on_event("lost", "reconnecting")
+    stream.on_event("connected", "")
+    stream.on_event("caught_up", "")  # ... and the stream was renewed meanwhile: not asked again
+    await asyncio.sleep(0.35)
+    assert len(stream.asked) == 2
