@@ -57,9 +57,9 @@ def test_venue_bench_measures_every_step_of_real_entries_on_each_order_path() ->
     assert list(ab) == ["fastpath", "create_order", "implicit", "fastpath_task"]
     assert ab["fastpath"]["tick_to_order_us"] == res["tick_to_order_us"]
     assert all(v["entries"] >= 25 and v["ccxt_build_sign"]["median"] > 0 for v in ab.values()), ab
-    # --dispatch-ab: the shipped path's entries split between plain and eager market-event tasks
+    # --dispatch-ab: the shipped path's entries split between the synchronous call and a task per event
     dab = res["dispatch_ab"]
-    assert list(dab) == ["plain", "eager"] and sum(v["entries"] for v in dab.values()) == res["entries"], dab
+    assert list(dab) == ["sync", "task"] and sum(v["entries"] for v in dab.values()) == res["entries"], dab
     assert all(v["entries"] >= 10 and v["dispatch"]["median"] > 0 for v in dab.values()), dab
 
 

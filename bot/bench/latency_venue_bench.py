@@ -3,9 +3,9 @@ method and the steps). Composition as in `App._run_binance`; the hooks below are
 this process's instances only (and two module attributes, restored at the end), never edits of the
 venue code.
 
-Per entry a record travels with the work: the feed callback stamps it, the pipeline task carries it in a
-ContextVar (asyncio copies the context into every task the pipeline spawns, so the engine's order task
-and ccxt inside it see the same record), and the hooks write their timestamps into it.
+Per entry a record travels with the work: the feed callback stamps it, the synchronous pipeline call sets
+it in a ContextVar for its duration (asyncio copies the context into every task started meanwhile, so the
+engine's order task and ccxt inside it see the same record), and the hooks write their timestamps into it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.bench.latency_ccxt import EAGER, send_entry
-from bot.execution.eager import spawn_eager
 
 __all__ = ["bench"]
 
@@ -299,23 +298,28 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                     break
                 if i == 40:
                     st["flattened"] += 1
-                    await engine.flatten_all()
+                    engine.flatten_all()
                 await asyncio.sleep(0.005 if i < 40 else 0.0125)
             risk.gate.open_notional.clear()
             if counts[modes[0]] >= entries:
                 done.set()
             st["ready"] = True
 
-        async def run_pipeline(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
+        def run_pipeline(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
+            token = None
             if rec is not None:
                 rec["p0"] = pc()
-                _CUR.set(rec)
+                # the engine's order task copies this context: ccxt inside it sees the same record
+                token = _CUR.set(rec)
             try:
-                await pipeline.on_synced(ev, sync, time.time_ns())
-            except Exception as e:  # App._task_done reports these; here they are counted, then shown
+                pipeline.on_synced(ev, sync, time.time_ns())
+            except Exception as e:  # App._dispatch reports these; here they are counted, then shown
                 st["errors"].append(f"{type(e).__name__}: {e}")
                 if rec is None or not rec.get("trigger"):
                     return
+            finally:
+                if token is not None:
+                    _CUR.reset(token)
             if rec is not None:
                 rec["p1"] = pc()
                 if rec.get("trigger") and "s1" not in rec:
@@ -324,23 +328,26 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                     st["denied"] += not engine.trades
                     st["ready"] = True
 
-        def on_event(ev: Any) -> None:  # App._run_binance's on_event: one task per event (App._spawn)
+        async def run_pipeline_task(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
+            run_pipeline(ev, sync, rec)
+
+        def on_event(ev: Any) -> None:  # App._run_binance's on_event: the pipeline called synchronously
             assert feed is not None
             sync = feed.syncs.get(getattr(ev, "symbol", ""))
             rec = None
             if type(ev) is DepthDiff and "r0" in feed_rec:
                 rec = {"r0": feed_rec["r0"], "ts_recv": feed_rec["ts_recv"], "parse": feed_rec.get("parse", 0),
                        "e0": pc()}
-            coro = run_pipeline(ev, sync, rec)
-            # --dispatch-ab: every other round of len(modes) triggers, the event's task is started eagerly
+            # --dispatch-ab: every other round of len(modes) triggers, the event goes through a plain task of
+            # its own (what App._spawn did before the pipeline was synchronous), for the comparison
             if dispatch_ab and (st["triggers"] // len(modes)) % 2:
                 if rec is not None:
-                    rec["dispatch_eager"] = True
-                t = spawn_eager(asyncio.get_running_loop().create_task, coro)
+                    rec["dispatch_task"] = True
+                t = asyncio.get_running_loop().create_task(run_pipeline_task(ev, sync, rec))
+                tasks_live.add(t)
+                t.add_done_callback(tasks_live.discard)
             else:
-                t = asyncio.get_running_loop().create_task(coro)
-            tasks_live.add(t)
-            t.add_done_callback(tasks_live.discard)
+                run_pipeline(ev, sync, rec)
 
         tasks_live: set[asyncio.Task[None]] = set()
         feed = BinanceMarketFeed(venue, s.market, instruments, on_event)
