@@ -7,7 +7,9 @@ One object serves every way the bot meets a market, so live, paper and sim run t
   (`BinanceMarketFeed` / `BybitMarketFeed` call back after the book update).
 
 After every depth event that changed the book, the signal layer is asked for intents; each goes to
-the execution engine with the market view the risk gate needs. The open trades follow the mid
+the execution engine (`on_intent`) with the market view the risk gate needs. Every method is synchronous
+(issue 12): the app calls it in the feed's own step, no task per market event; the only tasks an event
+can start are the engine's order sends. The open trades follow the mid
 (trailing, no-progress). The RuntimeState (ops endpoints, terminal view) is told about message rates,
 denials and the event-to-decision latency (receive time of the triggering message -> intent handled).
 

@@ -70,6 +70,9 @@ def add_venue_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dispatch-ab", action="store_true",
                    help="every other round of triggers, hand the market event to the pipeline in a task of its own "
                         "(the app before issue 12) instead of the synchronous call; reported under dispatch_ab")
+    g.add_argument("--no-reference", action="store_true",
+                   help="leave out the minimal reference (parse -> dict book -> trivial rule -> signed request -> the "
+                        "same transport) measured beside the bot in the same run (bot/bench/latency_reference.py)")
     g.add_argument("--min-entries", type=int, default=1000, help="refuse --entries below this (tests lower it)")
     g.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
 
@@ -141,8 +144,18 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> 
                                      "dispatch": _mp([r["dispatch"] for r in rs])}
                               for name, task in (("sync", False), ("task", True))
                               if (rs := [r for r in main if bool(r.get("dispatch_task")) is task])}
-    if facts:
-        out.update(facts)
+    facts = dict(facts or {})
+    ref = facts.pop("_reference_rows", None)
+    if ref:
+        # the minimal reference (bot/bench/latency_reference.py), interleaved with the bot's entries
+        rt = _mp([r["total"] for r in ref])
+        out["reference"] = {"entries": len(ref), "tick_to_order_us": rt,
+                            "steps": {k: _mp([r[k] for r in ref]) for k in ("parse_book", "sign_send")}}
+        if main:
+            t = out["tick_to_order_us"]
+            out["ratio_to_reference"] = {"median": round(t["median"] / max(rt["median"], 1e-9), 2),
+                                         "p99": round(t["p99"] / max(rt["p99"], 1e-9), 2)}
+    out.update(facts)
     return out
 
 
@@ -171,7 +184,8 @@ def run_venue(args: argparse.Namespace) -> int:
         coro = bench(entries=args.entries, journal_path=args.journal or os.path.join(tmp, "bench.sqlite"),
                      sources=sources, symbols=symbols, speed=args.speed, every=args.every, timeout_s=args.timeout,
                      gc_freeze=not args.no_gc_freeze, exchange=args.exchange,
-                     modes=MODES if args.ccxt_ab else MODES[:1], dispatch_ab=args.dispatch_ab)
+                     modes=MODES if args.ccxt_ab else MODES[:1], dispatch_ab=args.dispatch_ab,
+                     reference=not args.no_reference)
         try:
             import uvloop  # what `scalper run` uses
 
@@ -198,6 +212,10 @@ def _print(res: dict[str, Any]) -> None:
               f"{res.get('pipeline_errors')} {res.get('first_errors') or ''}")
     print(f"target: median < {TARGET_MEDIAN_US:g} us {'met' if met['median'] else 'NOT met'}, p99 < "
           f"{TARGET_P99_US:g} us {'met' if met['p99'] else 'NOT met'}")
+    if "reference" in res:
+        r, q = res["reference"], res["ratio_to_reference"]
+        print(f"minimal reference, same run ({r['entries']} entries): median {r['tick_to_order_us']['median']} us, "
+              f"p99 {r['tick_to_order_us']['p99']} us; the bot is {q['median']}x its median, {q['p99']}x its p99")
     w, a = res["tick_to_order_without_ccxt_us"], res["ack_rtt_us"]
     print(f"the send (signing + ccxt fetch preamble): {res['ccxt_share_of_median_pct']}% of the median; without it: "
           f"median {w['median']} us, p99 {w['p99']} us")

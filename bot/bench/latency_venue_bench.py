@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.bench.latency_ccxt import EAGER, send_entry
+from bot.bench.latency_reference import Reference
+from bot.execution.eager import spawn_eager
 
 __all__ = ["bench"]
 
@@ -99,16 +101,17 @@ async def _exchange(where: str, sources: list[str], symbols: tuple[str, ...], sp
 
 async def bench(*, entries: int, journal_path: str, sources: list[str], symbols: tuple[str, ...], speed: float,
                 every: int, timeout_s: float, gc_freeze: bool = True, exchange: str = "inprocess",
-                modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False
+                modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False, reference: bool = True
                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Returns the raw records of the measured entries (each tagged with its ccxt `mode`, taken in turn:
     interleaved rounds) and run facts. Stops when modes[0] has `entries` records, or after timeout_s."""
     async with _exchange(exchange, sources, symbols, speed) as base:
-        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab)
+        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab, reference)
 
 
 async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s: float, gc_freeze: bool,
-               modes: tuple[str, ...], dispatch_ab: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+               modes: tuple[str, ...], dispatch_ab: bool = False, reference: bool = True
+               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     import aiohttp
 
     from bot.domain.events import DepthDiff
@@ -137,7 +140,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                  "max_spread_bps": 1000.0, "funding_window_s": 0.0}})
     records: list[dict[str, Any]] = []
     st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0, "errors": [],
-                          "stalls": 0}
+                          "stalls": 0, "ref_turn": False, "ref_seeded": False, "ref_errors": []}
+    ref_rows: list[dict[str, int]] = []
     counts = dict.fromkeys(modes, 0)
     done = asyncio.Event()
     feed_rec: dict[str, int] = {}
@@ -177,6 +181,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         ccxt_symbols = {m["id"]: m["symbol"] for m in ex.markets.values()}
         instruments = {sym: gw.instrument(sym) for sym in venue.symbols}
         acct = await gw.account()
+        ref = Reference(ex, instruments, venue.api_secret.get_secret_value(), venue.api_key.get_secret_value()) \
+            if reference else None
         risk = RiskManager(s.risk, acct.equity, time.time_ns())
         engine = ExecutionEngine(gw, risk, journal, s.execution, s.risk)
         signals = SignalEngine(s.signals, instruments)
@@ -303,6 +309,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             risk.gate.open_notional.clear()
             if counts[modes[0]] >= entries:
                 done.set()
+            st["ref_turn"] = ref is not None  # the next trigger slot is the reference's
             st["ready"] = True
 
         def run_pipeline(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
@@ -353,10 +360,40 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         feed = BinanceMarketFeed(venue, s.market, instruments, on_event)
         orig_on_public = feed.public._on_message
 
+        async def ref_send(coro: Any, rec: dict[str, Any]) -> None:
+            try:
+                await coro
+            except Exception as e:  # counted: an answer the reference did not expect
+                st["ref_errors"].append(f"{type(e).__name__}: {e}")
+            finally:
+                if "h0" in rec:
+                    ref_rows.append({"total": rec["h0_wall"] - rec["ts_recv"], "parse_book": rec["rb"] - rec["r0"],
+                                     "sign_send": rec["h0"] - rec["rb"]})
+                st["ref_turn"] = False
+                st["ready"] = True
+
         def on_public(raw: bytes, ts_recv_ns: int) -> None:
+            if ref is not None and st["ready"] and st["ref_turn"] and st["ref_seeded"]:
+                # the reference's turn: this message goes through it first (measured), then the bot's feed
+                rec: dict[str, Any] = {"ts_recv": ts_recv_ns, "r0": pc()}
+                hit = ref.on_raw(raw)
+                if hit is not None:
+                    st["ready"] = False
+                    rec["rb"] = rec["c0"] = pc()
+                    token = _CUR.set(rec)  # on_post stamps the hand-off to aiohttp
+                    try:
+                        ref.order(hit[0], hit[1], lambda coro: spawn_eager(
+                            asyncio.get_running_loop().create_task, ref_send(coro, rec)))
+                    finally:
+                        _CUR.reset(token)
+                feed_rec.clear()
+                orig_on_public(raw, ts_recv_ns)
+                return
             feed_rec.clear()
             feed_rec["r0"], feed_rec["ts_recv"] = pc(), ts_recv_ns
             orig_on_public(raw, ts_recv_ns)
+            if ref is not None and st["ref_seeded"]:
+                ref.on_raw(raw)  # its book follows every message (not timed)
 
         signals.on_depth = timed_signals  # type: ignore[method-assign,assignment]
         risk.assess = timed("risk", risk.assess)  # type: ignore[method-assign]
@@ -373,6 +410,10 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         tasks.append(asyncio.create_task(engine.run()))
         tasks.append(asyncio.create_task(feed.run()))
         await _wait_live(feed, 20.0)
+        if ref is not None:
+            for sym, sy in feed.syncs.items():
+                ref.seed(sym, sy.book)
+            st["ref_seeded"] = True
         if gc_freeze:
             gc.collect()
             gc.freeze()  # as in the in-process bench: no collection walks start-up objects on the hot path
@@ -416,7 +457,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                      "denied": st["denied"], "real_fills_flattened": st["flattened"], "acks": acks,
                      "pipeline_errors": len(st["errors"]), "first_errors": st["errors"][:3], "stalls": st["stalls"],
                      "denials": denials, "stopped": st.get("stopped", ""),
-                     "stall_info": st.get("stall_info")}
+                     "stall_info": st.get("stall_info"), "_reference_rows": ref_rows,
+                     "reference_errors": st["ref_errors"][:3]}
 
 
 def journal_rows(path: str, sql: str) -> list[tuple[Any, ...]]:

@@ -1,9 +1,15 @@
-"""The execution engine: the async driver around the pure trade lifecycle (bot.execution.trade).
+"""The execution engine around the pure trade lifecycle (bot.execution.trade).
+
+Two halves (issue 12 item 1, docs/architecture.md "One synchronous decision path"):
+- the decision path, synchronous (no await): `on_intent` (risk, plan, journal, start the send), `on_update`,
+  `on_price`, `fire_due`, `flatten_all`, `act`, each with an explicit or clock `now_ns`. The pipeline calls
+  them in the market data's own step; nothing there waits for a loop turn.
+- the async driver: `run()` consumes `gateway.updates()` and fires deadlines from a heap of timers (a task
+  sleeping until the earliest one, woken when an earlier one is added: no polling); the order tasks
+  (sending.py) await the venue. With a simulated clock the caller calls `fire_due()` as it advances time.
 
 It takes entry intents, asks risk (gate + sizing), journals the trade and its planned legs BEFORE any
-order is sent, sends through an `ExecutionGateway`, consumes `gateway.updates()`, and fires deadlines
-from a heap of timers (a task sleeping until the earliest one, woken when an earlier one is added: no
-polling). With a simulated clock the driver calls `fire_due()` itself as it advances time (backtests).
+order is sent, and sends through an `ExecutionGateway`.
 
 Every action of the machine is journaled before it is acted on: a Submit's leg row (with its intended
 price) is committed before `gateway.submit` is awaited. Orders go out as tasks owned by the engine's
