@@ -63,7 +63,7 @@ def test_venue_bench_measures_every_step_of_real_entries_on_each_order_path() ->
     assert all(v["entries"] >= 10 and v["dispatch"]["median"] > 0 for v in dab.values()), dab
     # the minimal reference ran in the same run, in turn with the bot's entries, through the same transport
     ref = res["reference"]
-    assert ref["entries"] >= 30 and not res["reference_errors"], (ref, res["reference_errors"])
+    assert ref["entries"] >= 15 and not res["reference_errors"], (ref, res["reference_errors"])
     rt = ref["tick_to_order_us"]
     assert 0 < rt["median"] <= rt["p99"] and list(ref["steps"]) == ["parse_book", "sign_send"]
     assert res["ratio_to_reference"]["median"] == round(res["tick_to_order_us"]["median"] / rt["median"], 2)

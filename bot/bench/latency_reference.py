@@ -1,8 +1,9 @@
 """The minimal reference of `bench latency --venue exchange-sim`: what the least a bot must do between a
 depth message and its order costs on the same box, exchange, data and transport, in the same run.
 
-Per message: `orjson.loads` -> a plain dict book per symbol (price ticks -> size, the diffs applied;
-seeded once from the bot's synced book, as a REST snapshot would seed it) -> a trivial rule (the bench
+Per message: `orjson.loads` -> a book per symbol (the project's own ladder, bot.market.book.OrderBook: the
+fastest book we have, so the reference is not slowed by a naive one; the diffs applied as they come, no
+sequencing check; seeded once from the bot's synced book, as a REST snapshot would seed it) -> a trivial rule (the bench
 says "now": the same trigger slots as the bot's entries, taken in turn) -> the request (a LIMIT IOC 20
 ticks under its best bid, the minimum quantity, its own client id) signed with HMAC-SHA256 -> handed to
 ccxt's `fetch` over the same aiohttp session, in a task started eagerly (as the engine starts an entry).
@@ -23,6 +24,7 @@ from urllib.parse import urlencode
 import orjson
 
 from bot.domain.instrument import decimals_of
+from bot.market.book import OrderBook
 
 __all__ = ["Reference"]
 
@@ -34,15 +36,14 @@ class Reference:
         self.url = ex.urls["api"]["fapiPrivate"] + "/order"
         self._mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
         self._key = api_key
-        self.bids: dict[str, dict[int, float]] = {}
-        self.asks: dict[str, dict[int, float]] = {}
+        self.books: dict[str, OrderBook] = {}
         self.n = 0
 
     def seed(self, symbol: str, book: Any) -> None:
         """The snapshot: the bot's synced book (ticks, lots) at the start, in the reference's own units."""
-        step = self.inst[symbol].step
-        self.bids[symbol] = {t: lots * step for t, lots in book.bids()}
-        self.asks[symbol] = {t: lots * step for t, lots in book.asks()}
+        own = OrderBook(self.inst[symbol], book.depth_ticks)
+        own.apply_snapshot_ticks(book.bids(), book.asks())
+        self.books[symbol] = own
 
     def on_raw(self, raw: bytes) -> tuple[str, int] | None:
         """Parse + apply one message; returns (symbol, best bid ticks) of a depth message it applied."""
@@ -51,24 +52,12 @@ class Reference:
         if d.get("e") != "depthUpdate":
             return None
         sym = d["s"]
-        bids = self.bids.get(sym)
-        if bids is None:
+        book = self.books.get(sym)
+        if book is None:
             return None
-        asks = self.asks[sym]
-        inv = 1.0 / self.inst[sym].tick
-        for p, q in d["b"]:
-            t, s = int(float(p) * inv + 0.5), float(q)
-            if s:
-                bids[t] = s
-            else:
-                bids.pop(t, None)
-        for p, q in d["a"]:
-            t, s = int(float(p) * inv + 0.5), float(q)
-            if s:
-                asks[t] = s
-            else:
-                asks.pop(t, None)
-        return (sym, max(bids)) if bids else None
+        book.apply_diff(d["b"], d["a"])
+        bid = book.best_bid_ticks
+        return None if bid is None else (sym, bid)
 
     def order(self, symbol: str, bid_ticks: int, spawn: Callable[[Any], Any]) -> None:
         """The rule fired: build, sign and hand the IOC to the transport (`spawn` starts the send)."""

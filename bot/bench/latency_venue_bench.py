@@ -137,7 +137,9 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                   "api_key": "sim-key", "api_secret": "sim-secret"},
         "risk": {"risk_per_trade_pct": 0.05, "max_orders_per_s": _LIFT, "max_orders_per_min": _LIFT,
                  "max_open_positions": 50, "max_notional_per_symbol_usd": 1e12, "max_total_notional_usd": 1e12,
-                 "max_spread_bps": 1000.0, "funding_window_s": 0.0}})
+                 "max_spread_bps": 1000.0, "funding_window_s": 0.0,
+                 # a real setup that fills is flattened at once, usually at a loss: never a reason to stop measuring
+                 "loss_streak_cooldown_s": 0.0, "setup_cooldown_s": 0.0}})
     records: list[dict[str, Any]] = []
     st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0, "errors": [],
                           "stalls": 0, "ref_turn": False, "ref_seeded": False, "ref_errors": []}
@@ -309,7 +311,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             risk.gate.open_notional.clear()
             if counts[modes[0]] >= entries:
                 done.set()
-            st["ref_turn"] = ref is not None  # the next trigger slot is the reference's
+            # every other bot entry, the next trigger slot is the reference's (a recorded session is only so long)
+            st["ref_turn"] = ref is not None and st["triggers"] % 2 == 0
             st["ready"] = True
 
         def run_pipeline(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
