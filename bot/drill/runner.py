@@ -79,7 +79,7 @@ class Ctx:
             port = procs.free_port()
             self.ops_base = f"http://127.0.0.1:{port}"
             env.update(SCALPER__OPS__ENABLED="true", SCALPER__OPS__HOST="127.0.0.1", SCALPER__OPS__PORT=str(port))
-        self.bot = Bot(self.sim, self.work, self.hook.url, **env)
+        self.bot = Bot(self.sim, self.work, self.hook.url, None, **env)
         self.bots.append(self.bot)
         return self.bot
 

@@ -25,7 +25,7 @@ from bot.venues.sim import wire
 from bot.venues.sim.generator import Message
 
 if TYPE_CHECKING:
-    from bot.venues.ports import OrderRequest
+    from bot.domain.orders import OrderRequest
     from bot.venues.sim.server import SimServer
 
 log = get_logger("sim.faults")
@@ -167,8 +167,8 @@ class Faults:
     def _outside_order(self, f: dict[str, Any]) -> dict[str, Any]:
         """An order on the account as if placed by hand (web UI / another program): a client id that
         is not the bot's, matched and streamed on the user stream like any order."""
+        from bot.domain.orders import OrderRequest
         from bot.domain.types import OrderKind, Side, TimeInForce
-        from bot.venues.ports import OrderRequest
 
         s = self.server
         sym = str(f.get("symbol", "")).upper()
