@@ -78,12 +78,13 @@ async def _count(path: str, journal_path: str) -> dict[str, Any]:
         bid = book.best_bid_ticks
         return [EntryIntent(symbol, "long", "bench", now_ns, bid - 20, bid - 40, (), 60.0)]
 
-    signals.on_depth = on_depth  # type: ignore[method-assign]
+    signals.on_depth = on_depth  # type: ignore[method-assign,assignment]
     tasks: set[asyncio.Task[Any]] = set()
+    on_raw: Any = pipeline.on_raw
 
     def dispatch(raw: bytes, recv_ns: int) -> None:
         """What the app does with a market message: a call (now) or a task running the coroutine (before)."""
-        res = pipeline.on_raw(raw, recv_ns)
+        res = on_raw(raw, recv_ns)  # None now; a coroutine with the code of before issue 12
         if inspect.iscoroutine(res):
             t = asyncio.get_running_loop().create_task(res)
             tasks.add(t)

@@ -297,7 +297,7 @@ async def test_a_symbol_halt_denies_a_scale_in_but_never_the_stop(tmp_path: Path
         await rig.settle()
         assert [r[0] for r in rig.gw.requests(1)] == ["t1-sl", "t1-tp1", "t1-tp2"]
         rig.rm.gate.halt_symbol("BTCUSDT", "unowned size", rig.clock())
-        await rig.engine.on_price("BTCUSDT", 500_250)  # 0.5 R in favour: the add is planned ...
+        rig.engine.on_price("BTCUSDT", 500_250)  # 0.5 R in favour: the add is planned ...
         await rig.settle()
         assert not [r for r in rig.gw.requests(4) if r[0].startswith("t1-add")]  # ... and denied
         denials = rig.rows("denials")
