@@ -57,6 +57,7 @@ class Faults:
         self.muted_events = 0
         self.late_execute = 0  # next N new orders: ambiguous 503 now, placed `late_ms` later
         self.late_ms = 3000
+        self.late_fill = False  # late_execute {"fill": true}: a late LIMIT order that would rest fills at once
         self.late_pending = 0
         self.outside_orders = 0
         self.entries_only = False  # error_after_execute / late_execute: only orders that can open a position
@@ -122,6 +123,7 @@ class Faults:
         elif kind == "late_execute":
             self.late_execute += int(f.get("count", 1))
             self.late_ms = int(f.get("ms", 3000))
+            self.late_fill = bool(f.get("fill", False))
             self.entries_only = bool(f.get("entries_only", False))
         elif kind == "inject":
             return {"ok": True, "sent": self._inject(f)}
@@ -227,15 +229,31 @@ class Faults:
         """late_execute: the request answered "status unknown" and look-ups say -2013 until `late_ms`
         later, when the order reaches the matching engine after all (issue 11: an order that executes
         after the client's look-ups said "not found")."""
+        from dataclasses import replace
+
+        from bot.domain.types import TimeInForce
         from bot.venues.sim.orders import SimError
 
         s = self.server
         self.late_pending += 1
 
+        fill = self.late_fill
+
         async def later() -> None:
             try:
                 await asyncio.sleep(late_ms / 1000)
-                s.ex.place_order(req, now_ns=s.engine_now_ns())
+                now = s.engine_now_ns()
+                ioc = req.time_in_force.value in ("IOC", "FOK") and req.kind.value == "LIMIT"
+                # "fill" and an IOC/FOK limit: it must not expire before the market reaches its price
+                o = s.ex.place_order(replace(req, time_in_force=TimeInForce.GTC) if fill and ioc else req,
+                                     now_ns=now)
+                live = s.ex.orders.get(o.order_id)
+                if live is not None and fill and ioc:
+                    live.tif = req.time_in_force.value
+                if fill and live is not None and live.is_open:
+                    # "fill": the market comes to its price as it arrives: the rest fills at its own limit
+                    # price as maker (a fill the client cannot avoid by cancelling)
+                    s.ex._fill(live, live.remaining_lots, float(live.price_ticks), True, now)
             except SimError as e:  # e.g. the client re-used the id meanwhile (-4116): the late copy dies
                 log.warning("sim_late_order_refused", cid=req.client_id, code=e.code, msg=e.msg)
             finally:
