@@ -230,7 +230,7 @@ class App(OperatorControls, ExchangeWatch):
                 for m in gen.take(now):
                     raw = m.raw
                     ex.on_message(raw, m.ts_ns)
-                    await on_raw(raw, time.time_ns())
+                    self._dispatch(on_raw, raw, time.time_ns())
                 ex.advance_to(now)
                 await asyncio.sleep(0.005)
 
@@ -266,9 +266,11 @@ class App(OperatorControls, ExchangeWatch):
         pipeline = self.pipeline
         feed: Any = None
 
+        on_synced = pipeline.on_synced
+
         def on_event(ev: Any) -> None:
-            sync = feed.syncs.get(getattr(ev, "symbol", ""))
-            self._spawn(pipeline.on_synced(ev, sync, time.time_ns()))
+            # synchronous, in the feed's own step: no task per market event (issue 12 item 1)
+            self._dispatch(on_synced, ev, feed.syncs.get(getattr(ev, "symbol", "")), time.time_ns())
 
         if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
             gw.user_stream.on_caught_up = self.reconcile_wanted.set
@@ -316,23 +318,19 @@ class App(OperatorControls, ExchangeWatch):
                     await asyncio.wait_for(self.stop.wait(), wait)
         return None
 
-    def _spawn(self, coro: Any) -> None:
-        """Feed callbacks are synchronous; the pipeline awaits the engine, so it runs as a task."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+    def _dispatch(self, fn: Any, *args: Any) -> None:
+        """One market event through the synchronous pipeline (signals -> risk -> engine decision; order
+        sends start as the engine's own tasks), inside an error boundary: what it raises is shown and
+        logged, and the feed goes on with the next message (the engine's inputs have their own boundary)."""
+        try:
+            fn(*args)
+        except Exception as exc:
             self.state.on_error("pipeline", f"{type(exc).__name__}: {exc}", time.time_ns())
             self.log.error("pipeline_error", error=repr(exc))
 
     async def _serve(self, sources: list[Any], *, flatten_on_exit: bool) -> int:
         s = self.settings
         assert self.engine is not None
-        self._tasks: set[asyncio.Task[Any]] = set()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -377,7 +375,7 @@ class App(OperatorControls, ExchangeWatch):
                 bound_s = self._shutdown_bound_s()
                 protect_by = time.monotonic() + bound_s
                 if flatten_on_exit:
-                    await self.engine.flatten_all(CloseReason.MANUAL)
+                    self.engine.flatten_all(CloseReason.MANUAL)
                     await self._wait_flat(bound_s)
                 else:  # keep: only positions the exchange shows protected
                     unprotected = await self.recovery.protect_for_exit()
@@ -393,8 +391,6 @@ class App(OperatorControls, ExchangeWatch):
                 self.log.error("fatal", error=f"{type(e).__name__}: {e}")
             rc = 1
         finally:
-            for t in list(self._tasks):
-                t.cancel()
             if self.ops is not None:
                 await self.ops.stop()
             with contextlib.suppress(Exception):

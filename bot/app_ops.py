@@ -128,7 +128,7 @@ class OperatorControls:
         assert self.engine is not None
         self._halt(reason)
         n = len(self.engine.trades)
-        await self.engine.flatten_all(CloseReason.MANUAL)
+        self.engine.flatten_all(CloseReason.MANUAL)
         return {"flattening": n}
 
 

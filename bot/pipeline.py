@@ -7,7 +7,9 @@ One object serves every way the bot meets a market, so live, paper and sim run t
   (`BinanceMarketFeed` / `BybitMarketFeed` call back after the book update).
 
 After every depth event that changed the book, the signal layer is asked for intents; each goes to
-the execution engine with the market view the risk gate needs. The open trades follow the mid
+the execution engine (`on_intent`) with the market view the risk gate needs. Every method is synchronous
+(issue 12): the app calls it in the feed's own step, no task per market event; the only tasks an event
+can start are the engine's order sends. The open trades follow the mid
 (trailing, no-progress). The RuntimeState (ops endpoints, terminal view) is told about message rates,
 denials and the event-to-decision latency (receive time of the triggering message -> intent handled).
 
@@ -63,7 +65,7 @@ class Pipeline:
         if self.state is not None:
             self.state.track_book(symbol, sync.health, sync.stats)
 
-    async def on_raw(self, raw: bytes, recv_ns: int) -> None:
+    def on_raw(self, raw: bytes, recv_ns: int) -> None:
         """One raw message through the market session (bot.market.session: parse -> sequence -> book,
         its own error boundary per message, issue 11): a malformed one (bad JSON, bad values, levels the
         book cannot apply: that symbol then resyncs) is counted and skipped. Only the decoding and
@@ -77,9 +79,9 @@ class Pipeline:
             if type(out) is DepthUpdate:
                 if type(out.event) is DepthSnapshot and not out.sync.health.is_live:
                     continue  # applied, waiting for the diff that bridges it
-                await self.on_synced(out.event, out.sync, recv_ns)
+                self.on_synced(out.event, out.sync, recv_ns)
             else:
-                await self.on_synced(out, self.syncs.get(out.symbol), recv_ns)
+                self.on_synced(out, self.syncs.get(out.symbol), recv_ns)
 
     def _malformed(self, error: str, recv_ns: int) -> None:
         self.malformed += 1
@@ -87,7 +89,7 @@ class Pipeline:
             self.state.on_error("market.parse", error[:200], recv_ns)
 
     # ------------------------------------------------------------------ sequenced events (all sources)
-    async def on_synced(self, ev: Any, sync: Sync | None, now_ns: int) -> None:
+    def on_synced(self, ev: Any, sync: Sync | None, now_ns: int) -> None:
         state = self.state
         if isinstance(ev, DepthDiff | DepthSnapshot):
             if state is not None:
@@ -101,15 +103,15 @@ class Pipeline:
             if engine is not None and engine.trades:
                 mid = sync.book.mid_ticks()
                 if mid is not None:
-                    await engine.on_price(ev.symbol, int(mid))
+                    engine.on_price(ev.symbol, int(mid))
             if intents:
-                await self._submit(intents, sync, ev.ts_recv_ns)
+                self._submit(intents, sync, ev.ts_recv_ns)
         elif isinstance(ev, Trade):
             if state is not None:
                 state.on_message(ev.symbol, "trade", now_ns)
             intents = self.signals.on_trade(ev, now_ns)
             if intents and sync is not None and sync.book.bbo() is not None:
-                await self._submit(self._stamp(intents, ev, now_ns), sync, ev.ts_recv_ns)
+                self._submit(self._stamp(intents, ev, now_ns), sync, ev.ts_recv_ns)
         elif isinstance(ev, FundingInfo):
             if state is not None:
                 state.on_message(ev.symbol, "mark", now_ns)
@@ -123,7 +125,7 @@ class Pipeline:
         recv_ns = ev.ts_recv_ns or now_ns
         return [i.stamped(ev.ts_event_ns, recv_ns, signal_ns) for i in intents]
 
-    async def _submit(self, intents: list[EntryIntent], sync: Sync, recv_ns: int) -> None:
+    def _submit(self, intents: list[EntryIntent], sync: Sync, recv_ns: int) -> None:
         self.intents += len(intents)
         engine = self.engine
         if engine is None:
@@ -137,7 +139,7 @@ class Pipeline:
                           next_funding_ns=self.next_funding_ns.get(sync.symbol, 0),
                           book_age_ms=sync.health.age_ms(now_ns), max_book_age_ms=self.max_book_age_ms)
         for intent in intents:
-            res = await engine.submit_intent(intent, view)
+            res = engine.on_intent(intent, view)
             if self.state is not None:
                 now = self.clock() if self.clock is not None else intent.ts_ns
                 self.state.observe_latency("event_to_decision", max(0, now - recv_ns))

@@ -57,10 +57,16 @@ def test_venue_bench_measures_every_step_of_real_entries_on_each_order_path() ->
     assert list(ab) == ["fastpath", "create_order", "implicit", "fastpath_task"]
     assert ab["fastpath"]["tick_to_order_us"] == res["tick_to_order_us"]
     assert all(v["entries"] >= 25 and v["ccxt_build_sign"]["median"] > 0 for v in ab.values()), ab
-    # --dispatch-ab: the shipped path's entries split between plain and eager market-event tasks
+    # --dispatch-ab: the shipped path's entries split between the synchronous call and a task per event
     dab = res["dispatch_ab"]
-    assert list(dab) == ["plain", "eager"] and sum(v["entries"] for v in dab.values()) == res["entries"], dab
+    assert list(dab) == ["sync", "task"] and sum(v["entries"] for v in dab.values()) == res["entries"], dab
     assert all(v["entries"] >= 10 and v["dispatch"]["median"] > 0 for v in dab.values()), dab
+    # the minimal reference ran in the same run, in turn with the bot's entries, through the same transport
+    ref = res["reference"]
+    assert ref["entries"] >= 15 and not res["reference_errors"], (ref, res["reference_errors"])
+    rt = ref["tick_to_order_us"]
+    assert 0 < rt["median"] <= rt["p99"] and list(ref["steps"]) == ["parse_book", "sign_send"]
+    assert res["ratio_to_reference"]["median"] == round(res["tick_to_order_us"]["median"] / rt["median"], 2)
 
 
 def test_venue_bench_refuses_fewer_entries_than_the_minimum() -> None:

@@ -194,7 +194,7 @@ async def _bench(paths: list[str], entries: int, journal_path: str, gc_freeze: b
             mv = MarketView(book_live=True, spread_bps=0.0)
             acc["risk"] = acc["journal"] = 0
             n_sent = len(sent)
-            res = await engine.submit_intent(intent, mv)
+            res = engine.on_intent(intent, mv)
             if isinstance(res, str) and len(sent) > n_sent:
                 t4 = sent[-1]
                 feats = acc["features"]

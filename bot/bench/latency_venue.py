@@ -5,17 +5,19 @@ The loopback exchange (`bot.venues.sim.server`, what `scalper exchange-sim` serv
 a free port (`--exchange subprocess`: as `scalper exchange-sim --unlimited` beside it) and plays the recorded
 session (default: the in-process bench's file) at `--speed` through its websockets, or its seeded generator
 (`--source generated`, 50 depth messages/s per symbol). The bot side is composed as `App._run_binance`
-composes it: `BinanceMarketFeed` (raw websockets) -> a task per market event (App._spawn) -> `Pipeline`
-(signals) -> `ExecutionEngine` (risk, journal, planning) -> a task per order -> `BinanceGateway.submit` ->
-its order fast path (orders.order_params, signer.OrderSigner) -> ccxt's `fetch` over our aiohttp session.
+composes it: `BinanceMarketFeed` (raw websockets) -> the pipeline called synchronously in the feed's step
+(App._dispatch; no task per market event) -> `Pipeline` (signals) -> `ExecutionEngine` (risk, journal,
+planning) -> a task per order (started eagerly) -> `BinanceGateway.submit` -> its order fast path
+(orders.order_params, signer.OrderSigner) -> ccxt's `fetch` over our aiohttp session.
 One entry is measured from the receive time of the depth message that triggered it (the feed's
 `ts_recv_ns`, taken when the websocket frame is returned) to the moment ccxt hands the signed POST
 /fapi/v1/order to aiohttp (a wrapper around the session given to ccxt; gateway.py is untouched).
 
 Steps (medians and p99 of each; they add up to the total, less the microsecond between the receive stamp and
-the feed callback): parse, book (the feed's sync + DOM, its health bookkeeping), dispatch (the task hop from
-the feed callback to the pipeline), features, setups, risk, journal, planning, order_task (the engine's
-hand-off to the gateway's task: an eagerly started one, or a loop turn for fastpath_task), gateway (clock check,
+the feed callback): parse, book (the feed's sync + DOM, its health bookkeeping), dispatch (the feed callback to
+the pipeline: a plain call since issue 12; `--dispatch-ab` compares the old task per event), features, setups,
+risk, journal, planning, order_task (the engine's hand-off to the gateway's task: an eagerly started one, or a
+loop turn for fastpath_task), gateway (clock check,
 order_params: the Binance request, limiter), ccxt_build_sign (the send: signing and ccxt's fetch preamble up
 to the session call; for the A/B modes that build in ccxt, create_order's request building too; split in
 `ccxt_detail` into build, sign and the fetch preamble; the step keeps its name from when ccxt built every
@@ -66,8 +68,11 @@ def add_venue_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"interleave the entries over the paths {', '.join(MODES)} (bot/bench/latency_ccxt.py)"
                         f"; the headline stays the shipped path ({MODES[0]})")
     g.add_argument("--dispatch-ab", action="store_true",
-                   help="every other round of triggers, start the market event's task eagerly (bot/execution/eager.py) "
-                        "instead of a plain task (App._spawn); reported under dispatch_ab")
+                   help="every other round of triggers, hand the market event to the pipeline in a task of its own "
+                        "(the app before issue 12) instead of the synchronous call; reported under dispatch_ab")
+    g.add_argument("--no-reference", action="store_true",
+                   help="leave out the minimal reference (parse -> dict book -> trivial rule -> signed request -> the "
+                        "same transport) measured beside the bot in the same run (bot/bench/latency_reference.py)")
     g.add_argument("--min-entries", type=int, default=1000, help="refuse --entries below this (tests lower it)")
     g.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
 
@@ -88,7 +93,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "order_task": g0 - s1, "gateway": c0 - g0, "ccxt_build_sign": h0 - c0,
         "ccxt_build": r["sign0"] - c0, "ccxt_sign": r["sign1"] - r["sign0"], "ccxt_fetch": h0 - r["sign1"],
         "ack_rtt": r["a1"] - h0,
-        "dispatch_eager": bool(r.get("dispatch_eager")),
+        "dispatch_task": bool(r.get("dispatch_task")),
     }
 
 
@@ -134,13 +139,23 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> 
                               **{k: _mp([r[k] for r in rs]) for k in CCXT_DETAIL},
                               "ack_rtt_us": _mp([r["ack_rtt"] for r in rs])}
                           for m in modes if (rs := [r for r in rows if r["mode"] == m])}
-    if any(r.get("dispatch_eager") for r in rows):
+    if any(r.get("dispatch_task") for r in rows):
         out["dispatch_ab"] = {name: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
                                      "dispatch": _mp([r["dispatch"] for r in rs])}
-                              for name, eager in (("plain", False), ("eager", True))
-                              if (rs := [r for r in main if bool(r.get("dispatch_eager")) is eager])}
-    if facts:
-        out.update(facts)
+                              for name, task in (("sync", False), ("task", True))
+                              if (rs := [r for r in main if bool(r.get("dispatch_task")) is task])}
+    facts = dict(facts or {})
+    ref = facts.pop("_reference_rows", None)
+    if ref:
+        # the minimal reference (bot/bench/latency_reference.py), interleaved with the bot's entries
+        rt = _mp([r["total"] for r in ref])
+        out["reference"] = {"entries": len(ref), "tick_to_order_us": rt,
+                            "steps": {k: _mp([r[k] for r in ref]) for k in ("parse_book", "sign_send")}}
+        if main:
+            t = out["tick_to_order_us"]
+            out["ratio_to_reference"] = {"median": round(t["median"] / max(rt["median"], 1e-9), 2),
+                                         "p99": round(t["p99"] / max(rt["p99"], 1e-9), 2)}
+    out.update(facts)
     return out
 
 
@@ -169,7 +184,8 @@ def run_venue(args: argparse.Namespace) -> int:
         coro = bench(entries=args.entries, journal_path=args.journal or os.path.join(tmp, "bench.sqlite"),
                      sources=sources, symbols=symbols, speed=args.speed, every=args.every, timeout_s=args.timeout,
                      gc_freeze=not args.no_gc_freeze, exchange=args.exchange,
-                     modes=MODES if args.ccxt_ab else MODES[:1], dispatch_ab=args.dispatch_ab)
+                     modes=MODES if args.ccxt_ab else MODES[:1], dispatch_ab=args.dispatch_ab,
+                     reference=not args.no_reference)
         try:
             import uvloop  # what `scalper run` uses
 
@@ -196,6 +212,10 @@ def _print(res: dict[str, Any]) -> None:
               f"{res.get('pipeline_errors')} {res.get('first_errors') or ''}")
     print(f"target: median < {TARGET_MEDIAN_US:g} us {'met' if met['median'] else 'NOT met'}, p99 < "
           f"{TARGET_P99_US:g} us {'met' if met['p99'] else 'NOT met'}")
+    if "reference" in res:
+        r, q = res["reference"], res["ratio_to_reference"]
+        print(f"minimal reference, same run ({r['entries']} entries): median {r['tick_to_order_us']['median']} us, "
+              f"p99 {r['tick_to_order_us']['p99']} us; the bot is {q['median']}x its median, {q['p99']}x its p99")
     w, a = res["tick_to_order_without_ccxt_us"], res["ack_rtt_us"]
     print(f"the send (signing + ccxt fetch preamble): {res['ccxt_share_of_median_pct']}% of the median; without it: "
           f"median {w['median']} us, p99 {w['p99']} us")
@@ -212,7 +232,7 @@ def _print(res: dict[str, Any]) -> None:
             print(f"{m:<14}{v['entries']:>8}{g['median']:>9} /{g['p99']:>7}{b['median']:>9} /{b['p99']:>7}"
                   f"{tt['median']:>11} /{tt['p99']:>7}")
     if "dispatch_ab" in res:
-        print("market event task, interleaved rounds (median / p99 us):")
+        print("market event dispatch, interleaved rounds (median / p99 us):")
         print(f"{'dispatch':<14}{'entries':>8}{'dispatch':>18}{'tick-to-order':>20}")
         for m, v in res["dispatch_ab"].items():
             d, tt = v["dispatch"], v["tick_to_order_us"]

@@ -3,9 +3,9 @@ method and the steps). Composition as in `App._run_binance`; the hooks below are
 this process's instances only (and two module attributes, restored at the end), never edits of the
 venue code.
 
-Per entry a record travels with the work: the feed callback stamps it, the pipeline task carries it in a
-ContextVar (asyncio copies the context into every task the pipeline spawns, so the engine's order task
-and ccxt inside it see the same record), and the hooks write their timestamps into it.
+Per entry a record travels with the work: the feed callback stamps it, the synchronous pipeline call sets
+it in a ContextVar for its duration (asyncio copies the context into every task started meanwhile, so the
+engine's order task and ccxt inside it see the same record), and the hooks write their timestamps into it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.bench.latency_ccxt import EAGER, send_entry
+from bot.bench.latency_reference import Reference
 from bot.execution.eager import spawn_eager
 
 __all__ = ["bench"]
@@ -100,16 +101,17 @@ async def _exchange(where: str, sources: list[str], symbols: tuple[str, ...], sp
 
 async def bench(*, entries: int, journal_path: str, sources: list[str], symbols: tuple[str, ...], speed: float,
                 every: int, timeout_s: float, gc_freeze: bool = True, exchange: str = "inprocess",
-                modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False
+                modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False, reference: bool = True
                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Returns the raw records of the measured entries (each tagged with its ccxt `mode`, taken in turn:
     interleaved rounds) and run facts. Stops when modes[0] has `entries` records, or after timeout_s."""
     async with _exchange(exchange, sources, symbols, speed) as base:
-        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab)
+        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab, reference)
 
 
 async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s: float, gc_freeze: bool,
-               modes: tuple[str, ...], dispatch_ab: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+               modes: tuple[str, ...], dispatch_ab: bool = False, reference: bool = True
+               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     import aiohttp
 
     from bot.domain.events import DepthDiff
@@ -135,10 +137,13 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                   "api_key": "sim-key", "api_secret": "sim-secret"},
         "risk": {"risk_per_trade_pct": 0.05, "max_orders_per_s": _LIFT, "max_orders_per_min": _LIFT,
                  "max_open_positions": 50, "max_notional_per_symbol_usd": 1e12, "max_total_notional_usd": 1e12,
-                 "max_spread_bps": 1000.0, "funding_window_s": 0.0}})
+                 "max_spread_bps": 1000.0, "funding_window_s": 0.0,
+                 # a real setup that fills is flattened at once, usually at a loss: never a reason to stop measuring
+                 "loss_streak_cooldown_s": 0.0, "setup_cooldown_s": 0.0}})
     records: list[dict[str, Any]] = []
     st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0, "errors": [],
-                          "stalls": 0}
+                          "stalls": 0, "ref_turn": False, "ref_seeded": False, "ref_errors": []}
+    ref_rows: list[dict[str, int]] = []
     counts = dict.fromkeys(modes, 0)
     done = asyncio.Event()
     feed_rec: dict[str, int] = {}
@@ -178,6 +183,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         ccxt_symbols = {m["id"]: m["symbol"] for m in ex.markets.values()}
         instruments = {sym: gw.instrument(sym) for sym in venue.symbols}
         acct = await gw.account()
+        ref = Reference(ex, instruments, venue.api_secret.get_secret_value(), venue.api_key.get_secret_value()) \
+            if reference else None
         risk = RiskManager(s.risk, acct.equity, time.time_ns())
         engine = ExecutionEngine(gw, risk, journal, s.execution, s.risk)
         signals = SignalEngine(s.signals, instruments)
@@ -299,23 +306,30 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                     break
                 if i == 40:
                     st["flattened"] += 1
-                    await engine.flatten_all()
+                    engine.flatten_all()
                 await asyncio.sleep(0.005 if i < 40 else 0.0125)
             risk.gate.open_notional.clear()
             if counts[modes[0]] >= entries:
                 done.set()
+            # every other bot entry, the next trigger slot is the reference's (a recorded session is only so long)
+            st["ref_turn"] = ref is not None and st["triggers"] % 2 == 0
             st["ready"] = True
 
-        async def run_pipeline(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
+        def run_pipeline(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
+            token = None
             if rec is not None:
                 rec["p0"] = pc()
-                _CUR.set(rec)
+                # the engine's order task copies this context: ccxt inside it sees the same record
+                token = _CUR.set(rec)
             try:
-                await pipeline.on_synced(ev, sync, time.time_ns())
-            except Exception as e:  # App._task_done reports these; here they are counted, then shown
+                pipeline.on_synced(ev, sync, time.time_ns())
+            except Exception as e:  # App._dispatch reports these; here they are counted, then shown
                 st["errors"].append(f"{type(e).__name__}: {e}")
                 if rec is None or not rec.get("trigger"):
                     return
+            finally:
+                if token is not None:
+                    _CUR.reset(token)
             if rec is not None:
                 rec["p1"] = pc()
                 if rec.get("trigger") and "s1" not in rec:
@@ -324,32 +338,65 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                     st["denied"] += not engine.trades
                     st["ready"] = True
 
-        def on_event(ev: Any) -> None:  # App._run_binance's on_event: one task per event (App._spawn)
+        async def run_pipeline_task(ev: Any, sync: Any, rec: dict[str, Any] | None) -> None:
+            run_pipeline(ev, sync, rec)
+
+        def on_event(ev: Any) -> None:  # App._run_binance's on_event: the pipeline called synchronously
             assert feed is not None
             sync = feed.syncs.get(getattr(ev, "symbol", ""))
             rec = None
             if type(ev) is DepthDiff and "r0" in feed_rec:
                 rec = {"r0": feed_rec["r0"], "ts_recv": feed_rec["ts_recv"], "parse": feed_rec.get("parse", 0),
                        "e0": pc()}
-            coro = run_pipeline(ev, sync, rec)
-            # --dispatch-ab: every other round of len(modes) triggers, the event's task is started eagerly
+            # --dispatch-ab: every other round of len(modes) triggers, the event goes through a plain task of
+            # its own (what App._spawn did before the pipeline was synchronous), for the comparison
             if dispatch_ab and (st["triggers"] // len(modes)) % 2:
                 if rec is not None:
-                    rec["dispatch_eager"] = True
-                t = spawn_eager(asyncio.get_running_loop().create_task, coro)
+                    rec["dispatch_task"] = True
+                t = asyncio.get_running_loop().create_task(run_pipeline_task(ev, sync, rec))
+                tasks_live.add(t)
+                t.add_done_callback(tasks_live.discard)
             else:
-                t = asyncio.get_running_loop().create_task(coro)
-            tasks_live.add(t)
-            t.add_done_callback(tasks_live.discard)
+                run_pipeline(ev, sync, rec)
 
         tasks_live: set[asyncio.Task[None]] = set()
         feed = BinanceMarketFeed(venue, s.market, instruments, on_event)
         orig_on_public = feed.public._on_message
 
+        async def ref_send(coro: Any, rec: dict[str, Any]) -> None:
+            try:
+                await coro
+            except Exception as e:  # counted: an answer the reference did not expect
+                st["ref_errors"].append(f"{type(e).__name__}: {e}")
+            finally:
+                if "h0" in rec:
+                    ref_rows.append({"total": rec["h0_wall"] - rec["ts_recv"], "parse_book": rec["rb"] - rec["r0"],
+                                     "sign_send": rec["h0"] - rec["rb"]})
+                st["ref_turn"] = False
+                st["ready"] = True
+
         def on_public(raw: bytes, ts_recv_ns: int) -> None:
+            if ref is not None and st["ready"] and st["ref_turn"] and st["ref_seeded"]:
+                # the reference's turn: this message goes through it first (measured), then the bot's feed
+                rec: dict[str, Any] = {"ts_recv": ts_recv_ns, "r0": pc()}
+                hit = ref.on_raw(raw)
+                if hit is not None:
+                    st["ready"] = False
+                    rec["rb"] = rec["c0"] = pc()
+                    token = _CUR.set(rec)  # on_post stamps the hand-off to aiohttp
+                    try:
+                        ref.order(hit[0], hit[1], lambda coro: spawn_eager(
+                            asyncio.get_running_loop().create_task, ref_send(coro, rec)))
+                    finally:
+                        _CUR.reset(token)
+                feed_rec.clear()
+                orig_on_public(raw, ts_recv_ns)
+                return
             feed_rec.clear()
             feed_rec["r0"], feed_rec["ts_recv"] = pc(), ts_recv_ns
             orig_on_public(raw, ts_recv_ns)
+            if ref is not None and st["ref_seeded"]:
+                ref.on_raw(raw)  # its book follows every message (not timed)
 
         signals.on_depth = timed_signals  # type: ignore[method-assign,assignment]
         risk.assess = timed("risk", risk.assess)  # type: ignore[method-assign]
@@ -366,6 +413,10 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         tasks.append(asyncio.create_task(engine.run()))
         tasks.append(asyncio.create_task(feed.run()))
         await _wait_live(feed, 20.0)
+        if ref is not None:
+            for sym, sy in feed.syncs.items():
+                ref.seed(sym, sy.book)
+            st["ref_seeded"] = True
         if gc_freeze:
             gc.collect()
             gc.freeze()  # as in the in-process bench: no collection walks start-up objects on the hot path
@@ -409,7 +460,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                      "denied": st["denied"], "real_fills_flattened": st["flattened"], "acks": acks,
                      "pipeline_errors": len(st["errors"]), "first_errors": st["errors"][:3], "stalls": st["stalls"],
                      "denials": denials, "stopped": st.get("stopped", ""),
-                     "stall_info": st.get("stall_info")}
+                     "stall_info": st.get("stall_info"), "_reference_rows": ref_rows,
+                     "reference_errors": st["ref_errors"][:3]}
 
 
 def journal_rows(path: str, sql: str) -> list[tuple[Any, ...]]:

@@ -160,7 +160,7 @@ async def _run_generated(args: argparse.Namespace) -> int:
             if now >= end or len(per_min) >= minutes:
                 break
         for m in gen.take(time.time_ns()):
-            await pipeline.on_raw(m.raw, time.time_ns())
+            pipeline.on_raw(m.raw, time.time_ns())
             n += 1
             trades += m.kind == "aggTrade"
         await asyncio.sleep(0.005)

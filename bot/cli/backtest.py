@@ -95,7 +95,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     next_funding_ns: dict[str, int] = {}
     fundings = 0
 
-    async def submit(out: list[Any], sync: Any) -> None:
+    def submit(out: list[Any], sync: Any) -> None:
         nonlocal intents
         book = sync.book
         bid, ask = book.best_bid_ticks, book.best_ask_ticks
@@ -104,15 +104,15 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                           next_funding_ns=next_funding_ns.get(sync.symbol, 0))
         for intent in out:
             intents += 1
-            res = await engine.submit_intent(intent, view)
+            res = engine.on_intent(intent, view)
             if not isinstance(res, str):
                 denials[res.reason.value] += 1
 
-    async def deliver(arrive: int, evs: list[Any], ts: int) -> None:
+    def deliver(arrive: int, evs: list[Any], ts: int) -> None:
         nonlocal fundings
         now[0] = arrive
         if engine.next_deadline_ns() is not None:
-            await engine.fire_due(arrive)
+            engine.fire_due(arrive)
         for ev in evs:
             ev.ts_recv_ns = arrive  # the bot receives it now (the exchange saw it at `ts`)
             for up in market.apply(ev, arrive):
@@ -125,14 +125,14 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                     out = signals.on_depth(sym, book, sync.health.status, up.ts_event_ns, arrive)
                     mid = book.mid_ticks()
                     if engine.trades and mid is not None:
-                        await engine.on_price(sym, int(mid))
+                        engine.on_price(sym, int(mid))
                     if out:
-                        await submit([i.stamped(ts, arrive, clock()) for i in out], sync)
+                        submit([i.stamped(ts, arrive, clock()) for i in out], sync)
                 elif t is Trade:
                     out = signals.on_trade(up, arrive)
                     sync = market.syncs.get(up.symbol)
                     if out and sync is not None and sync.book.bbo() is not None:
-                        await submit([i.stamped(ts, arrive, clock()) for i in out], sync)
+                        submit([i.stamped(ts, arrive, clock()) for i in out], sync)
                 elif t is FundingInfo:
                     # mark price / funding (markPrice stream): the funding rules see it as live
                     fundings += 1
@@ -141,7 +141,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                     out = signals.on_funding(up, arrive)
                     sync = market.syncs.get(up.symbol)
                     if out and sync is not None and sync.book.bbo() is not None:
-                        await submit([i.stamped(ts, arrive, clock()) for i in out], sync)
+                        submit([i.stamped(ts, arrive, clock()) for i in out], sync)
 
     def busy() -> bool:
         # Anything for the engine's tasks to do: open trades, orders in flight, updates not consumed.
@@ -177,7 +177,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                 continue
             ts = rec.ts_recv_ns
             while pending and pending[0][0] <= ts:
-                await deliver(*pending.popleft())
+                deliver(*pending.popleft())
                 if busy():
                     await settle()
             skipped = market.skipped
@@ -204,11 +204,11 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                 seen_reports = reports[0]
                 await settle()
         while pending:
-            await deliver(*pending.popleft())
+            deliver(*pending.popleft())
             await settle()
         # end of data: flatten what is still open and let the simulator answer
         now[0] = max(now[0], last_arrive)
-        await engine.flatten_all(CloseReason.MANUAL)
+        engine.flatten_all(CloseReason.MANUAL)
         for step in range(1, 50):
             ex.advance_to(last_ts + step * 100_000_000)
             await settle(5)

@@ -1,9 +1,15 @@
-"""The execution engine: the async driver around the pure trade lifecycle (bot.execution.trade).
+"""The execution engine around the pure trade lifecycle (bot.execution.trade).
+
+Two halves (issue 12 item 1, docs/architecture.md "One synchronous decision path"):
+- the decision path, synchronous (no await): `on_intent` (risk, plan, journal, start the send), `on_update`,
+  `on_price`, `fire_due`, `flatten_all`, `act`, each with an explicit or clock `now_ns`. The pipeline calls
+  them in the market data's own step; nothing there waits for a loop turn.
+- the async driver: `run()` consumes `gateway.updates()` and fires deadlines from a heap of timers (a task
+  sleeping until the earliest one, woken when an earlier one is added: no polling); the order tasks
+  (sending.py) await the venue. With a simulated clock the caller calls `fire_due()` as it advances time.
 
 It takes entry intents, asks risk (gate + sizing), journals the trade and its planned legs BEFORE any
-order is sent, sends through an `ExecutionGateway`, consumes `gateway.updates()`, and fires deadlines
-from a heap of timers (a task sleeping until the earliest one, woken when an earlier one is added: no
-polling). With a simulated clock the driver calls `fire_due()` itself as it advances time (backtests).
+order is sent, and sends through an `ExecutionGateway`.
 
 Every action of the machine is journaled before it is acted on: a Submit's leg row (with its intended
 price) is committed before `gateway.submit` is awaited. Orders go out as tasks owned by the engine's
@@ -46,7 +52,7 @@ from bot.execution.sending import OrderSending
 from bot.execution.trade import TradeMachine
 from bot.journal import Journal
 from bot.logging import get_logger
-from bot.risk import Denial, MarketView, RiskManager
+from bot.risk import Denial, DenyReason, MarketView, RiskManager
 from bot.risk.limits import Limits
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
 from bot.venues.ports import AccountSnapshot, ExecutionGateway, OrderUpdate
@@ -119,18 +125,18 @@ class ExecutionEngine(EngineGuards, OrderSending):
 
     async def _updates_loop(self) -> None:
         async for u in self.gw.updates():
-            await self.on_update(u)  # its own error boundary: one bad update never ends the loop
+            self.on_update(u)  # its own error boundary: one bad update never ends the loop
 
     async def _timer_loop(self) -> None:
         while True:
-            await self.fire_due()
+            self.fire_due()
             delay = (self._timers[0][0] - self.clock()) / 1e9 if self._timers else None
             self._wake.clear()
             if delay is None or delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
 
-    async def fire_due(self, now_ns: int | None = None) -> int:
+    def fire_due(self, now_ns: int | None = None) -> int:
         """Fire every deadline due at `now_ns` (the clock by default). Returns how many fired."""
         now = self.clock() if now_ns is None else now_ns
         fired = 0
@@ -140,7 +146,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
             if m is not None and m.deadlines.get(timer) == at:  # else stale: moved or cleared since
                 fired += 1
                 try:
-                    await self._apply(m, m.on_timer(timer, now))
+                    self._apply(m, m.on_timer(timer, now))
                 except Exception as e:
                     self._failed(m, f"timer {timer.value}", e)
         return fired
@@ -156,11 +162,24 @@ class ExecutionEngine(EngineGuards, OrderSending):
 
     # -- inputs -----------------------------------------------------------------------------------------
     async def submit_intent(self, intent: EntryIntent, market: MarketView) -> str | Denial:
-        """Risk, plan, journal, send. Returns the trade id, or the Denial."""
-        now = self.clock()
+        """`on_intent` for a caller that may come before the first account snapshot (tests, tools): fetches
+        it first. The market path calls `on_intent` itself, synchronously."""
+        if self.account is None:
+            await self.refresh_account()
+        return self.on_intent(intent, market)
+
+    def on_intent(self, intent: EntryIntent, market: MarketView, now_ns: int | None = None) -> str | Denial:
+        """Risk, plan, journal, send: synchronous (the decision path has no await). The entry's durable
+        record is committed before its send is started (eagerly, as a task of the engine: sending.py).
+        Returns the trade id, or the Denial."""
+        now = self.clock() if now_ns is None else now_ns
+        acct = self.account
+        if acct is None:  # sizing needs equity and free margin: nothing is sized against a guess
+            self.journal.denial(now, intent.symbol, intent.setup, intent.side, "INSUFFICIENT_MARGIN",
+                                "no account snapshot yet")
+            return Denial(DenyReason.INSUFFICIENT_MARGIN, "no account snapshot yet")
         inst = self.gw.instrument(intent.symbol)
         terms = entry_terms(intent, self.cfg)
-        acct = self.account or await self.refresh_account()
         decision = self.risk.assess(intent, inst, market, equity=acct.equity, free_margin=acct.available,
                                     now_ns=now, entry_ticks=terms.sizing_ticks, entry_is_maker=terms.is_maker,
                                     market_entry=terms.kind is OrderKind.MARKET)
@@ -198,7 +217,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
             actions = m.start(now)
             self.journal.open_trade(now, row, legs, _ENTERING, states=[
                 (None, _PLANNED, "intent accepted"), (_PLANNED, _ENTERING, "entry sent")])
-            await self._apply(m, actions, prejournaled=True)
+            self._apply(m, actions, prejournaled=True)
         else:
             self.journal.open_trade(now, row, legs, _PLANNED, "intent accepted")
             # a leverage change is a venue round trip: do it, then the entry, in a task of its own so the
@@ -212,9 +231,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
             self._leverage[m.plan.symbol] = leverage
         except (OrderRejected, AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
             self.log.warning("set_leverage_failed", symbol=m.plan.symbol, leverage=leverage, error=str(e))
-        await self._apply(m, m.start(self.clock()))
+        self._apply(m, m.start(self.clock()))
 
-    async def on_update(self, u: OrderUpdate) -> None:
+    def on_update(self, u: OrderUpdate, now_ns: int | None = None) -> None:
         """One order update of the venue, inside its own error boundary (counted, logged with the trade id,
         reconciliation requested; never raised into the TaskGroup)."""
         tid = self._by_client.get(u.client_id) or self._by_client.get(u.parent_id)
@@ -225,12 +244,12 @@ class ExecutionEngine(EngineGuards, OrderSending):
             if m.is_final and self._late_fill(m, u):
                 return
             if m.state is TradeState.ABORTED and (u.filled_lots > 0 or u.status in _RESTING):
-                await self._reopen(m, u)
-            await self._apply(m, m.on_update(u, self.clock()))
+                self._reopen(m, u)
+            self._apply(m, m.on_update(u, self.clock() if now_ns is None else now_ns))
         except Exception as e:
             self._failed(m, f"update of {u.client_id} ({u.status.value})", e)
 
-    async def _reopen(self, m: TradeMachine, u: OrderUpdate) -> None:
+    def _reopen(self, m: TradeMachine, u: OrderUpdate) -> None:
         """An ABORTED trade's entry executed after all (issue 11, late matching): live again, counted by the
         gate, its fill applied next by the caller; reconciliation asked to compare as well."""
         actions = m.reopen_late(u.client_id, self.clock())
@@ -241,13 +260,13 @@ class ExecutionEngine(EngineGuards, OrderSending):
         self.stats["late_fills"] += 1
         self.log.error("entry_executed_late", trade_id=m.tid, client_id=u.client_id, symbol=m.plan.symbol,
                        lots=u.filled_lots)
-        await self._apply(m, actions)
+        self._apply(m, actions)
         self.risk.gate.on_position(m.plan.symbol, u.filled_lots * m.lim.step * (u.avg_price or u.last_fill_price))
         self.request_reconcile(m.plan.symbol, f"{m.tid}: entry executed after it was reported not found")
 
-    async def on_price(self, symbol: str, ticks: int) -> None:
+    def on_price(self, symbol: str, ticks: int, now_ns: int | None = None) -> None:
         """Mark (or last) price of a symbol, in ticks: trailing, scale-in triggers, progress."""
-        now = self.clock()
+        now = self.clock() if now_ns is None else now_ns
         for m in list(self.trades.values()):
             if m.plan.symbol == symbol:
                 if m.pos_lots and m.first_entry:
@@ -260,16 +279,16 @@ class ExecutionEngine(EngineGuards, OrderSending):
                     elif move > ex[1]:
                         ex[1] = move
                 try:
-                    await self._apply(m, m.on_price(ticks, now))
+                    self._apply(m, m.on_price(ticks, now))
                 except Exception as e:
                     self._failed(m, f"price {ticks}", e)
 
-    async def flatten_all(self, reason: CloseReason = CloseReason.MANUAL) -> None:
+    def flatten_all(self, reason: CloseReason = CloseReason.MANUAL) -> None:
         """Flatten every live trade; a trade already EXITING gets a new exit when none is live (trade.py)."""
         now = self.clock()
         for m in list(self.trades.values()):
             try:
-                await self._apply(m, m.flatten(reason, now))
+                self._apply(m, m.flatten(reason, now))
             except Exception as e:
                 self._failed(m, "flatten", e)
 
@@ -289,9 +308,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
         """Updates of `client_id` (a leg the engine did not send itself) go to `trade_id`."""
         self._by_client[client_id] = trade_id
 
-    async def act(self, m: TradeMachine, actions: list[Action]) -> None:
+    def act(self, m: TradeMachine, actions: list[Action]) -> None:
         """Carry out actions of a machine produced outside the engine's own inputs (restore, reconcile)."""
-        await self._apply(m, actions)
+        self._apply(m, actions)
 
     # -- actions ----------------------------------------------------------------------------------------
     def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, lim: Limits,
@@ -307,7 +326,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
             "working_type": req.working_type._value_, "status": status,
         }
 
-    async def _apply(self, m: TradeMachine, actions: list[Action], prejournaled: bool = False) -> None:
+    def _apply(self, m: TradeMachine, actions: list[Action], prejournaled: bool = False) -> None:
         """Carry out the machine's actions in order. `prejournaled`: the first state change and the entry's
         leg row were already committed with the trade (submit_intent's single transaction)."""
         j = self.journal
@@ -316,7 +335,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
         for a in actions:
             now = self.clock()
             if isinstance(a, Submit):
-                await self._submit(m, a, now, journaled=prejournaled and a.leg.role is LegRole.ENTRY)
+                self._submit(m, a, now, journaled=prejournaled and a.leg.role is LegRole.ENTRY)
             elif isinstance(a, Cancel):
                 self._spawn(self._cancel(m, a))
             elif isinstance(a, Schedule):

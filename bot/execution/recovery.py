@@ -180,7 +180,7 @@ class Recovery(ExitCheck):
                     adopt_stop(leg.req, since)
             self.adopted.append(tid)
             self.stats["trades_adopted"] += 1
-            await eng.act(m, repair(m, fills))
+            eng.act(m, repair(m, fills))
             self._entry_created[tid] = max((int(r["created_ns"]) for r in legs if r["role"] in ("entry", "add")),
                                            default=0)
             self.log.warning("trade_adopted", trade_id=tid, symbol=m.plan.symbol, state=m.state.value,
@@ -195,7 +195,7 @@ class Recovery(ExitCheck):
             now = eng.clock()
             for p in [m for m in eng.trades.values() if m.state is TradeState.PLANNED and m.tid in self.adopted]:
                 # PLANNED -> ENTERING is journaled before the entry is sent: a PLANNED trade never sent it
-                await eng.act(p, p.on_denied(f"{p.tid}-entry", "entry never sent before the restart", now))
+                eng.act(p, p.on_denied(f"{p.tid}-entry", "entry never sent before the restart", now))
             before = dict(eng.activity)
             trades = journal_trades(self.journal, self.cfg.instruments)
             ex = await fetch_exchange_state(self.gw, self.symbols, trades)
@@ -212,7 +212,7 @@ class Recovery(ExitCheck):
             for cid in missing:  # a stop or target the venue does not have: replaced below, not flattened
                 owner = self._machine_of(cid)
                 if owner is not None and owner.legs[cid].role in (LegRole.STOP, LegRole.TP):
-                    await eng.act(owner, end_quietly(owner, cid, OrderStatus.REJECTED, "not found at the venue"))
+                    eng.act(owner, end_quietly(owner, cid, OrderStatus.REJECTED, "not found at the venue"))
             errors: list[tuple[Action, VenueError]] = []
             done = await apply(actions, self.gw, self, on_error=lambda a, e: errors.append((a, e)))
             for a, ack in done:  # the machines' own stops are counted in place_stop
@@ -226,7 +226,7 @@ class Recovery(ExitCheck):
                 owner = self._machine_of(cid)
                 if owner is not None and not owner.is_final and owner.legs[cid].role in (
                         LegRole.ENTRY, LegRole.ADD, LegRole.EXIT):
-                    await eng.act(owner, owner.on_rejected(cid, "not-found", "not found at the venue", eng.clock()))
+                    eng.act(owner, owner.on_rejected(cid, "not-found", "not found at the venue", eng.clock()))
             gate = eng.risk.gate
             unowned = {a.req.symbol for a in actions if isinstance(a, PlaceStop | Flatten) and not a.trade_id}
             unowned |= {a.symbol for a in actions if isinstance(a, Unowned)}
@@ -252,7 +252,7 @@ class Recovery(ExitCheck):
                     self._armed.add(tid)
                     if warning:
                         self.alert("error", warning, held.plan.symbol)
-                    await eng.act(held, acts)
+                    eng.act(held, acts)
             self.runs += 1
             self.last_actions = actions
             reasons, self.reasons = self.reasons, []
@@ -360,9 +360,9 @@ class Recovery(ExitCheck):
         if m is not None:
             leg = m.legs[u.client_id]
             if leg is m.stop_leg and not leg.done and u.status in _GONE and u.filled_lots <= leg.filled_lots:
-                await self.engine.act(m, end_quietly(m, leg.client_id, u.status, u.reason or "gone at the venue"))
+                self.engine.act(m, end_quietly(m, leg.client_id, u.status, u.reason or "gone at the venue"))
                 return
-        await self.engine.on_update(u)
+        self.engine.on_update(u)
 
     def before_cancel(self, a: CancelOrder) -> None:
         m = self._machine_of(a.client_id)
@@ -378,7 +378,7 @@ class Recovery(ExitCheck):
             return True  # live, or in flight since the picture was taken
         self.alert("emergency", f"{m.tid}: position had no live stop at the exchange; stop placed again",
                    m.plan.symbol)
-        await self.engine.act(m, restore_stop(m, self.engine.clock(), "reconcile"))
+        self.engine.act(m, restore_stop(m, self.engine.clock(), "reconcile"))
         self.stats["stops_placed"] += 1
         return True
 
@@ -397,9 +397,9 @@ class Recovery(ExitCheck):
                 self.journal.add_leg(now, eng._leg_row(m.tid, leg.client_id, leg.role.value, leg.req,
                                                        leg.intended_ticks, m.lim, "NEW"))
                 eng.route(leg.client_id, m.tid)
-            await eng.act(m, acts)
+            eng.act(m, acts)
         else:
-            await eng.act(m, close_unknown(m, now, detail))
+            eng.act(m, close_unknown(m, now, detail))
         self.stats["manual_closes"] += 1
         self.log.warning("trade_closed_outside", trade_id=trade_id, exit_known=bool(got), detail=detail)
 

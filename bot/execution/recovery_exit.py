@@ -87,6 +87,6 @@ class ExitCheck:
         for m in to_flatten:
             self.alert("emergency", f"{m.tid}: no confirmed stop at the exchange at shutdown; flattening",
                        m.plan.symbol)
-            await eng.act(m, m.flatten(CloseReason.RISK_HALT, now, "shutdown: stop not confirmed at the exchange"))
+            eng.act(m, m.flatten(CloseReason.RISK_HALT, now, "shutdown: stop not confirmed at the exchange"))
         return [m.tid for m in to_flatten]
 

@@ -69,18 +69,18 @@ class OrderSending:
 
         clock: Callable[[], int]
         def request_reconcile(self, symbol: str, reason: str) -> None: ...
-        async def _apply(self, m: TradeMachine, actions: list[Any], prejournaled: bool = False) -> None: ...
+        def _apply(self, m: TradeMachine, actions: list[Any], prejournaled: bool = False) -> None: ...
         def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, lim: Any,
                      status: str) -> dict[str, Any]: ...
 
     # -- sending ----------------------------------------------------------------------------------------
-    async def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False) -> None:
+    def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False) -> None:
         leg = a.leg
         denial = self.risk.gate.check_order(now, a.reduces, m.plan.symbol)  # never denies a reducing order
         if denial is not None:
             self.journal.denial(now, m.plan.symbol, m.plan.setup, m.plan.side, denial.reason.value,
                                 f"{leg.client_id}: {denial.detail}")
-            await self._apply(m, m.on_denied(leg.client_id, denial.reason.value, now))
+            self._apply(m, m.on_denied(leg.client_id, denial.reason.value, now))
             return
         if not journaled:
             self.journal.add_leg(now, self._leg_row(m.tid, leg.client_id, leg.role.value, leg.req,
@@ -147,7 +147,7 @@ class OrderSending:
         except OrderRejected as e:
             now = self.clock()
             self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-            await self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+            self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
             return
         except AmbiguousOutcome:
             # never resend blindly: look the order up by its client id (architecture.md habit 7)
@@ -157,16 +157,16 @@ class OrderSending:
             now = self.clock()
             if u is _NOT_FOUND:
                 self.journal.rejection(now, m.tid, req.client_id, "unknown", "ambiguous outcome; order not found")
-                await self._apply(m, m.on_rejected(req.client_id, "unknown", "not found after timeout", now))
+                self._apply(m, m.on_rejected(req.client_id, "unknown", "not found after timeout", now))
             else:
-                await self._apply(m, m.on_update(u, now))
+                self._apply(m, m.on_update(u, now))
             return
         except (VenueUnavailable, RateLimited) as e:
             now = self.clock()
             self.journal.rejection(now, m.tid, req.client_id, type(e).__name__, str(e))
-            await self._apply(m, m.on_rejected(req.client_id, type(e).__name__, str(e), now))
+            self._apply(m, m.on_rejected(req.client_id, type(e).__name__, str(e), now))
             return
-        await self._apply(m, m.on_ack(ack, self.clock()))
+        self._apply(m, m.on_ack(ack, self.clock()))
 
     async def _lookup_until_known(self, m: TradeMachine, leg: Leg) -> Any:
         """The venue's answer for `leg` by client id: its OrderUpdate, _NOT_FOUND, or None when the leg was
@@ -212,7 +212,7 @@ class OrderSending:
                     if u is not None:
                         self.log.warning("protective_found_on_lookup", trade_id=m.tid, client_id=req.client_id,
                                          status=u.status.value)
-                        await self._apply(m, m.on_update(u, self.clock()))
+                        self._apply(m, m.on_update(u, self.clock()))
                         return
                     if _answered(leg):
                         return
@@ -228,7 +228,7 @@ class OrderSending:
                     continue
                 now = self.clock()
                 self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-                await self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+                self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
                 return
             except (AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
                 started = None
@@ -237,7 +237,7 @@ class OrderSending:
                 attempt += 1
                 await self._protective_wait(m, leg, e, attempt)
                 continue
-            await self._apply(m, m.on_ack(ack, self.clock()))
+            self._apply(m, m.on_ack(ack, self.clock()))
             return
 
     async def _protective_wait(self, m: TradeMachine, leg: Leg, e: Exception, attempt: int) -> None:

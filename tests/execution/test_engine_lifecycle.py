@@ -37,7 +37,7 @@ async def test_entry_fill_places_the_stop_within_the_deadline(tmp_path: Path) ->
         assert rig.gw.requests() == [ENTRY, STOP, TP1, TP2]
         assert rig.engine.trades["t1"].state.value == "PROTECTED"
         rig.clock.advance_ms(600)
-        assert await rig.engine.fire_due() == 0  # the confirm deadline was cleared by the acknowledgement
+        assert rig.engine.fire_due() == 0  # the confirm deadline was cleared by the acknowledgement
         await rig.settle()
         assert len(rig.gw.sent) == 4  # no flattening
         assert rig.trade_states() == ["PLANNED", "ENTERING", "PROTECTING", "PROTECTED"]
@@ -81,9 +81,9 @@ async def test_stop_not_confirmed_flattens_and_halts_the_symbol(tmp_path: Path) 
         await rig.settle()
         assert rig.gw.requests() == [ENTRY, STOP, TP1, TP2]
         rig.clock.advance_ms(499)
-        assert await rig.engine.fire_due() == 0
+        assert rig.engine.fire_due() == 0
         rig.clock.advance_ms(1)  # 500 ms after the stop was sent
-        assert await rig.engine.fire_due() == 1
+        assert rig.engine.fire_due() == 1
         await rig.settle()
         assert rig.gw.requests(4) == [("t1-exit", "SELL", "MARKET", 500, None, None, True)]
         assert set(rig.gw.cancelled) == {"t1-tp1", "t1-tp2"}
@@ -112,7 +112,7 @@ async def test_tp1_moves_the_stop_to_breakeven_and_resizes_it(tmp_path: Path) ->
         assert rig.gw.requests(1) == [("t1-sl", "SELL", "STOP_MARKET", 250, None, 499_500, True),
                                       ("t1-tp1", "SELL", "LIMIT", 125, 501_000, None, True),
                                       ("t1-tp2", "SELL", "LIMIT", 125, 502_000, None, True)]
-        await rig.engine.on_price("BTCUSDT", 501_000)
+        rig.engine.on_price("BTCUSDT", 501_000)
         rig.gw.move_price("BTCUSDT", 501_000)  # TP1 fills at its limit
         await rig.settle()
         assert rig.gw.requests(4) == [("t1-sl.2", "SELL", "STOP_MARKET", 125, None, 500_500, True)]
@@ -138,9 +138,9 @@ async def test_scale_in_moves_the_stop_and_reslices_the_targets(tmp_path: Path) 
         assert rig.gw.requests(1) == [("t1-sl", "SELL", "STOP_MARKET", 150, None, 499_500, True),
                                       ("t1-tp1", "SELL", "LIMIT", 75, 502_000, None, True),
                                       ("t1-tp2", "SELL", "LIMIT", 75, 503_000, None, True)]
-        await rig.engine.on_price("BTCUSDT", 500_249)  # 0.498 R: not yet
+        rig.engine.on_price("BTCUSDT", 500_249)  # 0.498 R: not yet
         assert len(rig.gw.sent) == 4
-        await rig.engine.on_price("BTCUSDT", 500_250)  # 0.5 R in favour -> the second increment
+        rig.engine.on_price("BTCUSDT", 500_250)  # 0.5 R in favour -> the second increment
         await rig.settle()
         assert rig.gw.requests(4) == [("t1-add2", "BUY", "LIMIT", 200, 500_250, None, False)]
         rig.gw.fill("t1-add2", 200, 50_025.0)
@@ -150,7 +150,7 @@ async def test_scale_in_moves_the_stop_and_reslices_the_targets(tmp_path: Path) 
                                       ("t1-tp1.2", "SELL", "LIMIT", 175, 502_000, None, True),
                                       ("t1-tp2.2", "SELL", "LIMIT", 175, 503_000, None, True)]
         assert set(rig.gw.cancelled) == {"t1-sl", "t1-tp1", "t1-tp2"}
-        await rig.engine.on_price("BTCUSDT", 500_500)  # 1 R -> the third increment
+        rig.engine.on_price("BTCUSDT", 500_500)  # 1 R -> the third increment
         await rig.settle()
         assert rig.gw.requests(8) == [("t1-add3", "BUY", "LIMIT", 150, 500_500, None, False)]
         rig.gw.fill("t1-add3", 150, 50_050.0)
@@ -177,10 +177,10 @@ async def test_no_progress_and_max_hold_fire_at_their_deadlines(tmp_path: Path) 
         await rig.settle()
         t_fill = rig.clock.t
         rig.clock.t = t_fill + 60 * S - 1
-        assert await rig.engine.fire_due() == 0  # the entry timeout (3 s) was cleared: the entry is done
+        assert rig.engine.fire_due() == 0  # the entry timeout (3 s) was cleared: the entry is done
         assert len(rig.gw.sent) == 4
         rig.clock.t = t_fill + 60 * S
-        await rig.engine.fire_due()
+        rig.engine.fire_due()
         await rig.settle()
         assert rig.gw.requests(4) == [("t1-exit", "SELL", "MARKET", 500, None, None, True)]
         rig.gw.fill("t1-exit", 500, 50_000.0)
@@ -195,16 +195,16 @@ async def test_no_progress_and_max_hold_fire_at_their_deadlines(tmp_path: Path) 
         await rig.settle()
         t2 = rig.clock.t
         rig.clock.t = t2 + 30 * S
-        await rig.engine.on_price("BTCUSDT", 500_150)  # 0.3 R in favour: progress, that deadline is gone
+        rig.engine.on_price("BTCUSDT", 500_150)  # 0.3 R in favour: progress, that deadline is gone
         rig.clock.t = t2 + 60 * S
-        await rig.engine.fire_due()
+        rig.engine.fire_due()
         await rig.settle()
         assert len(rig.gw.sent) == n + 3  # stop + 2 TPs, no exit
         rig.clock.t = t2 + 120 * S - 1
-        await rig.engine.fire_due()
+        rig.engine.fire_due()
         assert len(rig.gw.sent) == n + 3
         rig.clock.t = t2 + 120 * S
-        await rig.engine.fire_due()
+        rig.engine.fire_due()
         await rig.settle()
         assert rig.gw.requests(n + 3) == [("t2-exit", "SELL", "MARKET", 500, None, None, True)]
         rig.gw.fill("t2-exit", 500, 50_010.0)
@@ -268,7 +268,7 @@ async def test_operator_flatten_and_rejected_vs_denied(tmp_path: Path) -> None:
         # the venue rejected TP2 (a rejection); the stop still covers everything
         assert rig.rows("rejections")[0]["client_id"] == "t1-tp2" and rig.leg("t1-tp2")["status"] == "REJECTED"
         assert rig.engine.trades["t1"].state.value == "PROTECTED"
-        await rig.engine.flatten_all(CloseReason.MANUAL)
+        rig.engine.flatten_all(CloseReason.MANUAL)
         await rig.settle()
         assert rig.gw.requests(4) == [("t1-exit", "SELL", "MARKET", 500, None, None, True)]  # reduce-only: never denied
         rig.gw.fill("t1-exit", 500, 50_000.0)
@@ -297,7 +297,7 @@ async def test_a_symbol_halt_denies_a_scale_in_but_never_the_stop(tmp_path: Path
         await rig.settle()
         assert [r[0] for r in rig.gw.requests(1)] == ["t1-sl", "t1-tp1", "t1-tp2"]
         rig.rm.gate.halt_symbol("BTCUSDT", "unowned size", rig.clock())
-        await rig.engine.on_price("BTCUSDT", 500_250)  # 0.5 R in favour: the add is planned ...
+        rig.engine.on_price("BTCUSDT", 500_250)  # 0.5 R in favour: the add is planned ...
         await rig.settle()
         assert not [r for r in rig.gw.requests(4) if r[0].startswith("t1-add")]  # ... and denied
         denials = rig.rows("denials")

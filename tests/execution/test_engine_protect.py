@@ -133,7 +133,7 @@ async def test_a_global_and_a_symbol_halt_never_stop_protecting(tmp_path: Path) 
         rig.rm.gate.halt_symbol("BTCUSDT", "test", rig.clock())
         await until("stop confirmed", lambda: rig.engine.trades["t1"].state is TradeState.PROTECTED)
         assert gw.count("t1-sl") == 2
-        await rig.engine.flatten_all(CloseReason.MANUAL)
+        rig.engine.flatten_all(CloseReason.MANUAL)
         await until("exit sent", lambda: "t1-exit" in gw.orders)
 
 
@@ -178,7 +178,7 @@ async def test_exit_refused_by_429_is_retried_until_flat_and_symbol_halt_does_no
         await until("stop sent", lambda: gw.count("t1-sl") == 1)
         m = rig.engine.trades["t1"]
         rig.clock.advance_ms(500)
-        assert await rig.engine.fire_due() == 1
+        assert rig.engine.fire_due() == 1
         assert "BTCUSDT" in rig.rm.gate.halted_symbols
         await until("exit placed", lambda: "t1-exit" in gw.orders)
         assert gw.count("t1-exit") == 4 and m.state is TradeState.EXITING
@@ -193,7 +193,7 @@ async def test_exit_rejected_by_the_venue_is_never_given_up_and_flatten_resends(
         await _filled_entry(rig, gw)
         await until("protected", lambda: rig.engine.trades["t1"].state is TradeState.PROTECTED)
         gw.reject_if = lambda req: "-exit" in req.client_id
-        await rig.engine.flatten_all(CloseReason.MANUAL)
+        rig.engine.flatten_all(CloseReason.MANUAL)
         # the first exit and 3 immediate re-sends refused; then a halt and a backoff timer, not a give-up
         await until("4 exits refused", lambda: len(rig.rows("rejections")) == 4)
         m = rig.engine.trades["t1"]
@@ -202,15 +202,15 @@ async def test_exit_rejected_by_the_venue_is_never_given_up_and_flatten_resends(
         exits = [c for c, _ in gw.attempts if "-exit" in c]
         assert len(exits) == 4 and len(set(exits)) == 4
         # an operator's (or the shutdown's) flatten of a trade already EXITING sends an exit at once
-        await rig.engine.flatten_all(CloseReason.MANUAL)
+        rig.engine.flatten_all(CloseReason.MANUAL)
         await until("a 5th exit", lambda: len([c for c, _ in gw.attempts if "-exit" in c]) == 5)
         # and the retry timer keeps going with a capped backoff while the position exists
         rig.clock.advance_ms(10_000)
-        assert await rig.engine.fire_due() == 1
+        assert rig.engine.fire_due() == 1
         await until("a 6th exit", lambda: len([c for c, _ in gw.attempts if "-exit" in c]) == 6)
         gw.reject_if = None
         rig.clock.advance_ms(10_000)
-        assert await rig.engine.fire_due() == 1
+        assert rig.engine.fire_due() == 1
         await until("a 7th exit", lambda: len([c for c, _ in gw.attempts if "-exit" in c]) == 7)
         last = [c for c, _ in gw.attempts if "-exit" in c][-1]
         await until("the exit placed", lambda: last in gw.orders)
@@ -265,7 +265,7 @@ async def test_a_replayed_update_never_reopens_an_entry_that_was_cancelled(tmp_p
         await r.engine.submit_intent(intent(), LIVE)
         await until("entry sent", lambda: "t1-entry" in gw.orders)
         r.clock.advance_ms(r.cfg.entry_timeout_ms)
-        assert await r.engine.fire_due() == 1  # the entry deadline: cancelled, unfilled -> ABORTED
+        assert r.engine.fire_due() == 1  # the entry deadline: cancelled, unfilled -> ABORTED
         await until("aborted", lambda: "t1" not in r.engine.trades)
         gw._emit("t1-entry", OrderStatus.NEW)  # an old NEW delivered again (a catch-up replay)
         await asyncio.sleep(0.05)
@@ -279,7 +279,7 @@ async def test_fill_on_a_closed_trade_goes_to_reconciliation_not_an_exception(tm
         await until("entry sent", lambda: "t1-entry" in gw.orders)
         gw.fill("t1-entry", 200, 50_000.0)
         await until("protected", lambda: r.engine.trades["t1"].state is TradeState.PROTECTED)
-        await r.engine.flatten_all(CloseReason.MANUAL)  # cancels the rest of the entry, exits the 200
+        r.engine.flatten_all(CloseReason.MANUAL)  # cancels the rest of the entry, exits the 200
         await until("exit sent", lambda: "t1-exit" in gw.orders)
         gw.fill("t1-exit", 200, 50_000.0)
         await until("closed", lambda: r.rows("trades")[0]["state"] == "CLOSED")

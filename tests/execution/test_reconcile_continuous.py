@@ -202,11 +202,11 @@ async def test_a_fill_from_the_answer_then_the_same_fill_from_the_stream_is_appl
     kind = life.engine.trades["t1"].legs["t1-entry"].req.kind
     answer = OrderUpdate("t1-entry", "vt1-entry", "BTCUSDT", Side.BUY, kind, OrderStatus.FILLED, 500, 500,
                          50_000.0, reduce_only=False)
-    await life.engine.on_update(answer)
+    life.engine.on_update(answer)
     streamed = OrderUpdate("t1-entry", "vt1-entry", "BTCUSDT", Side.BUY, kind, OrderStatus.FILLED, 500, 500,
                            50_000.0, last_fill_lots=500, last_fill_price=50_000.0, fee=1.0, trade_id="77",
                            reduce_only=False)
-    await life.engine.on_update(streamed)
+    life.engine.on_update(streamed)
     await life.settle()
     fills = life.rows("fills", trade_id="t1", role="entry")
     assert [f["qty"] for f in fills] == [0.5]

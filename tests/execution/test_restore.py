@@ -125,7 +125,7 @@ async def test_trade_completes_after_a_restart_as_without_one(tmp_path: Path, re
     await life.settle()
     venue.fill("t1-entry", 250, 50_000.0, fee=6.25)
     await life.settle()
-    await life.engine.on_price("BTCUSDT", 501_000)
+    life.engine.on_price("BTCUSDT", 501_000)
     venue.move_price("BTCUSDT", 501_000)  # TP1
     await life.settle()
     assert life.engine.trades["t1"].stop_leg.client_id == "t1-sl.2"  # type: ignore[union-attr]

@@ -93,7 +93,7 @@ async def test_ws_drop_during_the_exit_fill_is_reconciled_into_the_trade(tmp_pat
                 assert r.status == 200
             await _until("the stream is down", lambda: not us.connected.is_set(), 5)
             runs = recovery.runs
-            await engine.flatten_all(CloseReason.MANUAL)  # the exit fills now: no event can reach us
+            engine.flatten_all(CloseReason.MANUAL)  # the exit fills now: no event can reach us
             await _until("the exit acknowledged", lambda: any(
                 c.endswith("-exit") and leg.status.value == "NEW"
                 for c, leg in engine.trades["t1"].legs.items()), 5)

@@ -52,7 +52,7 @@ async def test_adopted_trade_keeps_its_stop_and_its_deadline_fires_at_once(tmp_p
     assert await life.recovery.reconcile() == []  # position and stop as the journal says: nothing to repair
     assert len(venue.sent) == n_sent and not life.alerts
     assert life.engine.next_deadline_ns() == t_fill + 120 * S  # re-armed from the first fill, already past
-    await life.engine.fire_due()
+    life.engine.fire_due()
     await life.settle()
     assert venue.requests(n_sent) == [("t1-exit", "SELL", "MARKET", 500, None, None, True)]
     venue.fill("t1-exit", 500, 50_010.0, fee=1.0)

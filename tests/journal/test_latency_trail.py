@@ -28,7 +28,7 @@ class _Engine:
         self.trades: dict = {}  # no open trade: the pipeline sends no price updates
         self.got: list = []
 
-    async def submit_intent(self, i, view):
+    def on_intent(self, i, view):
         self.got.append((i, view))
         return f"t{len(self.got)}"
 
@@ -43,7 +43,7 @@ async def test_the_pipeline_stamps_event_receive_and_signal_times() -> None:
     health.last_event_ns, health.last_recv_ns = T0 - 2 * MS, T0  # a fresh book (max_book_age_ms)
     sync = SimpleNamespace(book=book, health=health, symbol="BTCUSDT")
     ev = Trade("BTCUSDT", 1, "60000.0", "0.1", False, T0 - 2 * MS, T0)
-    await p.on_synced(ev, sync, T0 + 5 * MS)  # type: ignore[arg-type]
+    p.on_synced(ev, sync, T0 + 5 * MS)  # type: ignore[arg-type]
     (i, view), = engine.got
     # exchange event time and receive time of the message; the clock when the signals had answered
     assert (i.ts_event_ns, i.ts_recv_ns, i.ts_signal_ns) == (T0 - 2 * MS, T0, T0 + 9 * MS)

@@ -139,19 +139,19 @@ async def test_a_frozen_stream_refuses_entries_before_the_watchdog(tmp_path: Pat
                              "T": ts // MS, "m": False})
 
     async with running(rig):
-        await p.on_raw(depth(5, 10, 4, T0), T0)
-        await p.on_raw(orjson.dumps({"stream": "btcusdt@depthSnapshot", "data": {
+        p.on_raw(depth(5, 10, 4, T0), T0)
+        p.on_raw(orjson.dumps({"stream": "btcusdt@depthSnapshot", "data": {
             "lastUpdateId": 8, "bids": [["59999.9", "1.000"]], "asks": [["60000.0", "1.000"]]}}), T0)
         sync = p.syncs["BTCUSDT"]
         assert sync.health.status is BookStatus.LIVE
         rig.clock.t = T0 + 600 * MS  # no depth for 600 ms; a trade arrives
-        await p.on_raw(trade(1, rig.clock.t), rig.clock.t)
+        p.on_raw(trade(1, rig.clock.t), rig.clock.t)
         assert sync.health.status is BookStatus.LIVE  # still LIVE: only the age says no
         assert state.denials == {"BOOK_STALE": 1} and p.denials == 1
         assert rig.rows("trades") == []
         # depth flows again: the next entry goes through
-        await p.on_raw(depth(11, 12, 10, rig.clock.t), rig.clock.t)
+        p.on_raw(depth(11, 12, 10, rig.clock.t), rig.clock.t)
         rig.clock.t += 50 * MS
-        await p.on_raw(trade(2, rig.clock.t), rig.clock.t)
+        p.on_raw(trade(2, rig.clock.t), rig.clock.t)
         await rig.settle()
         assert state.denials == {"BOOK_STALE": 1} and len(rig.rows("trades")) == 1

@@ -328,13 +328,13 @@ def test_pipeline_on_raw_counts_bad_messages_and_goes_on() -> None:
     p = Pipeline({"BTCUSDT": BTC}, SignalEngine(s.signals, {"BTCUSDT": BTC}), None)
 
     async def run() -> None:
-        await p.on_raw(orjson.dumps(depth(U=5, u=10, pu=4, b=[["59999.0", "1"]], a=[["60001.0", "1"]])), MS)
-        await p.on_raw(orjson.dumps({"stream": "btcusdt@depthSnapshot", "data": {
+        p.on_raw(orjson.dumps(depth(U=5, u=10, pu=4, b=[["59999.0", "1"]], a=[["60001.0", "1"]])), MS)
+        p.on_raw(orjson.dumps({"stream": "btcusdt@depthSnapshot", "data": {
             "lastUpdateId": 8, "bids": [["59999.0", "1"]], "asks": [["60001.0", "1"]]}}), MS)
         assert p.syncs["BTCUSDT"].health.status is BookStatus.LIVE
         for m in ISSUE_MESSAGES:
-            await p.on_raw(orjson.dumps(m), 2 * MS)
-        await p.on_raw(orjson.dumps(depth(b=[["abc", "1"]]) | {"s": "NEWSYM"}), 2 * MS)
+            p.on_raw(orjson.dumps(m), 2 * MS)
+        p.on_raw(orjson.dumps(depth(b=[["abc", "1"]]) | {"s": "NEWSYM"}), 2 * MS)
 
     asyncio.run(run())
     # the first bad level resyncs BTCUSDT; the next three diffs are then only buffered (SYNCING, waiting
