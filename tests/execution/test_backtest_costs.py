@@ -77,6 +77,15 @@ async def test_recorded_session_costs(session: str, tmp_path: Path, capsys: pyte
     rep = orjson.loads(out)
     assert rep["verdict"] == summary["verdict"]
     assert rep["costs"]["overall"]["net_expectancy_r"]["mean"] == pytest.approx(net, abs=1e-5)
+    by_id = {t["trade_id"]: t for t in trades}
+    for rt in rep["trades"]:  # per trade: cost at entry, gross/net, fees, each fill's liquidity and fee
+        bt = by_id[rt["trade_id"]]
+        for k in ("cost_bps", "cost_r", "gross_pnl_quote", "fees_quote", "net_pnl_quote", "r_net"):
+            assert rt[k] == pytest.approx(bt[k], abs=1e-6), k
+        assert [(f["liquidity"], f["fee_quote"]) for f in rt["fills"]] == \
+            [(f["liquidity"], f["fee_quote"]) for f in bt["fills"]]
+    assert rep["costs"]["fee_config"] == {"maker_bps": risk.maker_fee_bps, "taker_bps": risk.taker_fee_bps,
+                                          "slippage_bps": risk.slippage_bps}
     body = html_path.read_text()
     assert body.index('id="verdict"') < body.index("<h1>") and summary["verdict"].split(":")[0] in body
 
