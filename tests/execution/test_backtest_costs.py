@@ -27,7 +27,8 @@ async def test_recorded_session_costs(session: str, tmp_path: Path, capsys: pyte
 
     settings = load_settings()
     path = str(tmp_path / "bt.sqlite")
-    res = await run_backtest([str(p) for p in SESSIONS[session]], settings, path)
+    with capsys.disabled():  # run_backtest binds the log to sys.stderr: never to this test's capture
+        res = await run_backtest([str(p) for p in SESSIONS[session]], settings, path)
     trades, summary = res["trades"], res["summary"]
     risk = settings.risk
     assert summary["max_cost_r"] == risk.max_cost_r and summary["risk_budget_per_trade"] > 0
