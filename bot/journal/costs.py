@@ -14,7 +14,8 @@ Per group (`expectancy`): gross and net expectancy in R and in quote with a two-
 interval on the mean (mean ± t(0.975, n−1) × s ÷ √n; none for fewer than 2 trades), the measured win
 rate (net winners) and the break-even win rate at the costs: with W the mean gross R of the gross winners,
 L the mean gross loss (R) of the gross losers and c the mean cost_r, p = (L + c) ÷ (W + L), the rate at
-which p (W − c) = (1 − p)(L + c).
+which p (W − c) = (1 − p)(L + c); 1.0 when the mean gross win does not even cover the mean cost (no win
+rate breaks even), None without both gross winners and gross losers.
 """
 
 from __future__ import annotations
