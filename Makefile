@@ -29,9 +29,12 @@ $(VENV)/.browser: | $(VENV)/.installed
 	   chromium >/dev/null) || echo "note: no Chromium; the HTML report render test will skip"; }
 	@touch $@
 
+# ruff, mypy (pydantic plugin, pyproject [tool.mypy]) and the layering contracts (pyproject
+# [tool.importlinter], docs/architecture.md "Layers"). CI runs it before the tests (.ci/run).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot tests
 	$(VENV)/bin/mypy bot
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/scalper bench book ../shared/data/binance_usdm/hftbacktest_usdm_btcusdt_20240808.gz
@@ -42,4 +45,4 @@ lock:
 	$(PY) -m piptools compile -q --strip-extras --extra test --output-file requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from types import ModuleType
 
 # name -> (module under bot.cli, one-line help). Keep alphabetical within each group.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,7 +48,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _takes_name(module: object) -> bool:
+def _takes_name(module: ModuleType) -> bool:
     fn = module.add_arguments
     return fn.__code__.co_argcount == 2
 

@@ -59,7 +59,6 @@ from bot.risk import RiskManager
 from bot.risk.brackets import LeverageBrackets
 from bot.settings import Settings, redacted
 from bot.signals import SignalEngine
-from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.reconcile import ReconcileConfig
 
 __all__ = ["App", "check_live_guard"]
@@ -75,13 +74,11 @@ EXIT_NAKED = 3  # exit code: the process ends with a position the exchange shows
 
 
 def _instruments(settings: Settings) -> dict[str, Instrument]:
-    out = {}
-    for sym in settings.venue.symbols:
-        if sym not in KNOWN:
-            raise ConfigError(f"venue.symbols: {sym!r} has no embedded instrument rules; the simulator trades "
-                              f"{', '.join(sorted(KNOWN))}")
-        out[sym] = KNOWN[sym]
-    return out
+    """The sim venue's instruments: the embedded rules where known, rules derived from a reference price for
+    any other symbol (bot/venues/sim/symbols.py). Live and exchange-sim venues take them from exchangeInfo."""
+    from bot.venues.sim.symbols import sim_instruments
+
+    return sim_instruments(settings.venue.symbols, settings.sim.gen_start_prices)
 
 
 class App(OperatorControls, ExchangeWatch):
@@ -344,6 +341,7 @@ class App(OperatorControls, ExchangeWatch):
             loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
         await self.engine.refresh_account()
         assert self.recovery is not None
+        self.recovery.restore_limits(time.time_ns())  # a restart keeps the day's loss limits
         await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
         if s.ops.enabled:
             from bot.ops.server import OpsServer

@@ -77,7 +77,7 @@ class ExchangeWatch:
         self.stream_health = StreamHealth(probation_ns=2 * max(v.reconcile_interval_ms, 2500) * _MS)
         self._stream = stream
         stream.on_event = self._on_stream_event
-        if hasattr(self.gateway, "on_stream_missed"):  # fills from an order's answer the stream never sent
+        if self.gateway.capabilities.stream_missed_hook:  # fills from an order's answer the stream never sent
             self.gateway.on_stream_missed = self._on_missed
         if self.recovery is not None:
             self.recovery.on_missed = self._on_missed

@@ -16,8 +16,8 @@
    hosts, so an override there can only be a mistake (or a production host under another label).
 
 `endpoints(settings)` lists what the venue code will connect to, after every override and environment
-default, from the same tables the venue code reads (bot/venues/binance_usdm/rest.py, userstream.py;
-bot/venues/bybit/feed.py, userstream.py; the REST roots ccxt uses per environment, exchange-facts C1).
+default, from the same tables the venue code reads (bot/venues/endpoints.py; the REST roots ccxt uses per
+environment, exchange-facts C1).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
+from bot.venues.endpoints import BINANCE_USDM, BINANCE_USDM_PRIVATE_WS, BYBIT_PRIVATE_WS, BYBIT_PUBLIC_LINEAR
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -53,10 +54,9 @@ _TEST_HOSTS = frozenset({
     "api-testnet.bybit.com", "stream-testnet.bybit.com", "api-demo.bybit.com", "stream-demo.bybit.com",
 })
 
-# Per venue and environment, what the venue code uses when nothing is overridden. Mirrors
-# bot/venues/binance_usdm/rest.py DEFAULT_ENDPOINTS + userstream.py DEFAULT_PRIVATE_WS and
-# bot/venues/bybit/feed.py PUBLIC_LINEAR + userstream.py DEFAULT_PRIVATE_WS + exchange.py (ccxt's REST
-# roots; demo keeps mainnet's public REST). tests/test_guard.py checks the mirror against those tables.
+# The REST roots ccxt uses per venue and environment (bot/venues/*/exchange.py; Bybit demo keeps
+# mainnet's public REST); the websocket roots come from bot/venues/endpoints.py. tests/test_guard.py checks
+# each against what the feed / user stream / ccxt instance really uses.
 _BINANCE_REST = {"mainnet": "https://fapi.binance.com", "demo": "https://demo-fapi.binance.com",
                  "testnet": "https://testnet.binancefuture.com", "exchange-sim": ""}
 _BYBIT_REST = {"mainnet": "https://api.bybit.com", "demo": "https://api-demo.bybit.com",
@@ -71,31 +71,25 @@ class Endpoint(NamedTuple):
 
 
 def _binance(v: VenueSection) -> list[Endpoint]:
-    from bot.venues.binance_usdm.rest import DEFAULT_ENDPOINTS
-    from bot.venues.binance_usdm.userstream import DEFAULT_PRIVATE_WS
-
     env = v.environment
-    _rest, pub, mkt = DEFAULT_ENDPOINTS[env]
+    _rest, pub, mkt = BINANCE_USDM[env]
     rest = _BINANCE_REST[env]
     return [
         Endpoint("rest", v.rest_url or rest, bool(v.rest_url), True),
         Endpoint("ws_public", v.ws_public_url or pub, bool(v.ws_public_url), False),
         Endpoint("ws_market", v.ws_market_url or mkt, bool(v.ws_market_url), False),
-        Endpoint("ws_private", v.ws_private_url or DEFAULT_PRIVATE_WS[env],
+        Endpoint("ws_private", v.ws_private_url or BINANCE_USDM_PRIVATE_WS[env],
                  bool(v.ws_private_url), True),
     ]
 
 
 def _bybit(v: VenueSection) -> list[Endpoint]:
-    from bot.venues.bybit.feed import PUBLIC_LINEAR
-    from bot.venues.bybit.userstream import DEFAULT_PRIVATE_WS
-
     env = v.environment
     out = [
         Endpoint("rest", v.rest_url or _BYBIT_REST[env], bool(v.rest_url), True),
-        Endpoint("ws_public", v.ws_public_url or PUBLIC_LINEAR[env],
+        Endpoint("ws_public", v.ws_public_url or BYBIT_PUBLIC_LINEAR[env],
                  bool(v.ws_public_url), False),
-        Endpoint("ws_private", v.ws_private_url or DEFAULT_PRIVATE_WS[env],
+        Endpoint("ws_private", v.ws_private_url or BYBIT_PRIVATE_WS[env],
                  bool(v.ws_private_url), True),
     ]
     if env == "demo" and not v.rest_url:

@@ -13,8 +13,10 @@ BYBIT = DATA / "bybit_v5"
 
 # Sessions: a day pair is one session, read in order.
 SESSIONS = {
-    "btcusdt_20240718": [BINANCE / "hftbacktest_usdm_btcusdt_20240718.gz", BINANCE / "hftbacktest_usdm_btcusdt_20240719.gz"],
-    "ethusdt_20240718": [BINANCE / "hftbacktest_usdm_ethusdt_20240718.gz", BINANCE / "hftbacktest_usdm_ethusdt_20240719.gz"],
+    "btcusdt_20240718": [BINANCE / "hftbacktest_usdm_btcusdt_20240718.gz",
+                         BINANCE / "hftbacktest_usdm_btcusdt_20240719.gz"],
+    "ethusdt_20240718": [BINANCE / "hftbacktest_usdm_ethusdt_20240718.gz",
+                         BINANCE / "hftbacktest_usdm_ethusdt_20240719.gz"],
     "btcusdt_20240808": [BINANCE / "hftbacktest_usdm_btcusdt_20240808.gz"],
     "ethusdt_20240808": [BINANCE / "hftbacktest_usdm_ethusdt_20240808.gz"],
 }

@@ -27,6 +27,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from bot.venues.ports import NO_EXTRAS
+
 __all__ = ["add_arguments", "run"]
 
 _DEFAULT = "../shared/data/binance_usdm/hftbacktest_usdm_btcusdt_20240808.gz"
@@ -50,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 class _NullGateway:
     name = "null"
+    capabilities = NO_EXTRAS
 
     def __init__(self, instruments: dict[str, Any]) -> None:
         self.instruments = instruments
@@ -62,8 +65,8 @@ class _NullGateway:
         return self.instruments[symbol]
 
     async def submit(self, req: Any) -> Any:
+        from bot.domain.orders import OrderAck
         from bot.domain.types import OrderStatus
-        from bot.venues.ports import OrderAck
 
         return OrderAck(req.client_id, "1", OrderStatus.NEW, 0)
 
@@ -78,7 +81,7 @@ class _NullGateway:
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
 
     async def account(self) -> Any:
-        from bot.venues.ports import AccountSnapshot
+        from bot.domain.orders import AccountSnapshot
 
         return AccountSnapshot(10_000.0, 10_000.0, 10_000.0)
 

@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+from typing import Any
 
 import orjson
 
@@ -83,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     for loop in range(loops):
         shift = loop * span_ns
         if loop:
-            for st in chk.symbols.values():
-                st.sync.reset("bench loop restart", records[0].ts_recv_ns + shift)
+            for sync in chk.session.syncs.values():  # the books live in the checker's market session
+                sync.reset("bench loop restart", records[0].ts_recv_ns + shift)
         for rec in records:
             chk.feed(rec._replace(ts_recv_ns=rec.ts_recv_ns + shift) if shift else rec)
             n += 1
@@ -187,7 +188,7 @@ async def _run_generated(args: argparse.Namespace) -> int:
     return 0
 
 
-def _feature_states(pipeline: object) -> list[object]:
+def _feature_states(pipeline: object) -> list[Any]:
     """The per-symbol feature states that own a volume profile (for the report only)."""
     out = []
     for st in getattr(getattr(pipeline, "signals", None), "_syms", {}).values():

@@ -21,11 +21,11 @@ from typing import Any
 
 import orjson
 
+from bot.domain.orders import OrderRequest
 from bot.domain.types import OrderKind, Side, TriggerPrice
 from bot.market.session import MarketSession
 from bot.replay.reader import LineError, read_session
 from bot.venues.binance_usdm.instruments import instrument_for
-from bot.venues.ports import OrderRequest
 from bot.venues.sim.exchange import SimExchange
 from bot.venues.sim.orders import SimError
 from bot.venues.sim.sources import split_raw

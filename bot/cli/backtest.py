@@ -307,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvloop
 
-        runner = uvloop.run
+        runner: Any = uvloop.run  # uvloop.run takes asyncio.run's arguments and a loop_factory
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
     problems: list[str] = []

@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-secret", default="sim-secret", help="the HMAC secret requests are signed with")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: [sim] seed)")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed of a recorded session (x real time)")
-    p.add_argument("--symbols", default="", help="generated symbols, comma-separated (default: [venue] symbols)")
+    p.add_argument("--symbols", default="",
+                   help="generated symbols, comma-separated, or a count N (the N most traded USD-M perps); "
+                   "instruments of unknown symbols are derived (docs/exchange-sim.md) (default: [venue] symbols)")
     p.add_argument("--fault", action="append", default=[], metavar="JSON",
                    help='a fault active from the start, e.g. \'{"kind": "clock_skew_ms", "ms": 1500}\'')
     p.add_argument("--config", default=None, help="config file (the [sim] section is used)")
@@ -33,9 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 async def _serve(args: argparse.Namespace) -> int:
     from bot.settings import load_settings
     from bot.venues.sim.server import build_server
+    from bot.venues.sim.symbols import parse_symbols
 
     settings = load_settings(args.config)
-    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) or settings.venue.symbols
+    symbols = parse_symbols(args.symbols) or settings.venue.symbols
     faults = [orjson.loads(f) for f in (*settings.sim.server_faults, *args.fault)]
     server = build_server(args.source, cfg=settings.sim, symbols=symbols, seed=args.seed, port=args.port,
                           api_key=args.api_key, api_secret=args.api_secret, speed=args.speed, faults=faults)

@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
     from bot.replay.reader import check_paths
     from bot.settings import load_settings
-
     from bot.signals.plugins import load_plugins
 
     # the config (plug-ins included) is judged before the data: a bad config is its own one-line error

@@ -8,10 +8,13 @@ converters (hot path, same rule).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-__all__ = ["Instrument", "decimals_of"]
+from bot.domain.types import OrderKind, Side
+
+__all__ = ["Instrument", "decimals_of", "trigger_ticks_away"]
 
 
 def decimals_of(step: str) -> int:
@@ -93,3 +96,17 @@ class Instrument:
     @property
     def max_lots(self) -> int:
         return self.qty_to_lots(self.max_qty)
+
+
+def trigger_ticks_away(price: float, side: Side, kind: OrderKind, inst: Instrument) -> int:
+    """Round a trigger price to the tick away from the market.
+
+    STOP_MARKET: a SELL (protecting a long) fires at or below its trigger -> round down; a BUY up.
+    TAKE_PROFIT_MARKET: the reverse (a SELL take-profit sits above the market -> round up).
+    """
+    x = price / inst.tick
+    near = round(x)
+    if abs(x - near) < 1e-9:  # already on the grid (float noise)
+        return int(near)
+    down = (kind is OrderKind.STOP_MARKET) == (side is Side.SELL)
+    return math.floor(x) if down else math.ceil(x)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from bot.drill.runner import Ctx, Drill, DrillFailed
+from bot.drill.watcher import covered, position_amounts
 
 __all__ = ["DRILLS", "by_name"]
 
@@ -109,14 +110,15 @@ async def silent_user_stream(ctx: Ctx) -> None:
 
 
 async def late_execution(ctx: Ctx) -> None:
-    # The point is a FILL arriving for an entry the bot gave up on. A late LIMIT entry may rest unfilled
-    # (the market moved in those 3 s): then the fault is armed again, a few times at most.
+    # The point is a FILL arriving for an entry the bot gave up on. "fill": the late LIMIT entry fills at
+    # its own price as it arrives (the market came to it), so the bot cannot cancel it first; should it
+    # still not fill, the fault is armed again, a few times at most.
     filled: list[str] = []
     placed: list[str] = []
     for attempt in range(4):
         if ctx.bot is None or not ctx.bot.alive():
             break
-        await ctx.fault({"kind": "late_execute", "ms": 3000, "count": 1, "entries_only": True})
+        await ctx.fault({"kind": "late_execute", "ms": 3000, "count": 1, "entries_only": True, "fill": True})
 
         async def executed() -> bool:
             f = (await ctx.state())["faults"]
@@ -300,8 +302,17 @@ async def prod_url_without_live(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------- crash
 async def sigkill_mid_trade(ctx: Ctx) -> None:
     t = await ctx.trade_in(("PROTECTED",), 30)
-    await ctx.kill_bot()
     tid, sym = t["trade_id"], t["symbol"]
+
+    async def fully_stopped() -> bool:
+        # PROTECTED and the exchange's stops cover the whole position: an entry still filling (the stop
+        # being resized) is a different moment to crash in, with an uncovered rest while the bot is down
+        st = await ctx.state()
+        amt = position_amounts(st).get(sym, 0.0)
+        return bool(amt) and covered(amt, sym, st["open_algo_orders"])
+
+    await ctx.wait(f"{tid}'s position covered by its stop", fully_stopped, 10, step_s=0.02)
+    await ctx.kill_bot()
     st = await ctx.state()
     amt = next((float(p["positionAmt"]) for p in st["positions"] if p["symbol"] == sym), 0.0)
     ctx.notes.append(f"killed with {tid} PROTECTED ({sym} {amt:+g} at the exchange)")
@@ -330,7 +341,8 @@ DRILLS: tuple[Drill, ...] = (
           "protected", freeze_5s, health=True),
     Drill("prod_url_without_live", "SCALPER__VENUE__REST_URL = Binance production without --live: refuse "
           "with one line, no network", prod_url_without_live, runs_bot=False),
-    Drill("sigkill_mid_trade", "SIGKILL with a trade PROTECTED, restart: adopted and completed",
+    Drill("sigkill_mid_trade", "SIGKILL with a trade PROTECTED (its stop covering it), restart: adopted and "
+          "completed",
           sigkill_mid_trade),
 )
 

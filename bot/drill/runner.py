@@ -71,6 +71,7 @@ class Ctx:
     expect_alerts: list[str] = field(default_factory=list)
     survived: bool | None = None  # set by scenarios that run their own process
     ops_base: str = ""
+    t0_s: float = field(default_factory=time.monotonic)
 
     # ------------------------------------------------------------------ processes
     def start_bot(self, **over: str) -> Bot:
@@ -79,7 +80,7 @@ class Ctx:
             port = procs.free_port()
             self.ops_base = f"http://127.0.0.1:{port}"
             env.update(SCALPER__OPS__ENABLED="true", SCALPER__OPS__HOST="127.0.0.1", SCALPER__OPS__PORT=str(port))
-        self.bot = Bot(self.sim, self.work, self.hook.url, **env)
+        self.bot = Bot(self.sim, self.work, self.hook.url, None, **env)
         self.bots.append(self.bot)
         return self.bot
 
@@ -186,10 +187,11 @@ def _row(ctx: Ctx, tracker: Any, final: dict[str, Any], alerts: list[dict[str, A
     drill = ctx.drill
     ledger = Ledger(ctx.rows("SELECT * FROM trades"), ctx.rows("SELECT * FROM legs"), ctx.rows("SELECT * FROM fills"))
     dups = duplicates(final, ledger)
-    orph = orphans(final)
     jv = journal_vs_exchange(final, ledger, ctx.foreign_cids, after_ms=end_ms)
     if jv.after_end:
-        ctx.notes.append(f"{jv.after_end} fills after the bot stopped (not journaled: for its next start)")
+        ctx.notes.append(f"{jv.after_end} fills after the bot stopped on {sorted(jv.after_symbols)} (not "
+                         "journaled, their exits not counted as orphans: for its next start)")
+    orph = orphans(final, jv.after_symbols)
     sym, naked = tracker.worst()
     limit = STOP_CONFIRM_TIMEOUT_MS / 1000 + drill.retry_after_s
     if drill.runs_bot:
@@ -224,6 +226,9 @@ def _row(ctx: Ctx, tracker: Any, final: dict[str, Any], alerts: list[dict[str, A
                    "expected": list(ctx.expect_alerts), "missing": missing},
         "checks": {k: {"ok": ok, "detail": d} for k, (ok, d) in ctx.checks.items()},
         "trades": len(ledger.trades),
+        # the longest naked intervals: symbol, start (s since the drill began), length (s)
+        "naked_intervals": [[sym_, round(a - ctx.t0_s, 2), round(b - a, 3)] for sym_, a, b in
+                            sorted(tracker.intervals, key=lambda i: i[1] - i[2])[:3]],
         "poll_samples": tracker.samples,
         "max_poll_gap_s": round(tracker.max_poll_gap_s, 3),
         "wall_s": round(wall_s, 1),
@@ -242,7 +247,8 @@ def error_row(drill: Drill, work: Path, error: str) -> dict[str, Any]:
             "naked_limit_s": round(STOP_CONFIRM_TIMEOUT_MS / 1000 + drill.retry_after_s, 3), "duplicates": 0,
             "orphans": 0, "journal_vs_exchange": False, "lost_rows": 0, "survived": False, "exit_code": None,
             "alerts": {"count": 0, "kinds": {}, "expected": list(drill.expect_alerts), "missing": []},
-            "checks": {}, "trades": 0, "poll_samples": 0, "max_poll_gap_s": 0.0, "wall_s": 0.0, "notes": [],
+            "checks": {}, "trades": 0, "naked_intervals": [], "poll_samples": 0, "max_poll_gap_s": 0.0,
+            "wall_s": 0.0, "notes": [],
             "reasons": [error], "passed": False, "work_dir": str(work)}
 
 

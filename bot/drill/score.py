@@ -61,19 +61,23 @@ def duplicates(state: dict[str, Any], ledger: Ledger) -> list[str]:
     return out
 
 
-def orphans(state: dict[str, Any]) -> list[str]:
+def orphans(state: dict[str, Any], moved_after_end: set[str] | None = None) -> list[str]:
     """Open orders left at the end that protect or belong to nothing: an order that can open a position
     (nobody is there to manage it once the bot stopped), or a reduce-only / closePosition order on a
-    symbol with no position."""
+    symbol with no position. `moved_after_end`: symbols whose position a fill changed after the bot
+    stopped (a kept take-profit filled): their exits are the next start's to clean up, not counted."""
     amounts = position_amounts(state)
     out = []
+    skip = moved_after_end or set()
     for o in state.get("open_orders", []):
+        if o["symbol"] in skip:
+            continue
         if not (o.get("reduceOnly") or o.get("closePosition")):
             out.append(f"open entry order {o['clientOrderId']} ({o['symbol']})")
         elif not amounts.get(o["symbol"]):
             out.append(f"reduce-only order {o['clientOrderId']} on flat {o['symbol']}")
     for a in state.get("open_algo_orders", []):
-        if not amounts.get(a["symbol"]):
+        if a["symbol"] not in skip and not amounts.get(a["symbol"]):
             out.append(f"{a['orderType']} {a['clientAlgoId']} on flat {a['symbol']}")
     return out
 
@@ -84,6 +88,7 @@ class JournalCheck:
     lost_rows: int
     problems: list[str] = field(default_factory=list)
     after_end: int = 0  # unjournaled fills after the bot stopped listening
+    after_symbols: set[str] = field(default_factory=set)  # ... and their symbols
 
 
 def journal_vs_exchange(state: dict[str, Any], ledger: Ledger, foreign_cids: set[str],
@@ -145,4 +150,4 @@ def journal_vs_exchange(state: dict[str, Any], ledger: Ledger, foreign_cids: set
             problems.append(f"{sym}: journal's open trades hold {journal_net.get(sym, 0.0):+.6g}, the exchange "
                             f"{amounts.get(sym, 0.0):+.6g} of which by hand or after the bot stopped "
                             f"{foreign_net.get(sym, 0.0):+.6g}")
-    return JournalCheck(not problems, lost, problems, len(after))
+    return JournalCheck(not problems, lost, problems, len(after), {f["symbol"] for f in after})

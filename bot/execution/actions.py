@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.orders import OrderRequest
 from bot.domain.types import CloseReason, OrderStatus
-from bot.venues.ports import OrderRequest
 
 __all__ = [
     "TRANSITIONS",

@@ -35,8 +35,9 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from bot.domain.orders import OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus
 from bot.execution.actions import LegRole, TradeState
 from bot.execution.recovery_exit import ExitCheck
@@ -53,10 +54,12 @@ from bot.execution.restore import (
 from bot.execution.trade import TradeMachine
 from bot.logging import get_logger
 from bot.venues.errors import VenueError
-from bot.venues.ports import OrderUpdate
+from bot.venues.ports import PositionLevelStops
 from bot.venues.reconcile import Action, ApplyUpdate, CancelOrder, Flatten, PlaceStop, ReconcileConfig, Unowned, decide
 from bot.venues.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.venues.ws import backoff_delay_s
+
+_DAY_NS = 86_400 * 1_000_000_000
 
 if TYPE_CHECKING:
     from bot.execution.engine import ExecutionEngine
@@ -122,13 +125,34 @@ class Recovery(ExitCheck):
         if gate.state.value != "HALTED" or gate.state_reason != RECONCILING:
             return False
         kept = dict(gate.halted_symbols)
-        gate.reset(now_ns)
-        gate.halted_symbols.update(kept)
-        if gate.state_changes and gate.state_changes[-1][5] == "operator reset":  # the journal says why
-            gate.state_changes[-1] = (*gate.state_changes[-1][:5], "reconciled")
+        # ACTIVE again, nothing else: the day's loss baseline, streak and cooldowns restored from the journal
+        # (restore_limits) stay, so a restart is no way around a loss limit (issue 11 item 7)
+        gate.resume("reconciled", now_ns)
         self.engine._journal_gate(now_ns)
         self.log.info("trading_allowed", reason="reconciled", adopted=len(self.adopted), halted_symbols=kept)
         return True
+
+    def restore_limits(self, now_ns: int) -> int:
+        """The gate's day (loss baseline, peak, loss streak, setup cooldowns) from the trades the journal
+        closed today, since the last `reset-limits` of today. Call once the account's equity is known.
+        Returns how many trades were replayed."""
+        day_start = now_ns - now_ns % _DAY_NS
+        since = max([day_start] + [int(r["ts_ns"]) for r in self.journal.rows(
+            "state_changes", "entity='limits' AND ts_ns>=?", (day_start,))])
+        rows = self.journal.rows("trades", "exit_ts_ns>=? AND pnl IS NOT NULL", (since,))
+        closed = []
+        for r in sorted(rows, key=lambda r: int(r["exit_ts_ns"])):
+            try:
+                reason = CloseReason(r["exit_reason"])
+            except ValueError:
+                reason = CloseReason.MANUAL
+            closed.append((int(r["exit_ts_ns"]), r["symbol"], r["setup"],
+                           float(r["pnl"]) + float(r["funding_quote"] or 0.0), reason))
+        self.engine.risk.gate.restore_day(closed, now_ns)
+        if closed:
+            self.log.info("limits_restored", trades_today=len(closed),
+                          day_start_equity=round(self.engine.risk.gate.day_start_equity, 2))
+        return len(closed)
 
     async def adopt(self) -> list[str]:
         """Machines for the journal's open trades, handed to the engine (call before it consumes updates)."""
@@ -148,8 +172,8 @@ class Recovery(ExitCheck):
                                 time_limit_s=self.time_limits_s.get(t["setup"], 0.0),
                                 states=j.rows("state_changes", "entity='trade' AND entity_id=?", (tid,)))
             eng.adopt(m)
-            adopt_stop = getattr(self.gw, "adopt_stop", None)  # a venue whose stop is the position's (Bybit):
-            if adopt_stop is not None:  # its in-memory owner of the stop died with the last process
+            if self.gw.capabilities.position_level_stop:  # a venue whose stop is the position's (Bybit): its
+                adopt_stop = cast(PositionLevelStops, self.gw).adopt_stop  # in-memory owner died with the process
                 since = min((int(f["ts_ns"]) for f in fills if LegRole(f["role"]).opens), default=0)
                 for leg in sorted((x for x in m.legs.values() if x.role is LegRole.STOP and not x.done),
                                   key=lambda x: x.tier):  # oldest first: the last (m.stop_leg) owns it

@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
 from bot.execution.trade import TradeMachine
 from bot.venues.errors import VenueError
-from bot.venues.ports import OrderRequest, OrderUpdate
 
 if TYPE_CHECKING:
     from bot.execution.engine import ExecutionEngine

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
 from bot.execution.actions import (
     Action,
@@ -43,7 +44,6 @@ from bot.execution.actions import (
 )
 from bot.execution.planner import EntryTerms, TradePlan
 from bot.execution.trade import TradeMachine
-from bot.venues.ports import OrderRequest, OrderUpdate
 
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection

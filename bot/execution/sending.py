@@ -76,7 +76,7 @@ class OrderSending:
     # -- sending ----------------------------------------------------------------------------------------
     async def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False) -> None:
         leg = a.leg
-        denial = self.risk.gate.check_order(now, a.reduces)  # denies entries only, never a reducing order
+        denial = self.risk.gate.check_order(now, a.reduces, m.plan.symbol)  # never denies a reducing order
         if denial is not None:
             self.journal.denial(now, m.plan.symbol, m.plan.setup, m.plan.side, denial.reason.value,
                                 f"{leg.client_id}: {denial.detail}")

@@ -30,6 +30,7 @@ import math
 from typing import TYPE_CHECKING
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderAck, OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
 from bot.execution.actions import (
     TRANSITIONS,
@@ -50,7 +51,6 @@ from bot.execution.actions import (
 )
 from bot.execution.planner import TradePlan, slice_lots
 from bot.risk.limits import limits
-from bot.venues.ports import OrderAck, OrderRequest, OrderUpdate
 
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection

@@ -16,9 +16,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from bot.domain.orders import FundingPayment
 from bot.journal.store import Journal
 from bot.logging import get_logger
-from bot.venues.ports import FundingPayment
 
 __all__ = ["FundingRecorder"]
 
@@ -52,10 +52,9 @@ class FundingRecorder:
 
     async def run(self, gateway: Any) -> None:
         """Record every payment the gateway reports until cancelled (nothing to do without a source)."""
-        source = getattr(gateway, "funding_updates", None)
-        if source is None:
+        if not gateway.capabilities.funding:
             return
-        async for p in source():
+        async for p in gateway.funding_updates():
             try:
                 self.record(p)
             except Exception as e:  # a bookkeeping bug must not take the trading bot down: log it loudly

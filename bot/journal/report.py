@@ -22,7 +22,7 @@ ones no trade held (a position the bot did not open, or an unnamed cross-margin 
 
 Slippage, adverse positive (a buy filled above what we meant to pay is +): per leg role (entry, add,
 stop, tp, exit) from legs.intended_price vs legs.avg_price, and for entries also the signal price
-(trades.intent_price) vs the fill; in ticks (the symbol's tick from bot.venues.binance_usdm.instruments
+(trades.intent_price) vs the fill; in ticks (the symbol's tick from bot.market.instruments
 when known) and bps. Stops: for STOP_LOSS exits the planned stop (trades.stop_price) vs the realised exit;
 "not confirmed in time" = stop_confirm_ms missing or above the deadline.
 
@@ -62,7 +62,7 @@ def load_journal(path: str) -> dict[str, list[dict[str, Any]]]:
 
 def _tick(symbol: str) -> float | None:
     try:
-        from bot.venues.binance_usdm.instruments import KNOWN
+        from bot.market.instruments import KNOWN
 
         inst = KNOWN.get(symbol)
         return float(inst.tick_size) if inst is not None else None
@@ -86,7 +86,7 @@ def _q(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def _summary(values: list[float]) -> dict[str, Any]:
+def _summary(values: list[float | None]) -> dict[str, Any]:
     vals = [v for v in values if v is not None]
     if not vals:
         return {"n": 0, "mean": None, "median": None, "p90": None, "max": None}

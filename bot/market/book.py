@@ -170,6 +170,7 @@ class OrderBook:
     def apply_snapshot_ticks(self, bids: Sequence[tuple[int, int]], asks: Sequence[tuple[int, int]]) -> None:
         bb = max((t for t, q in bids if q > 0), default=None)
         ba = min((t for t, q in asks if q > 0), default=None)
+        center: int | None
         if bb is not None and ba is not None:
             center = (bb + ba) // 2
         elif bb is not None or ba is not None:

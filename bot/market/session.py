@@ -42,9 +42,9 @@ from bot.domain.events import BookTicker, DepthDiff, DepthSnapshot, FundingInfo,
 from bot.domain.instrument import Instrument
 from bot.errors import MalformedMessage
 from bot.market.book import OrderBook, default_depth_ticks
+from bot.market.instruments import instrument_for
 from bot.market.sync import BinanceBookSync, BybitBookSync
 from bot.venues.binance_usdm import parse as bn
-from bot.venues.binance_usdm.instruments import instrument_for
 from bot.venues.bybit import parse as bb
 
 __all__ = ["DepthUpdate", "MarketSession", "Sync"]

@@ -128,10 +128,10 @@ class BinanceBookSync(_SyncBase):
                 self._last_u = ev.final_id
                 # BookHealth.stamp, inlined (the hot path): freshness for the risk gate
                 h = self.health
-                e = h.last_event_ns = ev.ts_event_ns
+                ev_ns = h.last_event_ns = ev.ts_event_ns
                 r = h.last_recv_ns = ev.ts_recv_ns or now_ns
-                if e and r - e < h.lag_floor_ns + ((r - h.floor_at_ns) >> _FLOOR_RISE_SHIFT):
-                    h.lag_floor_ns = r - e
+                if ev_ns and r - ev_ns < h.lag_floor_ns + ((r - h.floor_at_ns) >> _FLOOR_RISE_SHIFT):
+                    h.lag_floor_ns = r - ev_ns
                     h.floor_at_ns = r
                 st.applied += 1
                 if self.health.status is not BookStatus.LIVE or self.book.is_crossed():

@@ -23,7 +23,7 @@ import sys
 import tokenize
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import annotated_types
 from pydantic import BaseModel, SecretStr
@@ -214,7 +214,7 @@ def _toml(v: Any) -> str:
     raise TypeError(f"cannot render {v!r} as TOML")
 
 
-def _is_model(ann: Any) -> bool:
+def _is_model(ann: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(ann, type) and issubclass(ann, BaseModel)
 
 
@@ -235,7 +235,7 @@ def _section(model: type[BaseModel], table: str, overrides: dict[str, dict[str, 
         out.append(f"# {doc[0]}")
     out.append(f"[{table}]")
     section_over = overrides.get(table, {})
-    nested = []
+    nested: list[tuple[str, type[BaseModel]]] = []
     if not model.model_fields:
         out.append("# (this section has no keys yet)")
     for name, info in model.model_fields.items():
@@ -277,6 +277,7 @@ def render(header: str, overrides: dict[str, dict[str, Any]]) -> str:
         "# SCALPER__RISK__RISK_PER_TRADE_PCT=0.25). Check the effective values: scalper check-config -c FILE",
     ]
     for name, info in Settings.model_fields.items():
+        assert _is_model(info.annotation), name  # every top-level key is a section model
         _section(info.annotation, name, overrides, out)
     return "\n".join(out) + "\n"
 

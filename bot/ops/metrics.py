@@ -126,13 +126,13 @@ class StateCollector(Collector):
         yield _gauge("scalper_fees_quote", "fees paid since start (quote currency)", st.fees_quote)
 
         ts = GaugeMetricFamily("scalper_trading_state", "1 for the current trading state", labels=["state"])
-        for s in TRADING_STATES:
-            ts.add_metric([s], 1.0 if st.trading_state == s else 0.0)
+        for state in TRADING_STATES:
+            ts.add_metric([state], 1.0 if st.trading_state == state else 0.0)
         yield ts
         verdict = st.health(now_ns)["status"]
         hf = GaugeMetricFamily("scalper_health", "1 for the current health verdict", labels=["status"])
-        for s in _HEALTH:
-            hf.add_metric([s], 1.0 if verdict == s else 0.0)
+        for verdict_word in _HEALTH:
+            hf.add_metric([verdict_word], 1.0 if verdict == verdict_word else 0.0)
         yield hf
 
         sh = GaugeMetricFamily("scalper_symbol_halted", "1 while entries on the symbol are halted",

@@ -126,6 +126,22 @@ class RiskGate:
         self.state_changes.append((now_ns, "limits", "risk", before.value, self.state.value,
                                    f"{reason}; day baseline {self.equity:.2f}"))
 
+    def restore_day(self, closed: list[tuple[int, str, str, float, CloseReason]], now_ns: int) -> None:
+        """After a restart: the day's loss baseline, peak, loss streak and setup cooldowns from the trades
+        closed today (exit_ns, symbol, setup, net pnl, reason; oldest first, those since an operator's
+        `reset_limits` only), so a restart never resets a loss limit. The baseline is today's equity less
+        today's realized results (unrealized moves and transfers today are not known: a deposit makes it
+        stricter, a withdrawal looser)."""
+        self._day = now_ns // DAY_NS
+        start = self.equity - sum(c[3] for c in closed)
+        self.day_start_equity = self.day_peak_equity = start
+        running = start
+        for exit_ns, symbol, setup, pnl, reason in closed:
+            running += pnl
+            self.day_peak_equity = max(self.day_peak_equity, running)
+            self.on_trade_closed(symbol, setup, pnl, reason, exit_ns)
+        self.day_peak_equity = max(self.day_peak_equity, self.equity)
+
     def halt_symbol(self, symbol: str, reason: str, now_ns: int) -> None:
         if symbol not in self.halted_symbols:  # a second halt keeps the first one's start
             self._symbol_halted_ns[symbol] = now_ns
@@ -261,8 +277,10 @@ class RiskGate:
                               f"{total:.0f} > {self.cfg.max_total_notional_usd:.0f}")
         return None
 
-    def check_order(self, now_ns: int, reduces: bool) -> Denial | None:
-        """Every order passes here right before it is sent. Counted always; only entries are denied."""
+    def check_order(self, now_ns: int, reduces: bool, symbol: str = "") -> Denial | None:
+        """Every order passes here right before it is sent. Counted always; only orders that add to a
+        position are denied (entries and scale-ins): a symbol halt (an unowned size, a user stream in
+        doubt, a stop refused) stops adds to an open trade there too, never its stop or exits."""
         one_s, one_min = self._sent_1s, self._sent_60s
         while one_s and one_s[0] <= now_ns - _S:
             one_s.popleft()
@@ -271,6 +289,8 @@ class RiskGate:
         if not reduces:
             if self.state is TradingState.HALTED:
                 return self._deny(self.halt_code, self.state_reason)
+            if symbol in self.halted_symbols:
+                return self._deny(DenyReason.SYMBOL_HALTED, self.halted_symbols[symbol])
             if len(one_s) >= self.cfg.max_orders_per_s:
                 return self._deny(DenyReason.RATE_PER_SECOND, f"{len(one_s)} orders in the last second")
             if len(one_min) >= self.cfg.max_orders_per_min:

@@ -43,6 +43,7 @@ from bot.domain.types import EntryIntent
 from bot.market.book import OrderBook
 from bot.market.health import BookStatus
 from bot.signals import setups as st
+from bot.signals.clock import EventClock
 from bot.signals.features import SymbolFeatures
 from bot.signals.plugins import Plugin, PluginFailed, load_plugins, make_plugin
 from bot.signals.view import Candidate, MarketView
@@ -57,9 +58,10 @@ _LIVE = BookStatus.LIVE
 
 
 class EngineStats:
-    __slots__ = ("candidates", "disabled", "intents", "vetoes")
+    __slots__ = ("candidates", "clocks", "disabled", "intents", "vetoes")
 
     def __init__(self) -> None:
+        self.clocks: dict[str, EventClock] = {}  # per symbol: its event clock (jumps back counted there)
         self.candidates: Counter[str] = Counter()  # per setup, before the gates
         self.intents: Counter[str] = Counter()  # per setup
         self.vetoes: Counter[str] = Counter()  # per gate
@@ -70,6 +72,9 @@ class EngineStats:
                              "vetoes": dict(self.vetoes)}
         if self.disabled:
             d["disabled"] = dict(self.disabled)
+        back = {s: c.backwards for s, c in self.clocks.items() if c.backwards}
+        if back:  # the venue clock jumped back (clock.py): windows re-based, counted per symbol
+            d["clock_backwards"] = back
         return d
 
 
@@ -100,7 +105,7 @@ class SignalEngine:
         self.plugins = plugins
         self._index()
         self.failures: list[PluginFailed] = []
-        self.on_failure: Callable[[PluginFailed], None] | None = None  # the app: an alert
+        self.on_failure: Callable[[PluginFailed], object] | None = None  # the app: an alert
 
     def _index(self) -> None:
         ps = self.plugins
@@ -120,6 +125,7 @@ class SignalEngine:
             if inst is None:
                 return None
             s = self._syms[symbol] = _Sym(SymbolFeatures(self.cfg, inst))
+            self.stats.clocks[symbol] = s.f.clock
         return s
 
     def features(self, symbol: str) -> SymbolFeatures | None:
@@ -145,6 +151,7 @@ class SignalEngine:
         view = s.view
         cum0 = f.book.ofi_cum
         f.on_depth(book, ts_event_ns, btc if symbol != self.cfg.btc_symbol else None)
+        ts_event_ns = f.clock.last_ns  # the clock's time from here on (a venue clock going back: clock.py)
         if view._ofi_extra and f.book.ofi_cum != cum0:
             view._feed_depth(ts_event_ns, f.book.ofi_cum - cum0)
         if symbol == self.cfg.btc_symbol and f.book.valid:
@@ -174,8 +181,8 @@ class SignalEngine:
         if s is None:
             return []
         f = s.f
-        ts = trade.ts_event_ns
-        closed, _large = f.on_trade(ts, trade.price, trade.qty, not trade.buyer_is_maker)
+        closed, _large = f.on_trade(trade.ts_event_ns, trade.price, trade.qty, not trade.buyer_is_maker)
+        ts = f.clock.last_ns  # the clock's time (clock.py)
         view = s.view
         if view._flow_extra:
             view._feed_trade(ts, f.flow.last_lots, f.flow.last_buy)
@@ -273,7 +280,7 @@ class SignalEngine:
             return "not_live"
         if f.book.spread_ticks > c.max_spread_ticks:
             return "spread"
-        ttf = f.funding.seconds_to_funding(ts_ns)
+        ttf = f.funding.seconds_to_funding(f.clock.raw_ns)  # absolute venue times: the venue's own clock
         if ttf is not None and 0 <= ttf < c.no_entry_before_funding_s:
             return "funding"
         if f.symbol != c.btc_symbol:

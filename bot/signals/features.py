@@ -16,6 +16,7 @@ from bot.market.book import OrderBook
 from bot.signals.absorption import TouchTracker
 from bot.signals.bars import BarSeries, TickBars, TimeBars, VolumeBars
 from bot.signals.book_features import BookFeatures
+from bot.signals.clock import EventClock
 from bot.signals.context import BtcLink, FundingState
 from bot.signals.liquidity import WallTracker, round_step_ticks_for
 from bot.signals.profile import VolumeProfile
@@ -34,7 +35,7 @@ class SymbolFeatures:
     """Feature state of one symbol. Everything is keyed by exchange event time."""
 
     __slots__ = ("_inv_step", "_inv_tick", "_print_bars", "_ref_price", "ask_touch", "ask_walls", "bars", "bid_touch",
-                 "bid_walls", "book", "btc", "cfg", "flow", "funding", "instrument", "last_depth_ns",
+                 "bid_walls", "book", "btc", "cfg", "clock", "flow", "funding", "instrument", "last_depth_ns",
                  "last_trade_ns", "profile", "round_step_ticks", "symbol", "tick_bars", "volume_bars")
 
     def __init__(self, cfg: SignalsSection, instrument: Instrument, ref_price: float | None = None) -> None:
@@ -66,6 +67,7 @@ class SymbolFeatures:
         self.profile: VolumeProfile | None = None
         self.btc = BtcLink(cfg.corr_sample_ms * _MS, cfg.corr_samples, int(cfg.btc_veto_window_s * _S))
         self.funding = FundingState()
+        self.clock = EventClock()  # every event time goes through it: a clock going back (clock.py)
         self.round_step_ticks = 0
         self.last_depth_ns = 0
         self.last_trade_ns = 0
@@ -101,7 +103,13 @@ class SymbolFeatures:
         return quote / self._ref_price * self._inv_step if self._ref_price else float("inf")
 
     # ------------------------------------------------------------------ updates
+    @property
+    def now_ns(self) -> int:
+        """The clock's time of the latest event (what the windows and bars are keyed on: clock.py)."""
+        return self.clock.last_ns
+
     def on_depth(self, book: OrderBook, ts_event_ns: int, btc_mid: float | None = None) -> None:
+        ts_event_ns = self.clock.at(ts_event_ns)
         bf = self.book
         bf.update(book, ts_event_ns)
         if not bf.valid:
@@ -125,6 +133,7 @@ class SymbolFeatures:
         return self.on_trade_ticks(ts_event_ns, p, q, aggressor_buy)
 
     def on_trade_ticks(self, ts_ns: int, p: int, q: int, buy: bool) -> tuple[int, LargeTrade | None]:
+        ts_ns = self.clock.at(ts_ns)
         self.last_trade_ns = ts_ns
         if not self._ref_price:
             self._calibrate(p / self._inv_tick)
@@ -147,6 +156,7 @@ class SymbolFeatures:
 
     def on_funding(self, mark_price: float | None, index_price: float | None, funding_rate: float | None,
                    next_funding_ns: int | None, ts_ns: int) -> None:
+        ts_ns = self.clock.at(ts_ns)
         self.funding.update(mark_price, index_price, funding_rate, next_funding_ns, ts_ns)
 
     # ------------------------------------------------------------------ reads
@@ -158,7 +168,10 @@ class SymbolFeatures:
         return below, below + step
 
     def snapshot(self, now_ns: int) -> dict[str, float]:
-        """Every scalar feature (floats, prices in ticks) for journals, exports and debugging."""
+        """Every scalar feature (floats, prices in ticks) for journals, exports and debugging. `now_ns` is
+        venue time: windows are read at the clock's time for it, funding at the venue's own (clock.py)."""
+        raw_now = now_ns
+        now_ns = self.clock.peek(now_ns)
         bf, fl = self.book, self.flow
         out: dict[str, float] = {
             "spread_ticks": float(bf.spread_ticks), "mid_ticks": bf.mid_ticks,
@@ -200,7 +213,7 @@ class SymbolFeatures:
         f = self.funding
         if f.funding_rate is not None:
             out["funding_rate"] = f.funding_rate
-        ttf = f.seconds_to_funding(now_ns)
+        ttf = f.seconds_to_funding(raw_now)
         if ttf is not None:
             out["funding_in_s"] = ttf
         basis = f.basis_bps(self.instrument.tick * fl.last_price_ticks) if fl.last_price_ticks else None

@@ -30,17 +30,19 @@ from typing import Any
 import aiohttp
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import FundingPayment, OrderUpdate, PositionSnapshot
 from bot.logging import get_logger
 from bot.settings.core import VenueSection
-from bot.venues.binance_usdm.clock import ClockSync
+from bot.venues.clock import ClockSync
 from bot.venues.errors import RateLimited, VenueUnavailable
-from bot.venues.ports import FundingPayment, OrderUpdate, PositionSnapshot
+from bot.venues.ports import GatewayCapabilities
 
 __all__ = ["LiveGateway"]
 
 
 class LiveGateway:
     name = "live"
+    capabilities = GatewayCapabilities(stream_missed_hook=True)
     stream_name = "user stream"  # in the error `updates()` raises when the stream died
     log_name = "gateway"
     ex: Any

@@ -3,7 +3,8 @@
 Every venue (Binance USD-M through ccxt, Bybit through ccxt, the in-process simulator, the paper
 gateway) implements `ExecutionGateway`; nothing above `venues/` knows which one it talks to
 (architecture.md: a second venue is one new folder; paper trading is another gateway, never an
-`if dry_run:`). Quantities are integer lots and prices integer ticks of the symbol's Instrument; the
+`if dry_run:`). The order/fill/position types live in bot.domain.orders (re-exported here). Quantities are
+integer lots and prices integer ticks of the symbol's Instrument; the
 gateway converts to the venue's strings at its edge.
 
 Errors (bot.venues.errors, raised by gateways):
@@ -20,116 +21,49 @@ fake of it) stays as it was; the app journals the payments (bot.journal.funding.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.instrument import Instrument
-from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.domain.orders import (
+    AccountSnapshot,
+    FundingPayment,
+    OrderAck,
+    OrderRequest,
+    OrderUpdate,
+    PositionSnapshot,
+)
 
 __all__ = [
+    "NO_EXTRAS",
     "AccountSnapshot",
+    "AccountTrades",
     "ExecutionGateway",
     "FundingPayment",
     "FundingSource",
+    "GatewayCapabilities",
     "OrderAck",
     "OrderRequest",
     "OrderUpdate",
+    "PositionLevelStops",
     "PositionSnapshot",
+    "RawOrderLookup",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRequest:
-    client_id: str  # names the trade and the leg, e.g. "t42-entry", "t42-sl", "t42-tp1" (<= 36 chars)
-    symbol: str
-    side: Side
-    kind: OrderKind
-    qty_lots: int  # 0 with close_position=True
-    price_ticks: int | None = None  # LIMIT only
-    trigger_ticks: int | None = None  # STOP_MARKET / TAKE_PROFIT_MARKET / trailing activation
-    time_in_force: TimeInForce = TimeInForce.GTC
-    reduce_only: bool = False
-    close_position: bool = False
-    working_type: TriggerPrice = TriggerPrice.MARK
-    callback_rate_bps: int | None = None  # trailing stop callback (Binance callbackRate is in %: bps/100)
-    # Entries only: a protective stop the venue attaches to the order itself, armed when the position
-    # opens (Bybit `stopLoss`, whole position, trigger = working_type). Venues that cannot attach one
-    # (Binance) ignore it: the trade machine's own STOP_MARKET leg follows the first fill either way.
-    attached_stop_ticks: int | None = None
+class GatewayCapabilities:
+    """What a venue does beyond the `ExecutionGateway` port, declared by the gateway class (issue 12: venue
+    differences as a record, not `getattr` probing). Each flag promises the protocol named beside it."""
+
+    account_trades: bool = False  # AccountTrades.user_trades(): the exact fills of an order / of the account
+    raw_order_lookup: bool = False  # RawOrderLookup.fetch_order_raw(): an algo order's child (actualOrderId)
+    position_level_stop: bool = False  # PositionLevelStops: one stop per position, not per order (Bybit)
+    funding: bool = False  # FundingSource.funding_updates(): funding settlements of the account
+    stream_missed_hook: bool = False  # `on_stream_missed(symbol, detail)` is called for fills the stream missed
 
 
-@dataclass(frozen=True, slots=True)
-class OrderAck:
-    client_id: str
-    venue_order_id: str
-    status: OrderStatus
-    ts_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class OrderUpdate:
-    """One change of one order, from the user stream or a REST look-up.
-
-    `last_fill_lots`/`last_fill_price` describe the fill this update reports (0 when none);
-    `filled_lots` is cumulative. Fills carry a price as float (average prices are not on the grid).
-    """
-
-    client_id: str
-    venue_order_id: str
-    symbol: str
-    side: Side
-    kind: OrderKind
-    status: OrderStatus
-    qty_lots: int
-    filled_lots: int
-    avg_price: float
-    last_fill_lots: int = 0
-    last_fill_price: float = 0.0
-    fee: float = 0.0  # in the quote asset, this fill
-    is_maker: bool = False
-    reduce_only: bool = False
-    trade_id: str = ""
-    reason: str = ""
-    ts_event_ns: int = 0
-    ts_recv_ns: int = 0
-    parent_id: str = ""  # a triggered conditional order: the algo order's client id
-
-
-@dataclass(frozen=True, slots=True)
-class FundingPayment:
-    """One funding settlement on the account, as the venue reported it.
-
-    `amount_quote` is signed as the venue reports it (Binance ACCOUNT_UPDATE `bc`): negative = paid.
-    `symbol` is "" when the venue does not say (Binance cross margin: the event carries no position).
-    `venue_ref` identifies the settlement, so a replay of the same message (a reconnect overlap, a REST
-    catch-up) is journaled once.
-    """
-
-    symbol: str
-    amount_quote: float
-    asset: str
-    ts_event_ns: int
-    ts_recv_ns: int
-    venue_ref: str
-
-
-@dataclass(frozen=True, slots=True)
-class PositionSnapshot:
-    symbol: str
-    qty_lots: int  # signed: > 0 long, < 0 short
-    entry_price: float
-    unrealized_pnl: float = 0.0
-    liquidation_price: float = 0.0
-    leverage: int = 0
-    isolated: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AccountSnapshot:
-    equity: float
-    available: float
-    wallet_balance: float
-    positions: tuple[PositionSnapshot, ...] = field(default_factory=tuple)
+NO_EXTRAS = GatewayCapabilities()
 
 
 @runtime_checkable
@@ -137,6 +71,7 @@ class ExecutionGateway(Protocol):
     """Order entry and account state of one venue account."""
 
     name: str
+    capabilities: GatewayCapabilities
 
     async def start(self) -> None: ...
 
@@ -166,3 +101,25 @@ class FundingSource(Protocol):
     """A gateway that reports funding settlements (Binance user stream, the simulators)."""
 
     def funding_updates(self) -> AsyncIterator[FundingPayment]: ...
+
+
+class AccountTrades(Protocol):
+    """`capabilities.account_trades`: the account's trades (Binance userTrades, Bybit execution list),
+    oldest first by the caller; `order_id` "" = every order since `start_ms`."""
+
+    async def user_trades(self, symbol: str, order_id: str = "", start_ms: int = 0) -> list[dict[str, Any]]: ...
+
+
+class RawOrderLookup(Protocol):
+    """`capabilities.raw_order_lookup`: the venue's own record of one order (an algo order's child id)."""
+
+    async def fetch_order_raw(self, symbol: str, client_id: str, conditional: bool) -> dict[str, Any] | None: ...
+
+
+class PositionLevelStops(Protocol):
+    """`capabilities.position_level_stop`: the venue keeps one stop per position (Bybit `stopLoss`), so an
+    open order may be the position's stop rather than one of ours, and a restart must re-own it."""
+
+    def is_position_level(self, u: OrderUpdate) -> bool: ...
+
+    def adopt_stop(self, req: OrderRequest, since_ns: int = 0) -> None: ...

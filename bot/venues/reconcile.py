@@ -28,10 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain.instrument import Instrument
+from bot.domain.instrument import Instrument, trigger_ticks_away
+from bot.domain.orders import OrderRequest, OrderUpdate, PositionSnapshot
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TriggerPrice
-from bot.venues.binance_usdm.orders import trigger_ticks_away  # pure rounding helper
-from bot.venues.ports import OrderRequest, OrderUpdate, PositionSnapshot
 
 __all__ = [
     "REQUEST_WEIGHT_PER_MIN",

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
 from bot.venues.errors import OrderRejected, VenueError
-from bot.venues.ports import ExecutionGateway, OrderRequest, OrderUpdate
+from bot.venues.ports import ExecutionGateway, PositionLevelStops
 from bot.venues.reconcile import (
     _OPEN,
     Action,
@@ -79,8 +80,10 @@ async def fetch_exchange_state(gw: ExecutionGateway, symbols: Sequence[str],
                 got = await leg_fills(gw, t.symbol, leg.client_id, u)
                 if got:
                     fills[leg.client_id] = got
-    level = getattr(gw, "is_position_level", None)  # venues whose stop is the position's (Bybit)
-    pos_stops = frozenset(o.venue_order_id for o in opened if level is not None and level(o))
+    pos_stops: frozenset[str] = frozenset()
+    if gw.capabilities.position_level_stop:  # venues whose stop is the position's (Bybit)
+        level = cast(PositionLevelStops, gw).is_position_level
+        pos_stops = frozenset(o.venue_order_id for o in opened if level(o))
     return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills, pos_stops)
 
 
@@ -113,21 +116,20 @@ def _fill_rows(rows: Sequence[dict[str, Any]], u: OrderUpdate, inst: Instrument,
 async def leg_fills(gw: Any, symbol: str, client_id: str, u: OrderUpdate) -> tuple[OrderUpdate, ...]:
     """The exact fills of one of our orders, when the gateway can list them (`user_trades`; for an algo
     order its child's, found through `fetch_order_raw` -> `actualOrderId`). () when it cannot."""
-    trades_of = getattr(gw, "user_trades", None)
-    if trades_of is None:
+    caps = gw.capabilities
+    if not caps.account_trades:
         return ()
     order_id, parent = u.venue_order_id, ""
     if u.kind.is_conditional and u.parent_id:  # the look-up named the order that executed (Bybit position stop)
         parent = u.parent_id
     elif u.kind.is_conditional:
-        raw_of = getattr(gw, "fetch_order_raw", None)
-        raw = (await raw_of(symbol, client_id, True) or {}) if raw_of is not None else {}
+        raw = (await gw.fetch_order_raw(symbol, client_id, True) or {}) if caps.raw_order_lookup else {}
         order_id, parent = str(raw.get("actualOrderId") or ""), client_id
         if order_id in ("", "0"):
             return ()
     if not order_id:
         return ()
-    rows = await trades_of(symbol, order_id)
+    rows = await gw.user_trades(symbol, order_id)
     return _fill_rows([r for r in rows if str(r.get("orderId", order_id)) == order_id], u,
                       gw.instrument(symbol), parent, time.time_ns())
 
@@ -137,11 +139,10 @@ async def outside_fills(gw: Any, symbol: str, side: Side, since_ns: int, ours: s
     """Fills on `side` since `since_ns` of orders that are not ours (a position closed by hand), oldest
     first, up to `lots`: (lots, price, fee, ts_ns, venue trade id, venue order id, maker). [] when the
     gateway cannot list the account's trades."""
-    trades_of = getattr(gw, "user_trades", None)
-    if trades_of is None or lots <= 0:
+    if not gw.capabilities.account_trades or lots <= 0:
         return []
     inst = gw.instrument(symbol)
-    rows = await trades_of(symbol, "", since_ns // 1_000_000)
+    rows = await gw.user_trades(symbol, "", since_ns // 1_000_000)
     out = []
     left = lots
     for t in sorted(rows, key=_chrono):

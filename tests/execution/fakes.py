@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator, Callable
 from bot.domain.instrument import Instrument
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.venues.errors import OrderRejected
-from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
+from bot.venues.ports import NO_EXTRAS, AccountSnapshot, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
 
 
 class FakeGateway:
     name = "fake"
+    capabilities = NO_EXTRAS
 
     def __init__(self, instruments: dict[str, Instrument], clock: Callable[[], int], equity: float = 5_000.0):
         self.instruments = instruments

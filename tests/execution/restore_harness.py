@@ -20,7 +20,7 @@ from bot.settings.execution import ExecutionSection
 from bot.settings.risk import RiskSection
 from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.errors import VenueUnavailable
-from bot.venues.ports import OrderUpdate
+from bot.venues.ports import GatewayCapabilities, OrderUpdate
 from bot.venues.reconcile import ReconcileConfig
 from tests.execution.fakes import FakeGateway
 from tests.execution.harness import NO_FEES, Clock
@@ -28,6 +28,8 @@ from tests.execution.harness import NO_FEES, Clock
 
 class Venue(FakeGateway):
     """FakeGateway plus what reconciliation asks: open orders, look-ups, the account's fills."""
+
+    capabilities = GatewayCapabilities(account_trades=True)
 
     def __init__(self, clock: Clock, equity: float = 5_000.0) -> None:
         super().__init__(dict(KNOWN), clock, equity)

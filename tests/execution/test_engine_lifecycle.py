@@ -285,3 +285,24 @@ async def test_operator_flatten_and_rejected_vs_denied(tmp_path: Path) -> None:
         assert rig.rows("denials")[-1]["reason"] == "RATE_PER_SECOND"
         assert "t2-entry" not in [r.client_id for r in rig.gw.sent]
         assert rig.rm.gate.open_notional == {}
+
+
+async def test_a_symbol_halt_denies_a_scale_in_but_never_the_stop(tmp_path: Path) -> None:
+    """An unowned size or a user stream in doubt halts the symbol: the open trade must not add to it."""
+    rig = Rig(tmp_path, execution={"scale_in_fractions": (0.3, 0.4, 0.3), "scale_in_trigger_r": (0.5, 1.0)})
+    async with running(rig):
+        await rig.engine.submit_intent(intent(targets=((502_000, 0.5), (503_000, 0.5))), LIVE)
+        await rig.settle()
+        rig.gw.fill("t1-entry", 150, 50_000.0)
+        await rig.settle()
+        assert [r[0] for r in rig.gw.requests(1)] == ["t1-sl", "t1-tp1", "t1-tp2"]
+        rig.rm.gate.halt_symbol("BTCUSDT", "unowned size", rig.clock())
+        await rig.engine.on_price("BTCUSDT", 500_250)  # 0.5 R in favour: the add is planned ...
+        await rig.settle()
+        assert not [r for r in rig.gw.requests(4) if r[0].startswith("t1-add")]  # ... and denied
+        denials = rig.rows("denials")
+        assert denials and denials[-1]["reason"] == "SYMBOL_HALTED"
+        rig.gw.move_price("BTCUSDT", 499_500)  # the stop (150 lots) still stands and fires
+        await rig.settle()
+        (trade,) = rig.rows("trades")
+        assert trade["exit_reason"] == "STOP_LOSS" and trade["qty"] == 0.15

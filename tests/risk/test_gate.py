@@ -91,6 +91,10 @@ def test_order_rate_limits_deny_entries_never_protective_orders() -> None:
     assert g.check_order(T0 + S + 20, reduces=False) is None  # the 1 s window has moved on (5th order)
     assert reason(g.check_order(T0 + 2 * S, reduces=False)) is DenyReason.RATE_PER_MINUTE
     assert g.check_order(T0 + 61 * S, reduces=False) is None
+    g.halt_symbol("BTCUSDT", "unowned size", T0 + 61 * S)
+    assert reason(g.check_order(T0 + 61 * S + 1, reduces=False, symbol="BTCUSDT")) is DenyReason.SYMBOL_HALTED
+    assert g.check_order(T0 + 61 * S + 2, reduces=True, symbol="BTCUSDT") is None  # its stop and exits go
+    assert g.check_order(T0 + 61 * S + 3, reduces=False, symbol="ETHUSDT") is None
     g.halt("x", T0 + 62 * S)
     assert reason(g.check_order(T0 + 62 * S, reduces=False)) is DenyReason.HALTED
     assert g.check_order(T0 + 62 * S, reduces=True) is None

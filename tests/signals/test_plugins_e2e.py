@@ -51,7 +51,7 @@ def test_builtin_setups_give_identical_intents(capsys: pytest.CaptureFixture[str
     pre = tmp_path / "pre.toml"
     pre.write_text(_pre_costs(text))
     got = _signals(capsys, pre, data)
-    assert got.pop("problems") == []  # added to `scalper signals --json` after the goldens were recorded
+    assert got.pop("problems") == []  # (a key added after the golden files were made: none on these sessions)
     assert got == want  # every intent (prices, stops, targets, features) and every counter
     assert len({i["setup"] for i in want["intents"]}) == setups
 

@@ -94,6 +94,20 @@ async def test_late_execute_is_ambiguous_invisible_then_placed_and_streamed() ->
             assert _pos(state) == 0.004 and state["faults"]["late_pending"] == 0
             filled = [e["o"]["c"] for e in got if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["X"] == "FILLED"]
             assert filled == ["ok-2", "late-1"]  # streamed when it finally executed
+            # "fill": a late IOC LIMIT that would expire (far below the market) fills at its own price on arrival
+            await _fault(http, base, {"kind": "late_execute", "ms": 300, "fill": True})
+            bid = (await _state(http, base))["books"]["BTCUSDT"]["best_bid"]
+            px = f"{round(bid * 0.95, 1):.1f}"
+            far = {**MARKET, "type": "LIMIT", "price": px, "quantity": "0.01", "timeInForce": "IOC",
+                   "newClientOrderId": "late-2"}
+            st, _, _ = await call(http, base, "POST", "/fapi/v1/order", far)
+            assert st == 503
+            await asyncio.sleep(0.6)
+            st, body, _ = await call(http, base, "GET", "/fapi/v1/order",
+                                     {"symbol": "BTCUSDT", "origClientOrderId": "late-2"})
+            assert st == 200, body
+            assert body["status"] == "FILLED" and float(body["avgPrice"]) == float(px)
+            assert _pos(await _state(http, base)) == 0.014
         finally:
             await ws.close()
 

@@ -75,7 +75,8 @@ def test_bybit_messages() -> None:
     assert len(ob) == 1 and isinstance(ob[0], DepthDiff) and ob[0].final_id == 42 and not ob[0].is_snapshot
     tr = bb.parse_message(b'{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":['
                           b'{"T":1,"s":"BTCUSDT","S":"Buy","v":"0.1","p":"10","L":"PlusTick","i":"a-1","BT":false},'
-                          b'{"T":2,"s":"BTCUSDT","S":"Sell","v":"0.2","p":"9","L":"MinusTick","i":"17","BT":false}]}', 0)
+                          b'{"T":2,"s":"BTCUSDT","S":"Sell","v":"0.2","p":"9","L":"MinusTick","i":"17",'
+                          b'"BT":false}]}', 0)
     assert [t.aggressor_buy for t in tr] == [True, False] and tr[1].trade_id == 17
     tk = bb.parse_message(b'{"topic":"tickers.BTCUSDT","type":"delta","ts":1,"data":{"symbol":"BTCUSDT",'
                           b'"fundingRate":"0.0001"}}', 0)

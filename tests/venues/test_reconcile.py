@@ -6,7 +6,7 @@ from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
 from bot.journal import Journal
 from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.errors import OrderRejected
-from bot.venues.ports import OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
+from bot.venues.ports import NO_EXTRAS, GatewayCapabilities, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
 from bot.venues.reconcile import (
     Alert,
     ApplyUpdate,
@@ -134,6 +134,8 @@ def test_missed_entry_fill_is_applied():
 
 
 class FakeGw:
+    capabilities = NO_EXTRAS
+
     def __init__(self, reject_stop: bool = False) -> None:
         self.sent: list[OrderRequest] = []
         self.cancelled: list[str] = []
@@ -243,6 +245,8 @@ def test_journal_loader_leaves_out_legs_never_sent():
 class TradesGw:
     """user_trades + fetch_order_raw as BinanceGateway has them."""
 
+    capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True)
+
     def __init__(self, rows: list[dict], raw: dict | None = None) -> None:
         self.rows, self.raw, self.asked = rows, raw or {}, []
 
@@ -281,4 +285,4 @@ async def test_outside_fills_are_the_closing_side_of_orders_not_ours_since_the_t
     got = await outside_fills(gw, "BTCUSDT", Side.SELL, 1_000_000_000, {"500"}, 5)
     assert [(lots, px, oid) for lots, px, _, _, _, oid, _ in got] == [(3, 60_020.0, "778"), (2, 60_030.0, "779")]
     assert gw.asked == [("", 1_000)]
-    assert await outside_fills(object(), "BTCUSDT", Side.SELL, 0, set(), 5) == []  # the gateway cannot tell
+    assert await outside_fills(FakeGw(), "BTCUSDT", Side.SELL, 0, set(), 5) == []  # declares no account trades

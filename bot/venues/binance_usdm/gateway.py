@@ -35,6 +35,14 @@ from typing import Any
 import aiohttp
 import ccxt.async_support as ccxt
 
+from bot.domain.orders import (
+    AccountSnapshot,
+    FundingPayment,
+    OrderAck,
+    OrderRequest,
+    OrderUpdate,
+    PositionSnapshot,
+)
 from bot.settings.core import VenueSection
 from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, binance_code, translate
 from bot.venues.binance_usdm.instruments import parse_exchange_info
@@ -53,14 +61,7 @@ from bot.venues.binance_usdm.userevents import UserEventTranslator
 from bot.venues.binance_usdm.userstream import BinanceUserStream
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
-from bot.venues.ports import (
-    AccountSnapshot,
-    FundingPayment,
-    OrderAck,
-    OrderRequest,
-    OrderUpdate,
-    PositionSnapshot,
-)
+from bot.venues.ports import GatewayCapabilities
 
 __all__ = ["BinanceGateway", "BinanceUsdm"]
 
@@ -120,6 +121,8 @@ def _ccxt_config(venue: VenueSection, session: aiohttp.ClientSession) -> dict[st
 
 class BinanceGateway(LiveGateway):
     name = "binance-usdm"
+    capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, funding=True,
+                                       stream_missed_hook=True)
     log_name = "binance.gateway"
     # submit() does its own work (checks, request, signature, hand-off to aiohttp) before it first waits
     # and needs nothing from its caller to progress: the engine may start it eagerly (execution/eager.py)

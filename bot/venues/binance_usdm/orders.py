@@ -17,14 +17,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 from decimal import Decimal
 from typing import Any
 
-from bot.domain.instrument import Instrument, decimals_of
+from bot.domain.instrument import Instrument, decimals_of, trigger_ticks_away
+from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce
-from bot.venues.ports import OrderRequest, OrderUpdate
 
 __all__ = [
     "CLIENT_ID_RE",
@@ -83,20 +82,6 @@ def kind_of(word: str) -> OrderKind:
 def is_protective(req: OrderRequest) -> bool:
     """Orders that only reduce risk: they may use the limiter's headroom and a skewed-but-offset clock."""
     return req.reduce_only or req.close_position or req.kind.is_conditional
-
-
-def trigger_ticks_away(price: float, side: Side, kind: OrderKind, inst: Instrument) -> int:
-    """Round a trigger price to the tick away from the market.
-
-    STOP_MARKET: a SELL (protecting a long) fires at or below its trigger -> round down; a BUY up.
-    TAKE_PROFIT_MARKET: the reverse (a SELL take-profit sits above the market -> round up).
-    """
-    x = price / inst.tick
-    near = round(x)
-    if abs(x - near) < 1e-9:  # already on the grid (float noise)
-        return int(near)
-    down = (kind is OrderKind.STOP_MARKET) == (side is Side.SELL)
-    return math.floor(x) if down else math.ceil(x)
 
 
 def create_args(req: OrderRequest, inst: Instrument, ccxt_symbol: str) -> tuple[str, str, str, float | None,

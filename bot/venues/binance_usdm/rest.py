@@ -14,20 +14,12 @@ from typing import Any
 
 import aiohttp
 
+from bot.venues.endpoints import BINANCE_USDM
 from bot.venues.errors import RateLimited, VenueUnavailable
 
 __all__ = ["DEFAULT_ENDPOINTS", "DepthClient", "WeightLimiter", "depth_weight", "endpoints_for"]
 
-# environment -> (REST, ws /public root, ws /market root). exchange-facts A2; the demo websocket host is
-# undocumented ([3P][?]: demo-fstream.binance.com is what most bots use). exchange-sim is our loopback server.
-DEFAULT_ENDPOINTS: dict[str, tuple[str, str, str]] = {
-    "mainnet": ("https://fapi.binance.com", "wss://fstream.binance.com/public", "wss://fstream.binance.com/market"),
-    "demo": ("https://demo-fapi.binance.com", "wss://demo-fstream.binance.com/public",
-             "wss://demo-fstream.binance.com/market"),
-    "testnet": ("https://testnet.binancefuture.com", "wss://fstream.binancefuture.com/public",
-                "wss://fstream.binancefuture.com/market"),
-    "exchange-sim": ("http://127.0.0.1:18080", "ws://127.0.0.1:18080/public", "ws://127.0.0.1:18080/market"),
-}
+DEFAULT_ENDPOINTS = BINANCE_USDM  # environment -> (REST, ws /public root, ws /market root)
 
 
 def endpoints_for(environment: str, rest_url: str = "", ws_public_url: str = "",

@@ -33,11 +33,11 @@ from typing import Any
 import orjson
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import FundingPayment, OrderUpdate, PositionSnapshot
 from bot.domain.types import OrderStatus, Side
 from bot.errors import MalformedMessage
 from bot.market.values import finite
 from bot.venues.binance_usdm.orders import algo_status_of, kind_of, status_of
-from bot.venues.ports import FundingPayment, OrderUpdate, PositionSnapshot
 
 __all__ = ["ListenKeyExpired", "UserEventTranslator"]
 

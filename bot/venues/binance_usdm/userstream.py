@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from bot.domain.orders import OrderUpdate
 from bot.domain.types import OrderStatus, Side
 from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.venues.binance_usdm.orders import algo_update_from_rest, order_update_from_rest
 from bot.venues.binance_usdm.userevents import ListenKeyExpired
+from bot.venues.endpoints import BINANCE_USDM_PRIVATE_WS
 from bot.venues.errors import RateLimited, VenueError, VenueUnavailable
-from bot.venues.ports import OrderUpdate
 from bot.venues.ws import backoff_delay_s
 
 if TYPE_CHECKING:
@@ -48,13 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PRIVATE_WS", "BinanceUserStream", "private_ws_url"]
 
-# environment -> private websocket root (A2; the demo and testnet hosts are [?] in exchange-facts).
-DEFAULT_PRIVATE_WS = {
-    "mainnet": "wss://fstream.binance.com/private",
-    "demo": "wss://demo-fstream.binance.com/private",
-    "testnet": "wss://fstream.binancefuture.com/private",
-    "exchange-sim": "ws://127.0.0.1:18080/private",
-}
+DEFAULT_PRIVATE_WS = BINANCE_USDM_PRIVATE_WS
 
 _RETRY = (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed, VenueUnavailable, RateLimited)
 
@@ -93,6 +88,7 @@ class BinanceUserStream:
         self.stats = {"connects": 0, "keys": 0, "keepalives": 0, "catchups": 0, "catchup_updates": 0,
                       "expired": 0, "keepalive_failures": 0, "reconnects_requested": 0}
         self._log = get_logger("binance.userstream")
+        self._repair: asyncio.Task[None] | None = None  # the REST catch-up after a malformed event
 
     def _tell(self, kind: str, detail: str = "") -> None:
         if self.on_event is not None:
@@ -222,7 +218,7 @@ class BinanceUserStream:
         self.stats["malformed"] = self.stats.get("malformed", 0) + 1
         self._log.warning("malformed user event; catching up by REST", error=str(err)[:200],
                           sample=bytes(raw[:120]).decode(errors="replace"), count=self.stats["malformed"])
-        if getattr(self, "_repair", None) is None or self._repair.done():
+        if self._repair is None or self._repair.done():
             self._repair = asyncio.get_running_loop().create_task(self._catch_up_after_malformed())
 
     async def _catch_up_after_malformed(self) -> None:

@@ -25,21 +25,17 @@ from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.market.book import OrderBook, default_depth_ticks
 from bot.market.health import BookHealth
+from bot.market.instruments import instrument_for
 from bot.market.sync import BybitBookSync
 from bot.settings.core import MarketSection, VenueSection
-from bot.venues.binance_usdm.instruments import instrument_for
 from bot.venues.bybit.parse import parse_message
+from bot.venues.endpoints import BYBIT_PUBLIC_LINEAR
 from bot.venues.feed_common import FeedHealthMixin
 from bot.venues.ws import WsConfig, WsStream
 
 __all__ = ["PUBLIC_LINEAR", "BybitMarketFeed"]
 
-PUBLIC_LINEAR: dict[str, str] = {
-    "mainnet": "wss://stream.bybit.com/v5/public/linear",
-    "demo": "wss://stream.bybit.com/v5/public/linear",  # demo trading reads mainnet public data (B2)
-    "testnet": "wss://stream-testnet.bybit.com/v5/public/linear",
-    "exchange-sim": "ws://127.0.0.1:18080/v5/public/linear",
-}
+PUBLIC_LINEAR = BYBIT_PUBLIC_LINEAR
 
 
 class BybitMarketFeed(FeedHealthMixin):

@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import OrderStatus
 from bot.venues.bybit.orders import POSITION_STOP_TYPES, num
-from bot.venues.ports import OrderRequest, OrderUpdate
 
 __all__ = ["EXECUTIONS", "FILL_TYPES", "execution_rows", "stop_fill", "trade_row"]
 

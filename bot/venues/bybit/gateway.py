@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.domain.orders import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate
 from bot.domain.types import OrderStatus
 from bot.settings.core import VenueSection
 from bot.venues.bybit.errors import ClockUnsynced, NotModified, OrderNotFound, translate
@@ -51,7 +52,7 @@ from bot.venues.bybit.userevents import BybitEventTranslator
 from bot.venues.bybit.userstream import BybitUserStream
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
-from bot.venues.ports import AccountSnapshot, OrderAck, OrderRequest, OrderUpdate
+from bot.venues.ports import GatewayCapabilities
 
 __all__ = ["BybitGateway", "BybitV5", "make_exchange"]  # the last two re-exported for tests
 
@@ -61,6 +62,8 @@ REALTIME, HISTORY, POSITIONS = "/v5/order/realtime", "/v5/order/history", "/v5/p
 
 class BybitGateway(LiveGateway):
     name = "bybit"
+    capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, position_level_stop=True,
+                                       stream_missed_hook=True)
     stream_name = "private stream"
     log_name = "bybit.gateway"
 

@@ -25,7 +25,7 @@ Where each OrderRequest goes (why: B3, C2):
 Prices and quantities are exact decimal strings from integer ticks/lots of Bybit's own grid
 (instruments-info), so ccxt's price_to_precision (ROUND) and amount_to_precision (TRUNCATE) are
 no-ops on them; stops computed from floats are rounded away from the market before they become ticks
-(bot.venues.binance_usdm.orders.trigger_ticks_away, same rule).
+(bot.domain.instrument.trigger_ticks_away, the rule both venues share).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderRequest, OrderUpdate, PositionSnapshot
 from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
 from bot.venues.errors import OrderRejected
-from bot.venues.ports import OrderRequest, OrderUpdate, PositionSnapshot
 
 __all__ = [
     "CLIENT_ID_RE",

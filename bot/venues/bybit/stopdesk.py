@@ -33,13 +33,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderAck, OrderRequest, OrderUpdate
 from bot.domain.types import OrderStatus
 from bot.logging import get_logger
 from bot.venues.bybit.errors import ClockUnsynced, NotModified, ZeroPosition
 from bot.venues.bybit.fills import EXECUTIONS, execution_rows, stop_fill
 from bot.venues.bybit.orders import clear_stop_body, price_str, trading_stop_body
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
-from bot.venues.ports import OrderAck, OrderRequest, OrderUpdate
 
 if TYPE_CHECKING:
     from bot.venues.bybit.gateway import BybitGateway

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.venues.ports import OrderUpdate
+from bot.domain.orders import OrderUpdate
 
 __all__ = ["PositionStops"]
 

@@ -37,12 +37,12 @@ from typing import Any
 import orjson
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderUpdate, PositionSnapshot
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.errors import MalformedMessage
 from bot.market.values import finite
 from bot.venues.bybit.orders import POSITION_STOP_TYPES, kind_of, num, order_update_from_rest, position_from_rest
 from bot.venues.bybit.stops import PositionStops
-from bot.venues.ports import OrderUpdate, PositionSnapshot
 
 __all__ = ["BybitEventTranslator", "StopMissing"]
 

@@ -42,11 +42,12 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from bot.domain.orders import OrderUpdate, PositionSnapshot
 from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.venues.bybit.userevents import StopMissing
+from bot.venues.endpoints import BYBIT_PRIVATE_WS
 from bot.venues.errors import RateLimited, VenueError, VenueUnavailable
-from bot.venues.ports import OrderUpdate, PositionSnapshot
 from bot.venues.ws import backoff_delay_s
 
 if TYPE_CHECKING:
@@ -54,13 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PRIVATE_WS", "TOPICS", "BybitUserStream", "auth_args"]
 
-# environment -> private websocket (B2; exchange-sim: a loopback fake must be given as ws_private_url)
-DEFAULT_PRIVATE_WS = {
-    "mainnet": "wss://stream.bybit.com/v5/private",
-    "testnet": "wss://stream-testnet.bybit.com/v5/private",
-    "demo": "wss://stream-demo.bybit.com/v5/private",
-    "exchange-sim": "ws://127.0.0.1:18080/v5/private",
-}
+DEFAULT_PRIVATE_WS = BYBIT_PRIVATE_WS
 TOPICS = ("order", "execution", "position")
 
 _RETRY = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, VenueUnavailable, RateLimited)
@@ -105,6 +100,7 @@ class BybitUserStream:
         self._ids = itertools.count(1)
         self._since_ms = 0  # executions before this are of no interest (set at the first catch-up)
         self._log = get_logger("bybit.userstream")
+        self._repair: asyncio.Task[None] | None = None  # the REST catch-up after a malformed event
 
     def _tell(self, kind: str, detail: str = "") -> None:
         if self.on_event is not None:
@@ -236,7 +232,7 @@ class BybitUserStream:
         self.stats["malformed"] = self.stats.get("malformed", 0) + 1
         self._log.warning("malformed private event; catching up by REST", error=str(err)[:200],
                           sample=bytes(raw[:120]).decode(errors="replace"), count=self.stats["malformed"])
-        if getattr(self, "_repair", None) is None or self._repair.done():
+        if self._repair is None or self._repair.done():
             self._repair = tg.create_task(self._catch_up_after_malformed())
 
     async def _catch_up_after_malformed(self) -> None:

@@ -7,7 +7,7 @@
 The data source is `venue.name` (binance-usdm or bybit) in `venue.environment` (mainnet, demo, testnet or
 exchange-sim; overrides of the public URLs as for the venue itself). The matching engine takes the
 account, fee, leverage, funding-fallback and order-latency keys of the [sim] section; instrument rules are
-the embedded ones (bot/venues/binance_usdm/instruments.py KNOWN), as for the in-process simulator.
+the embedded ones (bot/market/instruments.py KNOWN), as for the in-process simulator.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 from bot.domain.instrument import Instrument
 from bot.errors import ConfigError
+from bot.market.instruments import KNOWN
 from bot.market.sync import BybitBookSync
 from bot.settings import Settings
 from bot.settings.core import MarketSection, VenueSection
-from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.paper.gateway import PaperGateway
 from bot.venues.sim.exchange import SimExchange
 from bot.venues.sim.latency import Latency

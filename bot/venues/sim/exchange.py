@@ -34,10 +34,10 @@ from typing import Any
 
 from bot.domain.events import BookTicker, DepthDiff, DepthSnapshot, FundingInfo, Trade
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderRequest
 from bot.errors import MalformedMessage
 from bot.market.book import default_depth_ticks
 from bot.market.session import MarketSession
-from bot.venues.ports import OrderRequest
 from bot.venues.sim.account import Account, Position
 from bot.venues.sim.brackets import brackets_for
 from bot.venues.sim.latency import Latency

@@ -25,7 +25,7 @@ from bot.venues.sim import wire
 from bot.venues.sim.generator import Message
 
 if TYPE_CHECKING:
-    from bot.venues.ports import OrderRequest
+    from bot.domain.orders import OrderRequest
     from bot.venues.sim.server import SimServer
 
 log = get_logger("sim.faults")
@@ -57,6 +57,7 @@ class Faults:
         self.muted_events = 0
         self.late_execute = 0  # next N new orders: ambiguous 503 now, placed `late_ms` later
         self.late_ms = 3000
+        self.late_fill = False  # late_execute {"fill": true}: a late LIMIT order that would rest fills at once
         self.late_pending = 0
         self.outside_orders = 0
         self.entries_only = False  # error_after_execute / late_execute: only orders that can open a position
@@ -122,6 +123,7 @@ class Faults:
         elif kind == "late_execute":
             self.late_execute += int(f.get("count", 1))
             self.late_ms = int(f.get("ms", 3000))
+            self.late_fill = bool(f.get("fill", False))
             self.entries_only = bool(f.get("entries_only", False))
         elif kind == "inject":
             return {"ok": True, "sent": self._inject(f)}
@@ -167,8 +169,8 @@ class Faults:
     def _outside_order(self, f: dict[str, Any]) -> dict[str, Any]:
         """An order on the account as if placed by hand (web UI / another program): a client id that
         is not the bot's, matched and streamed on the user stream like any order."""
+        from bot.domain.orders import OrderRequest
         from bot.domain.types import OrderKind, Side, TimeInForce
-        from bot.venues.ports import OrderRequest
 
         s = self.server
         sym = str(f.get("symbol", "")).upper()
@@ -227,15 +229,31 @@ class Faults:
         """late_execute: the request answered "status unknown" and look-ups say -2013 until `late_ms`
         later, when the order reaches the matching engine after all (issue 11: an order that executes
         after the client's look-ups said "not found")."""
+        from dataclasses import replace
+
+        from bot.domain.types import TimeInForce
         from bot.venues.sim.orders import SimError
 
         s = self.server
         self.late_pending += 1
 
+        fill = self.late_fill
+
         async def later() -> None:
             try:
                 await asyncio.sleep(late_ms / 1000)
-                s.ex.place_order(req, now_ns=s.engine_now_ns())
+                now = s.engine_now_ns()
+                ioc = req.time_in_force.value in ("IOC", "FOK") and req.kind.value == "LIMIT"
+                # "fill" and an IOC/FOK limit: it must not expire before the market reaches its price
+                o = s.ex.place_order(replace(req, time_in_force=TimeInForce.GTC) if fill and ioc else req,
+                                     now_ns=now)
+                live = s.ex.orders.get(o.order_id)
+                if live is not None and fill and ioc:
+                    live.tif = req.time_in_force.value
+                if fill and live is not None and live.is_open:
+                    # "fill": the market comes to its price as it arrives: the rest fills at its own limit
+                    # price as maker (a fill the client cannot avoid by cancelling)
+                    s.ex._fill(live, live.remaining_lots, float(live.price_ticks), True, now)
             except SimError as e:  # e.g. the client re-used the id meanwhile (-4116): the late copy dies
                 log.warning("sim_late_order_refused", cid=req.client_id, code=e.code, msg=e.msg)
             finally:

@@ -26,10 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.domain.instrument import Instrument
-from bot.domain.types import OrderKind, OrderStatus, Side
-from bot.settings.sim import SimSection
-from bot.venues.errors import OrderRejected
-from bot.venues.ports import (
+from bot.domain.orders import (
     AccountSnapshot,
     FundingPayment,
     OrderAck,
@@ -37,6 +34,10 @@ from bot.venues.ports import (
     OrderUpdate,
     PositionSnapshot,
 )
+from bot.domain.types import OrderKind, OrderStatus, Side
+from bot.settings.sim import SimSection
+from bot.venues.errors import OrderRejected
+from bot.venues.ports import GatewayCapabilities
 from bot.venues.sim.exchange import Report, SimExchange
 from bot.venues.sim.latency import Latency
 from bot.venues.sim.orders import (
@@ -48,6 +49,7 @@ from bot.venues.sim.orders import (
     SimError,
     SimOrder,
 )
+from bot.venues.sim.symbols import reference_prices
 
 __all__ = ["SimGateway", "algo_update", "exchange_from_settings", "order_update"]
 
@@ -65,7 +67,8 @@ def exchange_from_settings(cfg: SimSection, instruments: dict[str, Instrument], 
         taker_fee_bps=cfg.taker_fee_bps, default_leverage=cfg.default_leverage,
         isolated=cfg.margin_type == "isolated", funding_rate_bps=cfg.funding_rate_bps,
         funding_interval_s=cfg.funding_interval_s, liquidation_fee_bps=cfg.liquidation_fee_bps,
-        order_latency=lat, ref_prices=cfg.gen_start_prices, depth_bps=cfg.depth_bps, keep_reports=keep_reports,
+        order_latency=lat, ref_prices=reference_prices(list(instruments), cfg.gen_start_prices),
+        depth_bps=cfg.depth_bps, keep_reports=keep_reports,
     )
 
 
@@ -99,6 +102,7 @@ def algo_update(a: AlgoOrder, tick: float, ts_ns: int | None = None) -> OrderUpd
 
 class SimGateway:
     name = "sim"
+    capabilities = GatewayCapabilities(funding=True)
 
     def __init__(self, exchange: SimExchange) -> None:
         self.ex = exchange

@@ -17,7 +17,8 @@ them: `depthUpdate` diffs every `gen_depth_interval_ms` with U/u/pu chained (one
 change), `bookTicker` whenever the top changes (its `u` in the depth id space), `aggTrade` per price
 level a market order takes, `markPriceUpdate` every `gen_mark_interval_ms` (mark, index, funding rate,
 next funding time), and a REST-style depth snapshot. Prices and sizes are on the instrument's tick and
-step (`bot.venues.binance_usdm.instruments.KNOWN`), printed with the decimals Binance prints.
+step (`bot.venues.sim.symbols`: the embedded rules or ones derived for any symbol), printed with the decimals
+Binance prints; each symbol starts at its reference price (`[sim] gen_start_prices`, else the table there).
 
 The first messages of each symbol are its first diff and then a snapshot whose lastUpdateId is that
 diff's `u` (state after it): the official splice (U <= lastUpdateId <= u) holds with no gap.
@@ -35,6 +36,7 @@ import orjson
 
 from bot.domain.instrument import Instrument
 from bot.settings.sim import SimSection
+from bot.venues.sim.symbols import reference_price
 
 __all__ = ["STREAM_SUFFIX", "MarketGenerator", "Message", "PriceFormat"]
 
@@ -361,7 +363,8 @@ class MarketGenerator:
         self.t_ns = start_ns
         prices = self.cfg.gen_start_prices
         self.gens = {
-            inst.symbol: _SymbolGen(inst, prices.get(inst.symbol, 100.0), self.cfg, self.seed * 7919 + i, start_ns)
+            inst.symbol: _SymbolGen(inst, reference_price(inst.symbol, prices), self.cfg, self.seed * 7919 + i,
+                                    start_ns)
             for i, inst in enumerate(instruments)
         }
         self._init_loop()

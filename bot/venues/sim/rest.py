@@ -19,8 +19,8 @@ import orjson
 from aiohttp import web
 
 from bot.domain.instrument import Instrument
+from bot.domain.orders import OrderRequest
 from bot.domain.types import OrderKind, Side, TimeInForce, TriggerPrice
-from bot.venues.ports import OrderRequest
 from bot.venues.sim import wire
 from bot.venues.sim.orders import SimError
 

@@ -391,17 +391,18 @@ def build_server(sources: list[str], *, cfg: Any = None, symbols: tuple[str, ...
                  faults: list[dict[str, Any]] | None = None) -> SimServer:
     """`sources`: ["generated"] (the seeded generator, in real time from now) or recorded files
     (one session, played at `speed`)."""
+    from bot.market.instruments import instrument_for
     from bot.settings.sim import SimSection
-    from bot.venues.binance_usdm.instruments import instrument_for
     from bot.venues.sim.gateway import exchange_from_settings
     from bot.venues.sim.generator import MarketGenerator
     from bot.venues.sim.sources import replay_messages
+    from bot.venues.sim.symbols import sim_instruments
 
     cfg = cfg or SimSection()
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
     if sources in ([], ["generated"]):
-        insts = {s: instrument_for(s) for s in symbols}
+        insts = sim_instruments(symbols, cfg.gen_start_prices)  # any symbol: derived rules (sim/symbols.py)
         gen = MarketGenerator(list(insts.values()), cfg, start_ns=time.time_ns())
         ex = exchange_from_settings(cfg, insts, zero_latency=True)
         return SimServer(ex, gen.messages(), api_key=api_key, api_secret=api_secret, port=port,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.venues.ports import OrderRequest
+from bot.domain.orders import OrderRequest
 from bot.venues.sim.orders import AlgoOrder, AlgoReport, SimError, SimOrder
 
 if TYPE_CHECKING:
