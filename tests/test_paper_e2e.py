@@ -170,6 +170,9 @@ enabled = false
 enabled = false
 [risk]
 risk_per_trade_pct = 0.1
+# 2 bps stops to trade often on the generated market: this test is about mechanics, not costs
+max_cost_r = 1.0
+min_target_net_r = -1.0
 max_consecutive_losses = 1000
 loss_streak_cooldown_s = 0.0
 setup_cooldown_s = 0.0

@@ -116,7 +116,10 @@ async def _bench(paths: list[str], entries: int, journal_path: str, gc_freeze: b
 
     s = load_settings(overrides={"risk": {"max_orders_per_s": 10**6, "max_orders_per_min": 10**6,
                                           "max_open_positions": 50, "max_notional_per_symbol_usd": 1e12,
-                                          "max_total_notional_usd": 1e12}})
+                                          "max_total_notional_usd": 1e12,
+                                          # its own 20-tick stops cannot pay a round trip; costs are
+                                          # not what it measures
+                                          "max_cost_r": 1.0, "min_target_net_r": -1.0}})
     instruments = dict(KNOWN)
     rm = RiskManager(s.risk, 10_000.0, 0)
     orig_assess = rm.assess

@@ -139,7 +139,9 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                  "max_open_positions": 50, "max_notional_per_symbol_usd": 1e12, "max_total_notional_usd": 1e12,
                  "max_spread_bps": 1000.0, "funding_window_s": 0.0,
                  # a real setup that fills is flattened at once, usually at a loss: never a reason to stop measuring
-                 "loss_streak_cooldown_s": 0.0, "setup_cooldown_s": 0.0}})
+                 "loss_streak_cooldown_s": 0.0, "setup_cooldown_s": 0.0,
+                 # the bench's own 20-tick stops cannot pay a round trip: costs are not what it measures
+                 "max_cost_r": 1.0, "min_target_net_r": -1.0}})
     records: list[dict[str, Any]] = []
     st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0, "errors": [],
                           "stalls": 0, "ref_turn": False, "ref_seeded": False, "ref_errors": []}

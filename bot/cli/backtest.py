@@ -19,11 +19,15 @@ leverage round trip when the symbol's leverage is set first; order -> ack is the
 the simulated exchange's fill time, so it can come out slightly negative.
 
 JSON: {"trades": [{setup, symbol, side, entry_ts_ns, entry_price, qty, stop_price, stop_confirm_ms,
-max_open_risk, exit_ts_ns, exit_price, exit_reason, pnl, fees, r_multiple, trade_id, state}, …],
-"summary": {trades, wins, win_rate, pnl, fees, max_drawdown, risk_budget_per_trade, intents, denials,
-aborted, max_open_risk, stop_confirm_ms_max, end_equity, funding}} (funding: the sum of the settlements,
-negative = paid). Trades still open at the end of the data are
-flattened at market (exit_reason MANUAL).
+max_open_risk, exit_ts_ns, exit_price, exit_reason, pnl, fees, r_multiple, trade_id, state, risk_budget,
+cost_bps, cost_r, gross_pnl_quote, fees_quote, funding_quote, net_pnl_quote, r_gross, r_net,
+fills: [{ts_ns, kind: entry|exit, price, qty, liquidity: maker|taker, fee_quote}]}, …],
+"summary": {verdict, trades, wins, win_rate, pnl, fees, max_drawdown, risk_budget_per_trade, max_cost_r,
+min_target_net_r, intents, denials, aborted, max_open_risk, stop_confirm_ms_max, end_equity, funding,
+expectancy, by_setup}} (funding: the sum of the settlements, negative = paid; net_pnl_quote = gross -
+fees + funding; expectancy / by_setup: gross and net expectancy in R and quote with 95 % Student t
+intervals, win rates and the break-even win rate: bot.journal.costs). Trades still open at the end of the
+data are flattened at market (exit_reason MANUAL).
 """
 
 from __future__ import annotations
@@ -228,13 +232,11 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
             funding.record(p)
     if problems is not None:
         problems.extend(market.finish(paths))
-    from bot.cli.trades import load_trades
-
-    trades = _trades_from(journal, load_trades) if journal_path == ":memory:" else load_trades(journal_path)
+    trades = _trades_from(journal, settings.risk)
     aborted = sum(1 for r in journal.rows("trades") if r["state"] == "ABORTED")
     journal.close()
     budget = sim.starting_balance_usdt * settings.risk.risk_per_trade_pct / 100.0
-    summary = summarize(trades, budget)
+    summary = summarize(trades, budget, settings.risk)
     summary.update(intents=intents, denials=dict(sorted(denials.items())), aborted=aborted,
                    end_equity=round(acct.equity, 4), funding=round(funding.total_quote, 6),
                    market_events=market.records, funding_events=fundings, bad_lines=market.malformed,
@@ -242,14 +244,30 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     return {"trades": trades, "summary": summary}
 
 
-def _trades_from(journal: Any, _loader: Any) -> list[dict[str, Any]]:
+def _trades_from(journal: Any, risk: Any) -> list[dict[str, Any]]:
+    """The trades that held a position, with their cost fields (bot.journal.costs.trade_costs)."""
     from bot.cli.trades import REPORT_FIELDS
+    from bot.journal.costs import FeeConfig, trade_costs
 
-    return [{"trade_id": r["trade_id"], **{k: r[k] for k in REPORT_FIELDS}, "state": r["state"]}
-            for r in journal.trades() if r["entry_ts_ns"] is not None]
+    fees = FeeConfig.from_risk(risk)
+    full = {r["trade_id"]: r for r in journal.rows("trades")}
+    fills: dict[str, list[dict[str, Any]]] = {}
+    for f in journal.rows("fills"):
+        fills.setdefault(f["trade_id"], []).append(f)
+    out = []
+    for r in journal.trades():
+        if r["entry_ts_ns"] is None:
+            continue
+        row = full[r["trade_id"]]
+        out.append({"trade_id": r["trade_id"], **{k: r[k] for k in REPORT_FIELDS}, "state": r["state"],
+                    "risk_budget": row["risk_budget"],
+                    **trade_costs(row, fills.get(r["trade_id"], []), fees)})
+    return out
 
 
-def summarize(trades: list[dict[str, Any]], risk_budget: float) -> dict[str, Any]:
+def summarize(trades: list[dict[str, Any]], risk_budget: float, risk: Any = None) -> dict[str, Any]:
+    from bot.journal.costs import by_setup, expectancy, verdict
+
     closed = [t for t in trades if t["pnl"] is not None]
     pnl = [t["pnl"] for t in closed]
     wins = sum(1 for p in pnl if p > 0)
@@ -258,13 +276,18 @@ def summarize(trades: list[dict[str, Any]], risk_budget: float) -> dict[str, Any
         equity += p
         peak = max(peak, equity)
         max_dd = max(max_dd, peak - equity)
+    overall = expectancy(closed) if closed and "r_net" in closed[0] else None
     return {
+        **({"verdict": verdict(overall)} if overall is not None else {}),
         "trades": len(closed), "wins": wins, "win_rate": round(wins / len(closed), 4) if closed else 0.0,
         "pnl": round(sum(pnl), 4), "fees": round(sum(t["fees"] or 0.0 for t in closed), 4),
         "max_drawdown": round(max_dd, 4), "risk_budget_per_trade": round(risk_budget, 4),
+        "max_cost_r": None if risk is None else risk.max_cost_r,
+        "min_target_net_r": None if risk is None else risk.min_target_net_r,
         "max_open_risk": round(max((t["max_open_risk"] or 0.0 for t in closed), default=0.0), 4),
         "stop_confirm_ms_max": max((t["stop_confirm_ms"] or 0.0 for t in closed), default=0.0),
         "exit_reasons": dict(Counter(t["exit_reason"] for t in closed)),
+        **({"expectancy": overall, "by_setup": by_setup(closed)} if overall is not None else {}),
     }
 
 
@@ -295,6 +318,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps({**res, "problems": problems}, option=orjson.OPT_INDENT_2).decode() + "\n")
         return rc
+    if "verdict" in res["summary"]:
+        print(res["summary"]["verdict"])  # first line: says so when net expectancy is negative
     print(format_table(res["trades"]))
     print()
     for k, v in res["summary"].items():

@@ -3,9 +3,11 @@
     scalper report [-c CONFIG | --db PATH] [--since 2026-11-01] [--until 2026-11-21T12:00]
                    [--setup momentum] [--symbol BTCUSDT] [--json] [--csv trades.csv] [--html report.html]
 
---json prints {"overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops", "latency", "funding",
-"filters", "trades"}. Dates are ISO 8601, UTC unless they carry an offset; --until is exclusive. Funding is
-signed as the venue reports it (negative = paid); "net" = PnL (net of fees) + funding.
+The first line (text, HTML; the first key in JSON, "verdict") says so when the net expectancy is negative;
+"costs" gives gross and net expectancy with 95 % t intervals and break-even win rates (bot.journal.costs).
+--json prints {"verdict", "costs", "overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops",
+"latency", "funding", "filters", "trades"}. Dates are ISO 8601, UTC unless they carry an offset; --until
+is exclusive. Funding is signed as the venue reports it (negative = paid); "net" = PnL (net of fees) + funding.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ CSV_FIELDS = ("trade_id", "setup", "symbol", "side", "entry_ts_ns", "entry_price
               "stop_confirm_ms", "exit_ts_ns", "exit_price", "exit_reason", "pnl", "fees", "r_multiple",
               "hold_s", "signal_slip_ticks", "signal_slip_bps", "stop_slip_ticks", "order_to_ack_ms",
               "funding_quote", "net_pnl", "exchange_event_to_receive_ms", "receive_to_signal_ms",
-              "signal_to_order_ms")
+              "signal_to_order_ms", "cost_bps", "cost_r", "gross_pnl_quote", "fees_quote", "net_pnl_quote", "r_net")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,7 +77,25 @@ def _f(v: Any, nd: int = 3) -> str:
     return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
 
 
+def _print_costs(costs: dict[str, Any]) -> None:
+    def ci(e: dict[str, Any]) -> str:
+        lo, hi = e["ci95"]
+        return f"{_f(e['mean'])}" + ("" if lo is None else f" [{lo:+.3f}, {hi:+.3f}]")
+
+    fc = costs["fee_config"]
+    print(f"\ncosts (fees maker {fc['maker_bps']:g} / taker {fc['taker_bps']:g} bps, slippage "
+          f"{fc['slippage_bps']:g} bps; {costs['interval']}):")
+    print(f"{'':<22}{'n':>5}{'gross exp R [95% CI]':>28}{'net exp R [95% CI]':>28}{'cost R':>8}{'win%':>7}"
+          f"{'b/e win%':>9}")
+    for name, v in {"OVERALL": costs["overall"], **costs["by_setup"]}.items():
+        win, be = v["win_rate_net"], v["breakeven_win_rate"]
+        print(f"{name[:22]:<22}{v['trades']:>5}{ci(v['gross_expectancy_r']):>28}{ci(v['net_expectancy_r']):>28}"
+              f"{_f(v['mean_cost_r'], 3):>8}{_f(None if win is None else win * 100, 1):>7}"
+              f"{_f(None if be is None else be * 100, 1):>9}")
+
+
 def _print_table(rep: dict[str, Any]) -> None:
+    print(rep["verdict"])  # first line: says so when the net expectancy is negative
     cols = ("trades", "win_rate", "avg_win_quote", "avg_loss_quote", "expectancy_quote", "expectancy_r",
             "profit_factor", "total_pnl_quote", "max_drawdown_quote", "fees_quote", "funding_quote",
             "net_pnl_quote")
@@ -91,6 +111,7 @@ def _print_table(rep: dict[str, Any]) -> None:
     for title, key in (("setup", "by_setup"), ("symbol", "by_symbol"), ("hour UTC", "by_hour")):
         for name, s in rep[key].items():
             line(f"{title} {name}", s)
+    _print_costs(rep["costs"])
     hold = rep["overall"]["hold_s"]
     print(f"\nhold time s: mean {_f(hold['mean'], 1)} median {_f(hold['median'], 1)} p90 {_f(hold['p90'], 1)}")
     print("slippage (adverse +), ticks:")

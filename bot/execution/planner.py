@@ -5,6 +5,11 @@ Entry terms (`entry_terms`) come first because sizing needs the worst price the 
 an IOC limit `offset` ticks through the reference can fill up to its limit, a market order is assumed to
 slip by the same offset; the stop distance used for sizing is measured from there, so a fill never
 puts more than the budget at risk.
+
+Exits are priced net of costs (bot.risk.costs): `tier_nets` gives what each take-profit tier nets after
+its share of the round trip; given the risk's estimate (`costs`, Sized.cost), `plan_trade` keeps only the
+tiers that net more than nothing (their fraction goes to the ones kept; none kept: the tiers stay as
+they are and the risk gate's min_target_net_r is what stops such an intent).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from bot.domain.types import EntryIntent, OrderKind, TimeInForce
 from bot.risk.limits import limits
 
 if TYPE_CHECKING:
+    from bot.risk.costs import CostEstimate
     from bot.settings.execution import ExecutionSection
 
-__all__ = ["EntryTerms", "TradePlan", "entry_terms", "plan_trade", "slice_lots"]
+__all__ = ["EntryTerms", "TradePlan", "entry_terms", "plan_trade", "slice_lots", "tier_nets"]
 
 _S = 1_000_000_000
 
@@ -100,8 +106,18 @@ def slice_lots(total: int, fractions: tuple[float, ...] | list[float], min_lots:
     return out
 
 
+def tier_nets(tiers: tuple[tuple[int, float], ...] | list[tuple[int, float]], sign: int, entry_ticks: int,
+              inst: Instrument, qty_lots: int, costs: CostEstimate) -> tuple[float, ...]:
+    """Quote each (price_ticks, fraction) tier nets when its fraction of `qty_lots` entered at
+    `entry_ticks` leaves there, after the same fraction of the round trip's costs."""
+    lim = limits(inst)
+    qty = lim.qty(qty_lots)
+    return tuple(f * (sign * (p - entry_ticks) * lim.tick * qty - costs.quote) for p, f in tiers)
+
+
 def plan_trade(trade_id: str, intent: EntryIntent, inst: Instrument, qty_lots: int, terms: EntryTerms,
-               cfg: ExecutionSection, risk_budget: float, leverage: int) -> TradePlan:
+               cfg: ExecutionSection, risk_budget: float, leverage: int,
+               costs: CostEstimate | None = None) -> TradePlan:
     sign = 1 if intent.side == "long" else -1
     r_ticks = abs(terms.sizing_ticks - intent.stop_ticks)
     lim = limits(inst)
@@ -122,6 +138,10 @@ def plan_trade(trade_id: str, intent: EntryIntent, inst: Instrument, qty_lots: i
         tiers = [(intent.price_ticks + sign * max(1, round(r * r_ticks)), f)
                  for r, f in zip(cfg.tp_r_multiples, cfg.tp_fractions)]
     tiers = [(p, f) for p, f in tiers if sign * (p - terms.sizing_ticks) > 0 and f > 0]
+    if costs is not None and tiers:
+        paying = [t for t, net in zip(tiers, tier_nets(tiers, sign, terms.sizing_ticks, inst, qty_lots, costs),
+                                      strict=True) if net > 0]
+        tiers = paying or tiers
     total_f = sum(f for _, f in tiers)
     tiers = [(p, f / total_f) for p, f in tiers]
     hold_s = cfg.max_hold_s if intent.time_limit_s <= 0 else min(cfg.max_hold_s, intent.time_limit_s)

@@ -2,8 +2,15 @@
 
     data = load_journal(path)                       # plain rows, read once
     rep = build_report(data, since_ns=..., until_ns=..., setup=..., symbol=..., stop_deadline_ms=2000)
-    rep.keys() == {"filters", "overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops",
-                   "latency", "funding", "trades"}
+    rep.keys() == {"verdict", "costs", "filters", "overall", "by_setup", "by_symbol", "by_hour", "slippage",
+                   "stops", "latency", "funding", "trades"}
+
+"verdict" comes first (the first line of the text, JSON and HTML reports): it says so when the net
+expectancy (after fees, slippage and funding) is negative. "costs": overall and per setup, gross and net
+expectancy (R and quote) with 95 % Student t intervals, the mean cost at entry, the measured win rate and
+the break-even win rate at the configured costs (bot.journal.costs; the fee rates from the journaled config,
+`fee_config`). Each trade carries cost_bps / cost_r (the cost model's round trip at entry), gross_pnl_quote,
+fees_quote, net_pnl_quote, r_gross, r_net, and its fills their liquidity (maker|taker) and fee_quote.
 
 Per group (overall, per setup, per symbol, per hour of entry, UTC): trades, wins, win_rate, avg_win,
 avg_loss (quote), expectancy_quote and expectancy_r, profit_factor, total_pnl, max_drawdown_quote (of the
@@ -33,6 +40,10 @@ import statistics
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from bot.journal.costs import FeeConfig, by_setup, expectancy, trade_costs, verdict
+
 __all__ = ["build_report", "load_journal"]
 
 _ACKED = ("NEW", "PARTIALLY_FILLED", "FILLED", "TRIGGERED")
@@ -44,7 +55,7 @@ def load_journal(path: str) -> dict[str, list[dict[str, Any]]]:
 
     j = Journal(path)
     try:
-        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events", "funding")}
+        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events", "funding", "config")}
     finally:
         j.close()
 
@@ -132,10 +143,23 @@ def _stats(trades: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _fee_config(data: dict[str, list[dict[str, Any]]]) -> FeeConfig:
+    """The fee rates of the last journaled config (the defaults when the journal has none)."""
+    rows = data.get("config") or []
+    if not rows:
+        return FeeConfig()
+    try:
+        return FeeConfig.from_config_body(orjson.loads(rows[-1]["body"]))
+    except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return FeeConfig()
+
+
 def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str, Any]],
-            events: list[dict[str, Any]], stop_deadline_ms: float) -> dict[str, Any]:
+            events: list[dict[str, Any]], stop_deadline_ms: float, fees: FeeConfig | None = None) -> dict[str, Any]:
     tick = _tick(t["symbol"])
     out = dict(t)
+    costs = trade_costs(t, fills, fees or FeeConfig())
+    out.update({k: v for k, v in costs.items() if k != "fills"})
     out["tick"] = tick
     out["hold_s"] = (t["exit_ts_ns"] - t["entry_ts_ns"]) / 1e9 if t["entry_ts_ns"] and t["exit_ts_ns"] else None
     out["funding_quote"] = t.get("funding_quote") or 0.0
@@ -181,7 +205,8 @@ def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str,
     out["targets"] = sorted({leg["trigger_price"] or leg["price"] for leg in legs
                              if leg["role"] == "tp" and (leg["trigger_price"] or leg["price"])})
     out["fills"] = [{"ts_ns": f["ts_ns"], "role": f["role"], "side": f["side"], "qty": f["qty"],
-                     "price": f["price"]} for f in fills]
+                     "price": f["price"], "kind": c["kind"], "liquidity": c["liquidity"], "fee_quote": c["fee_quote"]}
+                    for f, c in zip(fills, costs["fills"], strict=True)]
     return out
 
 
@@ -222,6 +247,7 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
         for r in data.get(table, []):
             by_trade.setdefault(r["trade_id"], {}).setdefault(table, []).append(r)
     trades = []
+    fees = _fee_config(data)
     for t in data.get("trades", []):
         if t["entry_ts_ns"] is None or t["exit_ts_ns"] is None or t["pnl"] is None:
             continue  # open or never filled: not a closed trade
@@ -233,7 +259,7 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
             continue
         rel = by_trade.get(t["trade_id"], {})
         trades.append(_enrich(t, rel.get("legs", []), rel.get("fills", []), rel.get("order_events", []),
-                              stop_deadline_ms))
+                              stop_deadline_ms, fees))
     trades.sort(key=lambda t: t["exit_ts_ns"])
 
     slippage: dict[str, Any] = {"by_role": {}, "by_setup": {}, "signal_to_entry_fill": {}}
@@ -270,7 +296,13 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
     latency = {k: _summary([t["latency_ms"][k] for t in trades])
                for k in ("exchange_event_to_receive_ms", "receive_to_signal_ms", "signal_to_order_ms",
                          "order_to_ack_ms", "ack_to_fill_ms", "fill_to_stop_confirmed_ms")}
+    overall_costs = expectancy(trades)
     return {
+        "verdict": verdict(overall_costs),
+        "costs": {"overall": overall_costs, "by_setup": by_setup(trades),
+                  "fee_config": {"maker_bps": fees.maker_bps, "taker_bps": fees.taker_bps,
+                                 "slippage_bps": fees.slippage_bps},
+                  "interval": "95 % Student t on the mean"},
         "filters": {"since_ns": since_ns, "until_ns": until_ns, "setup": setup, "symbol": symbol},
         "overall": _stats(trades),
         "by_setup": _group(trades, "setup"),

@@ -116,6 +116,23 @@ def _table(rows: dict[str, dict[str, Any]], caption: str) -> str:
     return f"<table><caption>{caption}</caption><tr>{head}</tr>{body}</table>"
 
 
+def _ci(e: dict[str, Any]) -> str:
+    lo, hi = e["ci95"]
+    return _num(e["mean"]) + ("" if lo is None else f" [{lo:+.3f}, {hi:+.3f}]")
+
+
+def _costs_table(costs: dict[str, Any]) -> str:
+    """Gross and net expectancy (R, 95 % t interval), cost at entry, win rates per setup and overall."""
+    head = "".join(f"<th>{c}</th>" for c in ("", "trades", "gross exp R [95 % CI]", "net exp R [95 % CI]",
+                                             "mean cost R", "mean cost bps", "win rate (net)", "break-even win rate"))
+    rows = {"OVERALL": costs["overall"], **costs["by_setup"]}
+    body = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v['trades']}</td><td>{_ci(v['gross_expectancy_r'])}</td>"
+        f"<td>{_ci(v['net_expectancy_r'])}</td><td>{_num(v['mean_cost_r'])}</td><td>{_num(v['mean_cost_bps'])}</td>"
+        f"<td>{_pct(v['win_rate_net'])}</td><td>{_pct(v['breakeven_win_rate'])}</td></tr>" for k, v in rows.items())
+    return f"<table><caption>What costs do ({html.escape(costs['interval'])})</caption><tr>{head}</tr>{body}</table>"
+
+
 def render_html(rep: dict[str, Any], title: str = "scalper report", max_trade_charts: int = 200) -> str:
     trades = rep["trades"]
     pnls = [t["pnl"] for t in trades]
@@ -154,8 +171,10 @@ def render_html(rep: dict[str, Any], title: str = "scalper report", max_trade_ch
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;margin:12px 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} caption{{text-align:left;font-weight:bold}}
 svg.chart{{border:1px solid #eee;background:#fcfcfc;display:block}}</style></head>
-<body><h1>{html.escape(title)}</h1><p>Generated {now}. {html.escape(summary)}.</p>
+<body><p id="verdict"><strong>{html.escape(rep.get("verdict", ""))}</strong></p>
+<h1>{html.escape(title)}</h1><p>Generated {now}. {html.escape(summary)}.</p>
 {''.join(charts)}
+{_costs_table(rep["costs"]) if "costs" in rep else ""}
 {_table(rep["by_setup"], "By setup")}{_table(rep["by_symbol"], "By symbol")}{_table(rep["by_hour"], "By hour (UTC)")}
 <h2>Trades</h2>{per_trade or "<p>no trades</p>"}
 <script>

@@ -51,6 +51,10 @@ class MarketView:
     # check): a LIVE book can be seconds old before the watchdog marks it STALE.
     book_age_ms: float = 0.0
     max_book_age_ms: float = 0.0
+    # Costs (bot.risk.costs): the book's expected slippage at the planned size in bps (0 = not measured:
+    # risk.slippage_bps applies) and the next funding's rate in bps (0 = unknown: no funding cost).
+    impact_bps: float = 0.0
+    funding_rate_bps: float = 0.0
 
 
 class RiskGate:
@@ -245,6 +249,21 @@ class RiskGate:
             if abs(market.next_funding_ns - now_ns) <= window:
                 in_s = (market.next_funding_ns - now_ns) / _S
                 return self._deny(DenyReason.FUNDING_WINDOW, f"funding in {in_s:.0f}s")
+        return None
+
+    def check_costs(self, symbol: str, cost_r: float, cost_bps: float,
+                    first_target_net_r: float | None) -> Denial | None:
+        """After sizing: the round trip must not take more than `max_cost_r` of the trade's R, and the
+        first target must net at least `min_target_net_r` after it (None: the intent carries no target,
+        the check is skipped). NaN counts as a denial."""
+        cfg = self.cfg
+        if not cost_r <= cfg.max_cost_r:
+            return self._deny(DenyReason.COST_TOO_HIGH,
+                              f"{symbol} {cost_r:.3f} R ({cost_bps:.2f} bps) > max_cost_r {cfg.max_cost_r}")
+        if first_target_net_r is not None and not first_target_net_r >= cfg.min_target_net_r:
+            return self._deny(DenyReason.TARGET_BELOW_COST,
+                              f"{symbol} first target nets {first_target_net_r:.3f} R after {cost_bps:.2f} bps"
+                              f" < min_target_net_r {cfg.min_target_net_r}")
         return None
 
     def check_notional(self, symbol: str, notional: float) -> Denial | None:

@@ -1,12 +1,20 @@
-"""RiskManager: the gate, then the sizing, for one entry intent. Pure (explicit now_ns)."""
+"""RiskManager: the gate, then the sizing, then the costs, for one entry intent. Pure (explicit now_ns).
+
+Costs (bot.risk.costs): after sizing, the round trip at the planned size (fees of this symbol: the
+venue's when `set_fees` was called at start-up, else the config's; slippage: the config's or the book's
+measured impact, MarketView.impact_bps; funding when the intent's time limit crosses the next funding
+time) must be <= risk.max_cost_r of the trade's R, and the nearest target must net >= risk.min_target_net_r.
+The estimate is on the returned Sized (`cost`) for the planner and the journal."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.domain.instrument import Instrument
 from bot.domain.types import EntryIntent
 from bot.risk.brackets import LeverageBrackets, brackets_for
+from bot.risk.costs import CostEstimate, FeeRates, estimate_round_trip, funding_cost_bps, target_net_quote
 from bot.risk.gate import MarketView, RiskGate
 from bot.risk.reasons import Denial
 from bot.risk.sizing import Sized, size_entry
@@ -23,6 +31,32 @@ class RiskManager:
         self.cfg = cfg
         self.gate = RiskGate(cfg, equity, now_ns)
         self._brackets = brackets or {}
+        self._fees: dict[str, FeeRates] = {}
+
+    def set_fees(self, symbol: str, fees: FeeRates) -> None:
+        """The venue's fee rates for `symbol` (read at start-up); the config's apply to any other."""
+        self._fees[symbol] = fees
+
+    def fees(self, symbol: str) -> FeeRates:
+        return self._fees.get(symbol) or FeeRates.from_config(self.cfg)
+
+    def estimate(self, intent: EntryIntent, market: MarketView, sized: Sized, *, entry_is_maker: bool,
+                 now_ns: int) -> tuple[CostEstimate, float | None]:
+        """The round trip of `sized` and the nearest target's net in R (None: no target)."""
+        side = 1 if intent.side == "long" else -1
+        # no time limit of its own: the execution's max_hold_s applies, unknown here; a day is the safe side
+        hold_ns = int(intent.time_limit_s * 1e9) if intent.time_limit_s > 0 else 86_400 * 10**9
+        funding = funding_cost_bps(side, market.funding_rate_bps, market.next_funding_ns, now_ns, hold_ns)
+        est = estimate_round_trip(self.cfg, qty=sized.qty, entry_price=sized.price, risk_budget=sized.risk_budget,
+                                  entry_is_maker=entry_is_maker, fees=self.fees(intent.symbol),
+                                  impact_bps=market.impact_bps, funding_bps=funding)
+        if not intent.targets or not sized.entry_ticks or sized.risk_budget <= 0:
+            return est, None
+        tick = sized.price / sized.entry_ticks
+        # the nearest target from the sizing price (one behind it nets less than nothing: denied)
+        nearest = min((t.price_ticks for t in intent.targets), key=lambda p: side * (p - sized.entry_ticks))
+        net = target_net_quote(side, sized.qty, sized.price, nearest * tick, est)
+        return est, net / sized.risk_budget
 
     def brackets(self, symbol: str) -> LeverageBrackets:
         return brackets_for(symbol, self._brackets)
@@ -46,5 +80,9 @@ class RiskManager:
             gate.denials[sized.reason.value] += 1
             gate.last_denial = sized
             return sized
+        est, target_r = self.estimate(intent, market, sized, entry_is_maker=entry_is_maker, now_ns=now_ns)
+        denial = gate.check_costs(intent.symbol, est.r, est.bps, target_r)
+        if denial is not None:
+            return denial
         denial = gate.check_notional(intent.symbol, sized.notional)
-        return sized if denial is None else denial
+        return replace(sized, cost=est) if denial is None else denial

@@ -39,6 +39,9 @@ class DenyReason(StrEnum):
     BOOK_STALE = "BOOK_STALE"  # LIVE but its last update is older than market.max_book_age_ms
     SPREAD_TOO_WIDE = "SPREAD_TOO_WIDE"
     FUNDING_WINDOW = "FUNDING_WINDOW"
+    # costs (bot.risk.costs)
+    COST_TOO_HIGH = "COST_TOO_HIGH"  # round-trip cost at the planned size > risk.max_cost_r of its R
+    TARGET_BELOW_COST = "TARGET_BELOW_COST"  # first target nets < risk.min_target_net_r after costs
 
 
 @dataclass(frozen=True, slots=True)

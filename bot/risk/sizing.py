@@ -26,6 +26,7 @@ from bot.risk.liquidation import liquidation_price_cross, liquidation_price_isol
 from bot.risk.reasons import Denial, DenyReason
 
 if TYPE_CHECKING:
+    from bot.risk.costs import CostEstimate
     from bot.settings.risk import RiskSection
 
 __all__ = ["Sized", "floor_lots", "risk_budget", "size_entry"]
@@ -45,6 +46,8 @@ class Sized:
     risk_budget: float  # equity × risk%
     loss_at_stop: float  # qty × (stop distance + fees + slippage): <= risk_budget
     per_unit_loss: float
+    entry_ticks: int = 0  # the sizing price in ticks (`price` = entry_ticks × tick)
+    cost: CostEstimate | None = None  # the round trip at this size (RiskManager.assess fills it)
 
 
 def risk_budget(equity: float, risk_per_trade_pct: float) -> float:
@@ -120,4 +123,4 @@ def size_entry(
         return Denial(DenyReason.LIQUIDATION_TOO_CLOSE,
                       f"liq {liq:.2f} is {abs(price - liq):.2f} away < "
                       f"{cfg.liq_buffer_stop_multiple} × stop {stop_distance:.2f}")
-    return Sized(lots, qty, price, notional, leverage, margin, liq, money, qty * per_unit, per_unit)
+    return Sized(lots, qty, price, notional, leverage, margin, liq, money, qty * per_unit, per_unit, entry_ticks)

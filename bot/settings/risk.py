@@ -26,6 +26,17 @@ class RiskSection(FrozenModel):
     slippage_bps: float = Field(1.0, ge=0, le=100)  # expected slippage of the stop's market fill
     liq_buffer_stop_multiple: float = Field(3.0, ge=1, le=100)  # liq price >= k × stop distance away
 
+    # -- costs (bot.risk.costs): every entry must be able to pay for its round trip --
+    # Round trip (entry fee + taker exit + slippage + funding it may cross) at the planned size, in R: sizing
+    # already reserves it, so with a stop s bps away and costs c bps it is c ÷ (s + c). 0.5 means the
+    # stop must lie at least as far as the costs: at 5 + 5 + 1 = 11 bps (taker in and out) a stop of
+    # >= 11 bps, inside the method's 0.10-0.15 %; the 2-3 bps stops measured before (issue 13) gave 0.8.
+    max_cost_r: float = Field(0.5, gt=0, le=1)
+    # The nearest target must net at least this (R) after the round trip: a trade whose first target nets
+    # x R against a 1 R loss needs a hit rate of 1 ÷ (1 + x) to break even on that tier: 67 % at 0.5.
+    # 12 bps stop, 11 bps costs: a 2 R target (24 bps) nets 0.57 R and passes; 1 R (12 bps) nets 0.04 R.
+    min_target_net_r: float = Field(0.5, ge=-1, le=10)
+
     # -- the gate: limits every entry passes --
     max_open_positions: int = Field(2, ge=1, le=50)
     max_notional_per_symbol_usd: float = Field(100_000.0, gt=0)

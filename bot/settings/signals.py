@@ -28,9 +28,13 @@ class SetupCommon(FrozenModel):
     cooldown_s: float = Field(45.0, ge=0, description="per symbol: no new intent of this setup for this long")
     time_limit_s: float = Field(60.0, gt=0, description="deadline handed to the lifecycle (time exit)")
     stop_buffer_bps: float = Field(0.5, ge=0, description="stop placed this far beyond the structure level")
-    min_stop_bps: float = Field(2.0, ge=0, description="stop at least this far from the entry (noise floor)")
-    max_stop_bps: float = Field(25.0, gt=0, description="no intent when the structural stop is farther")
-    tp_r_multiples: tuple[float, ...] = Field((1.0, 2.0), description="TP tiers as multiples of the risk R")
+    # The method's stops are 0.10-0.15 % and its targets 0.1-0.5 %. At the default fees a taker round trip
+    # costs ~11 bps (5 + 5 + 1 slippage): a 12 bps floor keeps it under risk.max_cost_r (0.5 R: 11 / 23 =
+    # 0.48) where the old 2 bps floor let it take ~0.8 R; a first target at 2 R (24-30 bps) nets 0.57-0.73 R
+    # after costs (risk.min_target_net_r 0.5), where 1 R netted 0.04 R. (issue 13, docs/costs.md)
+    min_stop_bps: float = Field(12.0, ge=0, description="stop at least this far from the entry (noise and costs)")
+    max_stop_bps: float = Field(15.0, gt=0, description="no intent when the structural stop is farther")
+    tp_r_multiples: tuple[float, ...] = Field((2.0, 3.0), description="TP tiers as multiples of the risk R")
     tp_fractions: tuple[float, ...] = Field((0.5, 0.5), description="position fraction per tier, sum 1")
 
     @model_validator(mode="after")
@@ -98,6 +102,11 @@ class PluginDefaults(SetupCommon):
     docs/strategies.md."""
 
     enabled: bool = Field(True, description="false: the plug-ins are loaded and checked but never called")
+    # The plug-ins keep the stops and tiers they were written against (the built-ins' moved to the method's
+    # ranges, issue 13); the risk gate's cost checks judge their intents all the same.
+    min_stop_bps: float = Field(2.0, ge=0, description="stop at least this far from the entry (noise floor)")
+    max_stop_bps: float = Field(25.0, gt=0, description="no intent when the structural stop is farther")
+    tp_r_multiples: tuple[float, ...] = Field((1.0, 2.0), description="TP tiers as multiples of the risk R")
 
 
 class PluginSpec(BaseModel):

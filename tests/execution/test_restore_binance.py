@@ -63,7 +63,7 @@ async def test_ws_drop_during_the_exit_fill_is_reconciled_into_the_trade(tmp_pat
         await asyncio.wait_for(us.caught_up.wait(), 10)
         await asyncio.wait_for(server.next_depth("BTCUSDT", 5.0), 10)
         journal = Journal(str(tmp_path / "journal.sqlite"))
-        risk_cfg = RiskSection()
+        risk_cfg = RiskSection(max_cost_r=1.0)  # a 3 bps stop: this drill is about reconciliation, not costs
         acct = await gw.account()
         engine = ExecutionEngine(gw, RiskManager(risk_cfg, acct.equity, time.time_ns()), journal,
                                  ExecutionSection(no_progress_s=0), risk_cfg)

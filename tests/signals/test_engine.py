@@ -11,9 +11,15 @@ from tests.signals.helpers import INST, Feed, S
 OFF = {"enabled": False}
 
 
+# The scenarios were built for the stops and tiers before issue 13 (the defaults now sit in the method's
+# 0.10-0.15 % range): they test the setups' logic, so they keep those.
+PRE_COSTS = {"min_stop_bps": 2.0, "max_stop_bps": 25.0, "tp_r_multiples": (1.0, 2.0)}
+
+
 def engine(**kw: object) -> SignalEngine:
     base: dict[str, object] = {"momentum": OFF, "breakout_fade": OFF, "absorption": OFF, "rsi_snapback": OFF}
-    base.update(kw)
+    base.update({k: {**PRE_COSTS, **v} if isinstance(v, dict) and v.get("enabled", True) else v
+                 for k, v in kw.items()})
     return SignalEngine(SignalsSection(**base), {INST.symbol: INST})  # type: ignore[arg-type]
 
 
