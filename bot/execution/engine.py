@@ -190,7 +190,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
         tid = f"t{self._next_id}"
         self._next_id += 1
         plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
-                          decision.leverage)
+                          decision.leverage, costs=decision.cost)  # take-profit tiers that do not pay are dropped
         m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=self.risk_cfg.taker_fee_bps,
                          maker_fee_bps=self.risk_cfg.maker_fee_bps)
         lim = m.lim
