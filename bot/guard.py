@@ -22,11 +22,11 @@ environment, exchange-facts C1).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
+from bot.settings.ops import is_loopback_host
 from bot.venues.endpoints import BINANCE_USDM, BINANCE_USDM_PRIVATE_WS, BYBIT_PRIVATE_WS, BYBIT_PUBLIC_LINEAR
 
 if TYPE_CHECKING:
@@ -127,13 +127,7 @@ def _host(url: str) -> str:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = _host(url)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(_host(url))
 
 
 def is_production_host(host: str) -> bool:
