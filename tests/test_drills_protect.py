@@ -147,13 +147,23 @@ def journal_net(state: Path) -> dict[str, float]:
     return {s: round(v, 9) for s, v in net.items() if abs(v) > 1e-12}
 
 
-async def arm_at_first_entry(sim: Sim, bot: Bot, state: Path, **limit: Any) -> dict[str, Any]:
-    """Wait for the first trade to be ENTERING (its leverage set; its entry sent and sitting in the exchange
-    for 400 ms), then start the rate limit and let orders through at once again."""
-    t = await until("a first trade ENTERING", lambda: rows(
-        state, "SELECT * FROM trades WHERE state='ENTERING' ORDER BY rowid LIMIT 1"), 90, bot, step_s=0.01)
-    await fault(sim, kind="rate_limit", **limit)
+async def arm_at_first_entry(sim: Sim, bot: Bot, state: Path, on: str = "POST /fapi/v1/algoOrder",
+                             **limit: Any) -> dict[str, Any]:
+    """Arm the rate limit on a request of the bot (by default its first stop placement, `POST
+    /fapi/v1/algoOrder`: the 429 window starts with that request, which it refuses too) and return the first
+    trade that got that far. Arming on the request instead of on a journal row: under load the entry itself
+    could meet a window started at ENTERING."""
+    role = "stop" if "algoOrder" in on else "entry"
+    await fault(sim, kind="rate_limit", on=on, **limit)
     await fault(sim, kind="delay_orders_ms", ms=0)
+
+    async def fired() -> bool:
+        return not (await sim_state(sim))["faults"]["rate_limit_armed"]
+
+    await until("a first stop placement met the 429", fired, 90, bot, step_s=0.01)
+    t = await until("the trade that met it", lambda: rows(
+        state, "SELECT t.* FROM trades t JOIN legs l ON l.trade_id = t.trade_id WHERE l.role = ? "
+               "ORDER BY l.rowid LIMIT 1", (role,)), 10, bot, step_s=0.01)
     return dict(t[0])
 
 
@@ -207,7 +217,8 @@ async def test_drill_ambiguous_entry_while_lookups_fail(sim: Sim, tmp_path: Path
     async with webhook() as hook, watching(sim) as w:
         bot = start_bot(sim, tmp_path, hook.url)
         try:
-            t = await arm_at_first_entry(sim, bot, tmp_path, retry_after_s=retry_after_s, ban_after=10)
+            t = await arm_at_first_entry(sim, bot, tmp_path, on="GET /fapi/v1/order", retry_after_s=retry_after_s,
+                                         ban_after=10)
             tid = t["trade_id"]
             # the 503 made the outcome ambiguous and the look-ups hit the 429: retried, never a crash
             await until("a failed look-up", lambda: [e for e in bot.events() if e.get("event") in (

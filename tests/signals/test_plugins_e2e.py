@@ -120,6 +120,9 @@ def test_doc_plugin_trades_in_run_and_a_raising_one_is_disabled_and_alerted(tmp_
     _Hook.got = []
     cfg = tmp_path / "run.toml"
     base = (ROOT / "config" / "default.toml").read_text()
+    for name in ("momentum", "rsi_snapback", "breakout_fade", "absorption"):  # the symbols to the plug-ins alone:
+        base = base.replace(f"[signals.{name}]\n", f"[signals.{name}]\nenabled = false\n")  # 30 s must show a doc trade
+    assert base.count("enabled = false") == 4
     cfg.write_text(base.replace('state_dir = "var"', f'state_dir = "{tmp_path}"').replace("port = 9310", "port = 0")
                    + f'\n[signals.plugins.boom]\npath = "{FILES / "faulty.py"}"\nobject = "RaiseOnCall"\nn = 50\n'
                    + DOC)
