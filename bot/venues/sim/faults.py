@@ -212,15 +212,16 @@ class Faults:
             self.mute_user_until_ns = 0
         return True
 
-    def arm_limit(self, method: str, path: str) -> None:
+    def arm_limit(self, method: str, path: str, now_ms: int) -> None:
         """rate_limit {"on": ...}: the 429 window starts with this request (which is refused too), e.g.
-        exactly when the bot places its stop."""
+        exactly when the bot places its stop. `now_ms` is the request's own arrival time: a window started
+        a millisecond later than the request it refuses would round its Retry-After up a whole second."""
         key = f"{method} {path}"
         for f in self.armed_limits:
             if f["on"] == key:
                 self.armed_limits.remove(f)
                 s = self.server
-                s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
+                s.limits.limit(now_ms, int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                                int(f.get("ban_s", 120)))
                 self._fired("rate_limit", on=key)
                 return

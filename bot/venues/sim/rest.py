@@ -100,7 +100,7 @@ class _Endpoint:
             params.update(parse_qsl(body, keep_blank_values=True))
         w = self.weight(params) if callable(self.weight) else self.weight
         if s.faults.armed_limits:
-            s.faults.arm_limit(request.method, request.path)
+            s.faults.arm_limit(request.method, request.path, now)
         limited = s.limits.admit(now, w)
         if limited is not None:
             return self._limited(*limited)
