@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain.types import CloseReason
 from bot.execution.recovery import RECONCILING
+from bot.ops.legs import publish as publish_legs
 from bot.ui.terminal import TerminalView, render
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ class OperatorControls:
         """The gate's per-symbol halts and the reconciliation's counters into the runtime state."""
         assert self.engine is not None
         self.state.set_symbol_halts(self.engine.risk.gate.symbol_halts())
+        publish_legs(self.state, self.engine.trades.values())  # stops, targets, resting orders (bot.ops.legs)
         rec = self.recovery
         if rec is not None:
             w = getattr(self, "watch_stats", {})  # bot.app_watch's counters
