@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.types import CloseReason
 from bot.execution.recovery import RECONCILING
 from bot.ops.legs import publish as publish_legs
-from bot.ui.terminal import TerminalView, render
+from bot.ui.terminal import TerminalView
 
 if TYPE_CHECKING:
     from bot.execution.engine import ExecutionEngine
@@ -181,7 +181,7 @@ class OperatorControls:
                     if sym not in held:
                         self.state.clear_position(sym)
             if view is not None:
-                view.draw(render(self.state.status(now), self._books(), self._last_trades()))
+                view.show(self.state.status(now), self._books(), self._last_trades())  # sized to the terminal
             await asyncio.sleep(0.5)
 
     def _sync_ops_state(self, now: int) -> None:
