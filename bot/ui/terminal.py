@@ -75,10 +75,15 @@ def render(status: Mapping[str, Any], books: Mapping[str, Mapping[str, Any]],
     for p in positions:
         sym = p.get("symbol", "")
         targets = " ".join(px(sym, t) for t in p.get("targets") or [])
-        pos_rows.append(f"  {sym:<9}{p.get('side', ''):<6}{_f(p.get('qty'), 4):>9} @ "
-                        f"{px(sym, p.get('entry_price')):>11}  stop {px(sym, p.get('stop_price')):>11}  "
-                        f"uPnL {_f(p.get('unrealized_pnl_quote')):>8}"
-                        + (f"  tp {targets}" if targets else ""))
+        line = (f"  {sym:<9}{p.get('side', ''):<6}{_f(p.get('qty'), 4):>9} @ {px(sym, p.get('entry_price')):>11}"
+                f"  stop {px(sym, p.get('stop_price')):>11}  uPnL {_f(p.get('unrealized_pnl_quote')):>8}")
+        tp = f"tp {targets}" if targets else ""
+        if tp and len(line) + 2 + len(tp) <= width:
+            line += "  " + tp
+        elif tp:  # on a line of its own rather than cut inside a price
+            pos_rows.append(line)
+            line = f"{'':<11}{tp}"
+        pos_rows.append(line)
     pos_s = _Section(f"positions ({len(positions)})", pos_rows, len(pos_rows))  # never hidden
     orders = status.get("open_orders", [])
     order_rows = []
@@ -113,6 +118,9 @@ def render(status: Mapping[str, Any], books: Mapping[str, Mapping[str, Any]],
     lines = screen()
     if height is not None:
         budget = max(1, height - 1)  # the cursor's line: one more and the terminal scrolls the header away
+        if len(lines) > budget:  # the blank separators go first
+            blank.rows, blank.shown = [], 0
+            lines = screen()
         for sec in (trades_s, books_s, orders_s, reasons_s):  # least urgent first
             while len(lines) > budget and sec.shown > sec.keep:
                 # hiding one row costs a "… N more" line the first time: hide two then
