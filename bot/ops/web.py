@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
@@ -104,6 +103,8 @@ class WebView:
             thinned = s[::step]
             if s and thinned[-1] != s[-1]:
                 thinned.append(s[-1])
+            if out["equity"].get("equity") is not None:  # the chart ends at the figure shown, not a second ago
+                thinned.append((now // 1_000_000, float(out["equity"]["equity"])))
             out["equity"] = {**out["equity"], "series": thinned}
         return out
 
@@ -113,7 +114,7 @@ class WebView:
         with contextlib.suppress(Exception):
             eq = self.extras().get("equity") or {}
             if eq.get("equity") is not None:
-                self.series.append((time.time_ns() // 1_000_000, float(eq["equity"])))
+                self.series.append((self.server.clock() // 1_000_000, float(eq["equity"])))
 
     async def _sampler(self, app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:

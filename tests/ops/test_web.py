@@ -103,6 +103,7 @@ async def test_events_carry_the_state_as_it_changes_and_stop_does_not_wait_for_t
         assert seen[0]["status"]["positions"] == []
         assert seen[-1]["status"]["positions"][0]["symbol"] == "ETHUSDT"
         assert seen[-1]["books"]["BTCUSDT"]["bid"] == 1.0 and seen[-1]["equity"]["equity"] == 1000.0
+        assert seen[-1]["equity"]["series"][-1][1] == 1000.0  # the chart ends at the equity shown
         # a page left open: stopping the server ends its stream at once (not at aiohttp's shutdown timeout)
         async with aiohttp.ClientSession(timeout=TIMEOUT) as s, s.get(srv.url + "/view/events", headers=AUTH) as r:
             await r.content.readline()
