@@ -88,7 +88,8 @@ class Cdp:
     def __init__(self, url: str) -> None:
         from websockets.sync.client import connect
 
-        self.ws = connect(url, max_size=None, open_timeout=10)
+        self._conn = connect(url, max_size=None, open_timeout=10)
+        self.ws = self._conn.__enter__()  # websockets 17: the connection is a context manager
         self.ids = itertools.count(1)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -178,12 +179,18 @@ def test_the_web_view_shows_the_open_position_its_stop_and_the_resting_orders(tm
                 stops = [o for o in dom["orders"] if o["cells"][1] == sym and o["cells"][2] == "stop"]
                 if stop_text == "-" or not stops:
                     continue
-                # the exchange itself holds that stop, at the price the page shows
+                # the exchange itself holds that stop, at the price the page shows ...
                 held = {a["clientAlgoId"]: a for a in sim_state(sim)["open_algo_orders"]}
                 algo = held.get(stops[0]["key"])
-                if algo and algo["orderType"] == "STOP_MARKET" and _num(algo["triggerPrice"]) == _num(stop_text):
-                    found = {"dom": dom, "symbol": sym, "stop": _num(stop_text), "algo": algo}
-                    break
+                if not (algo and algo["orderType"] == "STOP_MARKET" and _num(algo["triggerPrice"]) == _num(stop_text)):
+                    continue
+                # ... and the bot's /status says the same, which the terminal view then shows
+                status = _get(base + "/status", token)
+                spos = next((p for p in status["positions"] if p["symbol"] == sym), None)
+                if spos is None or spos.get("stop_price") != _num(stop_text):
+                    continue
+                found = {"dom": dom, "symbol": sym, "stop": _num(stop_text), "algo": algo, "status": status}
+                break
         assert found is not None
         t_found = time.monotonic() - t_start
         dom = found["dom"]
@@ -194,26 +201,28 @@ def test_the_web_view_shows_the_open_position_its_stop_and_the_resting_orders(tm
         if os.environ.get("SCALPER_WEBVIEW_SHOT"):
             shutil.copyfile(shot, os.environ["SCALPER_WEBVIEW_SHOT"])
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
-        # the page is live: it kept updating by itself over the event stream
-        assert dom["conn"] == "live" and first_updates is not None and dom["updates"] > first_updates, dom
+        # the page is live: it keeps updating by itself over the event stream (one event every 0.5 s)
+        assert dom["conn"] == "live" and first_updates is not None, dom
+        later = time.monotonic() + 10
+        while orjson.loads(cdp.eval(_DOM))["updates"] <= dom["updates"]:
+            assert time.monotonic() < later, "the page stopped updating"
+            time.sleep(0.1)
         assert [b["key"] for b in dom["books"]] == ["BTCUSDT"] and dom["books"][0]["cells"][1] == "LIVE"
         orders = [o for o in dom["orders"] if o["cells"][1] == found["symbol"]]
         roles = {o["cells"][2] for o in orders}
         assert "stop" in roles, orders
 
         # the terminal view, from the same bot's /status: the stop shown, the resting orders counted
-        status = _get(base + "/status", token)
-        pos = next((p for p in status["positions"] if p["symbol"] == found["symbol"]), None)
-        if pos is not None and pos.get("stop_price") == found["stop"]:
-            screen = render(status, {}, [], width=80, height=24)
-            assert f"{found['stop']:,.2f}" in screen, screen
-            assert f"open orders ({len(status['open_orders'])})" in screen and status["open_orders"], screen
+        status = found["status"]
+        screen = render(status, {}, [], width=80, height=24)
+        assert f"stop {found['stop']:>11,.2f}" in screen, screen
+        assert status["open_orders"] and f"open orders ({len(status['open_orders'])})" in screen, screen
         print(f"page: {len(dom['positions'])} position(s), {len(dom['orders'])} resting order(s) "
               f"({sorted(roles)}), stop {found['stop']}; bot ready {t_ready:.1f} s, "
               f"shown {t_found:.1f} s, done {time.monotonic() - t_start:.1f} s")
     finally:
         if cdp is not None:
-            cdp.ws.close()
+            cdp._conn.__exit__(None, None, None)
         if chromium is not None:
             chromium.kill()
             chromium.wait(10)
