@@ -342,6 +342,7 @@ class App(OperatorControls, ExchangeWatch):
         self.recovery.restore_limits(time.time_ns())  # a restart keeps the day's loss limits
         await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
         if s.ops.enabled:
+            from bot.app_view import WebFeed
             from bot.ops.server import OpsServer
 
             self.ops = OpsServer(self.state, s.ops, alerts=self.alerts, state_dir=s.app.state_dir)
@@ -349,6 +350,7 @@ class App(OperatorControls, ExchangeWatch):
             self.ops.on_control("resume", self._resume)
             self.ops.on_control("flatten", self._flatten)
             self.ops.on_control("reset-limits", self._reset_limits)
+            self.ops.web.extras = WebFeed(self)  # /view: books, last trades, equity (bot.app_view)
             port = await self.ops.start()
             self.log.info("ops_listening", url=f"http://{s.ops.host}:{port}")
         rc = 0
