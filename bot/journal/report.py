@@ -201,6 +201,11 @@ def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str,
     out["latency_ms"] = _latency(t, legs, entry_fills, events)
     out["stop_in_time"] = t["stop_confirm_ms"] is not None and t["stop_confirm_ms"] <= stop_deadline_ms
     out["stop_slippage"] = _stop_slippage(legs, tick)
+    # the stop as it stood over time (each stop order from its placement; the price path chart)
+    out["stop_history"] = sorted(({"ts_ns": leg["created_ns"], "price": leg["trigger_price"] or leg["intended_price"],
+                                   "client_id": leg["client_id"], "filled_qty": leg["filled_qty"]}
+                                  for leg in legs if leg["role"] == "stop"
+                                  and (leg["trigger_price"] or leg["intended_price"])), key=lambda s: s["ts_ns"])
     out["targets"] = sorted({leg["trigger_price"] or leg["price"] for leg in legs
                              if leg["role"] == "tp" and (leg["trigger_price"] or leg["price"])})
     out["fills"] = [{"ts_ns": f["ts_ns"], "role": f["role"], "side": f["side"], "qty": f["qty"],
