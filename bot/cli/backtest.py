@@ -15,8 +15,11 @@ the simulated exchange published the message (its recorded receive time: the ven
 another clock), so exchange event -> receive is the simulated `market_data_latency`; receive -> signal
 is 0 (the clock does not move while the bot computes); signal -> order sent is 0, or the simulated
 leverage round trip when the symbol's leverage is set first; order -> ack is the simulated
-`order_latency` plus the wait for the next delivered message. Ack -> fill compares the bot's clock with
-the simulated exchange's fill time, so it can come out slightly negative.
+`order_latency` plus the wait for the next delivered message; ack -> fill is the bot's own receipt of the
+fill after that answer (never negative: both on the bot's clock; bot.journal.report). Each backtest is a run
+of its own in the journal (`summary.run_id`; a second backtest into the same journal is reported apart),
+and its config is journaled (the report reads the fee rates from it). On a terminal, stderr shows a
+progress bar with ETA (bot.progress); nothing in --json or piped output.
 
 JSON: {"trades": [{setup, symbol, side, entry_ts_ns, entry_price, qty, stop_price, stop_confirm_ms,
 max_open_risk, exit_ts_ns, exit_price, exit_reason, pnl, fees, r_multiple, trade_id, state, risk_budget,
@@ -24,7 +27,7 @@ cost_bps, cost_r, gross_pnl_quote, fees_quote, funding_quote, net_pnl_quote, r_g
 fills: [{ts_ns, kind: entry|exit, price, qty, liquidity: maker|taker, fee_quote}]}, …],
 "summary": {verdict, trades, wins, win_rate, pnl, fees, max_drawdown, risk_budget_per_trade, max_cost_r,
 min_target_net_r, intents, denials, aborted, max_open_risk, stop_confirm_ms_max, end_equity, funding,
-expectancy, by_setup}} (funding: the sum of the settlements, negative = paid; net_pnl_quote = gross -
+expectancy, by_setup, run_id}} (funding: the sum of the settlements, negative = paid; net_pnl_quote = gross -
 fees + funding; expectancy / by_setup: gross and net expectancy in R and quote with 95 % Student t
 intervals, win rates and the break-even win rate: bot.journal.costs). Trades still open at the end of the
 data are flattened at market (exit_reason MANUAL).

@@ -160,8 +160,10 @@ def _print_performance(rep: dict[str, Any]) -> None:
     for title in ("best", "worst"):
         print(f"{title}: " + ", ".join(f"{b['trade_id']} {b['setup']} {_f(b['r_net'], 2)} R "
                                        f"{_f(b['net_pnl_quote'], 2)}" for b in perf[title]))
+    idle = sum(1 for d in perf["daily"] if not d["trades"])
     print("daily (UTC): " + "; ".join(f"{d['date']} n={d['trades']} net {d['net_pnl_quote']:+.2f}"
-                                      for d in perf["daily"]))
+                                      for d in perf["daily"] if d["trades"])
+          + (f"; {idle} day(s) without trades" if idle else ""))
 
 
 def _print_runs(rep: dict[str, Any]) -> None:
