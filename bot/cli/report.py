@@ -120,6 +120,7 @@ def _print_table(rep: dict[str, Any]) -> None:
             line(f"{title} {name}", s)
     _print_costs(rep["costs"])
     _print_performance(rep)
+    _print_trade_costs(rep["trades"])
     hold = rep["overall"]["hold_s"]
     print(f"\nhold time s: mean {_f(hold['mean'], 1)} median {_f(hold['median'], 1)} p90 {_f(hold['p90'], 1)}")
     print("slippage (adverse +), ticks:")
@@ -164,6 +165,20 @@ def _print_performance(rep: dict[str, Any]) -> None:
     print("daily (UTC): " + "; ".join(f"{d['date']} n={d['trades']} net {d['net_pnl_quote']:+.2f}"
                                       for d in perf["daily"] if d["trades"])
           + (f"; {idle} day(s) without trades" if idle else ""))
+
+
+def _print_trade_costs(trades: list[dict[str, Any]], limit: int = 50) -> None:
+    """Per trade: cost at entry (bps, R), gross, fees, net (quote), net R and each fill's liquidity."""
+    if not trades:
+        return
+    print(f"\nper trade costs (last {min(limit, len(trades))} of {len(trades)}; cost at entry, quote PnL):")
+    print(f"  {'id':<8}{'setup':<16}{'cost bps':>9}{'cost R':>8}{'gross':>10}{'fees':>9}{'net':>10}{'net R':>8}"
+          "  fills (in/out liquidity)")
+    for t in trades[-limit:]:
+        liq = " ".join(f"{'in' if f['role'] in ('entry', 'add') else 'out'}:{f['liquidity']}" for f in t["fills"])
+        print(f"  {t['trade_id']:<8}{t['setup'][:15]:<16}{_f(t.get('cost_bps'), 2):>9}{_f(t.get('cost_r'), 3):>8}"
+              f"{_f(t.get('gross_pnl_quote'), 2):>10}{_f(t.get('fees_quote'), 2):>9}{_f(t.get('net_pnl_quote'), 2):>10}"
+              f"{_f(t.get('r_net'), 3):>8}  {liq}")
 
 
 def _print_runs(rep: dict[str, Any]) -> None:

@@ -278,8 +278,8 @@ def trade_path(cid: str, title: str, t: dict[str, Any], note: str = "") -> str:
         tip = (f'{f["role"]} {f["side"]} {plain(f["qty"])} @ {plain(f["price"], 8)} ({f.get("liquidity", "?")}, '
                f'fee {plain(f.get("fee_quote"))})')
         if f["role"] in ("entry", "add"):
-            d = -7 if f["side"] == "BUY" else 7
-            parts.append(f'<path class="mark entry" d="M{cx:.1f},{cy:.1f} l-5,{-d} l10,0 Z" fill="#2980b9">'
+            dy = -7 if f["side"] == "BUY" else 7  # ▲ for a buy, ▼ for a sell
+            parts.append(f'<path class="mark entry" d="M{cx:.1f},{cy:.1f} l-5,{-dy} l10,0 Z" fill="#2980b9">'
                          f'<title>{html.escape(tip)}</title></path>')
         else:
             parts.append(f'<circle class="mark exit" cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="#8e44ad">'

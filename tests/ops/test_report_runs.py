@@ -195,6 +195,7 @@ def test_ratios_daily_streaks_best_worst(tmp_path: Path, capsys) -> None:
     assert main(["report", "--db", str(tmp_path / "j.sqlite")]) == 0
     text = capsys.readouterr().out
     assert "Sharpe" in text and "longest loss 4" in text and "MAE / MFE" in text and "2025-11-24" in text
+    assert "per trade costs" in text and "in:taker out:taker" in text  # each fill's liquidity
 
 
 def test_negative_net_expectancy_is_the_first_line_everywhere(tmp_path: Path, capsys) -> None:
