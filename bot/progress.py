@@ -8,6 +8,7 @@ stderr is a terminal: nothing in `--json` output, pipes, logs or CI.
     bar.close()                                           # ends the line (nothing when disabled)
 
     with Progress(total, "backtest") as bar: ...          # the same, closed on exit
+    for rec in tracked(read_session(paths), count_lines(paths), "replay"): ...   # any iterable
 
 `total` is in any unit (records, lines, configurations); ETA = elapsed × (total − done) ÷ done, so it is
 only as good as the unit's uniformity. Redraws at most every `min_interval_s` (a redraw costs a write; a
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, TypeVar
 
-__all__ = ["Progress", "count_lines", "format_duration"]
+_T = TypeVar("_T")
+
+__all__ = ["Progress", "count_lines", "format_duration", "tracked"]
 
 
 def format_duration(seconds: float) -> str:
@@ -131,3 +134,17 @@ def count_lines(paths: Iterable[str]) -> int:
         except OSError:
             continue  # the replay reports the file itself
     return n
+
+
+def tracked(items: Iterable[_T], total: float, label: str = "", enabled: bool | None = None,
+            stream: IO[str] | None = None) -> Iterator[_T]:
+    """`items`, one step of a bar per item (a terminal only, unless `enabled` says otherwise); the bar ends
+    with the iteration, also when it is abandoned (the generator's close)."""
+    bar = Progress(total, label, stream=stream, enabled=enabled)
+    advance = bar.advance
+    try:
+        for item in items:
+            advance()
+            yield item
+    finally:
+        bar.close()

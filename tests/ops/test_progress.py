@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.progress import Progress, count_lines, format_duration
+from bot.progress import Progress, count_lines, format_duration, tracked
 from tests.conftest import SESSIONS, needs_data
 
 
@@ -50,6 +50,14 @@ def test_nothing_when_the_stream_is_not_a_terminal() -> None:
         for _ in range(10):
             bar.advance()
     assert not bar.enabled and out.getvalue() == ""
+
+
+def test_tracked_iterates_everything_and_ends_the_line() -> None:
+    out = _Tty()
+    assert list(tracked(range(5000), 5000, "sweep", stream=out)) == list(range(5000))
+    assert out.getvalue().endswith("\n") and "sweep [" in out.getvalue() and "100.0%" in out.getvalue()
+    quiet = io.StringIO()
+    assert sum(tracked(range(10), 10, "x", stream=quiet)) == 45 and quiet.getvalue() == ""
 
 
 @needs_data
