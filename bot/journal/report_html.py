@@ -94,15 +94,25 @@ def _utc(ts: int | None) -> str:
 
 
 def _liquidity(t: dict[str, Any]) -> str:
-    return html.escape(", ".join(f"{'in' if f['role'] in ('entry', 'add') else 'out'} {f['liquidity']}"
-                                 for f in t["fills"])) or "-"
+    """Each fill's liquidity, counted per direction: "in 1 taker; out 2 maker, 1 taker" (stays narrow)."""
+    counts: dict[str, dict[str, int]] = {}
+    for f in t["fills"]:
+        side = counts.setdefault("in" if f["role"] in ("entry", "add") else "out", {})
+        side[f["liquidity"]] = side.get(f["liquidity"], 0) + 1
+    return html.escape("; ".join(f"{d} " + ", ".join(f"{n} {liq}" for liq, n in sorted(c.items()))
+                                 for d, c in counts.items())) or "-"
+
+
+def _rd(v: float | None, nd: int) -> float | None:
+    return None if v is None else round(v, nd)
 
 
 def _trades_table(trades: list[dict[str, Any]]) -> str:
     rows = [[html.escape(t["trade_id"]), html.escape(t["setup"]), html.escape(t["symbol"]), html.escape(t["side"]),
              _utc(t["entry_ts_ns"]), t["entry_price"], t["exit_price"], html.escape(str(t["exit_reason"])),
-             t.get("cost_bps"), t.get("cost_r"), t.get("gross_pnl_quote"), t.get("fees_quote"),
-             t.get("net_pnl_quote"), t.get("r_net"), t.get("mae_r"), t.get("mfe_r"), _liquidity(t)]
+             _rd(t.get("cost_bps"), 2), _rd(t.get("cost_r"), 3), _rd(t.get("gross_pnl_quote"), 2),
+             _rd(t.get("fees_quote"), 2), _rd(t.get("net_pnl_quote"), 2), _rd(t.get("r_net"), 3),
+             _rd(t.get("mae_r"), 3), _rd(t.get("mfe_r"), 3), _liquidity(t)]
             for t in trades]
     return _table("Trades (cost at entry in bps and R; gross, fees, net in quote; liquidity of each fill)",
                   ("id", "setup", "symbol", "side", "entry UTC", "entry", "exit", "reason", "cost bps", "cost R",

@@ -205,6 +205,9 @@ def test_html_plain_numbers_zero_baselines_and_verdict_first(journal: Path, tmp_
     page = render_html(rep)
     assert not re.search(r"\d\.?\d*e[+-]\d", page), re.search(r".{40}\d\.?\d*e[+-]\d.{20}", page)
     assert "60000.2" in page and "60540" in page  # prices as written, not 6.000e+04
+    # per trade: cost at entry, gross/fees/net and the liquidity of each fill (counted per direction)
+    trades = re.search(r'<table id="trades">.*?</table>', page, re.S).group(0)
+    assert trades.count("in 1 taker; out 1 taker") == 3 and "cost R" in trades and "fees" in trades
     body = page[page.index("<body>") + len("<body>"):]
     assert body.startswith('<p id="verdict">') and rep["verdict"] in body[:400]
     svg = re.search(r'<svg id="slippage".*?</svg>', page, re.S).group(0)
