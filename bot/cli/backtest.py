@@ -21,7 +21,8 @@ of its own in the journal (`summary.run_id`; a second backtest into the same jou
 and its config is journaled (the report reads the fee rates from it). On a terminal, stderr shows a
 progress bar with ETA (bot.progress); nothing in --json or piped output.
 
-JSON: {"trades": [{setup, symbol, side, entry_ts_ns, entry_price, qty, stop_price, stop_confirm_ms,
+JSON: {"verdict" (the summary's verdict, first), "trades": [{setup, symbol, side, entry_ts_ns, entry_price,
+qty, stop_price, stop_confirm_ms,
 max_open_risk, exit_ts_ns, exit_price, exit_reason, pnl, fees, r_multiple, trade_id, state, risk_budget,
 cost_bps, cost_r, gross_pnl_quote, fees_quote, funding_quote, net_pnl_quote, r_gross, r_net,
 fills: [{ts_ns, kind: entry|exit, price, qty, liquidity: maker|taker, fee_quote}]}, …],
@@ -339,7 +340,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {line}", file=sys.stderr)
     rc = 1 if problems else 0
     if args.json:
-        sys.stdout.write(orjson.dumps({**res, "problems": problems}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        from bot.journal.costs import expectancy, verdict
+
+        # "verdict" first (as in `scalper report --json`): says so when the net expectancy is negative
+        first = res["summary"].get("verdict") or verdict(expectancy([]))
+        sys.stdout.write(orjson.dumps({"verdict": first, **res, "problems": problems},
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
         return rc
     if "verdict" in res["summary"]:
         print(res["summary"]["verdict"])  # first line: says so when net expectancy is negative

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import pty
 import select
@@ -85,6 +86,8 @@ def test_backtest_shows_the_bar_on_a_terminal_only(tmp_path: Path) -> None:
     piped = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0, piped.stderr[-500:]
     assert "ETA" not in piped.stderr and piped.stdout.lstrip().startswith("{")
+    out = json.loads(piped.stdout)
+    assert next(iter(out)) == "verdict" and out["verdict"] == out["summary"].get("verdict", out["verdict"])
     pid, fd = pty.fork()
     if pid == 0:  # child: stdin/stdout/stderr are the pty
         os.execv(sys.executable, cmd)
