@@ -123,6 +123,7 @@ class App(OperatorControls, ExchangeWatch):
         self.journal = Journal(self._journal_path(), s.journal.synchronous, s.journal.busy_timeout_ms)
         body = orjson.dumps(redacted(s), option=orjson.OPT_SORT_KEYS).decode()
         cfg_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
+        self.journal.begin_run(now, s.app.mode, s.app.name)  # this run's rows are kept apart (reports per run)
         self.journal.record_config(now, cfg_hash, body)
         self.funding = FundingRecorder(self.journal)  # funding settlements -> journal, attributed to trades
         self.daily = DailySummary(self.journal, self.alerts)
