@@ -58,7 +58,7 @@ from typing import Any
 import orjson
 
 from bot.journal.costs import FeeConfig, by_setup, expectancy, trade_costs, verdict
-from bot.journal.report_stats import performance
+from bot.journal.report_stats import max_drawdown, performance
 
 __all__ = ["LATENCY_STEPS", "STOP_SLIPPAGE", "build_report", "load_journal"]
 
@@ -115,14 +115,6 @@ def _summary(values: list[float | None]) -> dict[str, Any]:
             "p90": round(_q(vals, 0.9) or 0.0, 4), "max": round(max(vals), 4)}
 
 
-def _max_drawdown(pnls: list[float]) -> float:
-    peak = cum = dd = 0.0
-    for p in pnls:
-        cum += p
-        peak = max(peak, cum)
-        dd = max(dd, peak - cum)
-    return round(dd, 6)
-
 
 _HOLD_BINS_S = (5, 15, 30, 60, 120, 300, 900)
 
@@ -151,7 +143,7 @@ def _stats(trades: list[dict[str, Any]]) -> dict[str, Any]:
         "expectancy_r": round(statistics.fmean(rs), 4) if rs else None,
         "profit_factor": round(sum(wins) / gross_loss, 4) if gross_loss > 0 else None,
         "total_pnl_quote": round(sum(pnls), 6),
-        "max_drawdown_quote": _max_drawdown(pnls),
+        "max_drawdown_quote": round(max_drawdown(pnls), 6),
         "hold_s": _summary(holds) | {"histogram": hist},
         "fees_quote": round(sum(t["fees"] or 0.0 for t in trades), 6),
         "funding_quote": round(funding, 6),

@@ -22,7 +22,7 @@ import statistics
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["ANNUALISATION", "performance"]
+__all__ = ["ANNUALISATION", "max_drawdown", "performance"]
 
 ANNUALISATION = ("daily net PnL over the UTC calendar days from the first to the last exit (days without trades "
                  "= 0), x sqrt(365) for Sharpe/Sortino, x 365 for Calmar; risk-free rate 0")
@@ -66,7 +66,8 @@ def _daily(trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _max_dd(values: list[float]) -> float:
+def max_drawdown(values: list[float]) -> float:
+    """Largest fall of the running sum of `values` from its running peak (quote units)."""
     peak = cum = dd = 0.0
     for v in values:
         cum += v
@@ -89,7 +90,7 @@ def _ratios(daily: list[float], trade_nets: list[float], r_nets: list[float]) ->
     down = math.sqrt(statistics.fmean([min(0.0, d) ** 2 for d in daily]))
     if down > 0:
         out["sortino"] = round(mean / down * math.sqrt(_DAYS_PER_YEAR), 4)
-    dd = _max_dd(trade_nets)
+    dd = max_drawdown(trade_nets)
     if dd > 0:
         out["calmar"] = round(mean * _DAYS_PER_YEAR / dd, 4)
     return out
