@@ -123,10 +123,12 @@ class SimServer:
 
     # ------------------------------------------------------------------ lifecycle
     def app(self) -> web.Application:
+        from bot.venues.sim.bybit_rest import add_bybit_routes
         from bot.venues.sim.rest import add_rest_routes
 
         app = web.Application()
         add_rest_routes(app, self)
+        self.bybit = add_bybit_routes(app, self)  # Bybit v5 on the same port and engine (bybit_rest.py)
         self.faults.add_routes(app)
         r = app.router
         for route in ("public", "market"):
