@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable
-from typing import Any
 
 from bot.domain.orders import OrderRequest
 from bot.domain.types import OrderKind, Side, TriggerPrice
@@ -77,7 +76,7 @@ class BybitDesk:
         self.pos_tp: dict[str, int] = {}
         self.seq = itertools.count(1)
         self._auto = itertools.count(1)
-        self.listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []  # (topic, rows) for the ws
+        self.position_listeners: list[Callable[[str], None]] = []  # fn(symbol) when its TP/SL changed
         ex.listeners.append(self._on_report)
 
     def auto_id(self, kind: str = "") -> str:
@@ -138,6 +137,8 @@ class BybitDesk:
             book.pop(symbol, None)
         if old_open and old is not None:
             self.ex.cancel_algo(symbol, algo_id=old.algo_id, now_ns=self.now_ns())
+        for fn in self.position_listeners:
+            fn(symbol)
         return True
 
     # ------------------------------------------------------------------ engine reports

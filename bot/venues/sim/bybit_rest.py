@@ -126,17 +126,23 @@ class BybitRest:
         fmt = bw.Fmt.of(inst)
         bbo = m.book.bbo() or (0, 0, 0, 0)
         rate = m.funding_rate if m.funding_rate is not None else self.ex.funding_rate
-        last = m.last_ticks or m.mark_ticks()
-        return {"symbol": sym, "lastPrice": bw._px(inst, last), "indexPrice": bw._px(inst, m.index_ticks or
-                                                                                     m.mark_ticks()),
-                "markPrice": bw._px(inst, m.mark_ticks()), "prevPrice24h": bw._px(inst, last),
-                "price24hPcnt": "0", "highPrice24h": bw._px(inst, last), "lowPrice24h": bw._px(inst, last),
-                "prevPrice1h": bw._px(inst, last), "openInterest": "0", "openInterestValue": "0",
+        mark = m.mark_ticks()
+        last = m.last_ticks or mark
+
+        def px(ticks: float) -> str:  # Bybit leaves a price it does not have yet empty
+            return bw._px(inst, ticks) if ticks else ""
+
+        def bk(ticks: int, qty: int) -> tuple[str, str]:
+            return (fmt.price(ticks), fmt.qty(qty)) if ticks else ("", "")
+
+        (bp, bq), (ap, aq) = bk(bbo[0], bbo[1]), bk(bbo[2], bbo[3])
+        return {"symbol": sym, "lastPrice": px(last), "indexPrice": px(m.index_ticks or mark),
+                "markPrice": px(mark), "prevPrice24h": px(last), "price24hPcnt": "0", "highPrice24h": px(last),
+                "lowPrice24h": px(last), "prevPrice1h": px(last), "openInterest": "0", "openInterestValue": "0",
                 "turnover24h": "0", "volume24h": "0", "fundingRate": f"{rate:.8f}",
                 "nextFundingTime": str(m.next_funding_ns // 1_000_000), "predictedDeliveryPrice": "",
-                "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
-                "ask1Size": fmt.qty(bbo[3]), "bid1Price": fmt.price(bbo[0]), "ask1Price": fmt.price(bbo[2]),
-                "bid1Size": fmt.qty(bbo[1]), "basis": ""}
+                "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0", "bid1Price": bp, "bid1Size": bq,
+                "ask1Price": ap, "ask1Size": aq, "basis": ""}
 
     async def tickers(self, p: Params) -> Any:
         syms = [self._symbol(p)] if p.get("symbol") else list(self.ex.markets)
@@ -240,4 +246,10 @@ def add_bybit_routes(app: web.Application, s: SimServer) -> BybitRest:
         ("GET", "/v5/execution/list", o.executions, True),
     ):
         router.add_route(method, path, r.endpoint(fn, private))
+    from bot.venues.sim.bybit_ws import BybitStreams
+
+    streams = BybitStreams(s, r)
+    streams.add_routes(app)
+    s.market_listeners.append(streams.on_market)
+    desk.position_listeners.append(streams.push_position)
     return r

@@ -111,6 +111,7 @@ class SimServer:
         self._key_counter = 0
         self.messages = 0
         self.source_done = False
+        self.market_listeners: list[Any] = []  # fn(Message) after the stream faults (the Bybit streams)
         for f in faults or []:
             self.faults.apply(f)
 
@@ -207,6 +208,8 @@ class SimServer:
                         w.set_result(None)
         if not self.faults.stream_allowed(msg, ts_ns):
             return
+        for fn in self.market_listeners:
+            fn(msg)
         other = None
         for c in list(self.conns):
             if c.route == "private":
