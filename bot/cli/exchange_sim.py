@@ -1,5 +1,6 @@
-"""`scalper exchange-sim`: the Binance USD-M compatible exchange simulator on 127.0.0.1 (one port for
-REST and websockets). Routes, fault injection and the state endpoint: docs/exchange-sim.md."""
+"""`scalper exchange-sim`: the Binance USD-M (and Bybit v5 linear) compatible exchange simulator on 127.0.0.1
+(one port for REST and websockets of both protocols). Routes, fault injection and the state endpoint:
+docs/exchange-sim.md."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="JSON",
                    help='a fault active from the start, e.g. \'{"kind": "clock_skew_ms", "ms": 1500}\'')
     p.add_argument("--config", default=None, help="config file (the [sim] section is used)")
+    p.add_argument("--protocol", choices=("both", "binance", "bybit"), default="both",
+                   help="which venue's API to serve (default both, on the same port and engine)")
     p.add_argument("--unlimited", action="store_true",
                    help="lift the request-rate limits (weight/min, orders/10 s, orders/min): benchmarks only")
 
@@ -45,8 +48,14 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.unlimited:  # `bench latency --venue exchange-sim` sends more than 300 orders in 10 s
         lim = server.limits
         lim.WEIGHT_1M = lim.ORDERS_10S = lim.ORDERS_1M = 10**9
+    server.protocols = ("binance", "bybit") if args.protocol == "both" else (args.protocol,)
     port = await server.start()
-    print(f"exchange-sim ready on http://127.0.0.1:{port}  (REST /fapi/v1, ws /public /market /private, "
+    served = []
+    if "binance" in server.protocols:
+        served.append("REST /fapi/v1, ws /public /market /private")
+    if "bybit" in server.protocols:
+        served.append("Bybit REST /v5, ws /v5/public/linear /v5/private")
+    print(f"exchange-sim ready on http://127.0.0.1:{port}  ({'; '.join(served)}; "
           f"control /_sim/fault /_sim/state)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

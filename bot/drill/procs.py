@@ -46,13 +46,14 @@ def env(**extra: str) -> dict[str, str]:
 class Sim:
     """`python -m bot exchange-sim` on a free port; its output in `<tmp>/sim.log`."""
 
-    def __init__(self, tmp: Path, seed: int = 7, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")) -> None:
+    def __init__(self, tmp: Path, seed: int = 7, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
+                 protocol: str = "both") -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(tmp / "sim.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "exchange-sim", "--port", str(self.port),
-                                      "--seed", str(seed), "--symbols", ",".join(symbols)], cwd=ROOT, env=env(),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--seed", str(seed), "--symbols", ",".join(symbols), "--protocol", protocol],
+                                     cwd=ROOT, env=env(), stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -93,7 +94,8 @@ class Bot:
 
     n = 0
 
-    def __init__(self, sim: Sim, state: Path, hook: str, launcher: list[str] | None = None, **over: str) -> None:
+    def __init__(self, sim: Sim, state: Path, hook: str, launcher: list[str] | None = None,
+                 config: str = "config/exchange-sim.toml", **over: str) -> None:
         Bot.n += 1
         self.log_path = state / f"bot-{Bot.n}.log"
         p = sim.port
@@ -111,7 +113,7 @@ class Bot:
         self.env = base
         self.out = open(self.log_path, "wb")  # noqa: SIM115
         cmd = launcher or [sys.executable, "-m", "bot"]
-        self.proc = subprocess.Popen([*cmd, "run", "-c", str(ROOT / "config/exchange-sim.toml"), "--no-view"],
+        self.proc = subprocess.Popen([*cmd, "run", "-c", str(ROOT / config), "--no-view"],
                                      cwd=ROOT, env=env(**base), stdout=self.out, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:

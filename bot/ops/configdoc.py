@@ -46,6 +46,19 @@ EXAMPLES: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
                    "ws_market_url": f"ws://{_SIM_URL}/market", "ws_private_url": f"ws://{_SIM_URL}/private"},
          "journal": {"path": "journal-exchange-sim.sqlite"}},
     ),
+    "exchange-sim-bybit.toml": (
+        "The real Bybit v5 venue code (ccxt + websockets) against the loopback exchange simulator's Bybit\n"
+        "protocol (same process and port as the Binance one: /v5/..., ws /v5/public/linear, /v5/private).\n"
+        "Start the simulator first:   scalper exchange-sim --protocol bybit   (serves 127.0.0.1:18080)\n"
+        "Its default key pair, from the environment (never in this file):\n"
+        "  export SCALPER__VENUE__API_KEY=sim-key SCALPER__VENUE__API_SECRET=sim-secret\n"
+        "Then:                        scalper run -c config/exchange-sim-bybit.toml",
+        {"app": {"mode": "exchange-sim", "name": "scalper-exchange-sim-bybit"},
+         "venue": {"name": "bybit", "environment": "exchange-sim",
+                   "rest_url": f"http://{_SIM_URL}", "ws_public_url": f"ws://{_SIM_URL}/v5/public/linear",
+                   "ws_private_url": f"ws://{_SIM_URL}/v5/private"},
+         "journal": {"path": "journal-exchange-sim-bybit.sqlite"}},
+    ),
     "binance-demo.toml": (
         "Binance USD-M demo trading (keys from demo.binance.com; REST demo-fapi.binance.com).\n"
         "  export SCALPER__VENUE__API_KEY=... SCALPER__VENUE__API_SECRET=...   (or venue.secrets_file)\n"

@@ -21,8 +21,9 @@ from aiohttp import web
 
 from bot.venues.sim import bybit_wire as bw
 from bot.venues.sim.bybit_auth import BybitAuth, UidLimits
-from bot.venues.sim.bybit_desk import BybitDesk, BybitError
+from bot.venues.sim.bybit_desk import BybitDesk, BybitError, bybit_error
 from bot.venues.sim.bybit_orders import BybitOrders
+from bot.venues.sim.orders import SimError
 
 if TYPE_CHECKING:
     from bot.venues.sim.server import SimServer
@@ -210,6 +211,9 @@ class BybitRest:
             raise BybitError(10001, "position idx not match position mode")
         if not self.ex.position_lots(sym):
             raise BybitError(10001, "can not set tp/sl/ts for zero position")
+        rejection = self.s.faults.take_stop_rejection()  # reject_next_stop: Bybit's stop placement is here
+        if rejection is not None:
+            raise bybit_error(SimError(*rejection))
         changed = False
         for which, key, by in (("StopLoss", "stopLoss", "slTriggerBy"), ("TakeProfit", "takeProfit", "tpTriggerBy")):
             if key in p:

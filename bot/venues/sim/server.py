@@ -111,6 +111,7 @@ class SimServer:
         self._key_counter = 0
         self.messages = 0
         self.source_done = False
+        self.protocols: tuple[str, ...] = ("binance", "bybit")  # which venues' APIs app() serves
         self.market_listeners: list[Any] = []  # fn(Message) after the stream faults (the Bybit streams)
         for f in faults or []:
             self.faults.apply(f)
@@ -128,9 +129,12 @@ class SimServer:
         from bot.venues.sim.rest import add_rest_routes
 
         app = web.Application()
-        add_rest_routes(app, self)
-        self.bybit = add_bybit_routes(app, self)  # Bybit v5 on the same port and engine (bybit_rest.py)
+        if "bybit" in self.protocols:
+            self.bybit = add_bybit_routes(app, self)  # Bybit v5 on the same port and engine (bybit_rest.py)
         self.faults.add_routes(app)
+        if "binance" not in self.protocols:
+            return app
+        add_rest_routes(app, self)
         r = app.router
         for route in ("public", "market"):
             r.add_get(f"/{route}/ws/{{streams:.+}}", self._ws_market)
