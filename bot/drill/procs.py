@@ -47,13 +47,13 @@ class Sim:
     """`python -m bot exchange-sim` on a free port; its output in `<tmp>/sim.log`."""
 
     def __init__(self, tmp: Path, seed: int = 7, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
-                 protocol: str = "both") -> None:
+                 protocol: str = "both", args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(tmp / "sim.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "exchange-sim", "--port", str(self.port),
-                                      "--seed", str(seed), "--symbols", ",".join(symbols), "--protocol", protocol],
-                                     cwd=ROOT, env=env(), stdout=self.log, stderr=subprocess.STDOUT)
+        cmd = [sys.executable, "-m", "bot", "exchange-sim", "--port", str(self.port), "--seed", str(seed),
+               "--symbols", ",".join(symbols), "--protocol", protocol, *args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s

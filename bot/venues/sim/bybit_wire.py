@@ -103,11 +103,12 @@ def order_row(ex: SimExchange, o: SimOrder, meta: Meta | None, algo: AlgoOrder |
         cancel = "CancelByUser"
     elif o.status == "EXPIRED" and o.reduce_only:
         cancel = "CancelByReduceOnly"
+    reject = "EC_PostOnlyWillTakeLiquidity" if o.status == "EXPIRED" and o.tif == "GTX" else "EC_NoError"
     return {
         "category": "linear", "orderId": oid, "orderLinkId": link, "blockTradeId": "", "symbol": o.symbol,
         "price": fmt.price(o.price_ticks) if o.type == "LIMIT" else "0", "qty": fmt.qty(o.qty_lots),
         "side": _side(o.side_sign), "isLeverage": "", "positionIdx": 0, "orderStatus": status,
-        "cancelType": cancel, "rejectReason": "EC_NoError", "avgPrice": _px(inst, avg) if avg else "",
+        "cancelType": cancel, "rejectReason": reject, "avgPrice": _px(inst, avg) if avg else "",
         "leavesQty": fmt.qty(o.remaining_lots if o.is_open else 0), "leavesValue": "0",
         "cumExecQty": fmt.qty(o.filled_lots), "cumExecValue": _f(o.avg_notional_tl * k),
         "cumExecFee": "0", "timeInForce": "IOC" if o.type == "MARKET" else meta.tif,
