@@ -89,35 +89,62 @@ async def test_entry_with_attached_stop_move_and_close_through_the_gateway(sim):
     assert inst.symbol == "BTCUSDT"
 
 
-async def test_public_feed_syncs_and_follows_the_engine_book():
+async def test_public_feeds_sync_and_follow_the_engine_book():
+    """Two feeds, the second subscribing while the first streams: one `u` line, no gap, both books equal to
+    the engine's."""
     async with running_server() as (server, base):
         s = load_settings(overrides={"venue": {"name": "bybit", "environment": "exchange-sim",
                                                "symbols": ["BTCUSDT"], **_urls(base)},
                                      "market": {"bybit_depth": 50}})
         inst = server.ex.markets["BTCUSDT"].inst
         events: list[Any] = []
-        feed = BybitMarketFeed(s.venue, s.market, {"BTCUSDT": inst}, events.append)
-        task = asyncio.create_task(feed.run())
+        feeds = [BybitMarketFeed(s.venue, s.market, {"BTCUSDT": inst}, events.append) for _ in range(2)]
+        tasks = [asyncio.create_task(feeds[0].run())]
         try:
             for _ in range(100):
                 await asyncio.sleep(0.05)
-                if feed.syncs["BTCUSDT"].stats.applied >= 5:
+                if feeds[0].syncs["BTCUSDT"].stats.applied >= 3 and len(tasks) == 1:
+                    tasks.append(asyncio.create_task(feeds[1].run()))
+                if all(f.syncs["BTCUSDT"].stats.applied >= 5 for f in feeds):
                     break
-            sync = feed.syncs["BTCUSDT"]
-            assert sync.health.status is BookStatus.LIVE
-            assert sync.stats.gaps == 0 and sync.stats.applied >= 5 and feed.resubscribes == 0
-            ours, theirs = feed.books["BTCUSDT"], server.ex.markets["BTCUSDT"].book
-            same = False
-            for _ in range(40):  # between two engine updates the client's top 5 equals the engine's
-                await server.next_depth("BTCUSDT", 2.0)
-                await asyncio.sleep(0.03)
-                if ours.bids(5) == theirs.bids(5) and ours.asks(5) == theirs.asks(5):
-                    same = True
-                    break
-            assert same, (ours.bids(5), theirs.bids(5))
+            theirs = server.ex.markets["BTCUSDT"].book
+            for feed in feeds:
+                sync = feed.syncs["BTCUSDT"]
+                assert sync.health.status is BookStatus.LIVE
+                assert sync.stats.gaps == 0 and sync.stats.applied >= 5 and feed.resubscribes == 0
+                ours = feed.books["BTCUSDT"]
+                same = False
+                for _ in range(40):  # between two engine updates the client's top 5 equals the engine's
+                    await server.next_depth("BTCUSDT", 2.0)
+                    await asyncio.sleep(0.03)
+                    if ours.bids(5) == theirs.bids(5) and ours.asks(5) == theirs.asks(5):
+                        same = True
+                        break
+                assert same, (ours.bids(5), theirs.bids(5))
             kinds = {type(e).__name__ for e in events}
             assert {"DepthDiff", "FundingInfo"} <= kinds
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, 5)
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 5)
+
+
+async def test_drop_ws_fault_closes_bybit_sockets_and_the_user_stream_comes_back(sim):
+    server, base, g = sim
+    import aiohttp
+
+    assert g.user_stream is not None
+    before = g.user_stream.stats["connects"]
+    async with aiohttp.ClientSession() as http, http.post(f"{base}/_sim/fault",
+                                                         json={"kind": "drop_ws", "route": "bybit-private"}) as r:
+        assert (await r.json())["dropped"] == 1
+    for _ in range(100):  # bounded: the stream reconnects within its backoff (250 ms first)
+        if g.user_stream.stats["connects"] > before and any(c.route == "bybit-private" and c.listen_key == "authed"
+                                                           for c in server.conns):
+            break
+        await asyncio.sleep(0.05)
+    assert g.user_stream.stats["connects"] > before
+    await g.submit(OrderRequest("d1-entry", "BTCUSDT", Side.BUY, OrderKind.MARKET, 2))
+    fill = await until(g, lambda u: u.client_id == "d1-entry" and u.filled_lots > 0)
+    assert fill.filled_lots == 2

@@ -132,13 +132,14 @@ class BybitStreams:
             self._ack(c, req)
             return
         self._ack(c, req)
+        pub = self._conns("bybit-public")
         for t in args:
-            c.events.add(t)
             kind, _, rest = t.partition(".")
             if kind == "orderbook":
                 n, _, sym = rest.partition(".")
-                self._put(c, self._book_snapshot(sym, int(n)))
-            elif kind == "tickers":
+                self._put(c, self._book_snapshot(sym, int(n), pub))  # before c joins: no delta for it
+            c.events.add(t)
+            if kind == "tickers":
                 self._put(c, self._ticker_msg(rest, "snapshot"))
 
     def _valid_topic(self, t: str) -> bool:
@@ -158,14 +159,33 @@ class BybitStreams:
         return {"topic": f"orderbook.{n}.{sym}", "type": kind, "ts": ms,
                 "data": {"s": sym, "b": bids, "a": asks, "u": u, "seq": seq}, "cts": ms}
 
-    def _book_snapshot(self, sym: str, n: int) -> dict[str, Any]:
+    def _book_snapshot(self, sym: str, n: int, pub: list[Conn]) -> dict[str, Any]:
+        """The stream brought up to the engine's book first (the other subscribers get that delta), so a
+        new subscriber's snapshot and everyone's next delta share one `u` line."""
         st = self.books.setdefault((sym, n), _Book())
+        self._advance(sym, n, st, pub)
         fmt = bw.Fmt.of(self.ex.markets[sym].inst)
-        if not st.u:  # first subscriber: the stream starts here
-            st.bids, st.asks = self._top(sym, n)
-            st.u = 1
         return self._book_msg(sym, n, "snapshot", [[fmt.price(t), fmt.qty(q)] for t, q in st.bids.items()],
                               [[fmt.price(t), fmt.qty(q)] for t, q in st.asks.items()], st.u)
+
+    def _advance(self, sym: str, n: int, st: _Book, pub: list[Conn]) -> None:
+        """Diff the top N against what the stream last said; send the delta to its subscribers."""
+        bids, asks = self._top(sym, n)
+        fmt = bw.Fmt.of(self.ex.markets[sym].inst)
+        db = [[fmt.price(t), fmt.qty(q)] for t, q in bids.items() if st.bids.get(t) != q] + \
+            [[fmt.price(t), "0"] for t in st.bids if t not in bids]
+        da = [[fmt.price(t), fmt.qty(q)] for t, q in asks.items() if st.asks.get(t) != q] + \
+            [[fmt.price(t), "0"] for t in st.asks if t not in asks]
+        if st.u and not db and not da:
+            return
+        st.bids, st.asks = bids, asks
+        st.u += 1
+        topic = f"orderbook.{n}.{sym}"
+        subs = [c for c in pub if c.events and topic in c.events]
+        if subs:
+            data = orjson.dumps(self._book_msg(sym, n, "delta", db, da, st.u))
+            for c in subs:
+                self._put(c, data)
 
     def on_market(self, msg: Message) -> None:
         """Called by the server for every market message that passed the stream faults."""
@@ -175,25 +195,9 @@ class BybitStreams:
         sym = msg.symbol
         if msg.kind == "depth":
             for (bsym, n), st in self.books.items():
-                if bsym != sym or not st.u:
-                    continue
                 topic = f"orderbook.{n}.{sym}"
-                subs = [c for c in pub if c.events and topic in c.events]
-                if not subs:
-                    continue
-                bids, asks = self._top(sym, n)
-                fmt = bw.Fmt.of(self.ex.markets[sym].inst)
-                db = [[fmt.price(t), fmt.qty(q)] for t, q in bids.items() if st.bids.get(t) != q] + \
-                    [[fmt.price(t), "0"] for t in st.bids if t not in bids]
-                da = [[fmt.price(t), fmt.qty(q)] for t, q in asks.items() if st.asks.get(t) != q] + \
-                    [[fmt.price(t), "0"] for t in st.asks if t not in asks]
-                if not db and not da:
-                    continue
-                st.bids, st.asks = bids, asks
-                st.u += 1
-                data = orjson.dumps(self._book_msg(sym, n, "delta", db, da, st.u))
-                for c in subs:
-                    self._put(c, data)
+                if bsym == sym and any(c.events and topic in c.events for c in pub):
+                    self._advance(sym, n, st, pub)
         elif msg.kind in ("trade", "aggTrade"):
             topic = f"publicTrade.{sym}"
             subs = [c for c in pub if c.events and topic in c.events]
