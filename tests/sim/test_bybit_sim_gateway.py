@@ -148,3 +148,19 @@ async def test_drop_ws_fault_closes_bybit_sockets_and_the_user_stream_comes_back
     await g.submit(OrderRequest("d1-entry", "BTCUSDT", Side.BUY, OrderKind.MARKET, 2))
     fill = await until(g, lambda u: u.client_id == "d1-entry" and u.filled_lots > 0)
     assert fill.filled_lots == 2
+
+
+async def test_error_after_execute_on_bybit_create_is_resolved_by_orderlinkid(sim):
+    """The entry executes but the answer is HTTP 502: the gateway looks the order up by its orderLinkId
+    (never resends it): one order, one position."""
+    server, base, g = sim
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.post(f"{base}/_sim/fault", json={
+            "kind": "error_after_execute", "count": 1, "status": 502, "entries_only": True}) as r:
+        assert r.status == 200
+    ack = await g.submit(OrderRequest("e1-entry", "BTCUSDT", Side.BUY, OrderKind.MARKET, 3))
+    assert ack.client_id == "e1-entry" and ack.venue_order_id
+    assert g.stats["ambiguous"] == 1 and g.stats["ambiguous_found"] == 1
+    assert [o.client_id for o in server.ex.orders.values()].count("e1-entry") == 1
+    assert server.ex.position_lots("BTCUSDT") == 3

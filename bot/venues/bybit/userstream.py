@@ -200,7 +200,10 @@ class BybitUserStream:
         last_msg = time.monotonic()
         while True:
             try:
-                raw = await asyncio.wait_for(ws.recv(decode=False), timeout=tick_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that meets a
+                # message arriving at the same moment, and close() then waits for this task forever
+                async with asyncio.timeout(tick_s):
+                    raw = await ws.recv(decode=False)
             except TimeoutError:
                 self._deliver(tr.flush_expired(time.time_ns()), tg)
                 if time.monotonic() - last_msg > self.stale_s:

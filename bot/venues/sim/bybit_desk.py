@@ -25,7 +25,7 @@ from bot.venues.sim.bybit_wire import AUTO_PREFIX, Meta
 from bot.venues.sim.exchange import Report, SimExchange
 from bot.venues.sim.orders import AccountReport, AlgoOrder, OrderReport, SimError
 
-__all__ = ["BybitDesk", "BybitError"]
+__all__ = ["Ambiguous", "BybitDesk", "BybitError"]
 
 
 class BybitError(Exception):
@@ -35,6 +35,14 @@ class BybitError(Exception):
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
+
+
+class Ambiguous(Exception):
+    """The request executed, then the answer was lost: HTTP `status` with no envelope (error_after_execute)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 # engine (Binance) codes -> Bybit retCodes (docs/v5/error, B2)

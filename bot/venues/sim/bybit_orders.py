@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.orders import OrderRequest
 from bot.domain.types import OrderKind, Side, TimeInForce
 from bot.venues.sim import bybit_wire as bw
-from bot.venues.sim.bybit_desk import BybitDesk, BybitError, bybit_error, trigger_type
+from bot.venues.sim.bybit_desk import Ambiguous, BybitDesk, BybitError, bybit_error, trigger_type
 from bot.venues.sim.orders import AlgoOrder, SimError, SimOrder
 
 if TYPE_CHECKING:
@@ -129,6 +129,7 @@ class BybitOrders:
         self.desk.order_meta[o.order_id] = meta
         if not o.is_open:
             self.desk.attached.pop((sym, cid), None)
+        self._after_execute(opening=not reduce)
         return {"orderId": str(o.order_id), "orderLinkId": link}
 
     def _check_attached(self, sym: str, side: Side, meta: bw.Meta) -> None:
@@ -184,7 +185,14 @@ class BybitOrders:
                                  "of the current price") from e
             raise bybit_error(e) from e
         self.desk.algo_meta[a.algo_id] = bw.Meta(stop_order_type="Stop", trigger_by=by, trigger_direction=direction)
+        self._after_execute(opening=not reduce)
         return {"orderId": str(a.algo_id), "orderLinkId": link}
+
+    def _after_execute(self, opening: bool) -> None:
+        """error_after_execute: the order stands, the answer is an HTTP error (status unknown to the client)."""
+        status = self.s.faults.take_error_after_execute(opening)
+        if status is not None:
+            raise Ambiguous(status)
 
     async def _delay(self) -> None:
         if self.s.faults.delay_orders_ms:

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bot.venues.sim import bybit_wire as bw
 from bot.venues.sim.bybit_auth import BybitAuth, UidLimits
-from bot.venues.sim.bybit_desk import BybitDesk, BybitError, bybit_error
+from bot.venues.sim.bybit_desk import Ambiguous, BybitDesk, BybitError, bybit_error
 from bot.venues.sim.bybit_orders import BybitOrders
 from bot.venues.sim.orders import SimError
 
@@ -85,6 +85,8 @@ class BybitRest:
                 result = await fn(params)
             except BybitError as e:
                 return self.reply({}, e.code, e.msg, headers)
+            except Ambiguous as e:  # executed, answer lost (error_after_execute)
+                return web.Response(status=e.status, text="Bad Gateway", headers=headers)
             except (KeyError, ValueError, TypeError) as e:
                 return self.reply({}, 10001, f"params error: {e}", headers)
             return self.reply(result, headers=headers)
@@ -220,6 +222,9 @@ class BybitRest:
                 changed |= self.desk.set_position_level(sym, which, str(p[key]), str(p.get(by) or "LastPrice"))
         if not changed:
             raise BybitError(34040, "not modified")
+        status = self.s.faults.take_error_after_execute(opening=False)
+        if status is not None:
+            raise Ambiguous(status)
         return {}
 
 
