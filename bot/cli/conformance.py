@@ -12,8 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from bot.conformance.report import Report
+    from bot.settings import Settings
 
 _RUN_TIMEOUT_S = 120.0  # the whole run; each event wait is 10 s, so this only stops a hung venue
 
@@ -41,20 +46,40 @@ def run(args: argparse.Namespace) -> int:
     check_live_guard(settings, args.live)  # production hosts, loopback-only URL overrides (exit 2)
     configure_logging("WARNING", "json")  # the venue code's own log lines to stderr; the verdict to stdout
     from bot.conformance.binance import run_binance
+    from bot.conformance.report import Report, Step
 
-    async def go() -> object:
-        return await asyncio.wait_for(run_binance(settings), timeout=_RUN_TIMEOUT_S)
+    async def go() -> Report:
+        try:
+            report = await asyncio.wait_for(run_binance(settings), timeout=_RUN_TIMEOUT_S)
+        except TimeoutError:
+            report = Report(venue.name, venue.environment, [Step(
+                "run", False, f"no verdict within {_RUN_TIMEOUT_S:.0f} s (the venue hung)", _RUN_TIMEOUT_S * 1000)])
+        if not report.passed:
+            await _alert(settings, report)
+        return report
 
-    try:
-        report = asyncio.run(go())
-    except TimeoutError:
-        print(f"conformance: no verdict within {_RUN_TIMEOUT_S:.0f} s (the venue hung)", file=sys.stderr)
-        return 1
-    from bot.conformance.report import Report
-
-    assert isinstance(report, Report)
+    report = asyncio.run(go())
     if args.json:
         sys.stdout.write(orjson.dumps(report.as_json()).decode() + "\n")
     else:
         print(report.as_text())
     return 0 if report.passed else 1
+
+
+async def _alert(settings: Settings, report: Report) -> None:
+    """A failed run alerts through the bot's own channels (ops.alerts: webhook / Telegram, kind `error`), so
+    a daily timer needs nothing else to tell the operator; the exit status 1 stays for systemd's OnFailure."""
+    from bot.ops.alerts import Alerts
+
+    alerts = Alerts(settings.ops.alerts, name=settings.app.name)
+    if not alerts.has_sinks:
+        return
+    failed = [s for s in report.steps if not s.passed]
+    text = f"{report.venue} ({report.environment}): {len(failed)} step(s) failed: " + "; ".join(
+        f"{s.name}: {s.detail}" for s in failed)
+    alerts.error("conformance", text[:3000], failed=[s.name for s in failed])
+    task = asyncio.get_running_loop().create_task(alerts.run())
+    try:
+        await alerts.flush(settings.ops.alerts.send_timeout_ms / 1000 + 1.0)
+    finally:
+        task.cancel()
