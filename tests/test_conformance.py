@@ -65,6 +65,25 @@ def test_nested_paths_and_a_parser_refusal() -> None:
     assert err.startswith("KeyError")
 
 
+def test_deviate_fault_drops_a_field_or_changes_an_error_code_on_its_route_only() -> None:
+    from bot.venues.sim.faults import Faults
+
+    f = Faults.__new__(Faults)  # the fault's own state only: no server needed to check the rewrite
+    f.server, f.deviations, f.applied = None, [], []  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="METHOD /path"):
+        Faults.apply(f, {"kind": "deviate", "on": "/fapi/v1/order", "drop_field": "x"})
+    with pytest.raises(ValueError, match="drop_field"):
+        Faults.apply(f, {"kind": "deviate", "on": "POST /fapi/v1/order"})
+    Faults.apply(f, {"kind": "deviate", "on": "post /fapi/v1/order", "drop_field": "updateTime"})
+    Faults.apply(f, {"kind": "deviate", "on": "POST /fapi/v1/algoOrder", "error_code": -1111})
+    assert f.deviate("POST", "/fapi/v1/order", {"orderId": 1, "updateTime": 2}) == {"orderId": 1}
+    assert f.deviate("GET", "/fapi/v1/order", {"orderId": 1, "updateTime": 2}) == {"orderId": 1, "updateTime": 2}
+    assert f.deviate("POST", "/fapi/v1/order", [{"updateTime": 1}, {"a": 1}]) == [{}, {"a": 1}]
+    err = {"code": -2021, "msg": "Order would immediately trigger."}
+    assert f.deviate("POST", "/fapi/v1/algoOrder", err)["code"] == -1111
+    assert f.deviate("POST", "/fapi/v1/algoOrder", {"algoId": 3}) == {"algoId": 3}  # success untouched
+
+
 # ------------------------------------------------------------------------------------------ real processes
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
@@ -165,3 +184,14 @@ def test_mainnet_without_live_is_refused_with_one_line_before_connecting() -> No
     assert p.stdout == ""
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "--live" in lines[0], p.stderr
+
+
+def test_a_bybit_config_is_refused_with_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.__main__ import main
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("SCALPER__VENUE__NAME", "bybit")
+    assert main(["conformance", "-c", "config/exchange-sim.toml"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "Bybit is not covered yet" in err
