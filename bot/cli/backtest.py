@@ -257,6 +257,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
             funding.record(p)
     if problems is not None:
         problems.extend(market.finish(paths))
+    damage = market.damage(paths)
     trades = _trades_from(journal, settings.risk)
     aborted = sum(1 for r in journal.rows("trades") if r["state"] == "ABORTED")
     journal.close()
@@ -265,7 +266,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     summary.update(intents=intents, denials=dict(sorted(denials.items())), aborted=aborted,
                    end_equity=round(acct.equity, 4), funding=round(funding.total_quote, 6),
                    market_events=market.records, funding_events=fundings, bad_lines=market.malformed,
-                   symbols=sorted(market.syncs), **funding_label(sim))
+                   symbols=sorted(market.syncs), **funding_label(sim), **({"damage": damage} if damage else {}))
     return {"trades": trades, "summary": summary}
 
 
@@ -346,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
         runner = asyncio.run
     problems: list[str] = []
     res = runner(run_backtest(args.files, settings, args.journal, problems))
+    for line in res["summary"].get("damage", ()):
+        print(f"warning: {line}", file=sys.stderr)  # partial damage: file and line; the rest was used
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     rc = 1 if problems else 0
