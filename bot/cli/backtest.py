@@ -205,8 +205,16 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                 market.feed_record(rec)  # counted against its file
                 continue
             ts = rec.ts_recv_ns
-            if (pending and pending[0][0] <= ts) or (delayed and delayed[0][0] <= ts):
-                await catch_up(ts)
+            if delayed and delayed[0][0] <= ts:
+                await catch_up(ts)  # answers or user-stream events are due: merge them in time order
+            else:
+                while pending and pending[0][0] <= ts:  # the common case: market deliveries only
+                    deliver(*pending.popleft())
+                    if busy():
+                        await settle()
+                        if delayed and delayed[0][0] <= ts:
+                            await catch_up(ts)
+                            break
             skipped = market.skipped
             evs = decode(rec.raw, ts, rec.path, rec.lineno)
             if evs is None:

@@ -97,6 +97,7 @@ class SimExchange(TriggerBook):
         self._last_depth_symbol = ""
         # parsing (and placing bare snapshots) as every replay does; the books themselves are SymbolMarket's
         self._session = MarketSession(book_tickers=False, bybit=False)
+        self._bt_markets: dict[bytes, SymbolMarket] = {}  # a recorded ticker's stream name -> its market
         self._funding_min_ns = 0  # earliest next funding time over the symbols (0: not yet set)
         self._liq_cache: dict[str, tuple[int, float]] = {}  # symbol -> (account version, liq price ticks)
         self.keep_reports = keep_reports
@@ -135,10 +136,16 @@ class SimExchange(TriggerBook):
             self.market_events += 1
             if raw.startswith(_STREAM):
                 at = raw.find(b"@", 11, 64)
-                m = self.markets.get(raw[11:at].decode().upper()) if at > 0 else None
+                key = raw[11:at]
+                m = self._bt_markets.get(key)
+                if m is None and at > 0:
+                    m = self.markets.get(key.decode().upper())
+                    if m is not None:
+                        self._bt_markets[key] = m
                 if m is not None:
                     m.on_book_ticker_raw(raw)
-                    self._after_ticker(m)
+                    if m.bids or m.asks or m.symbol in self._watch:
+                        self._after_ticker(m)
             return
         ses = self._session
         bad = ses.malformed
@@ -212,11 +219,10 @@ class SimExchange(TriggerBook):
 
     def _after_ticker(self, m: SymbolMarket) -> None:
         """A ticker moved the top: our resting orders may fill, a watched mark (stops) may move."""
-        if m.bids or m.asks:
-            fills = m.after_ticker()
-            if fills:
-                self._maker_fills(fills)
-        if m.symbol in self._watch and not m.mark_from_stream:
+        fills, moved = m.after_ticker()
+        if fills:
+            self._maker_fills(fills)
+        if moved and m.symbol in self._watch and not m.mark_from_stream:
             self._on_prices(m, mark=True, last=False)
 
     def advance_to(self, ts_ns: int) -> None:

@@ -46,7 +46,7 @@ Fill = tuple[SimOrder, int, int]  # (our order, lots, price ticks): a maker fill
 
 
 class SymbolMarket:
-    __slots__ = ("_taken_ask", "_taken_bid", "asks", "bids", "book", "bt_ask", "bt_ask_lots", "bt_bid",
+    __slots__ = ("_bt_seen", "_taken_ask", "_taken_bid", "asks", "bids", "book", "bt_ask", "bt_ask_lots", "bt_bid",
                  "bt_bid_lots", "bt_raw", "bt_u", "funding_rate", "index_ticks", "inst", "inv_step", "inv_tick",
                  "last_ticks", "mark_from_stream", "mark_ticks_stream", "next_funding_ns", "queue", "symbol",
                  "sync", "use_book_ticker")
@@ -74,6 +74,7 @@ class SymbolMarket:
         self.bt_raw: bytes | None = None  # the last recorded ticker, not parsed yet
         self.bt_u = -1  # its update id (-1: none yet)
         self.bt_bid = self.bt_bid_lots = self.bt_ask = self.bt_ask_lots = 0
+        self._bt_seen = (0, 0)  # the ticker top's prices when last acted on (after_ticker)
 
     # ------------------------------------------------------------------ the top of the book
     def on_book_ticker_raw(self, raw: bytes) -> None:
@@ -152,11 +153,19 @@ class SymbolMarket:
         rest = [lv for lv in depth if lv[0] < top]
         return [(top, self.bt_bid_lots), *rest], exhausted
 
-    def after_ticker(self) -> list[Fill]:
-        """Our resting orders after a ticker became the top (the other side may have come to them)."""
-        if (self.bids or self.asks) and self.ticker_top():
-            return self._after_depth()
-        return []
+    def after_ticker(self) -> tuple[list[Fill], bool]:
+        """(maker fills, top prices moved) after a ticker: the other side may have come to our resting
+        orders, the size at our price may have changed. Most tickers change only sizes away from our
+        prices: those cost no queue update (the hot path of a backtest: most messages are tickers)."""
+        if not self.ticker_top():
+            return [], False
+        top = (self.bt_bid, self.bt_ask)
+        moved = top != self._bt_seen
+        self._bt_seen = top
+        if (self.bids or self.asks) and (moved or any(o.price_ticks == top[0] for o in self.bids)
+                                         or any(o.price_ticks == top[1] for o in self.asks)):
+            return self._after_depth(), moved
+        return [], moved
 
     # ------------------------------------------------------------------ prices
     def mark_ticks(self) -> float:
@@ -180,6 +189,7 @@ class SymbolMarket:
     def apply_diff(self, ev: DepthDiff, now_ns: int) -> list[Fill]:
         applied = self.sync.stats.applied
         self.sync.on_diff(ev, now_ns)
+        self._bt_seen = (0, 0)  # the depth may be the top now: the next ticker acts in full
         if (self._taken_ask or self._taken_bid) and self.sync.stats.applied != applied:
             it = self.inv_tick
             # The venue published these levels again: whatever we took there is in the new size.
