@@ -119,7 +119,7 @@ class SimGateway:
         self._queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
         self._funding: asyncio.Queue[FundingPayment] = asyncio.Queue()
         self._waiting: dict[int, asyncio.Future[RequestResult]] = {}
-        self.clock = clock
+        self.bot_clock = clock  # the backtest's bot clock (None: no bot-side latency, paper/immediate)
         self.latencies = latencies if clock is not None else None
         # (deliver at ns, seq, what): answers and user-stream events on their way to the bot
         self._delayed: list[tuple[int, int, Any]] = []
@@ -215,8 +215,8 @@ class SimGateway:
                 return getattr(self.ex, fn)(*args, **kw)
             except SimError as e:
                 raise OrderRejected(e.msg, e.code) from e
-        if self.latencies is not None and self.clock is not None:
-            decided = self.clock()
+        if self.latencies is not None and self.bot_clock is not None:
+            decided = self.bot_clock()
             sent = decided + self.latencies.compute.draw()  # stamped on the bot's clock
             ticket = self.ex.send(fn, *args, now_ns=sent, **kw)
             req = args[0] if args else None
