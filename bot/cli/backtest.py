@@ -75,7 +75,9 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     from bot.venues.sim.latency import Latency, SimLatencies, latency_kwargs
 
     paths = list(paths)
-    configure_logging("ERROR", "json")  # stderr; a cancel that finds nothing is routine here
+    # the process's own stderr (a cancel that finds nothing is routine here): never a caller's replaced
+    # sys.stderr, which may be closed when later code logs (an in-process test's capture)
+    configure_logging("ERROR", "json", stream=sys.__stderr__ or sys.stderr)
     instruments = dict(KNOWN)
     sim = settings.sim
     ex = exchange_from_settings(sim, instruments)
