@@ -33,6 +33,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--export", action="append", default=[], metavar="PATH", help=".csv, .json or .parquet")
     s.add_argument("--json", action="store_true", help="print {trials, best}")
 
+    v = sub.add_parser("validate", help="walk-forward and purged CV folds, deflated Sharpe, PBO, sensitivity")
+    v.add_argument("files", nargs="*", metavar="FILE", help="recorded files (default: the study's)")
+    v.add_argument("--study", required=True, metavar="PATH", help="a study made by `research sweep`")
+    v.add_argument("-c", "--config", metavar="CONFIG", help="base TOML config (default: the study's)")
+    v.add_argument("--trial", type=int, default=None, help="the chosen configuration (default: the best)")
+    v.add_argument("--folds", type=int, default=5, help="walk-forward blocks of equal market time")
+    v.add_argument("--mode", choices=("anchored", "rolling"), default="anchored")
+    v.add_argument("--window", type=int, default=2, help="rolling: in-sample blocks before each fold")
+    v.add_argument("--groups", type=int, default=6, help="purged CV: groups of equal market time")
+    v.add_argument("--test-groups", type=int, default=2, help="purged CV: groups tested per split")
+    v.add_argument("--embargo-s", type=float, default=60.0, help="purged CV: embargo after a test group")
+    v.add_argument("--pbo-blocks", type=int, default=8, help="CSCV blocks (even)")
+    v.add_argument("--fold-min-trades", type=int, default=1, help="in-sample trades a trial needs to be picked")
+    v.add_argument("--workers", type=int, default=1, help="local processes for the sensitivity runs")
+    v.add_argument("--no-sensitivity", action="store_true", help="skip the cost and latency re-runs")
+    v.add_argument("--json", action="store_true", help="print {folds, dsr, pbo, sensitivity, ...}")
+
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
