@@ -1,4 +1,4 @@
-"""`scalper research sweep|validate …`: parameter sweeps and validation on the bot's own backtest
+"""`scalper research sweep|validate|signals …`: parameter sweeps and validation on the bot's own backtest
 (issue 14; docs/research.md)."""
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fewer closed trades: penalised value -1000 + trades")
     s.add_argument("--export", action="append", default=[], metavar="PATH", help=".csv, .json or .parquet")
     s.add_argument("--json", action="store_true", help="print {trials, best}")
+
+    g = sub.add_parser("signals", help="every intent scored on the recorded mid; features vs the next move")
+    g.add_argument("files", nargs="+", metavar="FILE", help="recorded files")
+    g.add_argument("-c", "--config", metavar="CONFIG", help="TOML config (signals, plug-ins, fees)")
+    g.add_argument("--horizons", default="1s,5s,10s,30s,60s", help="comma list, multiples of the shortest")
+    g.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    g.add_argument("--json", action="store_true", help="print {setups, features, ...}")
+    g.add_argument("--html", metavar="OUT", help="also write an HTML page")
 
     v = sub.add_parser("validate", help="walk-forward and purged CV folds, deflated Sharpe, PBO, sensitivity")
     v.add_argument("files", nargs="*", metavar="FILE", help="recorded files (default: the study's)")
@@ -119,6 +127,10 @@ def _sweep(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.research_command == "sweep":
         return _sweep(args)
+    if args.research_command == "signals":
+        from bot.research.signals_cli import run_signals
+
+        return run_signals(args)
     if args.research_command == "validate":
         from bot.research.validate import run_cli
 

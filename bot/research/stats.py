@@ -127,3 +127,49 @@ def pbo_cscv(matrix: Sequence[Sequence[float]], n_blocks: int,
         logits.append(math.log(w / (1 - w)))
     return {"pbo": sum(1 for x in logits if x <= 0) / len(logits), "logits": logits,
             "combinations": len(logits), "blocks": n_blocks, "trials": n}
+
+
+def bootstrap_ci(x: Sequence[float], stat: Callable[[Sequence[float]], float] = statistics.fmean,
+                 n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of stat(x) (Efron & Tibshirani, "An Introduction to the Bootstrap",
+    1993, ch. 13): resample x with replacement n_boot times; the (1 − level)/2 and (1 + level)/2
+    quantiles of the resampled statistic. Seeded: the same input gives the same interval. None below 2."""
+    import random
+
+    if len(x) < 2:
+        return None
+    rng = random.Random(seed)
+    n = len(x)
+    vals = sorted(stat([x[rng.randrange(n)] for _ in range(n)]) for _ in range(n_boot))
+    lo = vals[int((1 - level) / 2 * (n_boot - 1))]
+    hi = vals[int((1 + level) / 2 * (n_boot - 1) + 0.5)]
+    return lo, hi
+
+
+def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion k/n (Wilson 1927): centre (p + z²/2n)/(1 + z²/n),
+    half-width z·sqrt(p(1−p)/n + z²/4n²)/(1 + z²/n)."""
+    if n <= 0:
+        return None
+    z = _N.inv_cdf(1 - (1 - level) / 2)
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def r_squared(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """R² of the least-squares line y ~ a + b·x (= the squared Pearson correlation). None if undefined."""
+    if len(x) < 3:
+        return None
+    mx, my = statistics.fmean(x), statistics.fmean(y)
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    if sxx == 0 or syy == 0:
+        return None
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    return sxy * sxy / (sxx * syy)
+
+
+__all__ += ["bootstrap_ci", "r_squared", "wilson_ci"]

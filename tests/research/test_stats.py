@@ -71,3 +71,21 @@ def test_pbo_rejects_bad_shapes() -> None:
         pbo_cscv([[1.0, 2.0]] * 6, 3)
     with pytest.raises(ValueError, match="at least 2 trials"):
         pbo_cscv([[1.0]] * 4, 4)
+
+
+def test_wilson_bootstrap_and_r2_by_hand() -> None:
+    from bot.research.stats import bootstrap_ci, r_squared, wilson_ci
+
+    # Wilson, 8 of 10 at 95 % (z = 1.95996): centre (0.8 + 0.19208) / 1.38415 = 0.71674,
+    # half-width 1.95996 * sqrt(0.016 + 0.0096039) / 1.38415 = 0.22658 -> [0.4902, 0.9433]
+    lo, hi = wilson_ci(8, 10)
+    assert (lo, hi) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    assert wilson_ci(0, 0) is None
+    # y = 2x + 1 exactly: R² 1; y independent of x by construction: R² 0
+    assert r_squared([1, 2, 3, 4], [3, 5, 7, 9]) == pytest.approx(1.0)
+    assert r_squared([1, -1, 1, -1], [1, 1, -1, -1]) == pytest.approx(0.0)
+    # a constant sample: every resample has the same mean; a spread sample: the mean lies inside
+    assert bootstrap_ci([2.0] * 5) == (2.0, 2.0)
+    x = [float(i) for i in range(20)]
+    lo, hi = bootstrap_ci(x, seed=1)
+    assert lo < statistics.fmean(x) < hi and bootstrap_ci(x, seed=1) == (lo, hi)
