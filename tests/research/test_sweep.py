@@ -79,6 +79,7 @@ def test_cli_json_and_exports(session_slice: list[str], space_file: str, tmp_pat
     assert len(lines) == 3 and lines[0].startswith("number,value,signals.momentum.time_limit_s")
 
 
+@pytest.mark.slow  # Ray's start-up: ~10 s idle, 25-60 s on a loaded 2-core machine
 def test_same_trials_same_metrics_local_and_ray(session_slice: list[str], space_file: str,
                                                tmp_path: Path) -> None:
     ray = pytest.importorskip("ray", reason="ray is an optional extra: pip install '.[ray]'")
@@ -92,3 +93,48 @@ def test_same_trials_same_metrics_local_and_ray(session_slice: list[str], space_
     assert [r["params"] for r in on_ray] == [r["params"] for r in local]
     assert on_ray == local  # every metric, every value
     assert any(r["metrics"]["trades"] > 0 for r in local)  # real trades were compared, not empty runs
+
+
+@pytest.mark.slow  # a real process: ~15 s idle, up to 75 s on a loaded machine
+def test_killed_driver_resumes(session_slice: list[str], space_file: str, tmp_path: Path) -> None:
+    """A real process killed (SIGKILL) mid-sweep: the next run continues the study to --trials."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from optuna.trial import TrialState
+
+    from bot.research.sweep import STUDY_NAME
+
+    path = str(tmp_path / "s.sqlite")
+    cmd = [sys.executable, "-m", "bot", "research", "sweep", "--space", space_file, "--study", path,
+           "--sampler", "random", "--seed", "2", "--min-trades", "1", *session_slice]
+    proc = subprocess.Popen([*cmd, "--trials", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        done = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if os.path.exists(path):
+                try:
+                    st = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{path}")
+                    done = len(st.get_trials(states=(TrialState.COMPLETE,)))
+                except Exception:  # the study is still being created
+                    done = 0
+                if done >= 1:
+                    break
+        assert done >= 1, "no trial finished within 120 s"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its pool, at once
+        proc.wait(timeout=30)
+    st = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{path}")
+    before = {t.number: t.value for t in st.get_trials(states=(TrialState.COMPLETE,))}
+    target = len(before) + 1
+    out = subprocess.run([*cmd, "--trials", str(target), "--json"], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(out.stdout)["trials"]
+    assert len(rows) >= target
+    assert {r["number"]: r["value"] for r in rows if r["number"] in before} == before  # kept, not restarted
