@@ -14,6 +14,7 @@ finished trials, so under parallel workers its proposals depend on completion or
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,8 @@ def open_study(path: str, sampler: str = "tpe", seed: int = 0, space: list[Param
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
+    if not create and not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such study file (run `scalper research sweep --study {path}` first)")
     url = f"sqlite:///{path}"
     storage = optuna.storages.RDBStorage(url)
     names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]

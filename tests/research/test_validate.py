@@ -43,3 +43,11 @@ def test_validate_json_and_text(session_slice: list[str], space_file: str, tmp_p
                  "--no-sensitivity"]) == 0
     out = capsys.readouterr().out
     assert "chosen configuration: trial" in out and ("DSR " in out or "DSR:" in out) and "PBO" in out
+
+
+def test_validate_without_a_study_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.__main__ import main
+
+    missing = tmp_path / "none.sqlite"
+    assert main(["research", "validate", "--study", str(missing)]) == 2
+    assert "no such study file" in capsys.readouterr().err and not missing.exists()
