@@ -21,7 +21,6 @@ to exchange time): OFI (sum), trade flow (buy − sell volume, sum), depth imbal
 from __future__ import annotations
 
 import bisect
-import itertools
 import statistics
 from typing import Any
 
@@ -132,7 +131,8 @@ def _windows(rows: list[dict[str, Any]], m: int) -> list[dict[str, float]]:
         w = rows[i:i + m]
         last = w[-1]
         mid = last["mid"]
-        out.append({"mid": mid, "ofi": sum(r["ofi"] for r in w),
+        out.append({"mid": mid, "active": any(r.get("depth_events", 1) for r in w),
+                    "ofi": sum(r["ofi"] for r in w),
                     "trade_flow": sum(r["buy_volume"] - r["sell_volume"] for r in w),
                     "imbalance": last["imbalance"],
                     "microprice_minus_mid_bps": (last["microprice"] - mid) / mid * 1e4 if mid else 0.0})
@@ -146,19 +146,22 @@ def feature_table(rows_by_symbol: dict[str, list[dict[str, Any]]], base_ns: int,
     for sym, rows in sorted(rows_by_symbol.items()):
         for h, lb in zip(horizons_ns, labels):
             w = _windows(rows, h // base_ns)
-            if len(w) < 3:
+            # pairs of consecutive windows that both saw depth events: the empty rows that bridge two
+            # recorded sessions (days apart) are neither features nor moves
+            idx = [i for i in range(len(w) - 1) if w[i]["active"] and w[i + 1]["active"]]
+            if len(idx) < 3:
                 continue
-            chg = [(b["mid"] - a["mid"]) / a["mid"] * 1e4 for a, b in itertools.pairwise(w)]
-            # window i's feature vs the change over window i+1 (next) and over window i (same)
-            nxt_f = [w[i] for i in range(len(w) - 1)]
-            same_f = [w[i] for i in range(1, len(w))]
+            chg = [(w[i + 1]["mid"] - w[i]["mid"]) / w[i]["mid"] * 1e4 for i in idx]
+            # next: window i's feature vs the change over window i+1; same: window i+1's own feature vs
+            # that same change (explaining the move it is part of, not predicting it)
+            nxt_f = [w[i] for i in idx]
+            same = [(w[i + 1], c) for i, c in zip(idx, chg)]
             for f in FEATURES:
                 x_next = [r[f] for r in nxt_f]
-                x_same = [r[f] for r in same_f]
                 pairs = [(a, b) for a, b in zip(x_next, chg) if a != 0 and b != 0]
                 k = sum(1 for a, b in pairs if (a > 0) == (b > 0))
                 ci = wilson_ci(k, len(pairs))
-                r2n, r2s = r_squared(x_next, chg), r_squared(x_same, chg)
+                r2n, r2s = r_squared(x_next, chg), r_squared([r[f] for r, _ in same], [c for _, c in same])
                 out.append({"symbol": sym, "horizon": lb, "feature": f, "n": len(chg),
                             "r2_next": None if r2n is None else round(r2n, 4),
                             "r2_same": None if r2s is None else round(r2s, 4),

@@ -72,3 +72,13 @@ def test_cli_json(session_slice: list[str], tmp_path: Path, capsys: pytest.Captu
     assert ("BTCUSDT", "10s", "ofi") in feats and ("ETHUSDT", "1s", "microprice_minus_mid_bps") in feats
     assert "<table>" in out_html.read_text()
     assert main(["research", "signals", "--horizons", "1s,1500ms", *session_slice]) == 2  # not a multiple
+
+
+def test_feature_table_skips_the_gap_between_sessions() -> None:
+    # two active stretches with an idle bridge (no depth events, last values carried) between them
+    act = [{"mid": 100.0 + i, "microprice": 100.0 + i, "imbalance": 0.0, "ofi": 1.0, "buy_volume": 0.0,
+            "sell_volume": 0.0, "depth_events": 3} for i in range(4)]
+    idle = [{**act[-1], "ofi": 0.0, "depth_events": 0} for _ in range(50)]
+    later = [{**r, "mid": 500.0 + i, "microprice": 500.0 + i} for i, r in enumerate(act)]
+    t = {(r["horizon"], r["feature"]): r for r in feature_table({"X": act + idle + later}, S, [S], ["1s"])}
+    assert t[("1s", "ofi")]["n"] == 6  # 3 pairs in each stretch; none across or inside the bridge
