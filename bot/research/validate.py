@@ -122,7 +122,8 @@ def _fmt(p: dict[str, Any] | None) -> str:
     return f"{p['trades']:>3} tr {m} R"
 
 
-def print_text(res: dict[str, Any], out: Any = sys.stdout) -> None:
+def print_text(res: dict[str, Any], out: Any = None) -> None:
+    out = sys.stdout if out is None else out  # looked up per call: a default bound at import goes stale
     ch = res["chosen"]
     print(f"chosen configuration: trial {ch['number']} {ch['params']}", file=out)
     print("fold  kind          IS blocks    OOS    selected  IS(selected)       OOS(selected)      "
