@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("optuna", reason="optuna is the research extra: pip install '.[research]'")
 
 
+@pytest.mark.slow  # a 3-trial sweep, 9 sensitivity backtests, 2 validations: ~20 s idle, 45 s loaded
 def test_validate_json_and_text(session_slice: list[str], space_file: str, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     from bot.__main__ import main
