@@ -206,20 +206,6 @@ class ExecutionEngine(EngineGuards, OrderSending):
                           decision.leverage, costs=decision.cost)  # take-profit tiers that do not pay are dropped
         m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=self.risk_cfg.taker_fee_bps,
                          maker_fee_bps=self.risk_cfg.maker_fee_bps)
-        lim = m.lim
-        legs = [self._leg_row(tid, cid, role._value_, req, intended, lim, "PLANNED")
-                for cid, role, req, intended in m.planned_legs()]
-        legs[0]["status"] = "PENDING_NEW"
-        row = {
-            "trade_id": tid, "symbol": intent.symbol, "setup": intent.setup, "side": intent.side,
-            "intent_ts_ns": intent.ts_ns, "intent_price": lim.px(intent.price_ticks),
-            "planned_qty": lim.qty(plan.planned_lots), "planned_stop_price": lim.px(plan.stop_ticks),
-            "risk_budget": plan.risk_budget, "leverage": plan.leverage,
-            "features": orjson.dumps(plan.features).decode(),
-            # latency trail of the triggering message (0 = not stamped), for the report's breakdown
-            "event_ts_ns": intent.ts_event_ns or None, "recv_ts_ns": intent.ts_recv_ns or None,
-            "signal_ts_ns": intent.ts_signal_ns or None,
-        }
         self.trades[tid] = m
         self.activity[intent.symbol] = self.activity.get(intent.symbol, 0) + 1
         self.risk.gate.on_position(intent.symbol, decision.notional)
@@ -233,22 +219,40 @@ class ExecutionEngine(EngineGuards, OrderSending):
             # the two leaves an order the journal does not know: restart reconciliation finds its position
             # and gives it a stop (the "unknown position" path), and its trade id is never reused (reserved).
             # The drill: tests/test_drill_send_before_record.py.
+            # The record's rows are built in it too (after the send): nothing on the hot path needs them.
             actions = m.start(now)
-            journal = self.journal
 
             def record() -> None:
-                journal.open_trade(now, row, legs, _ENTERING, states=[
+                self.journal.open_trade(now, *self._trade_rows(m, intent), _ENTERING, states=[
                     (None, _PLANNED, "intent accepted"), (_PLANNED, _ENTERING, "entry sent")])
 
             self._apply(m, actions, prejournaled=True, record=record)
             if self._reserved_id - tid_n < _ID_BLOCK // 4:  # after the send: the next block, off the hot path
                 self._reserve_ids(tid_n + _ID_BLOCK)
         else:
-            self.journal.open_trade(now, row, legs, _PLANNED, "intent accepted")
+            self.journal.open_trade(now, *self._trade_rows(m, intent), _PLANNED, "intent accepted")
             # a leverage change is a venue round trip: do it, then the entry, in a task of its own so the
             # caller (a market-data loop that also drives a simulated venue) never waits on the venue
             self._spawn(self._open(m, decision.leverage))
         return tid
+
+    def _trade_rows(self, m: TradeMachine, intent: EntryIntent) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The journal rows of a new trade: the trade, and its planned legs (the entry PENDING_NEW)."""
+        plan, lim, tid = m.plan, m.lim, m.tid
+        legs = [self._leg_row(tid, cid, role._value_, req, intended, lim, "PLANNED")
+                for cid, role, req, intended in m.planned_legs()]
+        legs[0]["status"] = "PENDING_NEW"
+        row = {
+            "trade_id": tid, "symbol": intent.symbol, "setup": intent.setup, "side": intent.side,
+            "intent_ts_ns": intent.ts_ns, "intent_price": lim.px(intent.price_ticks),
+            "planned_qty": lim.qty(plan.planned_lots), "planned_stop_price": lim.px(plan.stop_ticks),
+            "risk_budget": plan.risk_budget, "leverage": plan.leverage,
+            "features": orjson.dumps(plan.features).decode(),
+            # latency trail of the triggering message (0 = not stamped), for the report's breakdown
+            "event_ts_ns": intent.ts_event_ns or None, "recv_ts_ns": intent.ts_recv_ns or None,
+            "signal_ts_ns": intent.ts_signal_ns or None,
+        }
+        return row, legs
 
     async def _open(self, m: TradeMachine, leverage: int) -> None:
         try:

@@ -104,9 +104,9 @@ class OrderSending:
             # transport) runs now, in a task of its own started eagerly (eager.py), instead of a loop turn
             # later behind the queued market data; the order task awaits its answer exactly as before.
             sub = spawn_eager(asyncio.get_running_loop().create_task, self.gw.submit(leg.req))
-            if _DRILL_KILL_AFTER_SEND:
+            if _DRILL_KILL_AFTER_SEND and record is not None:
                 # test-only (the send-before-record drill): the process dies once the venue has answered this
-                # entry, its journal record never written: the crash the restart must cover
+                # entry sent before its record, the record never written: the crash the restart must cover
                 sub.add_done_callback(lambda _t: os.kill(os.getpid(), signal.SIGKILL))
                 return
             if record is not None:
