@@ -22,6 +22,8 @@ Rules (issue 11, "protective orders always get through"; architecture habit 7, n
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,8 @@ _LOOKUP_CAP_S = 5.0  # an entry's look-up backs off further (nothing is at risk 
 _CANCEL_ATTEMPTS = 30  # ~1 min at the cap; reconciliation removes what a cancel could not
 _DUPLICATE_CID = -4116  # "ClientOrderId is duplicated": an earlier attempt of ours exists (A3)
 _NOT_FOUND = object()
+# test-only hook of the SIGKILL drill between an entry's send and its journal record (never set in a config)
+_DRILL_KILL_AFTER_SEND = os.environ.get("SCALPER_DRILL_KILL_AFTER_SEND") == "1"
 
 
 def backoff_s(attempt: int, first_s: float | None = None, cap_s: float | None = None) -> float:
@@ -69,15 +73,21 @@ class OrderSending:
 
         clock: Callable[[], int]
         def request_reconcile(self, symbol: str, reason: str) -> None: ...
-        def _apply(self, m: TradeMachine, actions: list[Any], prejournaled: bool = False) -> None: ...
+        def _apply(self, m: TradeMachine, actions: list[Any], prejournaled: bool = False,
+                   record: Callable[[], None] | None = None) -> None: ...
         def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, lim: Any,
                      status: str) -> dict[str, Any]: ...
 
     # -- sending ----------------------------------------------------------------------------------------
-    def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False) -> None:
+    def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False,
+                record: Callable[[], None] | None = None) -> None:
+        """Send one leg. `record`: the trade's durable record (on_intent), written right after the hand-off
+        to the gateway, or before anything else is journaled when the order is not sent."""
         leg = a.leg
         denial = self.risk.gate.check_order(now, a.reduces, m.plan.symbol)  # never denies a reducing order
         if denial is not None:
+            if record is not None:
+                record()
             self.journal.denial(now, m.plan.symbol, m.plan.setup, m.plan.side, denial.reason.value,
                                 f"{leg.client_id}: {denial.detail}")
             self._apply(m, m.on_denied(leg.client_id, denial.reason.value, now))
@@ -94,10 +104,29 @@ class OrderSending:
             # transport) runs now, in a task of its own started eagerly (eager.py), instead of a loop turn
             # later behind the queued market data; the order task awaits its answer exactly as before.
             sub = spawn_eager(asyncio.get_running_loop().create_task, self.gw.submit(leg.req))
+            if _DRILL_KILL_AFTER_SEND and record is not None:
+                # test-only (the send-before-record drill): the process dies once the venue has answered this
+                # entry sent before its record, the record never written: the crash the restart must cover
+                sub.add_done_callback(lambda _t: os.kill(os.getpid(), signal.SIGKILL))
+                return
+            if record is not None:
+                self._record(m, record)
             task = self._spawn(self._send(m, leg, sub))
             task.add_done_callback(lambda t: sub.cancel() if t.cancelled() else None)
             return
+        if record is not None:
+            self._record(m, record)
         self._spawn(self._send(m, leg))
+
+    def _record(self, m: TradeMachine, record: Callable[[], None]) -> None:
+        """The entry's record after its send: a failure (disk full, I/O error) must not take the trade's
+        machine with it (its order is out; the machine protects the fill): logged, counted, reconciled."""
+        try:
+            record()
+        except Exception as e:
+            self.stats["errors"] += 1
+            self.log.error("journal_record_failed", trade_id=m.tid, error=f"{type(e).__name__}: {e}")
+            self.request_reconcile(m.plan.symbol, f"{m.tid}: journal record failed")
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         """An engine task (order, cancel, leverage + entry, account refresh) inside its own error boundary:
