@@ -283,6 +283,18 @@ class ExecutionEngine(EngineGuards, OrderSending):
                 except Exception as e:
                     self._failed(m, f"price {ticks}", e)
 
+    def on_touch(self, symbol: str, bid_ticks: int, ask_ticks: int, now_ns: int | None = None) -> None:
+        """Best bid/ask of a symbol: a resting maker entry follows the touch (bot.execution.entry_styles)."""
+        if self.cfg.entry == "taker":
+            return
+        now = self.clock() if now_ns is None else now_ns
+        for m in list(self.trades.values()):
+            if m.plan.symbol == symbol and m.state is TradeState.ENTERING:
+                try:
+                    self._apply(m, m.on_touch(bid_ticks, ask_ticks, now))
+                except Exception as e:
+                    self._failed(m, f"touch {bid_ticks}/{ask_ticks}", e)
+
     def flatten_all(self, reason: CloseReason = CloseReason.MANUAL) -> None:
         """Flatten every live trade; a trade already EXITING gets a new exit when none is live (trade.py)."""
         now = self.clock()

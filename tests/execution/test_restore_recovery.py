@@ -153,7 +153,7 @@ async def test_entry_never_sent_aborts_and_entry_filled_while_down_is_protected(
     del venue.set_leverage
     await life.engine.submit_intent(intent(ts=venue.clock()), LIVE)
     await life.settle()
-    assert venue.requests() == [("t2-entry", "BUY", "LIMIT", 500, 500_000, None, False)]
+    assert venue.requests() == [("t2-entry", "BUY", "LIMIT", 500, 499_999, None, False)]  # at our touch
     await life.crash()
     venue.fill("t2-entry", 500, 50_000.0)
     venue.missed()
