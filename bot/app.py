@@ -262,6 +262,7 @@ class App(OperatorControls, ExchangeWatch):
             return 0  # stopped (SIGINT/SIGTERM) before the venue answered: nothing was traded
         instruments = {sym: gw.instrument(sym) for sym in s.venue.symbols}
         self._build_core(gw, instruments, acct.equity, None)
+        await self._load_fees(gw)
         assert self.pipeline is not None
         pipeline = self.pipeline
         feed: Any = None
@@ -282,6 +283,19 @@ class App(OperatorControls, ExchangeWatch):
             pipeline.syncs[sym] = sync
         flatten = s.app.on_shutdown == "flatten" if flatten_on_exit is None else flatten_on_exit
         return await self._serve([feed.run()], flatten_on_exit=flatten)
+
+    async def _load_fees(self, gw: Any) -> None:
+        """The venue's fee rates into the cost model (config's as fallback, with a warning): bot/app_fees.py."""
+        from bot.app_fees import describe, load_fee_rates
+        from bot.risk.costs import FeeRates
+
+        assert self.engine is not None
+        rates = await load_fee_rates(gw, self.settings.venue.symbols, FeeRates.from_config(self.settings.risk),
+                                     self.log)
+        for sym, r in rates.items():
+            self.engine.risk.set_fees(sym, r)
+        self.state.set_info(fees=describe(rates))
+        self.log.info("fee_rates", fees=describe(rates))
 
     async def _start_venue(self, gw: Any) -> Any:
         """gw.start() + the account, retried with capped backoff while the venue answers 429/418/5xx or is

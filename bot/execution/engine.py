@@ -191,8 +191,8 @@ class ExecutionEngine(EngineGuards, OrderSending):
         self._next_id += 1
         plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
                           decision.leverage, costs=decision.cost)  # take-profit tiers that do not pay are dropped
-        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=self.risk_cfg.taker_fee_bps,
-                         maker_fee_bps=self.risk_cfg.maker_fee_bps)
+        fees = self.risk.fees(intent.symbol)  # the venue's rates when read at start-up (bot/app_fees.py)
+        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=fees.taker_bps, maker_fee_bps=fees.maker_bps)
         lim = m.lim
         legs = [self._leg_row(tid, cid, role._value_, req, intended, lim, "PLANNED")
                 for cid, role, req, intended in m.planned_legs()]
