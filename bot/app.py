@@ -262,7 +262,6 @@ class App(OperatorControls, ExchangeWatch):
             return 0  # stopped (SIGINT/SIGTERM) before the venue answered: nothing was traded
         instruments = {sym: gw.instrument(sym) for sym in s.venue.symbols}
         self._build_core(gw, instruments, acct.equity, None)
-        await self._load_fees(gw)
         assert self.pipeline is not None
         pipeline = self.pipeline
         feed: Any = None
@@ -276,6 +275,8 @@ class App(OperatorControls, ExchangeWatch):
         if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
             gw.user_stream.on_caught_up = self.reconcile_wanted.set
             self._wire_stream(gw.user_stream)
+        # after the stream is wired (an await before it could let its "connected" go unheard), before the feed
+        await self._load_fees(gw)
         feed = feed_cls(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)

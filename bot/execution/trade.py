@@ -191,7 +191,7 @@ class TradeMachine:
                                              slice_lots(lots, [t[1] for t in p.tp_tiers])), 1):
             out.append((f"{self.tid}-tp{i}", LegRole.TP, OrderRequest(
                 f"{self.tid}-tp{i}", p.symbol, self.exit_side, OrderKind.LIMIT, lots_i, price_ticks=px,
-                reduce_only=True), px))
+                time_in_force=TimeInForce.GTX if self.cfg.tp_post_only else TimeInForce.GTC, reduce_only=True), px))
         return out
 
     # -- inputs -----------------------------------------------------------------------------------------
