@@ -15,7 +15,7 @@ class ExecutionSection(FrozenModel):
     """[execution] keys. Owned by the execution layer; every key has a unit in its name and a comment."""
 
     # -- entry --
-    # entry: the execution style (docs/execution.md). taker: an IOC limit (or market) through the touch,
+    # entry: the execution style (docs/costs.md "Execution styles"). taker: an IOC limit (or market) through the touch,
     # today's entry; maker: post-only (GTX / Bybit PostOnly) at our own side's touch, repriced at most
     # entry_reprice_max times when the touch moves away, cancelled after entry_timeout_ms (never takes);
     # maker_then_taker: as maker, then at the timeout an IOC through the touch at the plan's limit when the
@@ -25,7 +25,7 @@ class ExecutionSection(FrozenModel):
     entry_reprice_max: int = Field(3, ge=0, le=100)  # re-posts of a resting maker entry (the touch moved away)
     tp_post_only: bool = True  # take-profits as reduce-only post-only limits (a crossing one: plain GTC limit)
     # limit_ioc: LIMIT IOC through the touch by entry_offset_ticks (taker, bounded slippage);
-    # limit_post_only: LIMIT GTX behind the reference by entry_offset_ticks (maker; may not fill);
+    # limit_post_only: the same as entry = "maker" (LIMIT GTX at our own touch; may not fill);
     # market: MARKET (sized as if it filled entry_offset_ticks worse than the reference).
     entry_order: Literal["limit_ioc", "limit_post_only", "market"] = "limit_ioc"
     entry_offset_ticks: int = Field(2, ge=0, le=1000)
