@@ -6,10 +6,13 @@ maker with the maker fee, and its protective stop rests at the exchange as a STO
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 
 from bot.cli.check_config import _fees
@@ -25,6 +28,12 @@ def tmp(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class _Sim:
     def __init__(self, tmp: Path, seed: int) -> None:
         cfg = tmp / "sim.toml"
@@ -37,9 +46,6 @@ class _Sim:
         self.port = int(self.base.rsplit(":", 1)[1])
 
     def state(self) -> dict:
-        import urllib.request
-
-        import orjson
         with urllib.request.urlopen(self.base + "/_sim/state", timeout=5) as r:
             return orjson.loads(r.read())
 
@@ -60,20 +66,33 @@ def test_maker_entry_fills_as_maker_and_its_stop_rests_at_the_exchange(tmp: Path
         # a wide stop and a long time limit: the trade is still open (PROTECTED) when the bot is stopped
         cfg = _config(tmp, sim.port, ["BTCUSDT"], on_shutdown="keep_protected", time_limit_s=60.0,
                       min_stop_bps=30.0, max_stop_bps=80.0)
-        cfg.write_text(cfg.read_text() + '[execution]\nentry = "maker"\nentry_timeout_ms = 5000\n')
+        ops_port = _free_port()
+        text = cfg.read_text().replace("[ops]\nport = 0", f"[ops]\nport = {ops_port}")
+        cfg.write_text(text + '[execution]\nentry = "maker"\nentry_timeout_ms = 5000\n')
         # check-config --venue-fees, in process (a second interpreter would import ccxt again: seconds)
         fees, line = _fees(load_settings(str(cfg)), True)
         assert line == f"fees: BTCUSDT {MAKER_BPS:g}/{TAKER_BPS:g} bps (venue)", line
         assert fees == {"BTCUSDT": {"maker_bps": MAKER_BPS, "taker_bps": TAKER_BPS, "source": "venue"}}
 
-        def done(journal: Path) -> bool:
-            return bool(_rows(journal, "select 1 from trades where state = 'PROTECTED'"))
+        status: list[dict] = []
 
-        rc, logs = _run_bot_until(tmp, cfg, done, max_s=40)  # an upper bound: it stops when done
+        def done(journal: Path) -> bool:
+            if not _rows(journal, "select 1 from trades where state = 'PROTECTED'"):
+                return False
+            # what the operator sees, from the running bot: /status (bearer token from the state directory)
+            token = (tmp / "state" / "ops.token").read_text().strip()
+            req = urllib.request.Request(f"http://127.0.0.1:{ops_port}/status",
+                                         headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                status.append(orjson.loads(r.read()))
+            return True
+
+        rc, logs = _run_bot_until(tmp, cfg, done, max_s=60)  # an upper bound: it stops when done
         end = sim.state()
     finally:
         sim.stop()
     assert rc == 0, logs[-20:]
+    assert status and status[0]["info"]["fees"] == f"BTCUSDT {MAKER_BPS:g}/{TAKER_BPS:g} bps (venue)", status
     fee_lines = [r for r in logs if r.get("event") == "fee_rates"]
     assert fee_lines and fee_lines[0]["fees"] == f"BTCUSDT {MAKER_BPS:g}/{TAKER_BPS:g} bps (venue)", fee_lines
     journal = tmp / "state" / "journal.sqlite"
