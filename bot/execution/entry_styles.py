@@ -101,7 +101,9 @@ def entry_ended(m: TradeMachine, leg: Leg, now_ns: int, out: list[Action], code:
         return False
     if leg.req.time_in_force is not TimeInForce.GTX or leg.status is OrderStatus.FILLED:
         return False
-    if nxt is None and leg.status is OrderStatus.REJECTED and str(code) == str(POST_ONLY_REJECT):
+    refused = (leg.status is OrderStatus.REJECTED and str(code) == str(POST_ONLY_REJECT)) or (
+        leg.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and not leg.cancel_sent)  # Bybit cancels it
+    if nxt is None and refused:
         # the touch came to our price before the order arrived: re-post at the touch we know, else cross
         if m.reprices < m.cfg.entry_reprice_max and m.touch is not None:
             m.reprices += 1

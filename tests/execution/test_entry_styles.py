@@ -132,3 +132,29 @@ def test_take_profits_rest_post_only_and_a_refused_one_goes_as_a_plain_limit() -
     assert (again.leg.client_id, again.leg.req.time_in_force, again.leg.req.price_ticks,
             again.leg.req.qty_lots) == ("t7-tp1.2", TimeInForce.GTC, 501_000, 250)
     assert not subs(m.on_rejected("t7-tp2", -2022, "reduce only", T0 + 3))  # other refusals: no re-send
+
+
+def test_a_restart_counts_a_reposted_entry_as_one_increment() -> None:
+    from bot.execution.restore import _plan
+
+    trade = {"trade_id": "t7", "symbol": "BTCUSDT", "setup": "sweep", "side": "long", "intent_price": 50_000.0,
+             "planned_stop_price": 49_950.0, "planned_qty": 0.05, "risk_budget": 25.0, "leverage": 20}
+    legs = [
+        {"client_id": "t7-entry", "role": "entry", "kind": "LIMIT", "time_in_force": "GTX", "price": 49_999.9,
+         "qty": 0.05, "status": "CANCELED"},
+        {"client_id": "t7-entry.2", "role": "entry", "kind": "LIMIT", "time_in_force": "GTX", "price": 50_000.0,
+         "qty": 0.05, "status": "FILLED"},
+    ]
+    plan = _plan(trade, legs, BTC, ExecutionSection(entry="maker"), 0.0)
+    assert plan.increments == (BTC.qty_to_lots(0.05),)  # not two increments of a scale-in
+
+
+def test_a_post_only_entry_the_venue_cancelled_itself_is_reposted() -> None:
+    """Bybit does not refuse a crossing PostOnly: it accepts and cancels it (EC_PostOnlyWillTakeLiquidity)."""
+    m = machine(entry="maker")
+    live(m)
+    m.on_touch(500_000, 500_001, T0 + 1)  # moved away: one re-post used, the cancel sent by us
+    m.on_update(upd("t7-entry", OrderStatus.CANCELED), T0 + 2)
+    m.on_ack(OrderAck("t7-entry.2", "2", OrderStatus.NEW, T0 + 3), T0 + 3)
+    (r,) = subs(m.on_update(upd("t7-entry.2", OrderStatus.CANCELED), T0 + 4))  # not ours: the venue's
+    assert (r.leg.client_id, r.leg.req.price_ticks, m.reprices) == ("t7-entry.3", 500_000, 2)
