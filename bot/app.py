@@ -275,13 +275,14 @@ class App(OperatorControls, ExchangeWatch):
         if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
             gw.user_stream.on_caught_up = self.reconcile_wanted.set
             self._wire_stream(gw.user_stream)
-        # after the stream is wired (an await before it could let its "connected" go unheard), before the feed
-        await self._load_fees(gw)
         feed = feed_cls(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
             # the feed owns its syncs; the pipeline lists them so feed-loss alerts and the view see them
             pipeline.syncs[sym] = sync
+        # the one await of the set-up, after everything is wired (an await earlier let the user stream's
+        # "connected" go unheard, or showed a pipeline without its books); entries wait for reconciliation
+        await self._load_fees(gw)
         flatten = s.app.on_shutdown == "flatten" if flatten_on_exit is None else flatten_on_exit
         return await self._serve([feed.run()], flatten_on_exit=flatten)
 

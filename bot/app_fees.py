@@ -37,4 +37,6 @@ async def load_fee_rates(gw: Any, symbols: list[str] | tuple[str, ...], fallback
             log.warning("fee_rates_from_config", symbol=sym, error=f"{type(e).__name__}: {e}"[:200],
                         maker_bps=fallback.maker_bps, taker_bps=fallback.taker_bps)
             out[sym] = fallback
+            if isinstance(e, TimeoutError):
+                ask = None  # a venue that did not answer in time is not waited for again, symbol by symbol
     return out
