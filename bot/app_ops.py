@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain.types import CloseReason
 from bot.execution.recovery import RECONCILING
-from bot.ui.terminal import TerminalView, render
+from bot.ops.legs import publish as publish_legs
+from bot.ui.terminal import TerminalView
 
 if TYPE_CHECKING:
     from bot.execution.engine import ExecutionEngine
@@ -180,13 +181,14 @@ class OperatorControls:
                     if sym not in held:
                         self.state.clear_position(sym)
             if view is not None:
-                view.draw(render(self.state.status(now), self._books(), self._last_trades()))
+                view.show(self.state.status(now), self._books(), self._last_trades())  # sized to the terminal
             await asyncio.sleep(0.5)
 
     def _sync_ops_state(self, now: int) -> None:
         """The gate's per-symbol halts and the reconciliation's counters into the runtime state."""
         assert self.engine is not None
         self.state.set_symbol_halts(self.engine.risk.gate.symbol_halts())
+        publish_legs(self.state, self.engine.trades.values())  # stops, targets, resting orders (bot.ops.legs)
         rec = self.recovery
         if rec is not None:
             w = getattr(self, "watch_stats", {})  # bot.app_watch's counters

@@ -18,6 +18,7 @@ How the app drives it (all synchronous, O(1) unless noted):
     state.set_position(symbol, side="long", qty=0.01, entry_price=..., stop_price=...,
                        unrealized_pnl_quote=...)
     state.clear_position(symbol)
+    state.set_protection({"BTCUSDT": {"stop_price": ..., "targets": [...]}})  # bot.ops.legs.publish
     state.order_opened(client_id, symbol=..., kind=..., side=..., qty=..., price=...)
     state.order_closed(client_id)
     state.set_open_orders([{...,"client_id": ...}])              # replace after reconciliation
@@ -110,6 +111,9 @@ class RuntimeState:
         self.trading_since_ns = now_ns
         self.positions: dict[str, dict[str, Any]] = {}
         self.open_orders: dict[str, dict[str, Any]] = {}
+        # symbol -> {"stop_price", "targets", ...} from the live trades (bot.ops.legs): merged into /status
+        # positions at read time, so a position refreshed from the account keeps its stop and targets
+        self.protection: dict[str, dict[str, Any]] = {}
         self.realized_pnl_quote = 0.0
         self.unrealized_pnl_quote = 0.0
         self.fees_quote = 0.0
@@ -238,6 +242,18 @@ class RuntimeState:
         self.positions.pop(symbol, None)
         self.unrealized_pnl_quote = sum(p["unrealized_pnl_quote"] or 0.0 for p in self.positions.values())
 
+    def set_protection(self, by_symbol: dict[str, dict[str, Any]]) -> None:
+        """The live trades' stop and targets per symbol (bot.ops.legs.publish), shown with the positions."""
+        self.protection = by_symbol
+
+    def positions_view(self) -> list[dict[str, Any]]:
+        """The positions with their protection: a field the position lacks (None) is taken from it."""
+        out = []
+        for sym, p in self.positions.items():
+            extra = self.protection.get(sym, {})
+            out.append({**p, **{k: v for k, v in extra.items() if p.get(k) is None}})
+        return out
+
     def set_unrealized_pnl(self, quote: float) -> None:
         self.unrealized_pnl_quote = quote
 
@@ -345,7 +361,7 @@ class RuntimeState:
             "user_stream": None if self.user_stream_ok is None else {
                 "ok": self.user_stream_ok, "reason": self.user_stream_reason, "doubt": self.user_stream_doubt,
                 "since_ns": self.user_stream_since_ns, "last_message_ns": self.user_stream_last_msg_ns},
-            "positions": list(self.positions.values()),
+            "positions": self.positions_view(),
             "open_orders": list(self.open_orders.values()),
             "pnl": {"realized_quote": self.realized_pnl_quote, "unrealized_quote": self.unrealized_pnl_quote,
                     "fees_quote": self.fees_quote},
