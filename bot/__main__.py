@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": ("bench", "benchmarks: book, sim, signals, latency"),
     "exchange-sim": ("exchange_sim", "serve the Binance-compatible loopback exchange simulator"),
+    "conformance": ("conformance", "check the configured venue answers as the bot relies on (exit 1 on a deviation)"),
     "drill": ("drill", "fault drills against the loopback exchange (real processes): naked time, journal, survival"),
 }
 

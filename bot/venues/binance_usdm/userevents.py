@@ -39,7 +39,12 @@ from bot.errors import MalformedMessage
 from bot.market.values import finite
 from bot.venues.binance_usdm.orders import algo_status_of, kind_of, status_of
 
-__all__ = ["ListenKeyExpired", "UserEventTranslator"]
+__all__ = ["USER_EVENT_OPTIONAL", "ListenKeyExpired", "UserEventTranslator"]
+
+# Event fields the translator reads when present and does without on purpose (`scalper conformance`
+# checks every other field it reads: bot/conformance/fields.py). ALGO_UPDATE `rm`: the reason, with a
+# rejection or an expiry; without it the status word is the reason.
+USER_EVENT_OPTIONAL = frozenset({"o.rm"})
 
 _MAX_REMEMBERED = 20_000
 

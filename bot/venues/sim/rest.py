@@ -120,12 +120,14 @@ class _Endpoint:
         try:
             result = await self.fn(params)
         except SimError as e:
-            return web.json_response({"code": e.code, "msg": e.msg}, status=e.http_status, headers=headers)
+            body = s.faults.deviate(request.method, request.path, {"code": e.code, "msg": e.msg})
+            return web.json_response(body, status=e.http_status, headers=headers)
         except _Ambiguous as e:
             return web.json_response({"code": -1007, "msg": "Timeout waiting for response from backend server. "
                                       "Send status unknown; execution status unknown."}, status=e.status,
                                      headers=headers)
-        return web.json_response(result, headers=headers, dumps=_dumps)
+        return web.json_response(s.faults.deviate(request.method, request.path, result), headers=headers,
+                                 dumps=_dumps)
 
     def _limited(self, status: int, retry: int) -> web.Response:
         msg = ("Too many requests; current limit of IP(127.0.0.1) request weight per minute is 2400. "

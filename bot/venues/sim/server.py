@@ -401,6 +401,9 @@ def build_server(sources: list[str], *, cfg: Any = None, symbols: tuple[str, ...
     cfg = cfg or SimSection()
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
+    # the loopback server matches on its depth book, the one its REST depth and streams serve (clients
+    # price their orders from it); the bookTicker top is the in-process backtest's (issue 13)
+    cfg = cfg.model_copy(update={"book_ticker_top": False})
     if sources in ([], ["generated"]):
         insts = sim_instruments(symbols, cfg.gen_start_prices)  # any symbol: derived rules (sim/symbols.py)
         gen = MarketGenerator(list(insts.values()), cfg, start_ns=time.time_ns())
