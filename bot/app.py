@@ -280,8 +280,24 @@ class App(OperatorControls, ExchangeWatch):
             self.state.track_book(sym, sync.health, sync.stats)
             # the feed owns its syncs; the pipeline lists them so feed-loss alerts and the view see them
             pipeline.syncs[sym] = sync
+        # the one await of the set-up, after everything is wired (an await earlier let the user stream's
+        # "connected" go unheard, or showed a pipeline without its books); entries wait for reconciliation
+        await self._load_fees(gw)
         flatten = s.app.on_shutdown == "flatten" if flatten_on_exit is None else flatten_on_exit
         return await self._serve([feed.run()], flatten_on_exit=flatten)
+
+    async def _load_fees(self, gw: Any) -> None:
+        """The venue's fee rates into the cost model (config's as fallback, with a warning): bot/app_fees.py."""
+        from bot.app_fees import describe, load_fee_rates
+        from bot.risk.costs import FeeRates
+
+        assert self.engine is not None
+        rates = await load_fee_rates(gw, self.settings.venue.symbols, FeeRates.from_config(self.settings.risk),
+                                     self.log)
+        for sym, r in rates.items():
+            self.engine.risk.set_fees(sym, r)
+        self.state.set_info(fees=describe(rates))
+        self.log.info("fee_rates", fees=describe(rates))
 
     async def _start_venue(self, gw: Any) -> Any:
         """gw.start() + the account, retried with capped backoff while the venue answers 429/418/5xx or is

@@ -147,12 +147,14 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                 if t is DepthUpdate:
                     sync, sym = up.sync, up.symbol
                     book = sync.book
-                    if book.bbo() is None:
+                    bbo = book.bbo()
+                    if bbo is None:
                         continue
                     out = signals.on_depth(sym, book, sync.health.status, up.ts_event_ns, arrive)
                     mid = book.mid_ticks()
                     if engine.trades and mid is not None:
                         engine.on_price(sym, int(mid))
+                        engine.on_touch(sym, bbo[0], bbo[2])  # a resting maker entry follows the touch
                     if out:
                         submit([i.stamped(ts, arrive, clock()) for i in out], sync)
                 elif t is Trade:

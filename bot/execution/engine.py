@@ -204,8 +204,8 @@ class ExecutionEngine(EngineGuards, OrderSending):
         self._next_id += 1
         plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
                           decision.leverage, costs=decision.cost)  # take-profit tiers that do not pay are dropped
-        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=self.risk_cfg.taker_fee_bps,
-                         maker_fee_bps=self.risk_cfg.maker_fee_bps)
+        fees = self.risk.fees(intent.symbol)  # the venue's rates when read at start-up (bot/app_fees.py)
+        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=fees.taker_bps, maker_fee_bps=fees.maker_bps)
         self.trades[tid] = m
         self.activity[intent.symbol] = self.activity.get(intent.symbol, 0) + 1
         self.risk.gate.on_position(intent.symbol, decision.notional)
@@ -311,6 +311,18 @@ class ExecutionEngine(EngineGuards, OrderSending):
                     self._apply(m, m.on_price(ticks, now))
                 except Exception as e:
                     self._failed(m, f"price {ticks}", e)
+
+    def on_touch(self, symbol: str, bid_ticks: int, ask_ticks: int, now_ns: int | None = None) -> None:
+        """Best bid/ask of a symbol: a resting maker entry follows the touch (bot.execution.entry_styles)."""
+        if self.cfg.entry == "taker":
+            return
+        now = self.clock() if now_ns is None else now_ns
+        for m in list(self.trades.values()):
+            if m.plan.symbol == symbol and m.state is TradeState.ENTERING:
+                try:
+                    self._apply(m, m.on_touch(bid_ticks, ask_ticks, now))
+                except Exception as e:
+                    self._failed(m, f"touch {bid_ticks}/{ask_ticks}", e)
 
     def flatten_all(self, reason: CloseReason = CloseReason.MANUAL) -> None:
         """Flatten every live trade; a trade already EXITING gets a new exit when none is live (trade.py)."""

@@ -122,8 +122,15 @@ def _plan(trade: dict[str, Any], legs: Sequence[dict[str, Any]], inst: Instrumen
         base = leg_version(tid, r["client_id"])[0]
         return int(base[3:]) if base.startswith("add") and base[3:].isdigit() else 1
 
-    opens = sorted((r for r in legs if r["role"] in (LegRole.ENTRY.value, LegRole.ADD.value)
-                    and r["status"] != "PLANNED"), key=increment)
+    # one row per increment: a maker entry re-posted at a new touch ("entry", "entry.2", ...; entry_styles.py)
+    # is one increment, its latest version
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for r in legs:
+        if r["role"] in (LegRole.ENTRY.value, LegRole.ADD.value) and r["status"] != "PLANNED":
+            base, v = leg_version(tid, r["client_id"])
+            if base not in latest or v >= latest[base][0]:
+                latest[base] = (v, r)
+    opens = sorted((r for _, r in latest.values()), key=increment)
     increments = tuple(inst.qty_to_lots(r["qty"]) for r in opens) or (
         inst.qty_to_lots(trade.get("planned_qty") or 0),)
     # take-profit tiers: the latest version of each tier's leg (re-sent at the real size with the same price)

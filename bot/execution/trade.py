@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from bot.domain.instrument import Instrument
 from bot.domain.orders import OrderAck, OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.execution import entry_styles
 from bot.execution.actions import (
     TRANSITIONS,
     Action,
@@ -113,6 +114,12 @@ class TradeMachine:
         self._versions: dict[str, int] = {}
         self._exit_retries = 0
         self._not_found: set[str] = set()  # legs ended as "not found" after an ambiguous outcome
+        # entry styles (entry_styles.py): last touch (bid, ask ticks), re-posts made, what follows the entry
+        # order's end ("repost", ticks) | ("cross", 0) | None, whether the maker_then_taker cross went out
+        self.touch: tuple[int, int] | None = None
+        self.reprices = 0
+        self.entry_next: tuple[str, int] | None = None
+        self.crossed = False
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _cid(self, name: str) -> str:
@@ -184,7 +191,7 @@ class TradeMachine:
                                              slice_lots(lots, [t[1] for t in p.tp_tiers])), 1):
             out.append((f"{self.tid}-tp{i}", LegRole.TP, OrderRequest(
                 f"{self.tid}-tp{i}", p.symbol, self.exit_side, OrderKind.LIMIT, lots_i, price_ticks=px,
-                reduce_only=True), px))
+                time_in_force=TimeInForce.GTX if self.cfg.tp_post_only else TimeInForce.GTC, reduce_only=True), px))
         return out
 
     # -- inputs -----------------------------------------------------------------------------------------
@@ -327,6 +334,10 @@ class TradeMachine:
                 self._place_stop(now_ns, out, "trail", want)
         return out
 
+    def on_touch(self, bid_ticks: int, ask_ticks: int, now_ns: int) -> list[Action]:
+        """The book's best bid/ask: a resting maker entry follows the touch (entry_styles.on_touch)."""
+        return entry_styles.on_touch(self, bid_ticks, ask_ticks, now_ns)
+
     def on_timer(self, timer: Timer, now_ns: int) -> list[Action]:
         out: list[Action] = []
         at = self.deadlines.get(timer)
@@ -334,6 +345,7 @@ class TradeMachine:
             return out  # stale or early: the deadline moved or was cleared
         del self.deadlines[timer]
         if timer is Timer.ENTRY_TIMEOUT:
+            entry_styles.on_entry_deadline(self, now_ns, out)
             for leg in self._open_legs(LegRole.ENTRY, LegRole.ADD):
                 self._cancel(leg, out)
         elif timer is Timer.STOP_CONFIRM:
@@ -414,6 +426,8 @@ class TradeMachine:
 
     def _leg_ended(self, leg: Leg, now_ns: int, out: list[Action], code: object = None) -> None:
         role = leg.role
+        if role is LegRole.ENTRY and entry_styles.entry_ended(self, leg, now_ns, out, code):
+            return  # re-posted at the new touch, or crossed (maker_then_taker): still ENTERING
         if role.opens:
             if not self._open_legs(LegRole.ENTRY, LegRole.ADD):
                 self._unschedule(Timer.ENTRY_TIMEOUT, out)
@@ -439,6 +453,18 @@ class TradeMachine:
                     self._flatten(CloseReason.RISK_HALT, f"stop {leg.status.value.lower()}", now_ns, out)
             return
         if role is LegRole.TP:
+            refused = leg.status in (OrderStatus.EXPIRED, OrderStatus.CANCELED) or (
+                leg.status is OrderStatus.REJECTED and str(code) == str(entry_styles.POST_ONLY_REJECT))
+            if refused and not leg.cancel_sent and self.pos_lots > 0 and leg.req.time_in_force is TimeInForce.GTX \
+                    and self.state in (TradeState.PROTECTING, TradeState.PROTECTED):
+                # a post-only target the venue refused or expired (it would have crossed: Binance -5022, Bybit
+                # cancels a crossing PostOnly): the price is at the target already, so the same tier goes
+                # once as a plain reduce-only GTC LIMIT at the same price (takes at the target or better)
+                lots = min(leg.req.qty_lots - leg.filled_lots, self.pos_lots)
+                if lots >= 1:
+                    self._submit(out, LegRole.TP, f"tp{leg.tier}", OrderKind.LIMIT, lots,
+                                 price=leg.req.price_ticks, intended=leg.intended_ticks, tier=leg.tier)
+                return
             if leg.status is OrderStatus.FILLED and self.pos_lots > 0:
                 self.tp_filled = max(self.tp_filled, leg.tier)
                 be = None
@@ -500,8 +526,9 @@ class TradeMachine:
         if not tiers:
             return
         sizes = slice_lots(self.pos_lots, [f for _, _, f in tiers], self.lim.min_lots)
+        tif = TimeInForce.GTX if self.cfg.tp_post_only else TimeInForce.GTC  # resting, as maker
         for (i, px, _), lots in zip(tiers[-len(sizes):] if sizes else [], sizes):
-            self._submit(out, LegRole.TP, f"tp{i}", OrderKind.LIMIT, lots, price=px, intended=px, tier=i)
+            self._submit(out, LegRole.TP, f"tp{i}", OrderKind.LIMIT, lots, price=px, tif=tif, intended=px, tier=i)
 
     def _maybe_add(self, ticks: int, now_ns: int, out: list[Action]) -> bool:
         p = self.plan

@@ -157,7 +157,7 @@ async def test_entry_never_sent_aborts_and_entry_filled_while_down_is_protected(
     tid = await life.engine.submit_intent(intent(ts=venue.clock()), LIVE)
     assert tid == f"t{_ID_BLOCK + 1}"  # after every id the crashed engine had reserved
     await life.settle()
-    assert venue.requests() == [(f"{tid}-entry", "BUY", "LIMIT", 500, 500_000, None, False)]
+    assert venue.requests() == [(f"{tid}-entry", "BUY", "LIMIT", 500, 499_999, None, False)]  # at our touch
     await life.crash()
     venue.fill(f"{tid}-entry", 500, 50_000.0)
     venue.missed()

@@ -266,3 +266,10 @@ async def test_429_answering_a_stop_blocks_orders_with_the_time_left(gw: Binance
     with pytest.raises(RateLimited) as ei2:  # into the Retry-After nothing is sent, a stop neither
         await gw.submit(stop)
     assert len(fake.requests) == n and 0 < ei2.value.retry_after_s <= ei.value.retry_after_s
+
+
+async def test_fee_rates_read_the_accounts_commission_rate(gw: BinanceGateway, fake: FakeBinance):
+    """Issue 13 item 5: GET /fapi/v1/commissionRate per symbol, signed, its decimal strings as they came."""
+    assert await gw.fee_rates("BTCUSDT") == ("0.000160", "0.000400")
+    (call,) = fake.calls("GET", "/fapi/v1/commissionRate")
+    assert call["params"]["symbol"] == "BTCUSDT" and "signature" in call["params"]

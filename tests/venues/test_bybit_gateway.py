@@ -386,3 +386,11 @@ async def test_one_session_reused_and_closed_by_us(fake: FakeBybit):
     await g.submit(req())
     await g.close()
     assert session is not None and session.closed
+
+
+async def test_fee_rates_read_the_accounts_fee_rate(gw: BybitGateway, fake: FakeBybit):
+    """Issue 13 item 5: GET /v5/account/fee-rate (category linear, the symbol), signed."""
+    assert await gw.fee_rates("BTCUSDT") == ("0.0002", "0.00055")
+    (call,) = fake.calls("GET", "/v5/account/fee-rate")
+    assert call["query"]["category"] == "linear" and call["query"]["symbol"] == "BTCUSDT"
+    assert "X-BAPI-SIGN" in call["headers"]

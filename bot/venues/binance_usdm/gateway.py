@@ -413,6 +413,17 @@ class BinanceGateway(LiveGateway):
             equity=float(res.get("totalMarginBalance") or 0), available=float(res.get("availableBalance") or 0),
             wallet_balance=float(res.get("totalWalletBalance") or 0), positions=tuple(positions))
 
+    async def fee_rates(self, symbol: str) -> tuple[str, str]:
+        """GET /fapi/v1/commissionRate (USER_DATA, weight 20): the account's (maker, taker) rates on the
+        symbol as the venue's decimal strings ("0.000200" = 2 bps), for the cost model at start-up."""
+        ex = self._ex()
+        await self._gate(order=False, weight=20, protective=False)
+        try:
+            res = await ex.fapiPrivateGetCommissionRate({"symbol": symbol})
+        except Exception as e:
+            raise self._translate(e, placing=False) from e
+        return str(res["makerCommissionRate"]), str(res["takerCommissionRate"])
+
     async def user_trades(self, symbol: str, order_id: str = "", start_ms: int = 0) -> list[dict[str, Any]]:
         """GET /fapi/v1/userTrades (weight 5): the fills of one order we missed, or (no order id) the
         account's fills on the symbol from `start_ms` (a position closed by hand while we were away)."""

@@ -328,6 +328,16 @@ class BybitGateway(LiveGateway):
                                      {"category": "linear", "symbol": symbol}))
         return next((p for p in rows if int(float(p.get("positionIdx") or 0)) == self.position_idx), None)
 
+    async def fee_rates(self, symbol: str) -> tuple[str, str]:
+        """GET /v5/account/fee-rate (category linear): the account's (maker, taker) rates on the symbol as
+        decimal strings ("0.0002" = 2 bps), for the cost model at start-up."""
+        rows = _rows(await self.call("/v5/account/fee-rate", self._ex().privateGetV5AccountFeeRate,
+                                     {"category": "linear", "symbol": symbol}))
+        row = next((r for r in rows if r.get("symbol") == symbol), None)
+        if row is None:
+            raise VenueUnavailable(f"/v5/account/fee-rate: no row for {symbol}")
+        return str(row["makerFeeRate"]), str(row["takerFeeRate"])
+
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         with contextlib.suppress(NotModified):  # 110043: already this leverage
             await self.call("/v5/position/set-leverage", self._ex().set_leverage, leverage, self._ccxt_symbol[symbol])
