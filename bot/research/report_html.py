@@ -41,9 +41,9 @@ def _is_oos(val: dict[str, Any]) -> str:
                     f"{f['kind']} fold {f['fold']}: trial {f['selected']} IS {plain(x)} R, OOS {plain(y)} R"))
     return scatter("is-oos", "In-sample vs out-of-sample mean net R of each fold's selected trial", pts,
                    "in-sample mean net R per trade", "OOS R",
-                   note="Blue: walk-forward folds; orange: purged CV splits. Points under the diagonal lost their "
-                        "edge out of sample; a cloud with no upward slope means the in-sample ranking told "
-                        "nothing.")
+                   note="Blue: walk-forward folds; orange: purged CV splits. A point lower than it is far to the "
+                        "right lost its edge out of sample (OOS < IS); a cloud with no upward slope means the "
+                        "in-sample ranking told nothing.")
 
 
 def _equity(rep: dict[str, Any]) -> str:
