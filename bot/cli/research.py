@@ -57,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--workers", type=int, default=1, help="local processes for the sensitivity runs")
     v.add_argument("--no-sensitivity", action="store_true", help="skip the cost and latency re-runs")
     v.add_argument("--json", action="store_true", help="print {folds, dsr, pbo, sensitivity, ...}")
+    v.add_argument("--save", action="store_true", help="store the result in the study for `research report`")
+
+    r = sub.add_parser("report", help="one HTML page: importance, IS vs OOS, equity per fold, sensitivity, DSR/PBO")
+    r.add_argument("study", metavar="STUDY", help="a study made by `research sweep` (validated with --save)")
+    r.add_argument("--html", required=True, metavar="OUT", help="the page to write")
 
 
 def _fmt(v: Any) -> str:
@@ -135,4 +140,11 @@ def run(args: argparse.Namespace) -> int:
         from bot.research.validate import run_cli
 
         return run_cli(args)
+    if args.research_command == "report":
+        from bot.research.report_html import write_report
+
+        rep = write_report(args.study, args.html)
+        print(f"wrote {args.html}: {len(rep['trials'])} trials"
+              + ("" if rep["validation"] else "; no saved validation (run `research validate --save`)"))
+        return 0
     return 2

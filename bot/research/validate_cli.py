@@ -86,6 +86,10 @@ def run_validate(args: Any) -> int:
                 raise r
             rows.append({"kind": kind, "value": value, "metrics": r["metrics"]})
         res["sensitivity"] = rows
+    if getattr(args, "save", False):
+        from bot.research.report import save_validation
+
+        save_validation(study, _finite(res))
     if args.json:
         sys.stdout.write(json.dumps(_finite(res), indent=1) + "\n")
     else:

@@ -22,8 +22,14 @@ def test_validate_json_and_text(session_slice: list[str], space_file: str, tmp_p
     trials = {r["number"]: r for r in json.loads(capsys.readouterr().out)["trials"]}
     # the files and config come from the study
     assert main(["research", "validate", "--study", study, "--folds", "3", "--groups", "4", "--pbo-blocks", "4",
-                 "--json"]) == 0
+                 "--json", "--save"]) == 0
     res = json.loads(capsys.readouterr().out)
+    # --save: the report reads this very result from the study (no re-run)
+    from bot.research.report import build_research_report
+
+    rep = build_research_report(study)
+    assert rep["validation"] == res and not rep["stale"]
+    assert [e["fold"] for e in rep["fold_equity"]] == [0, 1]
     assert {"folds", "dsr", "pbo"} <= set(res)
     best = max(trials.values(), key=lambda r: (r["value"], -r["number"]))
     assert res["chosen"]["number"] == best["number"]
