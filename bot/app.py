@@ -13,7 +13,7 @@ Every component gets only its own settings section.
 
 Start-up (bot.execution.recovery): trading is HALTED "reconciling" until the exchange and the journal agree.
 The journal's open trades are adopted by the engine before it consumes any update; then positions, open
-orders and algo orders are compared with the journal (bot.venues.reconcile): missed fills applied, a
+orders and algo orders are compared with the journal (bot.execution.reconcile): missed fills applied, a
 missing stop placed at once, a position of no known trade given a stop (or flattened) with an alert,
 orphan exit orders cancelled, a position closed by hand recorded as a MANUAL close. A failed fetch decides
 nothing: retried with backoff, still halted, alerted. The same pass runs after every user-stream reconnect,
@@ -46,6 +46,7 @@ from bot.domain.instrument import Instrument
 from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
 from bot.execution.engine import ExecutionEngine
+from bot.execution.reconcile import ReconcileConfig
 from bot.execution.recovery import RECONCILING, Recovery
 from bot.guard import check as check_live_guard  # before any connection (bot/guard.py)
 from bot.journal import Journal
@@ -59,7 +60,6 @@ from bot.risk import RiskManager
 from bot.risk.brackets import LeverageBrackets
 from bot.settings import Settings, redacted
 from bot.signals import SignalEngine
-from bot.venues.reconcile import ReconcileConfig
 
 __all__ = ["App", "check_live_guard"]
 

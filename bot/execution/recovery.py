@@ -4,7 +4,7 @@ On start-up, before the engine consumes any update, `adopt()` rebuilds a TradeMa
 journal trade (bot.execution.restore) and hands it to the engine, so every update of its legs reaches it.
 Then `reconcile()` (at start-up, on a timer, after every user-stream reconnect, after a failure, when a
 position from the stream differs from the bot's or the engine asks) asks the exchange
-(bot.venues.reconcile: fetch -> decide -> apply) with this object as the sink:
+(bot.execution.reconcile: fetch -> decide -> apply) with this object as the sink:
 - missed updates and fills go into the machines (`on_update`), which react as they would live: a stop
   that filled while we were away closes its trade as STOP_LOSS with the exchange's fills and fees;
 - a stop the venue no longer has (cancelled, expired, never received) is ended quietly and replaced by the
@@ -40,6 +40,18 @@ from typing import TYPE_CHECKING, cast
 from bot.domain.orders import OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus
 from bot.execution.actions import LegRole, TradeState
+from bot.execution.reconcile import (
+    OPEN_STATES,
+    Action,
+    ApplyUpdate,
+    CancelOrder,
+    Flatten,
+    PlaceStop,
+    ReconcileConfig,
+    Unowned,
+    decide,
+)
+from bot.execution.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.execution.recovery_exit import ExitCheck
 from bot.execution.restore import (
     ExternalFill,
@@ -55,8 +67,6 @@ from bot.execution.trade import TradeMachine
 from bot.logging import get_logger
 from bot.venues.errors import VenueError
 from bot.venues.ports import PositionLevelStops
-from bot.venues.reconcile import Action, ApplyUpdate, CancelOrder, Flatten, PlaceStop, ReconcileConfig, Unowned, decide
-from bot.venues.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.venues.ws import backoff_delay_s
 
 _DAY_NS = 86_400 * 1_000_000_000
@@ -70,7 +80,7 @@ _BURST = 3  # passes asked in a burst that run at once before `min_gap_ms` space
 RECONCILING = "reconciling"  # the trading state's reason until the first pass succeeded
 UNOWNED = "position of no known trade"  # a symbol's halt reason while an unowned size is held there
 
-_OPEN_STATES = ("PLANNED", "ENTERING", "PROTECTING", "PROTECTED", "EXITING")
+_OPEN_STATES = tuple(s.value for s in OPEN_STATES)  # the journal stores the values
 _GONE = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
 _STOPS = (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
 
@@ -354,7 +364,7 @@ class Recovery(ExitCheck):
                 return m
         return None
 
-    # -- the sink of bot.venues.reconcile.apply ------------------------------------------------------------
+    # -- the sink of bot.execution.reconcile.apply ------------------------------------------------------------
     async def on_update(self, u: OrderUpdate) -> None:
         m = self._machine_of(u.client_id)
         if m is not None:

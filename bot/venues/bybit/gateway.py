@@ -14,7 +14,7 @@ Rules this class keeps:
 - an ambiguous placement (timeout, 5xx, 10016) is resolved by looking the order up by orderLinkId,
   realtime then history, a few times, never by resending;
 - one aiohttp session, ours: ccxt does not close a session it was given, we do.
-- restart safety (bot.execution.recovery, bot.venues.reconcile): `adopt_stop` (the owner registry of the
+- restart safety (bot.execution.recovery, bot.execution.reconcile): `adopt_stop` (the owner registry of the
   position's stop lives in memory), `is_position_level` (never an orphan to cancel), `user_trades`.
 """
 

@@ -1,6 +1,8 @@
-"""The I/O shell of reconciliation (bot.venues.reconcile): read the journal's open trades, fetch the
+"""The I/O shell of reconciliation (bot.execution.reconcile): read the journal's open trades, fetch the
 exchange's picture (positions, open orders and algo orders, look-ups of unfinished legs and their exact
-fills) and carry the pure decisions out. Split from reconcile.py, which keeps the pure part.
+fills) and carry the pure decisions out. Split from reconcile.py, which keeps the pure part. It lives in
+execution beside its one caller (bot.execution.recovery), not in venues: it speaks the trade machine's
+vocabulary, and it talks to a venue only through the port (bot.venues.ports), never a venue's module.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ from typing import Any, Protocol, cast
 from bot.domain.instrument import Instrument
 from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
-from bot.venues.errors import OrderRejected, VenueError
-from bot.venues.ports import ExecutionGateway, PositionLevelStops
-from bot.venues.reconcile import (
-    _OPEN,
+from bot.execution.reconcile import (
+    OPEN_STATES,
     Action,
     Alert,
     ApplyUpdate,
@@ -27,6 +27,8 @@ from bot.venues.reconcile import (
     JournalTrade,
     PlaceStop,
 )
+from bot.venues.errors import OrderRejected, VenueError
+from bot.venues.ports import ExecutionGateway, PositionLevelStops
 
 __all__ = ["ReconcileSink", "apply", "fetch_exchange_state", "journal_trades", "leg_fills", "outside_fills"]
 
@@ -35,8 +37,8 @@ def journal_trades(journal: Any, instruments: dict[str, Instrument]) -> list[Jou
     """Open trades and their legs from the journal (bot.journal.Journal). Legs still PLANNED (written with
     the trade, never sent) are left out: the venue has never seen them."""
     out = []
-    marks = ",".join("?" * len(_OPEN))
-    for t in journal.rows("trades", f"state IN ({marks})", tuple(_OPEN)):
+    marks = ",".join("?" * len(OPEN_STATES))
+    for t in journal.rows("trades", f"state IN ({marks})", tuple(s.value for s in OPEN_STATES)):
         inst = instruments.get(t["symbol"])
         if inst is None:
             continue
