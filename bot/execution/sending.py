@@ -147,7 +147,7 @@ class OrderSending:
         except OrderRejected as e:
             now = self.clock()
             self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-            self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+            self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now, e.reason))
             return
         except AmbiguousOutcome:
             # never resend blindly: look the order up by its client id (architecture.md habit 7)
@@ -228,7 +228,7 @@ class OrderSending:
                     continue
                 now = self.clock()
                 self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-                self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+                self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now, e.reason))
                 return
             except (AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
                 started = None

@@ -21,7 +21,9 @@ Rules it keeps (issue 5, exchange-facts A3):
   never after a take-profit and never below the average (no averaging down); after the first add the
   stop goes to breakeven, after later adds under the previous add's entry; TPs are re-sliced. An add is
   shrunk so the risk to the new stop stays within the budget.
-- A stop move that would trigger at once (-2021) is skipped (the old stop stays, resized).
+- A stop move that would trigger at once is skipped (the old stop stays, resized); a stop the venue refuses
+  as already crossed (`RejectReason.STOP_WOULD_TRIGGER`, each venue's code translated by its adapter)
+  flattens at once instead of halting the symbol.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain.instrument import Instrument
 from bot.domain.orders import OrderAck, OrderRequest, OrderUpdate
-from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.domain.types import CloseReason, OrderKind, OrderStatus, RejectReason, Side, TimeInForce, TriggerPrice
 from bot.execution.actions import (
     TRANSITIONS,
     Action,
@@ -59,7 +61,6 @@ __all__ = ["IllegalTransition", "TradeMachine"]
 
 _MS = 1_000_000
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
-IMMEDIATE_TRIGGER = -2021  # "Order would immediately trigger" (exchange-facts A3)
 # on_rejected codes of a leg given up as "not found" after an ambiguous outcome (engine, recovery): not a no
 _NOT_FOUND_CODES = frozenset({"unknown", "not-found"})
 _MAX_EXIT_RETRIES = 3  # refused exits re-sent at once; after that with a capped backoff, never given up
@@ -247,7 +248,10 @@ class TradeMachine:
         self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
         return out
 
-    def on_rejected(self, client_id: str, code: int | str | None, message: str, now_ns: int) -> list[Action]:
+    def on_rejected(self, client_id: str, code: int | str | None, message: str, now_ns: int,
+                    reason: RejectReason = RejectReason.OTHER) -> list[Action]:
+        """The venue (or the driver, for a leg given up) said no. `code` is for people and the journal; the
+        decision reads only `reason`, the venue adapter's translation (bot.venues.errors.OrderRejected)."""
         out: list[Action] = []
         leg = self.legs.get(client_id)
         if leg is None or leg.done:
@@ -256,7 +260,7 @@ class TradeMachine:
         if str(code) in _NOT_FOUND_CODES:
             self._not_found.add(client_id)  # the venue did not say no: it may still execute (reopen_late)
         out.append(OrderEvent(self.tid, client_id, OrderStatus.REJECTED, f"{code}: {message}"))
-        self._leg_ended(leg, now_ns, out, code=code)
+        self._leg_ended(leg, now_ns, out, code=code, reason=reason)
         return out
 
     def on_update(self, u: OrderUpdate, now_ns: int) -> list[Action]:
@@ -412,7 +416,8 @@ class TradeMachine:
                 reason = self.exit_reason or CloseReason.MANUAL
             self._flat(reason, now_ns, out)
 
-    def _leg_ended(self, leg: Leg, now_ns: int, out: list[Action], code: object = None) -> None:
+    def _leg_ended(self, leg: Leg, now_ns: int, out: list[Action], code: object = None,
+                   reason: RejectReason = RejectReason.OTHER) -> None:
         role = leg.role
         if role.opens:
             if not self._open_legs(LegRole.ENTRY, LegRole.ADD):
@@ -431,8 +436,8 @@ class TradeMachine:
         if role is LegRole.STOP:
             if leg is self.stop_leg and self.pos_lots > 0 and not leg.cancel_sent and \
                     leg.status is not OrderStatus.FILLED and self.state is not TradeState.EXITING:
-                if str(code) == str(IMMEDIATE_TRIGGER):
-                    # the price is already through the stop: take the loss now (exchange-facts A3, -2021)
+                if reason is RejectReason.STOP_WOULD_TRIGGER:
+                    # the price is already through the stop: take the loss now (exchange-facts A3)
                     self._flatten(CloseReason.STOP_LOSS, "stop would trigger immediately", now_ns, out)
                 else:
                     out.append(HaltSymbol(self.plan.symbol, f"{leg.client_id} {leg.status.value}: {code}"))
@@ -482,7 +487,7 @@ class TradeMachine:
     def _place_stop(self, now_ns: int, out: list[Action], why: str, price_ticks: int | None = None) -> None:
         if self.pos_lots <= 0:
             return
-        # never a move that would trigger at once (-2021): keep the old price, resize only
+        # never a move that would trigger at once (the venue would refuse it): keep the old price, resize only
         if price_ticks is not None and (not self.last_ticks or self.sign * (self.last_ticks - price_ticks) > 0):
             self.stop_ticks = price_ticks
         leg = self._submit(out, LegRole.STOP, "sl", OrderKind.STOP_MARKET, self.pos_lots, trigger=self.stop_ticks,

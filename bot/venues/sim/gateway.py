@@ -14,7 +14,8 @@ With no order latency (`order_latency_ms = 0`, jitter 0) `submit`/`cancel` are p
 against the current book. With latency, a request is scheduled at now + latency and `submit` waits
 until the driver's clock passes its arrival (the order meets the book as it is then); the driver must
 keep feeding (or call `ex.advance_to`). Rejections raise `OrderRejected(code)` exactly as the real
-gateways do. `updates()` yields every order change (fills, cancels, expiries, triggers) as
+gateways do (the simulator speaks Binance's codes: -2021 is `StopWouldTrigger`, as in binance_usdm.errors).
+`updates()` yields every order change (fills, cancels, expiries, triggers) as
 `OrderUpdate`s, in the order the exchange produced them; `funding_updates()` every funding settlement
 of a held position as a `FundingPayment` (ports.FundingSource; symbol always known here).
 """
@@ -36,7 +37,7 @@ from bot.domain.orders import (
 )
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.settings.sim import SimSection
-from bot.venues.errors import OrderRejected
+from bot.venues.errors import OrderRejected, StopWouldTrigger
 from bot.venues.ports import GatewayCapabilities
 from bot.venues.sim.exchange import Report, SimExchange
 from bot.venues.sim.latency import Latency
@@ -56,6 +57,11 @@ __all__ = ["SimGateway", "algo_update", "exchange_from_settings", "order_update"
 _ALGO_STATUS = {"NEW": OrderStatus.NEW, "TRIGGERING": OrderStatus.NEW, "TRIGGERED": OrderStatus.TRIGGERED,
                 "CANCELED": OrderStatus.CANCELED, "EXPIRED": OrderStatus.EXPIRED,
                 "REJECTED": OrderStatus.REJECTED}
+
+
+def _rejected(msg: str, code: int) -> OrderRejected:
+    """The simulator's Binance code in the trade's words (-2021 "would immediately trigger", exchange-facts A3)."""
+    return StopWouldTrigger(msg, code) if code == -2021 else OrderRejected(msg, code)
 
 
 def exchange_from_settings(cfg: SimSection, instruments: dict[str, Instrument], keep_reports: bool = False,
@@ -140,13 +146,13 @@ class SimGateway:
             try:
                 return getattr(self.ex, fn)(*args, **kw)
             except SimError as e:
-                raise OrderRejected(e.msg, e.code) from e
+                raise _rejected(e.msg, e.code) from e
         ticket = self.ex.send(fn, *args, **kw)
         fut: asyncio.Future[RequestResult] = asyncio.get_running_loop().create_future()
         self._waiting[ticket] = fut
         res = await fut
         if res.error is not None:
-            raise OrderRejected(res.error.msg, res.error.code) from res.error
+            raise _rejected(res.error.msg, res.error.code) from res.error
         return res.value
 
     # ------------------------------------------------------------------ the port
