@@ -36,7 +36,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -60,6 +60,7 @@ from bot.risk import RiskManager
 from bot.risk.brackets import LeverageBrackets
 from bot.settings import Settings, redacted
 from bot.signals import SignalEngine
+from bot.venues.ports import RetryAfterState
 
 __all__ = ["App", "check_live_guard"]
 
@@ -305,9 +306,8 @@ class App(OperatorControls, ExchangeWatch):
                 attempt += 1
                 wait = min(_START_RETRY_CAP_S, _START_RETRY_FIRST_S * 2 ** (attempt - 1))
                 blocked = 0.0
-                limiter = getattr(gw, "limiter", None)
-                if limiter is not None:
-                    blocked = limiter.blocked_for_s(time.time())
+                if gw.capabilities.retry_after:
+                    blocked = cast(RetryAfterState, gw).blocked_for_s(time.time())
                 if isinstance(e, RateLimited):
                     blocked = max(blocked, e.retry_after_s)
                 wait = max(wait, blocked + 0.05)
@@ -403,11 +403,10 @@ class App(OperatorControls, ExchangeWatch):
     def _shutdown_bound_s(self) -> float:
         """The shutdown's wait: the fixed bound plus a Retry-After still running (exits wait it out) plus
         the stop-confirm deadline, at most _SHUTDOWN_MAX_WAIT_S."""
-        limiter = getattr(self.gateway, "limiter", None)
         extra = 0.0
-        if limiter is not None and hasattr(limiter, "blocked_for_s"):
-            with contextlib.suppress(Exception):
-                extra = float(limiter.blocked_for_s(time.time()))
+        gw = self.gateway
+        if gw is not None and gw.capabilities.retry_after:
+            extra = cast(RetryAfterState, gw).blocked_for_s(time.time())
         wait = _SHUTDOWN_WAIT_S + extra + self.settings.execution.stop_confirm_timeout_ms / 1000.0
         return min(_SHUTDOWN_MAX_WAIT_S, wait)
 

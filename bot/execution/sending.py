@@ -89,7 +89,7 @@ class OrderSending:
         self.inflight.add(leg.client_id)
         if self.on_entry_sent is not None and leg.role is LegRole.ENTRY:
             self.on_entry_sent(leg.client_id, time.perf_counter_ns())
-        if leg.role is LegRole.ENTRY and getattr(self.gw, "eager_submit", False):
+        if leg.role is LegRole.ENTRY and self.gw.capabilities.eager_submit:
             # The gateway's synchronous part (checks, the request, its signature, the hand-off to the
             # transport) runs now, in a task of its own started eagerly (eager.py), instead of a loop turn
             # later behind the queued market data; the order task awaits its answer exactly as before.
