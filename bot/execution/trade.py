@@ -57,7 +57,7 @@ from bot.risk.limits import limits
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
 
-__all__ = ["IllegalTransition", "TradeMachine"]
+__all__ = ["IllegalTransition", "TradeMachine", "exit_reason_of"]
 
 _MS = 1_000_000
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
@@ -66,6 +66,21 @@ _NOT_FOUND_CODES = frozenset({"unknown", "not-found"})
 _MAX_EXIT_RETRIES = 3  # refused exits re-sent at once; after that with a capped backoff, never given up
 _EXIT_RETRY_FIRST_MS = 250
 _EXIT_RETRY_CAP_MS = 5_000
+
+
+def exit_reason_of(why: str) -> CloseReason | None:
+    """The close reason of a flatten, from the reason text the machine journaled when it entered EXITING."""
+    if why in CloseReason.__members__:
+        return CloseReason(why)
+    if why == "max hold":
+        return CloseReason.TIME_LIMIT
+    if why == "no progress":
+        return CloseReason.NO_PROGRESS
+    if why.startswith("stop would trigger"):
+        return CloseReason.STOP_LOSS
+    if why.startswith("stop "):  # "stop not confirmed in 500 ms", "stop rejected", "stop canceled"
+        return CloseReason.RISK_HALT
+    return None
 
 
 class IllegalTransition(RuntimeError):
@@ -359,6 +374,63 @@ class TradeMachine:
         self._flatten(reason, why or reason.value, now_ns, out)
         return out
 
+    # -- restart: the journal's events replayed through the machine (bot.execution.restore) ---------------
+    def replay_leg(self, leg: Leg, name: str, version: int) -> None:
+        """A leg the journal says was sent ("<tid>-sl.3": `name` "sl", `version` 3): known again. New client
+        ids continue after the highest version, never one the venue has seen; the newest live stop is the
+        one that protects the position (with none live, the newest)."""
+        self._versions[name] = max(self._versions.get(name, 0), version)
+        self.legs[leg.client_id] = leg
+        cur = self.stop_leg
+        if leg.role is LegRole.STOP and (cur is None or (not leg.done, leg.tier) > (not cur.done, cur.tier)):
+            self.stop_leg = leg
+
+    def replay_fill(self, role: LegRole, lots: int, price: float, fee: float, ts_ns: int) -> None:
+        """A journaled fill, oldest first: the position with the live arithmetic, so the trade closes with the
+        PnL it would have had."""
+        self.fees += fee
+        if not role.opens:
+            self._shrink(lots, price)
+            return
+        self._grow(lots, price)
+        if not self.opened:
+            self.opened = True
+            self.first_fill_ns = ts_ns
+
+    def replay_state_change(self, to_state: str, reason: str) -> None:
+        """A journaled state change, oldest first: what the trade's legs and fills do not say (a trailing stop,
+        the reason of a flatten under way)."""
+        if reason == "new stop (trail)":
+            self.trailing = True
+        if to_state == TradeState.EXITING.value and self.exit_reason is None:
+            self.exit_reason = exit_reason_of(reason)
+
+    def replay_end(self, state: TradeState, *, entry_ts_ns: int = 0, stop_confirm_ms: float | None = None,
+                   max_open_risk: float = 0.0) -> None:
+        """The replay is complete: the state the journal last wrote (no transition: nothing happens, the
+        machine only remembers), what follows from the legs, and no further scale-ins (the increments not yet
+        sent are not journaled; an add on a guess is risk nobody planned)."""
+        self.state = state
+        for leg in self.legs.values():
+            if leg.role.opens and leg.filled_lots:
+                self.inc_avg[max(leg.tier, 1)] = leg.avg_price
+                if leg.role is LegRole.ENTRY:
+                    self.first_entry = leg.avg_price
+            if leg.role is LegRole.TP and leg.status is OrderStatus.FILLED:
+                self.tp_filled = max(self.tp_filled, leg.tier)
+        if self.opened and not self.first_entry:
+            self.first_entry = self.avg_entry
+        if entry_ts_ns:  # the machine's own clock at the first fill (the fill row has the venue's)
+            self.first_fill_ns = entry_ts_ns
+        self.next_inc = len(self.plan.increments)
+        if self.stop_leg is not None and self.stop_leg.req.trigger_ticks is not None:
+            self.stop_ticks = self.stop_leg.req.trigger_ticks
+        if self.avg_entry:
+            self.best_ticks = round(self.avg_entry / self.lim.tick)
+        self.stop_confirm_ms = stop_confirm_ms
+        self.max_open_risk = max_open_risk
+        self._track_risk()
+
     # -- internals --------------------------------------------------------------------------------------
     def _confirm(self, leg: Leg, now_ns: int, out: list[Action]) -> None:
         if leg.confirmed:
@@ -377,10 +449,7 @@ class TradeMachine:
 
     def _on_fill(self, leg: Leg, lots: int, price: float, now_ns: int, out: list[Action]) -> None:
         if leg.role.opens:
-            new_pos = self.pos_lots + lots
-            self.avg_entry = (self.avg_entry * self.pos_lots + price * lots) / new_pos
-            self.pos_lots = new_pos
-            self.max_pos_lots = max(self.max_pos_lots, new_pos)
+            self._grow(lots, price)
             self.inc_avg[max(leg.tier, 1)] = leg.avg_price
             if leg.role is LegRole.ENTRY:
                 self.first_entry = leg.avg_price
@@ -402,11 +471,7 @@ class TradeMachine:
             if first and self.exit_reason is not None:  # a flatten was asked before the first fill
                 self._flatten(self.exit_reason, "flatten requested before the fill", now_ns, out)
             return
-        pnl = self.sign * (price - self.avg_entry) * lots * self.lim.step
-        self.realized += pnl
-        self.pos_lots = max(0, self.pos_lots - lots)
-        self.exit_lots += lots
-        self.exit_value += price * lots
+        self._shrink(lots, price)
         if self.pos_lots == 0:
             if leg.role is LegRole.STOP:
                 reason = CloseReason.TRAILING_STOP if self.trailing else CloseReason.STOP_LOSS
@@ -415,6 +480,20 @@ class TradeMachine:
             else:
                 reason = self.exit_reason or CloseReason.MANUAL
             self._flat(reason, now_ns, out)
+
+    def _grow(self, lots: int, price: float) -> None:
+        """The position after an opening fill (live and replayed alike)."""
+        new_pos = self.pos_lots + lots
+        self.avg_entry = (self.avg_entry * self.pos_lots + price * lots) / new_pos if new_pos else 0.0
+        self.pos_lots = new_pos
+        self.max_pos_lots = max(self.max_pos_lots, new_pos)
+
+    def _shrink(self, lots: int, price: float) -> None:
+        """The position and realised PnL after a closing fill (live and replayed alike)."""
+        self.realized += self.sign * (price - self.avg_entry) * lots * self.lim.step
+        self.pos_lots = max(0, self.pos_lots - lots)
+        self.exit_lots += lots
+        self.exit_value += price * lots
 
     def _leg_ended(self, leg: Leg, now_ns: int, out: list[Action], code: object = None,
                    reason: RejectReason = RejectReason.OTHER) -> None:
