@@ -83,6 +83,9 @@ class RejectReason(str, Enum):
     # the trigger is already crossed by the price it watches: a stop there would fire at once (Binance -2021,
     # Bybit 110092/110093 and trading-stop's "should lower/greater than base_price"): take the loss now
     STOP_WOULD_TRIGGER = "STOP_WOULD_TRIGGER"
+    # an order with this client id exists already (Binance -4116, Bybit 110072): an earlier attempt of ours
+    # landed; look it up by client id, never send it again
+    DUPLICATE_CLIENT_ID = "DUPLICATE_CLIENT_ID"
 
 
 class CloseReason(str, Enum):

@@ -2,7 +2,7 @@
 
 `restore_machine` gives back the TradeMachine the engine held before it died, from what the journal kept,
 replayed through the machine's own methods (`replay_leg`, `replay_fill`, `replay_state_change`,
-`replay_end`; no field of it is written from here):
+`replay_end`; restore_machine writes no field of it):
 - the plan: side, reference price, planned stop, risk budget and leverage from the `trades` row; the entry's
   terms from its leg; the take-profit tiers from the TP legs (prices, and fractions from their sizes);
   the deadlines from the config the bot runs with now (`max_hold_s`, the setup's `time_limit_s`,

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.domain.types import OrderStatus
+from bot.domain.types import OrderStatus, RejectReason
 from bot.execution.actions import Cancel, Leg, LegRole, Submit
 from bot.execution.eager import spawn_eager
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueUnavailable
@@ -41,7 +41,6 @@ RETRY_FIRST_S = 0.1  # first backoff of a protective resend or a failed look-up
 RETRY_CAP_S = 2.0  # backoff cap: a naked position is retried at least this often
 _LOOKUP_CAP_S = 5.0  # an entry's look-up backs off further (nothing is at risk while it is unknown)
 _CANCEL_ATTEMPTS = 30  # ~1 min at the cap; reconciliation removes what a cancel could not
-_DUPLICATE_CID = -4116  # "ClientOrderId is duplicated": an earlier attempt of ours exists (A3)
 _NOT_FOUND = object()
 
 
@@ -223,7 +222,7 @@ class OrderSending:
                 ack = await (started if started is not None else self.gw.submit(req))
             except OrderRejected as e:
                 started = None
-                if e.code == _DUPLICATE_CID or str(e.code) == str(_DUPLICATE_CID):
+                if e.reason is RejectReason.DUPLICATE_CLIENT_ID:
                     may_exist, attempt = True, attempt + 1  # an earlier attempt landed: look it up
                     continue
                 now = self.clock()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from bot.domain.types import RejectReason
 
-__all__ = ["AmbiguousOutcome", "OrderRejected", "RateLimited", "StopWouldTrigger", "VenueError", "VenueUnavailable"]
+__all__ = [
+    "AmbiguousOutcome",
+    "DuplicateClientId",
+    "OrderRejected",
+    "RateLimited",
+    "StopWouldTrigger",
+    "VenueError",
+    "VenueUnavailable",
+]
 
 
 class VenueError(Exception):
@@ -27,6 +35,13 @@ class StopWouldTrigger(OrderRejected):
     its stop: take the loss now (flatten), do not halt the symbol."""
 
     reason = RejectReason.STOP_WOULD_TRIGGER
+
+
+class DuplicateClientId(OrderRejected):
+    """An order with this client id exists already: an earlier attempt of ours landed. Look it up by client
+    id; never send it again."""
+
+    reason = RejectReason.DUPLICATE_CLIENT_ID
 
 
 class AmbiguousOutcome(VenueError):

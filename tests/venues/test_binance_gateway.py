@@ -13,7 +13,7 @@ from bot.venues.binance_usdm.errors import ClockUnsynced
 from bot.venues.binance_usdm.gateway import BinanceGateway
 from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.binance_usdm.orders import trigger_ticks_away
-from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, StopWouldTrigger
+from bot.venues.errors import AmbiguousOutcome, DuplicateClientId, OrderRejected, RateLimited, StopWouldTrigger
 from bot.venues.ports import ExecutionGateway, OrderRequest
 from tests.venues.fake_binance import FakeBinance
 
@@ -139,6 +139,12 @@ async def test_stop_through_the_price_is_stop_would_trigger_minus_2021(gw: Binan
         await gw.submit(entry("t2-sl", side=Side.SELL, kind=OrderKind.STOP_MARKET, trigger_ticks=590_001,
                               reduce_only=True))
     assert e2.value.reason is RejectReason.OTHER and not isinstance(e2.value, StopWouldTrigger)
+    # -4116: an earlier attempt of ours exists (the engine looks it up, bot.execution.sending)
+    fake.faults.append({"method": "POST", "path": "/fapi/v1/order", "action": "code", "code": -4116,
+                        "msg": "ClientOrderId is duplicated."})
+    with pytest.raises(DuplicateClientId) as e3:
+        await gw.submit(entry())
+    assert e3.value.reason is RejectReason.DUPLICATE_CLIENT_ID
 
 
 async def test_5xx_after_execution_is_found_by_client_id_not_duplicated(gw: BinanceGateway, fake: FakeBinance):

@@ -16,7 +16,7 @@ from bot.venues.bybit.errors import ClockUnsynced
 from bot.venues.bybit.exchange import make_exchange
 from bot.venues.bybit.gateway import BybitGateway
 from bot.venues.bybit.userstream import BybitUserStream
-from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, StopWouldTrigger
+from bot.venues.errors import AmbiguousOutcome, DuplicateClientId, OrderRejected, RateLimited, StopWouldTrigger
 from bot.venues.ports import ExecutionGateway, OrderRequest, OrderUpdate
 from tests.venues.fake_bybit import FakeBybit
 
@@ -204,6 +204,10 @@ async def test_stop_through_the_price_is_stop_would_trigger(gw: BybitGateway, fa
     with pytest.raises(OrderRejected) as e2:
         await gw.submit(stop("t2-sl", 595_000))
     assert e2.value.reason is RejectReason.OTHER
+    fake.faults.append({"method": "POST", "path": "/v5/order/create", "action": "code", "code": 110072,
+                        "msg": "OrderLinkedID is duplicate"})
+    with pytest.raises(DuplicateClientId):
+        await gw.submit(req("t3-entry"))
     # what the engine hands the machine (bot.execution.sending): the reason -> flatten, no halt
     m = machine()
     m.start(T0)

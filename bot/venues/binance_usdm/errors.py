@@ -9,6 +9,8 @@ What the caller must do (bot.venues.errors):
 - OrderRejected(code): the venue said no; the order does not exist. Not retried.
 - StopWouldTrigger (an OrderRejected): -2021 "Order would immediately trigger" (exchange-facts A3): the stop
   is already crossed; the trade flattens instead of halting the symbol.
+- DuplicateClientId (an OrderRejected): -4116 "ClientOrderId is duplicated" (A3): an earlier attempt of ours
+  exists; the engine looks it up instead of sending again.
 - AmbiguousOutcome: timeout / 5xx / connection lost while PLACING an order: it may exist. Look it up by
   client id before anything else (Binance General Info: "5XX: execution status UNKNOWN").
 - VenueUnavailable: network or exchange down, for requests that change nothing (look-ups, cancels).
@@ -25,6 +27,7 @@ import ccxt.async_support as ccxt
 
 from bot.venues.errors import (
     AmbiguousOutcome,
+    DuplicateClientId,
     OrderRejected,
     RateLimited,
     StopWouldTrigger,
@@ -32,7 +35,8 @@ from bot.venues.errors import (
     VenueUnavailable,
 )
 
-__all__ = ["CLOCK_CODES", "IMMEDIATE_TRIGGER", "NOT_FOUND_CODES", "ClockUnsynced", "binance_code", "translate"]
+__all__ = ["CLOCK_CODES", "DUPLICATE_CID", "IMMEDIATE_TRIGGER", "NOT_FOUND_CODES", "ClockUnsynced", "binance_code",
+           "translate"]
 
 _CODE_RE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
@@ -41,6 +45,7 @@ CLOCK_CODES = frozenset({-1021, -5028})
 # -2013 "Order does not exist", -2011 "Unknown order sent" (cancel); algo look-ups answer the same codes.
 NOT_FOUND_CODES = frozenset({-2013, -2011})
 IMMEDIATE_TRIGGER = -2021  # "Order would immediately trigger" (exchange-facts A3)
+DUPLICATE_CID = -4116  # "ClientOrderId is duplicated" (A3)
 
 
 class ClockUnsynced(VenueUnavailable):
@@ -81,6 +86,8 @@ def translate(e: Exception, *, placing: bool, retry_after_s: float = 0.0) -> Ven
             return unknown(msg)
         if code == IMMEDIATE_TRIGGER:
             return StopWouldTrigger(msg, code=code)
+        if code == DUPLICATE_CID:
+            return DuplicateClientId(msg, code=code)
         return OrderRejected(msg, code=code)
     if isinstance(e, ccxt.NetworkError | ccxt.BadResponse) or isinstance(e.__cause__, aiohttp.ClientError):
         # RequestTimeout / ExchangeNotAvailable / a broken response: no usable answer.

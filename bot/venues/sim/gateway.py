@@ -37,7 +37,7 @@ from bot.domain.orders import (
 )
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.settings.sim import SimSection
-from bot.venues.errors import OrderRejected, StopWouldTrigger
+from bot.venues.errors import DuplicateClientId, OrderRejected, StopWouldTrigger
 from bot.venues.ports import GatewayCapabilities
 from bot.venues.sim.exchange import Report, SimExchange
 from bot.venues.sim.latency import Latency
@@ -60,8 +60,11 @@ _ALGO_STATUS = {"NEW": OrderStatus.NEW, "TRIGGERING": OrderStatus.NEW, "TRIGGERE
 
 
 def _rejected(msg: str, code: int) -> OrderRejected:
-    """The simulator's Binance code in the trade's words (-2021 "would immediately trigger", exchange-facts A3)."""
-    return StopWouldTrigger(msg, code) if code == -2021 else OrderRejected(msg, code)
+    """The simulator's Binance code in the trade's words (-2021 "would immediately trigger", -4116 "ClientOrderId
+    is duplicated", exchange-facts A3)."""
+    if code == -2021:
+        return StopWouldTrigger(msg, code)
+    return DuplicateClientId(msg, code) if code == -4116 else OrderRejected(msg, code)
 
 
 def exchange_from_settings(cfg: SimSection, instruments: dict[str, Instrument], keep_reports: bool = False,
