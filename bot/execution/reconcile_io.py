@@ -159,12 +159,18 @@ async def outside_fills(gw: Any, symbol: str, side: Side, since_ns: int, ours: s
 
 
 class ReconcileSink(Protocol):
-    """Where `apply` hands what is not an order: the engine's side (bot.execution.recovery). Optional:
-    `place_stop(action) -> Awaitable[bool]`: True when the trade's own machine placed (or already has) the
-    stop, so `apply` does not send one of its own; `before_cancel(action)`: told before a cancel is sent
-    (the owner of the order then knows the cancellation is ours, not someone else's)."""
+    """Where `apply` hands what is not an order: the engine's side (bot.execution.recovery)."""
 
     def on_update(self, u: OrderUpdate) -> Awaitable[None] | None: ...
+
+    def place_stop(self, a: PlaceStop) -> Awaitable[bool]:
+        """True when the trade's own machine placed (or already has) the stop: `apply` sends none of its own.
+        False: not the sink's to place (a position of no known trade)."""
+        ...
+
+    def before_cancel(self, a: CancelOrder) -> None:
+        """Told before a cancel is sent: the order's owner then knows the cancellation is ours."""
+        ...
 
     def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> Awaitable[None] | None: ...
 
@@ -183,8 +189,7 @@ async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: Reconcile
                 if r is not None:
                     await r
             elif isinstance(a, PlaceStop):
-                own = getattr(sink, "place_stop", None)
-                if a.trade_id and own is not None and await own(a):
+                if a.trade_id and await sink.place_stop(a):
                     done.append((a, None))
                     continue
                 try:
@@ -199,9 +204,7 @@ async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: Reconcile
                 done.append((a, await gw.submit(a.req)))
                 continue
             elif isinstance(a, CancelOrder):
-                mark = getattr(sink, "before_cancel", None)
-                if mark is not None:
-                    mark(a)
+                sink.before_cancel(a)
                 await gw.cancel(a.symbol, a.client_id, a.conditional)
             elif isinstance(a, CloseTrade):
                 r = sink.on_trade_closed(a.trade_id, a.reason, a.detail)

@@ -160,6 +160,12 @@ class Sink:
     def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> None:
         self.closed.append(trade_id)
 
+    async def place_stop(self, a: PlaceStop) -> bool:
+        return False  # no machines here: apply sends the stop itself
+
+    def before_cancel(self, a: CancelOrder) -> None:
+        pass
+
     def alert(self, kind: str, message: str, symbol: str = "") -> None:
         self.alerts.append(kind)
 
