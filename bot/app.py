@@ -13,7 +13,7 @@ Every component gets only its own settings section.
 
 Start-up (bot.execution.recovery): trading is HALTED "reconciling" until the exchange and the journal agree.
 The journal's open trades are adopted by the engine before it consumes any update; then positions, open
-orders and algo orders are compared with the journal (bot.venues.reconcile): missed fills applied, a
+orders and algo orders are compared with the journal (bot.execution.reconcile): missed fills applied, a
 missing stop placed at once, a position of no known trade given a stop (or flattened) with an alert,
 orphan exit orders cancelled, a position closed by hand recorded as a MANUAL close. A failed fetch decides
 nothing: retried with backoff, still halted, alerted. The same pass runs after every user-stream reconnect,
@@ -36,7 +36,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -46,6 +46,7 @@ from bot.domain.instrument import Instrument
 from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
 from bot.execution.engine import ExecutionEngine
+from bot.execution.reconcile import ReconcileConfig
 from bot.execution.recovery import RECONCILING, Recovery
 from bot.guard import check as check_live_guard  # before any connection (bot/guard.py)
 from bot.journal import Journal
@@ -59,7 +60,7 @@ from bot.risk import RiskManager
 from bot.risk.brackets import LeverageBrackets
 from bot.settings import Settings, redacted
 from bot.signals import SignalEngine
-from bot.venues.reconcile import ReconcileConfig
+from bot.venues.ports import RetryAfterState
 
 __all__ = ["App", "check_live_guard"]
 
@@ -321,9 +322,8 @@ class App(OperatorControls, ExchangeWatch):
                 attempt += 1
                 wait = min(_START_RETRY_CAP_S, _START_RETRY_FIRST_S * 2 ** (attempt - 1))
                 blocked = 0.0
-                limiter = getattr(gw, "limiter", None)
-                if limiter is not None:
-                    blocked = limiter.blocked_for_s(time.time())
+                if gw.capabilities.retry_after:
+                    blocked = cast(RetryAfterState, gw).blocked_for_s(time.time())
                 if isinstance(e, RateLimited):
                     blocked = max(blocked, e.retry_after_s)
                 wait = max(wait, blocked + 0.05)
@@ -421,11 +421,10 @@ class App(OperatorControls, ExchangeWatch):
     def _shutdown_bound_s(self) -> float:
         """The shutdown's wait: the fixed bound plus a Retry-After still running (exits wait it out) plus
         the stop-confirm deadline, at most app.shutdown_max_wait_s."""
-        limiter = getattr(self.gateway, "limiter", None)
         extra = 0.0
-        if limiter is not None and hasattr(limiter, "blocked_for_s"):
-            with contextlib.suppress(Exception):
-                extra = float(limiter.blocked_for_s(time.time()))
+        gw = self.gateway
+        if gw is not None and gw.capabilities.retry_after:
+            extra = cast(RetryAfterState, gw).blocked_for_s(time.time())
         wait = _SHUTDOWN_WAIT_S + extra + self.settings.execution.stop_confirm_timeout_ms / 1000.0
         return min(self.settings.app.shutdown_max_wait_s, wait)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import gc
 import os
 import subprocess
@@ -255,7 +256,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             # only an entry sent from the pipeline task itself (not after a leverage round trip)
             if rec is not None and rec.get("trigger") and "p1" not in rec and "s1" not in rec:
                 rec["s1"], rec["cid"] = ns, cid
-                gw.eager_submit = EAGER[rec["mode"]]  # type: ignore[union-attr]  # read by the engine next
+                # read by the engine next (this instance's declaration; the class keeps its own)
+                gw.capabilities = dataclasses.replace(gw.capabilities, eager_submit=EAGER[rec["mode"]])
 
         async def timed_submit(req: Any) -> Any:
             rec = _CUR.get()

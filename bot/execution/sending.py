@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.domain.types import OrderStatus
+from bot.domain.types import OrderStatus, RejectReason
 from bot.execution.actions import Cancel, Leg, LegRole, Submit
 from bot.execution.eager import spawn_eager
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueUnavailable
@@ -43,7 +43,6 @@ RETRY_FIRST_S = 0.1  # first backoff of a protective resend or a failed look-up
 RETRY_CAP_S = 2.0  # backoff cap: a naked position is retried at least this often
 _LOOKUP_CAP_S = 5.0  # an entry's look-up backs off further (nothing is at risk while it is unknown)
 _CANCEL_ATTEMPTS = 30  # ~1 min at the cap; reconciliation removes what a cancel could not
-_DUPLICATE_CID = -4116  # "ClientOrderId is duplicated": an earlier attempt of ours exists (A3)
 _NOT_FOUND = object()
 # test-only hook of the SIGKILL drill between an entry's send and its journal record (never set in a config)
 _DRILL_KILL_AFTER_SEND = os.environ.get("SCALPER_DRILL_KILL_AFTER_SEND") == "1"
@@ -99,7 +98,7 @@ class OrderSending:
         self.inflight.add(leg.client_id)
         if self.on_entry_sent is not None and leg.role is LegRole.ENTRY:
             self.on_entry_sent(leg.client_id, time.perf_counter_ns())
-        if leg.role is LegRole.ENTRY and getattr(self.gw, "eager_submit", False):
+        if leg.role is LegRole.ENTRY and self.gw.capabilities.eager_submit:
             # The gateway's synchronous part (checks, the request, its signature, the hand-off to the
             # transport) runs now, in a task of its own started eagerly (eager.py), instead of a loop turn
             # later behind the queued market data; the order task awaits its answer exactly as before.
@@ -176,7 +175,7 @@ class OrderSending:
         except OrderRejected as e:
             now = self.clock()
             self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-            self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+            self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now, e.reason))
             return
         except AmbiguousOutcome:
             # never resend blindly: look the order up by its client id (architecture.md habit 7)
@@ -252,12 +251,12 @@ class OrderSending:
                 ack = await (started if started is not None else self.gw.submit(req))
             except OrderRejected as e:
                 started = None
-                if e.code == _DUPLICATE_CID or str(e.code) == str(_DUPLICATE_CID):
+                if e.reason is RejectReason.DUPLICATE_CLIENT_ID:
                     may_exist, attempt = True, attempt + 1  # an earlier attempt landed: look it up
                     continue
                 now = self.clock()
                 self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-                self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+                self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now, e.reason))
                 return
             except (AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
                 started = None

@@ -1,4 +1,4 @@
-"""Restart safety on the engine (bot.execution.recovery + bot.venues.reconcile): a crash, what happened at the
+"""Restart safety on the engine (bot.execution.recovery + bot.execution.reconcile): a crash, what happened at the
 venue while the bot was away, and the restarted bot's reconciliation. Explicit clock, fake venue that
 outlives the bot (tests/execution/restore_harness.py), a real journal file.
 
@@ -14,8 +14,8 @@ import pytest
 
 from bot.domain.types import OrderKind
 from bot.execution.engine import _ID_BLOCK
+from bot.execution.reconcile import CancelOrder, CloseTrade, PlaceStop
 from bot.venues.errors import VenueUnavailable
-from bot.venues.reconcile import CancelOrder, CloseTrade, PlaceStop
 from tests.execution.harness import LIVE, Clock, S, intent
 from tests.execution.restore_harness import Life, Venue
 

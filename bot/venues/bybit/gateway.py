@@ -14,7 +14,7 @@ Rules this class keeps:
 - an ambiguous placement (timeout, 5xx, 10016) is resolved by looking the order up by orderLinkId,
   realtime then history, a few times, never by resending;
 - one aiohttp session, ours: ccxt does not close a session it was given, we do.
-- restart safety (bot.execution.recovery, bot.venues.reconcile): `adopt_stop` (the owner registry of the
+- restart safety (bot.execution.recovery, bot.execution.reconcile): `adopt_stop` (the owner registry of the
   position's stop lives in memory), `is_position_level` (never an orphan to cancel), `user_trades`.
 """
 
@@ -63,7 +63,7 @@ REALTIME, HISTORY, POSITIONS = "/v5/order/realtime", "/v5/order/history", "/v5/p
 class BybitGateway(LiveGateway):
     name = "bybit"
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, position_level_stop=True,
-                                       stream_missed_hook=True)
+                                       stream_missed_hook=True, retry_after=True)
     stream_name = "private stream"
     log_name = "bybit.gateway"
 
@@ -85,6 +85,10 @@ class BybitGateway(LiveGateway):
                       "rate_limited": 0}
 
     # ------------------------------------------------------------------------------------ life cycle
+    def blocked_for_s(self, now_s: float) -> float:
+        """ports.RetryAfterState: the longest block the limiter holds (an IP ban, a per-UID 10006)."""
+        return self.limiter.blocked_for_s(now_s)
+
     async def start(self, autorun: bool = True) -> None:
         """Markets, clock; then (autorun) the private stream and the clock resync in a task of ours.
         With autorun=False the caller runs `run()` in its own TaskGroup (or not at all: tests)."""

@@ -20,7 +20,8 @@ With no order latency (`order_latency_ms = 0`, jitter 0) and no bot clock `submi
 against the current book. With latency, a request is scheduled at now + latency and `submit` waits
 until the driver's clock passes its arrival (the order meets the book as it is then); the driver must
 keep feeding (or call `ex.advance_to`). Rejections raise `OrderRejected(code)` exactly as the real
-gateways do. `updates()` yields every order change (fills, cancels, expiries, triggers) as
+gateways do (the simulator speaks Binance's codes: -2021 is `StopWouldTrigger`, as in binance_usdm.errors).
+`updates()` yields every order change (fills, cancels, expiries, triggers) as
 `OrderUpdate`s, in the order the exchange produced them; `funding_updates()` every funding settlement
 of a held position as a `FundingPayment` (ports.FundingSource; symbol always known here).
 """
@@ -44,7 +45,7 @@ from bot.domain.orders import (
 )
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.settings.sim import SimSection
-from bot.venues.errors import OrderRejected
+from bot.venues.errors import DuplicateClientId, OrderRejected, StopWouldTrigger
 from bot.venues.ports import GatewayCapabilities
 from bot.venues.sim.exchange import Report, SimExchange
 from bot.venues.sim.latency import Latency, SimLatencies, latency_kwargs
@@ -64,6 +65,14 @@ __all__ = ["SimGateway", "algo_update", "exchange_from_settings", "order_update"
 _ALGO_STATUS = {"NEW": OrderStatus.NEW, "TRIGGERING": OrderStatus.NEW, "TRIGGERED": OrderStatus.TRIGGERED,
                 "CANCELED": OrderStatus.CANCELED, "EXPIRED": OrderStatus.EXPIRED,
                 "REJECTED": OrderStatus.REJECTED}
+
+
+def _rejected(msg: str, code: int) -> OrderRejected:
+    """The simulator's Binance code in the trade's words (-2021 "would immediately trigger", -4116 "ClientOrderId
+    is duplicated", exchange-facts A3)."""
+    if code == -2021:
+        return StopWouldTrigger(msg, code)
+    return DuplicateClientId(msg, code) if code == -4116 else OrderRejected(msg, code)
 
 
 def exchange_from_settings(cfg: SimSection, instruments: dict[str, Instrument], keep_reports: bool = False,
@@ -214,7 +223,7 @@ class SimGateway:
             try:
                 return getattr(self.ex, fn)(*args, **kw)
             except SimError as e:
-                raise OrderRejected(e.msg, e.code) from e
+                raise _rejected(e.msg, e.code) from e
         if self.latencies is not None and self.bot_clock is not None:
             decided = self.bot_clock()
             sent = decided + self.latencies.compute.draw()  # stamped on the bot's clock
@@ -228,7 +237,7 @@ class SimGateway:
         self._waiting[ticket] = fut
         res = await fut
         if res.error is not None:
-            raise OrderRejected(res.error.msg, res.error.code) from res.error
+            raise _rejected(res.error.msg, res.error.code) from res.error
         return res.value
 
     # ------------------------------------------------------------------ the port
