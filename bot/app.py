@@ -53,6 +53,7 @@ from bot.journal.funding import FundingRecorder
 from bot.logging import configure_logging, get_logger
 from bot.ops.daily import DailySummary
 from bot.ops.fills import FillAlerts
+from bot.ops.live import OpsFeed
 from bot.ops.state import RuntimeState
 from bot.pipeline import Pipeline
 from bot.risk import RiskManager
@@ -90,7 +91,8 @@ class App(OperatorControls, ExchangeWatch):
         self.view = sys.stdout.isatty() if view is None else view
         self.log = get_logger("app")
         self.state = RuntimeState(last_errors_max=settings.ops.last_errors_max,
-                                  user_stream_stale_after_ns=settings.ops.user_stream_stale_after_ms * _MS)
+                                  user_stream_stale_after_ns=settings.ops.user_stream_stale_after_ms * _MS,
+                                  now_ns=time.time_ns())  # uptime from here
         self.stop = asyncio.Event()
         self.engine: ExecutionEngine | None = None
         self.pipeline: Pipeline | None = None
@@ -99,13 +101,10 @@ class App(OperatorControls, ExchangeWatch):
         self.ops: Any = None
         self.recovery: Recovery | None = None
         self.reconcile_wanted = asyncio.Event()  # set by the user stream after every catch-up
-        self._closed_seen = 0
+        self.ops_feed: OpsFeed | None = None  # the operator side (bot.ops.live), built with the engine
         from bot.ops.alerts import Alerts
 
         self.alerts = Alerts(settings.ops.alerts, name=settings.app.name)
-        self._feed_status: dict[str, str] = {}
-        self._trading_alerted = "ACTIVE"
-        self._symbols_alerted: set[str] = set()  # symbol halts the operator was told about
         self._init_watch()
 
     # ------------------------------------------------------------------ building
@@ -131,6 +130,9 @@ class App(OperatorControls, ExchangeWatch):
         risk = RiskManager(s.risk, equity, now, brackets)
         self.gateway = gateway
         self.engine = ExecutionEngine(gateway, risk, self.journal, s.execution, s.risk)
+        self.ops_feed = OpsFeed(self.state, self.alerts, self.engine, venue=s.venue.name,
+                                account_check_s=s.ops.account_check_s)
+        self.ops_feed.watch_stats = self.watch_stats
         signals = SignalEngine(s.signals, instruments)
         # a strategy plug-in that raised is disabled by the engine (and logged): tell the operator
         signals.on_failure = lambda ev: self.alerts.error("strategy", ev.message, strategy=ev.name, symbol=ev.symbol)
@@ -144,6 +146,8 @@ class App(OperatorControls, ExchangeWatch):
         limits.update(signals.time_limits_s())  # plug-ins' setups too
         self.recovery = Recovery(self.engine, rc, symbols=s.venue.symbols, time_limits_s=limits,
                                  alert=self._reconcile_alert)
+        self.ops_feed.recovery = self.recovery
+        self.ops_feed.syncs = self.pipeline.syncs  # the venue feeds register theirs in it too
         self.recovery.halt_entries(now)  # no entry before the exchange and the journal agree (_reconciled)
         # the engine doubts its picture (a failed look-up, a fill for an ended trade, an input that raised):
         # a reconciliation pass now (bot/app_watch.py)
@@ -337,7 +341,8 @@ class App(OperatorControls, ExchangeWatch):
                 loop.add_signal_handler(sig, self.stop.set)
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
-        await self.engine.refresh_account()
+        assert self.ops_feed is not None
+        self.ops_feed.on_account(await self.engine.refresh_account())
         assert self.recovery is not None
         self.recovery.restore_limits(time.time_ns())  # a restart keeps the day's loss limits
         await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
@@ -383,6 +388,8 @@ class App(OperatorControls, ExchangeWatch):
                         await self._wait_flat(bound_s, unprotected)
                 if await self._naked_at_exit(protect_by):
                     rc = EXIT_NAKED
+                # what this process leaves open at the venue, and with which stop (bot.ops.live)
+                self.log.info("shutdown_complete", left_open=self.ops_feed.open_positions(), exit_code=rc)
                 for w in workers:
                     w.cancel()
                 engine_task.cancel()
@@ -395,7 +402,6 @@ class App(OperatorControls, ExchangeWatch):
                 await self.ops.stop()
             with contextlib.suppress(Exception):
                 await self.gateway.close()
-            self._report_closed()
             if self.journal is not None:
                 self.journal.close()
         return rc

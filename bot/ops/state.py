@@ -25,6 +25,7 @@ How the app drives it (all synchronous, O(1) unless noted):
     state.on_denial(reason)          # our risk gate said no (kept apart from venue rejections)
     state.on_trade_closed(close_reason, pnl_quote, fees_quote=0.0)
     state.set_unrealized_pnl(quote)
+    state.set_account(equity=..., available=..., wallet_balance=..., now_ns=...)
     state.on_error(source, message, now_ns)                       # bounded deque of the last N
     state.observe_latency("event_to_decision", ns); state.observe_latency("order_ack", ns)
     state.set_symbol_halts({"BTCUSDT": ("stop rejected", since_ns)})  # the gate's view; -> (halted, lifted)
@@ -111,6 +112,8 @@ class RuntimeState:
         self.positions: dict[str, dict[str, Any]] = {}
         self.open_orders: dict[str, dict[str, Any]] = {}
         self.realized_pnl_quote = 0.0
+        # the venue's account (REST after each close and on the slow check): equity, available, wallet_balance
+        self.account: dict[str, Any] = {}
         self.unrealized_pnl_quote = 0.0
         self.fees_quote = 0.0
         self.trades_closed: dict[str, int] = {}
@@ -238,6 +241,11 @@ class RuntimeState:
         self.positions.pop(symbol, None)
         self.unrealized_pnl_quote = sum(p["unrealized_pnl_quote"] or 0.0 for p in self.positions.values())
 
+    def set_account(self, *, equity: float, available: float, wallet_balance: float, now_ns: int) -> None:
+        """The venue's account as last seen: shown in /status `account` and as scalper_equity_quote."""
+        self.account = {"equity": equity, "available": available, "wallet_balance": wallet_balance,
+                        "updated_ns": now_ns}
+
     def set_unrealized_pnl(self, quote: float) -> None:
         self.unrealized_pnl_quote = quote
 
@@ -347,6 +355,7 @@ class RuntimeState:
                 "since_ns": self.user_stream_since_ns, "last_message_ns": self.user_stream_last_msg_ns},
             "positions": list(self.positions.values()),
             "open_orders": list(self.open_orders.values()),
+            "account": dict(self.account) or None,
             "pnl": {"realized_quote": self.realized_pnl_quote, "unrealized_quote": self.unrealized_pnl_quote,
                     "fees_quote": self.fees_quote},
             "trades_closed": dict(self.trades_closed),

@@ -343,6 +343,7 @@ class Faults:
             "connections": {r: sum(1 for c in s.conns if c.route == r) for r in ("public", "market", "all",
                                                                                "private")},
             "messages": s.messages,
+            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
             "source_done": s.source_done,
             "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
                        "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,

@@ -110,6 +110,7 @@ class SimServer:
         self.late_tasks: set[asyncio.Task[None]] = set()  # late_execute orders still to be placed
         self._key_counter = 0
         self.messages = 0
+        self.requests: dict[str, int] = {}  # REST requests by "METHOD /path" (GET /_sim/state)
         self.source_done = False
         for f in faults or []:
             self.faults.apply(f)
