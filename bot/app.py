@@ -160,6 +160,7 @@ class App(OperatorControls, ExchangeWatch):
         else:
             self.alerts.error("reconcile", f"{symbol}: {message}" if symbol else message)
             self.state.on_error("reconcile", message, time.time_ns())
+        self._sync_ops_state(time.time_ns())  # the failure shows in /status now, not at the next tick
 
     def _reconciled(self, runs: int) -> None:
         """After a successful pass: the start-up halt is lifted (symbol halts it set stay)."""
@@ -167,9 +168,11 @@ class App(OperatorControls, ExchangeWatch):
         now = time.time_ns()
         self._after_pass()
         if self.stream_health is not None and not self.stream_health.ever_connected:
+            self._sync_ops_state(now)
             return  # the start-up halt holds until the user stream is there (its catch-up asks for a pass)
         if self.recovery.allow_entries(now):
             self.state.set_trading_state("ACTIVE", "reconciled", now)
+        self._sync_ops_state(now)
 
     # ------------------------------------------------------------------ SIGHUP
     def reload_risk(self) -> bool:

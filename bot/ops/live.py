@@ -14,8 +14,8 @@ What each engine action does (`on_action`, synchronous, O(legs of one symbol)):
   venue confirmed it, the take-profit prices) and its resting orders are rebuilt from the engine's picture
   into the runtime state (`/status` `positions` and `open_orders`, the views).
 - `FillRecord` / `TradeClosed`: the canonical trade log lines (`trade_entry` per entry fill, `trade_exit`
-  per exit fill, `trade_close` per close, the fields of `TRADE_FIELDS`; docs/operations.md "Trade log lines"); a close also feeds
-  the realised PnL and fees, and a stop-out alerts.
+  per exit fill, `trade_close` per close, the fields of `TRADE_FIELDS`; README "Trade log lines"); a close
+  also feeds the realised PnL and fees, and a stop-out alerts.
 - Then the trading state, symbol halts and reconciliation counters are synced and their transitions
   alerted (halts and resumes once per transition).
 
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["TRADE_FIELDS", "OpsFeed"]
 
 # The canonical trade lines `trade_entry`, `trade_exit`, `trade_close` (the log's `event`) carry these fields,
-# in this order, on every venue (None where a field does not apply). leg: the order's role (ENTRY, ADD, STOP, TP, EXIT); qty/price/fee: this fill;
+# in this order, on every venue (None where a field does not apply). leg: the order's role (entry, add, stop,
+# tp, exit); qty/price/fee: this fill;
 # position_qty: the position after it; stop_price: the trade's current stop; pnl/fees/r/reason: on close.
 TRADE_FIELDS = ("venue", "trade_id", "symbol", "setup", "side", "leg", "client_id", "qty", "price",
                 "fee", "position_qty", "avg_entry", "stop_price", "reason", "pnl", "fees", "r")
@@ -115,21 +116,25 @@ class OpsFeed:
         self._order_status[leg.client_id] = OrderStatus.PENDING_NEW
 
     def _order_event(self, m: TradeMachine, a: OrderEvent) -> None:
-        cid = a.client_id
+        self._answered(m, a.client_id, a.status, _result(a), denied=a.reason.startswith("denied"))
+
+    def _answered(self, m: TradeMachine, cid: str, status: OrderStatus, result: str, denied: bool = False) -> None:
+        """A status of an order from the venue (an OrderEvent, or the status a fill left it in)."""
         sent = self._sent_ns.pop(cid, None)
-        if sent is not None and not a.reason.startswith("denied"):
-            # the venue's first answer (REST ack, stream update or rejection) after the hand-over
+        if sent is not None and not denied:
+            # the venue's first answer (REST ack, stream update, fill or rejection) after the hand-over
             self.state.observe_latency("order_ack", time.perf_counter_ns() - sent)
-        if self._order_status.get(cid) is a.status:
+        if self._order_status.get(cid) is status:
             return  # the same status told twice (the REST answer and the stream): counted once
         leg = m.legs.get(cid)
-        self.state.on_order(leg.role.value if leg is not None else "unknown", _result(a))
-        if a.status.is_final:
+        self.state.on_order(leg.role.value if leg is not None else "unknown", result)
+        if status.is_final:
             self._order_status.pop(cid, None)
         else:
-            self._order_status[cid] = a.status
+            self._order_status[cid] = status
 
     def _fill(self, m: TradeMachine, a: FillRecord) -> None:
+        self._answered(m, a.client_id, a.status, a.status.value.lower())
         self._trade_line(m, "entry" if a.role in _ENTRY_ROLES else "exit", leg=a.role.value,
                          client_id=a.client_id, qty=m.lim.qty(a.lots), price=a.price, fee=round(a.fee, 6))
 

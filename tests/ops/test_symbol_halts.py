@@ -308,6 +308,8 @@ async def test_restart_reconciliation_failure_then_unknown_position_halt_are_vis
     await life.start()
     app = _app(tmp_path, life.engine, life.journal)
     app.recovery = life.recovery
+    assert app.ops_feed is not None
+    app.ops_feed.recovery = life.recovery  # as App._build_core
     life.recovery.halt_entries(venue.clock())  # as App._build_core: HALTED "reconciling" until a pass succeeds
     app.state.set_trading_state("HALTED", RECONCILING, venue.clock())
     venue.by_hand("BTCUSDT", 10, 50_000.0)  # a position of no known trade

@@ -365,6 +365,8 @@ class SimServer:
         key = key or request.match_info.get("key") or request.query.get("listenKey", "")
         if key not in self.listen_keys or self.listen_keys[key] <= self.now_ms():
             return web.json_response({"code": -1125, "msg": "This listenKey does not exist."}, status=400)
+        if time.time_ns() < self.faults.refuse_private_until_ns:  # drop_ws private with refuse_ms
+            return web.json_response({"code": -1001, "msg": "Internal error (simulated)."}, status=503)
         ev = request.query.get("events")
         conn = Conn(self._new_ws(), "private", "/stream" in request.path, key,
                     set(ev.split("/")) if ev else None)
