@@ -4,7 +4,9 @@ The app records what happens through small methods, each taking an explicit `now
 matters (architecture.md: sans-I/O, explicit clock). `/health`, `/metrics` and `/status`
 (bot.ops.server) only read it, on the same event loop, so there is no locking.
 
-How the app drives it (all synchronous, O(1) unless noted):
+How the app drives it (all synchronous, O(1) unless noted; the running bot's feeders: bot.ops.live.OpsFeed
+for orders, positions, PnL, account, trading state, halts and reconciliation; bot.pipeline for books, message
+rates, denials and event-to-decision latency; bot.app_watch for the user stream):
 
     state = RuntimeState(user_stream_stale_after_ns=...)
     state.set_info(name=..., mode=..., venue=...)              # shown in /status
@@ -20,11 +22,9 @@ How the app drives it (all synchronous, O(1) unless noted):
     state.clear_position(symbol)
     state.order_opened(client_id, symbol=..., kind=..., side=..., qty=..., price=...)
     state.order_closed(client_id)
-    state.set_open_orders([{...,"client_id": ...}])              # replace after reconciliation
     state.on_order(kind, result)     # result: "ack" | "rejected" | "filled" | "canceled" | "ambiguous" | ...
     state.on_denial(reason)          # our risk gate said no (kept apart from venue rejections)
     state.on_trade_closed(close_reason, pnl_quote, fees_quote=0.0)
-    state.set_unrealized_pnl(quote)
     state.set_account(equity=..., available=..., wallet_balance=..., now_ns=...)
     state.on_error(source, message, now_ns)                       # bounded deque of the last N
     state.observe_latency("event_to_decision", ns); state.observe_latency("order_ack", ns)
@@ -246,18 +246,12 @@ class RuntimeState:
         self.account = {"equity": equity, "available": available, "wallet_balance": wallet_balance,
                         "updated_ns": now_ns}
 
-    def set_unrealized_pnl(self, quote: float) -> None:
-        self.unrealized_pnl_quote = quote
-
     def order_opened(self, client_id: str, **fields: Any) -> None:
         self.open_orders[client_id] = {"client_id": client_id, **{k: _label(v) if isinstance(v, Enum) else v
                                                                   for k, v in fields.items()}}
 
     def order_closed(self, client_id: str) -> None:
         self.open_orders.pop(client_id, None)
-
-    def set_open_orders(self, orders: list[dict[str, Any]]) -> None:
-        self.open_orders = {str(o["client_id"]): dict(o) for o in orders}
 
     def on_order(self, kind: Any, result: Any) -> None:
         key = (_label(kind), _label(result))

@@ -53,8 +53,10 @@ def render(status: Mapping[str, Any], books: Mapping[str, Mapping[str, Any]],
     orders = status.get("open_orders", [])
     lines.append(f"open orders ({len(orders)})")
     for o in orders[:8]:
-        lines.append(f"  {o.get('client_id', ''):<22}{o.get('symbol', ''):<10}{o.get('kind', ''):<20}"
-                     f"{o.get('side', ''):<5}{_f(o.get('qty'), 4):>10} @ {_f(o.get('price'))}")
+        # a stop rests at its trigger price (no limit price); the role says what it is for (stop, tp, entry)
+        px = o.get('price') if o.get('price') is not None else o.get('trigger_price')
+        lines.append(f"  {o.get('client_id', ''):<22}{o.get('symbol', ''):<10}{o.get('role', ''):<6}"
+                     f"{o.get('kind', ''):<14}{o.get('side', ''):<5}{_f(o.get('qty'), 4):>10} @ {_f(px)}")
     lines.append("")
     lines.append("last trades")
     shown = 0
