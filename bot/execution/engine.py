@@ -110,11 +110,16 @@ class ExecutionEngine(EngineGuards, OrderSending):
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def refresh_account(self) -> AccountSnapshot:
-        self.account = await self.gw.account()
+        return self.set_account(await self.gw.account())
+
+    def set_account(self, acct: AccountSnapshot) -> AccountSnapshot:
+        """A fresh account snapshot (REST after a close, a reconciliation pass, the slow check): sizing and the
+        gate's drawdown follow it."""
+        self.account = acct
         now = self.clock()
-        self.risk.gate.on_equity(self.account.equity, now)
+        self.risk.gate.on_equity(acct.equity, now)
         self._journal_gate(now)
-        return self.account
+        return acct
 
     async def run(self, timers: bool = True) -> None:
         """Consume the gateway's updates (and, with a real clock, fire deadlines) until cancelled."""

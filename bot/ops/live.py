@@ -85,6 +85,7 @@ class OpsFeed:
         self._symbols_alerted: set[str] = set()
         self._trading_alerted = "ACTIVE"
         self._account_at = time.monotonic()
+        self._last_account: Any = None
         self.failures = 0
         engine.observers.append(self.on_action)
 
@@ -277,9 +278,10 @@ class OpsFeed:
                                now_ns=self.clock())
 
     async def check_account(self) -> None:
-        """The slow REST check of the account (the engine refreshes it after every closed trade as well)."""
+        """The slow REST check of the account, when nothing else fetched it for `account_check_s` (the
+        engine refreshes it after every closed trade, reconciliation with each pass)."""
         self._account_at = time.monotonic()
-        acct = await self.engine.refresh_account()
+        acct = self._last_account = await self.engine.refresh_account()
         self.on_account(acct)
 
     # ------------------------------------------------------------------ the slow tick
@@ -297,7 +299,9 @@ class OpsFeed:
         for sym in {m.plan.symbol for m in self.engine.trades.values()} | set(self.state.positions):
             self.refresh_symbol(sym)  # the unrealised PnL follows the last price
         acct = self.engine.account
-        if acct is not None and self.state.account.get("equity") != acct.equity:
+        if acct is not None and acct is not self._last_account:  # fetched since (a close, a reconciliation)
+            self._last_account = acct
+            self._account_at = time.monotonic()
             self.on_account(acct)
         if self.account_check_s and time.monotonic() - self._account_at >= self.account_check_s:
             await self.check_account()
