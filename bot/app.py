@@ -282,6 +282,8 @@ class App(OperatorControls, ExchangeWatch):
         if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
             gw.user_stream.on_caught_up = self.reconcile_wanted.set
             self._wire_stream(gw.user_stream)
+            assert self.ops_feed is not None
+            gw.on_balance = self.ops_feed.on_balance  # the wallet between REST checks (bot.ops.live)
         feed = feed_cls(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)

@@ -131,10 +131,14 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
         assert st["uptime_s"] > 0 and st["account"]["equity"] > 0
         equity0 = st["account"]["equity"]
         acct0, t0 = sim.state()["requests"].get(ACCOUNT, 0), time.monotonic()
+        runs0 = _json(url + "/status")["reconcile"]["runs"]
 
         # an open trade: its position with the stop price, its stop resting at the exchange
+        sources: set[str] = set()  # where /status had the account from: REST, the user stream (ACCOUNT_UPDATE)
+
         def protected() -> dict[str, Any] | None:
             s = _json(url + "/status")
+            sources.add(s["account"]["source"])
             for p in s["positions"]:
                 stops = [o for o in s["open_orders"] if o["symbol"] == p["symbol"] and o["role"] == "stop"]
                 if p["stop_confirmed"] and stops:
@@ -164,6 +168,7 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
         _, metrics = _get(url + "/metrics")
         text = metrics.decode()
         st = _json(url + "/status")
+        passes = st["reconcile"]["runs"] - runs0
     finally:
         rc = bot.stop() if bot is not None else -1
         sim.stop()
@@ -179,13 +184,15 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
     assert _sample(text, "scalper_trades_closed_total") >= 2
     assert _sample(text, "scalper_equity_quote") > 0
 
-    # the account: REST at the slow rate (after each close, each 5 s reconciliation pass, each user-stream
-    # catch-up), where the former housekeeping fetched it twice a second; equity still follows the fills
+    # the account: REST only with what needs it anyway (each reconciliation pass — the 5 s timer, a reconnect,
+    # a position to compare — each close, the reconnect's catch-up), where the former housekeeping fetched it
+    # twice a second on top; equity still follows the fills
     closed = _rows(tmp / "state" / "journal.sqlite", "select * from trades where state = 'CLOSED'")
-    bound = len(closed) + window_s / 5.0 + 4  # 4: start-up, the reconnect's catch-up and its pass, slack
-    assert acct_calls <= bound, (acct_calls, window_s, len(closed))
+    bound = passes + len(closed) + 2  # 2: the reconnect's catch-up, a pass under way at either end
+    assert acct_calls <= bound, (acct_calls, passes, window_s, len(closed))
     assert acct_calls < 2 * window_s / 3, (acct_calls, window_s)  # the old refresh alone: 2 * window_s
     assert st["account"]["equity"] != equity0  # fees and PnL of the closed trades
+    assert sources == {"rest", "user stream"}, sources  # the wallet of each fill, pushed by the stream
 
     # one canonical line per trade event, the same fields on every line
     lines = [e for e in bot.logs if str(e.get("event", "")).startswith("trade_")
@@ -206,4 +213,4 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
     assert len(done) == 1 and done[0]["left_open"] == [] and done[0]["exit_code"] == 0, done
     assert not [e for e in bot.logs if e.get("event") == "ops_failed"]
     print(f"ops e2e: {elapsed:.1f} s, account REST calls {acct_calls} in {window_s:.1f} s, "
-          f"{len(closed)} closed trades")
+          f"{passes} reconciliation passes, {len(closed)} closed trades")

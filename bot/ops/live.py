@@ -275,7 +275,19 @@ class OpsFeed:
     def on_account(self, acct: Any) -> None:
         """An account snapshot (REST after a close, the slow check): balance, equity, free margin."""
         self.state.set_account(equity=acct.equity, available=acct.available, wallet_balance=acct.wallet_balance,
-                               now_ns=self.clock())
+                               now_ns=self.clock(), source="rest")
+
+    def on_balance(self, b: Any) -> None:
+        """The wallet from the user stream (bot.domain.orders.BalanceUpdate, Binance ACCOUNT_UPDATE): balance
+        and equity (wallet + the open positions' unrealised PnL) move with every fill between REST checks;
+        free margin stays the REST snapshot's. Other assets than the account's are ignored."""
+        acct = self.state.account
+        asset = self.state.info.get("quote_asset", "USDT")
+        if b.asset != asset or not acct:
+            return
+        self.state.set_account(equity=b.wallet_balance + self.state.unrealized_pnl_quote,
+                               available=acct["available"], wallet_balance=b.wallet_balance, now_ns=self.clock(),
+                               source="user stream")
 
     async def check_account(self) -> None:
         """The slow REST check of the account, when nothing else fetched it for `account_check_s` (the

@@ -241,10 +241,12 @@ class RuntimeState:
         self.positions.pop(symbol, None)
         self.unrealized_pnl_quote = sum(p["unrealized_pnl_quote"] or 0.0 for p in self.positions.values())
 
-    def set_account(self, *, equity: float, available: float, wallet_balance: float, now_ns: int) -> None:
-        """The venue's account as last seen: shown in /status `account` and as scalper_equity_quote."""
+    def set_account(self, *, equity: float, available: float, wallet_balance: float, now_ns: int,
+                    source: str = "rest") -> None:
+        """The venue's account as last seen (`source`: "rest" or "user stream"): shown in /status `account`
+        and as scalper_equity_quote."""
         self.account = {"equity": equity, "available": available, "wallet_balance": wallet_balance,
-                        "updated_ns": now_ns}
+                        "updated_ns": now_ns, "source": source}
 
     def order_opened(self, client_id: str, **fields: Any) -> None:
         self.open_orders[client_id] = {"client_id": client_id, **{k: _label(v) if isinstance(v, Enum) else v

@@ -100,6 +100,22 @@ async def test_a_failing_handler_is_logged_shown_and_alerted_and_the_engine_goes
     assert any(x["event"] == "ops_failed" for x in _lines(out))
 
 
+def test_the_wallet_from_the_user_stream_moves_balance_and_equity_between_rest_checks(tmp_path: Path) -> None:
+    from bot.domain.orders import BalanceUpdate
+
+    rig = Rig(tmp_path)
+    feed, state, _alerts, _out = _feed(rig)
+    configure_logging("WARNING", "json")
+    feed.on_balance(BalanceUpdate("USDT", 4_990.0, 4_990.0, 1))
+    assert state.account == {}  # before the first REST snapshot there is no free margin to show with it
+    state.set_account(equity=5_000.0, available=4_800.0, wallet_balance=5_000.0, now_ns=1)
+    state.set_position("BTCUSDT", side="long", qty=0.5, entry_price=50_000.0, unrealized_pnl_quote=12.5)
+    feed.on_balance(BalanceUpdate("USDT", 4_990.0, 4_990.0, 2))
+    feed.on_balance(BalanceUpdate("BNB", 3.0, 3.0, 3))  # another asset of the account: not the quote
+    assert (state.account["wallet_balance"], state.account["equity"], state.account["available"],
+            state.account["source"]) == (4_990.0, 5_002.5, 4_800.0, "user stream")
+
+
 async def test_open_positions_name_the_stop_left_at_the_venue(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     feed, _state, _alerts, _out = _feed(rig)
