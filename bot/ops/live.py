@@ -12,12 +12,13 @@ What each engine action does (`on_action`, synchronous, O(legs of one symbol)):
   `rejected`, `denied` by our own gate).
 - Any action of a trade: the symbol's position (side, qty, average entry, the stop price and whether the
   venue confirmed it, the take-profit prices) and its resting orders are rebuilt from the engine's picture
-  into the runtime state (`/status` `positions` and `open_orders`, the views).
+  into the runtime state (`/status` `positions` and `open_orders`, the views), once per event-loop turn
+  (`flush`, scheduled with call_soon: off the decision path, one rebuild for a batch of actions).
 - `FillRecord` / `TradeClosed`: the canonical trade log lines (`trade_entry` per entry fill, `trade_exit`
   per exit fill, `trade_close` per close, the fields of `TRADE_FIELDS`; README "Trade log lines"); a close
   also feeds the realised PnL and fees, and a stop-out alerts.
-- Then the trading state, symbol halts and reconciliation counters are synced and their transitions
-  alerted (halts and resumes once per transition).
+- A trade state change, a close or a symbol halt: the trading state, symbol halts and reconciliation
+  counters are synced and their transitions alerted (halts and resumes once per transition).
 
 The slow tick (`run`, every `tick_s`) does only what has no event of its own: a book's health (its sync
 owns it), the unrealised PnL from the last price, the slow REST account check (`account_check_s`; equity is
@@ -33,7 +34,17 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.types import CloseReason, OrderStatus
-from bot.execution.actions import FillRecord, LegRole, OrderEvent, Schedule, Submit, TradeClosed, Unschedule
+from bot.execution.actions import (
+    FillRecord,
+    HaltSymbol,
+    LegRole,
+    OrderEvent,
+    Schedule,
+    StateChanged,
+    Submit,
+    TradeClosed,
+    Unschedule,
+)
 from bot.execution.recovery import RECONCILING
 from bot.logging import get_logger
 
@@ -54,6 +65,7 @@ TRADE_FIELDS = ("venue", "trade_id", "symbol", "setup", "side", "leg", "client_i
                 "fee", "position_qty", "avg_entry", "stop_price", "reason", "pnl", "fees", "r")
 _ENTRY_ROLES = (LegRole.ENTRY, LegRole.ADD)
 _QUIET = (Schedule, Unschedule)  # deadlines: nothing the operator sees changes
+_GATE = (StateChanged, TradeClosed, HaltSymbol)  # what can move the gate's state or a symbol halt
 _LIVE = (OrderStatus.PENDING_NEW, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.TRIGGERED)
 
 
@@ -79,6 +91,8 @@ class OpsFeed:
         self.recovery: Any = None  # bot.execution.recovery.Recovery: its counters into /status
         self.watch_stats: Mapping[str, int] = {}  # bot.app_watch's counters
         self.draw: Callable[[], None] | None = None  # the terminal view, when attached to one
+        self._dirty: set[str] = set()  # symbols whose position / resting orders need a rebuild (flush)
+        self._flush_soon = False
         self._sent_ns: dict[str, int] = {}  # client id -> perf_counter_ns when handed to the gateway
         self._order_status: dict[str, OrderStatus] = {}  # client id -> last status counted
         self._feed_status: dict[str, str] = {}
@@ -103,10 +117,24 @@ class OpsFeed:
                 self._fill(m, a)
             elif isinstance(a, TradeClosed):
                 self._closed(m, a)
-            self.refresh_symbol(m.plan.symbol)
-            self.sync(self.clock())
+            self._dirty.add(m.plan.symbol)
+            if not self._flush_soon:  # once per loop turn, off the decision path: a batch of actions -> one rebuild
+                self._flush_soon = True
+                asyncio.get_running_loop().call_soon(self.flush)
+            if isinstance(a, _GATE):
+                self.sync(self.clock())
         except Exception as e:
             self.failed(f"engine event {type(a).__name__} of {m.tid}", e)
+
+    def flush(self) -> None:
+        """The positions and resting orders of the symbols whose trades changed since the last flush."""
+        self._flush_soon = False
+        dirty, self._dirty = self._dirty, set()
+        for sym in dirty:
+            try:
+                self.refresh_symbol(sym)
+            except Exception as e:
+                self.failed(f"position of {sym}", e)
 
     def _submitted(self, a: Submit) -> None:
         leg = a.leg
