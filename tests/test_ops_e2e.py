@@ -145,7 +145,9 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
                     return {"position": p, "stops": stops}
             return None
 
+        t_conn = time.monotonic()
         seen = _until("a position with a confirmed stop in /status", protected, 40, bot)
+        t_pos = time.monotonic()
         pos = seen["position"]
         assert pos["stop_price"] and pos["qty"] > 0 and pos["entry_price"] > 0 and pos["trade_ids"], pos
         assert seen["stops"][0]["trigger_price"] == pos["stop_price"], seen
@@ -155,7 +157,7 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
             not _json(url + "/status")["positions"], (algos, seen)
 
         # a lost user stream is on /health until it is back
-        sim.post("/_sim/fault", {"kind": "drop_ws", "route": "private", "refuse_ms": 3000})
+        sim.post("/_sim/fault", {"kind": "drop_ws", "route": "private", "refuse_ms": 1500})
         lost = _until("/health names the lost user stream",
                       lambda: [r for r in _json(url + "/health")["reasons"] if "user stream" in r], 10, bot)
         assert lost
@@ -164,6 +166,7 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
         _until("two closed trades", lambda: len(_rows(journal, "select 1 from trades where state = 'CLOSED' "
                                                                "and entry_ts_ns is not null")) >= 2, 20, bot)
         window_s = time.monotonic() - t0
+        t_end = time.monotonic()
         acct_calls = sim.state()["requests"].get(ACCOUNT, 0) - acct0
         _, metrics = _get(url + "/metrics")
         text = metrics.decode()
@@ -213,4 +216,5 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
     assert len(done) == 1 and done[0]["left_open"] == [] and done[0]["exit_code"] == 0, done
     assert not [e for e in bot.logs if e.get("event") == "ops_failed"]
     print(f"ops e2e: {elapsed:.1f} s, account REST calls {acct_calls} in {window_s:.1f} s, "
-          f"{passes} reconciliation passes, {len(closed)} closed trades")
+          f"{passes} reconciliation passes, {len(closed)} closed trades; start-up {t_conn - t_start:.1f} s, first "
+          f"protected position {t_pos - t_conn:.1f} s, drop + 2 closes {t_end - t_pos:.1f} s")
