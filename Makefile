@@ -39,12 +39,12 @@ run: $(VENV)/.runtime
 test: $(VENV)/.installed $(VENV)/.browser
 	$(PY) -m pytest -q
 
-# The HTML-report test renders in a real headless Chromium. Best effort: Debian's package where we are
+# The HTML-report and live web view tests render in a real headless Chromium. Best effort: Debian's package where we are
 # root with apt; elsewhere that one test skips and says why.
 $(VENV)/.browser: | $(VENV)/.installed
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	   chromium >/dev/null) || echo "note: no Chromium; the HTML report render test will skip"; }
+	   chromium >/dev/null) || echo "note: no Chromium; the HTML report and web view browser tests will skip"; }
 	@touch $@
 
 # ruff, mypy (pydantic plugin, pyproject [tool.mypy]) and the layering contracts (pyproject

@@ -68,9 +68,8 @@ _MS = 1_000_000
 _START_RETRY_FIRST_S = 1.0  # start-up against a venue answering 429/418/5xx: capped backoff
 _START_RETRY_CAP_S = 60.0
 _SHUTDOWN_WAIT_S = 10.0  # bounded wait for flat/protected at shutdown (plus any Retry-After running)
-# the whole wait never beyond this: deploy/scalper.service's TimeoutStopSec (60 s) must still leave time for
-# the EMERGENCY alert (flush <= 5 s) before systemd's SIGKILL; a longer ban is alerted, not waited out
-_SHUTDOWN_MAX_WAIT_S = 45.0
+# the whole wait never beyond app.shutdown_max_wait_s (45 s): deploy/scalper.service's TimeoutStopSec (60 s)
+# must still leave time for the EMERGENCY alert (flush <= 5 s); a longer ban is alerted, not waited out
 EXIT_NAKED = 3  # exit code: the process ends with a position the exchange shows no stop for
 
 
@@ -122,6 +121,7 @@ class App(OperatorControls, ExchangeWatch):
         self.journal = Journal(self._journal_path(), s.journal.synchronous, s.journal.busy_timeout_ms)
         body = orjson.dumps(redacted(s), option=orjson.OPT_SORT_KEYS).decode()
         cfg_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
+        self.journal.begin_run(now, s.app.mode, s.app.name)  # this run's rows are kept apart (reports per run)
         self.journal.record_config(now, cfg_hash, body)
         self.funding = FundingRecorder(self.journal)  # funding settlements -> journal, attributed to trades
         self.daily = DailySummary(self.journal, self.alerts)
@@ -352,6 +352,7 @@ class App(OperatorControls, ExchangeWatch):
         self.recovery.restore_limits(time.time_ns())  # a restart keeps the day's loss limits
         await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
         if s.ops.enabled:
+            from bot.app_view import WebFeed
             from bot.ops.server import OpsServer
 
             self.ops = OpsServer(self.state, s.ops, alerts=self.alerts, state_dir=s.app.state_dir)
@@ -359,6 +360,7 @@ class App(OperatorControls, ExchangeWatch):
             self.ops.on_control("resume", self._resume)
             self.ops.on_control("flatten", self._flatten)
             self.ops.on_control("reset-limits", self._reset_limits)
+            self.ops.web.extras = WebFeed(self)  # /view: books, last trades, equity (bot.app_view)
             port = await self.ops.start()
             self.log.info("ops_listening", url=f"http://{s.ops.host}:{port}")
         rc = 0
@@ -413,14 +415,14 @@ class App(OperatorControls, ExchangeWatch):
 
     def _shutdown_bound_s(self) -> float:
         """The shutdown's wait: the fixed bound plus a Retry-After still running (exits wait it out) plus
-        the stop-confirm deadline, at most _SHUTDOWN_MAX_WAIT_S."""
+        the stop-confirm deadline, at most app.shutdown_max_wait_s."""
         limiter = getattr(self.gateway, "limiter", None)
         extra = 0.0
         if limiter is not None and hasattr(limiter, "blocked_for_s"):
             with contextlib.suppress(Exception):
                 extra = float(limiter.blocked_for_s(time.time()))
         wait = _SHUTDOWN_WAIT_S + extra + self.settings.execution.stop_confirm_timeout_ms / 1000.0
-        return min(_SHUTDOWN_MAX_WAIT_S, wait)
+        return min(self.settings.app.shutdown_max_wait_s, wait)
 
     async def _naked_at_exit(self, protect_by: float = 0.0) -> bool:
         """Until `protect_by` (monotonic s) every position must be flat or have a confirmed stop (a stop

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain.types import CloseReason
 from bot.execution.recovery import RECONCILING
-from bot.ui.terminal import TerminalView, render
+from bot.ui.terminal import TerminalView
 
 if TYPE_CHECKING:
     from bot.execution.engine import ExecutionEngine
@@ -135,8 +135,9 @@ class OperatorControls:
         assert self.ops_feed is not None
         if self.view:
             view = TerminalView()
-            self.ops_feed.draw = lambda: view.draw(render(self.state.status(time.time_ns()), self._books(),
-                                                          self._last_trades()))
+            # sized to the terminal each time (bot.ui.terminal)
+            self.ops_feed.draw = lambda: view.show(self.state.status(time.time_ns()), self._books(),
+                                                   self._last_trades())
         await self.ops_feed.run()
 
     def _sync_ops_state(self, now: int) -> None:

@@ -244,6 +244,18 @@ def test_bot_opens_protects_and_closes_trades_against_the_exchange_sim(tmp: Path
     # the exchange saw every fill the journal holds
     fills = _rows(journal, "select count(*) n, sum(fee) f from fills")[0]
     assert fills["n"] >= 2 * len(entered) and abs(fills["f"] - sum(t["fees"] for t in entered)) < 1e-6
+    # the report of this run (one run, the latest): the entry path's steps on our clock are never negative
+    # and add up (the venue stamps a taker fill before its ack reaches us: ack -> fill was negative before)
+    from bot.journal.report import build_report, load_journal
+
+    rep = build_report(load_journal(str(journal)), run="latest")
+    assert rep["run"]["run_id"] == 1 and rep["overall"]["trades"] == len(entered)
+    for t in rep["trades"]:
+        lat = t["latency_ms"]
+        for k in ("signal_to_order_ms", "order_to_ack_ms", "ack_to_fill_ms", "fill_to_stop_confirmed_ms"):
+            assert lat[k] is not None and lat[k] >= 0, (t["trade_id"], k, lat)
+        assert abs(lat["signal_to_fill_ms"] - lat["signal_to_order_ms"] - lat["order_to_ack_ms"]
+                   - lat["ack_to_fill_ms"]) < 1e-6, lat
 
 
 REFUSALS = 50

@@ -15,16 +15,20 @@ the simulated exchange published the message (its recorded receive time: the ven
 another clock), so exchange event -> receive is the simulated `market_data_latency`; receive -> signal
 is 0 (the clock does not move while the bot computes); signal -> order sent is 0, or the simulated
 leverage round trip when the symbol's leverage is set first; order -> ack is the simulated
-`order_latency` plus the wait for the next delivered message. Ack -> fill compares the bot's clock with
-the simulated exchange's fill time, so it can come out slightly negative.
+`order_latency` plus the wait for the next delivered message; ack -> fill is the bot's own receipt of the
+fill after that answer (never negative: both on the bot's clock; bot.journal.report). Each backtest is a run
+of its own in the journal (`summary.run_id`; a second backtest into the same journal is reported apart),
+and its config is journaled (the report reads the fee rates from it). On a terminal, stderr shows a
+progress bar with ETA (bot.progress); nothing in --json or piped output.
 
-JSON: {"trades": [{setup, symbol, side, entry_ts_ns, entry_price, qty, stop_price, stop_confirm_ms,
+JSON: {"verdict" (the summary's verdict, first), "trades": [{setup, symbol, side, entry_ts_ns, entry_price,
+qty, stop_price, stop_confirm_ms,
 max_open_risk, exit_ts_ns, exit_price, exit_reason, pnl, fees, r_multiple, trade_id, state, risk_budget,
 cost_bps, cost_r, gross_pnl_quote, fees_quote, funding_quote, net_pnl_quote, r_gross, r_net,
 fills: [{ts_ns, kind: entry|exit, price, qty, liquidity: maker|taker, fee_quote}]}, …],
 "summary": {verdict, trades, wins, win_rate, pnl, fees, max_drawdown, risk_budget_per_trade, max_cost_r,
 min_target_net_r, intents, denials, aborted, max_open_risk, stop_confirm_ms_max, end_equity, funding,
-expectancy, by_setup}} (funding: the sum of the settlements, negative = paid; net_pnl_quote = gross -
+expectancy, by_setup, run_id}} (funding: the sum of the settlements, negative = paid; net_pnl_quote = gross -
 fees + funding; expectancy / by_setup: gross and net expectancy in R and quote with 95 % Student t
 intervals, win rates and the break-even win rate: bot.journal.costs). Trades still open at the end of the
 data are flattened at market (exit_reason MANUAL).
@@ -35,7 +39,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import os
 import sys
+import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
@@ -53,9 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = ":memory:",
-                       problems: list[str] | None = None) -> dict[str, Any]:
+                       problems: list[str] | None = None, progress: bool | None = False) -> dict[str, Any]:
     """`problems` (when given) receives one line per file with no market message, snapshot no diff
-    bridged, book that never went LIVE (bot.market.session.MarketSession.finish)."""
+    bridged, book that never went LIVE (bot.market.session.MarketSession.finish). `progress`: a bar
+    with ETA on stderr (None: only when stderr is a terminal; bot.progress)."""
+    import orjson
+
     from bot.domain.events import FundingInfo, Trade
     from bot.domain.types import CloseReason
     from bot.execution.engine import ExecutionEngine
@@ -64,8 +74,10 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     from bot.logging import configure_logging
     from bot.market.health import BookStatus
     from bot.market.session import DepthUpdate, MarketSession
+    from bot.progress import Progress, count_lines
     from bot.replay.reader import LineError, read_session
     from bot.risk import MarketView, RiskManager
+    from bot.settings import redacted
     from bot.signals.engine import SignalEngine
     from bot.venues.binance_usdm.instruments import KNOWN
     from bot.venues.sim.brackets import risk_brackets
@@ -87,6 +99,11 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
 
     rm = RiskManager(settings.risk, sim.starting_balance_usdt, 0, brackets)
     journal = Journal(journal_path, settings.journal.synchronous)
+    # A run of its own: a second backtest into the same journal is reported apart (trades, config, funding
+    # carry its run_id); the config tells `scalper report` the fee rates this run priced with.
+    run_id = journal.begin_run(time.time_ns(), "backtest", " ".join(os.path.basename(p) for p in paths))
+    body = orjson.dumps(redacted(settings), option=orjson.OPT_SORT_KEYS).decode()
+    journal.record_config(0, hashlib.sha256(body.encode()).hexdigest()[:16], body)
     engine = ExecutionEngine(gw, rm, journal, settings.execution, settings.risk, clock=clock)
     signals = SignalEngine(settings.signals, instruments)
     # The bot's market session (as live): parse once, here; the simulated exchange gets the same parsed
@@ -174,8 +191,12 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     last_arrive = 0
     last_ts = 0
     decode = market.decode
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = Progress(count_lines(paths) if show else 0, "backtest", enabled=show)  # total: the files' lines
+    advance = bar.advance
     try:
         for rec in read_session(paths):
+            advance()
             if isinstance(rec, LineError):
                 market.feed_record(rec)  # counted against its file
                 continue
@@ -221,6 +242,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
         await engine.drain(5.0)
         acct = await gw.account()
     finally:
+        bar.close()
         runner.cancel()
         funding_task.cancel()
         await gw.close()
@@ -232,20 +254,21 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
             funding.record(p)
     if problems is not None:
         problems.extend(market.finish(paths))
-    trades = _trades_from(journal, settings.risk)
-    aborted = sum(1 for r in journal.rows("trades") if r["state"] == "ABORTED")
+    trades = _trades_from(journal, settings.risk, run_id)
+    aborted = sum(1 for r in journal.rows("trades", "run_id=?", (run_id,)) if r["state"] == "ABORTED")
     journal.close()
     budget = sim.starting_balance_usdt * settings.risk.risk_per_trade_pct / 100.0
     summary = summarize(trades, budget, settings.risk)
     summary.update(intents=intents, denials=dict(sorted(denials.items())), aborted=aborted,
                    end_equity=round(acct.equity, 4), funding=round(funding.total_quote, 6),
                    market_events=market.records, funding_events=fundings, bad_lines=market.malformed,
-                   symbols=sorted(market.syncs))
+                   symbols=sorted(market.syncs), run_id=run_id)
     return {"trades": trades, "summary": summary}
 
 
-def _trades_from(journal: Any, risk: Any) -> list[dict[str, Any]]:
-    """The trades that held a position, with their cost fields (bot.journal.costs.trade_costs)."""
+def _trades_from(journal: Any, risk: Any, run_id: int | None = None) -> list[dict[str, Any]]:
+    """The trades of run `run_id` (all when None) that held a position, with their cost fields
+    (bot.journal.costs.trade_costs)."""
     from bot.cli.trades import REPORT_FIELDS
     from bot.journal.costs import FeeConfig, trade_costs
 
@@ -256,7 +279,7 @@ def _trades_from(journal: Any, risk: Any) -> list[dict[str, Any]]:
         fills.setdefault(f["trade_id"], []).append(f)
     out = []
     for r in journal.trades():
-        if r["entry_ts_ns"] is None:
+        if r["entry_ts_ns"] is None or (run_id is not None and full[r["trade_id"]].get("run_id") != run_id):
             continue
         row = full[r["trade_id"]]
         out.append({"trade_id": r["trade_id"], **{k: r[k] for k in REPORT_FIELDS}, "state": r["state"],
@@ -311,12 +334,18 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
     problems: list[str] = []
-    res = runner(run_backtest(args.files, settings, args.journal, problems))
+    # the bar only on a terminal: nothing in --json or piped output
+    res = runner(run_backtest(args.files, settings, args.journal, problems, progress=None))
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     rc = 1 if problems else 0
     if args.json:
-        sys.stdout.write(orjson.dumps({**res, "problems": problems}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        from bot.journal.costs import expectancy, verdict
+
+        # "verdict" first (as in `scalper report --json`): says so when the net expectancy is negative
+        first = res["summary"].get("verdict") or verdict(expectancy([]))
+        sys.stdout.write(orjson.dumps({"verdict": first, **res, "problems": problems},
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
         return rc
     if "verdict" in res["summary"]:
         print(res["summary"]["verdict"])  # first line: says so when net expectancy is negative

@@ -25,7 +25,7 @@ __all__ = ["DRILLS", "by_name"]
 HAND_QTY = {"BTCUSDT": 0.01, "ETHUSDT": 0.1}
 
 
-async def _ready(ctx: Ctx, timeout_s: float = 20.0) -> None:
+async def _ready(ctx: Ctx, timeout_s: float = 60.0) -> None:
     """The bot is connected: its user stream and its depth socket are open at the exchange."""
     async def up() -> bool:
         st = await ctx.state()
@@ -124,7 +124,7 @@ async def late_execution(ctx: Ctx) -> None:
             f = (await ctx.state())["faults"]
             return f["late_execute"] == 0 and f["late_pending"] == 0
 
-        await ctx.wait("an entry answered 503 and executed 3 s later", executed, 30)
+        await ctx.wait("an entry answered 503 and executed 3 s later", executed, 60)
         st = await ctx.state(history=True)
         t_f = [f["time"] for f in st["faults"]["fired"] if f["kind"] == "late_execute"][-1]
         # the entry the bot sent when the fault fired, which reached the book ~3 s later
@@ -175,7 +175,7 @@ def _bad_depth(symbol: str, last_u: int, now_ms: int) -> list[str]:
 
 async def malformed_market(ctx: Ctx) -> None:
     await _ready(ctx)
-    await ctx.trade_in(("ENTERING", "PROTECTED", "EXITING", "CLOSED"), 30)  # trading, books in use
+    await ctx.trade_in(("ENTERING", "PROTECTED", "EXITING", "CLOSED"), 60)  # trading, books in use
     delivered = total = 0
     for sym in ("BTCUSDT", "ETHUSDT"):
         for i in range(5):
@@ -204,7 +204,7 @@ def _has_socket(ctx: Ctx, route: str) -> Any:
 
 
 async def malformed_user(ctx: Ctx) -> None:
-    t = await ctx.trade_in(("PROTECTED",), 30)
+    t = await ctx.trade_in(("PROTECTED",), 60)
     st = await ctx.state()
     now = int(st["time"])
     mine = [o for o in st["open_orders"] if o["clientOrderId"].startswith(t["trade_id"] + "-")]
@@ -237,7 +237,7 @@ async def manual_position(ctx: Ctx) -> None:
 
 
 async def manual_add(ctx: Ctx) -> None:
-    t = await ctx.trade_in(("PROTECTED",), 30)
+    t = await ctx.trade_in(("PROTECTED",), 60)
     sym = t["symbol"]
     amt = (await ctx.positions()).get(sym, 0.0)
     if not amt:
@@ -255,7 +255,7 @@ HEALTH_STALE_S = 1.5  # ... and /health say so: the grace plus the 100 ms sampli
 
 
 async def freeze_5s(ctx: Ctx) -> None:
-    await ctx.trade_in(("PROTECTED",), 30)
+    await ctx.trade_in(("PROTECTED",), 60)
     t0 = int((await ctx.state())["time"])
     before = await _reasons_now(ctx)
     await ctx.fault({"kind": "freeze_stream", "ms": 5000})
@@ -301,7 +301,7 @@ async def prod_url_without_live(ctx: Ctx) -> None:
 
 # ---------------------------------------------------------------------------- crash
 async def sigkill_mid_trade(ctx: Ctx) -> None:
-    t = await ctx.trade_in(("PROTECTED",), 30)
+    t = await ctx.trade_in(("PROTECTED",), 60)
     tid, sym = t["trade_id"], t["symbol"]
 
     async def fully_stopped() -> bool:

@@ -54,7 +54,7 @@ class Sim:
                                       "--seed", str(seed), "--symbols", ",".join(symbols)], cwd=ROOT, env=env(),
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout_s: float = 20.0) -> None:
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while True:  # bounded: the server is up well under 2 s
             try:

@@ -126,7 +126,7 @@ class Ctx:
         except AssertionError as e:
             raise DrillFailed(str(e)) from None
 
-    async def trade_in(self, states: tuple[str, ...], timeout_s: float = 30.0,
+    async def trade_in(self, states: tuple[str, ...], timeout_s: float = 60.0,
                        exclude: set[str] | None = None) -> dict[str, Any]:
         """The first journal trade in one of `states` (not in `exclude`)."""
         marks = ",".join("?" * len(states))

@@ -80,7 +80,9 @@ def trade_costs(trade: dict[str, Any], fills: list[dict[str, Any]], fees: FeeCon
         "r_gross": _r(gross / budget) if gross is not None and budget > 0 else None,
         "r_net": _r(net / budget) if net is not None and budget > 0 else None,
         "fills": [{"ts_ns": f["ts_ns"], "kind": "entry" if f["role"] in ("entry", "add") else "exit",
-                   "price": f["price"], "qty": f["qty"], "liquidity": "maker" if f["is_maker"] else "taker",
+                   "price": f["price"], "qty": f["qty"],
+                   # a journal that records the venue's liquidity per fill (a `liquidity` column) is read as is
+                   "liquidity": f.get("liquidity") or ("maker" if f["is_maker"] else "taker"),
                    "fee_quote": f["fee"]} for f in fills],
     }
 

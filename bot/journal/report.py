@@ -23,15 +23,30 @@ ones no trade held (a position the bot did not open, or an unnamed cross-margin 
 Slippage, adverse positive (a buy filled above what we meant to pay is +): per leg role (entry, add,
 stop, tp, exit) from legs.intended_price vs legs.avg_price, and for entries also the signal price
 (trades.intent_price) vs the fill; in ticks (the symbol's tick from bot.market.instruments
-when known) and bps. Stops: for STOP_LOSS exits the planned stop (trades.stop_price) vs the realised exit;
+when known) and bps. Stop slippage has ONE definition (STOP_SLIPPAGE), used by both
+slippage.by_role.stop and stops.slippage_*: per filled stop order, its average fill price against its own
+trigger price (the stop as it stood when it fired, after any move), adverse +. (Before, "stops" compared the
+initial stop with the average of all exits, which mixed in take-profit fills and moved stops.)
 "not confirmed in time" = stop_confirm_ms missing or above the deadline.
 
-Latency per trade (ms), the entry path: exchange event -> our receive (trades.recv_ts_ns - event_ts_ns:
-two clocks, the venue's and ours, so it includes their offset), receive -> signal emitted (signal_ts_ns -
-recv_ts_ns), signal -> entry order sent (the last PENDING_NEW write of the entry leg before its ack, the
-moment the engine hands it to the gateway; from intent_ts_ns in journals older than signal_ts_ns),
-order -> ack (first NEW/PARTIALLY_FILLED/FILLED order event), ack -> first fill, entry fill -> stop
-confirmed. A step whose times are missing (older journals) is null.
+Latency per trade (ms), the entry path, on OUR clock except where named (LATENCY_STEPS):
+  exchange_event_to_receive_ms  exchange event -> our receive (two clocks: includes their offset)
+  receive_to_signal_ms          receive -> signal emitted
+  signal_to_order_ms            signal -> entry order sent (the last PENDING_NEW write of the entry leg
+                                before the venue's first answer; intent_ts_ns in journals without signal_ts_ns)
+  order_to_ack_ms               sent -> the venue's first answer received: its ack, or the fill when the fill
+                                report came first (a taker IOC fills before its REST answer arrives)
+  ack_to_fill_ms                that answer -> the first entry fill received (trades.entry_ts_ns); 0 when the
+                                fill was the first answer
+  fill_to_stop_confirmed_ms     first entry fill received -> stop acknowledged
+The four steps from signal on add up: signal_to_fill_ms = signal_to_order + order_to_ack + ack_to_fill, and
+none is negative. (Before, ack -> fill subtracted our ack time from the venue's fill time, two clocks: the
+venue fills before its answer reaches us, so it was negative at every percentile on a loopback journal.)
+venue_fill_to_receive_ms (the venue's fill time -> our receipt, two clocks) is reported beside them.
+A step whose times are missing (older journals) is null.
+
+Runs (bot.journal.store `runs`): `run` selects the trades of one run ("latest": the journal's last run,
+the default of `scalper report`; an int: that run; "all" or None: every run, and journals from before runs).
 """
 
 from __future__ import annotations
@@ -43,8 +58,14 @@ from typing import Any
 import orjson
 
 from bot.journal.costs import FeeConfig, by_setup, expectancy, trade_costs, verdict
+from bot.journal.report_stats import max_drawdown, performance
 
-__all__ = ["build_report", "load_journal"]
+__all__ = ["LATENCY_STEPS", "STOP_SLIPPAGE", "build_report", "load_journal"]
+
+STOP_SLIPPAGE = ("per filled stop order: its average fill price against its own trigger price (the stop as it "
+                 "stood when it fired), adverse positive, in ticks and bps")
+LATENCY_STEPS = ("exchange_event_to_receive_ms", "receive_to_signal_ms", "signal_to_order_ms", "order_to_ack_ms",
+                 "ack_to_fill_ms", "fill_to_stop_confirmed_ms", "signal_to_fill_ms", "venue_fill_to_receive_ms")
 
 _ACKED = ("NEW", "PARTIALLY_FILLED", "FILLED", "TRIGGERED")
 _BUY_SIDES = ("long", "BUY", "buy")
@@ -55,7 +76,7 @@ def load_journal(path: str) -> dict[str, list[dict[str, Any]]]:
 
     j = Journal(path)
     try:
-        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events", "funding", "config")}
+        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events", "funding", "config", "runs")}
     finally:
         j.close()
 
@@ -94,14 +115,6 @@ def _summary(values: list[float | None]) -> dict[str, Any]:
             "p90": round(_q(vals, 0.9) or 0.0, 4), "max": round(max(vals), 4)}
 
 
-def _max_drawdown(pnls: list[float]) -> float:
-    peak = cum = dd = 0.0
-    for p in pnls:
-        cum += p
-        peak = max(peak, cum)
-        dd = max(dd, peak - cum)
-    return round(dd, 6)
-
 
 _HOLD_BINS_S = (5, 15, 30, 60, 120, 300, 900)
 
@@ -130,7 +143,7 @@ def _stats(trades: list[dict[str, Any]]) -> dict[str, Any]:
         "expectancy_r": round(statistics.fmean(rs), 4) if rs else None,
         "profit_factor": round(sum(wins) / gross_loss, 4) if gross_loss > 0 else None,
         "total_pnl_quote": round(sum(pnls), 6),
-        "max_drawdown_quote": _max_drawdown(pnls),
+        "max_drawdown_quote": round(max_drawdown(pnls), 6),
         "hold_s": _summary(holds) | {"histogram": hist},
         "fees_quote": round(sum(t["fees"] or 0.0 for t in trades), 6),
         "funding_quote": round(funding, 6),
@@ -143,9 +156,12 @@ def _stats(trades: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _fee_config(data: dict[str, list[dict[str, Any]]]) -> FeeConfig:
-    """The fee rates of the last journaled config (the defaults when the journal has none)."""
+def _fee_config(data: dict[str, list[dict[str, Any]]], run_id: int | None = None) -> FeeConfig:
+    """The fee rates of the last journaled config of run `run_id` (of any run when None or when that run
+    journaled none; the defaults when the journal has none)."""
     rows = data.get("config") or []
+    mine = [r for r in rows if run_id is not None and r.get("run_id") == run_id]
+    rows = mine or rows
     if not rows:
         return FeeConfig()
     try:
@@ -174,40 +190,82 @@ def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str,
     entry_fills = [f for f in fills if f["role"] == "entry"]
     out["signal_slippage"] = (_slip(t["side"], t["intent_price"], entry_fills[0]["price"], tick)
                               if entry_fills else None)
-    # Latency: the entry leg's life.
-    entry = next((leg for leg in legs if leg["role"] == "entry"), None)
-    event, recv, signal = t.get("event_ts_ns"), t.get("recv_ts_ns"), t.get("signal_ts_ns")
-    lat: dict[str, float | None] = {
-        "exchange_event_to_receive_ms": (recv - event) / 1e6 if event and recv else None,
-        "receive_to_signal_ms": (signal - recv) / 1e6 if recv and signal else None,
-        "signal_to_order_ms": None, "order_to_ack_ms": None, "ack_to_fill_ms": None,
-        "fill_to_stop_confirmed_ms": t["stop_confirm_ms"]}
-    if entry is not None:
-        mine = [e for e in events if e["client_id"] == entry["client_id"]]
-        ack = next((e["ts_ns"] for e in mine if e["status"] in _ACKED), None)
-        # Sent = the last PENDING_NEW write before the ack (a leg planned up front is written again when sent).
-        pending = [e["ts_ns"] for e in mine if e["status"] == "PENDING_NEW" and (ack is None or e["ts_ns"] <= ack)]
-        sent = max(pending) if pending else entry["created_ns"]
-        signalled = signal or t["intent_ts_ns"]
-        if signalled:
-            lat["signal_to_order_ms"] = (sent - signalled) / 1e6
-        if ack is not None:
-            lat["order_to_ack_ms"] = (ack - sent) / 1e6
-            if entry_fills:
-                lat["ack_to_fill_ms"] = (entry_fills[0]["ts_ns"] - ack) / 1e6
-    out["latency_ms"] = lat
+    out["latency_ms"] = _latency(t, legs, entry_fills, events)
     out["stop_in_time"] = t["stop_confirm_ms"] is not None and t["stop_confirm_ms"] <= stop_deadline_ms
-    if t["exit_reason"] == "STOP_LOSS" and t["stop_price"]:
-        exit_side = "SELL" if t["side"] in _BUY_SIDES else "BUY"
-        out["stop_slippage"] = _slip(exit_side, t["stop_price"], t["exit_price"], tick)
-    else:
-        out["stop_slippage"] = None
+    out["stop_slippage"] = _stop_slippage(legs, tick)
+    # the stop as it stood over time (each stop order from its placement; the price path chart)
+    out["stop_history"] = sorted(({"ts_ns": leg["created_ns"], "price": leg["trigger_price"] or leg["intended_price"],
+                                   "client_id": leg["client_id"], "filled_qty": leg["filled_qty"]}
+                                  for leg in legs if leg["role"] == "stop"
+                                  and (leg["trigger_price"] or leg["intended_price"])), key=lambda s: s["ts_ns"])
     out["targets"] = sorted({leg["trigger_price"] or leg["price"] for leg in legs
                              if leg["role"] == "tp" and (leg["trigger_price"] or leg["price"])})
     out["fills"] = [{"ts_ns": f["ts_ns"], "role": f["role"], "side": f["side"], "qty": f["qty"],
                      "price": f["price"], "kind": c["kind"], "liquidity": c["liquidity"], "fee_quote": c["fee_quote"]}
                     for f, c in zip(fills, costs["fills"], strict=True)]
     return out
+
+
+def _latency(t: dict[str, Any], legs: list[dict[str, Any]], entry_fills: list[dict[str, Any]],
+             events: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The entry path's steps (module docstring): each from our own clock's journal writes, except the two
+    named as two-clock steps."""
+    event, recv, signal = t.get("event_ts_ns"), t.get("recv_ts_ns"), t.get("signal_ts_ns")
+    lat: dict[str, float | None] = dict.fromkeys(LATENCY_STEPS)
+    lat["exchange_event_to_receive_ms"] = (recv - event) / 1e6 if event and recv else None
+    lat["receive_to_signal_ms"] = (signal - recv) / 1e6 if recv and signal else None
+    lat["fill_to_stop_confirmed_ms"] = t["stop_confirm_ms"]
+    entry = next((leg for leg in legs if leg["role"] == "entry"), None)
+    filled = t.get("entry_ts_ns")  # the first entry fill as WE received it (the engine's clock)
+    if entry is None or not filled:
+        return lat
+    mine = [e for e in events if e["client_id"] == entry["client_id"]]
+    # the fill's own order_events row carries the venue's fill time (reason "fill"): not an answer we timed
+    ack = next((e["ts_ns"] for e in mine if e["status"] in _ACKED and e.get("reason") != "fill"), None)
+    answer = filled if ack is None else min(ack, filled)
+    # Sent = the last PENDING_NEW write before the answer (a leg planned up front is written again when sent).
+    pending = [e["ts_ns"] for e in mine if e["status"] == "PENDING_NEW" and e["ts_ns"] <= answer]
+    sent = max(pending) if pending else entry["created_ns"]
+    signalled = signal or t["intent_ts_ns"]
+    if signalled:
+        lat["signal_to_order_ms"] = (sent - signalled) / 1e6
+        lat["signal_to_fill_ms"] = (filled - signalled) / 1e6
+    lat["order_to_ack_ms"] = (answer - sent) / 1e6
+    lat["ack_to_fill_ms"] = (filled - answer) / 1e6
+    if entry_fills:
+        lat["venue_fill_to_receive_ms"] = (filled - entry_fills[0]["ts_ns"]) / 1e6
+    return lat
+
+
+def _stop_slippage(legs: list[dict[str, Any]], tick: float | None) -> dict[str, Any] | None:
+    """STOP_SLIPPAGE over a trade's filled stop orders, weighted by their filled quantity."""
+    stops = [leg for leg in legs if leg["role"] == "stop" and leg["filled_qty"] and leg["avg_price"]
+             and (leg["trigger_price"] or leg["intended_price"])]
+    if not stops:
+        return None
+    qty = sum(leg["filled_qty"] for leg in stops)
+    trigger = sum((leg["trigger_price"] or leg["intended_price"]) * leg["filled_qty"] for leg in stops) / qty
+    got = sum(leg["avg_price"] * leg["filled_qty"] for leg in stops) / qty
+    return _slip(stops[0]["side"], trigger, got, tick)
+
+
+def _run_filter(data: dict[str, list[dict[str, Any]]], run: int | str | None) -> tuple[int | None, dict[str, Any]]:
+    """The run a report covers: (run_id or None for all, its description)."""
+    runs = data.get("runs") or []
+    counts: dict[Any, int] = {}
+    for t in data.get("trades", []):
+        counts[t.get("run_id")] = counts.get(t.get("run_id"), 0) + 1
+    listing = [{"run_id": r["run_id"], "started_ns": r["started_ns"], "mode": r["mode"], "label": r["label"],
+                "trades": counts.get(r["run_id"], 0)} for r in runs]
+    if counts.get(None):
+        listing.insert(0, {"run_id": None, "started_ns": None, "mode": "before runs", "label": "",
+                           "trades": counts[None]})
+    if run in (None, "all") or not runs:
+        return None, {"run_id": "all", "runs": listing}
+    rid = runs[-1]["run_id"] if run == "latest" else int(run)
+    if rid not in {r["run_id"] for r in runs}:
+        raise ValueError(f"no run {rid} in this journal (runs: {', '.join(str(r['run_id']) for r in runs)})")
+    return rid, {"run_id": rid, "runs": listing}
 
 
 def _group(trades: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -218,8 +276,8 @@ def _group(trades: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def _funding(data: dict[str, list[dict[str, Any]]], since_ns: int | None, until_ns: int | None,
-             setup: str | None, symbol: str | None) -> dict[str, Any]:
-    """Every journaled funding payment in the window (by its venue time), attributed or not."""
+             setup: str | None, symbol: str | None, run_id: int | None = None) -> dict[str, Any]:
+    """Every journaled funding payment of the run in the window (by its venue time), attributed or not."""
     trade_of = {t["trade_id"]: t for t in data.get("trades", [])}
 
     def sym(f: dict[str, Any]) -> str:  # an unnamed cross-margin fee takes its trade's symbol
@@ -229,7 +287,8 @@ def _funding(data: dict[str, list[dict[str, Any]]], since_ns: int | None, until_
     rows = [f for f in data.get("funding", [])
             if (since_ns is None or f["ts_ns"] >= since_ns) and (until_ns is None or f["ts_ns"] < until_ns)
             and (not symbol or sym(f) == symbol)
-            and (not setup or (f["trade_id"] in trade_of and trade_of[f["trade_id"]]["setup"] == setup))]
+            and (not setup or (f["trade_id"] in trade_of and trade_of[f["trade_id"]]["setup"] == setup))
+            and (run_id is None or f.get("run_id") == run_id)]
     by_symbol: dict[str, float] = {}
     for f in rows:
         by_symbol[sym(f)] = round(by_symbol.get(sym(f), 0.0) + f["amount_quote"], 6)
@@ -241,16 +300,21 @@ def _funding(data: dict[str, list[dict[str, Any]]], since_ns: int | None, until_
 
 def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None = None,
                  until_ns: int | None = None, setup: str | None = None, symbol: str | None = None,
-                 stop_deadline_ms: float = 2000.0) -> dict[str, Any]:
+                 stop_deadline_ms: float = 2000.0, run: int | str | None = None) -> dict[str, Any]:
+    """The report (module docstring). `run`: "latest", a run id, or "all"/None (every run). Raises
+    ValueError naming the journal's runs when `run` is not one of them."""
+    run_id, run_info = _run_filter(data, run)
     by_trade: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for table in ("legs", "fills", "order_events"):
         for r in data.get(table, []):
             by_trade.setdefault(r["trade_id"], {}).setdefault(table, []).append(r)
     trades = []
-    fees = _fee_config(data)
+    fees = _fee_config(data, run_id)
     for t in data.get("trades", []):
         if t["entry_ts_ns"] is None or t["exit_ts_ns"] is None or t["pnl"] is None:
             continue  # open or never filled: not a closed trade
+        if run_id is not None and t.get("run_id") != run_id:
+            continue
         if since_ns is not None and t["entry_ts_ns"] < since_ns:
             continue
         if until_ns is not None and t["entry_ts_ns"] >= until_ns:
@@ -279,7 +343,7 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
                                         "bps": _summary([s["bps"] for s in sig])}
 
     stop_exits = [t for t in trades if t["exit_reason"] == "STOP_LOSS"]
-    stop_slips = [t["stop_slippage"] for t in stop_exits if t["stop_slippage"]]
+    stop_slips = roles.get("stop", [])  # STOP_SLIPPAGE: the very rows of slippage.by_role.stop
     beyond = sum(1 for t in trades if t["r_multiple"] is not None and t["r_multiple"] < -1.1)
     stops = {
         "all_stops_respected": beyond == 0,
@@ -289,13 +353,14 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
         "worst_r": min((t["r_multiple"] for t in trades if t["r_multiple"] is not None), default=None),
         "slippage_ticks": _summary([s["ticks"] for s in stop_slips]),
         "slippage_bps": _summary([s["bps"] for s in stop_slips]),
+        "slippage_definition": STOP_SLIPPAGE,
         "not_confirmed_in_time": sum(1 for t in trades if not t["stop_in_time"]),
         "stop_deadline_ms": stop_deadline_ms,
         "stop_confirm_ms": _summary([t["stop_confirm_ms"] for t in trades]),
     }
-    latency = {k: _summary([t["latency_ms"][k] for t in trades])
-               for k in ("exchange_event_to_receive_ms", "receive_to_signal_ms", "signal_to_order_ms",
-                         "order_to_ack_ms", "ack_to_fill_ms", "fill_to_stop_confirmed_ms")}
+    latency: dict[str, Any] = {k: _summary([t["latency_ms"][k] for t in trades]) for k in LATENCY_STEPS}
+    latency["clock"] = ("our clock, except exchange_event_to_receive_ms and venue_fill_to_receive_ms (venue -> "
+                        "us: two clocks); signal_to_fill_ms = signal_to_order + order_to_ack + ack_to_fill")
     overall_costs = expectancy(trades)
     return {
         "verdict": verdict(overall_costs),
@@ -311,6 +376,8 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
         "slippage": slippage,
         "stops": stops,
         "latency": latency,
-        "funding": _funding(data, since_ns, until_ns, setup, symbol),
+        "funding": _funding(data, since_ns, until_ns, setup, symbol, run_id),
+        "run": run_info,
+        "performance": performance(trades),
         "trades": trades,
     }

@@ -1,11 +1,19 @@
-"""One-file HTML report (no server, no external assets): inline SVG charts built here.
+"""One-file HTML report (no server, no external assets, no build step): inline SVG charts (bot.journal.report_svg).
 
-Charts (each an <svg> with a stable id, for tests and for linking):
-  #equity         cumulative PnL after each closed trade
-  #drawdown       distance below the running equity peak
-  #r-hist         histogram of R multiples (0.5 R bins)
-  #slippage       mean adverse slippage (ticks, bps when the tick is unknown) per setup
-  #trade-<id>     per trade: its fills over time (entry ▲/▼, exits ●), the stop (red) and targets (green)
+The first line of the page (`#verdict`) is the report's verdict: it says so when the net expectancy is
+negative. Charts (each an <svg> with a stable id, for tests and for linking):
+  #equity         cumulative net PnL after each closed trade, over its exit time (UTC axis)
+  #drawdown       distance below the running equity peak, over time
+  #daily          net PnL per UTC day (bars from zero)
+  #r-hist         histogram of net R multiples (0.5 R bins)
+  #mae-mfe        per trade: maximum adverse (x) vs favourable (y) excursion in R, green = net winner
+  #slippage       mean adverse slippage per setup (ticks; bars from zero, so a favourable mean hangs below)
+  #latency        the entry path on our clock, stacked: signal -> order -> venue's answer -> fill -> stop
+  #trade-<id>     per trade: the price path the journal holds (fills, the stop as it moved, targets, the
+                  signal price, the range reached from MAE/MFE) over time
+Tables: what costs do per setup, risk-adjusted ratios (with their annualisation), streaks, daily breakdown,
+best/worst trades, groups, and one row per trade with its costs and each fill's liquidity. Sized to fit a
+1,400 px window (the chart width is fixed, tables use a compact font and wrap their headers).
 """
 
 from __future__ import annotations
@@ -15,190 +23,217 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.journal.report_svg import bar_chart, hbar_stacked, line_chart, plain, scatter, trade_path
+
 __all__ = ["render_html"]
 
-W, H, PAD = 720, 220, 36
+_CSS = """body{font-family:system-ui,sans-serif;margin:16px;color:#222;max-width:1360px}
+table{border-collapse:collapse;margin:10px 0;font-size:12px;max-width:100%}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}
+th{white-space:normal;background:#f4f4f4;max-width:110px} td:first-child{text-align:left}
+caption{text-align:left;font-weight:bold;padding:4px 0} .wrap{overflow-x:auto;max-width:100%}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(770px,1fr));gap:0 16px}
+svg.chart{border:1px solid #eee;background:#fcfcfc;display:block;max-width:100%;height:auto}
+.note{color:#666;font-size:12px;margin:2px 0} #verdict{font-size:16px}
+.neg{color:#c0392b} .pos{color:#1e8449}"""
+
+_LAT_STEPS = (("signal_to_order_ms", "signal -> order sent", "#2980b9"),
+              ("order_to_ack_ms", "order -> venue's answer", "#8e44ad"),
+              ("ack_to_fill_ms", "answer -> fill received", "#16a085"),
+              ("fill_to_stop_confirmed_ms", "fill -> stop confirmed", "#d35400"))
 
 
-def _scale(vals: list[float], lo_px: float, hi_px: float) -> tuple[float, float, Any]:
-    lo, hi = min(vals), max(vals)
-    if hi == lo:
-        lo, hi = lo - 1, hi + 1
-    return lo, hi, lambda v: lo_px + (v - lo) / (hi - lo) * (hi_px - lo_px)
+def _cell(v: Any, nd: int = 6) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return html.escape(str(v))
+    cls = ' class="neg"' if v < 0 else ""
+    return f"<span{cls}>{plain(float(v), nd)}</span>"
 
 
-def _axes(lo: float, hi: float, y: Any) -> str:
-    out = [f'<line x1="{PAD}" y1="{PAD / 2}" x2="{PAD}" y2="{H - PAD}" stroke="#888"/>',
-           f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 10}" y2="{H - PAD}" stroke="#888"/>']
-    for v in (lo, (lo + hi) / 2, hi):
-        out.append(f'<text x="2" y="{y(v) + 4:.1f}" font-size="10">{v:.4g}</text>')
-    return "".join(out)
+def _table(caption: str, head: tuple[str, ...], rows: list[list[Any]], tid: str = "") -> str:
+    h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+    body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, str) and c.startswith('<') else _cell(c)}</td>"
+                                    for c in row) + "</tr>" for row in rows)
+    ident = f' id="{tid}"' if tid else ""
+    return f'<div class="wrap"><table{ident}><caption>{html.escape(caption)}</caption><tr>{h}</tr>{body}</table></div>'
 
 
-def _line_chart(cid: str, title: str, values: list[float], color: str, fill: bool = False) -> str:
-    if not values:
-        return f'<h3>{title}</h3><p id="{cid}">no trades</p>'
-    pts = [0.0, *values]
-    lo, hi, y = _scale(pts, H - PAD, PAD / 2)
-    def x(i: float) -> float:
-        return PAD + i / max(1, len(pts) - 1) * (W - PAD - 10)
-
-    path = " ".join(f"{'M' if i == 0 else 'L'}{x(i):.1f},{y(v):.1f}" for i, v in enumerate(pts))
-    area = f'<path d="{path} L{x(len(pts) - 1):.1f},{y(0):.1f} L{x(0):.1f},{y(0):.1f} Z" fill="{color}" ' \
-           f'fill-opacity="0.2"/>' if fill else ""
-    return (f'<h3>{title}</h3><svg id="{cid}" class="chart" width="{W}" height="{H}" viewBox="0 0 {W} {H}">'
-            f'{_axes(lo, hi, y)}{area}<path class="series" d="{path}" fill="none" stroke="{color}" '
-            f'stroke-width="1.5"/></svg>')
-
-
-def _bar_chart(cid: str, title: str, bars: list[tuple[str, float]], color: str) -> str:
-    if not bars:
-        return f'<h3>{title}</h3><p id="{cid}">no data</p>'
-    vals = [0.0] + [v for _, v in bars]
-    lo, hi, y = _scale(vals, H - PAD, PAD / 2)
-    bw = (W - PAD - 10) / len(bars)
-    rects = []
-    for i, (label, v) in enumerate(bars):
-        top, bottom = sorted((y(v), y(0)))
-        bx = PAD + i * bw
-        rects.append(f'<rect class="bar" x="{bx + 2:.1f}" y="{top:.1f}" width="{max(1.0, bw - 4):.1f}" '
-                     f'height="{max(1.0, bottom - top):.1f}" fill="{color}"><title>{html.escape(label)}: '
-                     f'{v:.4g}</title></rect>'
-                     f'<text x="{bx + bw / 2:.1f}" y="{H - PAD + 14}" font-size="10" text-anchor="middle">'
-                     f'{html.escape(label)}</text>')
-    return (f'<h3>{title}</h3><svg id="{cid}" class="chart" width="{W}" height="{H}" viewBox="0 0 {W} {H}">'
-            f'{_axes(lo, hi, y)}{"".join(rects)}</svg>')
-
-
-def _trade_chart(t: dict[str, Any]) -> str:
-    fills = t["fills"]
-    prices = [f["price"] for f in fills] + [p for p in (t["stop_price"], *t["targets"]) if p]
-    if not fills or not prices:
-        return ""
-    times = [f["ts_ns"] for f in fills]
-    t0, t1 = min(times), max(times)
-    lo, hi, y = _scale(prices, H - PAD, PAD / 2)
-    def x(ts: float) -> float:
-        return PAD + (ts - t0) / max(1, t1 - t0) * (W - PAD - 10)
-
-    parts = [_axes(lo, hi, y)]
-    if t["stop_price"]:
-        parts.append(f'<line class="stop" x1="{PAD}" x2="{W - 10}" y1="{y(t["stop_price"]):.1f}" '
-                     f'y2="{y(t["stop_price"]):.1f}" stroke="#c0392b" stroke-dasharray="4 3"/>')
-    for tp in t["targets"]:
-        parts.append(f'<line class="target" x1="{PAD}" x2="{W - 10}" y1="{y(tp):.1f}" y2="{y(tp):.1f}" '
-                     f'stroke="#27ae60" stroke-dasharray="2 3"/>')
-    path = " ".join(f"{'M' if i == 0 else 'L'}{x(f['ts_ns']):.1f},{y(f['price']):.1f}" for i, f in enumerate(fills))
-    parts.append(f'<path d="{path}" fill="none" stroke="#555"/>')
-    for f in fills:
-        cx, cy = x(f["ts_ns"]), y(f["price"])
-        if f["role"] in ("entry", "add"):
-            d = -7 if f["side"] == "BUY" else 7
-            parts.append(f'<path class="mark entry" d="M{cx:.1f},{cy:.1f} l-5,{-d} l10,0 Z" fill="#2980b9">'
-                         f'<title>{f["role"]} {f["side"]} {f["qty"]:g} @ {f["price"]:g}</title></path>')
-        else:
-            parts.append(f'<circle class="mark exit" cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="#8e44ad">'
-                         f'<title>{f["role"]} {f["side"]} {f["qty"]:g} @ {f["price"]:g}</title></circle>')
-    tid = html.escape(t["trade_id"])
-    title = (f'{tid} {html.escape(t["symbol"])} {html.escape(t["setup"])} {t["side"]}: {t["exit_reason"]}, '
-             f'pnl {t["pnl"]:+.2f}' + (f', {t["r_multiple"]:+.2f}R' if t["r_multiple"] is not None else ""))
-    return (f'<h4>{title}</h4><svg id="trade-{tid}" class="chart trade" width="{W}" height="{H}" '
-            f'viewBox="0 0 {W} {H}">{"".join(parts)}</svg>')
-
-
-def _table(rows: dict[str, dict[str, Any]], caption: str) -> str:
+def _groups(rows: dict[str, dict[str, Any]], caption: str) -> str:
     cols = ("trades", "win_rate", "expectancy_quote", "expectancy_r", "profit_factor", "total_pnl_quote",
             "max_drawdown_quote", "fees_quote", "funding_quote", "net_pnl_quote")
-    head = "".join(f"<th>{c}</th>" for c in ("", *cols))
-    body = "".join("<tr><td>" + html.escape(k) + "</td>" + "".join(
-        f"<td>{'-' if v.get(c) is None else (f'{v[c]:.4g}' if isinstance(v[c], float) else v[c])}</td>"
-        for c in cols) + "</tr>" for k, v in rows.items())
-    return f"<table><caption>{caption}</caption><tr>{head}</tr>{body}</table>"
+    return _table(caption, ("", *cols), [[k, *[v.get(c) for c in cols]] for k, v in rows.items()])
 
 
 def _ci(e: dict[str, Any]) -> str:
     lo, hi = e["ci95"]
-    return _num(e["mean"]) + ("" if lo is None else f" [{lo:+.3f}, {hi:+.3f}]")
-
-
-def _costs_table(costs: dict[str, Any]) -> str:
-    """Gross and net expectancy (R, 95 % t interval), cost at entry, win rates per setup and overall."""
-    head = "".join(f"<th>{c}</th>" for c in ("", "trades", "gross exp R [95 % CI]", "net exp R [95 % CI]",
-                                             "mean cost R", "mean cost bps", "win rate (net)", "break-even win rate"))
-    rows = {"OVERALL": costs["overall"], **costs["by_setup"]}
-    body = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v['trades']}</td><td>{_ci(v['gross_expectancy_r'])}</td>"
-        f"<td>{_ci(v['net_expectancy_r'])}</td><td>{_num(v['mean_cost_r'])}</td><td>{_num(v['mean_cost_bps'])}</td>"
-        f"<td>{_pct(v['win_rate_net'])}</td><td>{_pct(v['breakeven_win_rate'])}</td></tr>" for k, v in rows.items())
-    return f"<table><caption>What costs do ({html.escape(costs['interval'])})</caption><tr>{head}</tr>{body}</table>"
-
-
-def render_html(rep: dict[str, Any], title: str = "scalper report", max_trade_charts: int = 200) -> str:
-    trades = rep["trades"]
-    pnls = [t["pnl"] for t in trades]
-    equity = list(_cumsum(pnls))
-    peak, dd = 0.0, []
-    for e in equity:
-        peak = max(peak, e)
-        dd.append(e - peak)
-    rs = [t["r_multiple"] for t in trades if t["r_multiple"] is not None]
-    bins: dict[float, int] = {}
-    for r in rs:
-        b = math.floor(r * 2) / 2
-        bins[b] = bins.get(b, 0) + 1
-    r_bars = [(f"{b:+.1f}", float(n)) for b, n in sorted(bins.items())]
-    slip_bars = []
-    for setup, s in rep["slippage"]["by_setup"].items():
-        v = s["ticks"]["mean"] if s["ticks"]["mean"] is not None else s["bps"]["mean"]
-        if v is not None:
-            slip_bars.append((setup, float(v)))
-    o = rep["overall"]
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    charts = [
-        _line_chart("equity", "Equity curve (cumulative PnL, quote)", equity, "#2980b9"),
-        _line_chart("drawdown", "Drawdown (quote)", dd, "#c0392b", fill=True),
-        _bar_chart("r-hist", "R-multiple histogram (0.5 R bins)", r_bars, "#16a085"),
-        _bar_chart("slippage", "Mean adverse slippage by setup (ticks)", slip_bars, "#d35400"),
-    ]
-    per_trade = "".join(_trade_chart(t) for t in trades[-max_trade_charts:])
-    summary = (f"{o['trades']} trades, win rate {_pct(o['win_rate'])}, expectancy "
-               f"{_num(o['expectancy_r'])} R / {_num(o['expectancy_quote'])} quote, profit factor "
-               f"{_num(o['profit_factor'])}, total {_num(o['total_pnl_quote'])}, max drawdown "
-               f"{_num(o['max_drawdown_quote'])}, funding {_num(o['funding_quote'])}, net of funding "
-               f"{_num(o['net_pnl_quote'])}")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;margin:12px 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} caption{{text-align:left;font-weight:bold}}
-svg.chart{{border:1px solid #eee;background:#fcfcfc;display:block}}</style></head>
-<body><p id="verdict"><strong>{html.escape(rep.get("verdict", ""))}</strong></p>
-<h1>{html.escape(title)}</h1><p>Generated {now}. {html.escape(summary)}.</p>
-{''.join(charts)}
-{_costs_table(rep["costs"]) if "costs" in rep else ""}
-{_table(rep["by_setup"], "By setup")}{_table(rep["by_symbol"], "By symbol")}{_table(rep["by_hour"], "By hour (UTC)")}
-<h2>Trades</h2>{per_trade or "<p>no trades</p>"}
-<script>
-// Record what the browser actually laid out (used by the headless-Chromium test; harmless otherwise).
-for (const s of document.querySelectorAll("svg.chart")) {{
-  const b = s.getBBox();
-  s.setAttribute("data-bbox", b.width.toFixed(1) + "x" + b.height.toFixed(1));
-  s.setAttribute("data-marks", s.querySelectorAll("path.series, rect.bar, circle.mark, path.mark").length);
-}}
-</script>
-</body></html>
-"""
-
-
-def _cumsum(vals: list[float]) -> Any:
-    acc = 0.0
-    for v in vals:
-        acc += v
-        yield acc
+    return html.escape(plain(e["mean"], 4) + ("" if lo is None else f" [{lo:+.3f}, {hi:+.3f}]"))
 
 
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.1f}%"
 
 
-def _num(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4g}"
+def _costs_table(costs: dict[str, Any]) -> str:
+    """Gross and net expectancy (R, 95 % t interval), cost at entry, win rates per setup and overall."""
+    rows = [[html.escape(k), v["trades"], f"<span>{_ci(v['gross_expectancy_r'])}</span>",
+             f"<span>{_ci(v['net_expectancy_r'])}</span>", f"<span>{_ci(v['net_expectancy_quote'])}</span>",
+             v["mean_cost_r"], v["mean_cost_bps"], f"<span>{_pct(v['win_rate_net'])}</span>",
+             f"<span>{_pct(v['breakeven_win_rate'])}</span>"]
+            for k, v in {"OVERALL": costs["overall"], **costs["by_setup"]}.items()]
+    fc = costs["fee_config"]
+    return _table(f"What costs do ({costs['interval']}; fees maker {plain(fc['maker_bps'])} / taker "
+                  f"{plain(fc['taker_bps'])} bps, slippage {plain(fc['slippage_bps'])} bps)",
+                  ("", "trades", "gross exp R [95 % CI]", "net exp R [95 % CI]", "net exp quote [95 % CI]",
+                   "mean cost R", "mean cost bps", "win rate (net)", "break-even win rate"), rows, "costs")
+
+
+def _utc(ts: int | None) -> str:
+    return "-" if not ts else datetime.fromtimestamp(ts / 1e9, UTC).strftime("%m-%d %H:%M:%S")
+
+
+def _liquidity(t: dict[str, Any]) -> str:
+    """Each fill's liquidity, counted per direction: "in 1 taker; out 2 maker, 1 taker" (stays narrow)."""
+    counts: dict[str, dict[str, int]] = {}
+    for f in t["fills"]:
+        side = counts.setdefault("in" if f["role"] in ("entry", "add") else "out", {})
+        side[f["liquidity"]] = side.get(f["liquidity"], 0) + 1
+    return html.escape("; ".join(f"{d} " + ", ".join(f"{n} {liq}" for liq, n in sorted(c.items()))
+                                 for d, c in counts.items())) or "-"
+
+
+def _rd(v: float | None, nd: int) -> float | None:
+    return None if v is None else round(v, nd)
+
+
+def _trades_table(trades: list[dict[str, Any]]) -> str:
+    rows = [[html.escape(t["trade_id"]), html.escape(t["setup"]), html.escape(t["symbol"]), html.escape(t["side"]),
+             _utc(t["entry_ts_ns"]), t["entry_price"], t["exit_price"], html.escape(str(t["exit_reason"])),
+             _rd(t.get("cost_bps"), 2), _rd(t.get("cost_r"), 3), _rd(t.get("gross_pnl_quote"), 2),
+             _rd(t.get("fees_quote"), 2), _rd(t.get("net_pnl_quote"), 2), _rd(t.get("r_net"), 3),
+             _rd(t.get("mae_r"), 3), _rd(t.get("mfe_r"), 3), _liquidity(t)]
+            for t in trades]
+    return _table("Trades (cost at entry in bps and R; gross, fees, net in quote; liquidity of each fill)",
+                  ("id", "setup", "symbol", "side", "entry UTC", "entry", "exit", "reason", "cost bps", "cost R",
+                   "gross", "fees", "net", "net R", "MAE R", "MFE R", "fills"), rows, "trades")
+
+
+def _performance(perf: dict[str, Any]) -> str:
+    ra, st = perf["ratios"], perf["streaks"]
+    out = [_table("Risk-adjusted (net)", ("Sharpe", "Sortino", "Calmar", "days", "per-trade mean/stdev of net R"),
+                  [[ra["sharpe"], ra["sortino"], ra["calmar"], ra["days"], ra["per_trade"]]], "ratios"),
+           f'<p class="note">Annualisation: {html.escape(ra["annualisation"])}.</p>',
+           _table("Streaks (net)", ("longest win", "longest loss", "current"),
+                  [[st["longest_win"], st["longest_loss"], f"{st['current']:+d}"]], "streaks"),
+           _table(f"Daily breakdown (UTC, by exit; {sum(1 for d in perf['daily'] if not d['trades'])} day(s) "
+                  "without trades left out here, counted as 0 in the ratios)",
+                  ("date", "trades", "wins", "net PnL", "fees", "net R"),
+                  [[d["date"], d["trades"], d["wins"], d["net_pnl_quote"], d["fees_quote"], d["r_net"]]
+                   for d in perf["daily"] if d["trades"]], "daily-table")]
+    for title in ("best", "worst"):
+        out.append(_table(f"{title.capitalize()} trades (net)", ("id", "setup", "symbol", "side", "exit UTC",
+                                                                "reason", "net", "net R", "MAE R", "MFE R"),
+                          [[b["trade_id"], b["setup"], b["symbol"], b["side"], _utc(b["exit_ts_ns"]),
+                            b["exit_reason"], b["net_pnl_quote"], b["r_net"], b["mae_r"], b["mfe_r"]]
+                           for b in perf[title]], title))
+    return "".join(out)
+
+
+def _charts(rep: dict[str, Any]) -> list[str]:
+    trades = rep["trades"]
+    nets = [t.get("net_pnl_quote") if t.get("net_pnl_quote") is not None else t["pnl"] for t in trades]
+    times = [t["exit_ts_ns"] for t in trades]
+    equity, acc = [], 0.0
+    for v in nets:
+        acc += v
+        equity.append(acc)
+    peak, dd = 0.0, []
+    for e in equity:
+        peak = max(peak, e)
+        dd.append(e - peak)
+    bins: dict[float, int] = {}
+    for t in trades:
+        r = t.get("r_net") if t.get("r_net") is not None else t["r_multiple"]
+        if r is not None:
+            b = math.floor(r * 2) / 2
+            bins[b] = bins.get(b, 0) + 1
+    slip = [(k, float(s["ticks"]["mean"] if s["ticks"]["mean"] is not None else s["bps"]["mean"]))
+            for k, s in rep["slippage"]["by_setup"].items()
+            if s["ticks"]["mean"] is not None or s["bps"]["mean"] is not None]
+    perf = rep.get("performance") or {"daily": [], "excursions": []}
+    points = [(e["mae_r"], e["mfe_r"], "#27ae60" if (e["r_net"] or 0) > 0 else "#c0392b",
+               f"{e['trade_id']}: MAE {plain(e['mae_r'])} R, MFE {plain(e['mfe_r'])} R, net {plain(e['r_net'])} R")
+              for e in perf["excursions"] if e["mae_r"] is not None and e["mfe_r"] is not None]
+    lat = rep["latency"]
+    lat_rows = [(stat, [(name, lat[k][stat], color) for k, name, color in _LAT_STEPS if lat[k][stat] is not None])
+                for stat in ("mean", "median", "p90")]
+    return [
+        line_chart("equity", "Equity (cumulative net PnL, quote)", times, equity, "#2980b9", "quote"),
+        line_chart("drawdown", "Drawdown below the running peak (quote)", times, dd, "#c0392b", "quote", fill=True),
+        bar_chart("daily", "Net PnL per day (UTC)", [(d["date"][5:], d["net_pnl_quote"]) for d in perf["daily"]],
+                  "#27ae60", "quote"),
+        bar_chart("r-hist", "Net R histogram (0.5 R bins)", [(f"{b:+.1f}", float(n)) for b, n in sorted(bins.items())],
+                  "#16a085", "trades"),
+        scatter("mae-mfe", "MAE vs MFE per trade (R; green: net winner)", points, "MAE R", "MFE R",
+                note="How far each trade went against (x) and for (y) the position from its first entry fill."),
+        bar_chart("slippage", "Mean adverse slippage by setup (ticks; below 0 = in our favour)", slip, "#d35400",
+                  "ticks"),
+        hbar_stacked("latency", "Entry path latency on our clock (ms)", lat_rows,
+                     note="Steps stacked: signal -> order sent -> the venue's first answer (ack or fill) -> "
+                          "fill received -> stop confirmed. The mean row adds up exactly; medians and p90s "
+                          "are per step."),
+    ]
+
+
+def render_html(rep: dict[str, Any], title: str = "scalper report", max_trade_charts: int = 200) -> str:
+    trades = rep["trades"]
+    o = rep["overall"]
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    run = rep.get("run") or {}
+    runs = run.get("runs") or []
+    run_line = (f"Run {run.get('run_id')} of {len(runs)} in this journal (" + ", ".join(
+        f"{r['run_id'] if r['run_id'] is not None else '-'}: {r['mode']} {r['label'] or ''}, {r['trades']} trades"
+        for r in runs) + ")." if runs else "")
+    summary = (f"{o['trades']} trades, win rate {_pct(o['win_rate'])}, expectancy {plain(o['expectancy_r'], 4)} R / "
+               f"{plain(o['expectancy_quote'])} quote, profit factor {plain(o['profit_factor'], 4)}, total "
+               f"{plain(o['total_pnl_quote'])}, max drawdown {plain(o['max_drawdown_quote'])}, funding "
+               f"{plain(o['funding_quote'])}, net of funding {plain(o['net_pnl_quote'])}")
+    st = rep["stops"]
+    stops = (f"Stops: {st['stop_exits']} stop-loss exits; slippage of the {st['slippage_ticks']['n']} filled stops: "
+             f"mean {plain(st['slippage_ticks']['mean'])} ticks ({plain(st['slippage_bps']['mean'])} bps). "
+             f"Definition: {st.get('slippage_definition', '')}.")
+    per_trade = "".join(
+        trade_path(f"trade-{html.escape(t['trade_id'])}",
+                   f"{t['trade_id']} {t['symbol']} {t['setup']} {t['side']}: {t['exit_reason']}, net "
+                   f"{plain(t.get('net_pnl_quote'))}"
+                   + (f", {t['r_net']:+.2f} R" if t.get("r_net") is not None else ""),
+                   t) for t in trades[-max_trade_charts:])
+    perf = rep.get("performance")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body><p id="verdict"><strong>{html.escape(rep.get("verdict", ""))}</strong></p>
+<h1>{html.escape(title)}</h1><p>Generated {now}. {html.escape(run_line)}</p><p>{html.escape(summary)}.</p>
+<p class="note">{html.escape(stops)}</p>
+{_costs_table(rep["costs"]) if "costs" in rep else ""}
+{_performance(perf) if perf else ""}
+<div class="grid">{''.join(_charts(rep))}</div>
+{_groups(rep["by_setup"], "By setup")}{_groups(rep["by_symbol"], "By symbol")}{_groups(rep["by_hour"], "By hour (UTC)")}
+{_trades_table(trades)}
+<h2>Price path of each trade</h2>
+<p class="note">From what the journal holds: the fills (▲/▼ entries, ● exits), the stop as it moved (red), the targets
+(green), the signal price (○) and the range the price reached (yellow: the engine's MAE/MFE). The journal records
+no market prices between fills.</p>
+<div class="grid">{per_trade or "<p>no trades</p>"}</div>
+<script>
+// Record what the browser actually laid out (used by the headless-Chromium test; harmless otherwise).
+for (const s of document.querySelectorAll("svg.chart")) {{
+  const b = s.getBBox();
+  s.setAttribute("data-bbox", b.width.toFixed(1) + "x" + b.height.toFixed(1));
+  s.setAttribute("data-marks", s.querySelectorAll(
+    "path.series, rect.bar, circle.mark, path.mark, circle.point, rect.seg").length);
+}}
+document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
+</script>
+</body></html>
+"""

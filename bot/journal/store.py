@@ -31,6 +31,10 @@ rejections    id, ts_ns, trade_id, client_id, code, message: the venue said no (
 funding       id, ts_ns (venue time), recv_ns, symbol ('' when the venue does not say), asset, amount_quote
               (signed as the venue reports: negative = paid), trade_id (the trade holding a position on the
               symbol at ts_ns, else NULL), venue_ref UNIQUE (idempotency key: a replay is not counted twice)
+runs          run_id INTEGER PK (1, 2, …), started_ns, mode ('live'|'paper'|'sim'|'backtest'|…), label: one row
+              per `scalper run` / `scalper backtest` into this journal (begin_run). trades, config and funding
+              carry the run_id of the run that wrote them (NULL in journals from before runs existed), so
+              reports keep runs apart.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ CREATE TABLE IF NOT EXISTS rejections (
 CREATE TABLE IF NOT EXISTS funding (
     id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, recv_ns INTEGER, symbol TEXT NOT NULL, asset TEXT NOT NULL,
     amount_quote REAL NOT NULL, trade_id TEXT, venue_ref TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY, started_ns INTEGER NOT NULL, mode TEXT NOT NULL, label TEXT);
 """
 
 # The trade report's fields (`scalper trades`, `scalper backtest --json`), in order.
@@ -113,7 +119,10 @@ TRADE_FIELDS = (
 _ADDED_COLS = (("mae_ticks", "REAL"), ("mfe_ticks", "REAL"), ("mae_r", "REAL"), ("mfe_r", "REAL"),
                ("funding_quote", "REAL"), ("event_ts_ns", "INTEGER"), ("recv_ts_ns", "INTEGER"),
                ("signal_ts_ns", "INTEGER"))
-_TABLES = ("config", "trades", "legs", "order_events", "fills", "state_changes", "denials", "rejections", "funding")
+# Tables whose rows carry the run that wrote them (added to older journals; NULL for their old rows).
+_RUN_TABLES = ("trades", "config", "funding")
+_TABLES = ("config", "trades", "legs", "order_events", "fills", "state_changes", "denials", "rejections", "funding",
+           "runs")
 # A position older than this is not a scalper trade's: funding is never attributed to such a stale row.
 _FUNDING_LOOKBACK_NS = 7 * 86_400 * 1_000_000_000
 _FUNDING_SLACK_NS = 60 * 1_000_000_000  # exit_ts_ns is our clock, funding time the venue's
@@ -192,6 +201,11 @@ class Journal:
         for col, sql_type in _ADDED_COLS:
             if col not in have:
                 self._db.execute(f"ALTER TABLE trades ADD COLUMN {col} {sql_type}")
+        for table in _RUN_TABLES:
+            if "run_id" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN run_id INTEGER")
+        have.add("run_id")
+        self.run_id: int | None = None  # begin_run: the rows written from then on carry it
         # the updatable trade columns, from the table itself (one list: the schema)
         self._trade_cols = frozenset(have.union(c for c, _ in _ADDED_COLS)) - _TRADE_KEYS
         # INSERT INTO trades(...) per set of columns (the SQL text is also the statement cache's key)
@@ -233,9 +247,18 @@ class Journal:
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     # -- writes: each one transaction -------------------------------------------------------------------
+    def begin_run(self, ts_ns: int, mode: str, label: str = "") -> int:
+        """A new run (`scalper run`, `scalper backtest`) into this journal: the trades, config and funding
+        rows written from now on carry its run_id, so a report of one run never mixes in another's."""
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO runs(started_ns, mode, label) VALUES (?,?,?)", (ts_ns, mode, label))
+        self.run_id = int(cur.lastrowid or 0)
+        return self.run_id
+
     def record_config(self, ts_ns: int, config_hash: str, body: str) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO config(ts_ns, hash, body) VALUES (?,?,?)", (ts_ns, config_hash, body))
+            db.execute("INSERT INTO config(ts_ns, hash, body, run_id) VALUES (?,?,?,?)",
+                       (ts_ns, config_hash, body, self.run_id))
 
     def open_trade(self, ts_ns: int, trade: dict[str, Any], legs: list[dict[str, Any]], state: str,
                    reason: str = "", states: list[tuple[str | None, str, str]] | None = None) -> None:
@@ -243,6 +266,8 @@ class Journal:
         `states`: the state changes this write records, oldest first (default: None -> `state`)."""
         changes = states or [(None, state, reason)]
         row = {**trade, "state": changes[-1][1]}
+        if self.run_id is not None:
+            row["run_id"] = self.run_id
         key = tuple(row)
         cached = self._trade_sql.get(key)
         if cached is None:
@@ -417,8 +442,9 @@ class Journal:
             if dup is not None:
                 return False, dup[0]
             tid = trade_id if trade_id is not None else self._holder(db, symbol, ts_ns)
-            db.execute("INSERT INTO funding(ts_ns, recv_ns, symbol, asset, amount_quote, trade_id, venue_ref) "
-                       "VALUES (?,?,?,?,?,?,?)", (ts_ns, recv_ns, symbol, asset, amount_quote, tid, venue_ref))
+            db.execute("INSERT INTO funding(ts_ns, recv_ns, symbol, asset, amount_quote, trade_id, venue_ref, run_id) "
+                       "VALUES (?,?,?,?,?,?,?,?)", (ts_ns, recv_ns, symbol, asset, amount_quote, tid, venue_ref,
+                                                    self.run_id))
             if tid is not None:
                 db.execute("UPDATE trades SET funding_quote=COALESCE(funding_quote, 0)+? WHERE trade_id=?",
                            (amount_quote, tid))

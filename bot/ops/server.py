@@ -13,6 +13,7 @@ callbacks the app registers; it never touches the trading path.
 Endpoints
 - GET /health: JSON {"status": "ok"|"degraded"|"halted", "reasons": [...]}; HTTP 200 when ok, 503
   otherwise (Docker HEALTHCHECK, load balancers and `curl -f` read the code).
+- GET /view: the live web view in a browser (bot.ops.web): `/view?token=<token>` once, then a cookie.
 - GET /metrics: Prometheus text format (bot.ops.metrics, own registry).
 - GET /status: JSON from RuntimeState.status(): positions, open orders, trading state, halted symbols,
   reconciliation, last errors, feeds.
@@ -53,6 +54,7 @@ from bot.errors import ConfigError
 from bot.ops.metrics import build_registry
 from bot.ops.state import RuntimeState
 from bot.ops.token import ensure_token
+from bot.ops.web import WebView
 from bot.settings.ops import OpsSection, is_loopback_host
 
 __all__ = ["CONTROL_ACTIONS", "ControlError", "OpsServer"]
@@ -104,6 +106,7 @@ class OpsServer:
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/status", self._status)
         self.app.router.add_post("/control/{action}", self._control)
+        self.web = WebView(self)  # GET /view: the live web view (bot.ops.web), same token
 
     # ---- wiring ---------------------------------------------------------------------------
     def on_control(self, action: str, fn: ControlFn) -> None:

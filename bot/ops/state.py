@@ -20,8 +20,10 @@ rates, denials and event-to-decision latency; bot.app_watch for the user stream)
     state.set_position(symbol, side="long", qty=0.01, entry_price=..., stop_price=...,
                        unrealized_pnl_quote=...)
     state.clear_position(symbol)
+    state.set_protection({"BTCUSDT": {"stop_price": ..., "targets": [...]}})  # bot.ops.legs.publish
     state.order_opened(client_id, symbol=..., kind=..., side=..., qty=..., price=...)
     state.order_closed(client_id)
+    state.set_open_orders([{...,"client_id": ...}])              # bot.ops.legs.publish, from the live trades
     state.on_order(kind, result)     # result: "ack" | "rejected" | "filled" | "canceled" | "ambiguous" | ...
     state.on_denial(reason)          # our risk gate said no (kept apart from venue rejections)
     state.on_trade_closed(close_reason, pnl_quote, fees_quote=0.0)
@@ -111,6 +113,9 @@ class RuntimeState:
         self.trading_since_ns = now_ns
         self.positions: dict[str, dict[str, Any]] = {}
         self.open_orders: dict[str, dict[str, Any]] = {}
+        # symbol -> {"stop_price", "targets", ...} from the live trades (bot.ops.legs): merged into /status
+        # positions at read time, so a position refreshed from the account keeps its stop and targets
+        self.protection: dict[str, dict[str, Any]] = {}
         self.realized_pnl_quote = 0.0
         # the venue's account (REST after each close and on the slow check): equity, available, wallet_balance
         self.account: dict[str, Any] = {}
@@ -248,12 +253,28 @@ class RuntimeState:
         self.account = {"equity": equity, "available": available, "wallet_balance": wallet_balance,
                         "updated_ns": now_ns, "source": source}
 
+    def set_protection(self, by_symbol: dict[str, dict[str, Any]]) -> None:
+        """The live trades' stop and targets per symbol (bot.ops.legs.publish), shown with the positions."""
+        self.protection = by_symbol
+
+    def positions_view(self) -> list[dict[str, Any]]:
+        """The positions with their protection: a field the position lacks (None) is taken from it."""
+        out = []
+        for sym, p in self.positions.items():
+            extra = self.protection.get(sym, {})
+            out.append({**p, **{k: v for k, v in extra.items() if p.get(k) is None}})
+        return out
+
     def order_opened(self, client_id: str, **fields: Any) -> None:
         self.open_orders[client_id] = {"client_id": client_id, **{k: _label(v) if isinstance(v, Enum) else v
                                                                   for k, v in fields.items()}}
 
     def order_closed(self, client_id: str) -> None:
         self.open_orders.pop(client_id, None)
+
+    def set_open_orders(self, orders: list[dict[str, Any]]) -> None:
+        """Every resting order of ours, rebuilt from the live trades (bot.ops.legs.publish)."""
+        self.open_orders = {str(o["client_id"]): dict(o) for o in orders}
 
     def on_order(self, kind: Any, result: Any) -> None:
         key = (_label(kind), _label(result))
@@ -349,7 +370,7 @@ class RuntimeState:
             "user_stream": None if self.user_stream_ok is None else {
                 "ok": self.user_stream_ok, "reason": self.user_stream_reason, "doubt": self.user_stream_doubt,
                 "since_ns": self.user_stream_since_ns, "last_message_ns": self.user_stream_last_msg_ns},
-            "positions": list(self.positions.values()),
+            "positions": self.positions_view(),
             "open_orders": list(self.open_orders.values()),
             "account": dict(self.account) or None,
             "pnl": {"realized_quote": self.realized_pnl_quote, "unrealized_quote": self.unrealized_pnl_quote,

@@ -25,6 +25,11 @@ class AppSection(FrozenModel):
     # exchange-side stops in place ("keep_protected") or flattens them ("flatten"). The simulator always
     # flattens: its positions end with the process.
     on_shutdown: Literal["keep_protected", "flatten"] = "keep_protected"
+    # The shutdown waits at most this long for every position to be flat or under a confirmed stop (exits
+    # wait out a running Retry-After), then sends an EMERGENCY alert for what is left and exits 3. Keep it
+    # below deploy/scalper.service's TimeoutStopSec (60 s) minus the alert's flush (<= 5 s): systemd's
+    # SIGKILL must not come first.
+    shutdown_max_wait_s: float = Field(45.0, ge=1.0, le=55.0)
 
 
 class LogSection(FrozenModel):

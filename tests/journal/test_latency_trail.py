@@ -72,7 +72,9 @@ async def test_the_engine_journals_the_trail_and_the_report_breaks_it_down(tmp_p
     (t,) = rep["trades"]
     assert t["latency_ms"] | {"fill_to_stop_confirmed_ms": None} == {
         "exchange_event_to_receive_ms": 3.0, "receive_to_signal_ms": 1.0, "signal_to_order_ms": 0.5,
-        "order_to_ack_ms": 3.0, "ack_to_fill_ms": 2.0, "fill_to_stop_confirmed_ms": None}
+        "order_to_ack_ms": 3.0, "ack_to_fill_ms": 2.0, "fill_to_stop_confirmed_ms": None,
+        # the steps from the signal add up; this gateway stamps the fill on our clock: no offset
+        "signal_to_fill_ms": 5.5, "venue_fill_to_receive_ms": 0.0}
     assert rep["latency"]["exchange_event_to_receive_ms"]["n"] == 1 and "not_journaled" not in rep["latency"]
 
 

@@ -29,12 +29,13 @@ def _trade(j: Journal, tid: str, symbol: str, setup: str, side: str, t0: int, *,
                  [{"client_id": f"{tid}-entry", "trade_id": tid, "role": "entry", "symbol": symbol, "side": buy,
                    "kind": "MARKET", "qty": qty, "intended_price": intent, "status": "PENDING_NEW"}],
                  "PLANNED")
-    # the entry leg is written 0.2 ms after the signal; acked 3 ms later; filled 1 ms after the ack
+    # the entry leg is written 0.2 ms after the signal; acked 3 ms later; the fill is received 1 ms after the
+    # ack, but the venue stamped it 2 ms after the send: before its ack reached us (a loopback taker order)
     j.add_leg(t0 + 200_000, {"client_id": f"{tid}-entry", "trade_id": tid, "role": "entry", "symbol": symbol,
                              "side": buy, "kind": "MARKET", "qty": qty, "intended_price": intent,
                              "status": "PENDING_NEW"})
     j.order_event(t0 + 3_200_000, tid, f"{tid}-entry", "NEW")
-    j.fill(t0 + 4_200_000, tid, f"{tid}-entry", "entry", buy, qty, fill, 0.1, False, "v1", "FILLED", qty, fill)
+    j.fill(t0 + 2_200_000, tid, f"{tid}-entry", "entry", buy, qty, fill, 0.1, False, "v1", "FILLED", qty, fill)
     for leg, kind, price in (("sl", "STOP_MARKET", stop), ("tp1", "TAKE_PROFIT_MARKET", tp)):
         j.add_leg(t0 + 5_000_000, {"client_id": f"{tid}-{leg}", "trade_id": tid, "role": "stop" if leg == "sl"
                                    else "tp", "symbol": symbol, "side": sell, "kind": kind, "qty": qty,
@@ -46,7 +47,8 @@ def _trade(j: Journal, tid: str, symbol: str, setup: str, side: str, t0: int, *,
     j.trade_state(t_exit, tid, "OPEN", "CLOSED", reason, {
         "entry_ts_ns": t0 + 4_200_000, "entry_price": fill, "qty": qty, "stop_price": stop,
         "stop_confirm_ms": stop_confirm_ms, "exit_ts_ns": t_exit, "exit_price": exit_price, "exit_reason": reason,
-        "pnl": pnl, "fees": 0.2, "r_multiple": r})
+        "pnl": pnl, "fees": 0.2, "r_multiple": r, "mae_ticks": 4.0, "mfe_ticks": 6.0, "mae_r": 0.25 * abs(r),
+        "mfe_r": 0.5 * abs(r)})
 
 
 @pytest.fixture
@@ -91,7 +93,10 @@ def test_report_json_stats(journal: Path, capsys):
     lat = rep["latency"]
     assert lat["signal_to_order_ms"]["median"] == pytest.approx(0.2)
     assert lat["order_to_ack_ms"]["median"] == pytest.approx(3.0)
-    assert lat["ack_to_fill_ms"]["median"] == pytest.approx(1.0)
+    assert lat["ack_to_fill_ms"]["median"] == pytest.approx(1.0)  # was -1.0: venue fill time - our ack time
+    assert lat["signal_to_fill_ms"]["median"] == pytest.approx(4.2)
+    assert lat["venue_fill_to_receive_ms"]["median"] == pytest.approx(2.0)  # the two-clock step, named apart
+    assert rep["verdict"].startswith("Net expectancy is positive")
 
 
 def test_report_filters_csv_and_table(journal: Path, tmp_path: Path, capsys):
@@ -136,7 +141,7 @@ def test_html_report_has_non_empty_charts(journal: Path, tmp_path: Path):
     assert p.svgs["slippage"]["rect"] == 2  # two setups
     for tid in ("t1", "t2", "t3"):
         chart = p.svgs[f"trade-{tid}"]
-        assert chart["circle"] == 1 and chart["line"] >= 4  # exit mark; axes + stop + target
+        assert chart["circle"] == 2 and chart["line"] >= 4  # exit mark + signal price; axes + target
 
 
 def _chromium() -> str | None:
@@ -159,15 +164,23 @@ def test_html_report_renders_in_headless_chromium(journal: Path, tmp_path: Path)
         pytest.skip("no Chromium binary on this machine (`make test` installs it where it is root with apt)")
     out = tmp_path / "report.html"
     assert main(["report", "--db", str(journal), "--html", str(out), "--json"]) == 0
-    dom = _headless(browser, "--virtual-time-budget=2000", "--dump-dom", out.as_uri())
+    dom = _headless(browser, "--virtual-time-budget=2000", "--window-size=1400,900", "--dump-dom", out.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     # The page's script wrote the geometry Chromium laid out for each chart.
     laid = dict(re.findall(r'<svg id="([^"]+)"[^>]*data-bbox="([^"]+)"', dom.stdout))
     marks = dict(re.findall(r'<svg id="([^"]+)"[^>]*data-marks="(\d+)"', dom.stdout))
-    for cid in ("equity", "drawdown", "r-hist", "slippage", "trade-t1", "trade-t2", "trade-t3"):
+    for cid in ("equity", "drawdown", "daily", "r-hist", "mae-mfe", "slippage", "latency", "trade-t1", "trade-t2",
+                "trade-t3"):
         w, h = (float(v) for v in laid[cid].split("x"))
         assert w > 100 and h > 50, (cid, laid[cid])
         assert int(marks[cid]) >= 1, (cid, marks[cid])
+    assert int(marks["mae-mfe"]) == 3 and int(marks["equity"]) >= 4  # a point per trade; the line + 3 points
+    # nothing wider than a 1,400 px window (the tables used to overflow it)
+    width = int(re.search(r'data-scroll-width="(\d+)"', dom.stdout).group(1))
+    assert width <= 1400, width
+    # time axes: the equity and per-trade charts carry UTC time labels
+    assert re.search(r'<svg id="equity".*?class="tlabel"[^>]*>0[4-6]:\d\d<', dom.stdout, re.S)
+    assert re.search(r'<svg id="trade-t1".*?class="tlabel"[^>]*>04:40:\d\d', dom.stdout, re.S)
     # Screenshot: the report's pixels carry far more information than a blank page of the same size.
     blank = tmp_path / "blank.html"
     blank.write_text("<!doctype html><html><body></body></html>")
@@ -178,3 +191,44 @@ def test_html_report_renders_in_headless_chromium(journal: Path, tmp_path: Path)
         assert r.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", r.stderr[-2000:]
         shots.append(len(zlib.compress(shot.read_bytes())))
     assert shots[0] > 5 * shots[1], shots
+
+
+def test_html_plain_numbers_zero_baselines_and_verdict_first(journal: Path, tmp_path: Path):
+    """No number in scientific notation; every value axis spans 0 and draws its zero line; a negative bar
+    hangs below it; the page's first line is the verdict."""
+    from bot.journal.report import build_report, load_journal
+    from bot.journal.report_html import render_html
+
+    rep = build_report(load_journal(str(journal)))
+    # one setup with favourable (negative) mean slippage: its bar must hang below the zero line
+    rep["slippage"]["by_setup"]["absorption"]["ticks"]["mean"] = -1.5
+    page = render_html(rep)
+    assert not re.search(r"\d\.?\d*e[+-]\d", page), re.search(r".{40}\d\.?\d*e[+-]\d.{20}", page)
+    assert "60000.2" in page and "60540" in page  # prices as written, not 6.000e+04
+    # per trade: cost at entry, gross/fees/net and the liquidity of each fill (counted per direction)
+    trades = re.search(r'<table id="trades">.*?</table>', page, re.S).group(0)
+    assert trades.count("in 1 taker; out 1 taker") == 3 and "cost R" in trades and "fees" in trades
+    body = page[page.index("<body>") + len("<body>"):]
+    assert body.startswith('<p id="verdict">') and rep["verdict"] in body[:400]
+    svg = re.search(r'<svg id="slippage".*?</svg>', page, re.S).group(0)
+    zero = float(re.search(r'class="zero"[^>]*y1="([\d.]+)"', svg).group(1))
+    bars = re.findall(r'<rect class="bar" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"[^>]*><title>'
+                      r'([^:]+): ([-\d.]+)', svg)
+    assert {b[2] for b in bars} == {"absorption", "momentum"}
+    for top, height, _name, value in bars:
+        if float(value) < 0:
+            assert float(top) == pytest.approx(zero, abs=0.2), (top, zero)  # starts at 0, grows down
+        else:
+            assert float(top) + float(height) == pytest.approx(zero, abs=0.6)  # ends at 0
+    # MAE/MFE are in the text report too, not only in --json
+    assert "MAE / MFE" in _text(journal)
+
+
+def _text(journal: Path) -> str:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["report", "--db", str(journal)]) == 0
+    return buf.getvalue()

@@ -96,3 +96,49 @@ def test_backtest_journal_latency_trail_is_complete_and_ordered(backtest, capsys
               "ack_to_fill_ms"):
         assert lat[k]["n"] == len(trades), k
     assert lat["exchange_event_to_receive_ms"]["median"] > 0 and lat["order_to_ack_ms"]["median"] > 0
+
+
+@needs_data
+def test_a_second_backtest_into_the_same_journal_is_a_run_of_its_own(backtest, tmp_path: Path, capsys) -> None:
+    """Before: the second backtest's summary and `scalper report` counted both runs' trades (with the end
+    equity of one). Now each backtest is a run: its summary holds its own trades, the report shows the
+    latest run by default and both with --run all."""
+    import shutil
+
+    from bot.cli.backtest import run_backtest
+
+    first_path, first = backtest
+    path = tmp_path / "two.sqlite"
+    shutil.copy(first_path, path)
+    settings = load_settings(overrides={"sim": {"funding_interval_s": 60, "funding_rate_bps": 3.0}})
+    with capsys.disabled():  # run_backtest binds the log to sys.stderr: never to this test's capture
+        second = asyncio.run(run_backtest([str(p) for p in SESSIONS["btcusdt_20240808"]], settings, str(path)))
+    n1, n2 = first["summary"]["trades"], second["summary"]["trades"]
+    assert n1 > 0 and n2 == n1  # the same session, the same trades: none of the first run's counted again
+    assert (first["summary"]["run_id"], second["summary"]["run_id"]) == (1, 2)
+    assert not {t["trade_id"] for t in first["trades"]} & {t["trade_id"] for t in second["trades"]}
+    assert second["summary"]["pnl"] == pytest.approx(first["summary"]["pnl"])
+    assert main(["report", "--db", str(path), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["run"]["run_id"] == 2 and rep["overall"]["trades"] == n2
+    assert {t["trade_id"] for t in rep["trades"]} == {t["trade_id"] for t in second["trades"]}
+    assert rep["funding"]["total_quote"] == pytest.approx(second["summary"]["funding"], abs=1e-6)
+    assert rep["costs"]["overall"]["net_expectancy_r"]["mean"] == pytest.approx(
+        second["summary"]["expectancy"]["net_expectancy_r"]["mean"], abs=1e-6)
+    assert main(["report", "--db", str(path), "--json", "--run", "all"]) == 0
+    assert json.loads(capsys.readouterr().out)["overall"]["trades"] == n1 + n2
+
+
+@needs_data
+def test_backtest_journal_latencies_are_never_negative(backtest, capsys) -> None:
+    path, _ = backtest
+    assert main(["report", "--db", str(path), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["trades"]
+    for t in rep["trades"]:
+        lat = t["latency_ms"]
+        for k in ("receive_to_signal_ms", "signal_to_order_ms", "order_to_ack_ms", "ack_to_fill_ms",
+                  "fill_to_stop_confirmed_ms", "signal_to_fill_ms"):
+            assert lat[k] is not None and lat[k] >= 0, (t["trade_id"], k, lat)
+        assert lat["signal_to_fill_ms"] == pytest.approx(lat["signal_to_order_ms"] + lat["order_to_ack_ms"]
+                                                         + lat["ack_to_fill_ms"])
