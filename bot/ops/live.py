@@ -47,6 +47,7 @@ from bot.execution.actions import (
 )
 from bot.execution.recovery import RECONCILING
 from bot.logging import get_logger
+from bot.ops.legs import publish as publish_legs
 
 if TYPE_CHECKING:
     from bot.execution.actions import Action
@@ -135,6 +136,10 @@ class OpsFeed:
                 self.refresh_symbol(sym)
             except Exception as e:
                 self.failed(f"position of {sym}", e)
+        try:  # stops, targets and every resting order of the live trades (bot.ops.legs: the web view's too)
+            publish_legs(self.state, self.engine.trades.values())
+        except Exception as e:
+            self.failed("resting orders", e)
 
     def _submitted(self, a: Submit) -> None:
         leg = a.leg
@@ -189,37 +194,20 @@ class OpsFeed:
 
     # ------------------------------------------------------------------ the engine's picture -> the state
     def refresh_symbol(self, symbol: str) -> None:
-        """The symbol's position and resting orders, rebuilt from the engine's live trades."""
+        """The symbol's position, rebuilt from the engine's live trades (its stops and targets, and every
+        resting order, come with `publish_legs` in `flush`)."""
         st = self.state
-        lots, value, upnl = 0, 0.0, 0.0
+        qty, value, upnl = 0.0, 0.0, 0.0
         side = ""
         stops: list[dict[str, Any]] = []
         targets: list[float] = []
         trade_ids: list[str] = []
-        orders: dict[str, dict[str, Any]] = {}
-        qty = 0.0
         for m in self.engine.trades.values():
-            if m.plan.symbol != symbol:
+            if m.plan.symbol != symbol or not m.pos_lots:
                 continue
             lim = m.lim
-            for leg in m.legs.values():
-                if leg.status in _LIVE and not (leg.status is OrderStatus.PENDING_NEW and leg.role is LegRole.STOP
-                                                and leg is not m.stop_leg):
-                    req = leg.req
-                    orders[leg.client_id] = {
-                        "client_id": leg.client_id, "trade_id": m.tid, "symbol": symbol, "role": leg.role.value,
-                        "kind": req.kind.value, "side": req.side.value, "qty": lim.qty(req.qty_lots),
-                        "filled_qty": lim.qty(leg.filled_lots),
-                        "price": lim.px(req.price_ticks) if req.price_ticks is not None else None,
-                        "trigger_price": lim.px(req.trigger_ticks) if req.trigger_ticks is not None else None,
-                        "status": leg.status.value, "confirmed": leg.confirmed}
-                    if leg.role is LegRole.TP and req.price_ticks is not None:
-                        targets.append(lim.px(req.price_ticks))
-            if not m.pos_lots:
-                continue
             trade_ids.append(m.tid)
             side = m.plan.side
-            lots += m.pos_lots
             q = lim.qty(m.pos_lots)
             qty += q
             value += m.avg_entry * q
@@ -229,18 +217,17 @@ class OpsFeed:
             stops.append({"trade_id": m.tid, "price": lim.px(m.stop_ticks),
                           "status": stop.status.value if stop is not None else None,
                           "confirmed": bool(stop is not None and stop.confirmed and not stop.done)})
-        for cid in [c for c, o in st.open_orders.items() if o.get("symbol") == symbol and c not in orders]:
-            st.order_closed(cid)
-        for cid, o in orders.items():
-            st.order_opened(cid, **{k: v for k, v in o.items() if k != "client_id"})
-        if not lots:
+            targets.extend(lim.px(leg.req.price_ticks) for leg in m.legs.values()
+                           if leg.role is LegRole.TP and leg.status in _LIVE and leg.req.price_ticks is not None)
+        if not qty:
             st.clear_position(symbol)
             return
-        st.set_position(symbol, side=side, qty=round(qty, 12), entry_price=round(value / qty, 10) if qty else 0.0,
-                        stop_price=stops[0]["price"] if len(stops) == 1 else min(
-                            (s["price"] for s in stops), key=lambda p: -p if side == "short" else p),
-                        unrealized_pnl_quote=round(upnl, 6), stops=stops, targets=sorted(targets),
-                        trade_ids=trade_ids, stop_confirmed=all(s["confirmed"] for s in stops))
+        # several trades on one symbol: the stop nearest the market is the one that fires first
+        nearest = max if side == "long" else min
+        st.set_position(symbol, side=side, qty=round(qty, 12), entry_price=round(value / qty, 10),
+                        stop_price=nearest(s["price"] for s in stops), unrealized_pnl_quote=round(upnl, 6),
+                        stops=stops, targets=sorted(targets), trade_ids=trade_ids,
+                        stop_confirmed=all(s["confirmed"] for s in stops))
 
     def open_positions(self) -> list[dict[str, Any]]:
         """What a shutdown leaves open: per live trade holding a position, its stop and whether the venue

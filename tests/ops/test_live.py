@@ -46,10 +46,11 @@ async def test_position_stop_orders_counters_and_trade_lines_follow_the_engine(t
                 "BTCUSDT", "long", 0.5, 50_000.0, 49_950.0)
             assert pos["stop_confirmed"] is True and pos["trade_ids"] == ["t1"] and len(pos["targets"]) == 2
             orders = {o["role"]: o for o in state.open_orders.values() if o["role"] == "stop"}
-            assert orders["stop"]["trigger_price"] == 49_950.0 and orders["stop"]["status"] == "NEW"
+            assert orders["stop"]["price"] == 49_950.0 and orders["stop"]["status"] == "NEW"
             assert sorted(o["role"] for o in state.open_orders.values()) == ["stop", "tp", "tp"]
             screen = render(state.status(rig.clock()), {})
-            assert "49,950.00" in screen and "open orders (3)" in screen and "uptime" in screen
+            assert "49,950.00" in screen and "open orders (3)" in screen
+            assert state.status(rig.clock())["uptime_s"] is not None  # started_ns set: uptime is fed
 
             rig.clock.advance_ms(5)
             rig.gw.move_price("BTCUSDT", 499_500)  # the stop triggers and fills; the targets are cancelled
