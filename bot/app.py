@@ -54,6 +54,7 @@ from bot.journal.funding import FundingRecorder
 from bot.logging import configure_logging, get_logger
 from bot.ops.daily import DailySummary
 from bot.ops.fills import FillAlerts
+from bot.ops.live import OpsFeed
 from bot.ops.state import RuntimeState
 from bot.pipeline import Pipeline
 from bot.risk import RiskManager
@@ -90,7 +91,8 @@ class App(OperatorControls, ExchangeWatch):
         self.view = sys.stdout.isatty() if view is None else view
         self.log = get_logger("app")
         self.state = RuntimeState(last_errors_max=settings.ops.last_errors_max,
-                                  user_stream_stale_after_ns=settings.ops.user_stream_stale_after_ms * _MS)
+                                  user_stream_stale_after_ns=settings.ops.user_stream_stale_after_ms * _MS,
+                                  now_ns=time.time_ns())  # uptime from here
         self.stop = asyncio.Event()
         self.engine: ExecutionEngine | None = None
         self.pipeline: Pipeline | None = None
@@ -99,13 +101,10 @@ class App(OperatorControls, ExchangeWatch):
         self.ops: Any = None
         self.recovery: Recovery | None = None
         self.reconcile_wanted = asyncio.Event()  # set by the user stream after every catch-up
-        self._closed_seen = 0
+        self.ops_feed: OpsFeed | None = None  # the operator side (bot.ops.live), built with the engine
         from bot.ops.alerts import Alerts
 
         self.alerts = Alerts(settings.ops.alerts, name=settings.app.name)
-        self._feed_status: dict[str, str] = {}
-        self._trading_alerted = "ACTIVE"
-        self._symbols_alerted: set[str] = set()  # symbol halts the operator was told about
         self._init_watch()
 
     # ------------------------------------------------------------------ building
@@ -132,6 +131,9 @@ class App(OperatorControls, ExchangeWatch):
         risk = RiskManager(s.risk, equity, now, brackets)
         self.gateway = gateway
         self.engine = ExecutionEngine(gateway, risk, self.journal, s.execution, s.risk)
+        self.ops_feed = OpsFeed(self.state, self.alerts, self.engine, venue=s.venue.name,
+                                account_check_s=s.ops.account_check_s)
+        self.ops_feed.watch_stats = self.watch_stats
         signals = SignalEngine(s.signals, instruments)
         # a strategy plug-in that raised is disabled by the engine (and logged): tell the operator
         signals.on_failure = lambda ev: self.alerts.error("strategy", ev.message, strategy=ev.name, symbol=ev.symbol)
@@ -145,6 +147,8 @@ class App(OperatorControls, ExchangeWatch):
         limits.update(signals.time_limits_s())  # plug-ins' setups too
         self.recovery = Recovery(self.engine, rc, symbols=s.venue.symbols, time_limits_s=limits,
                                  alert=self._reconcile_alert)
+        self.ops_feed.recovery = self.recovery
+        self.ops_feed.syncs = self.pipeline.syncs  # the venue feeds register theirs in it too
         self.recovery.halt_entries(now)  # no entry before the exchange and the journal agree (_reconciled)
         # the engine doubts its picture (a failed look-up, a fill for an ended trade, an input that raised):
         # a reconciliation pass now (bot/app_watch.py)
@@ -157,6 +161,7 @@ class App(OperatorControls, ExchangeWatch):
         else:
             self.alerts.error("reconcile", f"{symbol}: {message}" if symbol else message)
             self.state.on_error("reconcile", message, time.time_ns())
+        self._sync_ops_state(time.time_ns())  # the failure shows in /status now, not at the next tick
 
     def _reconciled(self, runs: int) -> None:
         """After a successful pass: the start-up halt is lifted (symbol halts it set stay)."""
@@ -164,9 +169,11 @@ class App(OperatorControls, ExchangeWatch):
         now = time.time_ns()
         self._after_pass()
         if self.stream_health is not None and not self.stream_health.ever_connected:
+            self._sync_ops_state(now)
             return  # the start-up halt holds until the user stream is there (its catch-up asks for a pass)
         if self.recovery.allow_entries(now):
             self.state.set_trading_state("ACTIVE", "reconciled", now)
+        self._sync_ops_state(now)
 
     # ------------------------------------------------------------------ SIGHUP
     def reload_risk(self) -> bool:
@@ -276,6 +283,8 @@ class App(OperatorControls, ExchangeWatch):
         if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
             gw.user_stream.on_caught_up = self.reconcile_wanted.set
             self._wire_stream(gw.user_stream)
+            assert self.ops_feed is not None
+            gw.on_balance = self.ops_feed.on_balance  # the wallet between REST checks (bot.ops.live)
         feed = feed_cls(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
@@ -353,7 +362,8 @@ class App(OperatorControls, ExchangeWatch):
                 loop.add_signal_handler(sig, self.stop.set)
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
-        await self.engine.refresh_account()
+        assert self.ops_feed is not None
+        self.ops_feed.on_account(await self.engine.refresh_account())
         assert self.recovery is not None
         self.recovery.restore_limits(time.time_ns())  # a restart keeps the day's loss limits
         await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
@@ -401,6 +411,8 @@ class App(OperatorControls, ExchangeWatch):
                         await self._wait_flat(bound_s, unprotected)
                 if await self._naked_at_exit(protect_by):
                     rc = EXIT_NAKED
+                # what this process leaves open at the venue, and with which stop (bot.ops.live)
+                self.log.info("shutdown_complete", left_open=self.ops_feed.open_positions(), exit_code=rc)
                 for w in workers:
                     w.cancel()
                 engine_task.cancel()
@@ -413,7 +425,6 @@ class App(OperatorControls, ExchangeWatch):
                 await self.ops.stop()
             with contextlib.suppress(Exception):
                 await self.gateway.close()
-            self._report_closed()
             if self.journal is not None:
                 self.journal.close()
         return rc

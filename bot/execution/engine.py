@@ -109,16 +109,24 @@ class ExecutionEngine(EngineGuards, OrderSending):
         # (symbol, reason): the engine's picture may differ from the venue's (a look-up failed, a fill for
         # a trade that already ended, an input that raised); the app sets it to start a reconciliation pass
         self.on_reconcile_needed: Callable[[str, str], None] | None = None
+        # change events for the operator side (bot.ops.live.OpsFeed): each is called with (machine, action)
+        # for every action the engine carries out, after it was carried out; an observer must not raise
+        self.observers: list[Callable[[TradeMachine, Action], None]] = []
         self.stats = dict.fromkeys(("errors", "late_fills", "lookup_retries", "protective_retries",
                                     "protective_resends", "reconcile_requests"), 0)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def refresh_account(self) -> AccountSnapshot:
-        self.account = await self.gw.account()
+        return self.set_account(await self.gw.account())
+
+    def set_account(self, acct: AccountSnapshot) -> AccountSnapshot:
+        """A fresh account snapshot (REST after a close, a reconciliation pass, the slow check): sizing and the
+        gate's drawdown follow it."""
+        self.account = acct
         now = self.clock()
-        self.risk.gate.on_equity(self.account.equity, now)
+        self.risk.gate.on_equity(acct.equity, now)
         self._journal_gate(now)
-        return self.account
+        return acct
 
     async def run(self, timers: bool = True) -> None:
         """Consume the gateway's updates (and, with a real clock, fire deadlines) until cancelled."""
@@ -411,11 +419,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
                 self._end(m)
                 self.closed.append(a)
                 self.risk.gate.on_trade_closed(a.symbol, a.setup, a.pnl, a.reason, now)
-                self.log.info("trade_closed", trade_id=a.trade_id, symbol=a.symbol, setup=a.setup,
-                              side=m.plan.side, reason=a.reason.value, pnl=round(a.pnl, 4), fees=round(a.fees, 4),
-                              r=round(a.r_multiple, 3), entry=m.first_entry, qty=m.lim.qty(m.max_pos_lots),
-                              stop_confirm_ms=m.stop_confirm_ms)
-                self._spawn(self._after_close())
+                self._spawn(self._after_close())  # the trade's log line: the operator side (bot.ops.live)
+            for obs in self.observers:
+                obs(m, a)
 
     def _end(self, m: TradeMachine) -> None:
         self.trades.pop(m.tid, None)

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.domain.instrument import Instrument, trigger_ticks_away
-from bot.domain.orders import OrderRequest, OrderUpdate, PositionSnapshot
+from bot.domain.orders import AccountSnapshot, OrderRequest, OrderUpdate, PositionSnapshot
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TriggerPrice
 from bot.execution.actions import LegRole, TradeState
 
@@ -147,6 +147,9 @@ class ExchangeState:
     fills: dict[str, tuple[OrderUpdate, ...]] = field(default_factory=dict)
     # venue order ids of open orders that are a position's own stop (gateway `is_position_level`)
     position_stops: frozenset[str] = frozenset()
+    # the account the positions came from (equity, free margin): the engine's sizing and /status use it too,
+    # so a pass costs no second account request (bot.execution.recovery)
+    account: AccountSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,7 @@ async def fetch_exchange_state(gw: ExecutionGateway, symbols: Sequence[str],
     if gw.capabilities.position_level_stop:  # venues whose stop is the position's (Bybit)
         level = cast(PositionLevelStops, gw).is_position_level
         pos_stops = frozenset(o.venue_order_id for o in opened if level(o))
-    return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills, pos_stops)
+    return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills, pos_stops, acc)
 
 
 def _chrono(r: dict[str, Any]) -> tuple[int, int]:

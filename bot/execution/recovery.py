@@ -204,6 +204,8 @@ class Recovery(ExitCheck):
             before = dict(eng.activity)
             trades = journal_trades(self.journal, self.cfg.instruments)
             ex = await fetch_exchange_state(self.gw, self.symbols, trades)
+            if ex.account is not None:  # the pass's own account request keeps equity and free margin fresh
+                eng.set_account(ex.account)
             # a symbol whose trades changed while the picture was taken: its journal rows and the exchange's
             # answers are from different moments; no decision for it in this pass (the caller runs another)
             self.deferred = tuple(s for s in self.symbols if eng.activity.get(s, 0) != before.get(s, 0))

@@ -287,8 +287,12 @@ class OrderSending:
             try:
                 await self.gw.cancel(a.symbol, a.client_id, a.conditional)
                 return
-            except (OrderRejected, AmbiguousOutcome) as e:
-                # already final at the venue (filled, expired): the stream says which
+            except OrderRejected as e:
+                # the venue no longer has it open (filled, expired: the stream says which). Expected after
+                # a fill races the cancel (an OCO leg's sibling filled), so not a warning
+                self.log.info("cancel_not_open", client_id=a.client_id, error=str(e))
+                return
+            except AmbiguousOutcome as e:
                 self.log.warning("cancel_failed", client_id=a.client_id, error=str(e))
                 return
             except (VenueUnavailable, RateLimited) as e:

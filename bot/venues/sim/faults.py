@@ -2,7 +2,7 @@
 
 `POST /_sim/fault` with a JSON body (or `--fault JSON` / `[sim] server_faults` at start-up); every
 kind, its parameters and defaults are in docs/exchange-sim.md:
-drop_ws {route}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
+drop_ws {route, refuse_ms}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
 code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_listen_key,
 clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, settle_funding {symbol, rate_bps},
 mute_user_stream {ms}, late_execute {ms, count}, inject {route, raw, stream}, outside_order {symbol,
@@ -42,6 +42,7 @@ _INJECT_ROUTES = ("market", "public", "private", "all")
 class Faults:
     def __init__(self, server: SimServer) -> None:
         self.server = server
+        self.refuse_private_until_ns = 0  # drop_ws private with refuse_ms: reconnects refused until then
         self.skew_ms = 0
         self.delay_orders_ms = 0
         self.reject_stops = 0
@@ -87,6 +88,10 @@ class Faults:
                      if route == "all" or c.route == route or (route == "market" and c.route == "all")]
             for c in conns:
                 asyncio.get_running_loop().create_task(s.close_conn(c))
+            if route == "private" and f.get("refuse_ms"):  # new user-stream sockets refused (503) meanwhile
+                import time
+
+                self.refuse_private_until_ns = time.time_ns() + int(f["refuse_ms"]) * 1_000_000
             return {"ok": True, "dropped": len(conns)}
         if kind == "gap":
             sym = str(f.get("symbol", "")).upper()
@@ -369,6 +374,7 @@ class Faults:
             "connections": {r: sum(1 for c in s.conns if c.route == r) for r in ("public", "market", "all",
                                                                                "private")},
             "messages": s.messages,
+            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
             "source_done": s.source_done,
             "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
                        "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,

@@ -99,6 +99,8 @@ class _Endpoint:
         if body:
             params.update(parse_qsl(body, keep_blank_values=True))
         w = self.weight(params) if callable(self.weight) else self.weight
+        key = f"{request.method} {request.path}"
+        s.requests[key] = s.requests.get(key, 0) + 1  # per endpoint, shown by GET /_sim/state
         if s.faults.armed_limits:
             s.faults.arm_limit(request.method, request.path, now)
         limited = s.limits.admit(now, w)

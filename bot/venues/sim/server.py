@@ -110,6 +110,7 @@ class SimServer:
         self.late_tasks: set[asyncio.Task[None]] = set()  # late_execute orders still to be placed
         self._key_counter = 0
         self.messages = 0
+        self.requests: dict[str, int] = {}  # REST requests by "METHOD /path" (GET /_sim/state)
         self.source_done = False
         for f in faults or []:
             self.faults.apply(f)
@@ -364,6 +365,8 @@ class SimServer:
         key = key or request.match_info.get("key") or request.query.get("listenKey", "")
         if key not in self.listen_keys or self.listen_keys[key] <= self.now_ms():
             return web.json_response({"code": -1125, "msg": "This listenKey does not exist."}, status=400)
+        if time.time_ns() < self.faults.refuse_private_until_ns:  # drop_ws private with refuse_ms
+            return web.json_response({"code": -1001, "msg": "Internal error (simulated)."}, status=503)
         ev = request.query.get("events")
         conn = Conn(self._new_ws(), "private", "/stream" in request.path, key,
                     set(ev.split("/")) if ev else None)
