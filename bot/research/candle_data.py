@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from bot.errors import ConfigError
 
-__all__ = ["COLUMNS", "CandleError", "Candles", "read_candles", "symbol_of"]
+__all__ = ["COLUMNS", "CandleError", "Candles", "funding_path_of", "read_candles", "symbol_of", "tick_of"]
 
 COLUMNS = ("date", "open", "high", "low", "close", "volume")
 _NAME = re.compile(r"([A-Z0-9]+)_([A-Z0-9]+)(?:_[A-Z0-9]+)?-(\d+)([mhd])-(futures|spot)\.feather$")
@@ -84,9 +84,18 @@ def _table(path: str, cols: tuple[str, ...]) -> dict[str, list[object]]:
     return out
 
 
+def funding_path_of(path: str) -> str | None:
+    """The funding-rate file freqtrade writes beside `path` (`...-8h-funding_rate.feather`), if it is there."""
+    m = _NAME.search(os.path.basename(path))
+    if m is None:
+        return None
+    fpath = os.path.join(os.path.dirname(path), os.path.basename(path)[:m.start(3)] + "8h-funding_rate.feather")
+    return fpath if os.path.exists(fpath) else None
+
+
 def read_candles(path: str) -> Candles:
     """The candles of `path`, checked (sorted, no duplicate, no gap), with the sibling funding file if any."""
-    symbol, iv, m = symbol_of(path)
+    symbol, iv, _ = symbol_of(path)
     d = _table(path, COLUMNS)
     t = [int(x) for x in d["date"]]  # type: ignore[call-overload]
     if len(t) < 2:
@@ -102,8 +111,8 @@ def read_candles(path: str) -> Candles:
             raise CandleError(f"{path}: {what} after {at} UTC (row {i}); gaps are not bridged: "
                               "download the missing range or cut the file")
     c = Candles(path, symbol, iv, t, *(list(map(float, d[k])) for k in COLUMNS[1:]))  # type: ignore[arg-type]
-    fpath = os.path.join(os.path.dirname(path), os.path.basename(path)[:m.start(3)] + "8h-funding_rate.feather")
-    if os.path.exists(fpath):
+    fpath = funding_path_of(path)
+    if fpath is not None:
         f = _table(fpath, ("date", "open"))
         c.funding = [(int(a), float(r)) for a, r in zip(f["date"], f["open"], strict=True)]  # type: ignore[call-overload, arg-type]
         c.funding_path = fpath

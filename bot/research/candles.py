@@ -37,7 +37,7 @@ from bot.signals import setups as st
 from bot.signals.bars import Bar, BarSeries
 from bot.signals.profile import VolumeProfile
 
-__all__ = ["BAR_SETUPS", "BarFeatures", "boot_ci", "candle_intents", "score_horizons", "score_trades"]
+__all__ = ["BAR_SETUPS", "BarFeatures", "boot_ci", "candle_intents", "fill", "score_horizons", "score_trades"]
 
 _S = 1_000_000_000
 # setup -> the flow signs to try, in the order the setup's own code checks the sides (+1: long side)
@@ -169,6 +169,12 @@ def candle_intents(cd: Candles, signals: Any) -> tuple[list[Any], dict[str, int]
 
 def _trade(it: Any, cd: Candles, tick: float, cost_bps: float) -> tuple[str, float, float]:
     """(outcome, net bps, R) of one intent under the bar-fill rule of the module docstring."""
+    outcome, net, r, _exit_t, _risk_bps = fill(it, cd, tick, cost_bps)
+    return outcome, net, r
+
+
+def fill(it: Any, cd: Candles, tick: float, cost_bps: float) -> tuple[str, float, float, int, float]:
+    """(outcome, net bps, gross R, exit time ns, risk bps) of one intent under the bar-fill rule."""
     long = it.side == "long"
     sign = 1 if long else -1
     entry, stop = it.price_ticks * tick, it.stop_ticks * tick
@@ -194,11 +200,12 @@ def _trade(it: Any, cd: Candles, tick: float, cost_bps: float) -> tuple[str, flo
             break
         i += 1
     else:
-        return "censored", 0.0, 0.0
+        return "censored", 0.0, 0.0, exit_t, 0.0
     funding = sum(r for t, r in cd.funding if it.ts_ns < t <= exit_t) * 1e4 * sign
     gross = sign * (exit_px - entry) / entry * 1e4
     risk = abs(entry - stop)
-    return outcome, gross - cost_bps - funding, sign * (exit_px - entry) / risk if risk else 0.0
+    return (outcome, gross - cost_bps - funding, sign * (exit_px - entry) / risk if risk else 0.0, exit_t,
+            risk / entry * 1e4)
 
 
 def score_trades(intents: list[Any], data: dict[str, Candles], cost_bps: float, seed: int = 0

@@ -131,3 +131,25 @@ def test_cli_json_on_a_candle_slice_has_the_session_keys(tmp_path: Path, capsys:
             assert t["ci_low"] <= t["mean_net_bps"] <= t["ci_high"]
     assert main(["research", "signals", "--horizons", "30s,1m", str(f)]) == 2  # not whole candles
     assert "multiple of the candle" in capsys.readouterr().err
+
+
+@need_data
+def test_sweep_on_a_candle_slice_ships_the_funding_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("optuna", reason="research sweep needs Optuna (the research extra)")
+    from bot.__main__ import main
+    from bot.research.workers import pack_sessions
+
+    f = _write(tmp_path / "BTC_USDT_USDT-1m-futures.feather", 3000)
+    (tmp_path / "BTC_USDT_USDT-8h-funding_rate.feather").write_bytes(FUND.read_bytes())
+    assert [n for n, _ in pack_sessions([str(f)])] == ["000_BTC_USDT_USDT-1m-futures.feather",
+                                                        "000_BTC_USDT_USDT-8h-funding_rate.feather"]
+    space = tmp_path / "space.toml"
+    space.write_text('["signals.momentum.cooldown_s"]\nlow = 60\nhigh = 900\n')
+    cfg = Path(__file__).resolve().parents[2] / "examples" / "research-candles-1m.toml"
+    assert main(["research", "sweep", "-c", str(cfg), "--space", str(space), "--trials", "2", "--workers", "1",
+                 "--sampler", "random", "--seed", "3", "--study", str(tmp_path / "s.db"), "--json", str(f)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res["trials"]) == 2
+    for t in res["trials"]:
+        m = t["metrics"]
+        assert m["trades"] > 0 and t["value"] == m["net_expectancy_r"] and 0 <= m["win_rate"] <= 1
