@@ -34,9 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print {trials, best}")
 
     g = sub.add_parser("signals", help="every intent scored on the recorded mid; features vs the next move")
-    g.add_argument("files", nargs="+", metavar="FILE", help="recorded files")
+    g.add_argument("files", nargs="+", metavar="FILE",
+                   help="recorded files, or freqtrade *.feather candle files (the bar rules, docs/research.md)")
     g.add_argument("-c", "--config", metavar="CONFIG", help="TOML config (signals, plug-ins, fees)")
-    g.add_argument("--horizons", default="1s,5s,10s,30s,60s", help="comma list, multiples of the shortest")
+    g.add_argument("--horizons", default="1s,5s,10s,30s,60s",
+                   help="comma list, multiples of the shortest (candles: default 1m,5m,15m,30m,60m)")
     g.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     g.add_argument("--json", action="store_true", help="print {setups, features, ...}")
     g.add_argument("--html", metavar="OUT", help="also write an HTML page")

@@ -74,6 +74,10 @@ def evaluate(paths: list[str], base: dict[str, Any], params: dict[str, Any]) -> 
 
     t0 = time.perf_counter()
     settings = load_settings(None, deep_merge(base, overrides(params)))
+    if paths and all(p.endswith(".feather") for p in paths):  # candles: the bar rules (candle_sweep.py)
+        from bot.research.candle_sweep import candle_trial
+
+        return {**candle_trial(paths, settings), "seconds": round(time.perf_counter() - t0, 3)}
     res = asyncio.run(run_backtest(paths, settings))
     closed = closed_trades(res)
     return {"metrics": metrics_of(res),

@@ -9,7 +9,9 @@ from typing import Any
 
 from bot.errors import ConfigError
 
-__all__ = ["run_signals"]
+__all__ = ["DEFAULT_HORIZONS", "run_signals"]
+
+DEFAULT_HORIZONS = "1s,5s,10s,30s,60s"  # the CLI default (on candles: candles_cli.CANDLE_HORIZONS)
 
 
 def _horizons(text: str) -> tuple[list[int], list[str]]:
@@ -37,6 +39,14 @@ def run_signals(args: Any) -> int:
 
     settings = load_settings(args.config)
     load_plugins(settings.signals)
+    from bot.research.candles_cli import CANDLE_HORIZONS, is_candle_file, run_candle_signals
+
+    candles = [is_candle_file(f) for f in args.files]
+    if any(candles):  # freqtrade candles (issue 14, item 4): the bar rules, fills from the bar
+        if not all(candles):
+            raise ConfigError("give either *.feather candle files or recorded sessions, not both")
+        text = CANDLE_HORIZONS if args.horizons == DEFAULT_HORIZONS else args.horizons
+        return run_candle_signals(args, settings, *_horizons(text))
     horizons_ns, labels = _horizons(args.horizons)
     missing = check_paths(args.files)
     if missing:

@@ -31,6 +31,13 @@ def pack_sessions(paths: list[str]) -> Sessions:
         with open(p, "rb") as fh:
             # the index keeps names unique; the suffix keeps the reader's gzip detection
             out.append((f"{i:03d}_{os.path.basename(p)}", fh.read()))
+        if p.endswith(".feather"):  # candles: their funding file travels with them (same prefix, same folder)
+            from bot.research.candle_data import funding_path_of
+
+            fp = funding_path_of(p)
+            if fp is not None:
+                with open(fp, "rb") as fh:
+                    out.append((f"{i:03d}_{os.path.basename(fp)}", fh.read()))
     return out
 
 
