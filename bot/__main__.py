@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("features", "export per-interval order-flow features of a recorded session (CSV/Parquet)"),
     "signals": ("signals", "replay a recorded session through the signal layer and list entry intents"),
     "backtest": ("backtest", "run the whole bot on a recorded session with the simulator"),
+    "research": ("research", "signal studies, parameter sweeps (Optuna; local pool or Ray), validation"),
     "trades": ("trades", "list the trades in a journal"),
     "report": ("report", "journal review: stats, slippage, stops, latency; table/JSON/CSV/HTML"),
     "status": ("control", "print the running bot's state from its health endpoint"),
@@ -33,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": ("bench", "benchmarks: book, sim, signals, latency"),
     "exchange-sim": ("exchange_sim", "serve the Binance-compatible loopback exchange simulator"),
+    "conformance": ("conformance", "check the configured venue answers as the bot relies on (exit 1 on a deviation)"),
     "drill": ("drill", "fault drills against the loopback exchange (real processes): naked time, journal, survival"),
 }
 

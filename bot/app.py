@@ -13,7 +13,7 @@ Every component gets only its own settings section.
 
 Start-up (bot.execution.recovery): trading is HALTED "reconciling" until the exchange and the journal agree.
 The journal's open trades are adopted by the engine before it consumes any update; then positions, open
-orders and algo orders are compared with the journal (bot.venues.reconcile): missed fills applied, a
+orders and algo orders are compared with the journal (bot.execution.reconcile): missed fills applied, a
 missing stop placed at once, a position of no known trade given a stop (or flattened) with an alert,
 orphan exit orders cancelled, a position closed by hand recorded as a MANUAL close. A failed fetch decides
 nothing: retried with backoff, still halted, alerted. The same pass runs after every user-stream reconnect,
@@ -36,7 +36,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -46,6 +46,7 @@ from bot.domain.instrument import Instrument
 from bot.domain.types import CloseReason, TriggerPrice
 from bot.errors import ConfigError
 from bot.execution.engine import ExecutionEngine
+from bot.execution.reconcile import ReconcileConfig
 from bot.execution.recovery import RECONCILING, Recovery
 from bot.guard import check as check_live_guard  # before any connection (bot/guard.py)
 from bot.journal import Journal
@@ -53,13 +54,14 @@ from bot.journal.funding import FundingRecorder
 from bot.logging import configure_logging, get_logger
 from bot.ops.daily import DailySummary
 from bot.ops.fills import FillAlerts
+from bot.ops.live import OpsFeed
 from bot.ops.state import RuntimeState
 from bot.pipeline import Pipeline
 from bot.risk import RiskManager
 from bot.risk.brackets import LeverageBrackets
 from bot.settings import Settings, redacted
 from bot.signals import SignalEngine
-from bot.venues.reconcile import ReconcileConfig
+from bot.venues.ports import RetryAfterState
 
 __all__ = ["App", "check_live_guard"]
 
@@ -89,7 +91,8 @@ class App(OperatorControls, ExchangeWatch):
         self.view = sys.stdout.isatty() if view is None else view
         self.log = get_logger("app")
         self.state = RuntimeState(last_errors_max=settings.ops.last_errors_max,
-                                  user_stream_stale_after_ns=settings.ops.user_stream_stale_after_ms * _MS)
+                                  user_stream_stale_after_ns=settings.ops.user_stream_stale_after_ms * _MS,
+                                  now_ns=time.time_ns())  # uptime from here
         self.stop = asyncio.Event()
         self.engine: ExecutionEngine | None = None
         self.pipeline: Pipeline | None = None
@@ -98,13 +101,10 @@ class App(OperatorControls, ExchangeWatch):
         self.ops: Any = None
         self.recovery: Recovery | None = None
         self.reconcile_wanted = asyncio.Event()  # set by the user stream after every catch-up
-        self._closed_seen = 0
+        self.ops_feed: OpsFeed | None = None  # the operator side (bot.ops.live), built with the engine
         from bot.ops.alerts import Alerts
 
         self.alerts = Alerts(settings.ops.alerts, name=settings.app.name)
-        self._feed_status: dict[str, str] = {}
-        self._trading_alerted = "ACTIVE"
-        self._symbols_alerted: set[str] = set()  # symbol halts the operator was told about
         self._init_watch()
 
     # ------------------------------------------------------------------ building
@@ -131,6 +131,9 @@ class App(OperatorControls, ExchangeWatch):
         risk = RiskManager(s.risk, equity, now, brackets)
         self.gateway = gateway
         self.engine = ExecutionEngine(gateway, risk, self.journal, s.execution, s.risk)
+        self.ops_feed = OpsFeed(self.state, self.alerts, self.engine, venue=s.venue.name,
+                                account_check_s=s.ops.account_check_s)
+        self.ops_feed.watch_stats = self.watch_stats
         signals = SignalEngine(s.signals, instruments)
         # a strategy plug-in that raised is disabled by the engine (and logged): tell the operator
         signals.on_failure = lambda ev: self.alerts.error("strategy", ev.message, strategy=ev.name, symbol=ev.symbol)
@@ -144,6 +147,8 @@ class App(OperatorControls, ExchangeWatch):
         limits.update(signals.time_limits_s())  # plug-ins' setups too
         self.recovery = Recovery(self.engine, rc, symbols=s.venue.symbols, time_limits_s=limits,
                                  alert=self._reconcile_alert)
+        self.ops_feed.recovery = self.recovery
+        self.ops_feed.syncs = self.pipeline.syncs  # the venue feeds register theirs in it too
         self.recovery.halt_entries(now)  # no entry before the exchange and the journal agree (_reconciled)
         # the engine doubts its picture (a failed look-up, a fill for an ended trade, an input that raised):
         # a reconciliation pass now (bot/app_watch.py)
@@ -156,6 +161,7 @@ class App(OperatorControls, ExchangeWatch):
         else:
             self.alerts.error("reconcile", f"{symbol}: {message}" if symbol else message)
             self.state.on_error("reconcile", message, time.time_ns())
+        self._sync_ops_state(time.time_ns())  # the failure shows in /status now, not at the next tick
 
     def _reconciled(self, runs: int) -> None:
         """After a successful pass: the start-up halt is lifted (symbol halts it set stay)."""
@@ -163,9 +169,11 @@ class App(OperatorControls, ExchangeWatch):
         now = time.time_ns()
         self._after_pass()
         if self.stream_health is not None and not self.stream_health.ever_connected:
+            self._sync_ops_state(now)
             return  # the start-up halt holds until the user stream is there (its catch-up asks for a pass)
         if self.recovery.allow_entries(now):
             self.state.set_trading_state("ACTIVE", "reconciled", now)
+        self._sync_ops_state(now)
 
     # ------------------------------------------------------------------ SIGHUP
     def reload_risk(self) -> bool:
@@ -275,13 +283,31 @@ class App(OperatorControls, ExchangeWatch):
         if gw.user_stream is not None:  # every reconnect's catch-up -> a reconciliation pass
             gw.user_stream.on_caught_up = self.reconcile_wanted.set
             self._wire_stream(gw.user_stream)
+            assert self.ops_feed is not None
+            gw.on_balance = self.ops_feed.on_balance  # the wallet between REST checks (bot.ops.live)
         feed = feed_cls(s.venue, s.market, instruments, on_event)
         for sym, sync in feed.syncs.items():
             self.state.track_book(sym, sync.health, sync.stats)
             # the feed owns its syncs; the pipeline lists them so feed-loss alerts and the view see them
             pipeline.syncs[sym] = sync
+        # the one await of the set-up, after everything is wired (an await earlier let the user stream's
+        # "connected" go unheard, or showed a pipeline without its books); entries wait for reconciliation
+        await self._load_fees(gw)
         flatten = s.app.on_shutdown == "flatten" if flatten_on_exit is None else flatten_on_exit
         return await self._serve([feed.run()], flatten_on_exit=flatten)
+
+    async def _load_fees(self, gw: Any) -> None:
+        """The venue's fee rates into the cost model (config's as fallback, with a warning): bot/app_fees.py."""
+        from bot.app_fees import describe, load_fee_rates
+        from bot.risk.costs import FeeRates
+
+        assert self.engine is not None
+        rates = await load_fee_rates(gw, self.settings.venue.symbols, FeeRates.from_config(self.settings.risk),
+                                     self.log)
+        for sym, r in rates.items():
+            self.engine.risk.set_fees(sym, r)
+        self.state.set_info(fees=describe(rates))
+        self.log.info("fee_rates", fees=describe(rates))
 
     async def _start_venue(self, gw: Any) -> Any:
         """gw.start() + the account, retried with capped backoff while the venue answers 429/418/5xx or is
@@ -305,9 +331,8 @@ class App(OperatorControls, ExchangeWatch):
                 attempt += 1
                 wait = min(_START_RETRY_CAP_S, _START_RETRY_FIRST_S * 2 ** (attempt - 1))
                 blocked = 0.0
-                limiter = getattr(gw, "limiter", None)
-                if limiter is not None:
-                    blocked = limiter.blocked_for_s(time.time())
+                if gw.capabilities.retry_after:
+                    blocked = cast(RetryAfterState, gw).blocked_for_s(time.time())
                 if isinstance(e, RateLimited):
                     blocked = max(blocked, e.retry_after_s)
                 wait = max(wait, blocked + 0.05)
@@ -337,7 +362,8 @@ class App(OperatorControls, ExchangeWatch):
                 loop.add_signal_handler(sig, self.stop.set)
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload_risk)
-        await self.engine.refresh_account()
+        assert self.ops_feed is not None
+        self.ops_feed.on_account(await self.engine.refresh_account())
         assert self.recovery is not None
         self.recovery.restore_limits(time.time_ns())  # a restart keeps the day's loss limits
         await self.recovery.adopt()  # before the engine consumes any update: those of adopted legs reach them
@@ -385,6 +411,8 @@ class App(OperatorControls, ExchangeWatch):
                         await self._wait_flat(bound_s, unprotected)
                 if await self._naked_at_exit(protect_by):
                     rc = EXIT_NAKED
+                # what this process leaves open at the venue, and with which stop (bot.ops.live)
+                self.log.info("shutdown_complete", left_open=self.ops_feed.open_positions(), exit_code=rc)
                 for w in workers:
                     w.cancel()
                 engine_task.cancel()
@@ -397,7 +425,6 @@ class App(OperatorControls, ExchangeWatch):
                 await self.ops.stop()
             with contextlib.suppress(Exception):
                 await self.gateway.close()
-            self._report_closed()
             if self.journal is not None:
                 self.journal.close()
         return rc
@@ -405,11 +432,10 @@ class App(OperatorControls, ExchangeWatch):
     def _shutdown_bound_s(self) -> float:
         """The shutdown's wait: the fixed bound plus a Retry-After still running (exits wait it out) plus
         the stop-confirm deadline, at most app.shutdown_max_wait_s."""
-        limiter = getattr(self.gateway, "limiter", None)
         extra = 0.0
-        if limiter is not None and hasattr(limiter, "blocked_for_s"):
-            with contextlib.suppress(Exception):
-                extra = float(limiter.blocked_for_s(time.time()))
+        gw = self.gateway
+        if gw is not None and gw.capabilities.retry_after:
+            extra = cast(RetryAfterState, gw).blocked_for_s(time.time())
         wait = _SHUTDOWN_WAIT_S + extra + self.settings.execution.stop_confirm_timeout_ms / 1000.0
         return min(self.settings.app.shutdown_max_wait_s, wait)
 

@@ -10,7 +10,7 @@ orders. A mixin of `bot.app.App`, which owns every attribute used here.
 - Positions from the stream (ACCOUNT_UPDATE, Bybit `position`) are compared with what the engine's trades
   hold on the symbol; a difference still there `position_grace_s` (0.2 s) later (the fill's order update
   follows the position update on Binance) asks for a reconciliation pass at once: a size the bot does not own gets its
-  own stop and halts entries on the symbol within seconds (bot.venues.reconcile `Unowned`).
+  own stop and halts entries on the symbol within seconds (bot.execution.reconcile `Unowned`).
 - In-flight check (as NautilusTrader's): an order whose request returned without an acknowledgement, or a
   market order without its fill, `inflight_check_ms` after it was first seen pending is looked up by client
   id (a reconciliation pass); if the stream said nothing since then, the stream is in doubt. A request still

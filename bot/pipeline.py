@@ -104,6 +104,9 @@ class Pipeline:
                 mid = sync.book.mid_ticks()
                 if mid is not None:
                     engine.on_price(ev.symbol, int(mid))
+                    bid, ask = sync.book.best_bid_ticks, sync.book.best_ask_ticks
+                    if bid is not None and ask is not None:
+                        engine.on_touch(ev.symbol, bid, ask)  # a resting maker entry follows the touch
             if intents:
                 self._submit(intents, sync, ev.ts_recv_ns)
         elif isinstance(ev, Trade):

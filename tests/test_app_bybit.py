@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from bot.app import App
+from bot.execution.reconcile import CancelOrder, Flatten, PlaceStop
 from bot.settings import Settings, load_settings
-from bot.venues.reconcile import CancelOrder, Flatten, PlaceStop
 from tests.conftest import BYBIT
 from tests.support import until
 from tests.support.replay_server import BybitReplayServer

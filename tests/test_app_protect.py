@@ -16,7 +16,7 @@ import bot.app as app_mod
 from bot.app import EXIT_NAKED, App, _leaves
 from bot.settings import load_settings
 from bot.venues.errors import RateLimited, VenueUnavailable
-from bot.venues.ports import AccountSnapshot
+from bot.venues.ports import AccountSnapshot, GatewayCapabilities
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,13 @@ class _Limiter:
 
 
 class _Venue:
-    """start() fails as scripted; the limiter remembers a ban the way the real gateways' do."""
+    """start() fails as scripted; the limiter remembers a ban the way the real gateways' do (and, like them,
+    declares it: capabilities.retry_after, ports.RetryAfterState)."""
+
+    capabilities = GatewayCapabilities(retry_after=True)
+
+    def blocked_for_s(self, now_s: float) -> float:
+        return self.limiter.blocked_for_s(now_s)
 
     def __init__(self, errors: list[Exception]) -> None:
         self.errors = errors

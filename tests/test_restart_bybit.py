@@ -30,6 +30,16 @@ from pydantic import SecretStr
 
 from bot.domain.types import EntryIntent, OrderKind, OrderStatus, Side, TakeProfitTier
 from bot.execution.engine import ExecutionEngine
+from bot.execution.reconcile import (
+    CancelOrder,
+    ExchangeState,
+    JournalLeg,
+    JournalTrade,
+    PlaceStop,
+    ReconcileConfig,
+    decide,
+)
+from bot.execution.reconcile_io import leg_fills
 from bot.execution.recovery import Recovery
 from bot.journal import Journal
 from bot.risk import MarketView, RiskManager
@@ -39,16 +49,6 @@ from bot.settings.risk import RiskSection
 from bot.venues.bybit.gateway import BybitGateway
 from bot.venues.bybit.orders import parse_instruments
 from bot.venues.ports import OrderRequest, OrderUpdate, PositionSnapshot
-from bot.venues.reconcile import (
-    CancelOrder,
-    ExchangeState,
-    JournalLeg,
-    JournalTrade,
-    PlaceStop,
-    ReconcileConfig,
-    decide,
-    leg_fills,
-)
 from tests.support import until
 from tests.support.replay_server import BybitReplayServer
 from tests.test_app_bybit import NEEDS_SAMPLE, acted, another_pass, bybit_settings, new_fake, replay_lines, run_app
@@ -334,7 +334,7 @@ async def test_a_fired_stop_is_found_only_after_its_own_position_opened():
         assert u is not None
         assert (u.client_id, u.parent_id, u.venue_order_id, u.status, u.filled_lots, u.last_fill_price, u.fee,
                 u.trade_id) == ("t2-sl", "t2-sl", o["orderId"], OrderStatus.FILLED, 5, 59095.0, 0.18, e["execId"])
-        # the exact fills of that order, in the words reconcile reads (bot.venues.reconcile.leg_fills)
+        # the exact fills of that order, in the words reconcile reads (bot.execution.reconcile.leg_fills)
         fills = await leg_fills(g, "BTCUSDT", "t2-sl", u)
         assert [(f.client_id, f.parent_id, f.trade_id, f.last_fill_lots, f.last_fill_price, f.fee, f.status)
                 for f in fills] == [("t2-sl", "t2-sl", e["execId"], 5, 59095.0, 0.18, OrderStatus.FILLED)]

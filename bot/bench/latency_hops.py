@@ -44,6 +44,7 @@ async def _count(path: str, journal_path: str) -> dict[str, Any]:
     from bot.settings import load_settings
     from bot.signals.engine import SignalEngine
     from bot.venues.binance_usdm.instruments import KNOWN
+    from bot.venues.ports import GatewayCapabilities
 
     s = load_settings(overrides={"risk": {"max_orders_per_s": 10**6, "max_orders_per_min": 10**6,
                                           "max_open_positions": 50, "max_notional_per_symbol_usd": 1e12,
@@ -58,7 +59,7 @@ async def _count(path: str, journal_path: str) -> dict[str, Any]:
     calls: list[int] = []
 
     class _Gw(_NullGateway):
-        eager_submit = True
+        capabilities = GatewayCapabilities(eager_submit=True)
 
         async def submit(self, req: Any) -> Any:
             calls.append(time.perf_counter_ns())

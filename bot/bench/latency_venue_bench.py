@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import gc
 import os
 import subprocess
@@ -236,7 +237,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             rec["inject"] = pc() - t1
             return out
 
-        def timed(name: str, fn: Any) -> Any:
+        def timed(name: str, fn: Any, after_send: str = "") -> Any:
             def wrapper(*a: Any, **kw: Any) -> Any:
                 t = pc()
                 try:
@@ -244,7 +245,10 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                 finally:
                     rec = _CUR.get()
                     if rec is not None:
-                        rec[name] = rec.get(name, 0) + pc() - t
+                        # a write after the entry's hand-off (the engine records an entry after its send)
+                        # is not part of tick-to-order: counted apart
+                        key = after_send if after_send and "h0" in rec else name
+                        rec[key] = rec.get(key, 0) + pc() - t
             return wrapper
 
         def on_entry_sent(cid: str, ns: int) -> None:
@@ -252,7 +256,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             # only an entry sent from the pipeline task itself (not after a leverage round trip)
             if rec is not None and rec.get("trigger") and "p1" not in rec and "s1" not in rec:
                 rec["s1"], rec["cid"] = ns, cid
-                gw.eager_submit = EAGER[rec["mode"]]  # type: ignore[union-attr]  # read by the engine next
+                # read by the engine next (this instance's declaration; the class keeps its own)
+                gw.capabilities = dataclasses.replace(gw.capabilities, eager_submit=EAGER[rec["mode"]])
 
         async def timed_submit(req: Any) -> Any:
             rec = _CUR.get()
@@ -402,7 +407,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
 
         signals.on_depth = timed_signals  # type: ignore[method-assign,assignment]
         risk.assess = timed("risk", risk.assess)  # type: ignore[method-assign]
-        journal.open_trade = timed("journal", journal.open_trade)  # type: ignore[method-assign]
+        journal.open_trade = timed("journal", journal.open_trade, "journal_after_send")  # type: ignore[method-assign]
         engine.on_entry_sent = on_entry_sent
         gw.submit = timed_submit  # type: ignore[method-assign]
         signer.post = timed_post  # type: ignore[method-assign]

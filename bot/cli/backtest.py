@@ -1,25 +1,27 @@
 """`scalper backtest [-c CONFIG] [--journal PATH] [--json] FILE …`: the whole bot on a recorded session.
 
 The same code as live: parse -> BinanceBookSync -> OrderBook -> SignalEngine -> RiskManager ->
-ExecutionEngine -> SimGateway, with the simulator's queue and latency models. Two clocks, as in life:
-the simulated exchange sees every message at its recorded time; the bot sees it `market_data_latency`
-later (one connection: never out of order), and its orders reach the exchange `order_latency` after it
-sends them. The loop merges the two in time order. Stops trigger on the exchange's mark (the mid for
-recorded sessions, which carry no markPrice) and the bot follows the same mid.
+ExecutionEngine -> SimGateway, with the simulator's queue and latency models. Two clocks, as in life
+(issue 13 item 3): the simulated exchange sees every message at its recorded time; the bot sees it
+`market_data_latency` later (one connection: never out of order). An order leaves the bot at the bot's
+clock (the receive time of the message it reacts to) + `compute_latency`, reaches the matching engine
+`order_latency` later (stamped on the bot's clock, never the exchange's), and the bot sees the answer
+`ack_latency` after the engine handled it and each fill/cancel `user_stream_latency` after it happened
+(bot/venues/sim/gateway.py). The loop merges the market deliveries and those answers in time order. The
+matching top is the recorded bookTicker when newer than the depth diffs ([sim] book_ticker_top); stops
+trigger on the exchange's mark (the markPrice stream, else that mid) and the bot follows its own mid.
 
-The journal is the live one: funding the simulator settles on a held position (every
-`sim.funding_interval_s`, at `sim.funding_rate_bps` unless the data carries markPrice rates) is journaled
-and attributed to the trade (bot.journal.funding), and every trade carries its latency trail. With the
-simulated clock those latencies are the simulated delays, not CPU time. The exchange event time is when
-the simulated exchange published the message (its recorded receive time: the venue's own E runs on
-another clock), so exchange event -> receive is the simulated `market_data_latency`; receive -> signal
-is 0 (the clock does not move while the bot computes); signal -> order sent is 0, or the simulated
-leverage round trip when the symbol's leverage is set first; order -> ack is the simulated
-`order_latency` plus the wait for the next delivered message; ack -> fill is the bot's own receipt of the
-fill after that answer (never negative: both on the bot's clock; bot.journal.report). Each backtest is a run
-of its own in the journal (`summary.run_id`; a second backtest into the same journal is reported apart),
-and its config is journaled (the report reads the fee rates from it). On a terminal, stderr shows a
-progress bar with ETA (bot.progress); nothing in --json or piped output.
+The journal is the live one: funding the simulator settles on a held position is journaled and
+attributed to the trade (bot.journal.funding). Funding comes only from the recorded markPrice stream
+(`sim.funding_source = "recorded"`, the default: a session without one pays none), or, with "assumed",
+at `sim.funding_rate_bps` every `sim.funding_interval_s` (the summary then says `funding_source:
+assumed`); "none" turns it off. Every trade carries its latency trail in simulated time: exchange event
+(the recorded receive time) -> receive is the simulated `market_data_latency`; receive -> signal is 0
+(the clock does not move while the bot computes; the compute time is charged on the way out); order ->
+ack is compute + order + ack latency. Each backtest is a run of its own in the journal
+(`summary.run_id`; a second backtest into the same journal is reported apart), and its config is
+journaled (the report reads the fee rates from it). On a terminal, stderr shows a progress bar with ETA
+(bot.progress); nothing in --json or piped output.
 
 JSON: {"verdict" (the summary's verdict, first), "trades": [{setup, symbol, side, entry_ts_ns, entry_price,
 qty, stop_price, stop_confirm_ms,
@@ -47,7 +49,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["add_arguments", "run", "run_backtest", "summarize"]
+__all__ = ["add_arguments", "funding_label", "run", "run_backtest", "summarize"]
 
 _S = 1_000_000_000
 
@@ -82,20 +84,23 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     from bot.venues.binance_usdm.instruments import KNOWN
     from bot.venues.sim.brackets import risk_brackets
     from bot.venues.sim.gateway import SimGateway, exchange_from_settings
-    from bot.venues.sim.latency import Latency
+    from bot.venues.sim.latency import Latency, SimLatencies, latency_kwargs
 
     paths = list(paths)
-    configure_logging("ERROR", "json")  # stderr; a cancel that finds nothing is routine here
+    # the process's own stderr (a cancel that finds nothing is routine here): never a caller's replaced
+    # sys.stderr, which may be closed when later code logs (an in-process test's capture)
+    configure_logging("ERROR", "json", stream=sys.__stderr__ or sys.stderr)
     instruments = dict(KNOWN)
     sim = settings.sim
     ex = exchange_from_settings(sim, instruments)
-    gw = SimGateway(ex)
-    # size against the very tables the simulator margins and liquidates with
-    brackets = risk_brackets()
     now = [0]
 
     def clock() -> int:
         return now[0]
+
+    gw = SimGateway(ex, clock=clock, latencies=SimLatencies.from_settings(sim))
+    # size against the very tables the simulator margins and liquidates with
+    brackets = risk_brackets()
 
     rm = RiskManager(settings.risk, sim.starting_balance_usdt, 0, brackets)
     journal = Journal(journal_path, settings.journal.synchronous)
@@ -107,10 +112,11 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     engine = ExecutionEngine(gw, rm, journal, settings.execution, settings.risk, clock=clock)
     signals = SignalEngine(settings.signals, instruments)
     # The bot's market session (as live): parse once, here; the simulated exchange gets the same parsed
-    # events at their recorded time. bookTickers are not decoded: neither side uses them.
+    # events at their recorded time. bookTickers are not decoded here: the bot trades on its depth book;
+    # the exchange keeps them raw for its matching top.
     market = MarketSession(instruments, settings.market.depth_bps, book_tickers=False, bybit=False)
     md_latency = Latency.from_ms(sim.market_data_latency_ms, sim.market_data_jitter_ms, sim.latency_kind,
-                                 sim.seed + 1)
+                                 sim.seed + 1, **latency_kwargs(sim))
     intents = 0
     denials: Counter[str] = Counter()
     next_funding_ns: dict[str, int] = {}
@@ -141,12 +147,14 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                 if t is DepthUpdate:
                     sync, sym = up.sync, up.symbol
                     book = sync.book
-                    if book.bbo() is None:
+                    bbo = book.bbo()
+                    if bbo is None:
                         continue
                     out = signals.on_depth(sym, book, sync.health.status, up.ts_event_ns, arrive)
                     mid = book.mid_ticks()
                     if engine.trades and mid is not None:
                         engine.on_price(sym, int(mid))
+                        engine.on_touch(sym, bbo[0], bbo[2])  # a resting maker entry follows the touch
                     if out:
                         submit([i.stamped(ts, arrive, clock()) for i in out], sync)
                 elif t is Trade:
@@ -166,7 +174,28 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
 
     def busy() -> bool:
         # Anything for the engine's tasks to do: open trades, orders in flight, updates not consumed.
-        return bool(engine.trades or engine._pending or gw._queue.qsize() or gw._funding.qsize())
+        return bool(engine.trades or engine._pending or gw._queue.qsize() or gw._funding.qsize() or gw.in_flight)
+
+    delayed = gw._delayed  # (deliver ns, ...) heap: answers and user-stream events on their way to the bot
+
+    async def catch_up(ts: int) -> None:
+        """The bot's side up to `ts`, in time order: market deliveries and the gateway's answers/events."""
+        while True:
+            na = pending[0][0] if pending else None
+            nr = delayed[0][0] if delayed else None
+            if na is not None and na <= ts and (nr is None or na <= nr):
+                deliver(*pending.popleft())
+                if busy():
+                    await settle()
+            elif nr is not None and nr <= ts:
+                if nr > now[0]:
+                    now[0] = nr
+                if engine.next_deadline_ns() is not None:
+                    engine.fire_due(now[0])
+                gw.release(nr)
+                await settle()
+            else:
+                return
 
     # The bot's tasks wait on the simulated exchange (acks, fills, funding): they can only move on after
     # it reported something, so between deliveries the loop gets control only when a report was emitted.
@@ -201,10 +230,16 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                 market.feed_record(rec)  # counted against its file
                 continue
             ts = rec.ts_recv_ns
-            while pending and pending[0][0] <= ts:
-                deliver(*pending.popleft())
-                if busy():
-                    await settle()
+            if delayed and delayed[0][0] <= ts:
+                await catch_up(ts)  # answers or user-stream events are due: merge them in time order
+            else:
+                while pending and pending[0][0] <= ts:  # the common case: market deliveries only
+                    deliver(*pending.popleft())
+                    if busy():
+                        await settle()
+                        if delayed and delayed[0][0] <= ts:
+                            await catch_up(ts)
+                            break
             skipped = market.skipped
             evs = decode(rec.raw, ts, rec.path, rec.lineno)
             if evs is None:
@@ -228,16 +263,18 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
             if reports[0] != seen_reports:
                 seen_reports = reports[0]
                 await settle()
-        while pending:
-            deliver(*pending.popleft())
-            await settle()
+        await catch_up(last_arrive)
         # end of data: flatten what is still open and let the simulator answer
         now[0] = max(now[0], last_arrive)
         engine.flatten_all(CloseReason.MANUAL)
         for step in range(1, 50):
-            ex.advance_to(last_ts + step * 100_000_000)
+            t = max(last_ts, last_arrive) + step * 100_000_000
+            ex.advance_to(t)
             await settle(5)
-            if not engine.trades and not engine._pending:
+            await catch_up(t)
+            now[0] = max(now[0], t)
+            await settle(5)
+            if not engine.trades and not engine._pending and not gw.in_flight:
                 break
         await engine.drain(5.0)
         acct = await gw.account()
@@ -254,6 +291,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
             funding.record(p)
     if problems is not None:
         problems.extend(market.finish(paths))
+    damage = market.damage(paths)
     trades = _trades_from(journal, settings.risk, run_id)
     aborted = sum(1 for r in journal.rows("trades", "run_id=?", (run_id,)) if r["state"] == "ABORTED")
     journal.close()
@@ -262,8 +300,18 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     summary.update(intents=intents, denials=dict(sorted(denials.items())), aborted=aborted,
                    end_equity=round(acct.equity, 4), funding=round(funding.total_quote, 6),
                    market_events=market.records, funding_events=fundings, bad_lines=market.malformed,
-                   symbols=sorted(market.syncs), run_id=run_id)
+                   symbols=sorted(market.syncs), run_id=run_id, **funding_label(sim),
+                   **({"damage": damage} if damage else {}))
     return {"trades": trades, "summary": summary}
+
+
+def funding_label(sim: Any) -> dict[str, Any]:
+    """Where the run's funding came from (issue 13): an assumed rate is said so, with the rate."""
+    out: dict[str, Any] = {"funding_source": sim.funding_source}
+    if sim.funding_source == "assumed":
+        out["funding_assumed"] = (f"assumed {sim.funding_rate_bps:g} bps every {sim.funding_interval_s} s "
+                                  "(sim.funding_rate_bps) where the session has no markPrice stream")
+    return out
 
 
 def _trades_from(journal: Any, risk: Any, run_id: int | None = None) -> list[dict[str, Any]]:
@@ -336,6 +384,8 @@ def run(args: argparse.Namespace) -> int:
     problems: list[str] = []
     # the bar only on a terminal: nothing in --json or piped output
     res = runner(run_backtest(args.files, settings, args.journal, problems, progress=None))
+    for line in res["summary"].get("damage", ()):
+        print(f"warning: {line}", file=sys.stderr)  # partial damage: file and line; the rest was used
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     rc = 1 if problems else 0

@@ -38,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
         instruments = load_exchange_info(args.exchange_info)
     res = check_files(args.files, instruments)
+    # a file with no market message at all is one line (in problems), not one per unreadable line
+    dead = [p for p in args.files if f"{p}: no market message could be read" in " ".join(res["problems"])]
     for line in res["error_lines"]:
-        print(f"error: {line}", file=sys.stderr)
+        if not any(line.startswith(f"{p}:") for p in dead):
+            print(f"error: {line}", file=sys.stderr)
     for line in res["problems"]:
         print(f"error: {line}", file=sys.stderr)
     if args.json:

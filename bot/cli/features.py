@@ -72,6 +72,7 @@ def replay_events(paths: Iterable[str], instruments: dict[str, Instrument] | Non
     st["errors"] = ses.malformed
     st["error_lines"] = list(ses.errors)
     st["problems"] = ses.finish(paths)
+    st["damage"] = ses.damage(paths)
 
 
 def parse_interval_ns(text: str) -> int:
@@ -212,9 +213,10 @@ def run(args: argparse.Namespace) -> int:
                 cols[c].append(r[c])
             n += 1
         pq.write_table(pa.table(cols), args.parquet)
-    print(f"{n} rows", file=sys.stderr)
-    if stats.get("errors"):
-        print(f"warning: {stats['errors']} bad lines skipped, first: {stats['error_lines'][0]}", file=sys.stderr)
+    if not stats.get("problems"):
+        print(f"{n} rows", file=sys.stderr)
+    for line in stats.get("damage", ()):
+        print(f"warning: {line}", file=sys.stderr)
     for line in stats.get("problems", ()):
         print(f"error: {line}", file=sys.stderr)
     if stats.get("problems"):

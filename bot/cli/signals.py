@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
         instruments = load_exchange_info(args.exchange_info)
     stats: dict[str, Any] = {}
     intents, engine = replay_intents(args.files, settings.signals, instruments, stats)
-    if stats.get("errors"):
-        print(f"warning: {stats['errors']} bad lines skipped, first: {stats['error_lines'][0]}", file=sys.stderr)
+    for line in stats.get("damage", ()):
+        print(f"warning: {line}", file=sys.stderr)
     for line in stats.get("problems", ()):
         print(f"error: {line}", file=sys.stderr)
     rc = 1 if stats.get("problems") else 0

@@ -12,6 +12,7 @@ from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerP
 
 __all__ = [
     "AccountSnapshot",
+    "BalanceUpdate",
     "FundingPayment",
     "OrderAck",
     "OrderRequest",
@@ -104,6 +105,18 @@ class PositionSnapshot:
     liquidation_price: float = 0.0
     leverage: int = 0
     isolated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceUpdate:
+    """A wallet balance pushed by the user stream (Binance ACCOUNT_UPDATE `a.B[]`: `wb` wallet balance, `cw`
+    cross wallet balance), after every fill, fee and funding settlement: what the operator sees between the
+    REST account checks. Free margin is not in it (sizing keeps the REST snapshot's)."""
+
+    asset: str
+    wallet_balance: float
+    cross_wallet: float
+    ts_event_ns: int
 
 
 @dataclass(frozen=True, slots=True)

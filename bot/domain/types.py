@@ -10,6 +10,7 @@ __all__ = [
     "EntryIntent",
     "OrderKind",
     "OrderStatus",
+    "RejectReason",
     "Side",
     "TakeProfitTier",
     "TimeInForce",
@@ -72,6 +73,19 @@ class OrderStatus(str, Enum):
     @property
     def is_final(self) -> bool:
         return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+
+
+class RejectReason(str, Enum):
+    """Why a venue refused an order, in the trade's words: each venue adapter translates its own codes at
+    the boundary (bot.venues.*.errors) so the pure trade machine matches no venue's code."""
+
+    OTHER = "OTHER"  # any other refusal: the trade logic treats it as a plain "no"
+    # the trigger is already crossed by the price it watches: a stop there would fire at once (Binance -2021,
+    # Bybit 110092/110093 and trading-stop's "should lower/greater than base_price"): take the loss now
+    STOP_WOULD_TRIGGER = "STOP_WOULD_TRIGGER"
+    # an order with this client id exists already (Binance -4116, Bybit 110072): an earlier attempt of ours
+    # landed; look it up by client id, never send it again
+    DUPLICATE_CLIENT_ID = "DUPLICATE_CLIENT_ID"
 
 
 class CloseReason(str, Enum):

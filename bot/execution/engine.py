@@ -8,11 +8,13 @@ Two halves (issue 12 item 1, docs/architecture.md "One synchronous decision path
   sleeping until the earliest one, woken when an earlier one is added: no polling); the order tasks
   (sending.py) await the venue. With a simulated clock the caller calls `fire_due()` as it advances time.
 
-It takes entry intents, asks risk (gate + sizing), journals the trade and its planned legs BEFORE any
-order is sent, and sends through an `ExecutionGateway`.
+It takes entry intents, asks risk (gate + sizing), sends through an `ExecutionGateway` and journals the
+trade and its planned legs in the same synchronous step, right after the entry's hand-off (the one write
+that follows its order: tick-to-order does not wait for a commit; a crash in between is covered by restart
+reconciliation and reserved trade ids, see on_intent).
 
-Every action of the machine is journaled before it is acted on: a Submit's leg row (with its intended
-price) is committed before `gateway.submit` is awaited. Orders go out as tasks owned by the engine's
+Every other action of the machine is journaled before it is acted on: a later Submit's leg row (with its
+intended price) is committed before `gateway.submit` is awaited. Orders go out as tasks owned by the engine's
 TaskGroup, so a slow acknowledgement never stalls the update stream or the timers: the stop-confirm
 deadline fires whatever the gateway does. An entry to a gateway that allows it (`eager_submit`) is
 started eagerly (eager.py): the gateway's synchronous part runs before the caller goes on.
@@ -65,6 +67,7 @@ __all__ = ["ExecutionEngine"]
 
 _PLANNED, _ENTERING = TradeState.PLANNED.value, TradeState.ENTERING.value
 _RESTING = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+_ID_BLOCK = 20  # trade ids reserved ahead per journal write (a restart skips at most this many)
 
 
 class ExecutionEngine(EngineGuards, OrderSending):
@@ -92,7 +95,11 @@ class ExecutionEngine(EngineGuards, OrderSending):
         # symbol -> count of journaled changes of its trades: a reconciliation whose picture spans a change
         # of a symbol decides nothing for it (bot.execution.recovery)
         self.activity: dict[str, int] = {}
-        self._next_id = journal.count_trades() + 1
+        # Trade ids ("t42", the prefix of every client id) are reserved in the journal a block ahead of use,
+        # so an entry sent before its record (on_intent) never lends its id to a later trade after a crash.
+        self._next_id = max(journal.count_trades(), journal.reserved_trade_ids()) + 1
+        self._reserved_id = 0
+        self._reserve_ids(self._next_id - 1 + _ID_BLOCK)
         self._leverage: dict[str, int] = {}
         # trade id -> [adverse, favourable] excursion in ticks from the first entry fill (MAE/MFE)
         self._excursion: dict[str, list[float]] = {}
@@ -102,16 +109,24 @@ class ExecutionEngine(EngineGuards, OrderSending):
         # (symbol, reason): the engine's picture may differ from the venue's (a look-up failed, a fill for
         # a trade that already ended, an input that raised); the app sets it to start a reconciliation pass
         self.on_reconcile_needed: Callable[[str, str], None] | None = None
+        # change events for the operator side (bot.ops.live.OpsFeed): each is called with (machine, action)
+        # for every action the engine carries out, after it was carried out; an observer must not raise
+        self.observers: list[Callable[[TradeMachine, Action], None]] = []
         self.stats = dict.fromkeys(("errors", "late_fills", "lookup_retries", "protective_retries",
                                     "protective_resends", "reconcile_requests"), 0)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def refresh_account(self) -> AccountSnapshot:
-        self.account = await self.gw.account()
+        return self.set_account(await self.gw.account())
+
+    def set_account(self, acct: AccountSnapshot) -> AccountSnapshot:
+        """A fresh account snapshot (REST after a close, a reconciliation pass, the slow check): sizing and the
+        gate's drawdown follow it."""
+        self.account = acct
         now = self.clock()
-        self.risk.gate.on_equity(self.account.equity, now)
+        self.risk.gate.on_equity(acct.equity, now)
         self._journal_gate(now)
-        return self.account
+        return acct
 
     async def run(self, timers: bool = True) -> None:
         """Consume the gateway's updates (and, with a real clock, fire deadlines) until cancelled."""
@@ -151,6 +166,10 @@ class ExecutionEngine(EngineGuards, OrderSending):
                     self._failed(m, f"timer {timer.value}", e)
         return fired
 
+    def _reserve_ids(self, upto: int) -> None:
+        self.journal.reserve_trade_ids(upto)
+        self._reserved_id = upto
+
     def next_deadline_ns(self) -> int | None:
         return self._timers[0][0] if self._timers else None
 
@@ -169,8 +188,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
         return self.on_intent(intent, market)
 
     def on_intent(self, intent: EntryIntent, market: MarketView, now_ns: int | None = None) -> str | Denial:
-        """Risk, plan, journal, send: synchronous (the decision path has no await). The entry's durable
-        record is committed before its send is started (eagerly, as a task of the engine: sending.py).
+        """Risk, plan, send, journal: synchronous (the decision path has no await). The entry is handed to
+        the gateway (eagerly, as a task of the engine: sending.py) and its durable record committed right
+        after, in the same step (before, when the symbol's leverage must be set first).
         Returns the trade id, or the Denial."""
         now = self.clock() if now_ns is None else now_ns
         acct = self.account
@@ -187,13 +207,46 @@ class ExecutionEngine(EngineGuards, OrderSending):
             self.journal.denial(now, intent.symbol, intent.setup, intent.side, decision.reason.value,
                                 decision.detail)
             return decision
-        tid = f"t{self._next_id}"
+        tid_n = self._next_id
+        tid = f"t{tid_n}"
         self._next_id += 1
         plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
                           decision.leverage, costs=decision.cost)  # take-profit tiers that do not pay are dropped
-        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=self.risk_cfg.taker_fee_bps,
-                         maker_fee_bps=self.risk_cfg.maker_fee_bps)
-        lim = m.lim
+        fees = self.risk.fees(intent.symbol)  # the venue's rates when read at start-up (bot/app_fees.py)
+        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=fees.taker_bps, maker_fee_bps=fees.maker_bps)
+        self.trades[tid] = m
+        self.activity[intent.symbol] = self.activity.get(intent.symbol, 0) + 1
+        self.risk.gate.on_position(intent.symbol, decision.notional)
+        if tid_n > self._reserved_id:  # ids are reserved durably before use (see _reserve_ids)
+            self._reserve_ids(tid_n)
+        if self._leverage.get(intent.symbol) == decision.leverage:
+            # The hot path: nothing awaited before the entry goes out. The machine's first step is pure; the
+            # durable intent (trade, planned legs, entry PENDING_NEW, PLANNED -> ENTERING) is ONE transaction,
+            # committed right AFTER the entry is handed to the transport, in this same synchronous step (no
+            # update of the entry can be applied before it: those come in later loop turns). A crash between
+            # the two leaves an order the journal does not know: restart reconciliation finds its position
+            # and gives it a stop (the "unknown position" path), and its trade id is never reused (reserved).
+            # The drill: tests/test_drill_send_before_record.py.
+            # The record's rows are built in it too (after the send): nothing on the hot path needs them.
+            actions = m.start(now)
+
+            def record() -> None:
+                self.journal.open_trade(now, *self._trade_rows(m, intent), _ENTERING, states=[
+                    (None, _PLANNED, "intent accepted"), (_PLANNED, _ENTERING, "entry sent")])
+
+            self._apply(m, actions, prejournaled=True, record=record)
+            if self._reserved_id - tid_n < _ID_BLOCK // 4:  # after the send: the next block, off the hot path
+                self._reserve_ids(tid_n + _ID_BLOCK)
+        else:
+            self.journal.open_trade(now, *self._trade_rows(m, intent), _PLANNED, "intent accepted")
+            # a leverage change is a venue round trip: do it, then the entry, in a task of its own so the
+            # caller (a market-data loop that also drives a simulated venue) never waits on the venue
+            self._spawn(self._open(m, decision.leverage))
+        return tid
+
+    def _trade_rows(self, m: TradeMachine, intent: EntryIntent) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The journal rows of a new trade: the trade, and its planned legs (the entry PENDING_NEW)."""
+        plan, lim, tid = m.plan, m.lim, m.tid
         legs = [self._leg_row(tid, cid, role._value_, req, intended, lim, "PLANNED")
                 for cid, role, req, intended in m.planned_legs()]
         legs[0]["status"] = "PENDING_NEW"
@@ -207,23 +260,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
             "event_ts_ns": intent.ts_event_ns or None, "recv_ts_ns": intent.ts_recv_ns or None,
             "signal_ts_ns": intent.ts_signal_ns or None,
         }
-        self.trades[tid] = m
-        self.activity[intent.symbol] = self.activity.get(intent.symbol, 0) + 1
-        self.risk.gate.on_position(intent.symbol, decision.notional)
-        if self._leverage.get(intent.symbol) == decision.leverage:
-            # The hot path: nothing awaited before the entry goes out. The machine's first step is pure, so
-            # the durable intent (trade, planned legs, entry PENDING_NEW, PLANNED -> ENTERING) is ONE
-            # transaction, committed before the entry is handed to the gateway.
-            actions = m.start(now)
-            self.journal.open_trade(now, row, legs, _ENTERING, states=[
-                (None, _PLANNED, "intent accepted"), (_PLANNED, _ENTERING, "entry sent")])
-            self._apply(m, actions, prejournaled=True)
-        else:
-            self.journal.open_trade(now, row, legs, _PLANNED, "intent accepted")
-            # a leverage change is a venue round trip: do it, then the entry, in a task of its own so the
-            # caller (a market-data loop that also drives a simulated venue) never waits on the venue
-            self._spawn(self._open(m, decision.leverage))
-        return tid
+        return row, legs
 
     async def _open(self, m: TradeMachine, leverage: int) -> None:
         try:
@@ -283,6 +320,18 @@ class ExecutionEngine(EngineGuards, OrderSending):
                 except Exception as e:
                     self._failed(m, f"price {ticks}", e)
 
+    def on_touch(self, symbol: str, bid_ticks: int, ask_ticks: int, now_ns: int | None = None) -> None:
+        """Best bid/ask of a symbol: a resting maker entry follows the touch (bot.execution.entry_styles)."""
+        if self.cfg.entry == "taker":
+            return
+        now = self.clock() if now_ns is None else now_ns
+        for m in list(self.trades.values()):
+            if m.plan.symbol == symbol and m.state is TradeState.ENTERING:
+                try:
+                    self._apply(m, m.on_touch(bid_ticks, ask_ticks, now))
+                except Exception as e:
+                    self._failed(m, f"touch {bid_ticks}/{ask_ticks}", e)
+
     def flatten_all(self, reason: CloseReason = CloseReason.MANUAL) -> None:
         """Flatten every live trade; a trade already EXITING gets a new exit when none is live (trade.py)."""
         now = self.clock()
@@ -326,16 +375,19 @@ class ExecutionEngine(EngineGuards, OrderSending):
             "working_type": req.working_type._value_, "status": status,
         }
 
-    def _apply(self, m: TradeMachine, actions: list[Action], prejournaled: bool = False) -> None:
+    def _apply(self, m: TradeMachine, actions: list[Action], prejournaled: bool = False,
+               record: Callable[[], None] | None = None) -> None:
         """Carry out the machine's actions in order. `prejournaled`: the first state change and the entry's
-        leg row were already committed with the trade (submit_intent's single transaction)."""
+        leg row are written with the trade (on_intent's single transaction), by `record`, which the entry's
+        Submit calls right after the hand-off (or before its denial is journaled)."""
         j = self.journal
         if actions:
             self.activity[m.plan.symbol] = self.activity.get(m.plan.symbol, 0) + 1
         for a in actions:
             now = self.clock()
             if isinstance(a, Submit):
-                self._submit(m, a, now, journaled=prejournaled and a.leg.role is LegRole.ENTRY)
+                entry = prejournaled and a.leg.role is LegRole.ENTRY
+                self._submit(m, a, now, journaled=entry, record=record if entry else None)
             elif isinstance(a, Cancel):
                 self._spawn(self._cancel(m, a))
             elif isinstance(a, Schedule):
@@ -367,11 +419,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
                 self._end(m)
                 self.closed.append(a)
                 self.risk.gate.on_trade_closed(a.symbol, a.setup, a.pnl, a.reason, now)
-                self.log.info("trade_closed", trade_id=a.trade_id, symbol=a.symbol, setup=a.setup,
-                              side=m.plan.side, reason=a.reason.value, pnl=round(a.pnl, 4), fees=round(a.fees, 4),
-                              r=round(a.r_multiple, 3), entry=m.first_entry, qty=m.lim.qty(m.max_pos_lots),
-                              stop_confirm_ms=m.stop_confirm_ms)
-                self._spawn(self._after_close())
+                self._spawn(self._after_close())  # the trade's log line: the operator side (bot.ops.live)
+            for obs in self.observers:
+                obs(m, a)
 
     def _end(self, m: TradeMachine) -> None:
         self.trades.pop(m.tid, None)

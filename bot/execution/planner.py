@@ -44,10 +44,10 @@ def entry_terms(intent: EntryIntent, cfg: ExecutionSection) -> EntryTerms:
     sign = 1 if intent.side == "long" else -1
     off = cfg.entry_offset_ticks
     ref = intent.price_ticks
-    if cfg.entry_order == "limit_post_only":
-        # GTX behind the reference: rests as maker, or the venue rejects it (never takes).
-        px = ref - sign * off
-        return EntryTerms(OrderKind.LIMIT, TimeInForce.GTX, px, px, True)
+    if cfg.entry != "taker":
+        # post-only at our own touch (execution.entry maker | maker_then_taker: entry_styles.py)
+        from bot.execution.entry_styles import maker_terms  # here: entry_styles imports EntryTerms
+        return maker_terms(intent, cfg)
     if cfg.entry_order == "limit_ioc":
         px = ref + sign * off
         return EntryTerms(OrderKind.LIMIT, TimeInForce.IOC, px, px, False)

@@ -4,7 +4,7 @@ On start-up, before the engine consumes any update, `adopt()` rebuilds a TradeMa
 journal trade (bot.execution.restore) and hands it to the engine, so every update of its legs reaches it.
 Then `reconcile()` (at start-up, on a timer, after every user-stream reconnect, after a failure, when a
 position from the stream differs from the bot's or the engine asks) asks the exchange
-(bot.venues.reconcile: fetch -> decide -> apply) with this object as the sink:
+(bot.execution.reconcile: fetch -> decide -> apply) with this object as the sink:
 - missed updates and fills go into the machines (`on_update`), which react as they would live: a stop
   that filled while we were away closes its trade as STOP_LOSS with the exchange's fills and fees;
 - a stop the venue no longer has (cancelled, expired, never received) is ended quietly and replaced by the
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
@@ -40,7 +40,20 @@ from typing import TYPE_CHECKING, cast
 from bot.domain.orders import OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus
 from bot.execution.actions import LegRole, TradeState
+from bot.execution.reconcile import (
+    OPEN_STATES,
+    Action,
+    ApplyUpdate,
+    CancelOrder,
+    Flatten,
+    PlaceStop,
+    ReconcileConfig,
+    Unowned,
+    decide,
+)
+from bot.execution.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.execution.recovery_exit import ExitCheck
+from bot.execution.recovery_loop import ReconcileIncomplete, run_passes
 from bot.execution.restore import (
     ExternalFill,
     close_outside,
@@ -55,9 +68,6 @@ from bot.execution.trade import TradeMachine
 from bot.logging import get_logger
 from bot.venues.errors import VenueError
 from bot.venues.ports import PositionLevelStops
-from bot.venues.reconcile import Action, ApplyUpdate, CancelOrder, Flatten, PlaceStop, ReconcileConfig, Unowned, decide
-from bot.venues.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
-from bot.venues.ws import backoff_delay_s
 
 _DAY_NS = 86_400 * 1_000_000_000
 
@@ -66,17 +76,12 @@ if TYPE_CHECKING:
 
 __all__ = ["RECONCILING", "ReconcileIncomplete", "Recovery"]
 
-_BURST = 3  # passes asked in a burst that run at once before `min_gap_ms` spaces them
 RECONCILING = "reconciling"  # the trading state's reason until the first pass succeeded
 UNOWNED = "position of no known trade"  # a symbol's halt reason while an unowned size is held there
 
-_OPEN_STATES = ("PLANNED", "ENTERING", "PROTECTING", "PROTECTED", "EXITING")
+_OPEN_STATES = tuple(s.value for s in OPEN_STATES)  # the journal stores the values
 _GONE = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
 _STOPS = (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
-
-
-class ReconcileIncomplete(RuntimeError):
-    """Some step failed at the venue: retry (with backoff) and keep entries halted meanwhile."""
 
 
 class Recovery(ExitCheck):
@@ -199,6 +204,8 @@ class Recovery(ExitCheck):
             before = dict(eng.activity)
             trades = journal_trades(self.journal, self.cfg.instruments)
             ex = await fetch_exchange_state(self.gw, self.symbols, trades)
+            if ex.account is not None:  # the pass's own account request keeps equity and free margin fresh
+                eng.set_account(ex.account)
             # a symbol whose trades changed while the picture was taken: its journal rows and the exchange's
             # answers are from different moments; no decision for it in this pass (the caller runs another)
             self.deferred = tuple(s for s in self.symbols if eng.activity.get(s, 0) != before.get(s, 0))
@@ -297,52 +304,9 @@ class Recovery(ExitCheck):
     async def run(self, wanted: asyncio.Event, on_done: Callable[[int], None], *, timeout_s: float = 30.0,
                   min_backoff_ms: int = 250, max_backoff_ms: int = 10_000, interval_ms: int = 0,
                   min_gap_ms: int = 0) -> None:
-        """Reconcile now, whenever `wanted` is set (the user stream after every catch-up, a position that
-        differs from the bot's, the in-flight check, the engine's `on_reconcile_needed`) and every
-        `interval_ms` (0: only when asked); a failed pass alerts and is retried with capped jittered
-        backoff. `on_done(runs)` after each complete pass. An isolated event gets its pass at once; a burst
-        (each pass costs REST weight) gets `_BURST` passes, then one per `min_gap_ms` (at most `_BURST` in any
-        `_BURST * min_gap_ms`: 1 s -> 9 weight/s worst case with 2 symbols); a pass deferred by busy symbols
-        is retried at once only a few times in a row, then left to the timer (a symbol that trades all the
-        time must not turn the timer into a loop)."""
-        wanted.set()
-        deferred_in_row = 0
-        started: deque[float] = deque(maxlen=_BURST)  # monotonic start times of the last passes
-        while True:
-            if interval_ms > 0:
-                try:
-                    await asyncio.wait_for(wanted.wait(), interval_ms / 1000.0)
-                except TimeoutError:
-                    self.reasons.append("timer")
-            else:
-                await wanted.wait()
-            if min_gap_ms > 0 and len(started) == _BURST:
-                wait_s = started[0] + _BURST * min_gap_ms / 1000.0 - time.monotonic()
-                if wait_s > 0:
-                    await asyncio.sleep(wait_s)
-            wanted.clear()
-            started.append(time.monotonic())
-            try:
-                await asyncio.wait_for(self.reconcile(), timeout_s)
-            except (VenueError, ReconcileIncomplete, TimeoutError) as e:
-                self.failures += 1
-                self.failures_total += 1
-                self.last_failed_ns, self.last_error = self.engine.clock(), f"{type(e).__name__}: {e}"[:300]
-                self.alert("error", f"reconciliation failed ({self.failures} in a row), retrying: "
-                                    f"{type(e).__name__}: {e}")
-                wanted.set()
-                await asyncio.sleep(backoff_delay_s(self.failures, min_backoff_ms, max_backoff_ms))
-                continue
-            if self.deferred:  # busy symbols: again shortly, on a fresh picture
-                deferred_in_row += 1
-                if deferred_in_row <= 3 or not self.last_ok_ns or interval_ms <= 0:
-                    wanted.set()
-                await asyncio.sleep(0.2)
-                continue
-            deferred_in_row = 0
-            self.failures = 0
-            self.last_ok_ns = self.engine.clock()
-            on_done(self.runs)
+        """The passes, when asked and on a timer, with backoff after a failure (bot.execution.recovery_loop)."""
+        await run_passes(self, wanted, on_done, timeout_s=timeout_s, min_backoff_ms=min_backoff_ms,
+                         max_backoff_ms=max_backoff_ms, interval_ms=interval_ms, min_gap_ms=min_gap_ms)
 
     def _trade_of(self, client_id: str) -> str:
         m = self._machine_of(client_id)
@@ -354,7 +318,7 @@ class Recovery(ExitCheck):
                 return m
         return None
 
-    # -- the sink of bot.venues.reconcile.apply ------------------------------------------------------------
+    # -- the sink of bot.execution.reconcile.apply ------------------------------------------------------------
     async def on_update(self, u: OrderUpdate) -> None:
         m = self._machine_of(u.client_id)
         if m is not None:

@@ -18,7 +18,7 @@ from bot.venues.errors import VenueError
 
 if TYPE_CHECKING:
     from bot.execution.engine import ExecutionEngine
-    from bot.venues.reconcile import ReconcileConfig
+    from bot.execution.reconcile import ReconcileConfig
 
 __all__ = ["ExitCheck"]
 

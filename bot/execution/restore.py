@@ -1,6 +1,8 @@
 """A trade machine rebuilt from the journal after a restart (pure: journal rows in, machine and actions out).
 
-`restore_machine` gives back the TradeMachine the engine held before it died, from what the journal kept:
+`restore_machine` gives back the TradeMachine the engine held before it died, from what the journal kept,
+replayed through the machine's own methods (`replay_leg`, `replay_fill`, `replay_state_change`,
+`replay_end`; restore_machine writes no field of it):
 - the plan: side, reference price, planned stop, risk budget and leverage from the `trades` row; the entry's
   terms from its leg; the take-profit tiers from the TP legs (prices, and fractions from their sizes);
   the deadlines from the config the bot runs with now (`max_hold_s`, the setup's `time_limit_s`,
@@ -43,7 +45,7 @@ from bot.execution.actions import (
     TradeState,
 )
 from bot.execution.planner import EntryTerms, TradePlan
-from bot.execution.trade import TradeMachine
+from bot.execution.trade import TradeMachine, exit_reason_of
 
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
@@ -73,21 +75,6 @@ def leg_version(trade_id: str, client_id: str) -> tuple[str, int]:
     name = client_id[len(trade_id) + 1:] if client_id.startswith(trade_id + "-") else client_id
     base, dot, v = name.partition(".")
     return base, int(v) if dot and v.isdigit() else 1
-
-
-def exit_reason_of(why: str) -> CloseReason | None:
-    """The close reason of a flatten, from the reason text the machine journaled when it entered EXITING."""
-    if why in CloseReason.__members__:
-        return CloseReason(why)
-    if why == "max hold":
-        return CloseReason.TIME_LIMIT
-    if why == "no progress":
-        return CloseReason.NO_PROGRESS
-    if why.startswith("stop would trigger"):
-        return CloseReason.STOP_LOSS
-    if why.startswith("stop "):  # "stop not confirmed in 500 ms", "stop rejected", "stop canceled"
-        return CloseReason.RISK_HALT
-    return None
 
 
 def _ticks(inst: Instrument, price: Any) -> int | None:
@@ -122,8 +109,15 @@ def _plan(trade: dict[str, Any], legs: Sequence[dict[str, Any]], inst: Instrumen
         base = leg_version(tid, r["client_id"])[0]
         return int(base[3:]) if base.startswith("add") and base[3:].isdigit() else 1
 
-    opens = sorted((r for r in legs if r["role"] in (LegRole.ENTRY.value, LegRole.ADD.value)
-                    and r["status"] != "PLANNED"), key=increment)
+    # one row per increment: a maker entry re-posted at a new touch ("entry", "entry.2", ...; entry_styles.py)
+    # is one increment, its latest version
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for r in legs:
+        if r["role"] in (LegRole.ENTRY.value, LegRole.ADD.value) and r["status"] != "PLANNED":
+            base, v = leg_version(tid, r["client_id"])
+            if base not in latest or v >= latest[base][0]:
+                latest[base] = (v, r)
+    opens = sorted((r for _, r in latest.values()), key=increment)
     increments = tuple(inst.qty_to_lots(r["qty"]) for r in opens) or (
         inst.qty_to_lots(trade.get("planned_qty") or 0),)
     # take-profit tiers: the latest version of each tier's leg (re-sent at the real size with the same price)
@@ -159,18 +153,15 @@ def restore_machine(trade: dict[str, Any], legs: Sequence[dict[str, Any]], fills
     """The machine of an open journal trade. `legs`, `fills`, `states`: its rows of those tables (the trade's
     state_changes), oldest first. Deadlines are not scheduled here (see `rearm`)."""
     tid = trade["trade_id"]
-    plan = _plan(trade, legs, inst, cfg, time_limit_s)
-    m = TradeMachine(plan, inst, cfg, taker_fee_bps=taker_fee_bps, maker_fee_bps=maker_fee_bps)
-    m.state = TradeState(trade["state"])
+    m = TradeMachine(_plan(trade, legs, inst, cfg, time_limit_s), inst, cfg, taker_fee_bps=taker_fee_bps,
+                     maker_fee_bps=maker_fee_bps)
     fees_of: dict[str, float] = {}
     for f in fills:
         fees_of[f["client_id"]] = fees_of.get(f["client_id"], 0.0) + float(f["fee"] or 0.0)
-    stop_legs: list[tuple[int, Leg]] = []
     for r in legs:
         if r["status"] == "PLANNED":
             continue  # planned up front, never sent (the row is updated when it is): the venue never saw it
         base, v = leg_version(tid, r["client_id"])
-        m._versions[base] = max(m._versions.get(base, 0), v)
         role = LegRole(r["role"])
         status = OrderStatus(r["status"])
         tier = 0
@@ -180,61 +171,18 @@ def restore_machine(trade: dict[str, Any], legs: Sequence[dict[str, Any]], fills
             tier = int(base[3:]) if base[3:].isdigit() else 0
         elif role is LegRole.STOP:
             tier = v
-        leg = Leg(r["client_id"], role, _request(r, inst), _ticks(inst, r.get("intended_price")) or 0, tier=tier,
-                  status=status, confirmed=status is not OrderStatus.PENDING_NEW,
-                  filled_lots=inst.qty_to_lots(r.get("filled_qty") or 0), avg_price=float(r.get("avg_price") or 0.0),
-                  fees=fees_of.get(r["client_id"], 0.0), venue_order_id=str(r.get("venue_order_id") or ""))
-        m.legs[leg.client_id] = leg
-        if role is LegRole.STOP:
-            stop_legs.append((v, leg))
-    # the position, replayed with the machine's arithmetic (TradeMachine._on_fill)
-    step = m.lim.step
+        m.replay_leg(Leg(r["client_id"], role, _request(r, inst), _ticks(inst, r.get("intended_price")) or 0,
+                         tier=tier, status=status, confirmed=status is not OrderStatus.PENDING_NEW,
+                         filled_lots=inst.qty_to_lots(r.get("filled_qty") or 0),
+                         avg_price=float(r.get("avg_price") or 0.0), fees=fees_of.get(r["client_id"], 0.0),
+                         venue_order_id=str(r.get("venue_order_id") or "")), base, v)
     for f in fills:
-        role = LegRole(f["role"])
-        lots = inst.qty_to_lots(f["qty"])
-        price = float(f["price"])
-        m.fees += float(f["fee"] or 0.0)
-        if role.opens:
-            new_pos = m.pos_lots + lots
-            m.avg_entry = (m.avg_entry * m.pos_lots + price * lots) / new_pos if new_pos else 0.0
-            m.pos_lots = new_pos
-            m.max_pos_lots = max(m.max_pos_lots, new_pos)
-            if not m.opened:
-                m.opened = True
-                m.first_fill_ns = int(f["ts_ns"])
-        else:
-            m.realized += m.sign * (price - m.avg_entry) * lots * step
-            m.pos_lots = max(0, m.pos_lots - lots)
-            m.exit_lots += lots
-            m.exit_value += price * lots
-    for leg in m.legs.values():
-        if leg.role.opens and leg.filled_lots:
-            m.inc_avg[max(leg.tier, 1)] = leg.avg_price
-            if leg.role is LegRole.ENTRY:
-                m.first_entry = leg.avg_price
-        if leg.role is LegRole.TP and leg.status is OrderStatus.FILLED:
-            m.tp_filled = max(m.tp_filled, leg.tier)
-    if m.opened and not m.first_entry:
-        m.first_entry = m.avg_entry
-    if trade.get("entry_ts_ns"):  # the machine's own clock at the first fill (the fill row has the venue's)
-        m.first_fill_ns = int(trade["entry_ts_ns"])
-    m.next_inc = len(plan.increments)  # no further scale-ins (module docstring)
-    if stop_legs:
-        live = [(v, leg) for v, leg in stop_legs if not leg.done]
-        m.stop_leg = max(live or stop_legs, key=lambda x: x[0])[1]
-        if m.stop_leg.req.trigger_ticks is not None:
-            m.stop_ticks = m.stop_leg.req.trigger_ticks
-    if m.avg_entry:
-        m.best_ticks = round(m.avg_entry / m.lim.tick)
-    m.stop_confirm_ms = trade.get("stop_confirm_ms")
-    m.max_open_risk = float(trade.get("max_open_risk") or 0.0)
-    m._track_risk()
-    for s in states:
-        why = str(s.get("reason") or "")
-        if why == "new stop (trail)":
-            m.trailing = True
-        if s.get("to_state") == TradeState.EXITING.value and m.exit_reason is None:
-            m.exit_reason = exit_reason_of(why)
+        m.replay_fill(LegRole(f["role"]), inst.qty_to_lots(f["qty"]), float(f["price"]), float(f["fee"] or 0.0),
+                      int(f["ts_ns"]))
+    for st in states:
+        m.replay_state_change(str(st.get("to_state") or ""), str(st.get("reason") or ""))
+    m.replay_end(TradeState(trade["state"]), entry_ts_ns=int(trade.get("entry_ts_ns") or 0),
+                 stop_confirm_ms=trade.get("stop_confirm_ms"), max_open_risk=float(trade.get("max_open_risk") or 0.0))
     return m
 
 

@@ -22,11 +22,13 @@ Rules (issue 11, "protective orders always get through"; architecture habit 7, n
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.domain.types import OrderStatus
+from bot.domain.types import OrderStatus, RejectReason
 from bot.execution.actions import Cancel, Leg, LegRole, Submit
 from bot.execution.eager import spawn_eager
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueUnavailable
@@ -41,8 +43,9 @@ RETRY_FIRST_S = 0.1  # first backoff of a protective resend or a failed look-up
 RETRY_CAP_S = 2.0  # backoff cap: a naked position is retried at least this often
 _LOOKUP_CAP_S = 5.0  # an entry's look-up backs off further (nothing is at risk while it is unknown)
 _CANCEL_ATTEMPTS = 30  # ~1 min at the cap; reconciliation removes what a cancel could not
-_DUPLICATE_CID = -4116  # "ClientOrderId is duplicated": an earlier attempt of ours exists (A3)
 _NOT_FOUND = object()
+# test-only hook of the SIGKILL drill between an entry's send and its journal record (never set in a config)
+_DRILL_KILL_AFTER_SEND = os.environ.get("SCALPER_DRILL_KILL_AFTER_SEND") == "1"
 
 
 def backoff_s(attempt: int, first_s: float | None = None, cap_s: float | None = None) -> float:
@@ -69,15 +72,21 @@ class OrderSending:
 
         clock: Callable[[], int]
         def request_reconcile(self, symbol: str, reason: str) -> None: ...
-        def _apply(self, m: TradeMachine, actions: list[Any], prejournaled: bool = False) -> None: ...
+        def _apply(self, m: TradeMachine, actions: list[Any], prejournaled: bool = False,
+                   record: Callable[[], None] | None = None) -> None: ...
         def _leg_row(self, tid: str, cid: str, role: str, req: Any, intended: int, lim: Any,
                      status: str) -> dict[str, Any]: ...
 
     # -- sending ----------------------------------------------------------------------------------------
-    def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False) -> None:
+    def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False,
+                record: Callable[[], None] | None = None) -> None:
+        """Send one leg. `record`: the trade's durable record (on_intent), written right after the hand-off
+        to the gateway, or before anything else is journaled when the order is not sent."""
         leg = a.leg
         denial = self.risk.gate.check_order(now, a.reduces, m.plan.symbol)  # never denies a reducing order
         if denial is not None:
+            if record is not None:
+                record()
             self.journal.denial(now, m.plan.symbol, m.plan.setup, m.plan.side, denial.reason.value,
                                 f"{leg.client_id}: {denial.detail}")
             self._apply(m, m.on_denied(leg.client_id, denial.reason.value, now))
@@ -89,15 +98,34 @@ class OrderSending:
         self.inflight.add(leg.client_id)
         if self.on_entry_sent is not None and leg.role is LegRole.ENTRY:
             self.on_entry_sent(leg.client_id, time.perf_counter_ns())
-        if leg.role is LegRole.ENTRY and getattr(self.gw, "eager_submit", False):
+        if leg.role is LegRole.ENTRY and self.gw.capabilities.eager_submit:
             # The gateway's synchronous part (checks, the request, its signature, the hand-off to the
             # transport) runs now, in a task of its own started eagerly (eager.py), instead of a loop turn
             # later behind the queued market data; the order task awaits its answer exactly as before.
             sub = spawn_eager(asyncio.get_running_loop().create_task, self.gw.submit(leg.req))
+            if _DRILL_KILL_AFTER_SEND and record is not None:
+                # test-only (the send-before-record drill): the process dies once the venue has answered this
+                # entry sent before its record, the record never written: the crash the restart must cover
+                sub.add_done_callback(lambda _t: os.kill(os.getpid(), signal.SIGKILL))
+                return
+            if record is not None:
+                self._record(m, record)
             task = self._spawn(self._send(m, leg, sub))
             task.add_done_callback(lambda t: sub.cancel() if t.cancelled() else None)
             return
+        if record is not None:
+            self._record(m, record)
         self._spawn(self._send(m, leg))
+
+    def _record(self, m: TradeMachine, record: Callable[[], None]) -> None:
+        """The entry's record after its send: a failure (disk full, I/O error) must not take the trade's
+        machine with it (its order is out; the machine protects the fill): logged, counted, reconciled."""
+        try:
+            record()
+        except Exception as e:
+            self.stats["errors"] += 1
+            self.log.error("journal_record_failed", trade_id=m.tid, error=f"{type(e).__name__}: {e}")
+            self.request_reconcile(m.plan.symbol, f"{m.tid}: journal record failed")
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         """An engine task (order, cancel, leverage + entry, account refresh) inside its own error boundary:
@@ -147,7 +175,7 @@ class OrderSending:
         except OrderRejected as e:
             now = self.clock()
             self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-            self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+            self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now, e.reason))
             return
         except AmbiguousOutcome:
             # never resend blindly: look the order up by its client id (architecture.md habit 7)
@@ -223,12 +251,12 @@ class OrderSending:
                 ack = await (started if started is not None else self.gw.submit(req))
             except OrderRejected as e:
                 started = None
-                if e.code == _DUPLICATE_CID or str(e.code) == str(_DUPLICATE_CID):
+                if e.reason is RejectReason.DUPLICATE_CLIENT_ID:
                     may_exist, attempt = True, attempt + 1  # an earlier attempt landed: look it up
                     continue
                 now = self.clock()
                 self.journal.rejection(now, m.tid, req.client_id, str(e.code), str(e))
-                self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now))
+                self._apply(m, m.on_rejected(req.client_id, e.code, str(e), now, e.reason))
                 return
             except (AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
                 started = None
@@ -259,8 +287,12 @@ class OrderSending:
             try:
                 await self.gw.cancel(a.symbol, a.client_id, a.conditional)
                 return
-            except (OrderRejected, AmbiguousOutcome) as e:
-                # already final at the venue (filled, expired): the stream says which
+            except OrderRejected as e:
+                # the venue no longer has it open (filled, expired: the stream says which). Expected after
+                # a fill races the cancel (an OCO leg's sibling filled), so not a warning
+                self.log.info("cancel_not_open", client_id=a.client_id, error=str(e))
+                return
+            except AmbiguousOutcome as e:
                 self.log.warning("cancel_failed", client_id=a.client_id, error=str(e))
                 return
             except (VenueUnavailable, RateLimited) as e:

@@ -21,7 +21,9 @@ Rules it keeps (issue 5, exchange-facts A3):
   never after a take-profit and never below the average (no averaging down); after the first add the
   stop goes to breakeven, after later adds under the previous add's entry; TPs are re-sliced. An add is
   shrunk so the risk to the new stop stays within the budget.
-- A stop move that would trigger at once (-2021) is skipped (the old stop stays, resized).
+- A stop move that would trigger at once is skipped (the old stop stays, resized); a stop the venue refuses
+  as already crossed (`RejectReason.STOP_WOULD_TRIGGER`, each venue's code translated by its adapter)
+  flattens at once instead of halting the symbol.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import TYPE_CHECKING
 
 from bot.domain.instrument import Instrument
 from bot.domain.orders import OrderAck, OrderRequest, OrderUpdate
-from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.domain.types import CloseReason, OrderKind, OrderStatus, RejectReason, Side, TimeInForce, TriggerPrice
+from bot.execution import entry_styles
 from bot.execution.actions import (
     TRANSITIONS,
     Action,
@@ -55,16 +58,30 @@ from bot.risk.limits import limits
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
 
-__all__ = ["IllegalTransition", "TradeMachine"]
+__all__ = ["IllegalTransition", "TradeMachine", "exit_reason_of"]
 
 _MS = 1_000_000
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
-IMMEDIATE_TRIGGER = -2021  # "Order would immediately trigger" (exchange-facts A3)
 # on_rejected codes of a leg given up as "not found" after an ambiguous outcome (engine, recovery): not a no
 _NOT_FOUND_CODES = frozenset({"unknown", "not-found"})
 _MAX_EXIT_RETRIES = 3  # refused exits re-sent at once; after that with a capped backoff, never given up
 _EXIT_RETRY_FIRST_MS = 250
 _EXIT_RETRY_CAP_MS = 5_000
+
+
+def exit_reason_of(why: str) -> CloseReason | None:
+    """The close reason of a flatten, from the reason text the machine journaled when it entered EXITING."""
+    if why in CloseReason.__members__:
+        return CloseReason(why)
+    if why == "max hold":
+        return CloseReason.TIME_LIMIT
+    if why == "no progress":
+        return CloseReason.NO_PROGRESS
+    if why.startswith("stop would trigger"):
+        return CloseReason.STOP_LOSS
+    if why.startswith("stop "):  # "stop not confirmed in 500 ms", "stop rejected", "stop canceled"
+        return CloseReason.RISK_HALT
+    return None
 
 
 class IllegalTransition(RuntimeError):
@@ -113,6 +130,12 @@ class TradeMachine:
         self._versions: dict[str, int] = {}
         self._exit_retries = 0
         self._not_found: set[str] = set()  # legs ended as "not found" after an ambiguous outcome
+        # entry styles (entry_styles.py): last touch (bid, ask ticks), re-posts made, what follows the entry
+        # order's end ("repost", ticks) | ("cross", 0) | None, whether the maker_then_taker cross went out
+        self.touch: tuple[int, int] | None = None
+        self.reprices = 0
+        self.entry_next: tuple[str, int] | None = None
+        self.crossed = False
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _cid(self, name: str) -> str:
@@ -184,7 +207,7 @@ class TradeMachine:
                                              slice_lots(lots, [t[1] for t in p.tp_tiers])), 1):
             out.append((f"{self.tid}-tp{i}", LegRole.TP, OrderRequest(
                 f"{self.tid}-tp{i}", p.symbol, self.exit_side, OrderKind.LIMIT, lots_i, price_ticks=px,
-                reduce_only=True), px))
+                time_in_force=TimeInForce.GTX if self.cfg.tp_post_only else TimeInForce.GTC, reduce_only=True), px))
         return out
 
     # -- inputs -----------------------------------------------------------------------------------------
@@ -247,7 +270,10 @@ class TradeMachine:
         self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
         return out
 
-    def on_rejected(self, client_id: str, code: int | str | None, message: str, now_ns: int) -> list[Action]:
+    def on_rejected(self, client_id: str, code: int | str | None, message: str, now_ns: int,
+                    reason: RejectReason = RejectReason.OTHER) -> list[Action]:
+        """The venue (or the driver, for a leg given up) said no. `code` is for people and the journal; the
+        decision reads only `reason`, the venue adapter's translation (bot.venues.errors.OrderRejected)."""
         out: list[Action] = []
         leg = self.legs.get(client_id)
         if leg is None or leg.done:
@@ -256,7 +282,7 @@ class TradeMachine:
         if str(code) in _NOT_FOUND_CODES:
             self._not_found.add(client_id)  # the venue did not say no: it may still execute (reopen_late)
         out.append(OrderEvent(self.tid, client_id, OrderStatus.REJECTED, f"{code}: {message}"))
-        self._leg_ended(leg, now_ns, out, code=code)
+        self._leg_ended(leg, now_ns, out, code=code, reason=reason)
         return out
 
     def on_update(self, u: OrderUpdate, now_ns: int) -> list[Action]:
@@ -327,6 +353,10 @@ class TradeMachine:
                 self._place_stop(now_ns, out, "trail", want)
         return out
 
+    def on_touch(self, bid_ticks: int, ask_ticks: int, now_ns: int) -> list[Action]:
+        """The book's best bid/ask: a resting maker entry follows the touch (entry_styles.on_touch)."""
+        return entry_styles.on_touch(self, bid_ticks, ask_ticks, now_ns)
+
     def on_timer(self, timer: Timer, now_ns: int) -> list[Action]:
         out: list[Action] = []
         at = self.deadlines.get(timer)
@@ -334,6 +364,7 @@ class TradeMachine:
             return out  # stale or early: the deadline moved or was cleared
         del self.deadlines[timer]
         if timer is Timer.ENTRY_TIMEOUT:
+            entry_styles.on_entry_deadline(self, now_ns, out)
             for leg in self._open_legs(LegRole.ENTRY, LegRole.ADD):
                 self._cancel(leg, out)
         elif timer is Timer.STOP_CONFIRM:
@@ -355,6 +386,63 @@ class TradeMachine:
         self._flatten(reason, why or reason.value, now_ns, out)
         return out
 
+    # -- restart: the journal's events replayed through the machine (bot.execution.restore) ---------------
+    def replay_leg(self, leg: Leg, name: str, version: int) -> None:
+        """A leg the journal says was sent ("<tid>-sl.3": `name` "sl", `version` 3): known again. New client
+        ids continue after the highest version, never one the venue has seen; the newest live stop is the
+        one that protects the position (with none live, the newest)."""
+        self._versions[name] = max(self._versions.get(name, 0), version)
+        self.legs[leg.client_id] = leg
+        cur = self.stop_leg
+        if leg.role is LegRole.STOP and (cur is None or (not leg.done, leg.tier) > (not cur.done, cur.tier)):
+            self.stop_leg = leg
+
+    def replay_fill(self, role: LegRole, lots: int, price: float, fee: float, ts_ns: int) -> None:
+        """A journaled fill, oldest first: the position with the live arithmetic, so the trade closes with the
+        PnL it would have had."""
+        self.fees += fee
+        if not role.opens:
+            self._shrink(lots, price)
+            return
+        self._grow(lots, price)
+        if not self.opened:
+            self.opened = True
+            self.first_fill_ns = ts_ns
+
+    def replay_state_change(self, to_state: str, reason: str) -> None:
+        """A journaled state change, oldest first: what the trade's legs and fills do not say (a trailing stop,
+        the reason of a flatten under way)."""
+        if reason == "new stop (trail)":
+            self.trailing = True
+        if to_state == TradeState.EXITING.value and self.exit_reason is None:
+            self.exit_reason = exit_reason_of(reason)
+
+    def replay_end(self, state: TradeState, *, entry_ts_ns: int = 0, stop_confirm_ms: float | None = None,
+                   max_open_risk: float = 0.0) -> None:
+        """The replay is complete: the state the journal last wrote (no transition: nothing happens, the
+        machine only remembers), what follows from the legs, and no further scale-ins (the increments not yet
+        sent are not journaled; an add on a guess is risk nobody planned)."""
+        self.state = state
+        for leg in self.legs.values():
+            if leg.role.opens and leg.filled_lots:
+                self.inc_avg[max(leg.tier, 1)] = leg.avg_price
+                if leg.role is LegRole.ENTRY:
+                    self.first_entry = leg.avg_price
+            if leg.role is LegRole.TP and leg.status is OrderStatus.FILLED:
+                self.tp_filled = max(self.tp_filled, leg.tier)
+        if self.opened and not self.first_entry:
+            self.first_entry = self.avg_entry
+        if entry_ts_ns:  # the machine's own clock at the first fill (the fill row has the venue's)
+            self.first_fill_ns = entry_ts_ns
+        self.next_inc = len(self.plan.increments)
+        if self.stop_leg is not None and self.stop_leg.req.trigger_ticks is not None:
+            self.stop_ticks = self.stop_leg.req.trigger_ticks
+        if self.avg_entry:
+            self.best_ticks = round(self.avg_entry / self.lim.tick)
+        self.stop_confirm_ms = stop_confirm_ms
+        self.max_open_risk = max_open_risk
+        self._track_risk()
+
     # -- internals --------------------------------------------------------------------------------------
     def _confirm(self, leg: Leg, now_ns: int, out: list[Action]) -> None:
         if leg.confirmed:
@@ -373,10 +461,7 @@ class TradeMachine:
 
     def _on_fill(self, leg: Leg, lots: int, price: float, now_ns: int, out: list[Action]) -> None:
         if leg.role.opens:
-            new_pos = self.pos_lots + lots
-            self.avg_entry = (self.avg_entry * self.pos_lots + price * lots) / new_pos
-            self.pos_lots = new_pos
-            self.max_pos_lots = max(self.max_pos_lots, new_pos)
+            self._grow(lots, price)
             self.inc_avg[max(leg.tier, 1)] = leg.avg_price
             if leg.role is LegRole.ENTRY:
                 self.first_entry = leg.avg_price
@@ -398,11 +483,7 @@ class TradeMachine:
             if first and self.exit_reason is not None:  # a flatten was asked before the first fill
                 self._flatten(self.exit_reason, "flatten requested before the fill", now_ns, out)
             return
-        pnl = self.sign * (price - self.avg_entry) * lots * self.lim.step
-        self.realized += pnl
-        self.pos_lots = max(0, self.pos_lots - lots)
-        self.exit_lots += lots
-        self.exit_value += price * lots
+        self._shrink(lots, price)
         if self.pos_lots == 0:
             if leg.role is LegRole.STOP:
                 reason = CloseReason.TRAILING_STOP if self.trailing else CloseReason.STOP_LOSS
@@ -412,8 +493,25 @@ class TradeMachine:
                 reason = self.exit_reason or CloseReason.MANUAL
             self._flat(reason, now_ns, out)
 
-    def _leg_ended(self, leg: Leg, now_ns: int, out: list[Action], code: object = None) -> None:
+    def _grow(self, lots: int, price: float) -> None:
+        """The position after an opening fill (live and replayed alike)."""
+        new_pos = self.pos_lots + lots
+        self.avg_entry = (self.avg_entry * self.pos_lots + price * lots) / new_pos if new_pos else 0.0
+        self.pos_lots = new_pos
+        self.max_pos_lots = max(self.max_pos_lots, new_pos)
+
+    def _shrink(self, lots: int, price: float) -> None:
+        """The position and realised PnL after a closing fill (live and replayed alike)."""
+        self.realized += self.sign * (price - self.avg_entry) * lots * self.lim.step
+        self.pos_lots = max(0, self.pos_lots - lots)
+        self.exit_lots += lots
+        self.exit_value += price * lots
+
+    def _leg_ended(self, leg: Leg, now_ns: int, out: list[Action], code: object = None,
+                   reason: RejectReason = RejectReason.OTHER) -> None:
         role = leg.role
+        if role is LegRole.ENTRY and entry_styles.entry_ended(self, leg, now_ns, out, code):
+            return  # re-posted at the new touch, or crossed (maker_then_taker): still ENTERING
         if role.opens:
             if not self._open_legs(LegRole.ENTRY, LegRole.ADD):
                 self._unschedule(Timer.ENTRY_TIMEOUT, out)
@@ -431,14 +529,26 @@ class TradeMachine:
         if role is LegRole.STOP:
             if leg is self.stop_leg and self.pos_lots > 0 and not leg.cancel_sent and \
                     leg.status is not OrderStatus.FILLED and self.state is not TradeState.EXITING:
-                if str(code) == str(IMMEDIATE_TRIGGER):
-                    # the price is already through the stop: take the loss now (exchange-facts A3, -2021)
+                if reason is RejectReason.STOP_WOULD_TRIGGER:
+                    # the price is already through the stop: take the loss now (exchange-facts A3)
                     self._flatten(CloseReason.STOP_LOSS, "stop would trigger immediately", now_ns, out)
                 else:
                     out.append(HaltSymbol(self.plan.symbol, f"{leg.client_id} {leg.status.value}: {code}"))
                     self._flatten(CloseReason.RISK_HALT, f"stop {leg.status.value.lower()}", now_ns, out)
             return
         if role is LegRole.TP:
+            refused = leg.status in (OrderStatus.EXPIRED, OrderStatus.CANCELED) or (
+                leg.status is OrderStatus.REJECTED and str(code) == str(entry_styles.POST_ONLY_REJECT))
+            if refused and not leg.cancel_sent and self.pos_lots > 0 and leg.req.time_in_force is TimeInForce.GTX \
+                    and self.state in (TradeState.PROTECTING, TradeState.PROTECTED):
+                # a post-only target the venue refused or expired (it would have crossed: Binance -5022, Bybit
+                # cancels a crossing PostOnly): the price is at the target already, so the same tier goes
+                # once as a plain reduce-only GTC LIMIT at the same price (takes at the target or better)
+                lots = min(leg.req.qty_lots - leg.filled_lots, self.pos_lots)
+                if lots >= 1:
+                    self._submit(out, LegRole.TP, f"tp{leg.tier}", OrderKind.LIMIT, lots,
+                                 price=leg.req.price_ticks, intended=leg.intended_ticks, tier=leg.tier)
+                return
             if leg.status is OrderStatus.FILLED and self.pos_lots > 0:
                 self.tp_filled = max(self.tp_filled, leg.tier)
                 be = None
@@ -482,7 +592,7 @@ class TradeMachine:
     def _place_stop(self, now_ns: int, out: list[Action], why: str, price_ticks: int | None = None) -> None:
         if self.pos_lots <= 0:
             return
-        # never a move that would trigger at once (-2021): keep the old price, resize only
+        # never a move that would trigger at once (the venue would refuse it): keep the old price, resize only
         if price_ticks is not None and (not self.last_ticks or self.sign * (self.last_ticks - price_ticks) > 0):
             self.stop_ticks = price_ticks
         leg = self._submit(out, LegRole.STOP, "sl", OrderKind.STOP_MARKET, self.pos_lots, trigger=self.stop_ticks,
@@ -500,8 +610,9 @@ class TradeMachine:
         if not tiers:
             return
         sizes = slice_lots(self.pos_lots, [f for _, _, f in tiers], self.lim.min_lots)
+        tif = TimeInForce.GTX if self.cfg.tp_post_only else TimeInForce.GTC  # resting, as maker
         for (i, px, _), lots in zip(tiers[-len(sizes):] if sizes else [], sizes):
-            self._submit(out, LegRole.TP, f"tp{i}", OrderKind.LIMIT, lots, price=px, intended=px, tier=i)
+            self._submit(out, LegRole.TP, f"tp{i}", OrderKind.LIMIT, lots, price=px, tif=tif, intended=px, tier=i)
 
     def _maybe_add(self, ticks: int, now_ns: int, out: list[Action]) -> bool:
         p = self.plan

@@ -28,6 +28,8 @@ fills         id, ts_ns, trade_id, client_id, role, side, qty, price, fee, is_ma
 state_changes id, ts_ns, entity ('trade' | 'gate' | 'symbol' | 'limits'), entity_id, from_state, to_state, reason
 denials       id, ts_ns, symbol, setup, side, reason (DenyReason), detail: our own risk said no
 rejections    id, ts_ns, trade_id, client_id, code, message: the venue said no (kept apart from denials)
+reserved_ids  name ('trade'), upto: the highest trade number handed out or about to be (the engine reserves a
+              block ahead, so an entry sent before its trade row is written never lends its id to a later trade)
 funding       id, ts_ns (venue time), recv_ns, symbol ('' when the venue does not say), asset, amount_quote
               (signed as the venue reports: negative = paid), trade_id (the trade holding a position on the
               symbol at ts_ns, else NULL), venue_ref UNIQUE (idempotency key: a replay is not counted twice)
@@ -93,6 +95,7 @@ CREATE TABLE IF NOT EXISTS funding (
     amount_quote REAL NOT NULL, trade_id TEXT, venue_ref TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY, started_ns INTEGER NOT NULL, mode TEXT NOT NULL, label TEXT);
+CREATE TABLE IF NOT EXISTS reserved_ids (name TEXT PRIMARY KEY, upto INTEGER NOT NULL);
 """
 
 # The trade report's fields (`scalper trades`, `scalper backtest --json`), in order.
@@ -462,6 +465,16 @@ class Journal:
         if not rows or (not symbol and len(rows) > 1):
             return None
         return str(rows[0][0])
+
+    def reserve_trade_ids(self, upto: int) -> None:
+        """Trade numbers up to `upto` may be in use from now on (never lowered), in one transaction."""
+        with self._tx() as db:
+            db.execute("INSERT INTO reserved_ids(name, upto) VALUES ('trade', ?) "
+                       "ON CONFLICT(name) DO UPDATE SET upto=MAX(upto, excluded.upto)", (int(upto),))
+
+    def reserved_trade_ids(self) -> int:
+        row = self._db.execute("SELECT upto FROM reserved_ids WHERE name='trade'").fetchone()
+        return int(row[0]) if row else 0
 
     def count_trades(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM trades").fetchone()[0])

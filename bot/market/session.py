@@ -333,7 +333,21 @@ class MarketSession:
         for sym, sync in sorted(self.syncs.items()):
             if sym not in self.went_live:
                 st = sync.stats
-                problems.append(f"{sym}: the book never went LIVE ({st.depth_events} depth events, "
+                files = [p for p, src in self.sources.items() if p and sym in src.spans]
+                where = f" in {', '.join(files)}" if files else ""
+                problems.append(f"{sym}: the book never went LIVE{where} ({st.depth_events} depth events, "
                                 f"{st.snapshots} snapshots applied, {st.resyncs} resyncs): no snapshot bridged "
                                 "its diffs")
         return problems
+
+    def damage(self, paths: Iterable[str] = ()) -> list[str]:
+        """Partial damage, one line per file that had bad lines *and* market messages (the rest was used):
+        its count and its first bad line (file:line). Files with no market message at all are `finish`'s."""
+        out: list[str] = []
+        for p in paths:
+            src = self.sources.get(p)
+            if src is None or not src.bad or not src.ok:
+                continue
+            first = next((e for e in self.errors if e.startswith(f"{p}:")), "")
+            out.append(f"{p}: {src.bad} bad lines skipped, the rest used" + (f"; first: {first}" if first else ""))
+        return out

@@ -19,6 +19,7 @@ Families (counters are exposed with the `_total` suffix):
   scalper_trades_closed_total{reason}
   scalper_open_positions, scalper_position_qty{symbol,side}, scalper_open_orders
   scalper_pnl_realized_quote, scalper_pnl_unrealized_quote, scalper_fees_quote
+  scalper_equity_quote                      the venue account's equity as last seen (absent before)
   scalper_trading_state{state}              1 for the current state (ACTIVE/REDUCING/HALTED)
   scalper_health{status}                    1 for the current verdict (ok/degraded/halted)
   scalper_symbol_halted{symbol}             1 while entries on the symbol are halted, else 0
@@ -124,6 +125,9 @@ class StateCollector(Collector):
         yield _gauge("scalper_pnl_unrealized_quote", "unrealised PnL of open positions (quote currency)",
                      st.unrealized_pnl_quote)
         yield _gauge("scalper_fees_quote", "fees paid since start (quote currency)", st.fees_quote)
+        if st.account:
+            yield _gauge("scalper_equity_quote", "account equity as last seen (quote currency)",
+                         st.account["equity"])
 
         ts = GaugeMetricFamily("scalper_trading_state", "1 for the current trading state", labels=["state"])
         for state in TRADING_STATES:

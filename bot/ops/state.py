@@ -4,7 +4,9 @@ The app records what happens through small methods, each taking an explicit `now
 matters (architecture.md: sans-I/O, explicit clock). `/health`, `/metrics` and `/status`
 (bot.ops.server) only read it, on the same event loop, so there is no locking.
 
-How the app drives it (all synchronous, O(1) unless noted):
+How the app drives it (all synchronous, O(1) unless noted; the running bot's feeders: bot.ops.live.OpsFeed
+for orders, positions, PnL, account, trading state, halts and reconciliation; bot.pipeline for books, message
+rates, denials and event-to-decision latency; bot.app_watch for the user stream):
 
     state = RuntimeState(user_stream_stale_after_ns=...)
     state.set_info(name=..., mode=..., venue=...)              # shown in /status
@@ -21,11 +23,11 @@ How the app drives it (all synchronous, O(1) unless noted):
     state.set_protection({"BTCUSDT": {"stop_price": ..., "targets": [...]}})  # bot.ops.legs.publish
     state.order_opened(client_id, symbol=..., kind=..., side=..., qty=..., price=...)
     state.order_closed(client_id)
-    state.set_open_orders([{...,"client_id": ...}])              # replace after reconciliation
+    state.set_open_orders([{...,"client_id": ...}])              # bot.ops.legs.publish, from the live trades
     state.on_order(kind, result)     # result: "ack" | "rejected" | "filled" | "canceled" | "ambiguous" | ...
     state.on_denial(reason)          # our risk gate said no (kept apart from venue rejections)
     state.on_trade_closed(close_reason, pnl_quote, fees_quote=0.0)
-    state.set_unrealized_pnl(quote)
+    state.set_account(equity=..., available=..., wallet_balance=..., now_ns=...)
     state.on_error(source, message, now_ns)                       # bounded deque of the last N
     state.observe_latency("event_to_decision", ns); state.observe_latency("order_ack", ns)
     state.set_symbol_halts({"BTCUSDT": ("stop rejected", since_ns)})  # the gate's view; -> (halted, lifted)
@@ -115,6 +117,8 @@ class RuntimeState:
         # positions at read time, so a position refreshed from the account keeps its stop and targets
         self.protection: dict[str, dict[str, Any]] = {}
         self.realized_pnl_quote = 0.0
+        # the venue's account (REST after each close and on the slow check): equity, available, wallet_balance
+        self.account: dict[str, Any] = {}
         self.unrealized_pnl_quote = 0.0
         self.fees_quote = 0.0
         self.trades_closed: dict[str, int] = {}
@@ -242,6 +246,13 @@ class RuntimeState:
         self.positions.pop(symbol, None)
         self.unrealized_pnl_quote = sum(p["unrealized_pnl_quote"] or 0.0 for p in self.positions.values())
 
+    def set_account(self, *, equity: float, available: float, wallet_balance: float, now_ns: int,
+                    source: str = "rest") -> None:
+        """The venue's account as last seen (`source`: "rest" or "user stream"): shown in /status `account`
+        and as scalper_equity_quote."""
+        self.account = {"equity": equity, "available": available, "wallet_balance": wallet_balance,
+                        "updated_ns": now_ns, "source": source}
+
     def set_protection(self, by_symbol: dict[str, dict[str, Any]]) -> None:
         """The live trades' stop and targets per symbol (bot.ops.legs.publish), shown with the positions."""
         self.protection = by_symbol
@@ -254,9 +265,6 @@ class RuntimeState:
             out.append({**p, **{k: v for k, v in extra.items() if p.get(k) is None}})
         return out
 
-    def set_unrealized_pnl(self, quote: float) -> None:
-        self.unrealized_pnl_quote = quote
-
     def order_opened(self, client_id: str, **fields: Any) -> None:
         self.open_orders[client_id] = {"client_id": client_id, **{k: _label(v) if isinstance(v, Enum) else v
                                                                   for k, v in fields.items()}}
@@ -265,6 +273,7 @@ class RuntimeState:
         self.open_orders.pop(client_id, None)
 
     def set_open_orders(self, orders: list[dict[str, Any]]) -> None:
+        """Every resting order of ours, rebuilt from the live trades (bot.ops.legs.publish)."""
         self.open_orders = {str(o["client_id"]): dict(o) for o in orders}
 
     def on_order(self, kind: Any, result: Any) -> None:
@@ -363,6 +372,7 @@ class RuntimeState:
                 "since_ns": self.user_stream_since_ns, "last_message_ns": self.user_stream_last_msg_ns},
             "positions": self.positions_view(),
             "open_orders": list(self.open_orders.values()),
+            "account": dict(self.account) or None,
             "pnl": {"realized_quote": self.realized_pnl_quote, "unrealized_quote": self.unrealized_pnl_quote,
                     "fees_quote": self.fees_quote},
             "trades_closed": dict(self.trades_closed),

@@ -56,7 +56,8 @@ class FeeRates:
     def from_rates(cls, maker_rate: float | str, taker_rate: float | str) -> FeeRates:
         """From the venue's decimal rates ("0.000200" -> 2 bps): Binance commissionRate's
         makerCommissionRate / takerCommissionRate, Bybit fee-rate's makerFeeRate / takerFeeRate."""
-        return cls(float(maker_rate) * 1e4, float(taker_rate) * 1e4, "venue")
+        # rounded to 1e-6 bps: "0.000150" * 1e4 is 1.4999999999999998 in binary floating point
+        return cls(round(float(maker_rate) * 1e4, 6), round(float(taker_rate) * 1e4, 6), "venue")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ The estimate is on the returned Sized (`cost`) for the planner and the journal."
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.domain.instrument import Instrument
@@ -85,4 +84,9 @@ class RiskManager:
         if denial is not None:
             return denial
         denial = gate.check_notional(intent.symbol, sized.notional)
-        return replace(sized, cost=est) if denial is None else denial
+        if denial is not None:
+            return denial
+        # a new Sized with the estimate, positionally (dataclasses.replace introspects the fields: ~5 us)
+        return Sized(sized.qty_lots, sized.qty, sized.price, sized.notional, sized.leverage, sized.margin,
+                     sized.liq_price, sized.risk_budget, sized.loss_at_stop, sized.per_unit_loss, sized.entry_ticks,
+                     est)

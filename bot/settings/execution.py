@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -15,8 +15,17 @@ class ExecutionSection(FrozenModel):
     """[execution] keys. Owned by the execution layer; every key has a unit in its name and a comment."""
 
     # -- entry --
+    # entry: the execution style (docs/costs.md "Execution styles"). taker: an IOC limit (or market) through the touch,
+    # today's entry; maker: post-only (GTX / Bybit PostOnly) at our own side's touch, repriced at most
+    # entry_reprice_max times when the touch moves away, cancelled after entry_timeout_ms (never takes);
+    # maker_then_taker: as maker, then at the timeout an IOC through the touch at the plan's limit when the
+    # price still allows it (gated and sized at taker costs up front, so the cross always passes the gate).
+    # `entry_order` (the order type of a taker entry) is the older key: limit_post_only means entry=maker.
+    entry: Literal["taker", "maker", "maker_then_taker"] = "taker"
+    entry_reprice_max: int = Field(3, ge=0, le=100)  # re-posts of a resting maker entry (the touch moved away)
+    tp_post_only: bool = True  # take-profits as reduce-only post-only limits (a crossing one: plain GTC limit)
     # limit_ioc: LIMIT IOC through the touch by entry_offset_ticks (taker, bounded slippage);
-    # limit_post_only: LIMIT GTX behind the reference by entry_offset_ticks (maker; may not fill);
+    # limit_post_only: the same as entry = "maker" (LIMIT GTX at our own touch; may not fill);
     # market: MARKET (sized as if it filled entry_offset_ticks worse than the reference).
     entry_order: Literal["limit_ioc", "limit_post_only", "market"] = "limit_ioc"
     entry_offset_ticks: int = Field(2, ge=0, le=1000)
@@ -46,6 +55,22 @@ class ExecutionSection(FrozenModel):
     no_progress_min_r: float = Field(0.3, ge=0)  # progress = this many R in favour ...
     no_progress_min_ticks: int = Field(0, ge=0)  # ... or this many ticks (0: R only)
     max_hold_s: float = Field(900.0, gt=0)  # hard limit (the intent's time_limit_s when shorter)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unify_entry(cls, data: Any) -> Any:
+        """`entry` and the older `entry_order` describe one choice: either key alone works; both must agree."""
+        if not isinstance(data, dict):
+            return data
+        style, order = data.get("entry"), data.get("entry_order")
+        if style is None and order == "limit_post_only":
+            return {**data, "entry": "maker"}
+        if style in ("maker", "maker_then_taker") and order is None:
+            return {**data, "entry_order": "limit_post_only"}
+        if style is not None and order is not None and (style == "taker") == (order == "limit_post_only"):
+            raise ValueError(f"execution.entry = {style!r} contradicts execution.entry_order = {order!r}: "
+                             "remove entry_order (entry = taker | maker | maker_then_taker says it all)")
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ExecutionSection:

@@ -82,6 +82,10 @@ class OpsSection(FrozenModel):
     # The user data stream counts as stale (health: degraded) after this long without a message or
     # keep-alive; 0 = only the status the venue layer reports.
     user_stream_stale_after_ms: int = Field(0, ge=0, le=3_600_000)
+    # The account (equity, free margin) is fetched by REST after every closed trade and at least this often
+    # (0 = only after closes). Binance GET /fapi/v2/account weighs 5 of the 2400/min IP limit (exchange-facts
+    # A2): every 60 s costs 5/min, where the former twice-a-second refresh spent 600/min.
+    account_check_s: float = Field(60.0, ge=0, le=3600)
     alerts: AlertsSection = AlertsSection()
 
     @field_validator("host")

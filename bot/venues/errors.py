@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["AmbiguousOutcome", "OrderRejected", "RateLimited", "VenueError", "VenueUnavailable"]
+from bot.domain.types import RejectReason
+
+__all__ = [
+    "AmbiguousOutcome",
+    "DuplicateClientId",
+    "OrderRejected",
+    "RateLimited",
+    "StopWouldTrigger",
+    "VenueError",
+    "VenueUnavailable",
+]
 
 
 class VenueError(Exception):
@@ -10,11 +20,28 @@ class VenueError(Exception):
 
 
 class OrderRejected(VenueError):
-    """The venue refused the order (its code in `code`). Not retried; the trade logic decides."""
+    """The venue refused the order (its code in `code`, for people and the journal; what it means to the
+    trade in `reason`, set by the venue adapter). Not retried; the trade logic decides."""
+
+    reason = RejectReason.OTHER
 
     def __init__(self, message: str, code: int | str | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class StopWouldTrigger(OrderRejected):
+    """A stop whose trigger the price has already crossed: it would fire at once. The position is through
+    its stop: take the loss now (flatten), do not halt the symbol."""
+
+    reason = RejectReason.STOP_WOULD_TRIGGER
+
+
+class DuplicateClientId(OrderRejected):
+    """An order with this client id exists already: an earlier attempt of ours landed. Look it up by client
+    id; never send it again."""
+
+    reason = RejectReason.DUPLICATE_CLIENT_ID
 
 
 class AmbiguousOutcome(VenueError):

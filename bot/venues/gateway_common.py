@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from bot.domain.instrument import Instrument
-from bot.domain.orders import FundingPayment, OrderUpdate, PositionSnapshot
+from bot.domain.orders import BalanceUpdate, FundingPayment, OrderUpdate, PositionSnapshot
 from bot.logging import get_logger
 from bot.settings.core import VenueSection
 from bot.venues.clock import ClockSync
@@ -72,6 +72,8 @@ class LiveGateway:
         # (symbol, detail): a fill the stream did not deliver in time (the app puts the stream in doubt)
         self.on_stream_missed: Callable[[str, str], None] | None = None
         self._funding: asyncio.Queue[FundingPayment] = asyncio.Queue()
+        # the wallet balance from the user stream (Binance ACCOUNT_UPDATE); the app shows it (bot.ops.live)
+        self.on_balance: Callable[[BalanceUpdate], None] | None = None
         self._clock_lock = asyncio.Lock()
         self._log = get_logger(self.log_name, env=venue.environment)
 
@@ -131,7 +133,7 @@ class LiveGateway:
         return dict(self._instruments)
 
     # ------------------------------------------------------------------------------------ stream output
-    def publish(self, item: OrderUpdate | PositionSnapshot | FundingPayment) -> None:
+    def publish(self, item: OrderUpdate | PositionSnapshot | FundingPayment | BalanceUpdate) -> None:
         """Called by the user stream (and its REST catch-up)."""
         if isinstance(item, OrderUpdate):
             if item.filled_lots and item.venue_order_id:
@@ -143,6 +145,9 @@ class LiveGateway:
             self._updates.put_nowait(item)
         elif isinstance(item, FundingPayment):
             self._funding.put_nowait(item)
+        elif isinstance(item, BalanceUpdate):
+            if self.on_balance is not None:
+                self.on_balance(item)
         else:
             self._positions[item.symbol] = item  # the latest only: an older snapshot of it is moot
             self._positions_ready.set()

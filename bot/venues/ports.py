@@ -48,6 +48,7 @@ __all__ = [
     "PositionLevelStops",
     "PositionSnapshot",
     "RawOrderLookup",
+    "RetryAfterState",
 ]
 
 
@@ -61,6 +62,11 @@ class GatewayCapabilities:
     position_level_stop: bool = False  # PositionLevelStops: one stop per position, not per order (Bybit)
     funding: bool = False  # FundingSource.funding_updates(): funding settlements of the account
     stream_missed_hook: bool = False  # `on_stream_missed(symbol, detail)` is called for fills the stream missed
+    # submit() does its own synchronous work (checks, request, signature, hand-off to the transport) before its
+    # first await and needs nothing from its caller to progress: the engine may start an entry eagerly
+    # (bot/execution/eager.py)
+    eager_submit: bool = False
+    retry_after: bool = False  # RetryAfterState.blocked_for_s(): how long a venue's Retry-After still blocks
 
 
 NO_EXTRAS = GatewayCapabilities()
@@ -123,3 +129,11 @@ class PositionLevelStops(Protocol):
     def is_position_level(self, u: OrderUpdate) -> bool: ...
 
     def adopt_stop(self, req: OrderRequest, since_ns: int = 0) -> None: ...
+
+
+class RetryAfterState(Protocol):
+    """`capabilities.retry_after`: seconds a Retry-After (429/418; Bybit 403, 10006/10018) the venue answered
+    still forbids sending, the longest block of any kind; 0.0 when nothing is blocked. The app waits it out
+    before retrying its start and adds it to the shutdown's wait (exits wait it out)."""
+
+    def blocked_for_s(self, now_s: float) -> float: ...

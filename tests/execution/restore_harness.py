@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.domain.types import OrderStatus
 from bot.execution.engine import ExecutionEngine
+from bot.execution.reconcile import ReconcileConfig
 from bot.execution.recovery import Recovery
 from bot.journal import Journal
 from bot.risk import RiskManager
@@ -21,7 +22,6 @@ from bot.settings.risk import RiskSection
 from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.errors import VenueUnavailable
 from bot.venues.ports import GatewayCapabilities, OrderUpdate
-from bot.venues.reconcile import ReconcileConfig
 from tests.execution.fakes import FakeGateway
 from tests.execution.harness import NO_FEES, Clock
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.venues.ports import GatewayCapabilities
 from tests.execution.harness import LIVE, Rig, intent, running
 
 
 def _rig(tmp_path: Path, eager: bool) -> Rig:
     rig = Rig(tmp_path)
-    rig.gw.eager_submit = eager  # type: ignore[attr-defined]
+    rig.gw.capabilities = GatewayCapabilities(eager_submit=eager)  # type: ignore[misc]
     rig.engine._leverage["BTCUSDT"] = 20  # set by an earlier trade: the entry is on the hot path
     return rig
 

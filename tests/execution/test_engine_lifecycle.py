@@ -55,7 +55,8 @@ async def test_partial_fill_sizes_the_stop_to_the_filled_quantity(tmp_path: Path
     async with running(rig):
         await rig.engine.submit_intent(intent(), LIVE)
         await rig.settle()
-        assert rig.gw.requests()[0] == ("t1-entry", "BUY", "LIMIT", 500, 500_000, None, False)
+        # post-only at our own touch: one spread (1 tick when the intent does not say) behind the reference
+        assert rig.gw.requests()[0] == ("t1-entry", "BUY", "LIMIT", 500, 499_999, None, False)
         assert rig.gw.sent[0].time_in_force.value == "GTX"
         rig.gw.fill("t1-entry", 200, 50_000.0)
         await rig.settle()

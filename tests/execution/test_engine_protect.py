@@ -23,7 +23,7 @@ import pytest
 import bot.execution.sending as sending
 from bot.domain.types import CloseReason, OrderStatus
 from bot.execution.actions import Timer, TradeState
-from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueUnavailable
+from bot.venues.errors import AmbiguousOutcome, DuplicateClientId, OrderRejected, RateLimited, VenueUnavailable
 from bot.venues.ports import OrderAck, OrderRequest, OrderUpdate
 from tests.execution.fakes import FakeGateway
 from tests.execution.harness import LIVE, Rig, intent, running
@@ -59,7 +59,7 @@ class ScriptedGateway(FakeGateway):
             raise OrderRejected("Margin is insufficient.", -2019)
         if req.client_id in self.orders and not self.status[req.client_id].is_final:
             self.sent.append(req)
-            raise OrderRejected("ClientOrderId is duplicated.", -4116)
+            raise DuplicateClientId("ClientOrderId is duplicated.", -4116)  # as the adapters translate it
         return await super().submit(req)
 
     async def fetch_order(self, symbol: str, client_id: str, conditional: bool = False) -> OrderUpdate | None:

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from bot.domain.types import CloseReason, EntryIntent
 from bot.execution.engine import ExecutionEngine
+from bot.execution.reconcile import ReconcileConfig
 from bot.execution.recovery import Recovery
 from bot.journal import Journal
 from bot.risk import MarketView, RiskManager
@@ -26,7 +27,6 @@ from bot.settings.execution import ExecutionSection
 from bot.settings.risk import RiskSection
 from bot.venues.binance_usdm.gateway import BinanceGateway
 from bot.venues.ports import OrderUpdate
-from bot.venues.reconcile import ReconcileConfig
 from tests.sim.server_helpers import running_server
 
 

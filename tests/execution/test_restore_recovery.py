@@ -1,4 +1,4 @@
-"""Restart safety on the engine (bot.execution.recovery + bot.venues.reconcile): a crash, what happened at the
+"""Restart safety on the engine (bot.execution.recovery + bot.execution.reconcile): a crash, what happened at the
 venue while the bot was away, and the restarted bot's reconciliation. Explicit clock, fake venue that
 outlives the bot (tests/execution/restore_harness.py), a real journal file.
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from bot.domain.types import OrderKind
+from bot.execution.engine import _ID_BLOCK
+from bot.execution.reconcile import CancelOrder, CloseTrade, PlaceStop
 from bot.venues.errors import VenueUnavailable
-from bot.venues.reconcile import CancelOrder, CloseTrade, PlaceStop
 from tests.execution.harness import LIVE, Clock, S, intent
 from tests.execution.restore_harness import Life, Venue
 
@@ -60,8 +61,10 @@ async def test_adopted_trade_keeps_its_stop_and_its_deadline_fires_at_once(tmp_p
     t = life.trade()
     assert (t["state"], t["exit_reason"], t["fees"], t["pnl"]) == ("CLOSED", "TIME_LIMIT", 2.0, pytest.approx(3.0))
     assert set(venue.cancelled) == {"t1-sl", "t1-tp1", "t1-tp2"}
-    # the next trade id continues after the adopted one
-    assert await life.engine.submit_intent(intent(ts=venue.clock()), LIVE) == "t2"
+    # the next trade id continues after every id the crashed engine had reserved (it may have sent an entry
+    # whose record it never wrote: that id is never used again)
+    # (the first engine reserved t1..t{_ID_BLOCK})
+    assert await life.engine.submit_intent(intent(ts=venue.clock()), LIVE) == f"t{_ID_BLOCK + 1}"
     await life.crash()
 
 
@@ -151,18 +154,19 @@ async def test_entry_never_sent_aborts_and_entry_filled_while_down_is_protected(
 
     # a resting maker entry that fills while the bot is down
     del venue.set_leverage
-    await life.engine.submit_intent(intent(ts=venue.clock()), LIVE)
+    tid = await life.engine.submit_intent(intent(ts=venue.clock()), LIVE)
+    assert tid == f"t{_ID_BLOCK + 1}"  # after every id the crashed engine had reserved
     await life.settle()
-    assert venue.requests() == [("t2-entry", "BUY", "LIMIT", 500, 500_000, None, False)]
+    assert venue.requests() == [(f"{tid}-entry", "BUY", "LIMIT", 500, 499_999, None, False)]  # at our touch
     await life.crash()
-    venue.fill("t2-entry", 500, 50_000.0)
+    venue.fill(f"{tid}-entry", 500, 50_000.0)
     venue.missed()
     life = await restart(tmp_path, life, execution={"entry_order": "limit_post_only"})
     await life.recovery.reconcile()
     await life.settle()
     stops = [r.client_id for r in venue.sent if r.kind is OrderKind.STOP_MARKET]
-    assert stops == ["t2-sl"]  # the machine's own first stop, once: reconcile saw it in flight
-    assert life.engine.trades["t2"].state.value == "PROTECTED"
+    assert stops == [f"{tid}-sl"]  # the machine's own first stop, once: reconcile saw it in flight
+    assert life.engine.trades[tid].state.value == "PROTECTED"
     await life.crash()
 
 

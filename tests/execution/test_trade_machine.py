@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
+from bot.domain.types import CloseReason, OrderKind, OrderStatus, RejectReason, Side
 from bot.execution import TRANSITIONS, IllegalTransition, TradeMachine, TradeState, entry_terms, plan_trade
 from bot.execution.actions import Cancel, FillRecord, HaltSymbol, StateChanged, Submit, TradeClosed
 from bot.settings.execution import ExecutionSection
@@ -94,11 +94,20 @@ def test_stop_that_would_trigger_immediately_flattens_as_a_stop_loss() -> None:
     m = machine()
     m.start(T0)
     m.on_update(upd("t7-entry", OrderStatus.FILLED, 500, 50_000.0, 500), T0)
-    out = m.on_rejected("t7-sl", -2021, "Order would immediately trigger.", T0 + 1)
+    out = m.on_rejected("t7-sl", -2021, "Order would immediately trigger.", T0 + 1, RejectReason.STOP_WOULD_TRIGGER)
     assert submits(out) == ["t7-exit"] and m.exit_reason is CloseReason.STOP_LOSS
     assert not any(isinstance(a, HaltSymbol) for a in out)
     out = m.on_update(upd("t7-exit", OrderStatus.FILLED, 500, 49_940.0, 500, side=Side.SELL), T0 + 2)
     assert m.state is TradeState.CLOSED
+
+
+def test_the_machine_reads_the_reason_not_a_venue_code() -> None:
+    # the same code with no reason (a venue whose adapter does not translate it) is a plain refusal: halt
+    m = machine()
+    m.start(T0)
+    m.on_update(upd("t7-entry", OrderStatus.FILLED, 500, 50_000.0, 500), T0)
+    out = m.on_rejected("t7-sl", -2021, "Order would immediately trigger.", T0 + 1)
+    assert any(isinstance(a, HaltSymbol) for a in out) and m.exit_reason is CloseReason.RISK_HALT
 
 
 def test_stop_cancelled_by_someone_else_flattens_and_halts() -> None:

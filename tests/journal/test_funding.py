@@ -14,6 +14,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from bot.domain.orders import BalanceUpdate
 from bot.domain.types import OrderKind, Side
 from bot.journal import Journal
 from bot.journal.funding import FundingRecorder
@@ -120,14 +121,17 @@ def _funding_msg(bc: str, wb: str, isolated: bool, e_ms: int = T0 // 1_000_000 +
 def test_binance_funding_fee_through_the_translator_into_the_journal(tmp_path: Path) -> None:
     tr = UserEventTranslator(KNOWN)
     cross = tr.on_message(_funding_msg("-0.06000000", "9999.94000000", isolated=False), T0 + 50 * 1_000_000)
-    assert cross == [FundingPayment("", -0.06, "USDT", T0 + 2 * 1_000_000, T0 + 50 * 1_000_000, cross[0].venue_ref)]
+    assert cross[:1] == [FundingPayment("", -0.06, "USDT", T0 + 2 * 1_000_000, T0 + 50 * 1_000_000, cross[0].venue_ref)]
+    (wallet,) = cross[1:]  # and the wallet it leaves (the operator's view between REST checks)
+    assert isinstance(wallet, BalanceUpdate) and (wallet.asset, wallet.wallet_balance) == ("USDT", 9999.94)
     iso = tr.on_message(_funding_msg("0.02500000", "9999.96500000", isolated=True, e_ms=T0 // 1_000_000 + 8), T0)
     pay = next(i for i in iso if isinstance(i, FundingPayment))
     assert (pay.symbol, pay.amount_quote) == ("BTCUSDT", 0.025)
     assert any(isinstance(i, PositionSnapshot) for i in iso)  # the position is still reported
     order = orjson.dumps({"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"m": "ORDER", "B": [
         {"a": "USDT", "wb": "1", "cw": "1", "bc": "5"}], "P": []}})
-    assert tr.on_message(order, 0) == []  # a balance change that is not funding is no funding
+    # a balance change that is not funding is no funding: only the wallet it leaves
+    assert tr.on_message(order, 0) == [BalanceUpdate("USDT", 1.0, 1.0, 1_000_000)]
     assert tr.stats["funding"] == 2
 
     j = Journal(str(tmp_path / "j.sqlite"))

@@ -22,6 +22,7 @@ from bot.app import App
 from bot.execution.recovery import RECONCILING
 from bot.journal import Journal
 from bot.logging import configure_logging
+from bot.ops.live import OpsFeed
 from bot.ops.server import OpsServer
 from bot.ops.state import RuntimeState
 from bot.ops.token import TOKEN_FILE, ensure_token, read_token
@@ -157,6 +158,7 @@ async def _app(tmp_path: Path) -> AsyncIterator[tuple[App, Rig, str]]:
                              overrides={"app": {"state_dir": str(tmp_path)}, "ops": {"port": 0}})
     app = App(settings, view=False)
     app.engine, app.journal, app.gateway = rig.engine, rig.journal, rig.engine.gw
+    app.ops_feed = OpsFeed(app.state, app.alerts, rig.engine, account_check_s=0)  # as App._build_core
     app.pipeline = SimpleNamespace(syncs={}, instruments=dict(KNOWN))  # type: ignore[assignment]
     ops = OpsServer(app.state, settings.ops, alerts=app.alerts, state_dir=settings.app.state_dir)
     for action, fn in (("halt", app._halt), ("resume", app._resume), ("flatten", app._flatten),

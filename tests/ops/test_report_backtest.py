@@ -25,7 +25,8 @@ def backtest(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
     # funding every minute (the smallest interval the settings allow) so the session's trades hold through
     # some settlements; 3 bps so the amounts are far from rounding
-    settings = load_settings(overrides={"sim": {"funding_interval_s": 60, "funding_rate_bps": 3.0}})
+    settings = load_settings(overrides={"sim": {"funding_source": "assumed", "funding_interval_s": 60,
+                                                "funding_rate_bps": 3.0}})
     path = tmp_path_factory.mktemp("bt") / "bt.sqlite"
     res = asyncio.run(run_backtest([str(p) for p in SESSIONS["btcusdt_20240808"]], settings, str(path)))
     return path, res

@@ -19,6 +19,7 @@ from bot.__main__ import main
 from bot.app import App
 from bot.execution.recovery import RECONCILING
 from bot.logging import configure_logging
+from bot.ops.live import OpsFeed
 from bot.ops.server import ControlError, OpsServer
 from bot.ops.state import RECONCILE_ACTIONS, RuntimeState
 from bot.risk import RiskGate
@@ -203,6 +204,7 @@ def _app(tmp: Path, engine: Any, journal: Any) -> App:
                              overrides={"app": {"state_dir": str(tmp)}, "ops": {"port": 0}})
     app = App(settings, view=False)
     app.engine, app.journal, app.gateway = engine, journal, engine.gw
+    app.ops_feed = OpsFeed(app.state, app.alerts, engine, tick_s=0.1, account_check_s=0)  # as _build_core
     app.pipeline = SimpleNamespace(syncs={}, instruments=dict(KNOWN))  # type: ignore[assignment]
     return app
 
@@ -306,6 +308,8 @@ async def test_restart_reconciliation_failure_then_unknown_position_halt_are_vis
     await life.start()
     app = _app(tmp_path, life.engine, life.journal)
     app.recovery = life.recovery
+    assert app.ops_feed is not None
+    app.ops_feed.recovery = life.recovery  # as App._build_core
     life.recovery.halt_entries(venue.clock())  # as App._build_core: HALTED "reconciling" until a pass succeeds
     app.state.set_trading_state("HALTED", RECONCILING, venue.clock())
     venue.by_hand("BTCUSDT", 10, 50_000.0)  # a position of no known trade

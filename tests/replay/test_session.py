@@ -181,37 +181,7 @@ def test_a_bad_line_keeps_its_place_in_its_stream(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------- exit codes
-COMMANDS = [["check-data"], ["signals"], ["features", "--csv", "-"], ["backtest"]]
-
-
-@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c[0])
-def test_missing_file_is_one_line_and_exit_2(cmd: list[str], tmp_path: Path, capsys) -> None:
-    missing = str(tmp_path / "nope.gz")
-    assert main([cmd[0], missing, *cmd[1:]]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {missing}: no such file"]
-
-
-@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c[0])
-def test_garbage_file_names_the_file_and_exits_1(cmd: list[str], tmp_path: Path, capsys) -> None:
-    junk = tmp_path / "junk.gz"
-    junk.write_bytes(bytes(range(256)) * 40)
-    assert main([cmd[0], str(junk), *cmd[1:]]) == 1
-    err = capsys.readouterr().err
-    assert f"error: {junk}: no market message could be read" in err
-
-
-@needs_data
-@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c[0])
-def test_a_book_that_never_goes_live_names_the_symbol_and_exits_1(cmd: list[str], tmp_path: Path, capsys) -> None:
-    # the first 1,000 lines of a session without its snapshot: diffs, trades, tickers, but no book
-    lines = [ln for ln in _lines(BTC)[:1000] if b'{"lastUpdateId"' not in ln[:40]]
-    f = _write(tmp_path / "nosnap.gz", lines)
-    assert main([cmd[0], f, *cmd[1:]]) == 1
-    err = capsys.readouterr().err
-    assert "error: BTCUSDT: the book never went LIVE" in err
-
-
+# missing / directory / garbage / empty / never LIVE / partial damage, per command: tests/replay/test_exit_codes.py
 @needs_data
 def test_snapshot_no_diff_bridges_is_reported(tmp_path: Path, capsys) -> None:
     lines = _lines(BTC)[:2000]

@@ -233,6 +233,9 @@ class FakeBinance:
                                "isolated": True}]})
         if key == ("POST", "/fapi/v1/leverage"):
             return self._reply({"symbol": p["symbol"], "leverage": int(p["leverage"]), "maxNotionalValue": "1"})
+        if key == ("GET", "/fapi/v1/commissionRate"):  # the account's fee rates (a VIP 1 schedule here)
+            return self._reply({"symbol": p["symbol"], "makerCommissionRate": "0.000160",
+                                "takerCommissionRate": "0.000400", "rpiCommissionRate": "0.000160"})
         return self._err(-1000, f"fake: no route {method} {path}", 404)
 
     @staticmethod

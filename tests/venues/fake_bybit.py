@@ -396,6 +396,9 @@ class FakeBybit:
             return self._reply({"list": [{"accountType": "UNIFIED", "totalEquity": "10010.5",
                                           "totalWalletBalance": "10000", "totalAvailableBalance": "9000.25",
                                           "totalMarginBalance": "10010.5", "coin": []}]})
+        if key == ("GET", "/v5/account/fee-rate"):  # the account's fee rates on linear symbols
+            return self._reply({"list": [{"symbol": q.get("symbol", "BTCUSDT"), "baseCoin": "",
+                                          "takerFeeRate": "0.00055", "makerFeeRate": "0.0002"}]})
         if key == ("GET", "/v5/execution/list"):
             since = int(q.get("startTime", 0))
             rows = [e for e in self.execs

@@ -9,12 +9,13 @@ import pytest
 from pydantic import SecretStr
 
 from bot.domain.types import OrderKind, OrderStatus, Side
+from bot.execution.reconcile import ReconcileConfig, decide
+from bot.execution.reconcile_io import fetch_exchange_state
 from bot.settings.core import VenueSection
 from bot.venues.binance_usdm.errors import ClockUnsynced
 from bot.venues.binance_usdm.gateway import BinanceGateway
 from bot.venues.errors import RateLimited
 from bot.venues.ports import OrderRequest, OrderUpdate
-from bot.venues.reconcile import ReconcileConfig, decide, fetch_exchange_state
 from tests.sim.server_helpers import running_server
 
 
@@ -65,7 +66,7 @@ async def test_open_protect_close_through_ccxt_and_the_user_stream(sim):
     opened = await g.open_orders("BTCUSDT")
     assert [(o.client_id, o.kind, o.qty_lots) for o in opened] == [("t1-sl", OrderKind.STOP_MARKET, 2)]
     # reconciliation sees a protected position: nothing to do
-    from bot.venues.reconcile import JournalLeg, JournalTrade
+    from bot.execution.reconcile import JournalLeg, JournalTrade
     jt = JournalTrade("t1", "BTCUSDT", "long", "PROTECTED", inst.ticks_to_price(stop_t), (
         JournalLeg("t1-entry", "entry", OrderKind.MARKET, Side.BUY, OrderStatus.FILLED, 2),
         JournalLeg("t1-sl", "stop", OrderKind.STOP_MARKET, Side.SELL, OrderStatus.NEW)))

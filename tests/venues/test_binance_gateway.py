@@ -7,13 +7,13 @@ import asyncio
 import pytest
 from pydantic import SecretStr
 
-from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.domain.types import OrderKind, OrderStatus, RejectReason, Side, TimeInForce, TriggerPrice
 from bot.settings.core import VenueSection
 from bot.venues.binance_usdm.errors import ClockUnsynced
 from bot.venues.binance_usdm.gateway import BinanceGateway
 from bot.venues.binance_usdm.instruments import KNOWN
 from bot.venues.binance_usdm.orders import trigger_ticks_away
-from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited
+from bot.venues.errors import AmbiguousOutcome, DuplicateClientId, OrderRejected, RateLimited, StopWouldTrigger
 from bot.venues.ports import ExecutionGateway, OrderRequest
 from tests.venues.fake_binance import FakeBinance
 
@@ -123,6 +123,28 @@ async def test_rejection_carries_the_venue_code(gw: BinanceGateway, fake: FakeBi
         await gw.submit(entry())
     assert ei.value.code == -2019
     assert len(fake.calls("GET", "/fapi/v1/order")) == 0  # a rejection is not looked up
+
+
+async def test_stop_through_the_price_is_stop_would_trigger_minus_2021(gw: BinanceGateway, fake: FakeBinance):
+    # exchange-facts A3: -2021 "Order would immediately trigger": translated here, the machine reads the reason
+    fake.faults.append({"method": "POST", "path": "/fapi/v1/algoOrder", "action": "code", "code": -2021,
+                        "msg": "Order would immediately trigger."})
+    with pytest.raises(StopWouldTrigger) as ei:
+        await gw.submit(entry("t1-sl", side=Side.SELL, kind=OrderKind.STOP_MARKET, trigger_ticks=590_001,
+                              reduce_only=True))
+    assert ei.value.code == -2021 and ei.value.reason is RejectReason.STOP_WOULD_TRIGGER
+    fake.faults.append({"method": "POST", "path": "/fapi/v1/algoOrder", "action": "code", "code": -4045,
+                        "msg": "Reach max stop order limit."})
+    with pytest.raises(OrderRejected) as e2:
+        await gw.submit(entry("t2-sl", side=Side.SELL, kind=OrderKind.STOP_MARKET, trigger_ticks=590_001,
+                              reduce_only=True))
+    assert e2.value.reason is RejectReason.OTHER and not isinstance(e2.value, StopWouldTrigger)
+    # -4116: an earlier attempt of ours exists (the engine looks it up, bot.execution.sending)
+    fake.faults.append({"method": "POST", "path": "/fapi/v1/order", "action": "code", "code": -4116,
+                        "msg": "ClientOrderId is duplicated."})
+    with pytest.raises(DuplicateClientId) as e3:
+        await gw.submit(entry())
+    assert e3.value.reason is RejectReason.DUPLICATE_CLIENT_ID
 
 
 async def test_5xx_after_execution_is_found_by_client_id_not_duplicated(gw: BinanceGateway, fake: FakeBinance):
@@ -266,3 +288,10 @@ async def test_429_answering_a_stop_blocks_orders_with_the_time_left(gw: Binance
     with pytest.raises(RateLimited) as ei2:  # into the Retry-After nothing is sent, a stop neither
         await gw.submit(stop)
     assert len(fake.requests) == n and 0 < ei2.value.retry_after_s <= ei.value.retry_after_s
+
+
+async def test_fee_rates_read_the_accounts_commission_rate(gw: BinanceGateway, fake: FakeBinance):
+    """Issue 13 item 5: GET /fapi/v1/commissionRate per symbol, signed, its decimal strings as they came."""
+    assert await gw.fee_rates("BTCUSDT") == ("0.000160", "0.000400")
+    (call,) = fake.calls("GET", "/fapi/v1/commissionRate")
+    assert call["params"]["symbol"] == "BTCUSDT" and "signature" in call["params"]

@@ -9,14 +9,14 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.domain.types import OrderKind, OrderStatus, RejectReason, Side, TimeInForce, TriggerPrice
 from bot.logging import configure_logging
 from bot.settings.core import VenueSection
 from bot.venues.bybit.errors import ClockUnsynced
 from bot.venues.bybit.exchange import make_exchange
 from bot.venues.bybit.gateway import BybitGateway
 from bot.venues.bybit.userstream import BybitUserStream
-from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited
+from bot.venues.errors import AmbiguousOutcome, DuplicateClientId, OrderRejected, RateLimited, StopWouldTrigger
 from bot.venues.ports import ExecutionGateway, OrderRequest, OrderUpdate
 from tests.venues.fake_bybit import FakeBybit
 
@@ -175,6 +175,47 @@ async def test_stop_without_a_position_is_asked_twice_then_rejected(gw: BybitGat
                         "msg": "can not set tp/sl/ts for zero position"})
     assert (await gw.submit(stop("t2-sl", 595_000))).status is OrderStatus.NEW
     assert fake.position()["stopLoss"] == "59500" and gw.tr.stops.owner("BTCUSDT") == "t2-sl"
+
+
+async def test_stop_through_the_price_is_stop_would_trigger(gw: BybitGateway, fake: FakeBybit):
+    """Bybit's words for Binance's -2021, translated at the boundary (bybit/errors.py): trading-stop's 10001
+    "... should lower than base_price" (the position stop, our path) and 110092/110093 on a conditional order.
+    The trade machine then takes the loss (flatten) instead of halting the symbol."""
+    from bot.execution.actions import HaltSymbol, Submit
+    from tests.execution.harness import T0
+    from tests.execution.test_trade_machine import machine, upd
+
+    await gw.submit(req())  # long 0.005
+    fake.faults.append({"method": "POST", "path": "/v5/position/trading-stop", "action": "code", "code": 10001,
+                        "msg": "StopLoss:5950000 set for Buy position should lower than base_price:5940000??MarkPrice"})
+    with pytest.raises(StopWouldTrigger) as ei:
+        await gw.submit(stop("t1-sl", 595_000))
+    assert ei.value.code == 10001 and ei.value.reason is RejectReason.STOP_WOULD_TRIGGER
+    assert len(fake.calls("POST", "/v5/position/trading-stop")) == 1  # not asked again: a refusal
+    for code, word in ((110092, "Rising"), (110093, "Falling")):
+        fake.faults.append({"method": "POST", "path": "/v5/order/create", "action": "code", "code": code,
+                            "msg": f"expect {word}, but trigger_price[610000000] <= current[611000000]??MarkPrice"})
+        with pytest.raises(StopWouldTrigger):
+            await gw.submit(req(f"t{code}-tpm", side=Side.SELL, kind=OrderKind.TAKE_PROFIT_MARKET,
+                                trigger_ticks=610_000, reduce_only=True))
+    # another 10001 is a plain refusal
+    fake.faults.append({"method": "POST", "path": "/v5/position/trading-stop", "action": "code", "code": 10001,
+                        "msg": "params error: slTriggerBy invalid"})
+    with pytest.raises(OrderRejected) as e2:
+        await gw.submit(stop("t2-sl", 595_000))
+    assert e2.value.reason is RejectReason.OTHER
+    fake.faults.append({"method": "POST", "path": "/v5/order/create", "action": "code", "code": 110072,
+                        "msg": "OrderLinkedID is duplicate"})
+    with pytest.raises(DuplicateClientId):
+        await gw.submit(req("t3-entry"))
+    # what the engine hands the machine (bot.execution.sending): the reason -> flatten, no halt
+    m = machine()
+    m.start(T0)
+    m.on_update(upd("t7-entry", OrderStatus.FILLED, 500, 50_000.0, 500), T0)
+    e = ei.value
+    out = m.on_rejected("t7-sl", e.code, str(e), T0 + 1, e.reason)
+    assert [a.leg.client_id for a in out if isinstance(a, Submit)] == ["t7-exit"]
+    assert not any(isinstance(a, HaltSymbol) for a in out)
 
 
 async def test_cancel_lookup_and_open_orders_by_order_link_id(gw: BybitGateway, fake: FakeBybit):
@@ -386,3 +427,11 @@ async def test_one_session_reused_and_closed_by_us(fake: FakeBybit):
     await g.submit(req())
     await g.close()
     assert session is not None and session.closed
+
+
+async def test_fee_rates_read_the_accounts_fee_rate(gw: BybitGateway, fake: FakeBybit):
+    """Issue 13 item 5: GET /v5/account/fee-rate (category linear, the symbol), signed."""
+    assert await gw.fee_rates("BTCUSDT") == ("0.0002", "0.00055")
+    (call,) = fake.calls("GET", "/v5/account/fee-rate")
+    assert call["query"]["category"] == "linear" and call["query"]["symbol"] == "BTCUSDT"
+    assert "X-BAPI-SIGN" in call["headers"]

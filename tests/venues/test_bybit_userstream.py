@@ -188,7 +188,7 @@ async def test_auth_subscribe_and_ping_messages(gw: BybitGateway, fake: FakeBybi
     expires = auth["args"][1]
     assert isinstance(expires, int) and 5_000 < expires - fake.server_ms() <= 10_000
     assert auth["args"][2] == hmac.new(b"s", f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
-    assert sub["op"] == "subscribe" and sub["args"] == ["order", "execution", "position"]
+    assert sub["op"] == "subscribe" and sub["args"] == ["order", "execution", "position", "wallet"]
     await asyncio.sleep(0.35)
     assert next(m for m in fake.ws_received if m["op"] == "ping")["req_id"].startswith("ping")
     assert gw.user_stream is not None and gw.user_stream.stats["pongs"] >= 1
@@ -314,3 +314,13 @@ async def test_health_events_pong_messages_and_a_requested_reconnect(gw: BybitGa
     await asyncio.sleep(0.05)
     assert events.index("lost") < events.index("connected") < events.index("caught_up")
     assert us.stats["reconnects_requested"] == 1
+
+
+def test_wallet_topic_gives_the_balance_of_each_coin():
+    from bot.domain.orders import BalanceUpdate
+
+    tr = translator()
+    got = tr.on_message(msg("wallet", {"accountType": "UNIFIED", "totalEquity": "10010.5", "coin": [
+        {"coin": "USDT", "walletBalance": "9995.25", "equity": "10010.5"},
+        {"coin": "BTC", "walletBalance": "", "equity": "0"}]}), 1 * MS)
+    assert got == [BalanceUpdate("USDT", 9995.25, 9995.25, 1 * MS)]  # creationTime 1 ms; a blank balance skipped

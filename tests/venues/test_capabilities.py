@@ -19,6 +19,7 @@ PROMISES = {
     "raw_order_lookup": ("fetch_order_raw",),
     "position_level_stop": ("is_position_level", "adopt_stop"),
     "funding": ("funding_updates",),
+    "retry_after": ("blocked_for_s",),
 }
 
 
@@ -37,3 +38,4 @@ def test_the_venues_differ_where_the_exchanges_do() -> None:
     assert BinanceGateway.capabilities.funding and not BybitGateway.capabilities.funding
     assert BinanceGateway.capabilities.stream_missed_hook and BybitGateway.capabilities.stream_missed_hook
     assert not SimGateway.capabilities.account_trades  # the simulator has no userTrades look-up
+    assert BinanceGateway.capabilities.eager_submit and not BybitGateway.capabilities.eager_submit

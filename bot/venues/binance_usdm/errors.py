@@ -7,6 +7,10 @@ is only used for what has no body: timeouts, connection errors, HTTP 5xx, 418/42
 
 What the caller must do (bot.venues.errors):
 - OrderRejected(code): the venue said no; the order does not exist. Not retried.
+- StopWouldTrigger (an OrderRejected): -2021 "Order would immediately trigger" (exchange-facts A3): the stop
+  is already crossed; the trade flattens instead of halting the symbol.
+- DuplicateClientId (an OrderRejected): -4116 "ClientOrderId is duplicated" (A3): an earlier attempt of ours
+  exists; the engine looks it up instead of sending again.
 - AmbiguousOutcome: timeout / 5xx / connection lost while PLACING an order: it may exist. Look it up by
   client id before anything else (Binance General Info: "5XX: execution status UNKNOWN").
 - VenueUnavailable: network or exchange down, for requests that change nothing (look-ups, cancels).
@@ -21,9 +25,18 @@ import re
 import aiohttp
 import ccxt.async_support as ccxt
 
-from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
+from bot.venues.errors import (
+    AmbiguousOutcome,
+    DuplicateClientId,
+    OrderRejected,
+    RateLimited,
+    StopWouldTrigger,
+    VenueError,
+    VenueUnavailable,
+)
 
-__all__ = ["CLOCK_CODES", "NOT_FOUND_CODES", "ClockUnsynced", "binance_code", "translate"]
+__all__ = ["CLOCK_CODES", "DUPLICATE_CID", "IMMEDIATE_TRIGGER", "NOT_FOUND_CODES", "ClockUnsynced", "binance_code",
+           "translate"]
 
 _CODE_RE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
@@ -31,6 +44,8 @@ _CODE_RE = re.compile(r'"code"\s*:\s*(-?\d+)')
 CLOCK_CODES = frozenset({-1021, -5028})
 # -2013 "Order does not exist", -2011 "Unknown order sent" (cancel); algo look-ups answer the same codes.
 NOT_FOUND_CODES = frozenset({-2013, -2011})
+IMMEDIATE_TRIGGER = -2021  # "Order would immediately trigger" (exchange-facts A3)
+DUPLICATE_CID = -4116  # "ClientOrderId is duplicated" (A3)
 
 
 class ClockUnsynced(VenueUnavailable):
@@ -69,6 +84,10 @@ def translate(e: Exception, *, placing: bool, retry_after_s: float = 0.0) -> Ven
             # -1000 UNKNOWN, -1001 DISCONNECTED (internal error), -1007 TIMEOUT ("Send status unknown;
             # execution status unknown"): the order may exist.
             return unknown(msg)
+        if code == IMMEDIATE_TRIGGER:
+            return StopWouldTrigger(msg, code=code)
+        if code == DUPLICATE_CID:
+            return DuplicateClientId(msg, code=code)
         return OrderRejected(msg, code=code)
     if isinstance(e, ccxt.NetworkError | ccxt.BadResponse) or isinstance(e.__cause__, aiohttp.ClientError):
         # RequestTimeout / ExchangeNotAvailable / a broken response: no usable answer.

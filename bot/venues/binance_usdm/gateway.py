@@ -121,12 +121,11 @@ def _ccxt_config(venue: VenueSection, session: aiohttp.ClientSession) -> dict[st
 
 class BinanceGateway(LiveGateway):
     name = "binance-usdm"
+    # eager_submit: submit() does its own work (checks, request, signature, hand-off to aiohttp) before it
+    # first waits and needs nothing from its caller to progress (execution/eager.py)
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, funding=True,
-                                       stream_missed_hook=True)
+                                       stream_missed_hook=True, eager_submit=True, retry_after=True)
     log_name = "binance.gateway"
-    # submit() does its own work (checks, request, signature, hand-off to aiohttp) before it first waits
-    # and needs nothing from its caller to progress: the engine may start it eagerly (execution/eager.py)
-    eager_submit = True
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
                  wall_s: Callable[[], float] = time.time) -> None:
@@ -140,6 +139,10 @@ class BinanceGateway(LiveGateway):
         self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0}
 
     # ------------------------------------------------------------------------------------ life cycle
+    def blocked_for_s(self, now_s: float) -> float:
+        """ports.RetryAfterState: the longest Retry-After the limiter holds, of any kind (limiter.py)."""
+        return self.limiter.blocked_for_s(now_s)
+
     async def start(self, autorun: bool = True) -> None:
         """Markets, limits, clock; then (autorun) the user stream and the clock resync in a task of ours.
         With autorun=False the caller runs `run()` in its own TaskGroup."""
@@ -412,6 +415,17 @@ class BinanceGateway(LiveGateway):
         return AccountSnapshot(
             equity=float(res.get("totalMarginBalance") or 0), available=float(res.get("availableBalance") or 0),
             wallet_balance=float(res.get("totalWalletBalance") or 0), positions=tuple(positions))
+
+    async def fee_rates(self, symbol: str) -> tuple[str, str]:
+        """GET /fapi/v1/commissionRate (USER_DATA, weight 20): the account's (maker, taker) rates on the
+        symbol as the venue's decimal strings ("0.000200" = 2 bps), for the cost model at start-up."""
+        ex = self._ex()
+        await self._gate(order=False, weight=20, protective=False)
+        try:
+            res = await ex.fapiPrivateGetCommissionRate({"symbol": symbol})
+        except Exception as e:
+            raise self._translate(e, placing=False) from e
+        return str(res["makerCommissionRate"]), str(res["takerCommissionRate"])
 
     async def user_trades(self, symbol: str, order_id: str = "", start_ms: int = 0) -> list[dict[str, Any]]:
         """GET /fapi/v1/userTrades (weight 5): the fills of one order we missed, or (no order id) the

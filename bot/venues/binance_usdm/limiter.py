@@ -28,7 +28,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TradeLimiter"]
+__all__ = ["ORDER_HEADERS", "WEIGHT_HEADER", "TradeLimiter"]
+
+# The response headers the limiter reads (lower case), declared once: `scalper conformance` checks the
+# venue still sends them (bot/conformance). Weight on every response; order counts on order placements.
+WEIGHT_HEADER = "x-mbx-used-weight-1m"
+ORDER_HEADERS = ("x-mbx-order-count-10s", "x-mbx-order-count-1m")
 
 _TOO_MANY_ORDERS = -1015  # "Too many new orders; current limit is %s orders per %s"
 
@@ -139,9 +144,9 @@ class TradeLimiter:
         when it says too much weight (-1003 or no code) on a request that weighs; 418 of everything."""
         h = {k.lower(): v for k, v in headers.items()}
         self._roll(now_s)
-        self._weight_1m = max(self._weight_1m, _int(h.get("x-mbx-used-weight-1m")))
-        self._orders_10s = max(self._orders_10s, _int(h.get("x-mbx-order-count-10s")))
-        self._orders_1m = max(self._orders_1m, _int(h.get("x-mbx-order-count-1m")))
+        self._weight_1m = max(self._weight_1m, _int(h.get(WEIGHT_HEADER)))
+        self._orders_10s = max(self._orders_10s, _int(h.get(ORDER_HEADERS[0])))
+        self._orders_1m = max(self._orders_1m, _int(h.get(ORDER_HEADERS[1])))
         if status in (418, 429):
             retry = _float(h.get("retry-after"))
             # No Retry-After: 429 -> wait out the minute; 418 -> Binance's shortest ban, 2 minutes.

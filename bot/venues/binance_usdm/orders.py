@@ -26,7 +26,9 @@ from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce
 
 __all__ = [
+    "ALGO_OPTIONAL",
     "CLIENT_ID_RE",
+    "ORDER_OPTIONAL",
     "OrderGrid",
     "algo_status_of",
     "algo_update_from_rest",
@@ -38,6 +40,14 @@ __all__ = [
     "status_of",
     "trigger_ticks_away",
 ]
+
+# Fields order_update_from_rest / algo_update_from_rest read when present and do without on purpose (their
+# absence has a meaning); every other field they read is one the bot relies on (`scalper conformance`
+# checks the venue sends it: bot/conformance/fields.py). `time`: updateTime's fallback in GET answers. An
+# algo order's placement answer carries no fill fields (A3): executedQty / actualQty / actualPrice /
+# avgPrice appear once it triggered.
+ORDER_OPTIONAL = frozenset({"time"})
+ALGO_OPTIONAL = frozenset({"executedQty", "actualQty", "actualPrice", "avgPrice", "createTime"})
 
 # newClientOrderId / clientAlgoId: ^[.A-Z:/a-z0-9_-]{1,36}$ (A3).
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")

@@ -33,13 +33,18 @@ from typing import Any
 import orjson
 
 from bot.domain.instrument import Instrument
-from bot.domain.orders import FundingPayment, OrderUpdate, PositionSnapshot
+from bot.domain.orders import BalanceUpdate, FundingPayment, OrderUpdate, PositionSnapshot
 from bot.domain.types import OrderStatus, Side
 from bot.errors import MalformedMessage
 from bot.market.values import finite
 from bot.venues.binance_usdm.orders import algo_status_of, kind_of, status_of
 
-__all__ = ["ListenKeyExpired", "UserEventTranslator"]
+__all__ = ["USER_EVENT_OPTIONAL", "ListenKeyExpired", "UserEventTranslator"]
+
+# Event fields the translator reads when present and does without on purpose (`scalper conformance`
+# checks every other field it reads: bot/conformance/fields.py). ALGO_UPDATE `rm`: the reason, with a
+# rejection or an expiry; without it the status word is the reason.
+USER_EVENT_OPTIONAL = frozenset({"o.rm"})
 
 _MAX_REMEMBERED = 20_000
 
@@ -49,7 +54,7 @@ class ListenKeyExpired:
     ts_event_ns: int
 
 
-Item = OrderUpdate | PositionSnapshot | FundingPayment | ListenKeyExpired
+Item = OrderUpdate | PositionSnapshot | FundingPayment | BalanceUpdate | ListenKeyExpired
 
 
 def _f(v: Any) -> float:
@@ -222,11 +227,15 @@ class UserEventTranslator:
                 out.extend(self._emit(replace(held, client_id=u.client_id, parent_id=u.client_id)))
         return out
 
-    def _account(self, msg: dict[str, Any], ts_recv_ns: int) -> list[PositionSnapshot | FundingPayment]:
-        out: list[PositionSnapshot | FundingPayment] = []
+    def _account(self, msg: dict[str, Any], ts_recv_ns: int) -> list[PositionSnapshot | FundingPayment | BalanceUpdate]:
+        out: list[PositionSnapshot | FundingPayment | BalanceUpdate] = []
         a = msg.get("a") or {}
         if a.get("m") == "FUNDING_FEE":
             out.extend(self._funding(msg, a, ts_recv_ns))
+        t_ns = int(msg.get("T") or msg.get("E") or 0) * 1_000_000
+        for b in a.get("B") or []:  # the wallet after this change (exchange-facts A4: ACCOUNT_UPDATE)
+            if b.get("wb") is not None:
+                out.append(BalanceUpdate(str(b.get("a", "")), _f(b.get("wb")), _f(b.get("cw", b.get("wb"))), t_ns))
         for p in a.get("P") or []:
             inst = self.instruments.get(p.get("s", ""))
             if inst is None or p.get("ps", "BOTH") != "BOTH":

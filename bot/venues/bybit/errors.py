@@ -16,6 +16,14 @@ retCode (docs/v5/error.mdx, B2):
   NotModified: the state asked for is the state the venue has (3P: several Bybit v5 clients treat 34040
   as a no-op; verified only against third-party code).
 - 10001 "can not set tp/sl/ts for zero position" -> ZeroPosition (an OrderRejected): no position to protect.
+- a stop already crossed by the price it watches -> StopWouldTrigger (an OrderRejected): the trade flattens at
+  once instead of halting the symbol (Binance's -2021 case). On a conditional order: 110092 "expect Rising,
+  but trigger_price[..] <= current[..]" / 110093 "expect Falling, but trigger_price[..] >= current[..]" (ccxt
+  bybit's exceptions map, 3P); on trading-stop (the position's stop, our path): 10001 "sl:.. set for Sell
+  position should greater base_price:..??LastPrice" / "StopLoss:.. set for Buy position should lower than
+  base_price:.." (3P: ccxt issues #19089, #14342; not in the v5 error table, exchange-facts B3 says nothing).
+- 110072 "OrderLinkedID is duplicate" -> DuplicateClientId: an earlier attempt of ours exists (orderLinkId is
+  unique, B3; the code from ccxt bybit's exceptions map, 3P): looked up, never sent again.
 - anything else -> OrderRejected(code): the venue said no.
 """
 
@@ -26,12 +34,22 @@ import re
 import aiohttp
 import ccxt.async_support as ccxt
 
-from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
+from bot.venues.errors import (
+    AmbiguousOutcome,
+    DuplicateClientId,
+    OrderRejected,
+    RateLimited,
+    StopWouldTrigger,
+    VenueError,
+    VenueUnavailable,
+)
 
 __all__ = [
     "CLOCK_CODES",
+    "DUPLICATE_CID_CODES",
     "NOT_FOUND_CODES",
     "NOT_MODIFIED_CODES",
+    "TRIGGER_CROSSED_CODES",
     "ClockUnsynced",
     "NotModified",
     "OrderNotFound",
@@ -48,6 +66,10 @@ RATE_CODES = frozenset({10006, 10018})
 NOT_FOUND_CODES = frozenset({110001, 110008, 110010})
 NOT_MODIFIED_CODES = frozenset({34040, 110043})
 UNKNOWN_CODES = frozenset({10000, 10016})  # server timeout / internal system error: may have executed
+DUPLICATE_CID_CODES = frozenset({110072})
+TRIGGER_CROSSED_CODES = frozenset({110092, 110093})  # expect Rising / Falling, but trigger_price vs current
+# trading-stop's 10001 for a stop on the wrong side of the price it watches ("base_price")
+_CROSSED_SL_RE = re.compile(r"\b(?:sl|stop_?loss)\b.*\bshould\b.*\bbase_price\b", re.IGNORECASE)
 
 
 class ClockUnsynced(VenueUnavailable):
@@ -95,6 +117,10 @@ def translate(e: Exception, *, placing: bool, retry_after_s: float = 0.0, banned
         m = _MSG_RE.search(str(e))
         if code == 10001 and m and "zero position" in m.group(1):
             return ZeroPosition(msg, code=code)
+        if code in DUPLICATE_CID_CODES:
+            return DuplicateClientId(msg, code=code)
+        if code in TRIGGER_CROSSED_CODES or (code == 10001 and m and _CROSSED_SL_RE.search(m.group(1))):
+            return StopWouldTrigger(msg, code=code)
         return OrderRejected(msg, code=code)
     if isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded):  # HTTP 403 (ccxt httpExceptions) / 429
         return RateLimited(msg, retry_after_s=retry_after_s if retry_after_s > 0 else 1.0, banned=banned)

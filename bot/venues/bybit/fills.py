@@ -4,7 +4,7 @@
   (`startTime`), oldest first, following `nextPageCursor` (100 rows a page, a bounded number of pages).
   Bybit answers `[startTime, startTime + 7 days]` when only startTime is given: a trade is never held that
   long (execution.max_hold_s), so one window covers it.
-- `trade_row`: one execution in the words bot.venues.reconcile reads (Binance `userTrades`: id, orderId,
+- `trade_row`: one execution in the words bot.execution.reconcile reads (Binance `userTrades`: id, orderId,
   side BUY|SELL, price, qty, commission, time ms, maker), so `leg_fills` / `outside_fills` work unchanged.
 - `stop_fill`: the position's stop firing while we were not listening: the fills of the last system
   stop order (no orderLinkId, stopOrderType StopLoss/PartialStopLoss/TrailingStop) on the closing side

@@ -14,7 +14,7 @@ Rules this class keeps:
 - an ambiguous placement (timeout, 5xx, 10016) is resolved by looking the order up by orderLinkId,
   realtime then history, a few times, never by resending;
 - one aiohttp session, ours: ccxt does not close a session it was given, we do.
-- restart safety (bot.execution.recovery, bot.venues.reconcile): `adopt_stop` (the owner registry of the
+- restart safety (bot.execution.recovery, bot.execution.reconcile): `adopt_stop` (the owner registry of the
   position's stop lives in memory), `is_position_level` (never an orphan to cancel), `user_trades`.
 """
 
@@ -63,7 +63,7 @@ REALTIME, HISTORY, POSITIONS = "/v5/order/realtime", "/v5/order/history", "/v5/p
 class BybitGateway(LiveGateway):
     name = "bybit"
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, position_level_stop=True,
-                                       stream_missed_hook=True)
+                                       stream_missed_hook=True, retry_after=True)
     stream_name = "private stream"
     log_name = "bybit.gateway"
 
@@ -85,6 +85,10 @@ class BybitGateway(LiveGateway):
                       "rate_limited": 0}
 
     # ------------------------------------------------------------------------------------ life cycle
+    def blocked_for_s(self, now_s: float) -> float:
+        """ports.RetryAfterState: the longest block the limiter holds (an IP ban, a per-UID 10006)."""
+        return self.limiter.blocked_for_s(now_s)
+
     async def start(self, autorun: bool = True) -> None:
         """Markets, clock; then (autorun) the private stream and the clock resync in a task of ours.
         With autorun=False the caller runs `run()` in its own TaskGroup (or not at all: tests)."""
@@ -327,6 +331,16 @@ class BybitGateway(LiveGateway):
         rows = _rows(await self.call(POSITIONS, self._ex().privateGetV5PositionList,
                                      {"category": "linear", "symbol": symbol}))
         return next((p for p in rows if int(float(p.get("positionIdx") or 0)) == self.position_idx), None)
+
+    async def fee_rates(self, symbol: str) -> tuple[str, str]:
+        """GET /v5/account/fee-rate (category linear): the account's (maker, taker) rates on the symbol as
+        decimal strings ("0.0002" = 2 bps), for the cost model at start-up."""
+        rows = _rows(await self.call("/v5/account/fee-rate", self._ex().privateGetV5AccountFeeRate,
+                                     {"category": "linear", "symbol": symbol}))
+        row = next((r for r in rows if r.get("symbol") == symbol), None)
+        if row is None:
+            raise VenueUnavailable(f"/v5/account/fee-rate: no row for {symbol}")
+        return str(row["makerFeeRate"]), str(row["takerFeeRate"])
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         with contextlib.suppress(NotModified):  # 110043: already this leverage

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from bot.domain.instrument import Instrument
-from bot.domain.orders import OrderUpdate, PositionSnapshot
+from bot.domain.orders import BalanceUpdate, OrderUpdate, PositionSnapshot
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.errors import MalformedMessage
 from bot.market.values import finite
@@ -58,7 +58,7 @@ class StopMissing:
     owner: str
 
 
-Item = OrderUpdate | PositionSnapshot | StopMissing
+Item = OrderUpdate | PositionSnapshot | BalanceUpdate | StopMissing
 
 
 @dataclass(slots=True)
@@ -156,6 +156,13 @@ class BybitEventTranslator:
             elif topic == "position":
                 for d in data:
                     out.extend(self.on_position(d, ts_recv_ns))
+            elif topic == "wallet":  # the wallet after each fill, fee, funding (exchange-facts B3: wallet topic)
+                t_ns = int(num(msg.get("creationTime"))) * 1_000_000
+                for d in data:
+                    for c in d.get("coin") or []:
+                        wb = c.get("walletBalance")
+                        if wb not in (None, ""):
+                            out.append(BalanceUpdate(str(c.get("coin", "")), finite(wb), finite(wb), t_ns))
         except _BAD as err:
             self.stats["malformed"] += 1
             raise MalformedMessage(f"user event: {type(err).__name__}: {err}"[:300]) from err

@@ -5,7 +5,7 @@ Wire rules (exchange-facts B2, B3):
 - auth first: `{"op":"auth","args":[api_key, expires_ms, hex(HMAC_SHA256(secret, "GET/realtime" + expires))]}`,
   answered `{"op":"auth","success":true|false,"ret_msg":...}`; `expires` is in the exchange's clock (our
   measured offset applied) `auth_window_ms` ahead;
-- then `{"op":"subscribe","args":["order","execution","position"]}` (the all-in-one topics; a
+- then `{"op":"subscribe","args":["order","execution","position","wallet"]}` (the all-in-one topics; a
   categorised topic may not share the request), answered like auth;
 - `{"op":"ping"}` every 20 s (pong: `{"op":"pong","args":[ts]}`); without it the connection is cut.
 A refused auth is a configuration error (keys, permissions): after `max_auth_failures` in a row the
@@ -42,7 +42,7 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from bot.domain.orders import OrderUpdate, PositionSnapshot
+from bot.domain.orders import BalanceUpdate, OrderUpdate, PositionSnapshot
 from bot.errors import MalformedMessage
 from bot.logging import get_logger
 from bot.venues.bybit.userevents import StopMissing
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_PRIVATE_WS", "TOPICS", "BybitUserStream", "auth_args"]
 
 DEFAULT_PRIVATE_WS = BYBIT_PRIVATE_WS
-TOPICS = ("order", "execution", "position")
+TOPICS = ("order", "execution", "position", "wallet")  # wallet: the balance between REST checks
 
 _RETRY = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, VenueUnavailable, RateLimited)
 
@@ -247,7 +247,7 @@ class BybitUserStream:
         if self.on_caught_up is not None:
             self.on_caught_up()
 
-    def _deliver(self, items: Sequence[OrderUpdate | PositionSnapshot | StopMissing],
+    def _deliver(self, items: Sequence[OrderUpdate | PositionSnapshot | BalanceUpdate | StopMissing],
                  tg: asyncio.TaskGroup | None) -> int:
         n = 0
         for it in items:

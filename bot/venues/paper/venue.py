@@ -58,7 +58,9 @@ def paper_exchange(settings: Settings, instruments: dict[str, Instrument]) -> Si
         funding_interval_s=cfg.funding_interval_s, liquidation_fee_bps=cfg.liquidation_fee_bps,
         order_latency=Latency.from_ms(cfg.order_latency_ms, cfg.order_latency_jitter_ms, cfg.latency_kind,
                                       cfg.seed),
-        keep_reports=False,
+        keep_reports=False, queue_model=cfg.queue_model, funding_source=cfg.funding_source,
+        # Bybit's ticker ids are not its depth stream's: the matching top stays the depth book's there
+        book_ticker_top=cfg.book_ticker_top and settings.venue.name != "bybit",
     )
     if settings.venue.name == "bybit":
         for m in ex.markets.values():

@@ -43,12 +43,15 @@ from bot.venues.sim.brackets import brackets_for
 from bot.venues.sim.latency import Latency
 from bot.venues.sim.matching import Fill, SymbolMarket
 from bot.venues.sim.orders import AccountReport, AlgoOrder, AlgoReport, OrderReport, RequestResult, SimError, SimOrder
+from bot.venues.sim.queue import queue_model as queue
 from bot.venues.sim.triggers import TriggerBook
 
 __all__ = ["SimExchange"]
 
 Report = OrderReport | AlgoReport | AccountReport | RequestResult
 _MAX_ALGOS = 200  # open conditional orders across symbols (changelog 2025-12-29)
+_NEVER = 1 << 62  # no funding time known
+_STREAM = b'{"stream":"'
 
 
 class SimExchange(TriggerBook):
@@ -57,12 +60,19 @@ class SimExchange(TriggerBook):
                  isolated: bool = False, funding_rate_bps: float = 1.0, funding_interval_s: int = 8 * 3600,
                  liquidation_fee_bps: float = 125.0, order_latency: Latency | None = None,
                  ref_prices: dict[str, float] | None = None, depth_bps: float = 200.0,
-                 keep_reports: bool = True, now_ns: int = 0) -> None:
+                 keep_reports: bool = True, now_ns: int = 0, queue_model: str = "pro_rata",
+                 book_ticker_top: bool = True, funding_source: str = "assumed") -> None:
         self.instruments = dict(instruments)
         self.markets: dict[str, SymbolMarket] = {}
         for sym, inst in self.instruments.items():
             ref = (ref_prices or {}).get(sym)
-            self.markets[sym] = SymbolMarket(inst, default_depth_ticks(inst, ref, depth_bps) if ref else 20_000)
+            self.markets[sym] = SymbolMarket(inst, default_depth_ticks(inst, ref, depth_bps) if ref else 20_000,
+                                             queue(queue_model), book_ticker_top)
+        if funding_source not in ("recorded", "assumed", "none"):
+            raise ValueError(f"funding_source must be recorded, assumed or none, got {funding_source!r}")
+        # recorded: only the markPrice stream's rates and times; assumed: funding_rate_bps every interval
+        # where the source has none; none: never (issue 13: no invented funding unless asked and labelled)
+        self.funding_source = funding_source
         self.account = Account(balance, maker_fee_bps, taker_fee_bps)
         self.default_leverage = default_leverage
         self.leverage: dict[str, int] = {}
@@ -87,6 +97,7 @@ class SimExchange(TriggerBook):
         self._last_depth_symbol = ""
         # parsing (and placing bare snapshots) as every replay does; the books themselves are SymbolMarket's
         self._session = MarketSession(book_tickers=False, bybit=False)
+        self._bt_markets: dict[bytes, SymbolMarket] = {}  # a recorded ticker's stream name -> its market
         self._funding_min_ns = 0  # earliest next funding time over the symbols (0: not yet set)
         self._liq_cache: dict[str, tuple[int, float]] = {}  # symbol -> (account version, liq price ticks)
         self.keep_reports = keep_reports
@@ -115,13 +126,26 @@ class SimExchange(TriggerBook):
         replay). MalformedMessage when it cannot be decoded.
 
         bookTickers (most of a session's messages) carry nothing the matching book lacks, so they
-        are recognised by their first bytes and not decoded: they only move the clock."""
+        are recognised by their first bytes and kept raw on their market: parsed only when the matching
+        needs the top (SymbolMarket.ticker_top), at once when we have resting orders or a watched mark."""
         if raw.find(b"bookTicker", 0, 48) >= 0:
             if (self._pending and self._pending[0][0] <= ts_ns) or ts_ns >= self._funding_min_ns:
                 self.advance_to(ts_ns)
             elif ts_ns > self.now_ns:
                 self.now_ns = ts_ns
             self.market_events += 1
+            if raw.startswith(_STREAM):
+                at = raw.find(b"@", 11, 64)
+                key = raw[11:at]
+                m = self._bt_markets.get(key)
+                if m is None and at > 0:
+                    m = self.markets.get(key.decode().upper())
+                    if m is not None:
+                        self._bt_markets[key] = m
+                if m is not None:
+                    m.on_book_ticker_raw(raw)
+                    if m.bids or m.asks or m.symbol in self._watch:
+                        self._after_ticker(m)
             return
         ses = self._session
         bad = ses.malformed
@@ -143,7 +167,11 @@ class SimExchange(TriggerBook):
         self.market_events += 1
         t = type(ev)
         if t is BookTicker:
-            return  # the matching book is rebuilt from depth; tickers carry nothing more
+            m = self.markets.get(ev.symbol)
+            if m is not None:
+                m.on_book_ticker(ev)
+                self._after_ticker(m)
+            return
         if t is DepthDiff:
             m = self.markets.get(ev.symbol)
             if m is None:
@@ -177,7 +205,7 @@ class SimExchange(TriggerBook):
                 m.funding_rate = ev.funding_rate
             if ev.next_funding_ns and ev.next_funding_ns > ts_ns and ev.next_funding_ns != m.next_funding_ns:
                 m.next_funding_ns = ev.next_funding_ns
-                self._funding_min_ns = min(x.next_funding_ns for x in self.markets.values())
+                self._funding_min_ns = self._next_funding_min()
             if ev.symbol in self._watch:
                 self._on_prices(m, mark=True, last=False)
         elif t is DepthSnapshot:
@@ -188,6 +216,14 @@ class SimExchange(TriggerBook):
             fills = m.apply_snapshot(ev, ts_ns)
             if fills:
                 self._maker_fills(fills)
+
+    def _after_ticker(self, m: SymbolMarket) -> None:
+        """A ticker moved the top: our resting orders may fill, a watched mark (stops) may move."""
+        fills, moved = m.after_ticker()
+        if fills:
+            self._maker_fills(fills)
+        if moved and m.symbol in self._watch and not m.mark_from_stream:
+            self._on_prices(m, mark=True, last=False)
 
     def advance_to(self, ts_ns: int) -> None:
         """Process the requests that have arrived by `ts_ns`, then move the clock there."""
@@ -216,6 +252,10 @@ class SimExchange(TriggerBook):
         self._next_ticket += 1
         heapq.heappush(self._pending, (now + self.order_latency.draw(), ticket, fn, args, kw))
         return ticket
+
+    def request_arrival_ns(self, ticket: int) -> int:
+        """When request `ticket` (in flight) reaches the matching engine; 0 if it is not in flight."""
+        return next((p[0] for p in self._pending if p[1] == ticket), 0)
 
     @property
     def pending_requests(self) -> int:
@@ -310,7 +350,7 @@ class SimExchange(TriggerBook):
             assert req.price_ticks is not None
             ref_px = req.price_ticks
         else:
-            bbo = m.book.bbo()
+            bbo = m.bbo()
             if bbo is None:
                 raise SimError(-2010, "Order would be rejected: no liquidity.")  # empty book (not synced)
             ref_px = bbo[2] if side > 0 else bbo[0]
@@ -485,17 +525,26 @@ class SimExchange(TriggerBook):
     # ---------------------------------------------------------------- funding
     def _funding_due(self, now: int) -> None:
         """Pay funding for every symbol whose funding time has come (and set the first times)."""
+        if self.funding_source == "none":
+            self._funding_min_ns = _NEVER
+            return
         iv = self.funding_interval_ns
+        assumed = self.funding_source == "assumed"
         for m in self.markets.values():
             if not m.next_funding_ns:
-                if now:
+                if now and assumed:  # recorded: the markPrice stream sets the times (FundingInfo)
                     m.next_funding_ns = (now // iv + 1) * iv  # 00:00/08:00/16:00 UTC for 8 h
                 continue
             if now >= m.next_funding_ns:
                 self._fund(m, now)
                 while m.next_funding_ns <= now:
                     m.next_funding_ns += iv
-        self._funding_min_ns = min(m.next_funding_ns for m in self.markets.values()) if now else 0
+        self._funding_min_ns = self._next_funding_min() if now else 0
+
+    def _next_funding_min(self) -> int:
+        if self.funding_source == "none":
+            return _NEVER
+        return min((m.next_funding_ns for m in self.markets.values() if m.next_funding_ns), default=_NEVER)
 
     def settle_funding(self, now_ns: int, symbol: str = "", rate: float | None = None) -> int:
         """Settle funding now, out of schedule (the server's `settle_funding` control): every held
@@ -503,7 +552,8 @@ class SimExchange(TriggerBook):
         n = 0
         for m in self.markets.values():
             if symbol in ("", m.symbol):
-                n += self._fund(m, now_ns, rate)
+                n += self._fund(m, now_ns, rate if rate is not None else
+                                (m.funding_rate if m.funding_rate is not None else self.funding_rate))
         return n
 
     def _fund(self, m: SymbolMarket, now: int, rate: float | None = None) -> int:
@@ -511,7 +561,12 @@ class SimExchange(TriggerBook):
         if p is None or not p.qty_lots:
             return 0
         if rate is None:
-            rate = m.funding_rate if m.funding_rate is not None else self.funding_rate
+            if m.funding_rate is not None:
+                rate = m.funding_rate
+            elif self.funding_source == "assumed":
+                rate = self.funding_rate
+            else:
+                return 0  # recorded: no rate was ever quoted for this market, so none is paid
         pay = self.account.funding(p, m.mark_ticks(), rate)
         self._emit(AccountReport(now, "FUNDING_FEE", (m.symbol,), pay))
         self._check_liquidation(now)

@@ -2,11 +2,12 @@
 
 `POST /_sim/fault` with a JSON body (or `--fault JSON` / `[sim] server_faults` at start-up); every
 kind, its parameters and defaults are in docs/exchange-sim.md:
-drop_ws {route}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
+drop_ws {route, refuse_ms}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
 code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_listen_key,
 clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, settle_funding {symbol, rate_bps},
 mute_user_stream {ms}, late_execute {ms, count}, inject {route, raw, stream}, outside_order {symbol,
-side, type, qty, price}, clear.
+side, type, qty, price}, deviate {on, drop_field | error_code} (the venue changed under the bot: for
+`scalper conformance`), clear.
 
 `GET /_sim/state`: time, account (balances), positions, open orders, open algo orders, books,
 listen keys, faults. Both are loopback test controls, not part of the venue's API.
@@ -34,13 +35,14 @@ __all__ = ["KINDS", "Faults"]
 
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
          "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "mute_user_stream", "late_execute",
-         "inject", "outside_order", "clear")
+         "inject", "outside_order", "deviate", "clear")
 _INJECT_ROUTES = ("market", "public", "private", "all")
 
 
 class Faults:
     def __init__(self, server: SimServer) -> None:
         self.server = server
+        self.refuse_private_until_ns = 0  # drop_ws private with refuse_ms: reconnects refused until then
         self.skew_ms = 0
         self.delay_orders_ms = 0
         self.reject_stops = 0
@@ -64,6 +66,7 @@ class Faults:
         self.armed_limits: list[dict[str, Any]] = []  # rate_limit {"on": "METHOD /path"}: starts at that request
         self.fired: list[dict[str, Any]] = []  # one-shot faults as they took effect: {"kind", "time", ...}
         self.applied: list[dict[str, Any]] = []
+        self.deviations: list[dict[str, Any]] = []  # deviate {"on": "METHOD /path", drop_field | error_code}
 
     def clear(self) -> None:
         self.__init__(self.server)  # type: ignore[misc]
@@ -85,6 +88,10 @@ class Faults:
                      if route == "all" or c.route == route or (route == "market" and c.route == "all")]
             for c in conns:
                 asyncio.get_running_loop().create_task(s.close_conn(c))
+            if route == "private" and f.get("refuse_ms"):  # new user-stream sockets refused (503) meanwhile
+                import time
+
+                self.refuse_private_until_ns = time.time_ns() + int(f["refuse_ms"]) * 1_000_000
             return {"ok": True, "dropped": len(conns)}
         if kind == "gap":
             sym = str(f.get("symbol", "")).upper()
@@ -129,6 +136,13 @@ class Faults:
             return {"ok": True, "sent": self._inject(f)}
         elif kind == "outside_order":
             return {"ok": True, **self._outside_order(f)}
+        elif kind == "deviate":
+            on = str(f.get("on", "")).split()
+            if len(on) != 2 or not on[1].startswith("/"):
+                raise ValueError("deviate 'on' is 'METHOD /path', e.g. 'POST /fapi/v1/order'")
+            if not f.get("drop_field") and f.get("error_code") is None:
+                raise ValueError("deviate needs 'drop_field' (a response field to leave out) or 'error_code'")
+            self.deviations.append({**f, "on": f"{on[0].upper()} {on[1]}"})
         elif kind == "rate_limit" and f.get("on"):
             on = str(f["on"]).split()
             if len(on) != 2 or not on[1].startswith("/"):
@@ -211,6 +225,23 @@ class Faults:
                 return False
             self.mute_user_until_ns = 0
         return True
+
+    def deviate(self, method: str, path: str, body: Any) -> Any:
+        """The response body as a changed venue would send it (every matching `deviate` fault, for as long
+        as it is set): `drop_field` leaves that field out of the body (of each object of a list body);
+        `error_code` replaces the code of an error body {"code", "msg"} (a success body is left alone)."""
+        on = f"{method} {path}"
+        for d in self.deviations:
+            if d["on"] != on:
+                continue
+            field = d.get("drop_field")
+            if field:
+                for obj in body if isinstance(body, list) else [body]:
+                    if isinstance(obj, dict):
+                        obj.pop(field, None)
+            if d.get("error_code") is not None and isinstance(body, dict) and "code" in body and "msg" in body:
+                body["code"] = int(d["error_code"])
+        return body
 
     def arm_limit(self, method: str, path: str, now_ms: int) -> None:
         """rate_limit {"on": ...}: the 429 window starts with this request (which is refused too), e.g.
@@ -343,6 +374,7 @@ class Faults:
             "connections": {r: sum(1 for c in s.conns if c.route == r) for r in ("public", "market", "all",
                                                                                "private")},
             "messages": s.messages,
+            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
             "source_done": s.source_done,
             "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
                        "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,

@@ -10,11 +10,18 @@ thereby the clock:
         ex.on_message(m.raw, m.ts_ns)     # sync core; fills, triggers, funding happen here
         await asyncio.sleep(0)            # let the bot's tasks run (they await gw.submit etc.)
 
-With no order latency (`order_latency_ms = 0`, jitter 0) `submit`/`cancel` are processed at once
+The bot's clock (a backtest, issue 13): given `clock` (the bot's time) and `latencies`, a request leaves
+the bot at clock() + compute, reaches the matching engine an order latency later (it is stamped on the
+bot's clock, never the exchange's), and its answer (ack) and every user-stream event (fills, cancels,
+funding) reach the bot `ack` / `user_stream` later: they wait in the gateway until the driver's bot clock
+passes them (`release(now_ns)`, `next_release_ns()`), in order per path (one connection each).
+
+With no order latency (`order_latency_ms = 0`, jitter 0) and no bot clock `submit`/`cancel` are processed at once
 against the current book. With latency, a request is scheduled at now + latency and `submit` waits
 until the driver's clock passes its arrival (the order meets the book as it is then); the driver must
 keep feeding (or call `ex.advance_to`). Rejections raise `OrderRejected(code)` exactly as the real
-gateways do. `updates()` yields every order change (fills, cancels, expiries, triggers) as
+gateways do (the simulator speaks Binance's codes: -2021 is `StopWouldTrigger`, as in binance_usdm.errors).
+`updates()` yields every order change (fills, cancels, expiries, triggers) as
 `OrderUpdate`s, in the order the exchange produced them; `funding_updates()` every funding settlement
 of a held position as a `FundingPayment` (ports.FundingSource; symbol always known here).
 """
@@ -22,7 +29,9 @@ of a held position as a `FundingPayment` (ports.FundingSource; symbol always kno
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import dataclasses
+import heapq
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from bot.domain.instrument import Instrument
@@ -36,10 +45,10 @@ from bot.domain.orders import (
 )
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.settings.sim import SimSection
-from bot.venues.errors import OrderRejected
+from bot.venues.errors import DuplicateClientId, OrderRejected, StopWouldTrigger
 from bot.venues.ports import GatewayCapabilities
 from bot.venues.sim.exchange import Report, SimExchange
-from bot.venues.sim.latency import Latency
+from bot.venues.sim.latency import Latency, SimLatencies, latency_kwargs
 from bot.venues.sim.orders import (
     AccountReport,
     AlgoOrder,
@@ -58,17 +67,26 @@ _ALGO_STATUS = {"NEW": OrderStatus.NEW, "TRIGGERING": OrderStatus.NEW, "TRIGGERE
                 "REJECTED": OrderStatus.REJECTED}
 
 
+def _rejected(msg: str, code: int) -> OrderRejected:
+    """The simulator's Binance code in the trade's words (-2021 "would immediately trigger", -4116 "ClientOrderId
+    is duplicated", exchange-facts A3)."""
+    if code == -2021:
+        return StopWouldTrigger(msg, code)
+    return DuplicateClientId(msg, code) if code == -4116 else OrderRejected(msg, code)
+
+
 def exchange_from_settings(cfg: SimSection, instruments: dict[str, Instrument], keep_reports: bool = False,
                            zero_latency: bool = False) -> SimExchange:
     lat = None if zero_latency else Latency.from_ms(cfg.order_latency_ms, cfg.order_latency_jitter_ms,
-                                                    cfg.latency_kind, cfg.seed)
+                                                    cfg.latency_kind, cfg.seed, **latency_kwargs(cfg))
     return SimExchange(
         instruments, balance=cfg.starting_balance_usdt, maker_fee_bps=cfg.maker_fee_bps,
         taker_fee_bps=cfg.taker_fee_bps, default_leverage=cfg.default_leverage,
         isolated=cfg.margin_type == "isolated", funding_rate_bps=cfg.funding_rate_bps,
         funding_interval_s=cfg.funding_interval_s, liquidation_fee_bps=cfg.liquidation_fee_bps,
         order_latency=lat, ref_prices=reference_prices(list(instruments), cfg.gen_start_prices),
-        depth_bps=cfg.depth_bps, keep_reports=keep_reports,
+        depth_bps=cfg.depth_bps, keep_reports=keep_reports, queue_model=cfg.queue_model,
+        book_ticker_top=cfg.book_ticker_top, funding_source=cfg.funding_source,
     )
 
 
@@ -104,49 +122,122 @@ class SimGateway:
     name = "sim"
     capabilities = GatewayCapabilities(funding=True)
 
-    def __init__(self, exchange: SimExchange) -> None:
+    def __init__(self, exchange: SimExchange, clock: Callable[[], int] | None = None,
+                 latencies: SimLatencies | None = None) -> None:
         self.ex = exchange
         self._queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
         self._funding: asyncio.Queue[FundingPayment] = asyncio.Queue()
         self._waiting: dict[int, asyncio.Future[RequestResult]] = {}
+        self.bot_clock = clock  # the backtest's bot clock (None: no bot-side latency, paper/immediate)
+        self.latencies = latencies if clock is not None else None
+        # (deliver at ns, seq, what): answers and user-stream events on their way to the bot
+        self._delayed: list[tuple[int, int, Any]] = []
+        self._seq = 0
+        self._last_ack_ns = 0
+        self._last_stream_ns = 0
+        # client id -> (decision ns = the bot's clock when it asked, sent ns, arrival ns at the engine)
+        self.sent: dict[str, tuple[int, int, int]] = {}
         exchange.listeners.append(self._on_report)
+
+    # ------------------------------------------------------------------ the bot's clock (backtests)
+    def _later(self, at_ns: int, item: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._delayed, (at_ns, self._seq, item))
+
+    def next_release_ns(self) -> int | None:
+        return self._delayed[0][0] if self._delayed else None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._delayed)
+
+    def release(self, now_ns: int) -> int:
+        """Hand the bot what has reached it by `now_ns` (answers, user-stream events); how many."""
+        d = self._delayed
+        n = 0
+        while d and d[0][0] <= now_ns:
+            _, _, item = heapq.heappop(d)
+            self._deliver(item)
+            n += 1
+        return n
+
+    def _deliver(self, item: Any) -> None:
+        if isinstance(item, RequestResult):
+            fut = self._waiting.pop(item.ticket, None)
+            if fut is not None and not fut.done():
+                fut.set_result(item)
+        elif isinstance(item, FundingPayment):
+            self._funding.put_nowait(item)
+        else:
+            self._queue.put_nowait(item)
 
     # ------------------------------------------------------------------ plumbing
     def _tick(self, symbol: str) -> float:
         return self.ex.markets[symbol].inst.tick
 
+    def _stream_at(self, ts_ns: int) -> int:
+        """When a user-stream event of exchange time `ts_ns` reaches the bot (in order: one socket)."""
+        assert self.latencies is not None
+        t = max(ts_ns + self.latencies.user_stream.draw(), self._last_stream_ns)
+        self._last_stream_ns = t
+        return t
+
     def _on_report(self, r: Report) -> None:
+        lat = self.latencies
+        item: Any = None
         if isinstance(r, OrderReport):
-            self._queue.put_nowait(order_update(r.order, self._tick(r.order.symbol), r))
+            item = order_update(r.order, self._tick(r.order.symbol), r)
         elif isinstance(r, AlgoReport):
-            self._queue.put_nowait(algo_update(r.algo, self._tick(r.algo.symbol), r.ts_ns))
+            item = algo_update(r.algo, self._tick(r.algo.symbol), r.ts_ns)
         elif isinstance(r, AccountReport):
             if r.reason == "FUNDING_FEE" and r.balance_change:
                 sym = r.symbols[0] if r.symbols else ""
-                self._funding.put_nowait(FundingPayment(sym, r.balance_change, self.ex.account.asset, r.ts_ns,
-                                                        r.ts_ns, f"sim:{r.ts_ns}:{sym}"))
+                recv = self._stream_at(r.ts_ns) if lat is not None else r.ts_ns
+                item = FundingPayment(sym, r.balance_change, self.ex.account.asset, r.ts_ns, recv,
+                                      f"sim:{r.ts_ns}:{sym}")
+                if lat is not None:
+                    self._later(recv, item)
+                    return
         elif isinstance(r, RequestResult):
-            fut = self._waiting.pop(r.ticket, None)
-            if fut is not None and not fut.done():
-                fut.set_result(r)
+            if lat is not None and r.ticket in self._waiting:
+                t = max(r.ts_ns + lat.ack.draw(), self._last_ack_ns)
+                self._last_ack_ns = t
+                self._later(t, r)
+                return
+            item = r
+        if item is None:
+            return
+        if lat is not None and isinstance(item, OrderUpdate):
+            recv = self._stream_at(item.ts_event_ns)
+            self._later(recv, dataclasses.replace(item, ts_recv_ns=recv))
+            return
+        self._deliver(item)
 
     @property
     def _immediate(self) -> bool:
         lat = self.ex.order_latency
-        return lat.base_ns == 0 and lat.jitter_ns == 0
+        return lat.base_ns == 0 and lat.jitter_ns == 0 and self.latencies is None
 
     async def _request(self, fn: str, *args: Any, **kw: Any) -> object:
         if self._immediate:
             try:
                 return getattr(self.ex, fn)(*args, **kw)
             except SimError as e:
-                raise OrderRejected(e.msg, e.code) from e
-        ticket = self.ex.send(fn, *args, **kw)
+                raise _rejected(e.msg, e.code) from e
+        if self.latencies is not None and self.bot_clock is not None:
+            decided = self.bot_clock()
+            sent = decided + self.latencies.compute.draw()  # stamped on the bot's clock
+            ticket = self.ex.send(fn, *args, now_ns=sent, **kw)
+            req = args[0] if args else None
+            if isinstance(req, OrderRequest):
+                self.sent[req.client_id] = (decided, sent, self.ex.request_arrival_ns(ticket))
+        else:
+            ticket = self.ex.send(fn, *args, **kw)
         fut: asyncio.Future[RequestResult] = asyncio.get_running_loop().create_future()
         self._waiting[ticket] = fut
         res = await fut
         if res.error is not None:
-            raise OrderRejected(res.error.msg, res.error.code) from res.error
+            raise _rejected(res.error.msg, res.error.code) from res.error
         return res.value
 
     # ------------------------------------------------------------------ the port

@@ -99,6 +99,8 @@ class _Endpoint:
         if body:
             params.update(parse_qsl(body, keep_blank_values=True))
         w = self.weight(params) if callable(self.weight) else self.weight
+        key = f"{request.method} {request.path}"
+        s.requests[key] = s.requests.get(key, 0) + 1  # per endpoint, shown by GET /_sim/state
         if s.faults.armed_limits:
             s.faults.arm_limit(request.method, request.path, now)
         limited = s.limits.admit(now, w)
@@ -120,12 +122,14 @@ class _Endpoint:
         try:
             result = await self.fn(params)
         except SimError as e:
-            return web.json_response({"code": e.code, "msg": e.msg}, status=e.http_status, headers=headers)
+            body = s.faults.deviate(request.method, request.path, {"code": e.code, "msg": e.msg})
+            return web.json_response(body, status=e.http_status, headers=headers)
         except _Ambiguous as e:
             return web.json_response({"code": -1007, "msg": "Timeout waiting for response from backend server. "
                                       "Send status unknown; execution status unknown."}, status=e.status,
                                      headers=headers)
-        return web.json_response(result, headers=headers, dumps=_dumps)
+        return web.json_response(s.faults.deviate(request.method, request.path, result), headers=headers,
+                                 dumps=_dumps)
 
     def _limited(self, status: int, retry: int) -> web.Response:
         msg = ("Too many requests; current limit of IP(127.0.0.1) request weight per minute is 2400. "
@@ -218,11 +222,15 @@ class _Rest:
             raise SimError(-4015, "Client order id is not valid.")
         lots = _lots(inst, _need(p, "quantity"))
         price = tif = None
-        if typ == "LIMIT":
+        match = p.get("priceMatch") or "NONE"
+        if match != "NONE":
+            price = self._price_match(inst.symbol, typ, side, match, p.get("price"))
+            tif = _need(p, "timeInForce")
+        elif typ == "LIMIT":
             price = _ticks(inst, _need(p, "price"))
             tif = _need(p, "timeInForce")
-            if tif not in TimeInForce.__members__:
-                raise SimError(-1115, "Invalid timeInForce.")
+        if typ == "LIMIT" and tif not in TimeInForce.__members__:
+            raise SimError(-1115, "Invalid timeInForce.")
         req = OrderRequest(cid, inst.symbol, side, OrderKind(typ), lots, price,
                            time_in_force=TimeInForce(tif or "GTC"), reduce_only=_bool(p.get("reduceOnly")))
         await self._order_faults()
@@ -233,6 +241,24 @@ class _Rest:
         o = self.ex.place_order(req, now_ns=self.s.engine_now_ns())
         self._after_execute(opening=not req.reduce_only)
         return wire.order_body(self.ex, o)
+
+    def _price_match(self, symbol: str, typ: str, side: Side, match: str, price: str | None) -> int:
+        """`priceMatch` (exchange-facts, Binance change-log "standing"): the limit price is the book's, taken
+        when the order arrives: QUEUE(_5/_10/_20) our own side's best (5th, 10th, 20th) level, OPPONENT(_n)
+        the other side's. LIMIT only, never together with `price`."""
+        if typ != "LIMIT":
+            raise SimError(-1106, "Parameter 'priceMatch' sent when not required.")
+        if price:
+            raise SimError(-1106, "Parameter 'price' sent when not required.")
+        kind, _, n = match.partition("_")
+        if kind not in ("QUEUE", "OPPONENT") or n not in ("", "5", "10", "20"):
+            raise SimError(-1130, "Data sent for parameter 'priceMatch' is not valid.")
+        book = self.ex.market(symbol).book
+        own_bids = (side is Side.BUY) == (kind == "QUEUE")
+        levels = book.bids(int(n or 1)) if own_bids else book.asks(int(n or 1))
+        if not levels:
+            raise SimError(-2010, "Order would be rejected: no liquidity.")
+        return levels[-1][0]
 
     async def cancel_order(self, p: Params) -> Any:
         inst = self._inst(p)
@@ -320,6 +346,13 @@ class _Rest:
         return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
     # ------------------------------------------------------------------ account
+    async def commission_rate(self, p: Params) -> Any:
+        """GET /fapi/v1/commissionRate: the account's maker/taker rates (the sim's configured fees)."""
+        inst = self._inst(p)
+        acct = self.ex.account
+        return {"symbol": inst.symbol, "makerCommissionRate": f"{acct.maker_fee:.6f}",
+                "takerCommissionRate": f"{acct.taker_fee:.6f}", "rpiCommissionRate": f"{acct.maker_fee:.6f}"}
+
     async def leverage(self, p: Params) -> Any:
         sym = self._inst(p).symbol
         lev = self.ex.set_leverage(sym, int(_need(p, "leverage")))
@@ -415,6 +448,7 @@ def add_rest_routes(app: web.Application, s: SimServer) -> None:
     add("GET", "/fapi/v1/openAlgoOrders", r.open_algos, lambda p: 1 if p.get("symbol") else 40, signed=True)
     add("GET", "/fapi/v1/allAlgoOrders", r.all_algos, 5, signed=True)
     add("DELETE", "/fapi/v1/algoOpenOrders", r.cancel_all_algos, signed=True)
+    add("GET", "/fapi/v1/commissionRate", r.commission_rate, 20, signed=True)
     add("POST", "/fapi/v1/leverage", r.leverage, signed=True)
     add("POST", "/fapi/v1/marginType", r.margin_type, signed=True)
     add("GET", "/fapi/v1/leverageBracket", r.leverage_bracket, signed=True)

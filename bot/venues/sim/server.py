@@ -110,6 +110,7 @@ class SimServer:
         self.late_tasks: set[asyncio.Task[None]] = set()  # late_execute orders still to be placed
         self._key_counter = 0
         self.messages = 0
+        self.requests: dict[str, int] = {}  # REST requests by "METHOD /path" (GET /_sim/state)
         self.source_done = False
         self.protocols: tuple[str, ...] = ("binance", "bybit")  # which venues' APIs app() serves
         self.market_listeners: list[Any] = []  # fn(Message) after the stream faults (the Bybit streams)
@@ -373,6 +374,8 @@ class SimServer:
         key = key or request.match_info.get("key") or request.query.get("listenKey", "")
         if key not in self.listen_keys or self.listen_keys[key] <= self.now_ms():
             return web.json_response({"code": -1125, "msg": "This listenKey does not exist."}, status=400)
+        if time.time_ns() < self.faults.refuse_private_until_ns:  # drop_ws private with refuse_ms
+            return web.json_response({"code": -1001, "msg": "Internal error (simulated)."}, status=503)
         ev = request.query.get("events")
         conn = Conn(self._new_ws(), "private", "/stream" in request.path, key,
                     set(ev.split("/")) if ev else None)
@@ -410,6 +413,9 @@ def build_server(sources: list[str], *, cfg: Any = None, symbols: tuple[str, ...
     cfg = cfg or SimSection()
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
+    # the loopback server matches on its depth book, the one its REST depth and streams serve (clients
+    # price their orders from it); the bookTicker top is the in-process backtest's (issue 13)
+    cfg = cfg.model_copy(update={"book_ticker_top": False})
     if sources in ([], ["generated"]):
         insts = sim_instruments(symbols, cfg.gen_start_prices)  # any symbol: derived rules (sim/symbols.py)
         gen = MarketGenerator(list(insts.values()), cfg, start_ns=time.time_ns())

@@ -1,6 +1,8 @@
-"""The I/O shell of reconciliation (bot.venues.reconcile): read the journal's open trades, fetch the
+"""The I/O shell of reconciliation (bot.execution.reconcile): read the journal's open trades, fetch the
 exchange's picture (positions, open orders and algo orders, look-ups of unfinished legs and their exact
-fills) and carry the pure decisions out. Split from reconcile.py, which keeps the pure part.
+fills) and carry the pure decisions out. Split from reconcile.py, which keeps the pure part. It lives in
+execution beside its one caller (bot.execution.recovery), not in venues: it speaks the trade machine's
+vocabulary, and it talks to a venue only through the port (bot.venues.ports), never a venue's module.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ from typing import Any, Protocol, cast
 from bot.domain.instrument import Instrument
 from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
-from bot.venues.errors import OrderRejected, VenueError
-from bot.venues.ports import ExecutionGateway, PositionLevelStops
-from bot.venues.reconcile import (
-    _OPEN,
+from bot.execution.reconcile import (
+    OPEN_STATES,
     Action,
     Alert,
     ApplyUpdate,
@@ -27,6 +27,8 @@ from bot.venues.reconcile import (
     JournalTrade,
     PlaceStop,
 )
+from bot.venues.errors import OrderRejected, VenueError
+from bot.venues.ports import ExecutionGateway, PositionLevelStops
 
 __all__ = ["ReconcileSink", "apply", "fetch_exchange_state", "journal_trades", "leg_fills", "outside_fills"]
 
@@ -35,8 +37,8 @@ def journal_trades(journal: Any, instruments: dict[str, Instrument]) -> list[Jou
     """Open trades and their legs from the journal (bot.journal.Journal). Legs still PLANNED (written with
     the trade, never sent) are left out: the venue has never seen them."""
     out = []
-    marks = ",".join("?" * len(_OPEN))
-    for t in journal.rows("trades", f"state IN ({marks})", tuple(_OPEN)):
+    marks = ",".join("?" * len(OPEN_STATES))
+    for t in journal.rows("trades", f"state IN ({marks})", tuple(s.value for s in OPEN_STATES)):
         inst = instruments.get(t["symbol"])
         if inst is None:
             continue
@@ -84,7 +86,7 @@ async def fetch_exchange_state(gw: ExecutionGateway, symbols: Sequence[str],
     if gw.capabilities.position_level_stop:  # venues whose stop is the position's (Bybit)
         level = cast(PositionLevelStops, gw).is_position_level
         pos_stops = frozenset(o.venue_order_id for o in opened if level(o))
-    return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills, pos_stops)
+    return ExchangeState(tuple(symbols), positions, tuple(opened), looked, fills, pos_stops, acc)
 
 
 def _chrono(r: dict[str, Any]) -> tuple[int, int]:
@@ -157,12 +159,18 @@ async def outside_fills(gw: Any, symbol: str, side: Side, since_ns: int, ours: s
 
 
 class ReconcileSink(Protocol):
-    """Where `apply` hands what is not an order: the engine's side (bot.execution.recovery). Optional:
-    `place_stop(action) -> Awaitable[bool]`: True when the trade's own machine placed (or already has) the
-    stop, so `apply` does not send one of its own; `before_cancel(action)`: told before a cancel is sent
-    (the owner of the order then knows the cancellation is ours, not someone else's)."""
+    """Where `apply` hands what is not an order: the engine's side (bot.execution.recovery)."""
 
     def on_update(self, u: OrderUpdate) -> Awaitable[None] | None: ...
+
+    def place_stop(self, a: PlaceStop) -> Awaitable[bool]:
+        """True when the trade's own machine placed (or already has) the stop: `apply` sends none of its own.
+        False: not the sink's to place (a position of no known trade)."""
+        ...
+
+    def before_cancel(self, a: CancelOrder) -> None:
+        """Told before a cancel is sent: the order's owner then knows the cancellation is ours."""
+        ...
 
     def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> Awaitable[None] | None: ...
 
@@ -181,8 +189,7 @@ async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: Reconcile
                 if r is not None:
                     await r
             elif isinstance(a, PlaceStop):
-                own = getattr(sink, "place_stop", None)
-                if a.trade_id and own is not None and await own(a):
+                if a.trade_id and await sink.place_stop(a):
                     done.append((a, None))
                     continue
                 try:
@@ -197,9 +204,7 @@ async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: Reconcile
                 done.append((a, await gw.submit(a.req)))
                 continue
             elif isinstance(a, CancelOrder):
-                mark = getattr(sink, "before_cancel", None)
-                if mark is not None:
-                    mark(a)
+                sink.before_cancel(a)
                 await gw.cancel(a.symbol, a.client_id, a.conditional)
             elif isinstance(a, CloseTrade):
                 r = sink.on_trade_closed(a.trade_id, a.reason, a.detail)

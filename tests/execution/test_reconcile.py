@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side
-from bot.journal import Journal
-from bot.venues.binance_usdm.instruments import KNOWN
-from bot.venues.errors import OrderRejected
-from bot.venues.ports import NO_EXTRAS, GatewayCapabilities, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
-from bot.venues.reconcile import (
+from bot.execution.reconcile import (
     Alert,
     ApplyUpdate,
     CancelOrder,
@@ -18,12 +14,13 @@ from bot.venues.reconcile import (
     JournalTrade,
     PlaceStop,
     ReconcileConfig,
-    apply,
     decide,
-    journal_trades,
-    leg_fills,
-    outside_fills,
 )
+from bot.execution.reconcile_io import apply, journal_trades, leg_fills, outside_fills
+from bot.journal import Journal
+from bot.venues.binance_usdm.instruments import KNOWN
+from bot.venues.errors import OrderRejected
+from bot.venues.ports import NO_EXTRAS, GatewayCapabilities, OrderAck, OrderRequest, OrderUpdate, PositionSnapshot
 
 CFG = ReconcileConfig(instruments={"BTCUSDT": KNOWN["BTCUSDT"]}, unknown_position_stop_bps=50.0)
 NOW = 1_700_000_000_000_000_000
@@ -162,6 +159,12 @@ class Sink:
 
     def on_trade_closed(self, trade_id: str, reason: CloseReason, detail: str) -> None:
         self.closed.append(trade_id)
+
+    async def place_stop(self, a: PlaceStop) -> bool:
+        return False  # no machines here: apply sends the stop itself
+
+    def before_cancel(self, a: CancelOrder) -> None:
+        pass
 
     def alert(self, kind: str, message: str, symbol: str = "") -> None:
         self.alerts.append(kind)

@@ -2,7 +2,13 @@
 
 `decide(exchange, trades, cfg, now_ns)` is pure: what the exchange says (positions, open orders and
 algo orders, REST look-ups of the journal's unfinished legs) + the journal's open trades -> actions.
-`apply(actions, gateway, sink)` is the thin async part.
+`apply(actions, gateway, sink)` is the thin async part (bot.execution.reconcile_io). Both moved here from
+bot.venues (issue 12 item 2): they are the engine's decisions about its own trades, spoken in the trade
+machine's states (`TradeState`, `LegRole`), and a venue adapter never needs them.
+
+What a trade's state means to reconciliation is one table, `TRADE_RULES` (every `TradeState` has a row);
+which venue report of an order is news for a journal leg is another, `LEG_TRANSITIONS` (a report that would
+move a leg backwards - a stale read - is not applied).
 
 Rules (issue 6, "Restart safety and reconciliation"):
 1. Missed updates: a journal leg that is not final and whose venue state differs (filled while we were
@@ -26,14 +32,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from bot.domain.instrument import Instrument, trigger_ticks_away
-from bot.domain.orders import OrderRequest, OrderUpdate, PositionSnapshot
+from bot.domain.orders import AccountSnapshot, OrderRequest, OrderUpdate, PositionSnapshot
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TriggerPrice
+from bot.execution.actions import LegRole, TradeState
 
 __all__ = [
+    "LEG_TRANSITIONS",
+    "OPEN_STATES",
     "REQUEST_WEIGHT_PER_MIN",
+    "TRADE_RULES",
     "Alert",
     "ApplyUpdate",
     "CancelOrder",
@@ -44,25 +53,74 @@ __all__ = [
     "JournalTrade",
     "PlaceStop",
     "ReconcileConfig",
+    "TradeRule",
     "Unowned",
     "decide",
     "expected_lots",
+    "is_news",
     "pass_weight",
     "weight_per_min",
 ]
 
-_HELD = ("PROTECTING", "PROTECTED", "EXITING")  # trade states in which the trade holds a position
-_OPEN = ("PLANNED", "ENTERING", *_HELD)
+@dataclass(frozen=True, slots=True)
+class TradeRule:
+    """What reconciliation does with an unfinished trade in one state."""
+
+    reconciled: bool  # an open trade: its legs are looked up, its position protected
+    holds: bool  # may hold a position: flat at the exchange with no exit fill to explain it -> closed (MANUAL)
+    keeps_entry_orders: bool  # its resting entry orders are its own, not orphans, while the symbol is flat
+
+
+# Every state of the trade machine (bot.execution.actions.TRANSITIONS), one row each (a test checks it is total).
+TRADE_RULES: dict[TradeState, TradeRule] = {
+    TradeState.PLANNED: TradeRule(reconciled=True, holds=False, keeps_entry_orders=True),
+    TradeState.ENTERING: TradeRule(reconciled=True, holds=False, keeps_entry_orders=True),
+    TradeState.PROTECTING: TradeRule(reconciled=True, holds=True, keeps_entry_orders=False),
+    TradeState.PROTECTED: TradeRule(reconciled=True, holds=True, keeps_entry_orders=False),
+    TradeState.EXITING: TradeRule(reconciled=True, holds=True, keeps_entry_orders=False),
+    TradeState.CLOSED: TradeRule(reconciled=False, holds=False, keeps_entry_orders=False),
+    TradeState.ABORTED: TradeRule(reconciled=False, holds=False, keeps_entry_orders=False),
+}
+OPEN_STATES = tuple(s for s, r in TRADE_RULES.items() if r.reconciled)  # the journal's unfinished trades
+_HELD = frozenset(s for s, r in TRADE_RULES.items() if r.holds)
+
+_S = OrderStatus
+# The venue statuses that may follow a leg's journaled status: a look-up or open-order listing reporting one
+# of them is news (ApplyUpdate). The same status is news only with more lots filled. Anything else moves the
+# leg backwards (a stale read of a busy venue) and is not applied: the machine keeps what it knew.
+# An algo order fires (TRIGGERED) and its child order then works and fills (Binance ALGO_UPDATE,
+# exchange-facts A3); a Bybit conditional order goes Untriggered (NEW) -> Triggered -> New/Filled (B3).
+_AFTER_NEW = frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED, _S.TRIGGERED})
+LEG_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    _S.PENDING_NEW: frozenset({_S.NEW, _S.REJECTED}) | _AFTER_NEW,  # written before sending: anything may follow
+    _S.NEW: _AFTER_NEW,
+    _S.PARTIALLY_FILLED: frozenset({_S.FILLED, _S.CANCELED, _S.EXPIRED, _S.TRIGGERED}),
+    _S.TRIGGERED: frozenset({_S.NEW, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
+    _S.FILLED: frozenset(),
+    _S.CANCELED: frozenset(),
+    _S.EXPIRED: frozenset(),
+    _S.REJECTED: frozenset(),
+}
+
+
+def is_news(leg_status: OrderStatus, leg_filled: int, u: OrderUpdate) -> bool:
+    """Whether the venue's report `u` of a journal leg tells the machine something it does not know."""
+    if u.filled_lots > leg_filled:
+        return True  # a fill is always news (fills are counted from the cumulative quantity: no double count)
+    return u.status in LEG_TRANSITIONS[leg_status]
 
 
 @dataclass(frozen=True, slots=True)
 class JournalLeg:
     client_id: str
-    role: str  # entry | add | stop | tp | exit
+    role: LegRole
     kind: OrderKind
     side: Side
     status: OrderStatus
     filled_lots: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", LegRole(self.role))  # the journal stores the value
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +128,12 @@ class JournalTrade:
     trade_id: str
     symbol: str
     side: str  # long | short
-    state: str
+    state: TradeState
     stop_price: float  # the live protective stop (trades.stop_price, else planned_stop_price)
     legs: tuple[JournalLeg, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", TradeState(self.state))  # the journal stores the value
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +147,9 @@ class ExchangeState:
     fills: dict[str, tuple[OrderUpdate, ...]] = field(default_factory=dict)
     # venue order ids of open orders that are a position's own stop (gateway `is_position_level`)
     position_stops: frozenset[str] = frozenset()
+    # the account the positions came from (equity, free margin): the engine's sizing and /status use it too,
+    # so a pass costs no second account request (bot.execution.recovery)
+    account: AccountSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,16 +235,13 @@ def _held_lots(t: JournalTrade, filled_now: dict[str, int]) -> int:
     net = 0
     for leg in t.legs:
         lots = max(leg.filled_lots, filled_now.get(leg.client_id, 0))
-        if leg.role in ("entry", "add"):
-            net += lots
-        elif leg.role in ("stop", "tp", "exit"):
-            net -= lots
+        net += lots if leg.role.opens else -lots
     return max(0, net) if t.side == "long" else -max(0, net)
 
 
 def expected_lots(trades: Sequence[JournalTrade], symbol: str, filled_now: dict[str, int] | None = None) -> int:
     """What the bot's open trades hold on `symbol` (signed lots)."""
-    return sum(_held_lots(t, filled_now or {}) for t in trades if t.symbol == symbol and t.state in _OPEN)
+    return sum(_held_lots(t, filled_now or {}) for t in trades if t.symbol == symbol and t.state in OPEN_STATES)
 
 
 def _is_exit(o: OrderUpdate) -> bool:
@@ -209,7 +270,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
                 continue
             out.extend(ApplyUpdate(f) for f in ex.fills.get(leg.client_id, ()) if f.filled_lots > leg.filled_lots)
             u = open_by_cid.get(leg.client_id) or ex.looked_up.get(leg.client_id)
-            if u is not None and (u.status is not leg.status or u.filled_lots != leg.filled_lots):
+            if u is not None and is_news(leg.status, leg.filled_lots, u):
                 out.append(ApplyUpdate(u))
     filled_now: dict[str, int] = {}  # client id -> lots filled at the venue, as far as the updates say
     for a in out:
@@ -221,13 +282,13 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
         inst = cfg.instruments[sym]
         pos = ex.positions.get(sym)
         lots = pos.qty_lots if pos is not None else 0
-        sym_trades = [t for t in trades if t.symbol == sym and t.state in _OPEN]
+        sym_trades = [t for t in trades if t.symbol == sym and t.state in OPEN_STATES]
         orders = [o for o in ex.open_orders if o.symbol == sym]
         removable = [o for o in orders if o.venue_order_id not in ex.position_stops]
         if lots == 0:
             for o in removable:
                 owner = by_cid.get(o.client_id)
-                entering = owner is not None and owner[0].state in ("PLANNED", "ENTERING") and not _is_exit(o)
+                entering = owner is not None and TRADE_RULES[owner[0].state].keeps_entry_orders and not _is_exit(o)
                 if not entering:
                     why = "orphan exit order, no position" if _is_exit(o) else "entry order of no open trade"
                     out.append(CancelOrder(sym, o.client_id, o.kind.is_conditional, why))
@@ -235,7 +296,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
                 if t.state not in _HELD:
                     continue
                 exits_filled = any(filled_now.get(leg.client_id, 0) > leg.filled_lots
-                                   for leg in t.legs if leg.role in ("stop", "tp", "exit"))
+                                   for leg in t.legs if not leg.role.opens)
                 if not exits_filled:
                     out.append(CloseTrade(t.trade_id, CloseReason.MANUAL,
                                           "the exchange reports no position and no exit fill explains it"))
@@ -333,16 +394,3 @@ def _cover_unowned(sym: str, pos: PositionSnapshot, excess: int, foreign_stops: 
 def _unknown_stop_price(pos: PositionSnapshot, cfg: ReconcileConfig) -> float:
     d = cfg.unknown_position_stop_bps / 10_000.0
     return pos.entry_price * (1 - d) if pos.qty_lots > 0 else pos.entry_price * (1 + d)
-
-
-# the I/O shell lives in reconcile_io (it uses the types above): its names are served from here too, lazily,
-# so either module can be imported first
-_IO = ("ReconcileSink", "apply", "fetch_exchange_state", "journal_trades", "leg_fills", "outside_fills")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _IO:
-        from bot.venues import reconcile_io
-
-        return getattr(reconcile_io, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

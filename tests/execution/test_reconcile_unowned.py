@@ -7,10 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.domain.types import OrderKind, OrderStatus, Side
-from bot.settings.core import VenueSection
-from bot.venues.binance_usdm.instruments import KNOWN
-from bot.venues.ports import OrderUpdate, PositionSnapshot
-from bot.venues.reconcile import (
+from bot.execution.reconcile import (
     Alert,
     ApplyUpdate,
     CancelOrder,
@@ -25,6 +22,9 @@ from bot.venues.reconcile import (
     pass_weight,
     weight_per_min,
 )
+from bot.settings.core import VenueSection
+from bot.venues.binance_usdm.instruments import KNOWN
+from bot.venues.ports import OrderUpdate, PositionSnapshot
 
 CFG = ReconcileConfig(instruments={"BTCUSDT": KNOWN["BTCUSDT"]}, unknown_position_stop_bps=50.0)
 NOW = 1_700_000_000_000_000_000
