@@ -56,6 +56,7 @@ class Pipeline:
         self.session = MarketSession(instruments, depth_bps, book_tickers=False, on_new_sync=self._new_book)
         self.syncs: dict[str, Sync] = self.session.syncs
         self.next_funding_ns: dict[str, int] = {}
+        self.funding_rate_bps: dict[str, float] = {}  # the next funding's rate (markPrice "r"), for the cost gate
         self.malformed = 0
         self.intents = 0
         self.denials = 0
@@ -120,6 +121,8 @@ class Pipeline:
                 state.on_message(ev.symbol, "mark", now_ns)
             if ev.next_funding_ns:
                 self.next_funding_ns[ev.symbol] = ev.next_funding_ns
+            if ev.funding_rate is not None:
+                self.funding_rate_bps[ev.symbol] = ev.funding_rate * 1e4
             self.signals.on_funding(ev, now_ns)
 
     def _stamp(self, intents: list[EntryIntent], ev: Any, now_ns: int) -> list[EntryIntent]:
@@ -140,7 +143,8 @@ class Pipeline:
         view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
                           spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
                           next_funding_ns=self.next_funding_ns.get(sync.symbol, 0),
-                          book_age_ms=sync.health.age_ms(now_ns), max_book_age_ms=self.max_book_age_ms)
+                          book_age_ms=sync.health.age_ms(now_ns), max_book_age_ms=self.max_book_age_ms,
+                          funding_rate_bps=self.funding_rate_bps.get(sync.symbol, 0.0), book=book)
         for intent in intents:
             res = engine.on_intent(intent, view)
             if self.state is not None:

@@ -120,6 +120,7 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
     intents = 0
     denials: Counter[str] = Counter()
     next_funding_ns: dict[str, int] = {}
+    funding_rate_bps: dict[str, float] = {}  # recorded markPrice rates only: the cost gate never assumes one
     fundings = 0
 
     def submit(out: list[Any], sync: Any) -> None:
@@ -128,7 +129,8 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
         bid, ask = book.best_bid_ticks, book.best_ask_ticks
         view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
                           spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
-                          next_funding_ns=next_funding_ns.get(sync.symbol, 0))
+                          next_funding_ns=next_funding_ns.get(sync.symbol, 0),
+                          funding_rate_bps=funding_rate_bps.get(sync.symbol, 0.0), book=book)
         for intent in out:
             intents += 1
             res = engine.on_intent(intent, view)
@@ -167,6 +169,8 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                     fundings += 1
                     if up.next_funding_ns:
                         next_funding_ns[up.symbol] = up.next_funding_ns
+                    if up.funding_rate is not None:
+                        funding_rate_bps[up.symbol] = up.funding_rate * 1e4
                     out = signals.on_funding(up, arrive)
                     sync = market.syncs.get(up.symbol)
                     if out and sync is not None and sync.book.bbo() is not None:

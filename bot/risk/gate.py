@@ -55,6 +55,9 @@ class MarketView:
     # risk.slippage_bps applies) and the next funding's rate in bps (0 = unknown: no funding cost).
     impact_bps: float = 0.0
     funding_rate_bps: float = 0.0
+    # The symbol's depth book (bot.market.book.OrderBook) when the caller has one: the risk manager sweeps it
+    # at the size it plans (known only after sizing) for the expected slippage; None = not measured.
+    book: object | None = None
 
 
 class RiskGate:

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 from bot.domain.instrument import Instrument
 from bot.domain.types import EntryIntent
 from bot.risk.brackets import LeverageBrackets, brackets_for
-from bot.risk.costs import CostEstimate, FeeRates, estimate_round_trip, funding_cost_bps, target_net_quote
+from bot.risk.costs import (
+    CostEstimate,
+    FeeRates,
+    book_impact_bps,
+    estimate_round_trip,
+    funding_cost_bps,
+    target_net_quote,
+)
 from bot.risk.gate import MarketView, RiskGate
 from bot.risk.reasons import Denial
 from bot.risk.sizing import Sized, size_entry
@@ -46,9 +53,17 @@ class RiskManager:
         # no time limit of its own: the execution's max_hold_s applies, unknown here; a day is the safe side
         hold_ns = int(intent.time_limit_s * 1e9) if intent.time_limit_s > 0 else 86_400 * 10**9
         funding = funding_cost_bps(side, market.funding_rate_bps, market.next_funding_ns, now_ns, hold_ns)
+        impact = market.impact_bps
+        if market.book is not None and sized.qty_lots > 0:
+            # the exit (a STOP_MARKET or a market exit) crosses the book against the position: a long sells
+            # into the bids. The book's depth now stands in for the depth then; a book that cannot fill the
+            # size at all is priced at the sizing's own worst case (the config's slippage, or more).
+            swept = book_impact_bps(market.book, side < 0, sized.qty_lots)
+            if swept is not None:
+                impact = max(impact, swept)
         est = estimate_round_trip(self.cfg, qty=sized.qty, entry_price=sized.price, risk_budget=sized.risk_budget,
                                   entry_is_maker=entry_is_maker, fees=self.fees(intent.symbol),
-                                  impact_bps=market.impact_bps, funding_bps=funding)
+                                  impact_bps=impact, funding_bps=funding)
         if not intent.targets or not sized.entry_ticks or sized.risk_budget <= 0:
             return est, None
         tick = sized.price / sized.entry_ticks

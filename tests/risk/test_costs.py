@@ -142,3 +142,32 @@ def test_planner_prices_tiers_net_of_costs_and_drops_the_ones_that_do_not_pay() 
     plan = plan_trade("t1", it, BTC, 217, terms, ex, 25.0, 10, costs=est)
     assert plan.tp_tiers == ((501_200, 1.0),)
     assert plan_trade("t1", it, BTC, 217, terms, ex, 25.0, 10).tp_tiers == ((500_500, 0.5), (501_200, 0.5))
+
+
+def test_the_books_depth_at_the_planned_size_prices_the_slippage() -> None:
+    """The pipeline hands the risk manager the symbol's book; the exit's sweep at the sized quantity (217
+    lots here) is the slippage when it is worse than the config's 1 bp. Thin bids: 50 @ 499,999, 50 @
+    499,990, then 117 @ 499,900 -> VWAP 499,943.55, 55.45 ticks under the touch = 1.109 bps: a long's exit
+    sells into them, so 5 + 5 + 1.109 bps. Deep bids: the config's 1 bp stands."""
+    from bot.market.book import OrderBook
+
+    rm = RiskManager(RiskSection(), equity=5_000, now_ns=T0)
+    thin = OrderBook(BTC, 2_000)
+    thin.apply_snapshot_ticks([(499_999, 50), (499_990, 50), (499_900, 1_000)], [(500_000, 1_000)])
+    s = assess(rm, intent(), MarketView(book_live=True, spread_bps=1.0, book=thin))
+    assert isinstance(s, Sized) and s.cost is not None and s.qty_lots == 217
+    assert s.cost.slippage_bps == pytest.approx((499_999 - (50 * 499_999 + 50 * 499_990 + 117 * 499_900) / 217)
+                                                / 499_999 * 1e4)
+    assert s.cost.slippage_bps > RiskSection().slippage_bps
+    # thinner still: everything 60 ticks (12 bps ~ the stop) under the touch -> the round trip is too dear
+    thinner = OrderBook(BTC, 2_000)
+    thinner.apply_snapshot_ticks([(499_999, 10), (499_400, 1_000)], [(500_000, 1_000)])
+    d = assess(rm, intent(), MarketView(book_live=True, spread_bps=1.0, book=thinner))
+    assert isinstance(d, Denial) and d.reason is DenyReason.COST_TOO_HIGH
+    deep = OrderBook(BTC, 2_000)
+    deep.apply_snapshot_ticks([(499_999, 10_000)], [(500_000, 10_000)])
+    s = assess(rm, intent(), MarketView(book_live=True, spread_bps=1.0, book=deep))
+    assert isinstance(s, Sized) and s.cost is not None and s.cost.slippage_bps == RiskSection().slippage_bps
+    # a short's exit buys: the asks are swept, not the bids
+    s = assess(rm, intent(498_800, side="short"), MarketView(book_live=True, spread_bps=1.0, book=thin))
+    assert isinstance(s, Sized) and s.cost is not None and s.cost.slippage_bps == RiskSection().slippage_bps
