@@ -26,7 +26,7 @@ from typing import IO, Any, TypeVar
 
 _T = TypeVar("_T")
 
-__all__ = ["Progress", "count_lines", "format_duration", "tracked"]
+__all__ = ["Progress", "count_lines", "format_duration", "replay_progress", "tracked"]
 
 
 def format_duration(seconds: float) -> str:
@@ -148,3 +148,16 @@ def tracked(items: Iterable[_T], total: float, label: str = "", enabled: bool | 
             yield item
     finally:
         bar.close()
+
+
+def replay_progress(records: Iterable[_T], paths: Iterable[str], label: str, enabled: bool | None = False,
+                    stream: IO[str] | None = None) -> Iterable[_T]:
+    """A replay's records with a bar (one step per recorded line, total from `count_lines`): drawn when
+    `enabled`, or on a terminal when None; False (library callers, sweeps with their own bar) changes
+    nothing and costs nothing (the files are not counted)."""
+    if enabled is False:
+        return records
+    out = stream if stream is not None else sys.stderr
+    if enabled is None and not (getattr(out, "isatty", None) and out.isatty()):
+        return records
+    return tracked(records, count_lines(paths), label, enabled=True, stream=out)

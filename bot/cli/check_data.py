@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         from bot.venues.binance_usdm.instruments import load_exchange_info
 
         instruments = load_exchange_info(args.exchange_info)
-    res = check_files(args.files, instruments)
+    res = check_files(args.files, instruments, progress=None)  # a bar on a terminal only
     # a file with no market message at all is one line (in problems), not one per unreadable line
     dead = [p for p in args.files if f"{p}: no market message could be read" in " ".join(res["problems"])]
     for line in res["error_lines"]:

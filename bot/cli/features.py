@@ -47,7 +47,8 @@ Event = tuple[Any, ...]
 
 
 def replay_events(paths: Iterable[str], instruments: dict[str, Instrument] | None = None,
-                  depth_bps: float = 200.0, stats: dict[str, Any] | None = None) -> Iterator[Event]:
+                  depth_bps: float = 200.0, stats: dict[str, Any] | None = None,
+                  progress: bool | None = False, label: str = "replay") -> Iterator[Event]:
     """Replay recorded files (several symbols and days, merged by receive time) through the market
     session (bot.market.session: parse -> sync -> book, as live).
 
@@ -55,11 +56,14 @@ def replay_events(paths: Iterable[str], instruments: dict[str, Instrument] | Non
     with the buffered diffs it applied), and every trade and funding update (bookTickers are skipped
     undecoded: nothing here uses them). At the end `stats` holds "errors" (bad lines, counted and
     skipped), "error_lines" (the first of them, with file and line) and "problems" (files with no
-    market message, snapshots no diff bridged, books that never went LIVE: see MarketSession.finish)."""
+    market message, snapshots no diff bridged, books that never went LIVE: see MarketSession.finish).
+    `progress`: a bar on stderr (None: on a terminal only; bot.progress.replay_progress)."""
+    from bot.progress import replay_progress
+
     paths = list(paths)
     ses = MarketSession(dict(instruments or {}), depth_bps, book_tickers=False)
     st = stats if stats is not None else {}
-    for rec in read_session(paths):
+    for rec in replay_progress(read_session(paths), paths, label, progress):
         for out in ses.feed_record(rec):
             t = type(out)
             if t is DepthUpdate:
@@ -88,7 +92,7 @@ def parse_interval_ns(text: str) -> int:
 
 def feature_rows(paths: Iterable[str], interval_ns: int, symbol: str | None = None,
                  instruments: dict[str, Instrument] | None = None,
-                 stats: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+                 stats: dict[str, Any] | None = None, progress: bool | None = False) -> Iterator[dict[str, Any]]:
     """The rows of `scalper features` (see the module docstring), as dicts."""
     from bot.signals.book_features import BookFeatures
 
@@ -109,7 +113,7 @@ def feature_rows(paths: Iterable[str], interval_ns: int, symbol: str | None = No
                 "sell_volume": round(sell * step, 8), "trades": trades, "cvd": round(cvd * step, 8),
                 "depth_events": depth_n}
 
-    for ev in replay_events(paths, instruments, stats=stats):
+    for ev in replay_events(paths, instruments, stats=stats, progress=progress, label="features"):
         kind = ev[0]
         if kind == "depth":
             _, s, book, status, ts, _now = ev
@@ -193,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
         instruments = load_exchange_info(args.exchange_info)
     stats: dict[str, Any] = {}
-    rows = feature_rows(args.files, interval_ns, args.symbol, instruments, stats)
+    rows = feature_rows(args.files, interval_ns, args.symbol, instruments, stats, progress=None)  # tty only
     n = 0
     if args.csv:
         fh = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="")  # noqa: SIM115

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def replay_intents(paths: Iterable[str], signals: Any = None, instruments: dict[str, Any] | None = None,
-                   stats: dict[str, Any] | None = None) -> tuple[list[Any], Any]:
+                   stats: dict[str, Any] | None = None, progress: bool | None = False) -> tuple[list[Any], Any]:
     """(intents, engine) of one replay. `signals` is a SignalsSection (defaults when None); `stats` gets
     the replay's errors and problems (bot.cli.features.replay_events)."""
     from bot.cli.features import replay_events
@@ -35,7 +35,7 @@ def replay_intents(paths: Iterable[str], signals: Any = None, instruments: dict[
 
     engine = SignalEngine(signals or SignalsSection(), instruments or {})
     intents: list[Any] = []
-    for ev in replay_events(paths, instruments, stats=stats):
+    for ev in replay_events(paths, instruments, stats=stats, progress=progress, label="signals"):
         kind = ev[0]
         if kind == "depth":
             _, sym, book, status, ts, now = ev
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
         instruments = load_exchange_info(args.exchange_info)
     stats: dict[str, Any] = {}
-    intents, engine = replay_intents(args.files, settings.signals, instruments, stats)
+    intents, engine = replay_intents(args.files, settings.signals, instruments, stats, progress=None)  # tty only
     for line in stats.get("damage", ()):
         print(f"warning: {line}", file=sys.stderr)
     for line in stats.get("problems", ()):

@@ -145,10 +145,14 @@ class SessionChecker:
         }
 
 
-def check_files(paths: Iterable[str], instruments: dict[str, Instrument] | None = None) -> dict[str, Any]:
+def check_files(paths: Iterable[str], instruments: dict[str, Instrument] | None = None,
+                progress: bool | None = False) -> dict[str, Any]:
+    """`progress`: a bar on stderr (None: on a terminal only; bot.progress.replay_progress)."""
+    from bot.progress import replay_progress
+
     paths = list(paths)
     chk = SessionChecker(instruments)
-    for rec in read_session(paths):
+    for rec in replay_progress(read_session(paths), paths, "check-data", progress):
         chk.feed(rec)
     chk.finish(paths)
     return chk.result()

@@ -111,3 +111,25 @@ def test_backtest_shows_the_bar_on_a_terminal_only(tmp_path: Path) -> None:
         os.close(fd)
     text = out.decode(errors="replace")
     assert "backtest [" in text and "ETA" in text and "100.0%" in text, text[-800:]
+
+
+@needs_data
+def test_replays_draw_the_bar_when_asked_and_on_a_terminal_only() -> None:
+    """check-data, signals and features drive their replays through bot.progress.replay_progress: a bar on a
+    terminal (here a stream that says it is one), nothing on a pipe, and library callers (the research sweep,
+    with a bar of its own) get the records untouched unless they ask."""
+    from bot.progress import replay_progress
+    from bot.replay.check import check_files
+
+    files = SESSIONS["btcusdt_20240808"]
+    recs = list(range(5))
+    assert replay_progress(recs, files, "x") is recs and replay_progress(recs, files, "x", None, io.StringIO()) is recs
+    tty = _Tty()
+    assert list(replay_progress(recs, files, "check-data", None, tty)) == recs
+    assert "check-data [" in tty.getvalue() and "100.0%" in tty.getvalue() and tty.getvalue().endswith("\n")
+    # the real command path: the bar goes to stderr when asked, the result is the same as without it
+    err = _Tty()
+    with contextlib.redirect_stderr(err):
+        shown = check_files(files, progress=True)
+    assert "check-data [" in err.getvalue() and "ETA" in err.getvalue()
+    assert shown == check_files(files)
