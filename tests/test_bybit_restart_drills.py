@@ -100,8 +100,15 @@ def new_protected_trade(state: Path) -> dict[str, Any] | None:
     return got[0] if got else None
 
 
+# shorter indicator warm-up: momentum on 1 s bars needs the slow EMA (13 bars) and 2 x swing_bars (8) before
+# its first intent, ~13 s of the ~18 s to the first trade; these drills are about restarts, not the setup
+QUICK_WARMUP = dict(SCALPER__SIGNALS__EMA_FAST_BARS="3", SCALPER__SIGNALS__EMA_SLOW_BARS="6",
+                    SCALPER__SIGNALS__MOMENTUM__SWING_BARS="2")
+
+
 def start_bot(sim: Sim, state: Path, hook: str, **over: str) -> Bot:
-    return Bot(sim, state, hook, config="config/exchange-sim-bybit.toml", **{**bybit_env(sim), **over})
+    return Bot(sim, state, hook, config="config/exchange-sim-bybit.toml",
+               **{**bybit_env(sim), **QUICK_WARMUP, **over})
 
 
 async def protected_then_sigkill(sim: Sim, state: Path, hook: str) -> tuple[dict[str, Any], float]:
