@@ -15,6 +15,7 @@ from bot.settings.core import VenueSection
 from bot.venues.bybit.errors import ClockUnsynced
 from bot.venues.bybit.exchange import make_exchange
 from bot.venues.bybit.gateway import BybitGateway
+from bot.venues.bybit.orders import client_id_of, link_id
 from bot.venues.bybit.userstream import BybitUserStream
 from bot.venues.errors import AmbiguousOutcome, DuplicateClientId, OrderRejected, RateLimited, StopWouldTrigger
 from bot.venues.ports import ExecutionGateway, OrderRequest, OrderUpdate
@@ -237,6 +238,25 @@ async def test_cancel_lookup_and_open_orders_by_order_link_id(gw: BybitGateway, 
     assert fake.calls("GET", "/v5/order/history")[0]["query"]["orderLinkId"] == "t1-tp1"
     await gw.cancel("BTCUSDT", "t1-tp1")
     assert await gw.fetch_order("BTCUSDT", "nope") is None
+
+
+async def test_a_re_sent_leg_travels_without_the_dot_bybit_refuses_and_reads_back_as_ours(
+        gw: BybitGateway, fake: FakeBybit):
+    """A re-sent leg is "t3-tp1.2" (execution/trade.py); Bybit's orderLinkId takes letters, digits, '-' and
+    '_' only (B3): it goes out as "t3-tp1_2" and every answer about it comes back under "t3-tp1.2" (found
+    by the restart drill B on exchange-sim: the re-placed take-profits were refused before they left)."""
+    await gw.submit(req("t3-tp1.2", side=Side.SELL, kind=OrderKind.LIMIT, price_ticks=610_000, reduce_only=True))
+    assert fake.calls("POST", "/v5/order/create")[0]["body"]["orderLinkId"] == "t3-tp1_2"
+    u = await gw.fetch_order("BTCUSDT", "t3-tp1.2")
+    assert u is not None and (u.client_id, u.status) == ("t3-tp1.2", OrderStatus.NEW)
+    assert fake.calls("GET", "/v5/order/realtime")[0]["query"]["orderLinkId"] == "t3-tp1_2"
+    assert [o.client_id for o in await gw.open_orders("BTCUSDT")] == ["t3-tp1.2"]
+    await gw.cancel("BTCUSDT", "t3-tp1.2")
+    assert fake.calls("POST", "/v5/order/cancel")[0]["body"]["orderLinkId"] == "t3-tp1_2"
+    # someone else's ids are read as they are
+    assert [client_id_of(x) for x in ("web_manual_1", "t3-tp1", "t3_2", "x-tp1_2")] == [
+        "web_manual_1", "t3-tp1", "t3_2", "x-tp1_2"]
+    assert link_id(client_id_of("t12-exit_3")) == "t12-exit_3" and client_id_of(link_id("t12-sl.4")) == "t12-sl.4"
 
 
 async def test_account_positions_and_leverage(gw: BybitGateway, fake: FakeBybit):

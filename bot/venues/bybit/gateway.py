@@ -42,6 +42,7 @@ from bot.venues.bybit.orders import (
     create_args,
     is_position_stop,
     is_protective,
+    link_id,
     num,
     order_update_from_rest,
     parse_instruments,
@@ -231,7 +232,8 @@ class BybitGateway(LiveGateway):
         if self.tr.stops.is_member(client_id):
             return await self.stop_desk.end(symbol, client_id)
         try:
-            await self.call(CANCEL, ex.cancel_order, None, self._ccxt_symbol[symbol], {"orderLinkId": client_id})
+            await self.call(CANCEL, ex.cancel_order, None, self._ccxt_symbol[symbol],
+                            {"orderLinkId": link_id(client_id)})
         except OrderNotFound:
             self._log.info("cancel: order not open", client_id=client_id)
 
@@ -266,7 +268,7 @@ class BybitGateway(LiveGateway):
         """By orderLinkId: GET /v5/order/realtime (open), then /v5/order/history (ended); every kind, so
         `conditional` (reconcile.leg_fills passes it) changes nothing."""
         ex = self._ex()
-        q = {"category": "linear", "symbol": symbol, "orderLinkId": client_id}
+        q = {"category": "linear", "symbol": symbol, "orderLinkId": link_id(client_id)}
         for path, fn in ((REALTIME, ex.privateGetV5OrderRealtime), (HISTORY, ex.privateGetV5OrderHistory)):
             rows = _rows(await self.call(path, fn, dict(q)))
             if rows:

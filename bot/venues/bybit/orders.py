@@ -45,10 +45,12 @@ __all__ = [
     "POSITION_STOP_TYPES",
     "VENUE",
     "clear_stop_body",
+    "client_id_of",
     "create_args",
     "is_position_stop",
     "is_protective",
     "kind_of",
+    "link_id",
     "order_update_from_rest",
     "parse_instruments",
     "position_from_rest",
@@ -61,6 +63,20 @@ __all__ = [
 VENUE = "bybit"
 # orderLinkId: up to 36 characters (B3); letters, digits, '-' and '_' are what Bybit documents.
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+# A re-sent leg is numbered "t5-tp1.2" (execution/trade.py _cid; Binance takes '.'), which Bybit's orderLinkId
+# does not: the version dot travels as '_' ("t5-tp1_2") and is read back as '.' for ids of that shape only.
+_OUR_LINK_RE = re.compile(r"^(t\d+-[a-z]+\d*)_(\d+)$")
+
+
+def link_id(client_id: str) -> str:
+    """The orderLinkId our client id travels as."""
+    return client_id.replace(".", "_")
+
+
+def client_id_of(link: str) -> str:
+    """Our client id of an orderLinkId (the inverse of link_id; any other id unchanged)."""
+    m = _OUR_LINK_RE.match(link)
+    return f"{m[1]}.{m[2]}" if m else link
 
 # stopOrderType of the system orders behind a position's TP/SL (B3): their orderLinkId is empty.
 POSITION_STOP_TYPES = frozenset({"StopLoss", "PartialStopLoss", "TrailingStop"})
@@ -119,14 +135,14 @@ def kind_of(d: dict[str, Any]) -> OrderKind:
 def create_args(req: OrderRequest, inst: Instrument, ccxt_symbol: str, position_idx: int = 0
                 ) -> tuple[str, str, str, str | None, str | None, dict[str, Any]]:
     """(symbol, type, side, amount, price, params) for ccxt `create_order` -> POST /v5/order/create."""
-    if not CLIENT_ID_RE.match(req.client_id):
+    if not CLIENT_ID_RE.match(link_id(req.client_id)):
         raise OrderRejected(f"client id {req.client_id!r} does not match {CLIENT_ID_RE.pattern}", code="invalid")
     if is_position_stop(req):
         raise ValueError("a reduce-only STOP_MARKET is the position's stop: trading_stop_body, not create_order")
     side = req.side.value.lower()
     qty = inst.lots_to_str(req.qty_lots)
     # clientOrderId -> orderLinkId; positionIdx is forwarded verbatim by ccxt (create_order_request).
-    params: dict[str, Any] = {"clientOrderId": req.client_id, "positionIdx": position_idx}
+    params: dict[str, Any] = {"clientOrderId": link_id(req.client_id), "positionIdx": position_idx}
     if req.reduce_only or req.close_position:
         params["reduceOnly"] = True  # B3: reduce-only cannot carry TP/SL, so no attached stop below
     elif req.attached_stop_ticks is not None and req.kind in (OrderKind.MARKET, OrderKind.LIMIT):
@@ -193,7 +209,7 @@ def order_update_from_rest(d: dict[str, Any], inst: Instrument, ts_recv_ns: int 
                            parent_id: str = "") -> OrderUpdate:
     """An order as `GET /v5/order/realtime` / `history` (and the `order` topic) describe it. No fill details:
     those come from executions (userevents)."""
-    cid = str(d.get("orderLinkId") or "") if client_id is None else client_id
+    cid = client_id_of(str(d.get("orderLinkId") or "")) if client_id is None else client_id
     return OrderUpdate(
         client_id=cid,
         venue_order_id=str(d.get("orderId", "")),

@@ -41,7 +41,14 @@ from bot.domain.orders import BalanceUpdate, OrderUpdate, PositionSnapshot
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.errors import MalformedMessage
 from bot.market.values import finite
-from bot.venues.bybit.orders import POSITION_STOP_TYPES, kind_of, num, order_update_from_rest, position_from_rest
+from bot.venues.bybit.orders import (
+    POSITION_STOP_TYPES,
+    client_id_of,
+    kind_of,
+    num,
+    order_update_from_rest,
+    position_from_rest,
+)
 from bot.venues.bybit.stops import PositionStops
 
 __all__ = ["BybitEventTranslator", "StopMissing"]
@@ -183,7 +190,7 @@ class BybitEventTranslator:
     # ----------------------------------------------------------------------------------- linking
     def _link(self, d: dict[str, Any]) -> tuple[str, str] | None:
         """(client id, parent id) this venue order reports under; None = a position stop with no owner yet."""
-        link = str(d.get("orderLinkId") or "")
+        link = client_id_of(str(d.get("orderLinkId") or ""))
         if link:
             return link, ""
         if str(d.get("stopOrderType") or "") in POSITION_STOP_TYPES:
@@ -194,7 +201,7 @@ class BybitEventTranslator:
     def _track(self, oid: str, d: dict[str, Any], inst: Instrument, qty_key: str) -> _Track:
         t = self._tracks.get(oid)
         if t is None:
-            link = str(d.get("orderLinkId") or "")
+            link = client_id_of(str(d.get("orderLinkId") or ""))
             kind = self.known.get(link) or kind_of(d)
             t = _Track(inst.symbol, Side.BUY if d.get("side") == "Buy" else Side.SELL, kind,
                        inst.qty_to_lots(d.get(qty_key) or "0"),

@@ -45,6 +45,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from bot.domain.orders import BalanceUpdate, OrderUpdate, PositionSnapshot
 from bot.errors import MalformedMessage
 from bot.logging import get_logger
+from bot.venues.bybit.orders import client_id_of
 from bot.venues.bybit.userevents import StopMissing
 from bot.venues.endpoints import BYBIT_PRIVATE_WS
 from bot.venues.errors import RateLimited, VenueError, VenueUnavailable
@@ -285,7 +286,7 @@ class BybitUserStream:
         open_ids: set[str] = set()
         for s in gw.symbols:
             for o in await gw.open_orders_raw(s):
-                open_ids.add(str(o.get("orderLinkId") or ""))
+                open_ids.add(client_id_of(str(o.get("orderLinkId") or "")))
                 n += self._deliver(tr.on_order(o, now_ns, hold=False), None)
         for cid, last in before.items():
             if cid in open_ids:
