@@ -33,6 +33,7 @@ import orjson
 import pytest
 
 from bot.drill.procs import Bot, Sim, rows, until, webhook
+from bot.venues.bybit.orders import client_id_of
 from tests.test_bybit_exchange_sim_e2e import LIVELY, bybit_env
 
 KEY, SECRET = "sim-key", "sim-secret"  # what bot.drill.procs.Bot gives the bot
@@ -206,7 +207,8 @@ async def test_drill_b_position_closed_by_hand_while_down_leaves_no_orphan(sim: 
         left = bots_orders(await open_orders(sim, sym), tid)
         assert not [o for o in left if o["orderLinkId"] == ""], left
         live_before = {g["client_id"] for g in rows(tmp_path, LIVE_LEGS, (tid,))}
-        assert {o["orderLinkId"] for o in before if o["orderLinkId"]} <= live_before, (before, live_before)
+        assert {client_id_of(o["orderLinkId"]) for o in before if o["orderLinkId"]} <= live_before, (
+            before, live_before)
         print(f"open before the hand close: {[(o['orderLinkId'], o['stopOrderType']) for o in before]}; "
               f"after: {[o['orderLinkId'] for o in left]}; live in the journal: {sorted(live_before)}")
 
