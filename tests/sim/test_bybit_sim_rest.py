@@ -56,6 +56,8 @@ async def test_post_only_that_would_take_is_cancelled_and_link_ids_are_unique(si
     assert server.ex.position_lots("BTCUSDT") == 0
     body, _ = await v5(http, base, "POST", "/v5/order/create", order)  # the same orderLinkId again
     assert body["retCode"] == 110072
+    body, _ = await v5(http, base, "POST", "/v5/order/create", {**order, "orderLinkId": "po-1.2"})
+    assert body["retCode"] == 10001 and "orderLinkId" in body["retMsg"]  # B3: letters, digits, '-', '_'
 
 
 async def test_conditional_order_amend_cancel_and_timestamp_check(sim):

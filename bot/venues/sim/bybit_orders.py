@@ -31,6 +31,7 @@ __all__ = ["BybitOrders"]
 
 Params = dict[str, Any]
 _TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK, "PostOnly": TimeInForce.GTX}
+_LINK_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"  # orderLinkId (B3)
 
 
 def _truthy(v: Any) -> bool:
@@ -88,6 +89,8 @@ class BybitOrders:
         link = str(p.get("orderLinkId") or "")
         if len(link) > 36:
             raise BybitError(10001, "params error: orderLinkId too long")
+        if link.strip(_LINK_CHARS):  # what Bybit documents (B3): a client id with '.' is refused here
+            raise BybitError(10001, "params error: orderLinkId takes letters, digits, '-' and '_' only")
         if link and ((sym, link) in self.ex.by_client or (sym, link) in self.ex.algo_by_client):
             raise BybitError(110072, "OrderLinkedID is duplicate")
         cid = link or self.desk.auto_id()
