@@ -3,6 +3,8 @@ until a minute after it, batched for the journal."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from bot.execution.marks import MarkSampler
 
 S = 1_000_000_000
@@ -18,7 +20,7 @@ def test_the_minute_before_the_trade_during_and_the_minute_after() -> None:
     ms.sample("BTCUSDT", 500.0, t + 30 * S, trading=True)
     rows = list(ms.pending)
     assert len(rows) == 31 and rows[-1] == (t + 30 * S, "BTCUSDT", 500.0)  # 30 s of history at 1 Hz + now
-    assert all(b[0] - a[0] >= S for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b[0] - a[0] >= S for a, b in pairwise(rows))
     assert ms.flush_due(t + 30 * S) and len(ms.take()) == 31 and ms.pending == []
     for i in range(1, 11):  # open: 1 Hz, sub-second prices dropped
         ms.sample("BTCUSDT", 500.0 + i, t + 30 * S + i * S, trading=True)

@@ -156,8 +156,10 @@ def test_the_journal_holds_the_price_around_each_trade_and_the_html_draws_it(bac
     data = load_journal(str(path))
     assert data["marks"], "no marks journaled"
     rep = build_report(data, run="all")
-    assert rep["trades"] if "trades" in rep else True
-    from bot.journal.report import _attach_price_paths  # noqa: F401  (the function the report uses)
+    # each reported trade carries its path: a minute before its signal to a minute after its exit
+    assert rep["trades"] and all(len(t["price_path"]) >= 30 for t in rep["trades"])
+    for t in rep["trades"]:
+        assert t["price_path"][0][0] < t["entry_ts_ns"] < t["exit_ts_ns"] <= t["price_path"][-1][0] + 1e9
 
     trades = [t for t in data["trades"] if t["exit_ts_ns"]]
     assert trades
