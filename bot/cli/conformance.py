@@ -38,19 +38,22 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     venue = settings.venue
-    if venue.name != "binance-usdm":
-        raise ConfigError(f"conformance checks venue.name = 'binance-usdm' only (this config: {venue.name!r}); "
-                          "Bybit is not covered yet")
+    if venue.name not in ("binance-usdm", "bybit"):
+        raise ConfigError(f"conformance checks venue.name = 'binance-usdm' or 'bybit' (this config: {venue.name!r})")
     if venue.environment == "mainnet" and not args.live:
         raise ConfigError("conformance against mainnet places real orders: pass --live (and app.mode = 'live')")
     check_live_guard(settings, args.live)  # production hosts, loopback-only URL overrides (exit 2)
     configure_logging("WARNING", "json")  # the venue code's own log lines to stderr; the verdict to stdout
-    from bot.conformance.binance import run_binance
     from bot.conformance.report import Report, Step
+
+    if venue.name == "bybit":
+        from bot.conformance.bybit import run_bybit as run_venue
+    else:
+        from bot.conformance.binance import run_binance as run_venue
 
     async def go() -> Report:
         try:
-            report = await asyncio.wait_for(run_binance(settings), timeout=_RUN_TIMEOUT_S)
+            report = await asyncio.wait_for(run_venue(settings), timeout=_RUN_TIMEOUT_S)
         except TimeoutError:
             report = Report(venue.name, venue.environment, [Step(
                 "run", False, f"no verdict within {_RUN_TIMEOUT_S:.0f} s (the venue hung)", _RUN_TIMEOUT_S * 1000)])
