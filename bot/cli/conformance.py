@@ -1,8 +1,9 @@
 """`scalper conformance -c CONFIG [--json] [--live]`: check the configured venue against what the bot relies on.
 
-A minimum-size lifecycle (server time and skew, instrument filters, leverage, a post-only limit and a
-closePosition stop far from the market placed, looked up and cancelled, their user-stream events, a -2021
-refusal, rate-limit headers), each step pass/fail with the deviation in words (docs/conformance.md).
+Binance USD-M (bot/conformance/binance.py) or Bybit v5 (bybit.py), by venue.name. A minimum-size lifecycle
+(server time and skew, instrument filters, leverage, a post-only limit and a stop far from the market placed,
+looked up and cancelled, their user-stream events, the "would trigger" code, rate-limit headers), each step
+pass/fail with the deviation in words (docs/conformance.md).
 Exit 0 when every step passes, 1 on any failure, 2 for a refused config (mainnet without `--live`: the
 live-money guard, bot/guard.py, as for `scalper run`). Meant for a daily timer (deploy/).
 """
