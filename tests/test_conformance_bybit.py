@@ -64,10 +64,18 @@ async def _fault(sim: Sim, body: dict[str, Any]) -> None:
         assert r.status == 200, await r.text()
 
 
-async def _open_orders(sim: Sim) -> list[Any]:
+async def _state(sim: Sim) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http, http.get(f"{sim.base}/_sim/state") as r:
-        state = dict(await r.json())
+        return dict(await r.json())
+
+
+async def _open_orders(sim: Sim) -> list[Any]:
+    state = await _state(sim)
     return [o for k in ("open_orders", "open_algo_orders") for o in state.get(k) or []]
+
+
+async def _positions(sim: Sim) -> list[Any]:
+    return [p for p in (await _state(sim)).get("positions") or [] if float(p.get("positionAmt") or 0)]
 
 
 def test_passes_against_the_bybit_loopback_exchange(sim: Sim) -> None:
@@ -84,12 +92,17 @@ def test_passes_against_the_bybit_loopback_exchange(sim: Sim) -> None:
                  "POST /v5/order/create: conditional stop far from the market",
                  "private stream: conditional Untriggered", "private stream: conditional Deactivated",
                  "POST /v5/order/create: a stop that would trigger at once",
-                 "POST /v5/position/trading-stop: the position's stop with no position", "rate-limit headers"):
+                 "POST /v5/position/trading-stop: the position's stop with no position",
+                 "POST /v5/order/create: a market entry with an attached stopLoss (exchange-sim only)",
+                 "POST /v5/position/trading-stop: the stop leg moves the position's stop",
+                 "private stream: `position` with the moved stopLoss",
+                 "POST /v5/order/create: reduce-only close; the stop goes with the position", "rate-limit headers"):
         assert want in steps, want
     assert all(s["passed"] and s["ms"] >= 0 and s["detail"] for s in out["steps"])
     assert "StopWouldTrigger" in steps["POST /v5/order/create: a stop that would trigger at once"]["detail"]
     assert "x-bapi-limit-status" in steps["rate-limit headers"]["detail"]
-    assert asyncio.run(_open_orders(sim)) == []  # it left nothing behind
+    assert asyncio.run(_open_orders(sim)) == []  # it left nothing behind: no order, no position
+    assert asyncio.run(_positions(sim)) == []
 
 
 def test_a_dropped_field_and_a_changed_error_code_fail_naming_step_and_field(sim: Sim) -> None:
@@ -127,4 +140,4 @@ def test_a_dropped_field_and_a_changed_error_code_fail_naming_step_and_field(sim
     # the rest still ran and passed: placements (orderLinkId is not read), events, headers
     assert any(s["name"] == "private stream: conditional Deactivated" and s["passed"] for s in out["steps"])
     assert len(alerts) == 1 and "`result.timeNano` missing" in alerts[0] and "got 10001" in alerts[0]
-    assert asyncio.run(_open_orders(sim)) == []
+    assert asyncio.run(_open_orders(sim)) == [] and asyncio.run(_positions(sim)) == []

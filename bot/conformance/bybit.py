@@ -15,9 +15,11 @@ Orders are minimum size and far from the market, so nothing fills and no positio
 - the position's stop (`POST /v5/position/trading-stop`, the bot's only stop path on Bybit) sent with no
   position: refused with 10001 "zero position", which the stop desk relies on (ZeroPosition). Skipped when
   the account holds a position on the symbol: conformance never touches a real position's stop.
-Not covered: the trading-stop lifecycle on an open position (it needs a fill: market risk outside the
-loopback exchange) and amending an order (the bot never amends: it cancels and re-places, so its gateway
-has no `/v5/order/amend` call). Everything the run placed is cancelled at the end, whatever failed.
+- against the loopback exchange only (a position is market risk anywhere else), on a flat symbol: the
+  position's stop lifecycle on a minimum position (bybit_stop.py).
+Not covered: amending an order (the bot never amends: it cancels and re-places, so its gateway has no
+`/v5/order/amend` call). Everything the run placed is cancelled at the end (and the loopback position
+closed), whatever failed.
 """
 
 from __future__ import annotations
@@ -30,12 +32,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bot.conformance.binance import _fields
+from bot.conformance.bybit_stop import POSITION_REST_OPTIONAL, PositionStopSteps
 from bot.conformance.report import Deviation, Report, Step
 from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
 from bot.venues.bybit.errors import TRIGGER_CROSSED_CODES, ZeroPosition, bybit_code
 from bot.venues.bybit.gateway import BybitGateway
-from bot.venues.bybit.orders import order_update_from_rest, parse_instruments, position_from_rest, trading_stop_body
+from bot.venues.bybit.orders import (
+    order_update_from_rest,
+    parse_instruments,
+    position_from_rest,
+    trading_stop_body,
+)
 from bot.venues.bybit.stopdesk import STOP_PATH
 from bot.venues.bybit.userevents import BybitEventTranslator
 from bot.venues.errors import StopWouldTrigger, VenueError
@@ -52,7 +60,7 @@ _FAR_STOP_BPS = 1000
 LIMIT_HEADERS = ("x-bapi-limit", "x-bapi-limit-status", "x-bapi-limit-reset-timestamp")
 
 
-class _Run:
+class _Run(PositionStopSteps):
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.gw = BybitGateway(settings.venue)
@@ -61,6 +69,9 @@ class _Run:
         self.cid_limit = f"conf-{tag}-lmt"
         self.cid_cond = f"conf-{tag}-cnd"
         self.cid_bad = f"conf-{tag}-bad"
+        self.cid_entry, self.cid_sl, self.cid_exit = f"conf-{tag}-in", f"conf-{tag}-sl", f"conf-{tag}-out"
+        self.pos_lots = 0  # the loopback position's size (PositionStopSteps)
+        self.sl_ticks = 0
         self.updates: list[OrderUpdate] = []
         self.raw_events: list[dict[str, Any]] = []
         self.responses: list[tuple[str, int, dict[str, str]]] = []
@@ -192,7 +203,7 @@ class _Run:
             raise Deviation(f"GET /v5/position/list: no one-way (positionIdx 0) row for {self.symbol}")
         inst = self.gw.instrument(self.symbol)
         _fields("GET /v5/position/list", lambda b: (position_from_rest(b, inst), float(b.get("stopLoss") or 0)),
-                raw)
+                raw, POSITION_REST_OPTIONAL)
         snap = position_from_rest(raw, inst)
         self.flat = snap.qty_lots == 0
         return f"{self.symbol} position {inst.lots_to_str(abs(snap.qty_lots))} ({'flat' if self.flat else 'open'})"
@@ -326,6 +337,15 @@ class _Run:
                 await self.gw.cancel(self.symbol, cid)
             except Exception:  # best effort; what is left open shows in the failed steps
                 continue
+        if self.pos_lots and self.s.venue.environment == "exchange-sim":  # the loopback position, if still open
+            try:
+                raw = await self.gw.position_raw(self.symbol)
+                lots = self.gw.instrument(self.symbol).qty_to_lots((raw or {}).get("size") or "0")
+                if lots:
+                    await self.gw.submit(OrderRequest(f"{self.cid_exit}2", self.symbol, Side.SELL, OrderKind.MARKET,
+                                                      lots, reduce_only=True))
+            except Exception:  # best effort: the failed steps say the position was not closed
+                pass
 
 
 def _code(e: Exception) -> object:
@@ -368,6 +388,17 @@ async def run_bybit(settings: Settings) -> Report:
         else:
             rep.steps.append(_note(f"POST {STOP_PATH}: the position's stop with no position",
                                    "not run: the account holds a position on the symbol (its stop is not touched)"))
+        stop_steps = ("POST /v5/order/create: a market entry with an attached stopLoss (exchange-sim only)",
+                      f"POST {STOP_PATH}: the stop leg moves the position's stop",
+                      "private stream: `position` with the moved stopLoss",
+                      "POST /v5/order/create: reduce-only close; the stop goes with the position")
+        if not run.flat or settings.venue.environment != "exchange-sim":
+            rep.steps.append(_note(stop_steps[0], "not run: it opens a position (market risk) and runs only "
+                                   "against the loopback exchange on a flat symbol"))
+        elif await rep.step(stop_steps[0], run.open_with_attached_stop):
+            if await rep.step(stop_steps[1], run.move_stop):
+                await rep.step(stop_steps[2], run.position_event)
+            await rep.step(stop_steps[3], run.close_position)
         await rep.step("rate-limit headers", run.headers)
         return rep
     finally:
