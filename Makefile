@@ -50,8 +50,8 @@ $(VENV)/.browser: | $(VENV)/.installed
 # ruff, mypy (pydantic plugin, pyproject [tool.mypy]) and the layering contracts (pyproject
 # [tool.importlinter], docs/architecture.md "Layers"). CI runs it before the tests (.ci/run).
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check bot tests
-	$(VENV)/bin/mypy bot
+	$(VENV)/bin/ruff check bot bench tests
+	$(VENV)/bin/mypy bot bench
 	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed

@@ -101,13 +101,15 @@ class Pipeline:
             if intents:
                 intents = self._stamp(intents, ev, now_ns)
             engine = self.engine
-            if engine is not None and engine.trades:
+            if engine is not None:
                 mid = sync.book.mid_ticks()
-                if mid is not None:
+                if mid is not None and engine.trades:
                     engine.on_price(ev.symbol, int(mid))
                     bid, ask = sync.book.best_bid_ticks, sync.book.best_ask_ticks
                     if bid is not None and ask is not None:
                         engine.on_touch(ev.symbol, bid, ask)  # a resting maker entry follows the touch
+                elif mid is not None:
+                    engine.mark(ev.symbol, int(mid))  # the minute before a trade, for its price path
             if intents:
                 self._submit(intents, sync, ev.ts_recv_ns)
         elif isinstance(ev, Trade):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from bot.bench.latency_venue import CCXT_DETAIL, STEPS, summary
+from bench.latency_venue import CCXT_DETAIL, STEPS, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 

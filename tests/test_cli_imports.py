@@ -65,3 +65,26 @@ def test_console_script_help_lists_every_command() -> None:
     p = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert p.returncode == 0
     assert all(name in p.stdout for name in COMMANDS)
+
+
+def test_the_benches_live_outside_the_bot_package_and_a_build_without_them_says_so(monkeypatch, capsys) -> None:
+    """Issue 12: bench/ is out of the package the bot runs from (the Docker image copies bot/ only);
+    `scalper bench` loads a benchmark by name and, in a build without the benches, says so in one line."""
+    import argparse
+    import importlib
+    from pathlib import Path
+
+    import bot
+    from bot.cli import bench as bench_cli
+
+    assert not (Path(bot.__file__).parent / "bench").exists()
+    real = importlib.import_module
+
+    def no_benches(name: str, *a: object, **kw: object) -> object:
+        if name.startswith("bench"):
+            raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}", name="bench")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(bench_cli.importlib, "import_module", no_benches)
+    assert bench_cli.run(argparse.Namespace(name="book", rest=[])) == 2
+    assert capsys.readouterr().err.strip() == "error: benchmark 'book' is not available in this build"

@@ -6,6 +6,7 @@ conformance`, ~2-4 s each)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -186,12 +187,17 @@ def test_mainnet_without_live_is_refused_with_one_line_before_connecting() -> No
     assert len(lines) == 1 and "--live" in lines[0], p.stderr
 
 
-def test_a_bybit_config_is_refused_with_one_line(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bybit_mainnet_config_without_live_is_refused_with_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Bybit is covered now (tests/test_conformance_bybit.py); the live-money guard holds for it too."""
     from bot.__main__ import main
 
     monkeypatch.chdir(ROOT)
-    monkeypatch.setenv("SCALPER__VENUE__NAME", "bybit")
-    assert main(["conformance", "-c", "config/exchange-sim.toml"]) == 2
+    for k in [k for k in os.environ if k.startswith("SCALPER__")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("SCALPER__VENUE__ENVIRONMENT", "mainnet")
+    monkeypatch.setenv("SCALPER__APP__MODE", "demo")
+    monkeypatch.setenv("SCALPER__VENUE__REST_URL", "")
+    assert main(["conformance", "-c", "config/exchange-sim-bybit.toml"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and len(err.strip().splitlines()) == 1 and "Bybit is not covered yet" in err
+    assert out == "" and len(err.strip().splitlines()) == 1 and "--live" in err

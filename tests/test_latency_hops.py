@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from bot.bench.latency_hops import count_hops
+from bench.latency_hops import count_hops
 from tests.conftest import SESSIONS, needs_data
 
 

@@ -154,9 +154,12 @@ async def run_backtest(paths: Iterable[str], settings: Any, journal_path: str = 
                         continue
                     out = signals.on_depth(sym, book, sync.health.status, up.ts_event_ns, arrive)
                     mid = book.mid_ticks()
-                    if engine.trades and mid is not None:
-                        engine.on_price(sym, int(mid))
-                        engine.on_touch(sym, bbo[0], bbo[2])  # a resting maker entry follows the touch
+                    if mid is not None:
+                        if engine.trades:
+                            engine.on_price(sym, int(mid))
+                            engine.on_touch(sym, bbo[0], bbo[2])  # a resting maker entry follows the touch
+                        else:
+                            engine.mark(sym, int(mid))  # the minute before a trade, for its price path
                     if out:
                         submit([i.stamped(ts, arrive, clock()) for i in out], sync)
                 elif t is Trade:

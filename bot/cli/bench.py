@@ -1,6 +1,6 @@
 """`scalper bench NAME ...`: benchmarks compare against a reference in the same run (medians, ratios).
 
-Each benchmark lives in bot/bench/<name>.py with `add_arguments(parser)` and `run(args) -> int`.
+Each benchmark lives in bench/<name>.py with `add_arguments(parser)` and `run(args) -> int`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        module = importlib.import_module(f"bot.bench.{args.name}")
+        module = importlib.import_module(f"bench.{args.name}")
     except ModuleNotFoundError as e:
-        if e.name == f"bot.bench.{args.name}":
+        if e.name in ("bench", f"bench.{args.name}"):  # a build without the benches (the Docker image)
             print(f"error: benchmark {args.name!r} is not available in this build", file=sys.stderr)
             return 2
         raise

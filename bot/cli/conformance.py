@@ -1,8 +1,9 @@
 """`scalper conformance -c CONFIG [--json] [--live]`: check the configured venue against what the bot relies on.
 
-A minimum-size lifecycle (server time and skew, instrument filters, leverage, a post-only limit and a
-closePosition stop far from the market placed, looked up and cancelled, their user-stream events, a -2021
-refusal, rate-limit headers), each step pass/fail with the deviation in words (docs/conformance.md).
+Binance USD-M (bot/conformance/binance.py) or Bybit v5 (bybit.py), by venue.name. A minimum-size lifecycle
+(server time and skew, instrument filters, leverage, a post-only limit and a stop far from the market placed,
+looked up and cancelled, their user-stream events, the "would trigger" code, rate-limit headers), each step
+pass/fail with the deviation in words (docs/conformance.md).
 Exit 0 when every step passes, 1 on any failure, 2 for a refused config (mainnet without `--live`: the
 live-money guard, bot/guard.py, as for `scalper run`). Meant for a daily timer (deploy/).
 """
@@ -38,19 +39,22 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     venue = settings.venue
-    if venue.name != "binance-usdm":
-        raise ConfigError(f"conformance checks venue.name = 'binance-usdm' only (this config: {venue.name!r}); "
-                          "Bybit is not covered yet")
+    if venue.name not in ("binance-usdm", "bybit"):
+        raise ConfigError(f"conformance checks venue.name = 'binance-usdm' or 'bybit' (this config: {venue.name!r})")
     if venue.environment == "mainnet" and not args.live:
         raise ConfigError("conformance against mainnet places real orders: pass --live (and app.mode = 'live')")
     check_live_guard(settings, args.live)  # production hosts, loopback-only URL overrides (exit 2)
     configure_logging("WARNING", "json")  # the venue code's own log lines to stderr; the verdict to stdout
-    from bot.conformance.binance import run_binance
     from bot.conformance.report import Report, Step
+
+    if venue.name == "bybit":
+        from bot.conformance.bybit import run_bybit as run_venue
+    else:
+        from bot.conformance.binance import run_binance as run_venue
 
     async def go() -> Report:
         try:
-            report = await asyncio.wait_for(run_binance(settings), timeout=_RUN_TIMEOUT_S)
+            report = await asyncio.wait_for(run_venue(settings), timeout=_RUN_TIMEOUT_S)
         except TimeoutError:
             report = Report(venue.name, venue.environment, [Step(
                 "run", False, f"no verdict within {_RUN_TIMEOUT_S:.0f} s (the venue hung)", _RUN_TIMEOUT_S * 1000)])

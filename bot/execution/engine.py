@@ -49,6 +49,7 @@ from bot.execution.actions import (
     Unschedule,
 )
 from bot.execution.guards import EngineGuards
+from bot.execution.marks import MarkSampler
 from bot.execution.planner import entry_terms, plan_trade
 from bot.execution.sending import OrderSending
 from bot.execution.trade import TradeMachine
@@ -103,6 +104,8 @@ class ExecutionEngine(EngineGuards, OrderSending):
         self._leverage: dict[str, int] = {}
         # trade id -> [adverse, favourable] excursion in ticks from the first entry fill (MAE/MFE)
         self._excursion: dict[str, list[float]] = {}
+        self.marks = MarkSampler()  # the price path around each trade, for the journal (the report's chart)
+        self._ticks: dict[str, float] = {}  # symbol -> tick size (-1: unknown to the venue)
         self.account: AccountSnapshot | None = None
         # hooks for the bench and the live view: (name, ns) of the entry path; set by the caller
         self.on_entry_sent: Callable[[str, int], None] | None = None
@@ -304,8 +307,10 @@ class ExecutionEngine(EngineGuards, OrderSending):
     def on_price(self, symbol: str, ticks: int, now_ns: int | None = None) -> None:
         """Mark (or last) price of a symbol, in ticks: trailing, scale-in triggers, progress."""
         now = self.clock() if now_ns is None else now_ns
+        tick = 0.0
         for m in list(self.trades.values()):
             if m.plan.symbol == symbol:
+                tick = m.lim.tick
                 if m.pos_lots and m.first_entry:
                     move = m.sign * (ticks - m.first_entry / m.lim.tick)
                     ex = self._excursion.get(m.tid)
@@ -319,6 +324,34 @@ class ExecutionEngine(EngineGuards, OrderSending):
                     self._apply(m, m.on_price(ticks, now))
                 except Exception as e:
                     self._failed(m, f"price {ticks}", e)
+        self._mark(symbol, ticks, tick, now)
+
+    def mark(self, symbol: str, ticks: int, now_ns: int | None = None) -> None:
+        """The price of a symbol with no trade of ours (callers skip on_price then): kept for the minute
+        before a trade's path (bot.execution.marks), nothing journaled."""
+        self._mark(symbol, ticks, 0.0, self.clock() if now_ns is None else now_ns)
+
+    def _mark(self, symbol: str, ticks: int, tick: float, now: int) -> None:
+        """One mark a second around trades (bot.execution.marks); batched into the journal."""
+        marks = self.marks
+        if not tick:  # no trade of ours on the symbol: its tick from the venue's instrument, once
+            tick = self._ticks.get(symbol, 0.0)
+            if not tick:
+                try:
+                    tick = self._ticks[symbol] = float(self.gw.instrument(symbol).tick_size)
+                except Exception:  # an unknown symbol (a test double): no path for it
+                    self._ticks[symbol] = -1.0
+                    return
+            if tick < 0:
+                return
+            marks.sample(symbol, ticks * tick, now, False)
+        else:
+            marks.sample(symbol, ticks * tick, now, True)
+        if marks.flush_due(now):
+            try:
+                self.journal.marks(marks.take())
+            except Exception as e:  # a report aid: never stops trading
+                self.log.warning("marks_not_journaled", error=str(e))
 
     def on_touch(self, symbol: str, bid_ticks: int, ask_ticks: int, now_ns: int | None = None) -> None:
         """Best bid/ask of a symbol: a resting maker entry follows the touch (bot.execution.entry_styles)."""

@@ -52,7 +52,9 @@ the default of `scalper report`; an int: that run; "all" or None: every run, and
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime
+from math import inf
 from typing import Any
 
 import orjson
@@ -76,7 +78,8 @@ def load_journal(path: str) -> dict[str, list[dict[str, Any]]]:
 
     j = Journal(path)
     try:
-        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events", "funding", "config", "runs")}
+        return {t: j.rows(t) for t in ("trades", "legs", "fills", "order_events", "funding", "config", "runs",
+                                       "marks")}
     finally:
         j.close()
 
@@ -206,6 +209,25 @@ def _enrich(t: dict[str, Any], legs: list[dict[str, Any]], fills: list[dict[str,
     return out
 
 
+PATH_MARGIN_NS = 60 * 1_000_000_000  # the price path shown from a minute before the signal to a minute after
+
+
+def _attach_price_paths(trades: list[dict[str, Any]], marks: list[dict[str, Any]]) -> None:
+    """Each trade's `price_path`: [[ts_ns, price], ...] of the journal's marks (bot.execution.marks, one a
+    second around trades) from a minute before its signal (or entry) to a minute after its exit."""
+    by_symbol: dict[str, list[tuple[int, float]]] = {}
+    for m in marks:
+        by_symbol.setdefault(m["symbol"], []).append((m["ts_ns"], m["price"]))
+    for rows in by_symbol.values():
+        rows.sort()
+    for t in trades:
+        rows = by_symbol.get(t["symbol"], [])
+        start = min(v for v in (t.get("intent_ts_ns"), t["entry_ts_ns"]) if v) - PATH_MARGIN_NS
+        end = t["exit_ts_ns"] + PATH_MARGIN_NS
+        lo, hi = bisect_left(rows, (start, -inf)), bisect_right(rows, (end, inf))
+        t["price_path"] = [[ts, p] for ts, p in rows[lo:hi]]
+
+
 def _latency(t: dict[str, Any], legs: list[dict[str, Any]], entry_fills: list[dict[str, Any]],
              events: list[dict[str, Any]]) -> dict[str, float | None]:
     """The entry path's steps (module docstring): each from our own clock's journal writes, except the two
@@ -325,6 +347,7 @@ def build_report(data: dict[str, list[dict[str, Any]]], *, since_ns: int | None 
         trades.append(_enrich(t, rel.get("legs", []), rel.get("fills", []), rel.get("order_events", []),
                               stop_deadline_ms, fees))
     trades.sort(key=lambda t: t["exit_ts_ns"])
+    _attach_price_paths(trades, data.get("marks", []))
 
     slippage: dict[str, Any] = {"by_role": {}, "by_setup": {}, "signal_to_entry_fill": {}}
     roles: dict[str, list[dict[str, Any]]] = {}

@@ -9,7 +9,7 @@ negative. Charts (each an <svg> with a stable id, for tests and for linking):
   #mae-mfe        per trade: maximum adverse (x) vs favourable (y) excursion in R, green = net winner
   #slippage       mean adverse slippage per setup (ticks; bars from zero, so a favourable mean hangs below)
   #latency        the entry path on our clock, stacked: signal -> order -> venue's answer -> fill -> stop
-  #trade-<id>     per trade: the price path the journal holds (fills, the stop as it moved, targets, the
+  #trade-<id>     per trade: the price path the journal holds (its marks, fills, the stop as it moved, targets, the
                   signal price, the range reached from MAE/MFE) over time
 Tables: what costs do per setup, risk-adjusted ratios (with their annualisation), streaks, daily breakdown,
 best/worst trades, groups, and one row per trade with its costs and each fill's liquidity. Sized to fit a
@@ -221,9 +221,10 @@ def render_html(rep: dict[str, Any], title: str = "scalper report", max_trade_ch
 {_groups(rep["by_setup"], "By setup")}{_groups(rep["by_symbol"], "By symbol")}{_groups(rep["by_hour"], "By hour (UTC)")}
 {_trades_table(trades)}
 <h2>Price path of each trade</h2>
-<p class="note">From what the journal holds: the fills (▲/▼ entries, ● exits), the stop as it moved (red), the targets
-(green), the signal price (○) and the range the price reached (yellow: the engine's MAE/MFE). The journal records
-no market prices between fills.</p>
+<p class="note">From what the journal holds: the price (grey: the mid, one mark a second from a minute before the
+signal to a minute after the exit; journals written before marks existed have none), the fills (▲/▼ entries,
+● exits), the stop as it moved (red), the targets (green), the signal price (○) and the range the price reached
+(yellow: the engine's MAE/MFE).</p>
 <div class="grid">{per_trade or "<p>no trades</p>"}</div>
 <script>
 // Record what the browser actually laid out (used by the headless-Chromium test; harmless otherwise).

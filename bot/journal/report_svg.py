@@ -228,10 +228,11 @@ def trade_path(cid: str, title: str, t: dict[str, Any], note: str = "") -> str:
     if tick and entry and t.get("mae_ticks") is not None and t.get("mfe_ticks") is not None:
         band = [entry - sgn * t["mae_ticks"] * tick, entry + sgn * t["mfe_ticks"] * tick]
     stops = t.get("stop_history") or []
-    times = [f["ts_ns"] for f in fills] + [s["ts_ns"] for s in stops] + \
+    marks = t.get("price_path") or []  # the journal's marks around the trade (one a second), when it has them
+    times = [f["ts_ns"] for f in fills] + [s["ts_ns"] for s in stops] + [m[0] for m in marks] + \
         [v for v in (t.get("intent_ts_ns"), t["entry_ts_ns"], t["exit_ts_ns"]) if v]
     prices = [f["price"] for f in fills] + [s["price"] for s in stops] + list(t["targets"]) + band + \
-        ([t["intent_price"]] if t.get("intent_price") else [])
+        [m[1] for m in marks] + ([t["intent_price"]] if t.get("intent_price") else [])
     t0, t1 = min(times), max(times)
     pad = max(1, (t1 - t0) // 20)
     t0, t1 = t0 - pad, t1 + pad
@@ -255,6 +256,10 @@ def trade_path(cid: str, title: str, t: dict[str, Any], note: str = "") -> str:
                      f'width="{max(1.0, x(t["exit_ts_ns"]) - x(t["entry_ts_ns"])):.1f}" '
                      f'height="{max(0.5, y(lo_b) - y(hi_b)):.1f}" fill="#f1c40f" fill-opacity="0.18">'
                      f'<title>price range reached: {plain(lo_b, 8)} .. {plain(hi_b, 8)} (MAE/MFE)</title></rect>')
+    if marks:
+        pd = " ".join(f"{'M' if i == 0 else 'L'}{x(ts):.1f},{y(p):.1f}" for i, (ts, p) in enumerate(marks))
+        parts.append(f'<path class="price" d="{pd}" fill="none" stroke="#95a5a6" stroke-width="1">'
+                     f'<title>price (mid), {len(marks)} marks</title></path>')
     for tp in t["targets"]:
         parts.append(f'<line class="target" x1="{L}" x2="{W - R}" y1="{y(tp):.1f}" y2="{y(tp):.1f}" '
                      f'stroke="#27ae60" stroke-dasharray="2 3"><title>target {plain(tp, 8)}</title></line>')

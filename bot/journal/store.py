@@ -96,6 +96,8 @@ CREATE TABLE IF NOT EXISTS funding (
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY, started_ns INTEGER NOT NULL, mode TEXT NOT NULL, label TEXT);
 CREATE TABLE IF NOT EXISTS reserved_ids (name TEXT PRIMARY KEY, upto INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS marks (ts_ns INTEGER NOT NULL, symbol TEXT NOT NULL, price REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS marks_symbol_ts ON marks(symbol, ts_ns);
 """
 
 # The trade report's fields (`scalper trades`, `scalper backtest --json`), in order.
@@ -125,7 +127,7 @@ _ADDED_COLS = (("mae_ticks", "REAL"), ("mfe_ticks", "REAL"), ("mae_r", "REAL"), 
 # Tables whose rows carry the run that wrote them (added to older journals; NULL for their old rows).
 _RUN_TABLES = ("trades", "config", "funding")
 _TABLES = ("config", "trades", "legs", "order_events", "fills", "state_changes", "denials", "rejections", "funding",
-           "runs")
+           "runs", "marks")
 # A position older than this is not a scalper trade's: funding is never attributed to such a stale row.
 _FUNDING_LOOKBACK_NS = 7 * 86_400 * 1_000_000_000
 _FUNDING_SLACK_NS = 60 * 1_000_000_000  # exit_ts_ns is our clock, funding time the venue's
@@ -465,6 +467,11 @@ class Journal:
         if not rows or (not symbol and len(rows) > 1):
             return None
         return str(rows[0][0])
+
+    def marks(self, rows: list[tuple[int, str, float]]) -> None:
+        """(ts_ns, symbol, price) around trades (bot.execution.marks): the report's price path."""
+        with self._tx() as db:
+            db.executemany("INSERT INTO marks (ts_ns, symbol, price) VALUES (?, ?, ?)", rows)
 
     def reserve_trade_ids(self, upto: int) -> None:
         """Trade numbers up to `upto` may be in use from now on (never lowered), in one transaction."""

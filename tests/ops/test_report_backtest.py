@@ -143,3 +143,35 @@ def test_backtest_journal_latencies_are_never_negative(backtest, capsys) -> None
             assert lat[k] is not None and lat[k] >= 0, (t["trade_id"], k, lat)
         assert lat["signal_to_fill_ms"] == pytest.approx(lat["signal_to_order_ms"] + lat["order_to_ack_ms"]
                                                          + lat["ack_to_fill_ms"])
+
+
+@needs_data
+def test_the_journal_holds_the_price_around_each_trade_and_the_html_draws_it(backtest, tmp_path: Path) -> None:
+    """The engine's marks (bot.execution.marks: one a second, from a minute before a trade to a minute after)
+    are in the journal, at least one a second across each trade's life, and the HTML report draws them as
+    each trade's grey price path."""
+    from bot.journal.report import build_report, load_journal
+
+    path, _ = backtest
+    data = load_journal(str(path))
+    assert data["marks"], "no marks journaled"
+    rep = build_report(data, run="all")
+    # each reported trade carries its path: a minute before its signal to a minute after its exit
+    assert rep["trades"] and all(len(t["price_path"]) >= 30 for t in rep["trades"])
+    for t in rep["trades"]:
+        assert t["price_path"][0][0] < t["entry_ts_ns"] < t["exit_ts_ns"] <= t["price_path"][-1][0] + 1e9
+
+    trades = [t for t in data["trades"] if t["exit_ts_ns"]]
+    assert trades
+    for t in trades:
+        mine = sorted(m["ts_ns"] for m in data["marks"] if m["symbol"] == t["symbol"]
+                      and t["entry_ts_ns"] <= m["ts_ns"] <= t["exit_ts_ns"])
+        held_s = (t["exit_ts_ns"] - t["entry_ts_ns"]) / 1e9
+        assert len(mine) >= int(held_s) - 2, (t["trade_id"], held_s, len(mine))
+        before = [m for m in data["marks"] if m["symbol"] == t["symbol"]
+                  and t["entry_ts_ns"] - 60e9 <= m["ts_ns"] < t["entry_ts_ns"]]
+        assert before, f"{t['trade_id']}: no price before the entry"
+    out = tmp_path / "r.html"
+    assert main(["report", "--db", str(path), "--run", "all", "--html", str(out)]) == 0
+    page = out.read_text()
+    assert page.count('<path class="price"') >= min(len(trades), 1) and "marks</title>" in page

@@ -183,7 +183,7 @@ class BybitOrders:
         except SimError as e:
             if e.code == -2021:
                 word = "Rising" if rising else "Falling"
-                raise BybitError(110093 if rising else 110092,
+                raise BybitError(110092 if rising else 110093,  # ccxt bybit: 110092 Rising, 110093 Falling
                                  f"expect {word}, but trigger_price[{p['triggerPrice']}] is on the other side "
                                  "of the current price") from e
             raise bybit_error(e) from e

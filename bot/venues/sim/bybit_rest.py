@@ -48,9 +48,11 @@ class BybitRest:
         self.orders = BybitOrders(s, desk)
 
     def reply(self, result: Any, code: int = 0, msg: str = "OK", headers: dict[str, str] | None = None,
-              status: int = 200) -> web.Response:
+              status: int = 200, request: web.Request | None = None) -> web.Response:
         body = {"retCode": code, "retMsg": msg, "result": result if result is not None else {}, "retExtInfo": {},
                 "time": self.s.now_ms()}
+        if request is not None and self.s.faults.deviations:  # the `deviate` fault (scalper conformance)
+            body = self.s.faults.deviate(request.method, request.path, body)
         return web.json_response(body, status=status, headers=headers, dumps=_dumps)
 
     def endpoint(self, fn: Callable[[Params], Awaitable[Any]], private: bool) -> Callable[[web.Request],
@@ -84,12 +86,12 @@ class BybitRest:
                         raise BybitError(10006, "Too many visits!")
                 result = await fn(params)
             except BybitError as e:
-                return self.reply({}, e.code, e.msg, headers)
+                return self.reply({}, e.code, e.msg, headers, request=request)
             except Ambiguous as e:  # executed, answer lost (error_after_execute)
                 return web.Response(status=e.status, text="Bad Gateway", headers=headers)
             except (KeyError, ValueError, TypeError) as e:
-                return self.reply({}, 10001, f"params error: {e}", headers)
-            return self.reply(result, headers=headers)
+                return self.reply({}, 10001, f"params error: {e}", headers, request=request)
+            return self.reply(result, headers=headers, request=request)
 
         return handler
 

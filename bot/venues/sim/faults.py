@@ -236,11 +236,14 @@ class Faults:
                 continue
             field = d.get("drop_field")
             if field:
-                for obj in body if isinstance(body, list) else [body]:
+                for obj in body if isinstance(body, list) else [body, *_bybit_result(body)]:
                     if isinstance(obj, dict):
                         obj.pop(field, None)
-            if d.get("error_code") is not None and isinstance(body, dict) and "code" in body and "msg" in body:
-                body["code"] = int(d["error_code"])
+            if d.get("error_code") is not None and isinstance(body, dict):
+                if "code" in body and "msg" in body:
+                    body["code"] = int(d["error_code"])
+                elif body.get("retCode"):  # Bybit's envelope: an error is a non-zero retCode (HTTP 200, B2)
+                    body["retCode"] = int(d["error_code"])
         return body
 
     def arm_limit(self, method: str, path: str, now_ms: int) -> None:
@@ -397,3 +400,13 @@ class Faults:
                                "price": px * ex.markets[o.symbol].inst.tick, "time": ts // 1_000_000}
                               for tid, o, lots, px, _fee, _rp, _maker, ts in ex.fills]
         return web.json_response(state, dumps=lambda o: orjson.dumps(o).decode())
+
+
+def _bybit_result(body: Any) -> list[Any]:
+    """Bybit v5's envelope {"retCode", "result": {...} or {"list": [...]}}: the objects `drop_field` reaches
+    (the result, and each row of its list); nothing for a Binance body."""
+    if not isinstance(body, dict) or "retCode" not in body or not isinstance(body.get("result"), dict):
+        return []
+    res = body["result"]
+    rows = res.get("list")
+    return [res, *(rows if isinstance(rows, list) else [])]

@@ -1,4 +1,4 @@
-"""The measuring run of `bench latency --venue exchange-sim` (bot/bench/latency_venue.py describes the
+"""The measuring run of `bench latency --venue exchange-sim` (bench/latency_venue.py describes the
 method and the steps). Composition as in `App._run_binance`; the hooks below are wrappers installed on
 this process's instances only (and two module attributes, restored at the end), never edits of the
 venue code.
@@ -23,8 +23,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.bench.latency_ccxt import EAGER, send_entry
-from bot.bench.latency_reference import Reference
+from bench.latency_ccxt import EAGER, send_entry
+from bench.latency_reference import Reference
 from bot.execution.eager import spawn_eager
 
 __all__ = ["bench"]

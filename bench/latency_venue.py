@@ -25,7 +25,7 @@ to the session call; for the A/B modes that build in ccxt, create_order's reques
 request). The acknowledgement round trip (hand-off -> the gateway returns the OrderAck, including the loopback
 exchange's own work and ccxt's response parsing) is reported apart: it is not ours to shorten.
 `--ccxt-ab` interleaves the entries over the shipped fast path and the paths it replaced
-(bot/bench/latency_ccxt.py: fastpath, create_order, implicit, and fastpath_task: the entry handed to the
+(bench/latency_ccxt.py: fastpath, create_order, implicit, and fastpath_task: the entry handed to the
 gateway in a plain task instead of an eagerly started one) and reports each.
 
 Triggers as in the in-process bench: every `--every`-th LIVE depth message runs the real signal engine, and
@@ -46,7 +46,7 @@ import statistics
 import tempfile
 from typing import Any
 
-from bot.bench.latency_ccxt import MODES
+from bench.latency_ccxt import MODES
 
 __all__ = ["STEPS", "add_venue_arguments", "rows_of", "run_venue", "summary"]
 
@@ -68,14 +68,14 @@ def add_venue_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exchange", choices=("inprocess", "subprocess"), default="inprocess",
                    help="the loopback exchange in this process (default) or as `scalper exchange-sim` beside it")
     g.add_argument("--ccxt-ab", action="store_true",
-                   help=f"interleave the entries over the paths {', '.join(MODES)} (bot/bench/latency_ccxt.py)"
+                   help=f"interleave the entries over the paths {', '.join(MODES)} (bench/latency_ccxt.py)"
                         f"; the headline stays the shipped path ({MODES[0]})")
     g.add_argument("--dispatch-ab", action="store_true",
                    help="every other round of triggers, hand the market event to the pipeline in a task of its own "
                         "(the app before issue 12) instead of the synchronous call; reported under dispatch_ab")
     g.add_argument("--no-reference", action="store_true",
                    help="leave out the minimal reference (parse -> dict book -> trivial rule -> signed request -> the "
-                        "same transport) measured beside the bot in the same run (bot/bench/latency_reference.py)")
+                        "same transport) measured beside the bot in the same run (bench/latency_reference.py)")
     g.add_argument("--min-entries", type=int, default=1000, help="refuse --entries below this (tests lower it)")
     g.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
 
@@ -154,7 +154,7 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> 
     facts = dict(facts or {})
     ref = facts.pop("_reference_rows", None)
     if ref:
-        # the minimal reference (bot/bench/latency_reference.py), interleaved with the bot's entries
+        # the minimal reference (bench/latency_reference.py), interleaved with the bot's entries
         rt = _mp([r["total"] for r in ref])
         out["reference"] = {"entries": len(ref), "tick_to_order_us": rt,
                             "steps": {k: _mp([r[k] for r in ref]) for k in ("parse_book", "sign_send")}}
@@ -169,14 +169,14 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> 
 def run_venue(args: argparse.Namespace) -> int:
     import orjson
 
-    from bot.bench.latency_venue_bench import bench
+    from bench.latency_venue_bench import bench
 
     if args.entries is None:
         args.entries = 1000
     if args.entries < args.min_entries:
         print(f"error: --entries must be >= {args.min_entries}")
         return 2
-    from bot.bench.latency import _DEFAULT
+    from bench.latency import _DEFAULT
 
     sources = ["generated"] if args.source == "generated" else [os.path.abspath(f) for f in args.files or [_DEFAULT]]
     for p in sources:

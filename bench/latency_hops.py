@@ -1,4 +1,4 @@
-"""Hops of one depth message to its order: `python -m bot.bench.latency_hops [FILE] [--json]`.
+"""Hops of one depth message to its order: `python -m bench.latency_hops [FILE] [--json]`.
 
 What it counts, for one triggering depth message of a recorded session, from the app's market-event
 dispatch to the moment the engine hands the entry to the gateway (`gateway.submit` called: what follows,
@@ -28,12 +28,12 @@ from typing import Any
 
 __all__ = ["count_hops"]
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bot/
-_BENCH = os.path.join(_ROOT, "bench")
+_BENCH = os.path.dirname(os.path.abspath(__file__))  # bench/ (not counted: the harness)
+_ROOT = os.path.join(os.path.dirname(_BENCH), "bot")  # the bot's own files
 
 
 async def _count(path: str, journal_path: str) -> dict[str, Any]:
-    from bot.bench.latency import _NullGateway
+    from bench.latency import _NullGateway
     from bot.domain.types import EntryIntent
     from bot.execution.engine import ExecutionEngine
     from bot.journal import Journal
@@ -150,9 +150,9 @@ def count_hops(path: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     import orjson
 
-    from bot.bench.latency import _DEFAULT
+    from bench.latency import _DEFAULT
 
-    p = argparse.ArgumentParser(prog="python -m bot.bench.latency_hops", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.latency_hops", description=__doc__.split("\n")[0])
     p.add_argument("file", nargs="?", default=_DEFAULT)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)

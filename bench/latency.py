@@ -45,8 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-gc-freeze", action="store_true", help="leave the cyclic GC as it is at start-up")
     p.add_argument("--venue", choices=("inprocess", "exchange-sim"), default="inprocess",
                    help="inprocess: null gateway (default); exchange-sim: ccxt + websockets against the loopback "
-                        "exchange (bot/bench/latency_venue.py)")
-    from bot.bench.latency_venue import add_venue_arguments
+                        "exchange (bench/latency_venue.py)")
+    from bench.latency_venue import add_venue_arguments
 
     add_venue_arguments(p)
 
@@ -254,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     if args.venue == "exchange-sim":
-        from bot.bench.latency_venue import run_venue
+        from bench.latency_venue import run_venue
 
         return run_venue(args)
     if args.entries is None:
