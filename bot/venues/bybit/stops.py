@@ -8,7 +8,9 @@ placed, acknowledged and cancelled. This class maps one onto the other:
 - `begin(symbol, cid)`: a stop leg is being sent (trading-stop). `confirm` once the venue has it: that
   leg becomes the OWNER (every stop order/fill of the symbol is reported under its client id) and the
   previous owner is SUPERSEDED (its cancel is then a no-op that reports CANCELED: the venue moved the one
-  stop, nothing is left to cancel).
+  stop, nothing is left to cancel). Two legs in flight at once (a stop and its resize after a second
+  entry fill) may be answered out of order: the later-begun leg stays the owner, an older leg's late
+  answer makes it superseded, never the owner again (the machine has already ended it as replaced).
 - `attach(symbol, entry_cid)`: an entry carrying an attached stop. Until a stop leg confirms, stop
   activity of the symbol (the attached stop firing before our stop leg is acknowledged) is HELD and
   handed to the first owner, never reported as the entry's (it would count as an opening fill).
@@ -41,6 +43,7 @@ class PositionStops:
         self._held: dict[str, list[tuple[int, OrderUpdate]]] = {}
         self.attached_by: dict[str, str] = {}  # symbol -> entry client id whose stop is armed, no owner yet
         self.unverified: set[str] = set()  # adopted owners the venue has not been seen to show yet
+        self._begun: dict[str, int] = {}  # stop leg -> the order it was sent in (adopted legs: none, 0)
 
     def owner(self, symbol: str) -> str:
         return self._owner.get(symbol, "")
@@ -53,6 +56,7 @@ class PositionStops:
 
     def begin(self, symbol: str, cid: str) -> None:
         self.members[cid] = symbol
+        self._begun.setdefault(cid, len(self._begun) + 1)
 
     def attach(self, symbol: str, entry_cid: str) -> None:
         """A new entry with an attached stop: a new position's stop. The last trade's owner is history."""
@@ -64,8 +68,11 @@ class PositionStops:
     def confirm(self, symbol: str, cid: str, ticks: int | None) -> tuple[str, list[OrderUpdate]]:
         """`cid` is now the position's stop. Returns (previous owner or '', held updates relinked to cid)."""
         old = self._owner.get(symbol, "")
-        self._owner[symbol] = cid
         self.members[cid] = symbol
+        if old and old != cid and self._begun.get(cid, 0) < self._begun.get(old, 0):
+            self.superseded.add(cid)  # an older leg answered after a newer one: the newer one owns the stop
+            return "", []
+        self._owner[symbol] = cid
         self.superseded.discard(cid)
         if ticks is not None:
             self._ticks[symbol] = ticks
