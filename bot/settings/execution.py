@@ -30,6 +30,10 @@ class ExecutionSection(FrozenModel):
     entry_order: Literal["limit_ioc", "limit_post_only", "market"] = "limit_ioc"
     entry_offset_ticks: int = Field(2, ge=0, le=1000)
     entry_timeout_ms: int = Field(3000, ge=10)  # a resting entry still unfilled after this is cancelled
+    # order_transport: how orders reach the venue. rest: signed HTTPS requests (today's path); ws: the venue's
+    # authenticated order-entry websocket (Binance USD-M WebSocket API, Bybit v5 /v5/trade), with REST as the
+    # fallback while that socket is down; the same client order ids and error translation either way.
+    order_transport: Literal["rest", "ws"] = "rest"
 
     # -- protective stop (STOP_MARKET, reduce-only, at the venue) --
     stop_trigger: Literal["mark", "last"] = "mark"  # workingType MARK_PRICE | CONTRACT_PRICE
