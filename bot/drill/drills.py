@@ -150,7 +150,7 @@ async def ambiguous_entry_lookup_fails(ctx: Ctx) -> None:
     # the entry executes but answers 503; every look-up of it then meets a 429 (Retry-After 3 s)
     await ctx.fault({"kind": "error_after_execute", "count": 1, "entries_only": True})
     await ctx.fault({"kind": "rate_limit", "on": ctx.venue.lookup_path, "retry_after_s": 3, "ban_after": 50,
-                     **ctx.venue.rate_limit})
+                     **ctx.venue.lookup_limit})
 
     async def both() -> bool:
         f = (await ctx.state())["faults"]

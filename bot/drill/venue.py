@@ -41,7 +41,8 @@ class Venue:
     config: str  # the bot's config file (relative to the repo)
     stop_path: str  # "METHOD /path" the bot's protective stop is placed with
     lookup_path: str  # "METHOD /path" an order is looked up by client id with
-    rate_limit: dict[str, Any]  # extra fields of the `rate_limit` fault armed on those paths
+    rate_limit: dict[str, Any]  # extra fields of the `rate_limit` fault armed on the stop path
+    lookup_limit: dict[str, Any]  # ... and on the look-up path after an ambiguous entry
     public_route: str  # `inject` route of the bot's market data socket
     private_route: str  # ... and of its user stream
     prod_rest_url: str  # the production REST host the live-money guard must refuse
@@ -135,11 +136,14 @@ class Venue:
 
 # Binance drills keep the exchange's default --protocol both (what they always ran against)
 BINANCE = Venue("binance", "both", "config/exchange-sim.toml", "POST /fapi/v1/algoOrder", "GET /fapi/v1/order",
-                {}, "public", "private", "https://fapi.binance.com")
+                {}, {}, "public", "private", "https://fapi.binance.com")
 # Bybit: the stop is the position's (trading-stop, B3); a per-UID limit answers retCode 10006 with
-# X-Bapi-Limit-Reset-Timestamp (B2) -- the IP-level 403 would silence the bot for 10 minutes (limiter.py)
+# X-Bapi-Limit-Reset-Timestamp (B2) -- the IP-level 403 would silence the bot for 10 minutes (limiter.py).
+# GET /v5/order/realtime is also the open-order listing (reconciliation, the stream's catch-up): its limit
+# starts at the first request after the ambiguous entry, the look-up
 BYBIT = Venue("bybit", "bybit", "config/exchange-sim-bybit.toml", "POST /v5/position/trading-stop",
-              "GET /v5/order/realtime", {"code": 10006}, "bybit-public", "bybit-private", "https://api.bybit.com")
+              "GET /v5/order/realtime", {"code": 10006}, {"code": 10006, "after": "error_after_execute"},
+              "bybit-public", "bybit-private", "https://api.bybit.com")
 VENUES = {v.name: v for v in (BINANCE, BYBIT)}
 
 

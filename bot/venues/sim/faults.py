@@ -66,6 +66,7 @@ class Faults:
         self.armed_limits: list[dict[str, Any]] = []  # rate_limit {"on": "METHOD /path"}: starts at that request
         self.uid_limited: dict[str, int] = {}  # rate_limit {"code": 10006}: Bybit path -> reset time (ms)
         self.fired: list[dict[str, Any]] = []  # one-shot faults as they took effect: {"kind", "time", ...}
+        self.fired_n: dict[str, int] = {}  # ... how many of each kind since start (`fired` keeps the last 100)
         self.applied: list[dict[str, Any]] = []
         self.deviations: list[dict[str, Any]] = []  # deviate {"on": "METHOD /path", drop_field | error_code}
 
@@ -150,7 +151,11 @@ class Faults:
                 raise ValueError("rate_limit 'on' is 'METHOD /path', e.g. 'POST /fapi/v1/algoOrder'")
             if f.get("code") not in (None, 10006) or (f.get("code") and not on[1].startswith("/v5/")):
                 raise ValueError("rate_limit 'code' is 10006 (Bybit's per-UID limit), on a /v5/ path only")
-            self.armed_limits.append({**f, "on": f"{on[0].upper()} {on[1]}"})
+            after = f.get("after")  # armed only once that one-shot fault has fired (since now)
+            if after is not None and after not in KINDS:
+                raise ValueError(f"rate_limit 'after' is a fault kind, e.g. 'error_after_execute', not {after!r}")
+            seen = self.fired_n.get(str(after), 0)
+            self.armed_limits.append({**f, "on": f"{on[0].upper()} {on[1]}", "_after_seen": seen})
         elif kind == "rate_limit" and f.get("code"):
             raise ValueError("rate_limit with 'code' 10006 needs 'on': the Bybit endpoint it limits")
         elif kind == "rate_limit":
@@ -217,6 +222,7 @@ class Faults:
     # ------------------------------------------------------------------ hooks
     def _fired(self, kind: str, **detail: Any) -> None:
         self.fired.append({"kind": kind, "time": self.server.now_ms(), **detail})
+        self.fired_n[kind] = self.fired_n.get(kind, 0) + 1
         del self.fired[:-100]
 
     def user_event_allowed(self) -> bool:
@@ -257,6 +263,8 @@ class Faults:
         a millisecond later than the request it refuses would round its Retry-After up a whole second."""
         key = f"{method} {path}"
         for f in self.armed_limits:
+            if f.get("after") and self.fired_n.get(f["after"], 0) <= f["_after_seen"]:
+                continue  # e.g. Bybit's GET /v5/order/realtime also lists open orders: only look-ups after the 503
             if f["on"] == key:
                 self.armed_limits.remove(f)
                 s = self.server
