@@ -95,6 +95,8 @@ async def _reasons_now(ctx: Ctx) -> set[str]:
 
 async def silent_user_stream(ctx: Ctx) -> None:
     await _ready(ctx)
+    if ctx.venue.trade_before_fault:  # the silence must meet entries filling, not the indicators' warm-up
+        await ctx.trade_in(("ENTERING", "PROTECTED", "EXITING", "CLOSED"), 60)
     t0_ms = (await ctx.state())["time"]
     mute_ms = 15_000
     before = await _reasons_now(ctx)

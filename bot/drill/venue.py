@@ -46,6 +46,9 @@ class Venue:
     public_route: str  # `inject` route of the bot's market data socket
     private_route: str  # ... and of its user stream
     prod_rest_url: str  # the production REST host the live-money guard must refuse
+    # the first entry comes late (Bybit: ~10-20 s after start on the generated market): a drill whose fault
+    # must meet trading (the silent stream) waits for the first trade before it starts
+    trade_before_fault: bool = False
 
     def sim_args(self, work: Path) -> tuple[str, ...]:
         if self.name != "bybit":
@@ -143,7 +146,7 @@ BINANCE = Venue("binance", "both", "config/exchange-sim.toml", "POST /fapi/v1/al
 # starts at the first request after the ambiguous entry, the look-up
 BYBIT = Venue("bybit", "bybit", "config/exchange-sim-bybit.toml", "POST /v5/position/trading-stop",
               "GET /v5/order/realtime", {"code": 10006}, {"code": 10006, "after": "error_after_execute"},
-              "bybit-public", "bybit-private", "https://api.bybit.com")
+              "bybit-public", "bybit-private", "https://api.bybit.com", trade_before_fault=True)
 VENUES = {v.name: v for v in (BINANCE, BYBIT)}
 
 
