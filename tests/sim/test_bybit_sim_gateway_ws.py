@@ -1,0 +1,117 @@
+"""BybitGateway with execution.order_transport = "ws" against the in-process loopback exchange: orders go over
+/v5/trade with the REST path's body and orderLinkId, the same error translation, REST while the socket is
+down. (The real-process drills are in tests/test_bybit_trade_ws_e2e.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.settings.core import VenueSection
+from bot.venues.bybit.gateway import BybitGateway
+from bot.venues.bybit.orders import create_args, create_body
+from bot.venues.bybit.trade_ws import trade_url
+from bot.venues.errors import DuplicateClientId, OrderRejected
+from bot.venues.ports import OrderRequest
+from tests.sim.server_helpers import running_server
+from tests.sim.test_bybit_sim_gateway import _urls
+
+
+def venue(base: str, **kw: Any) -> VenueSection:
+    return VenueSection(name="bybit", environment="exchange-sim", symbols=("BTCUSDT",),
+                        api_key=SecretStr("sim-key"), api_secret=SecretStr("sim-secret"), **_urls(base), **kw)
+
+
+@pytest.fixture
+async def sim():
+    async with running_server() as (server, base):
+        g = BybitGateway(venue(base), order_transport="ws")
+        await asyncio.wait_for(g.start(), 10)
+        assert g.trade_ws is not None and g.user_stream is not None
+        await asyncio.wait_for(g.trade_ws.ready.wait(), 10)
+        await asyncio.wait_for(g.user_stream.caught_up.wait(), 10)
+        await asyncio.wait_for(server.next_depth("BTCUSDT", 5.0), 10)
+        try:
+            yield server, base, g
+        finally:
+            await asyncio.wait_for(g.close(), 10)
+
+
+def test_trade_url_per_environment() -> None:
+    v = VenueSection(name="bybit", environment="testnet")
+    assert trade_url(v) == "wss://stream-testnet.bybit.com/v5/trade"
+    assert trade_url(v.model_copy(update={"environment": "mainnet"})) == "wss://stream.bybit.com/v5/trade"
+    assert trade_url(v.model_copy(update={"environment": "demo"})) is None  # B2: demo has no /v5/trade
+    loop = v.model_copy(update={"ws_private_url": "ws://127.0.0.1:9/v5/private"})
+    assert trade_url(loop) == "ws://127.0.0.1:9/v5/trade"
+
+
+async def test_ws_body_is_the_rest_body(sim):
+    """create_body (the socket's order.create args) equals what ccxt's create_order_request makes of the same
+    create_args for REST: same fields, same orderLinkId (a re-sent leg's '.' travels as '_')."""
+    _server, _base, g = sim
+    inst = g.instrument("BTCUSDT")
+    bid = inst.price_to_ticks("60000")
+    reqs = [OrderRequest("t1-e", "BTCUSDT", Side.BUY, OrderKind.MARKET, 10, attached_stop_ticks=bid - 500),
+            OrderRequest("t1-e.2", "BTCUSDT", Side.SELL, OrderKind.LIMIT, 10, price_ticks=bid,
+                         time_in_force=TimeInForce.GTX, attached_stop_ticks=bid + 500, working_type=TriggerPrice.LAST),
+            OrderRequest("t1-tp1", "BTCUSDT", Side.SELL, OrderKind.LIMIT, 10, price_ticks=bid, reduce_only=True),
+            OrderRequest("t1-x", "BTCUSDT", Side.BUY, OrderKind.MARKET, 10, reduce_only=True),
+            OrderRequest("t1-tp", "BTCUSDT", Side.SELL, OrderKind.TAKE_PROFIT_MARKET, 10, trigger_ticks=bid,
+                         reduce_only=True),
+            OrderRequest("t1-tq", "BTCUSDT", Side.BUY, OrderKind.TAKE_PROFIT_MARKET, 10, trigger_ticks=bid,
+                         reduce_only=True),
+            OrderRequest("t1-se", "BTCUSDT", Side.BUY, OrderKind.STOP_MARKET, 10, trigger_ticks=bid),
+            OrderRequest("t1-sf", "BTCUSDT", Side.SELL, OrderKind.STOP_MARKET, 10, trigger_ticks=bid)]
+    assert g.ex is not None
+    for r in reqs:
+        rest = g.ex.create_order_request(*create_args(r, inst, g._ccxt_symbol["BTCUSDT"]))
+        assert create_body(r, inst) == rest, r.client_id
+
+
+async def test_orders_go_over_the_socket_with_the_same_errors(sim):
+    server, _base, g = sim
+    inst = g.instrument("BTCUSDT")
+    bid = server.ex.markets["BTCUSDT"].book.bbo()[0]
+    req = OrderRequest("t7-e.2", "BTCUSDT", Side.BUY, OrderKind.LIMIT, inst.qty_to_lots("0.01"),
+                       price_ticks=bid - 300, time_in_force=TimeInForce.GTX)
+    ack = await g.submit(req)
+    assert ack.status is OrderStatus.NEW and ack.venue_order_id
+    o = server.ex.by_client[("BTCUSDT", "t7-e_2")]  # the REST path's orderLinkId
+    assert str(o.order_id) == ack.venue_order_id and o.price_ticks == bid - 300
+    assert server.requests.get("WS order.create") == 1 and "POST /v5/order/create" not in server.requests
+    with pytest.raises(DuplicateClientId):  # 110072, translated as on REST
+        await g.submit(req)
+    with pytest.raises(OrderRejected) as e:  # a stop entry on the wrong side: 110092 -> StopWouldTrigger
+        await g.submit(OrderRequest("t8-se", "BTCUSDT", Side.BUY, OrderKind.STOP_MARKET, 1, trigger_ticks=bid - 900))
+    assert e.value.code == 110092 and type(e.value).__name__ == "StopWouldTrigger"
+    await g.cancel("BTCUSDT", "t7-e.2")
+    assert not server.ex.by_client[("BTCUSDT", "t7-e_2")].is_open
+    await g.cancel("BTCUSDT", "t7-e.2")  # 110001 over the socket: not open, not an error
+    assert server.requests.get("WS order.cancel") == 2 and "POST /v5/order/cancel" not in server.requests
+    u = await g.fetch_order("BTCUSDT", "t7-e.2")
+    assert u is not None and u.status is OrderStatus.CANCELED and u.client_id == "t7-e.2"
+    assert g.stats["ws_fallbacks"] == 0 and g.limiter is not None
+
+
+async def test_10019_goes_over_rest_once_and_the_socket_comes_back(sim):
+    server, _base, g = sim
+    assert g.trade_ws is not None
+    first = g.trade_ws.stats["connects"]
+    inst = g.instrument("BTCUSDT")
+    bid = server.ex.markets["BTCUSDT"].book.bbo()[0]
+    server.faults.apply({"kind": "ws_trade_restart", "count": 1})
+    await g.submit(OrderRequest("t9-e", "BTCUSDT", Side.BUY, OrderKind.LIMIT, inst.qty_to_lots("0.01"),
+                                price_ticks=bid - 300))
+    # refused unprocessed over the socket, then placed once over REST
+    assert server.requests.get("WS order.create") == 1 and server.requests.get("POST /v5/order/create") == 1
+    assert len([o for o in server.ex.orders.values() if o.client_id == "t9-e"]) == 1
+    assert g.stats["ws_fallbacks"] == 1
+    await asyncio.wait_for(g.trade_ws.ready.wait(), 10)  # a new connection (10019: reconnect)
+    assert g.trade_ws.stats["connects"] == first + 1
+    await g.cancel("BTCUSDT", "t9-e")
+    assert server.requests.get("WS order.cancel") == 1
