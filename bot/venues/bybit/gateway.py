@@ -44,7 +44,6 @@ from bot.venues.bybit.orders import (
     POSITION_LEVEL_TYPES,
     POSITION_STOP_TYPES,
     create_args,
-    create_body,
     is_position_stop,
     is_protective,
     link_id,
@@ -54,7 +53,7 @@ from bot.venues.bybit.orders import (
     position_from_rest,
 )
 from bot.venues.bybit.stopdesk import StopDesk
-from bot.venues.bybit.trade_ws import BybitTradeSocket, TradeSocketDown, trade_url
+from bot.venues.bybit.trade_ws import BybitTradeSocket, trade_url, ws_cancel, ws_create
 from bot.venues.bybit.userevents import BybitEventTranslator
 from bot.venues.bybit.userstream import BybitUserStream
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueError, VenueUnavailable
@@ -238,17 +237,10 @@ class BybitGateway(LiveGateway):
 
     async def _create(self, req: OrderRequest, inst: Any, args: tuple[Any, ...], protective: bool) -> str:
         """POST /v5/order/create, or `order.create` on the /v5/trade socket while it is up; the orderId."""
-        tw = self.trade_ws
-        if tw is not None and tw.ready.is_set():
-            body = create_body(req, inst, self.position_idx)
-            try:
-                data = await self.call(CREATE, lambda: tw.request("order.create", body, CREATE, placing=True),
-                                       placing=True, protective=protective)
-                self.stats["ws_orders"] += 1
-                return str(data.get("orderId", ""))
-            except TradeSocketDown as e:  # not sent, or refused unprocessed (10019): REST is not a resend
-                self.stats["ws_fallbacks"] += 1
-                self._log.info("order over REST: trade socket down", client_id=req.client_id, why=str(e)[:120])
+        if self.trade_ws is not None:
+            vid = await ws_create(self, self.trade_ws, req, inst, protective)
+            if vid is not None:
+                return vid
         o = await self.call(CREATE, self._ex().create_order, *args, placing=True, protective=protective)
         return str((o.get("info") or {}).get("orderId", ""))
 
@@ -278,16 +270,9 @@ class BybitGateway(LiveGateway):
         ex = self._ex()
         if self.tr.stops.is_member(client_id):
             return await self.stop_desk.end(symbol, client_id)
-        tw = self.trade_ws
         try:
-            if tw is not None and tw.ready.is_set():
-                body = {"category": "linear", "symbol": symbol, "orderLinkId": link_id(client_id)}
-                try:
-                    await self.call(CANCEL, lambda: tw.request("order.cancel", body, CANCEL, placing=False))
-                    self.stats["ws_orders"] += 1
-                    return
-                except TradeSocketDown:
-                    self.stats["ws_fallbacks"] += 1
+            if self.trade_ws is not None and await ws_cancel(self, self.trade_ws, symbol, link_id(client_id)):
+                return
             await self.call(CANCEL, ex.cancel_order, None, self._ccxt_symbol[symbol],
                             {"orderLinkId": link_id(client_id)})
         except OrderNotFound:

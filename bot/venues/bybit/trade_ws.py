@@ -36,15 +36,18 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot.logging import get_logger
 from bot.venues.bybit.errors import translate
+from bot.venues.bybit.orders import create_body
 from bot.venues.bybit.userstream import auth_args
 from bot.venues.errors import VenueUnavailable
 from bot.venues.ws import backoff_delay_s
 
 if TYPE_CHECKING:
+    from bot.domain.instrument import Instrument
+    from bot.domain.orders import OrderRequest
     from bot.settings.core import VenueSection
     from bot.venues.bybit.gateway import BybitGateway
 
-__all__ = ["BYBIT_TRADE_WS", "BybitTradeSocket", "TradeSocketDown", "trade_url"]
+__all__ = ["BYBIT_TRADE_WS", "BybitTradeSocket", "TradeSocketDown", "trade_url", "ws_cancel", "ws_create"]
 
 BYBIT_TRADE_WS: dict[str, str] = {  # B2: no demo-trading host
     "mainnet": "wss://stream.bybit.com/v5/trade",
@@ -60,6 +63,42 @@ def trade_url(venue: VenueSection) -> str | None:
         base = venue.ws_private_url.rstrip("/")
         return base.removesuffix("/v5/private") + "/v5/trade" if base.endswith("/v5/private") else None
     return BYBIT_TRADE_WS.get(venue.environment)
+
+
+CREATE, CANCEL = "/v5/order/create", "/v5/order/cancel"
+
+
+async def ws_create(gw: BybitGateway, tw: BybitTradeSocket, req: OrderRequest, inst: Instrument,
+                    protective: bool) -> str | None:
+    """`order.create` through the gateway's limiter gate while the socket is up: the orderId, or None when the
+    order must go over REST (socket down, not sent, or 10019: never processed, so REST is not a resend)."""
+    if not tw.ready.is_set():
+        return None
+    body = create_body(req, inst, gw.position_idx)
+    try:
+        data = await gw.call(CREATE, lambda: tw.request("order.create", body, CREATE, placing=True),
+                             placing=True, protective=protective)
+    except TradeSocketDown as e:
+        gw.stats["ws_fallbacks"] += 1
+        tw._log.info("order over REST: trade socket down", client_id=req.client_id, why=str(e)[:120])
+        return None
+    gw.stats["ws_orders"] += 1
+    return str(data.get("orderId", ""))
+
+
+async def ws_cancel(gw: BybitGateway, tw: BybitTradeSocket, symbol: str, link: str) -> bool:
+    """`order.cancel` by orderLinkId while the socket is up; False when it must go over REST. Errors (110001
+    -> OrderNotFound, ...) are translated as on REST and propagate."""
+    if not tw.ready.is_set():
+        return False
+    body = {"category": "linear", "symbol": symbol, "orderLinkId": link}
+    try:
+        await gw.call(CANCEL, lambda: tw.request("order.cancel", body, CANCEL, placing=False))
+    except TradeSocketDown:
+        gw.stats["ws_fallbacks"] += 1
+        return False
+    gw.stats["ws_orders"] += 1
+    return True
 
 
 class TradeSocketDown(VenueUnavailable):
