@@ -146,7 +146,7 @@ async def test_bot_trades_over_the_socket_with_its_stop_at_the_exchange(sim: Sim
         t0 = time.monotonic()
         try:
             t = await until("a trade CLOSED", lambda: rows(tmp_path, "SELECT * FROM trades WHERE state='CLOSED'"),
-                            30, bot, step_s=0.1)
+                            60, bot, step_s=0.1)
             t1 = time.monotonic()
             rc = await asyncio.to_thread(bot.term, 20.0)
             print(f"first trade closed after {t1 - t0:.1f} s, the bot stopped in {time.monotonic() - t1:.1f} s")
