@@ -115,3 +115,19 @@ async def test_10019_goes_over_rest_once_and_the_socket_comes_back(sim):
     assert g.trade_ws.stats["connects"] == first + 1
     await g.cancel("BTCUSDT", "t9-e")
     assert server.requests.get("WS order.cancel") == 1
+
+
+def test_socket_ops_share_the_uid_limit_but_not_the_http_ip_budget() -> None:
+    """B2: 600 HTTP requests / 5 s per IP is the HTTP gateway's; an order.create over /v5/trade still spends
+    /v5/order/create's per-UID 10/s."""
+    from bot.venues.bybit.limiter import BybitLimiter
+
+    lim = BybitLimiter(budget_frac=1.0, ip_per_5s=3)
+    now = 100.0
+    for _ in range(3):
+        lim.spend("/v5/order/realtime", now)  # the HTTP IP budget used up
+    assert lim.delay_s("/v5/order/create", now) > 0
+    assert lim.delay_s("/v5/order/create", now, http=False) == 0
+    for _ in range(10):
+        lim.spend("/v5/order/create", now + 0.5, http=False)
+    assert lim.delay_s("/v5/order/create", now + 0.5, http=False) == pytest.approx(0.5)  # the UID's 10/s

@@ -162,17 +162,18 @@ class BybitGateway(LiveGateway):
         self.limiter.on_response(path, status, headers, ret_code, self._wall_s())
 
     async def call(self, path: str, fn: Callable[..., Awaitable[Any]], *args: Any, placing: bool = False,
-                   protective: bool = True) -> Any:
-        """One REST request: the limiter's gate, then ccxt, errors translated once."""
+                   protective: bool = True, http: bool = True) -> Any:
+        """One REST request: the limiter's gate, then ccxt, errors translated once. `http=False`: `fn` sends
+        the op over the /v5/trade socket (its UID limit is the REST path's, the HTTP IP budget is not)."""
         now = self._wall_s()
-        wait = self.limiter.delay_s(path, now, protective=protective)
+        wait = self.limiter.delay_s(path, now, protective=protective, http=http)
         if wait > 0:
             if self.limiter.blocked_for_s(now, path) > 0 or wait * 1000 > self.venue.limiter_max_wait_ms:
                 self.stats["rate_limited"] += 1
                 raise RateLimited(f"bybit limiter: {path} must wait {wait:.3f} s", retry_after_s=wait,
                                   banned=self.limiter.banned)
             await asyncio.sleep(wait)
-        self.limiter.spend(path, self._wall_s())
+        self.limiter.spend(path, self._wall_s(), http=http)
         try:
             return await fn(*args)
         except VenueError:

@@ -77,7 +77,7 @@ async def ws_create(gw: BybitGateway, tw: BybitTradeSocket, req: OrderRequest, i
     body = create_body(req, inst, gw.position_idx)
     try:
         data = await gw.call(CREATE, lambda: tw.request("order.create", body, CREATE, placing=True),
-                             placing=True, protective=protective)
+                             placing=True, protective=protective, http=False)
     except TradeSocketDown as e:
         gw.stats["ws_fallbacks"] += 1
         tw._log.info("order over REST: trade socket down", client_id=req.client_id, why=str(e)[:120])
@@ -93,7 +93,7 @@ async def ws_cancel(gw: BybitGateway, tw: BybitTradeSocket, symbol: str, link: s
         return False
     body = {"category": "linear", "symbol": symbol, "orderLinkId": link}
     try:
-        await gw.call(CANCEL, lambda: tw.request("order.cancel", body, CANCEL, placing=False))
+        await gw.call(CANCEL, lambda: tw.request("order.cancel", body, CANCEL, placing=False), http=False)
     except TradeSocketDown:
         gw.stats["ws_fallbacks"] += 1
         return False
