@@ -63,7 +63,7 @@ async def gw(sim: Sim) -> AsyncIterator[BybitGateway]:
     ws = f"ws://127.0.0.1:{sim.port}"
     v = VenueSection(name="bybit", environment="exchange-sim", symbols=("BTCUSDT",), rest_url=sim.base,
                      ws_public_url=f"{ws}/v5/public/linear", ws_private_url=f"{ws}/v5/private",
-                     api_key=SecretStr("sim-key"), api_secret=SecretStr("sim-secret"), request_timeout_ms=1000)
+                     api_key=SecretStr("sim-key"), api_secret=SecretStr("sim-secret"))
     g = BybitGateway(v, order_transport="ws")
     await asyncio.wait_for(g.start(), 15)
     assert g.trade_ws is not None
@@ -112,7 +112,9 @@ async def test_answer_never_comes_or_socket_drops_after_send_looked_up_not_dupli
                                                                                       gw: BybitGateway) -> None:
     g = gw
     assert g.trade_ws is not None
-    # 1. executed, never answered: the 1 s request timeout, then the look-up by orderLinkId finds it
+    # 1. executed, never answered: the socket's request timeout (1 s here; venue.request_timeout_ms), then the
+    # look-up by orderLinkId finds it
+    g.trade_ws.timeout_s = 1.0
     await fault(sim, kind="error_after_execute", count=1)
     ws0, rest0 = await counts(sim)
     ack = await asyncio.wait_for(g.submit(await far_limit(sim, g, "w2-a")), 10)
