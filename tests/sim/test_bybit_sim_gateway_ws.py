@@ -5,6 +5,7 @@ down. (The real-process drills are in tests/test_bybit_trade_ws_e2e.py.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -131,3 +132,47 @@ def test_socket_ops_share_the_uid_limit_but_not_the_http_ip_budget() -> None:
     for _ in range(10):
         lim.spend("/v5/order/create", now + 0.5, http=False)
     assert lim.delay_s("/v5/order/create", now + 0.5, http=False) == pytest.approx(0.5)  # the UID's 10/s
+
+
+async def test_a_silent_trade_socket_is_left_and_reopened() -> None:
+    """A /v5/trade peer that authenticates and then answers nothing (no pong): after two ping periods the
+    socket is left (ready cleared: orders over REST) and a new one is opened."""
+    from aiohttp import web
+
+    from bot.venues.bybit.trade_ws import BybitTradeSocket
+
+    conns = 0
+
+    async def trade(request: web.Request) -> web.WebSocketResponse:
+        nonlocal conns
+        conns += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if '"auth"' in msg.data:
+                await ws.send_json({"retCode": 0, "retMsg": "OK", "op": "auth", "connId": f"c{conns}"})
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/v5/trade", trade)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    g = BybitGateway(venue(f"http://127.0.0.1:{port}"))
+    tw = BybitTradeSocket(g, f"ws://127.0.0.1:{port}/v5/trade", ping_interval_s=0.1, reconnect_min_ms=10)
+    task = asyncio.create_task(tw.run())
+    try:
+        await asyncio.wait_for(tw.ready.wait(), 5)
+        for _ in range(100):
+            if tw.stats["silent"] >= 1 and tw.stats["connects"] >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert tw.stats["silent"] >= 1 and tw.stats["connects"] >= 2 and conns >= 2, tw.stats
+        assert tw.stats["pings"] >= 1  # it did ask before giving up
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runner.cleanup()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -132,8 +133,9 @@ class BybitTradeSocket:
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._leave: asyncio.Event | None = None
+        self._last_rx_s = 0.0  # monotonic time of the last frame received (answers, pongs)
         self.stats = {"connects": 0, "auth_refused": 0, "sent": 0, "answered": 0, "no_answer": 0,
-                      "lost_in_flight": 0, "restarting": 0, "pings": 0}
+                      "lost_in_flight": 0, "restarting": 0, "pings": 0, "silent": 0}
         self._log = get_logger("bybit.trade_ws")
 
     # ------------------------------------------------------------------------------------ requests
@@ -239,6 +241,7 @@ class BybitTradeSocket:
     async def _read(self, ws: Any) -> None:
         with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
+                self._last_rx_s = time.monotonic()
                 try:
                     msg = orjson.loads(raw)
                 except orjson.JSONDecodeError:
@@ -253,8 +256,16 @@ class BybitTradeSocket:
                     self._log.warning("trade socket: unmatched answer", msg=str(msg)[:200])
 
     async def _ping(self, ws: Any) -> None:
+        """`{"op":"ping"}` every period (B2); a socket that answered nothing, not even the last ping's pong,
+        for two periods is half-open: it is left (orders go over REST until a new one is up) rather than
+        letting every request on it time out into an ambiguous outcome."""
+        self._last_rx_s = time.monotonic()
         while True:
             await asyncio.sleep(self.ping_interval_s)
+            if time.monotonic() - self._last_rx_s > 2 * self.ping_interval_s:
+                self.stats["silent"] += 1
+                self.reconnect(f"no frame for {2 * self.ping_interval_s:.0f} s")
+                return
             await ws.send('{"op":"ping"}')
             self.stats["pings"] += 1
 
