@@ -9,6 +9,8 @@ places one far PostOnly limit (3 % under the bid: it rests, fills nothing) over 
 alternating order (REST first on even rounds, ws first on odd ones), and cancels it over the same transport:
 - create_ack_ms: `gateway.submit` called -> its OrderAck returned (the gateway's whole path: clock check,
   body, limiter, signing, the loopback exchange's work and the answer parsed);
+- wire_us: `gateway.submit` called -> the request handed to its transport (REST: ccxt calls the aiohttp
+  session's post; ws: the frame handed to the socket's send): the bot's side of tick-to-wire;
 - cancel_ack_ms: `gateway.cancel` called -> returned;
 - build_us: building what goes on the wire, per order: REST = ccxt's create_order_request + its sign()
   (HMAC of the body, headers, URL); ws = create_body + the orjson frame (the socket was signed once, at auth).
@@ -71,8 +73,20 @@ async def run(n: int = 200) -> dict[str, Any]:
             inst = g.instrument("BTCUSDT")
             ob = await g.ex.publicGetV5MarketOrderbook({"category": "linear", "symbol": "BTCUSDT", "limit": 1})
             bid_ticks = inst.price_to_ticks(ob["result"]["b"][0][0])
-            out: dict[str, dict[str, list[float]]] = {t: {"create_ack_ms": [], "cancel_ack_ms": [], "build_us": []}
-                                                      for t in ("rest", "ws")}
+            out: dict[str, dict[str, list[float]]] = {
+                t: {"create_ack_ms": [], "wire_us": [], "cancel_ack_ms": [], "build_us": []} for t in ("rest", "ws")}
+            session = g.ex.session
+            posted = [0]
+
+            class _Stamp:  # ccxt's session with its post() stamped: the REST request handed to aiohttp
+                def post(self, *a: Any, **k: Any) -> Any:
+                    posted[0] = time.perf_counter_ns()
+                    return session.post(*a, **k)
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(session, name)
+
+            g.ex.session = _Stamp()
             lots = inst.qty_to_lots("0.01")
             for i in range(-5, n):  # 5 warm-up rounds, not counted
                 for t in (("rest", "ws") if i % 2 == 0 else ("ws", "rest")):
@@ -92,6 +106,7 @@ async def run(n: int = 200) -> dict[str, Any]:
                         t0 = time.perf_counter_ns()
                         await g.submit(req)
                         t1 = time.perf_counter_ns()
+                        wire_ns = (posted[0] if t == "rest" else tw.last_send_ns) - t0
                         await g.cancel("BTCUSDT", req.client_id)
                         t2 = time.perf_counter_ns()
                     finally:
@@ -99,8 +114,10 @@ async def run(n: int = 200) -> dict[str, Any]:
                     if i >= 0:
                         o = out[t]
                         o["create_ack_ms"].append((t1 - t0) / 1e6)
+                        o["wire_us"].append(wire_ns / 1000)
                         o["cancel_ack_ms"].append((t2 - t1) / 1e6)
                         o["build_us"].append(build_us)
+            g.ex.session = session
             assert g.stats["ws_fallbacks"] == 0, g.stats  # every ws round really went over the socket
             return {"n": n, "exchange": "exchange-sim --protocol bybit (separate process, loopback)",
                     "ws_stats": dict(tw.stats),
@@ -124,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
         return 0
     print(f"Bybit order entry on the loopback exchange, {res['n']} interleaved rounds")
-    print(f"{'':8}{'create->ack ms (med / p99)':>28}{'cancel->ack ms (med / p99)':>28}{'build us (med / p99)':>24}")
+    print(f"{'':8}{'create->ack ms (med / p99)':>28}{'create->wire us':>22}{'cancel->ack ms (med / p99)':>28}"
+          f"{'build us (med / p99)':>24}")
     for t in ("rest", "ws"):
         r = res[t]
         print(f"{t:8}{r['create_ack_ms']['median']:>18.3f} / {r['create_ack_ms']['p99']:<7.3f}"
+              f"{r['wire_us']['median']:>12.1f} / {r['wire_us']['p99']:<7.1f}"
               f"{r['cancel_ack_ms']['median']:>18.3f} / {r['cancel_ack_ms']['p99']:<7.3f}"
               f"{r['build_us']['median']:>14.1f} / {r['build_us']['p99']:<7.1f}")
     return 0

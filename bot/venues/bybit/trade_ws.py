@@ -134,6 +134,7 @@ class BybitTradeSocket:
         self._ids = itertools.count(1)
         self._leave: asyncio.Event | None = None
         self._last_rx_s = 0.0  # monotonic time of the last frame received (answers, pongs)
+        self.last_send_ns = 0  # perf_counter_ns as the last order frame was handed to the socket (bench)
         self.stats = {"connects": 0, "auth_refused": 0, "sent": 0, "answered": 0, "no_answer": 0,
                       "lost_in_flight": 0, "restarting": 0, "pings": 0, "silent": 0}
         self._log = get_logger("bybit.trade_ws")
@@ -153,6 +154,7 @@ class BybitTradeSocket:
         self._pending[rid] = fut
         try:
             try:
+                self.last_send_ns = time.perf_counter_ns()
                 await ws.send(frame)
             except ConnectionClosed as e:  # closed before the frame was written: not sent
                 raise TradeSocketDown(f"{op}: /v5/trade closed before the send") from e
