@@ -14,7 +14,7 @@ Wire (exchange-facts B2 "WS order entry"; Bybit's "Websocket Trade Guideline", d
 - `{"op":"ping"}` every 20 s.
 
 What the caller (BybitGateway) can rely on:
-- `TradeSocketDown` = NOT sent (no authenticated socket, or a send that failed) or refused before processing
+- `TradeSocketDown` = NOT sent (no authenticated open socket) or refused before processing
   (10019: "ws trade service is restarting, do not accept new request"; the socket is then reopened): the
   same request may go over REST, that is not a blind resend;
 - a request sent whose answer never comes (timeout, or the socket dropped after the send) is
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.protocol import State
 
 from bot.logging import get_logger
 from bot.venues.bybit.errors import translate
@@ -153,21 +154,22 @@ class BybitTradeSocket:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
-            try:
-                self.last_send_ns = time.perf_counter_ns()
-                await ws.send(frame)
-            except ConnectionClosed as e:  # closed before the frame was written: not sent
-                raise TradeSocketDown(f"{op}: /v5/trade closed before the send") from e
+            if ws.state is not State.OPEN:  # websockets writes nothing unless OPEN: not sent, REST may go
+                raise TradeSocketDown(f"{op}: /v5/trade closing")
             self.stats["sent"] += 1
             try:
+                self.last_send_ns = time.perf_counter_ns()
+                # once OPEN, send() writes the frame before it can raise: a ConnectionClosed from it means
+                # "maybe sent", never "not sent"
                 async with asyncio.timeout(self.timeout_s):
+                    await ws.send(frame)
                     ans = await fut
             except TimeoutError as e:
                 self.stats["no_answer"] += 1
                 raise translate(_Lost(f"{op} {rid}: no answer in {self.timeout_s:.1f} s"), placing=placing) from e
-            except _Lost as e:
+            except (_Lost, ConnectionClosed) as e:
                 self.stats["lost_in_flight"] += 1
-                raise translate(e, placing=placing) from e
+                raise translate(_Lost(f"{op} {rid}: {e}"), placing=placing) from e
         finally:
             self._pending.pop(rid, None)
         self.stats["answered"] += 1
