@@ -176,3 +176,34 @@ async def test_a_silent_trade_socket_is_left_and_reopened() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await runner.cleanup()
+
+
+async def test_10002_over_the_socket_resyncs_and_a_protective_order_goes_once_more(sim):
+    """The header's X-BAPI-TIMESTAMP outside the recv window -> 10002 -> ClockUnsynced, as over REST: the
+    clock is resynced, the protective order (refused unprocessed) sent once more over the socket with the
+    exchange's time; entries are refused before sending while the offset is too large."""
+    from bot.venues.bybit.errors import ClockUnsynced
+
+    server, _base, g = sim
+    inst = g.instrument("BTCUSDT")
+    bid = server.ex.markets["BTCUSDT"].book.bbo()[0]
+    await g.submit(OrderRequest("t4-e", "BTCUSDT", Side.BUY, OrderKind.MARKET, inst.qty_to_lots("0.01")))
+    assert server.ex.position_lots("BTCUSDT") > 0  # a position for the reduce-only order below
+    server.faults.apply({"kind": "clock_skew_ms", "ms": -4000})  # the exchange 4 s behind us
+    tp = OrderRequest("t4-tp", "BTCUSDT", Side.SELL, OrderKind.TAKE_PROFIT_MARKET, inst.qty_to_lots("0.01"),
+                      trigger_ticks=bid + 2000, reduce_only=True)
+    ack = await g.submit(tp)
+    assert ack.status is OrderStatus.NEW
+    assert server.requests.get("WS order.create") == 3 and "POST /v5/order/create" not in server.requests
+    assert [a.client_algo_id for a in server.ex.algos.values()].count("t4-tp") == 1
+    assert -4500 < g.clock.offset_ms < -3500
+    with pytest.raises(ClockUnsynced):  # 4 s > 25 % of recv_window: refused before anything is sent
+        await g.submit(OrderRequest("t5-e", "BTCUSDT", Side.BUY, OrderKind.LIMIT, inst.qty_to_lots("0.01"),
+                                    price_ticks=bid - 300))
+    assert server.requests.get("WS order.create") == 3
+    server.faults.apply({"kind": "clock_skew_ms", "ms": 0})
+    await g.sync_clock()
+    await g.cancel("BTCUSDT", "t4-tp")
+    await g.submit(OrderRequest("t4-x", "BTCUSDT", Side.SELL, OrderKind.MARKET, inst.qty_to_lots("0.01"),
+                                reduce_only=True))
+    assert server.ex.position_lots("BTCUSDT") == 0
