@@ -134,23 +134,22 @@ def test_socket_ops_share_the_uid_limit_but_not_the_http_ip_budget() -> None:
     assert lim.delay_s("/v5/order/create", now + 0.5, http=False) == pytest.approx(0.5)  # the UID's 10/s
 
 
-async def test_a_silent_trade_socket_is_left_and_reopened() -> None:
-    """A /v5/trade peer that authenticates and then answers nothing (no pong): after two ping periods the
-    socket is left (ready cleared: orders over REST) and a new one is opened."""
+async def _peer(answer_auth: str | None) -> tuple[Any, int, list[int]]:
+    """A /v5/trade peer: answers auth with `answer_auth` (None: Bybit's OK) and then nothing at all."""
     from aiohttp import web
 
-    from bot.venues.bybit.trade_ws import BybitTradeSocket
-
-    conns = 0
+    conns: list[int] = []
 
     async def trade(request: web.Request) -> web.WebSocketResponse:
-        nonlocal conns
-        conns += 1
+        conns.append(1)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         async for msg in ws:
             if '"auth"' in msg.data:
-                await ws.send_json({"retCode": 0, "retMsg": "OK", "op": "auth", "connId": f"c{conns}"})
+                if answer_auth is None:
+                    await ws.send_json({"retCode": 0, "retMsg": "OK", "op": "auth", "connId": f"c{len(conns)}"})
+                else:
+                    await ws.send_str(answer_auth)
         return ws
 
     app = web.Application()
@@ -159,7 +158,15 @@ async def test_a_silent_trade_socket_is_left_and_reopened() -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, site._server.sockets[0].getsockname()[1], conns  # type: ignore[union-attr]
+
+
+async def test_a_silent_trade_socket_is_left_and_reopened() -> None:
+    """A /v5/trade peer that authenticates and then answers nothing (no pong): after two ping periods the
+    socket is left (ready cleared: orders over REST) and a new one is opened."""
+    from bot.venues.bybit.trade_ws import BybitTradeSocket
+
+    runner, port, conns = await _peer(None)
     g = BybitGateway(venue(f"http://127.0.0.1:{port}"))
     tw = BybitTradeSocket(g, f"ws://127.0.0.1:{port}/v5/trade", ping_interval_s=0.1, reconnect_min_ms=10)
     task = asyncio.create_task(tw.run())
@@ -169,13 +176,36 @@ async def test_a_silent_trade_socket_is_left_and_reopened() -> None:
             if tw.stats["silent"] >= 1 and tw.stats["connects"] >= 2:
                 break
             await asyncio.sleep(0.05)
-        assert tw.stats["silent"] >= 1 and tw.stats["connects"] >= 2 and conns >= 2, tw.stats
+        assert tw.stats["silent"] >= 1 and tw.stats["connects"] >= 2 and len(conns) >= 2, tw.stats
         assert tw.stats["pings"] >= 1  # it did ask before giving up
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await runner.cleanup()
+
+
+async def test_a_garbled_auth_answer_never_ends_the_gateway() -> None:
+    """Not JSON, or a refusal: the socket is retried with backoff, never up, and its task stays alive (the
+    orders go over REST); nothing of the fast path may end the gateway."""
+    from bot.venues.bybit.trade_ws import BybitTradeSocket
+
+    for answer in ("not json", '{"retCode":10004,"retMsg":"Invalid sign","op":"auth"}'):
+        runner, port, conns = await _peer(answer)
+        g = BybitGateway(venue(f"http://127.0.0.1:{port}"))
+        tw = BybitTradeSocket(g, f"ws://127.0.0.1:{port}/v5/trade", reconnect_min_ms=10, reconnect_max_ms=20)
+        task = asyncio.create_task(tw.run())
+        try:
+            for _ in range(100):
+                if len(conns) >= 3:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(conns) >= 3 and not task.done() and not tw.ready.is_set(), (answer, tw.stats)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await runner.cleanup()
 
 
 async def test_10002_over_the_socket_resyncs_and_a_protective_order_goes_once_more(sim):

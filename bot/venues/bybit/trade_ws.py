@@ -56,7 +56,9 @@ BYBIT_TRADE_WS: dict[str, str] = {  # B2: no demo-trading host
     "testnet": "wss://stream-testnet.bybit.com/v5/trade",
 }
 RESTARTING = 10019  # "ws trade service is restarting": refused, open a new connection (guideline)
-_RETRY = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, VenueUnavailable)
+# what ends one connection (then REST carries the orders and a new socket is tried); ValueError: an auth
+# answer that is not JSON. The socket is the fast path only: nothing of it may end the gateway.
+_RETRY = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, VenueUnavailable, ValueError)
 
 
 def trade_url(venue: VenueSection) -> str | None:
@@ -173,7 +175,9 @@ class BybitTradeSocket:
         finally:
             self._pending.pop(rid, None)
         self.stats["answered"] += 1
-        code = int(ans.get("retCode", -1))
+        code = ans.get("retCode")
+        if not isinstance(code, int):  # an answer we cannot read says nothing about the order's fate
+            raise translate(_Lost(f"{op} {rid}: unreadable answer {str(ans)[:120]}"), placing=placing)
         self.gw.limiter.on_response(path, 200, ans.get("header") or {}, code, self.gw._wall_s())
         if code == RESTARTING:
             self.stats["restarting"] += 1
