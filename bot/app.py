@@ -254,7 +254,8 @@ class App(OperatorControls, ExchangeWatch):
         from bot.venues.bybit.feed import BybitMarketFeed
         from bot.venues.bybit.gateway import BybitGateway
 
-        return await self._run_venue(BybitGateway(self.settings.venue), BybitMarketFeed)
+        gw = BybitGateway(self.settings.venue, order_transport=self.settings.execution.order_transport)
+        return await self._run_venue(gw, BybitMarketFeed)
 
     async def _run_paper(self) -> int:
         from bot.venues.paper.venue import paper_venue
