@@ -16,7 +16,8 @@ fills of the real account; "paper": shadow_fills, the project's matching engine 
 and between the sides:
   entry_diff_bps / exit_diff_bps   how much WORSE the demo's average price was than the paper's, bps of the
                                paper price (a long's entry: demo above paper is +; its exit: demo below is +)
-  pnl_diff_quote               demo net PnL - paper net PnL (negative: the demo account did worse)
+  pnl_diff_quote               demo net PnL - paper net PnL (negative: the demo account did worse); a side
+                               that never filled counts 0 (what the miss cost); null while a side is open
   missed                       legs that filled on one side only ("demo_only" / "paper_only"), each with role
   entry_missed                 "demo_only" / "paper_only" when the entry filled on one side only, else null
 The summary: counts (trades, entered on both, entries/legs missed on each side) and n / median / p90 /
