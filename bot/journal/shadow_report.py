@@ -123,8 +123,8 @@ def _trade(tid: str, t: dict[str, Any], orders: list[dict[str, Any]], demo_fills
     demo = side_summary(demo_fills, sent, intended)
     paper = side_summary(paper_fills, sent, intended)
     long = str(t.get("side", "long")) in ("long", "BUY", "buy")
-    legs = []
-    missed = []
+    legs: list[dict[str, Any]] = []
+    missed: list[dict[str, Any]] = []
     for o in orders:
         cid = o["client_id"]
         if o["role"] == "residual" or any(leg["client_id"] == cid for leg in legs):
