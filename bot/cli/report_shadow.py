@@ -46,10 +46,11 @@ def print_shadow(path: str, run: Any, *, as_json: bool) -> int:
         sys.stdout.write(orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     s = rep["summary"]
+    runs = rep["run"] if isinstance(rep["run"], str) else ",".join(str(r) for r in rep["run"])
     if not rep["trades"]:
-        print(f"no shadow-mode orders in {path} (run {rep['run']}): run with app.mode = \"shadow\" first")
+        print(f"no shadow-mode orders in {path} (run {runs}): run with app.mode = \"shadow\" first")
         return 0
-    print(f"shadow divergence, run {rep['run']}: {s['trades']} trades, entered demo {s['entered_demo']} / paper "
+    print(f"shadow divergence, run {runs}: {s['trades']} trades, entered demo {s['entered_demo']} / paper "
           f"{s['entered_paper']} / both {s['entered_both']}; entries filled on one side only: demo "
           f"{s['entry_missed']['demo_only']}, paper {s['entry_missed']['paper_only']}; legs: demo "
           f"{s['legs_missed']['demo_only']}, paper {s['legs_missed']['paper_only']}")

@@ -36,6 +36,7 @@ _HOUSEKEEPING_S = 0.25  # paper clean-up and journal flush period (off the order
 # A trade that ended in the engine is cleaned up on the paper side this long after: its last mirrored orders
 # (the market exit the engine sent as it ended) are still in flight there for the paper latency.
 _SETTLE_NS = 500_000_000
+_FINAL_WAIT_S = 1.0  # at shutdown, at most this long for the last paper requests and residual closes
 
 
 class ShadowSink(Protocol):
@@ -80,8 +81,11 @@ def _outcome(exc: BaseException | None) -> str:
 
 class ShadowMirror:
     def __init__(self, demo: Any, paper: Any, sink: ShadowSink, open_trades: Callable[[], dict[str, str]],
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, drive_clock: Callable[[], None] | None = None) -> None:
         self.demo = demo
+        # brings the paper exchange to the wall clock (PaperGateway's run_clock does it while the feed runs;
+        # at shutdown the feed is gone and the mirror drives it while the last paper requests complete)
+        self.drive_clock = drive_clock
         self.paper = paper
         self.sink = sink
         self.open_trades = open_trades  # the engine's open trades: trade id -> symbol
@@ -184,17 +188,18 @@ class ShadowMirror:
         async for u in updates:
             self.on_paper_update(u)
 
-    async def _clean_up(self) -> None:
+    async def _clean_up(self, settle_ns: int | None = None) -> None:
         """Paper orders of ended trades cancelled; a paper position with no open trade of the bot on its
         symbol closed at market (the module docstring)."""
         live = self.open_trades()
         now = self.clock()
+        settle = _SETTLE_NS if settle_ns is None else settle_ns
         ended = []
         for tid, sym in self._active.items():
             if tid in live:
                 continue
             seen = self._ended_ns.setdefault(tid, now)
-            if now - seen >= _SETTLE_NS:
+            if now - seen >= settle:
                 ended.append((tid, sym))
         if not ended:
             return
@@ -221,6 +226,22 @@ class ShadowMirror:
                         "paper_outcome": None}
                     await self._paper_submit(req)
 
+    async def _settle(self, wait_s: float) -> None:
+        """At shutdown (the engine has ended its trades): the paper requests in flight answered, then the
+        ended trades cleaned up at once (their residual positions closed), within `wait_s` in all."""
+        end = time.monotonic() + wait_s
+
+        async def until_idle() -> None:
+            while self._tasks and time.monotonic() < end:
+                if self.drive_clock is not None:
+                    self.drive_clock()
+                await asyncio.sleep(0.005)
+
+        await until_idle()
+        self._spawn(self._clean_up(settle_ns=0))
+        await until_idle()
+        await asyncio.sleep(0)  # the paper update consumer takes the last fills
+
     async def run(self) -> None:
         """Until cancelled: the paper account's fills into the sink; every 0.25 s its clean-up and a flush."""
         consumer = asyncio.get_running_loop().create_task(self._consume_paper(self.paper.updates()))
@@ -235,6 +256,10 @@ class ShadowMirror:
                     self.log.error("shadow_cleanup_failed", error=f"{type(e).__name__}: {e}")
                 self.sink.flush()
         finally:
+            try:
+                await self._settle(_FINAL_WAIT_S)
+            except BaseException as e:  # cancelled again, or failed: what is known is still journaled below
+                self.log.warning("shadow_settle_incomplete", error=f"{type(e).__name__}: {e}")
             consumer.cancel()
             for t in list(self._tasks):
                 t.cancel()

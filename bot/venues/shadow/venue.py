@@ -66,7 +66,8 @@ def shadow_venue(settings: Settings, sink_factory: Callable[[], ShadowSink],
     def factory(venue: VenueSection, market: MarketSection, instruments: dict[str, Instrument],
                 on_event: Callable[[Any], None]) -> ShadowFeed:
         paper = PaperGateway(paper_exchange(settings, instruments))
-        mirror = ShadowMirror(gw, paper, sink_factory(), open_trades)
+        mirror = ShadowMirror(gw, paper, sink_factory(), open_trades,
+                              drive_clock=lambda: paper.ex.advance_to(paper.clock()))
         mirror.install()  # before any order: the first ones leave after the start-up reconciliation
         return ShadowFeed(feed_cls, paper, data, market, instruments, on_event, mirror)
 
