@@ -242,4 +242,9 @@ def test_shadow_mode_trades_on_demo_paper_fills_alongside_and_mainnet_sees_no_or
     assert scalper(["report", "--db", str(journal), "--json"]) == 0
     body = orjson.loads(capsys.readouterr().out)
     assert body["shadow"]["summary"] == s
+    page = tmp / "report.html"
+    assert scalper(["report", "--db", str(journal), "--html", str(page)]) == 0
+    capsys.readouterr()
+    assert '<h2 id="shadow">' in page.read_text() and all(f"<td>{t['trade_id']}</td>" in page.read_text()
+                                                          for t in trades)
     assert {t["trade_id"] for t in body["trades"]} == {t["trade_id"] for t in trades if t["state"] == "CLOSED"}

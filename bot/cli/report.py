@@ -226,6 +226,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # a run the journal does not hold: the message lists the ones it does
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.json or args.html:
+        from bot.cli.report_shadow import shadow_section
+
+        shadow = shadow_section(path, (rep.get("run") or {}).get("run_id") if run_arg == "latest" else run_arg)
+        if shadow is not None:  # a shadow-mode run: its divergence report beside the usual keys
+            rep["shadow"] = shadow
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
@@ -238,11 +244,6 @@ def run(args: argparse.Namespace) -> int:
         with open(args.html, "w") as fh:
             fh.write(render_html(rep, title=f"scalper report: {os.path.basename(path)}"))
     if args.json:
-        from bot.cli.report_shadow import shadow_section
-
-        shadow = shadow_section(path, (rep.get("run") or {}).get("run_id") if run_arg == "latest" else run_arg)
-        if shadow is not None:  # a shadow-mode run: its divergence report beside the usual keys
-            rep["shadow"] = shadow
         sys.stdout.write(orjson.dumps(rep, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
     else:
         _print_table(rep)

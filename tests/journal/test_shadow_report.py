@@ -128,3 +128,13 @@ def test_a_side_still_open_has_no_pnl() -> None:
     fills = [_fill("t9-entry", "entry", "BUY", 1.0, 10.0, 0.01, 1)]
     s = side_summary(fills, {"t9-entry": 0}, {"t9-entry": 10.0})
     assert s["open_qty"] == 1.0 and s["net_pnl_quote"] is None and s["entry_latency_ms"] == pytest.approx(1.0)
+
+
+def test_the_html_section_shows_both_sides_per_trade() -> None:
+    from bot.journal.report_html import _table
+    from bot.journal.report_html_shadow import shadow_html
+
+    page = shadow_html(divergence(_data()), _table)
+    assert page.startswith('<h2 id="shadow">')
+    assert "2 trades, entered demo 2 / paper 1 / both 1" in page
+    assert "<td>t1</td>" in page and "<td>t2</td>" in page and "entry: demo_only" in page
