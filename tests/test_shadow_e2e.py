@@ -228,8 +228,6 @@ def test_shadow_mode_trades_on_demo_paper_fills_alongside_and_mainnet_sees_no_or
     assert s["trades"] >= len(trades) and s["entered_both"] == both
     assert s["entry_diff_bps"]["n"] == both and s["entry_diff_bps"]["median"] is not None
     assert s["entry_latency_ms"]["paper"]["n"] == both
-    with capsys.disabled():  # the docs' numbers, shown with -s
-        print(orjson.dumps(s, option=orjson.OPT_INDENT_2).decode())
 
     # the text form names every trade
     capsys.readouterr()
