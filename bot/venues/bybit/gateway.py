@@ -64,7 +64,7 @@ REALTIME, HISTORY, POSITIONS = "/v5/order/realtime", "/v5/order/history", "/v5/p
 class BybitGateway(LiveGateway):
     name = "bybit"
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, position_level_stop=True,
-                                       stream_missed_hook=True, retry_after=True)
+                                       stream_missed_hook=True, retry_after=True, cancel_by_venue_id=True)
     stream_name = "private stream"
     log_name = "bybit.gateway"
 
@@ -236,6 +236,13 @@ class BybitGateway(LiveGateway):
                             {"orderLinkId": link_id(client_id)})
         except OrderNotFound:
             self._log.info("cancel: order not open", client_id=client_id)
+
+    async def cancel_venue_order(self, symbol: str, venue_order_id: str) -> None:
+        """ports.VenueIdCancel: by orderId (an order placed by hand has no orderLinkId, B3); idempotent."""
+        try:
+            await self.call(CANCEL, self._ex().cancel_order, venue_order_id, self._ccxt_symbol[symbol])
+        except OrderNotFound:
+            self._log.info("cancel: order not open", venue_order_id=venue_order_id)
 
     # ------------------------------------------------------------------------------------ look-ups
     async def fetch_order(self, symbol: str, client_id: str, conditional: bool = False) -> OrderUpdate | None:
