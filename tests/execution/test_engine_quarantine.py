@@ -105,3 +105,21 @@ async def test_the_final_lookup_finds_it_executed_and_adopts_it(tmp_path: Path) 
         assert eng.trades["t1"].pos_lots == 500 and gate.quarantined == {}
         assert denied(eng.on_intent(intent(**SHORT, setup="b"), LIVE)) is DenyReason.POSITION_OPEN
         assert eng.stats["errors"] == 0
+
+
+async def test_an_entry_reconciliation_gave_up_as_not_found_quarantines_too_a_venue_no_does_not(tmp_path: Path) -> None:
+    rig, gw, _ = rig_of(tmp_path)
+    async with running(rig) as r:
+        eng, gate = r.engine, r.rm.gate
+        assert await eng.submit_intent(intent(), LIVE) == "t1"
+        await until("t1 sent", lambda: "t1-entry" in gw.orders)
+        m = eng.trades["t1"]  # reconciliation: the venue does not have it (recovery.py, code "not-found")
+        eng.act(m, m.on_rejected("t1-entry", "not-found", "not found at the venue", r.clock()))
+        assert "t1" not in eng.trades and set(gate.quarantined["BTCUSDT"]) == {"t1-entry"}
+        gate.release("BTCUSDT", "t1-entry", "test", r.clock())
+        assert await eng.submit_intent(intent(setup="b"), LIVE) == "t2"
+        await until("t2 sent", lambda: "t2-entry" in gw.orders)
+        m = eng.trades["t2"]  # a plain venue refusal: its fate is certain, nothing to wait for
+        eng.act(m, m.on_rejected("t2-entry", -2019, "Margin is insufficient.", r.clock()))
+        assert "t2" not in eng.trades and gate.quarantined == {}
+        assert await eng.submit_intent(intent(**SHORT, setup="c"), LIVE) == "t3"
