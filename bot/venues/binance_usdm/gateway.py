@@ -23,6 +23,9 @@ Rules this class enforces (the issue's "where users lost money"):
 - Errors translated once (errors.py). An ambiguous placement (timeout, 5xx) is resolved by looking the
   order up by its client id (origClientOrderId / clientAlgoId) before anything else, never by resending.
 - One aiohttp session, ours (ccxt does not close a session it was given; we do).
+- order_transport "ws" (execution.order_transport): placements and cancels go as the same requests over the
+  WebSocket API (wsapi.py) while its socket is up, by REST otherwise (nothing was sent on the socket then);
+  the same errors, the same look-up by client id when a sent request got no answer.
 """
 
 from __future__ import annotations
@@ -59,9 +62,11 @@ from bot.venues.binance_usdm.orders import (
 from bot.venues.binance_usdm.signer import OrderSigner
 from bot.venues.binance_usdm.userevents import UserEventTranslator
 from bot.venues.binance_usdm.userstream import BinanceUserStream
+from bot.venues.binance_usdm.wsapi import BinanceWsApi, ws_api_url
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
 from bot.venues.ports import GatewayCapabilities
+from bot.venues.ws_orders import WsNotConnected
 
 __all__ = ["BinanceGateway", "BinanceUsdm"]
 
@@ -128,15 +133,18 @@ class BinanceGateway(LiveGateway):
     log_name = "binance.gateway"
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
-                 wall_s: Callable[[], float] = time.time) -> None:
+                 wall_s: Callable[[], float] = time.time, order_transport: str = "rest") -> None:
         super().__init__(venue, session=session, wall_s=wall_s)
+        self.order_transport = order_transport
+        self.ws_api: BinanceWsApi | None = None  # order_transport "ws": the WebSocket API (wsapi.py)
         self.ex: BinanceUsdm | None = None
         self.limiter = TradeLimiter(budget_frac=venue.order_budget_frac)
         self._grids: dict[str, OrderGrid] = {}
         self._signer: OrderSigner | None = None
         self.translator: UserEventTranslator | None = None
         self.user_stream: BinanceUserStream | None = None
-        self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0}
+        self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0,
+                      "ws_requests": 0, "rest_fallbacks": 0}
 
     # ------------------------------------------------------------------------------------ life cycle
     def blocked_for_s(self, now_s: float) -> float:
@@ -181,11 +189,31 @@ class BinanceGateway(LiveGateway):
                 types = (m.get("info") or {}).get("orderTypes") or ()
                 self._grids[m["id"]] = OrderGrid(self._instruments[m["id"]], frozenset(types))
         self._signer = OrderSigner(ex)
+        if self.order_transport == "ws":
+            if BinanceWsApi.usable(ex):
+                self.ws_api = BinanceWsApi(ex, ws_api_url(env, self.venue.rest_url),
+                                           timeout_ms=self.venue.request_timeout_ms, on_response=self._on_response)
+            else:
+                self._log.warning("order_transport ws needs an HMAC key; orders go by REST")
         self.translator = UserEventTranslator(self._instruments, self.venue.algo_link_wait_ms)
         await self.sync_clock()
         self.user_stream = BinanceUserStream(self)
         if autorun:
             self._autorun()
+            if self.ws_api is not None:  # the first entries go by REST if it is not up by then
+                await self.ws_api.socket.wait_up(self.venue.request_timeout_ms / 1000.0)
+
+    async def run(self) -> None:
+        if self.ws_api is None:
+            return await super().run()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(super().run())
+            tg.create_task(self.ws_api.run())
+
+    async def close(self) -> None:
+        await super().close()  # the background task (and the socket's run) first
+        if self.ws_api is not None:
+            await self.ws_api.close()
 
     async def _close_stream(self) -> None:
         assert self.user_stream is not None
@@ -262,7 +290,7 @@ class BinanceGateway(LiveGateway):
             await self._gate(order=True, weight=0, protective=protective)
             self.stats["orders"] += 1
             try:
-                info = await signer.post(path, params)  # signed per attempt: a fresh timestamp
+                info = await self._place(path, params)  # signed per attempt: a fresh timestamp
             except Exception as e:
                 err = self._translate(e, placing=True)
                 if isinstance(err, ClockUnsynced):
@@ -288,6 +316,21 @@ class BinanceGateway(LiveGateway):
                     self.ack_fill(answered, self._fills_of_answered)
             return self._ack(req, info)
         raise AssertionError("unreachable")
+
+    async def _place(self, path: str, params: dict[str, Any]) -> Any:
+        """The WebSocket API while its socket is up, else REST (WsNotConnected: nothing was sent)."""
+        ws = self.ws_api
+        if ws is not None:
+            if ws.up:
+                try:
+                    res = await ws.place(path, params)
+                    self.stats["ws_requests"] += 1
+                    return res
+                except WsNotConnected:
+                    pass
+            self.stats["rest_fallbacks"] += 1
+        assert self._signer is not None
+        return await self._signer.post(path, params)
 
     async def _fills_of_answered(self, u: OrderUpdate) -> int:
         """The exact fills (userTrades) of an order whose answer said it filled, through the stream's
@@ -354,6 +397,16 @@ class BinanceGateway(LiveGateway):
         ex = self._ex()
         await self._gate(order=False, weight=1, protective=True)
         try:
+            ws = self.ws_api
+            if ws is not None and ws.up:
+                try:
+                    await ws.cancel(symbol, client_id, conditional)
+                    self.stats["ws_requests"] += 1
+                    return
+                except WsNotConnected:
+                    self.stats["rest_fallbacks"] += 1
+            elif ws is not None:
+                self.stats["rest_fallbacks"] += 1
             await ex.cancel_order(None, self._ccxt_symbol[symbol], self._lookup_params(client_id, conditional))
         except Exception as e:
             err = self._translate(e, placing=False)

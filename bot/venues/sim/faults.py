@@ -35,7 +35,7 @@ __all__ = ["KINDS", "Faults"]
 
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
          "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "mute_user_stream", "late_execute",
-         "inject", "outside_order", "deviate", "clear")
+         "inject", "outside_order", "deviate", "ws_api_silence", "clear")
 _INJECT_ROUTES = ("market", "public", "private", "all")
 
 
@@ -72,6 +72,9 @@ class Faults:
         self.__init__(self.server)  # type: ignore[misc]
         self.server.limits.limited_until_ms = 0
         self.server.limits.banned_until_ms = 0
+        ws_api = getattr(self.server, "ws_api", None)
+        if ws_api is not None:
+            ws_api.silence = ws_api.refuse_until_ns = 0
 
     def apply(self, f: dict[str, Any]) -> dict[str, Any]:
         kind = f.get("kind")
@@ -92,6 +95,8 @@ class Faults:
                 import time
 
                 self.refuse_private_until_ns = time.time_ns() + int(f["refuse_ms"]) * 1_000_000
+            if route == "ws-api" and f.get("refuse_ms") and hasattr(s, "ws_api"):  # order-entry sockets too
+                s.ws_api.refuse(int(f["refuse_ms"]))
             return {"ok": True, "dropped": len(conns)}
         if kind == "gap":
             sym = str(f.get("symbol", "")).upper()
@@ -134,6 +139,10 @@ class Faults:
             self.entries_only = bool(f.get("entries_only", False))
         elif kind == "inject":
             return {"ok": True, "sent": self._inject(f)}
+        elif kind == "ws_api_silence":  # Binance WebSocket API: placements executed, never answered (ws_api.py)
+            if not hasattr(s, "ws_api"):
+                raise ValueError("ws_api_silence needs the Binance protocol")
+            return s.ws_api.apply_fault(f)
         elif kind == "outside_order":
             return {"ok": True, **self._outside_order(f)}
         elif kind == "deviate":
@@ -375,7 +384,7 @@ class Faults:
             "books": books,
             "listen_keys": len(s.listen_keys),
             "connections": {r: sum(1 for c in s.conns if c.route == r) for r in ("public", "market", "all",
-                                                                               "private")},
+                                                                               "private", "ws-api")},
             "messages": s.messages,
             "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
             "source_done": s.source_done,
