@@ -28,7 +28,7 @@ async def sim():
                          ambiguous_lookup_delays_ms=(0, 200, 400))
         g = BinanceGateway(v, order_transport="ws")
         await asyncio.wait_for(g.start(), 10)
-        assert g.ws_api is not None and g.ws_api.up
+        assert g.ws_api is not None and await g.ws_api.socket.wait_up(10.0)
         await asyncio.wait_for(server.next_depth("BTCUSDT", 5.0), 10)
         try:
             yield server, g

@@ -199,9 +199,9 @@ class BinanceGateway(LiveGateway):
         await self.sync_clock()
         self.user_stream = BinanceUserStream(self)
         if autorun:
+            # no await after this (App._run_venue wires the user stream's callbacks before its first await):
+            # the order socket connects in the background; orders go by REST until it is up
             self._autorun()
-            if self.ws_api is not None:  # the first entries go by REST if it is not up by then
-                await self.ws_api.socket.wait_up(self.venue.request_timeout_ms / 1000.0)
 
     async def run(self) -> None:
         if self.ws_api is None:

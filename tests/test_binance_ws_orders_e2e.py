@@ -1,0 +1,125 @@
+"""End to end with execution.order_transport = "ws": THE BOT (`python -m bot run`) against `python -m bot
+exchange-sim` (two processes, one loopback port). The exchange counts requests per route (`GET /_sim/state`:
+"WS order.place" for the WebSocket API, "POST /fapi/v1/order" for REST), so each test reads from the exchange
+itself which way the bot's orders went.
+
+- a trade opens with its stop at the exchange and closes, every placement over the socket, none by REST;
+- the order socket dropped by the exchange (and refused for a while) mid-run: orders go by REST, then by the
+  socket again once it is back;
+- (same run as the first) the bot's first placement executes and is never answered (`ws_api_silence`): it
+  is looked up by its client id (one order with that id at the exchange), not sent again.
+Same config as tests/test_exchange_sim_e2e.py (its helpers), plus `[execution] order_transport = "ws"`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_exchange_sim_e2e import SimProcess, _config, _rows, _run_bot_until
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+# the bot's --for bound: a start-up takes 1-2 s on an idle machine, 10+ s on a loaded 2-core box
+MAX_S = 30
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    (tmp_path / "state").mkdir()
+    return tmp_path
+
+
+def ws_config(tmp: Path, port: int, *, request_timeout_ms: int = 5000) -> Path:
+    cfg = _config(tmp, port, SYMBOLS, on_shutdown="flatten")
+    text = cfg.read_text().replace("[venue]\n", f"[venue]\nrequest_timeout_ms = {request_timeout_ms}\n", 1)
+    cfg.write_text(text + '\n[execution]\norder_transport = "ws"\n')
+    return cfg
+
+
+def closed_trades(journal: Path) -> int:
+    return len(_rows(journal, "select 1 from trades where state = 'CLOSED' and entry_ts_ns is not null"))
+
+
+def errors_of(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in logs if r.get("level") in ("error", "critical")]
+
+
+def test_a_trade_opens_with_its_stop_over_the_socket_and_closes_its_unanswered_entry_looked_up(tmp: Path) -> None:
+    """One run, two things: every placement over the socket (a trade with its stop at the exchange, closed),
+    and the first placement (an entry), executed but never answered, found by its client id, not re-sent."""
+    sim = SimProcess(tmp, SYMBOLS, seed=2)
+    try:
+        sim.post("/_sim/fault", {"kind": "ws_api_silence", "count": 1})
+        rc, logs = _run_bot_until(tmp, ws_config(tmp, sim.port, request_timeout_ms=1000),
+                                  lambda j: closed_trades(j) >= 1, max_s=MAX_S)
+        state = sim_state_history(sim)
+    finally:
+        sim.stop()
+    assert rc == 0, errors_of(logs)[:3]
+    journal = tmp / "state" / "journal.sqlite"
+    closed = _rows(journal, "select trade_id from trades where state = 'CLOSED' and entry_ts_ns is not null")
+    assert closed, f"no trade closed within {MAX_S} s: {[r.get('event') for r in logs][-20:]}"
+    req = state["requests"]
+    assert req.get("WS order.place", 0) >= 2 and req.get("WS algoOrder.place", 0) >= 1, req
+    assert "POST /fapi/v1/order" not in req and "POST /fapi/v1/algoOrder" not in req, req
+    # the trade's protective stop was an algo order at the exchange (placed over the socket: no REST POST)
+    trade = closed[0]["trade_id"]
+    stops = [a for a in state["algo_orders"] if a["clientAlgoId"].startswith(f"{trade}-sl")]
+    assert stops and stops[0]["orderType"] == "STOP_MARKET", state["algo_orders"][:3]
+    assert all(float(p["positionAmt"]) == 0 for p in state["positions"])
+    # the unanswered entry: looked up by its client id (REST GET), exactly one order with that id
+    assert [f["kind"] for f in state["faults"]["fired"]].count("ws_api_silence") == 1
+    resolved = [r for r in logs if r.get("event") == "ambiguous placement resolved: the order exists"]
+    assert len(resolved) == 1, [r.get("event") for r in logs][-30:]
+    cid = resolved[0]["client_id"]
+    assert cid.endswith("-entry") and req.get("GET /fapi/v1/order", 0) >= 1
+    ids = [o["clientOrderId"] for o in state["orders"]] + [a["clientAlgoId"] for a in state["algo_orders"]]
+    assert ids.count(cid) == 1, (cid, ids)
+    assert not errors_of(logs), errors_of(logs)[:3]
+
+
+def sim_state_history(sim: SimProcess) -> dict[str, Any]:
+    import urllib.request
+
+    import orjson
+
+    with urllib.request.urlopen(sim.base + "/_sim/state?history=1", timeout=5) as r:
+        return dict(orjson.loads(r.read()))
+
+
+def test_socket_dropped_mid_run_orders_go_by_rest_then_back_to_the_socket(tmp: Path) -> None:
+    sim = SimProcess(tmp, SYMBOLS, seed=2)
+    phase: dict[str, Any] = {"dropped_at": None, "ws_before": 0, "rest_seen": 0, "ws_after": 0}
+
+    def placements(req: dict[str, int], ws: bool) -> int:
+        if ws:
+            return req.get("WS order.place", 0) + req.get("WS algoOrder.place", 0)
+        return req.get("POST /fapi/v1/order", 0) + req.get("POST /fapi/v1/algoOrder", 0)
+
+    def done(journal: Path) -> bool:
+        req = sim.state()["requests"]
+        if phase["dropped_at"] is None:
+            if placements(req, ws=True) >= 1:  # the first orders went over the socket: drop it now
+                phase["ws_before"] = placements(req, ws=True)
+                sim.post("/_sim/fault", {"kind": "drop_ws", "route": "ws-api", "refuse_ms": 4000})
+                phase["dropped_at"] = time.monotonic()
+            return False
+        phase["rest_seen"] = placements(req, ws=False)
+        if phase["rest_seen"] and placements(req, ws=True) > phase["ws_before"]:
+            phase["ws_after"] = placements(req, ws=True)
+            return True
+        return False
+
+    try:
+        rc, logs = _run_bot_until(tmp, ws_config(tmp, sim.port), done, max_s=MAX_S)
+        state = sim.state()
+    finally:
+        sim.stop()
+    assert phase["dropped_at"] is not None, "no placement over the socket"
+    assert phase["rest_seen"] >= 1, (phase, state["requests"])
+    assert phase["ws_after"] > phase["ws_before"], (phase, state["requests"])
+    assert rc == 0 and not errors_of(logs), errors_of(logs)[:3]
+    assert any(r.get("event") == "order socket down; orders go by REST meanwhile" for r in logs)
