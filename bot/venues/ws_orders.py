@@ -60,7 +60,7 @@ class WsOrderSocket:
         self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self._up = asyncio.Event()
         self.stats = {"connects": 0, "disconnects": 0, "sent": 0, "answered": 0, "no_answer": 0, "unmatched": 0}
-        self.on_send: Callable[[], None] | None = None  # bench hook: the frame was handed to the socket
+        self.on_send: Callable[[], None] | None = None  # bench hook: the frame is handed to websockets' send
         self._log = get_logger("ws_orders", socket=name)
 
     @property
@@ -81,6 +81,8 @@ class WsOrderSocket:
             raise WsNotConnected(f"{self.name} order socket is down")
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[key] = fut
+        if self.on_send is not None:
+            self.on_send()
         try:
             try:
                 await ws.send(frame, text=True)  # written to the transport before this returns (no task)
@@ -89,8 +91,6 @@ class WsOrderSocket:
                 self.stats["no_answer"] += 1
                 raise WsNoAnswer(f"{self.name}: socket closed while sending ({e})") from e
             self.stats["sent"] += 1
-            if self.on_send is not None:
-                self.on_send()
             try:
                 async with asyncio.timeout(timeout_s):
                     msg = await fut
