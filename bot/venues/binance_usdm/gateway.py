@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-import ccxt.async_support as ccxt
 
 from bot.domain.orders import (
     AccountSnapshot,
@@ -47,7 +46,8 @@ from bot.domain.orders import (
     PositionSnapshot,
 )
 from bot.settings.core import VenueSection
-from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, binance_code, translate
+from bot.venues.binance_usdm.ccxt_exchange import FAPI_PATHS, BinanceUsdm, ccxt_config
+from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, translate
 from bot.venues.binance_usdm.instruments import parse_exchange_info
 from bot.venues.binance_usdm.limiter import TradeLimiter
 from bot.venues.binance_usdm.orders import (
@@ -68,60 +68,7 @@ from bot.venues.gateway_common import LiveGateway
 from bot.venues.ports import GatewayCapabilities
 from bot.venues.ws_orders import WsNotConnected
 
-__all__ = ["BinanceGateway", "BinanceUsdm"]
-
-_PLACING_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders")
-_FAPI_KEYS = ("fapiPublic", "fapiPublicV2", "fapiPublicV3", "fapiPrivate", "fapiPrivateV2", "fapiPrivateV3")
-_FAPI_PATHS = {"fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
-               "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
-               "fapiData": "/futures/data"}
-
-
-class BinanceUsdm(ccxt.binanceusdm):  # type: ignore[misc]
-    """ccxt's binanceusdm with one hook: every response's status and headers go to our limiter (race-free,
-    unlike `last_response_headers`), and a 5xx is marked so it is never mistaken for a rejection."""
-
-    bot_on_response: Callable[[int, dict[str, str], bool, int | None], None] | None = None
-    bot_exchange_info: dict[str, Any] | None = None
-
-    def handle_errors(self, code: int, reason: str, url: str, method: str, headers: dict[str, str], body: str,
-                      response: object, requestHeaders: object, requestBody: object) -> Any:
-        if self.bot_on_response is not None:
-            status = int(code or 0)
-            # which limit a 429 reports decides what it blocks (limiter.py): an order placement or not, and
-            # the body's code (-1003 weight, -1015 orders)
-            placing = method == "POST" and url.split("?")[0].endswith(_PLACING_PATHS)
-            self.bot_on_response(status, headers or {}, placing,
-                                 binance_code(Exception(body)) if status in (418, 429) and body else None)
-        if code and int(code) >= 500:
-            err = ccxt.ExchangeNotAvailable(f"{self.id} HTTP {code} {method} {url.split('?')[0]} {str(body)[:200]}")
-            err.http_status = int(code)  # type: ignore[attr-defined]
-            raise err
-        return super().handle_errors(code, reason, url, method, headers, body, response, requestHeaders,
-                                     requestBody)
-
-    async def fapiPublicGetExchangeInfo(self, params: dict[str, Any] | None = None) -> Any:
-        res = await super().fapiPublicGetExchangeInfo(params or {})
-        self.bot_exchange_info = res  # kept for rateLimits and our Instruments (one request, not two)
-        return res
-
-
-def _ccxt_config(venue: VenueSection, session: aiohttp.ClientSession) -> dict[str, Any]:
-    return {
-        "apiKey": venue.api_key.get_secret_value(),
-        "secret": venue.api_secret.get_secret_value(),
-        "session": session,
-        "enableRateLimit": False,  # our TradeLimiter decides (C4: ccxt spaces orders 200 ms apart)
-        "timeout": venue.request_timeout_ms,
-        "options": {
-            "recvWindow": venue.recv_window_ms,
-            "adjustForTimeDifference": False,  # we measure and set options['timeDifference'] ourselves
-            "fetchCurrencies": False,  # no sapi calls (C1/C4)
-            "maxRetriesOnFailure": 0,  # never resend an order blindly
-            "warnOnFetchOpenOrdersWithoutSymbol": False,
-            "defaultType": "swap",
-        },
-    }
+__all__ = ["BinanceGateway", "BinanceUsdm"]  # BinanceUsdm re-exported from ccxt_exchange.py
 
 
 class BinanceGateway(LiveGateway):
@@ -157,7 +104,7 @@ class BinanceGateway(LiveGateway):
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=32, ttl_dns_cache=300, enable_cleanup_closed=True))
-        ex = BinanceUsdm(_ccxt_config(self.venue, self._session))
+        ex = BinanceUsdm(ccxt_config(self.venue, self._session))
         env = self.venue.environment
         if env == "demo":
             ex.enable_demo_trading(True)
@@ -166,7 +113,7 @@ class BinanceGateway(LiveGateway):
             ex.set_sandbox_mode(True)
         if self.venue.rest_url and env in ("exchange-sim", "mainnet", "demo", "testnet"):
             base = self.venue.rest_url.rstrip("/")
-            for key, path in _FAPI_PATHS.items():
+            for key, path in FAPI_PATHS.items():
                 ex.urls["api"][key] = base + path
         elif env == "exchange-sim":
             raise ValueError("venue.environment = 'exchange-sim' needs venue.rest_url")
@@ -284,8 +231,6 @@ class BinanceGateway(LiveGateway):
             raise OrderRejected(f"{req.client_id}: quantity 0", code="invalid")
         if self.translator is not None:
             self.translator.expect(req.client_id, req.kind.is_conditional)
-        signer = self._signer
-        assert signer is not None
         for attempt in (0, 1):
             await self._gate(order=True, weight=0, protective=protective)
             self.stats["orders"] += 1
