@@ -10,6 +10,8 @@ Rules it keeps (issue 16 item 2; architecture habit "never blindly retry an orde
   then an ambiguous outcome, looked up by its client id, never sent again;
 - the send path is the caller's own coroutine: `ws.send` writes the frame to the transport at once (no
   queue, no writer task); one reader task resolves the answers' futures by id;
+- a request without an answer in time also drops the socket (a half-open TCP connection would otherwise
+  swallow every following order until the pings notice); the next requests go by REST;
 - reconnect in the background with capped full-jitter backoff (ws.backoff_delay_s); `on_open(ws)` (an
   auth frame, Bybit) runs before the socket is declared up.
 """
@@ -96,6 +98,11 @@ class WsOrderSocket:
                     msg = await fut
             except TimeoutError as e:
                 self.stats["no_answer"] += 1
+                # a venue that does not answer on this socket is not trusted with the next order either: drop
+                # it (the next requests go by REST at once, not into another timeout; run() reconnects)
+                if ws is self._ws:
+                    self._log.warning("no answer on the order socket; dropping it", timeout_ms=timeout_s * 1000)
+                    ws.transport.abort()
                 raise WsNoAnswer(f"{self.name}: no answer within {timeout_s * 1000:.0f} ms") from e
             except WsNoAnswer:  # the socket closed before the answer (_down)
                 self.stats["no_answer"] += 1

@@ -116,3 +116,59 @@ async def test_error_after_execute_on_a_stop_is_resolved_by_client_algo_id(sim):
     ack = await g.submit(stop("e1-sl", below_bid(server, 400)))
     assert ack.status is OrderStatus.NEW and g.stats["ambiguous_found"] == 1
     assert [a.client_algo_id for a in server.ex.algos.values()].count("e1-sl") == 1
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+def test_frame_is_signed_over_the_sorted_params_with_json_integers():
+    import hashlib
+    import hmac
+
+    import ccxt.async_support as ccxt
+    import orjson
+
+    from bot.venues.binance_usdm.wsapi import BinanceWsApi
+
+    ex = ccxt.binanceusdm({"apiKey": "k", "secret": "s", "options": {"recvWindow": 5000}})
+    w = BinanceWsApi(ex, "ws://127.0.0.1:9/ws-fapi/v1", timeout_ms=1000, on_response=lambda *a: None)
+    params = {"symbol": "BTCUSDT", "side": "SELL", "clientAlgoId": "t1-sl", "closePosition": "true"}
+    rid, frame = w.frame("algoOrder.place", params)
+    msg = orjson.loads(frame)
+    assert msg["id"] == rid and msg["method"] == "algoOrder.place" and params == {
+        "symbol": "BTCUSDT", "side": "SELL", "clientAlgoId": "t1-sl", "closePosition": "true"}  # not modified
+    p = msg["params"]
+    assert isinstance(p["timestamp"], int) and p["recvWindow"] == 5000 and p["apiKey"] == "k"
+    payload = (f"apiKey=k&clientAlgoId=t1-sl&closePosition=true&recvWindow=5000&side=SELL&symbol=BTCUSDT"
+               f"&timestamp={p['timestamp']}")
+    assert p["signature"] == hmac.new(b"s", payload.encode(), hashlib.sha256).hexdigest()
+    assert w.frame("order.cancel", params)[0] == rid + 1
+
+
+@pytest.mark.parametrize(("status", "code", "placing", "want"), [
+    (400, -1022, True, "OrderRejected"), (400, -2021, True, "StopWouldTrigger"),
+    (400, -4116, True, "DuplicateClientId"), (400, -1021, True, "ClockUnsynced"),
+    (503, -1007, True, "AmbiguousOutcome"), (503, -1007, False, "VenueUnavailable"),
+    (429, -1003, True, "RateLimited"), (418, -1003, True, "RateLimited"), (400, -2011, False, "OrderNotFound"),
+])
+def test_ws_errors_translate_to_the_rest_error_classes(status, code, placing, want):
+    from bot.venues.binance_usdm.errors import translate
+    from bot.venues.binance_usdm.wsapi import error_of
+
+    err = translate(error_of("order.place", {"id": 1, "status": status, "error": {"code": code, "msg": "m"}}),
+                    placing=placing)
+    assert type(err).__name__ == want
+    if want == "RateLimited":
+        assert err.banned is (status == 418)
+    if want in ("OrderRejected", "StopWouldTrigger", "DuplicateClientId"):
+        assert err.code == code
+
+
+def test_rate_limits_become_the_rest_headers():
+    from bot.venues.binance_usdm.wsapi import headers_of
+
+    h = headers_of({"rateLimits": [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400, "count": 7},
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300, "count": 3},
+        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200, "count": 9}],
+        "error": {"code": -1003, "msg": "m", "data": {"serverTime": 1000, "retryAfter": 3500}}})
+    assert h == {"x-mbx-used-weight-1m": "7", "x-mbx-order-count-10s": "3", "x-mbx-order-count-1m": "9",
+                 "Retry-After": "3"}

@@ -125,12 +125,19 @@ class BinanceWsApi:
         """(request id, the signed text frame). `params` is not modified."""
         ex = self._ex
         p = dict(params)
+        ts = ex.nonce()
         p["apiKey"] = self._api_key
-        p["timestamp"] = ex.nonce()
+        p["timestamp"] = ts
+        items = [*params.items(), ("apiKey", self._api_key), ("timestamp", str(ts))]
         rw = ex.options.get("recvWindow")
         if rw is not None:
             p["recvWindow"] = int(rw)
-        payload = "&".join([k + "=" + _text(p[k]) for k in sorted(p)])
+            items.append(("recvWindow", str(int(rw))))
+        items.sort()
+        try:
+            payload = "&".join(map("=".join, items))  # order_params gives strings only: the fast join
+        except TypeError:
+            payload = "&".join([k + "=" + _text(v) for k, v in items])
         h = self._mac.copy()  # key schedule done once (signer.py)
         h.update(payload.encode())
         p["signature"] = h.hexdigest()

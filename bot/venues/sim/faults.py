@@ -375,6 +375,7 @@ class Faults:
                 "mark": m.mark_ticks() * m.inst.tick, "last": m.last_ticks * m.inst.tick,
             }
         now = s.now_ms()
+        ws_api = getattr(s, "ws_api", None)
         state = {
             "time": now,
             "account": wire.balance_body(ex, now)[0],
@@ -386,7 +387,9 @@ class Faults:
             "connections": {r: sum(1 for c in s.conns if c.route == r) for r in ("public", "market", "all",
                                                                                "private", "ws-api")},
             "messages": s.messages,
-            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
+            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start, "WS <method>" (ws_api.py)
+            # client ids placed over the WebSocket API (the last 1000), how many were never answered
+            "ws_api": {"placed": list(ws_api.placed), "silenced": ws_api.silenced} if ws_api is not None else None,
             "source_done": s.source_done,
             "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
                        "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,

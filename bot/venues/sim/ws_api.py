@@ -82,6 +82,7 @@ class WsApi:
         self.silence = 0  # ws_api_silence: placements still to execute without an answer
         self.silence_close = False
         self.silenced = 0
+        self.placed: list[str] = []  # client ids of the placements that came this way (the last 1000: state)
         self.refuse_until_ns = 0
 
     # ------------------------------------------------------------------ faults
@@ -171,6 +172,9 @@ class WsApi:
                 return
         for k in ("apiKey", "signature", "timestamp", "recvWindow"):
             p.pop(k, None)
+        if method in _PLACING:
+            self.placed.append(p.get("newClientOrderId") or p.get("clientAlgoId") or "")
+            del self.placed[:-1000]
         silent = method in _PLACING and self.silence > 0
         if silent:
             self.silence -= 1
