@@ -27,29 +27,24 @@ import ccxt.async_support as ccxt
 import orjson
 
 from bot.venues.binance_usdm.limiter import ORDER_HEADERS, WEIGHT_HEADER
+from bot.venues.endpoints import BINANCE_USDM_WS_API
 from bot.venues.ws_orders import WsNoAnswer, WsOrderSocket
 
 __all__ = ["BinanceWsApi", "ws_api_url"]
 
-# environment -> the WebSocket API (A2 table; demo: the testnet host, as ccxt pro uses it [3P][?])
-_WS_API = {
-    "mainnet": "wss://ws-fapi.binance.com/ws-fapi/v1",
-    "demo": "wss://testnet.binancefuture.com/ws-fapi/v1",
-    "testnet": "wss://testnet.binancefuture.com/ws-fapi/v1",
-}
 _PLACE = {"order": "order.place", "algoOrder": "algoOrder.place"}
 
 
 def ws_api_url(environment: str, rest_url: str) -> str:
     """The ws-fapi URL of an environment; against the loopback exchange (or a REST override) the same host
     as `rest_url`, path /ws-fapi/v1 (bot/venues/sim/ws_api.py)."""
-    if environment == "exchange-sim" or (rest_url and environment not in _WS_API):
+    if environment not in BINANCE_USDM_WS_API:
         if not rest_url:
             raise ValueError("venue.environment = 'exchange-sim' needs venue.rest_url")
         base = rest_url.rstrip("/")
         return ("wss://" + base[8:] if base.startswith("https://") else "ws://" + base.removeprefix("http://")) \
             + "/ws-fapi/v1"
-    return _WS_API[environment]
+    return BINANCE_USDM_WS_API[environment]
 
 
 def _text(v: Any) -> str:
