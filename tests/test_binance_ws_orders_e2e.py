@@ -109,7 +109,7 @@ def test_socket_dropped_mid_run_orders_go_by_rest_then_back_to_the_socket(tmp: P
         if phase["dropped_at"] is None:
             if placements(req, ws=True) >= 1:  # the first orders went over the socket: drop it now
                 phase["ws_before"] = placements(req, ws=True)
-                sim.post("/_sim/fault", {"kind": "drop_ws", "route": "ws-api", "refuse_ms": 4000})
+                sim.post("/_sim/fault", {"kind": "drop_ws", "route": "ws-api", "refuse_ms": 2500})
                 phase["dropped_at"] = time.monotonic()
             return False
         phase["rest_seen"] = placements(req, ws=False)
