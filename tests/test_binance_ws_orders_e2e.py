@@ -72,8 +72,11 @@ def test_a_trade_opens_with_its_stop_over_the_socket_and_closes_its_unanswered_e
                  and any(a["clientAlgoId"] in via_ws and a["orderType"] == "STOP_MARKET"
                          for a in state["algo_orders"] if a["clientAlgoId"].startswith(f"{t['trade_id']}-sl"))]
     assert ws_trades, (closed, sorted(via_ws), req)
+    # the socket was dropped once, by the gateway, for the unanswered request; the REST placements are those
+    # of the reconnect window (how many depends on the backoff's draw and the market): fewer than the socket's
+    assert [r.get("event") for r in logs].count("no answer on the order socket; dropping it") == 1
     rest_placements = req.get("POST /fapi/v1/order", 0) + req.get("POST /fapi/v1/algoOrder", 0)
-    assert rest_placements <= 3, req
+    assert rest_placements < req["WS order.place"] + req["WS algoOrder.place"], req
     assert all(float(p["positionAmt"]) == 0 for p in state["positions"])
     # the unanswered entry: looked up by its client id (REST GET), exactly one order with that id
     assert [f["kind"] for f in state["faults"]["fired"]].count("ws_api_silence") == 1
