@@ -102,22 +102,27 @@ def test_socket_dropped_mid_run_orders_go_by_rest_then_back_to_the_socket(tmp: P
     sim = SimProcess(tmp, SYMBOLS, seed=2)
     phase: dict[str, Any] = {"dropped_at": None, "ws_before": 0, "rest_seen": 0, "ws_after": 0}
 
-    def placements(req: dict[str, int], ws: bool) -> int:
+    def requests(req: dict[str, int], ws: bool) -> int:
+        """Order requests (placements and cancels) that went over the socket / by REST."""
         if ws:
-            return req.get("WS order.place", 0) + req.get("WS algoOrder.place", 0)
-        return req.get("POST /fapi/v1/order", 0) + req.get("POST /fapi/v1/algoOrder", 0)
+            return sum(n for k, n in req.items() if k.startswith("WS "))
+        return sum(req.get(k, 0) for k in ("POST /fapi/v1/order", "POST /fapi/v1/algoOrder",
+                                           "DELETE /fapi/v1/order", "DELETE /fapi/v1/algoOrder"))
 
     def done(journal: Path) -> bool:
-        req = sim.state()["requests"]
+        st = sim.state()
+        req = st["requests"]
         if phase["dropped_at"] is None:
-            if placements(req, ws=True) >= 1:  # the first orders went over the socket: drop it now
-                phase["ws_before"] = placements(req, ws=True)
-                sim.post("/_sim/fault", {"kind": "drop_ws", "route": "ws-api", "refuse_ms": 2500})
+            # drop the socket while a trade is open (its orders went over the socket): its end (the time limit,
+            # 3 s, or a target or the stop) needs order requests within the 4 s the socket is refused
+            if requests(req, ws=True) >= 1 and any(float(p["positionAmt"]) for p in st["positions"]):
+                phase["ws_before"] = requests(req, ws=True)
+                sim.post("/_sim/fault", {"kind": "drop_ws", "route": "ws-api", "refuse_ms": 4000})
                 phase["dropped_at"] = time.monotonic()
             return False
-        phase["rest_seen"] = placements(req, ws=False)
-        if phase["rest_seen"] and placements(req, ws=True) > phase["ws_before"]:
-            phase["ws_after"] = placements(req, ws=True)
+        phase["rest_seen"] = requests(req, ws=False)
+        if phase["rest_seen"] and requests(req, ws=True) > phase["ws_before"]:
+            phase["ws_after"] = requests(req, ws=True)
             return True
         return False
 

@@ -97,13 +97,15 @@ class BinanceWsApi:
 
     def __init__(self, ex: Any, url: str, *, timeout_ms: int,
                  on_response: Callable[[int, dict[str, str], bool, int | None], None],
-                 reconnect_min_ms: int = 250, reconnect_max_ms: int = 10_000) -> None:
+                 reconnect_min_ms: int = 250, reconnect_max_ms: int = 5_000) -> None:
         self._ex = ex
         self._mac = hmac.new(str(ex.secret or "").encode(), digestmod=hashlib.sha256)
         self._api_key = ex.apiKey
         self._timeout_s = timeout_ms / 1000.0
         self._on_response = on_response
         self._n = 0
+        # reconnect cap 5 s (full jitter: ~2.5 s apart on average while the venue refuses): orders go by the
+        # slower REST meanwhile, so the socket should come back soon, without a connection storm
         self.socket = WsOrderSocket(url, name="binance ws-fapi", answer_key=_answer_id,
                                     reconnect_min_ms=reconnect_min_ms, reconnect_max_ms=reconnect_max_ms)
 
