@@ -252,7 +252,8 @@ class App(OperatorControls, ExchangeWatch):
         from bot.venues.binance_usdm.feed import BinanceMarketFeed
         from bot.venues.binance_usdm.gateway import BinanceGateway
 
-        return await self._run_venue(BinanceGateway(self.settings.venue), BinanceMarketFeed)
+        return await self._run_venue(BinanceGateway(
+            self.settings.venue, order_transport=self.settings.execution.order_transport), BinanceMarketFeed)
 
     async def _run_bybit(self) -> int:
         from bot.venues.bybit.feed import BybitMarketFeed

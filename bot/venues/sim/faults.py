@@ -7,7 +7,8 @@ code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_li
 clock_skew_ms {ms}, ws_trade_restart {count} (Bybit /v5/trade: 10019), rate_limit {retry_after_s, ban_after,
 ban_s}, settle_funding {symbol, rate_bps},
 mute_user_stream {ms}, late_execute {ms, count}, inject {route, raw, stream}, outside_order {symbol,
-side, type, qty, price}, deviate {on, drop_field | error_code} (the venue changed under the bot: for
+side, type, qty, price}, ws_api_silence {count, close} (Binance /ws-fapi/v1: executed, never answered),
+deviate {on, drop_field | error_code} (the venue changed under the bot: for
 `scalper conformance`), clear.
 
 `GET /_sim/state`: time, account (balances), positions, open orders, open algo orders, books,
@@ -36,7 +37,7 @@ __all__ = ["KINDS", "Faults"]
 
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
          "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "mute_user_stream", "late_execute",
-         "inject", "outside_order", "deviate", "ws_trade_restart", "clear")
+         "inject", "outside_order", "deviate", "ws_trade_restart", "ws_api_silence", "clear")
 _INJECT_ROUTES = ("market", "public", "private", "bybit-public", "bybit-private", "all")
 
 
@@ -77,6 +78,9 @@ class Faults:
         self.__init__(self.server)  # type: ignore[misc]
         self.server.limits.limited_until_ms = 0
         self.server.limits.banned_until_ms = 0
+        ws_api = getattr(self.server, "ws_api", None)
+        if ws_api is not None:
+            ws_api.silence = ws_api.refuse_until_ns = 0
 
     def apply(self, f: dict[str, Any]) -> dict[str, Any]:
         kind = f.get("kind")
@@ -101,6 +105,8 @@ class Faults:
                 import time
 
                 self.refuse_trade_until_ns = time.time_ns() + int(f["refuse_ms"]) * 1_000_000
+            if route in ("ws-api", "all") and f.get("refuse_ms") and hasattr(s, "ws_api"):  # Binance order entry
+                s.ws_api.refuse(int(f["refuse_ms"]))
             return {"ok": True, "dropped": len(conns)}
         if kind == "gap":
             sym = str(f.get("symbol", "")).upper()
@@ -145,6 +151,10 @@ class Faults:
             self.entries_only = bool(f.get("entries_only", False))
         elif kind == "inject":
             return {"ok": True, "sent": self._inject(f)}
+        elif kind == "ws_api_silence":  # Binance WebSocket API: placements executed, never answered (ws_api.py)
+            if not hasattr(s, "ws_api"):
+                raise ValueError("ws_api_silence needs the Binance protocol")
+            return s.ws_api.apply_fault(f)
         elif kind == "outside_order":
             return {"ok": True, **self._outside_order(f)}
         elif kind == "deviate":
@@ -413,6 +423,7 @@ class Faults:
                 "mark": m.mark_ticks() * m.inst.tick, "last": m.last_ticks * m.inst.tick,
             }
         now = s.now_ms()
+        ws_api = getattr(s, "ws_api", None)
         state = {
             "time": now,
             "account": wire.balance_body(ex, now)[0],
@@ -422,9 +433,11 @@ class Faults:
             "books": books,
             "listen_keys": len(s.listen_keys),
             "connections": {r: sum(1 for c in s.conns if c.route == r) for r in (
-                "public", "market", "all", "private", "bybit-public", "bybit-private", "bybit-trade")},
+                "public", "market", "all", "private", "bybit-public", "bybit-private", "bybit-trade", "ws-api")},
             "messages": s.messages,
-            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
+            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start, "WS <method>" (ws_api.py)
+            # client ids placed over the WebSocket API (the last 1000), how many were never answered
+            "ws_api": {"placed": list(ws_api.placed), "silenced": ws_api.silenced} if ws_api is not None else None,
             "source_done": s.source_done,
             "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
                        "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,
