@@ -46,18 +46,19 @@ def shadow_venue(settings: Settings, sink_factory: Callable[[], ShadowSink],
     """(demo gateway, feed factory) for App._run_venue. `sink_factory` is called once the journal exists
     (when the feed is built), `open_trades` gives the engine's open trades (id -> symbol)."""
     v = settings.venue
+    transport = settings.execution.order_transport  # the demo account's orders: REST or its order websocket
     gw: Any
     feed_cls: Any
     if v.name == "binance-usdm":
         from bot.venues.binance_usdm.feed import BinanceMarketFeed
         from bot.venues.binance_usdm.gateway import BinanceGateway
 
-        gw, feed_cls = BinanceGateway(v), BinanceMarketFeed
+        gw, feed_cls = BinanceGateway(v, order_transport=transport), BinanceMarketFeed
     elif v.name == "bybit":
         from bot.venues.bybit.feed import BybitMarketFeed
         from bot.venues.bybit.gateway import BybitGateway
 
-        gw, feed_cls = BybitGateway(v), BybitMarketFeed
+        gw, feed_cls = BybitGateway(v, order_transport=transport), BybitMarketFeed
     else:
         raise ConfigError(f'app.mode = "shadow" sends orders to a venue account and reads that venue\'s public data: '
                           f'venue.name must be binance-usdm or bybit, not {v.name!r}')
