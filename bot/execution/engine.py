@@ -99,6 +99,8 @@ class ExecutionEngine(EngineGuards, OrderSending):
         # Trade ids ("t42", the prefix of every client id) are reserved in the journal a block ahead of use,
         # so an entry sent before its record (on_intent) never lends its id to a later trade after a crash.
         self._next_id = max(journal.count_trades(), journal.reserved_trade_ids()) + 1
+        # the numbers a crashed run may have sent an entry under without its record (bot.execution.recovery_lost)
+        self.unrecorded_ids = range(journal.last_trade_number() + 1, self._next_id)
         self._reserved_id = 0
         self._reserve_ids(self._next_id - 1 + _ID_BLOCK)
         self._leverage: dict[str, int] = {}

@@ -483,6 +483,39 @@ class Journal:
         row = self._db.execute("SELECT upto FROM reserved_ids WHERE name='trade'").fetchone()
         return int(row[0]) if row else 0
 
+    def last_trade_number(self) -> int:
+        """The highest trade number with a row ("t42" -> 42; 0 for none). Numbers after it up to the
+        reservation may have been sent and never recorded (bot.execution.recovery_lost)."""
+        row = self._db.execute("SELECT MAX(CAST(SUBSTR(trade_id, 2) AS INTEGER)) FROM trades "
+                               "WHERE trade_id GLOB 't[0-9]*'").fetchone()
+        return int(row[0] or 0)
+
+    def record_recovered(self, ts_ns: int, trade: dict[str, Any], legs: list[dict[str, Any]],
+                         fills: list[dict[str, Any]], states: list[tuple[str | None, str, str]]) -> None:
+        """A trade whose entry was sent and never recorded (a crash between the send and the record), rebuilt
+        from the venue (bot.execution.recovery_lost): the trade, its legs as the venue reports them, their
+        fills and its state changes, in ONE transaction (another crash leaves all of it or none)."""
+        row = {k: v for k, v in trade.items() if k in self._trade_cols or k in ("trade_id", "symbol", "setup", "side")}
+        row["state"] = states[-1][1]
+        if self.run_id is not None:
+            row["run_id"] = self.run_id
+        cols = list(row)
+        tid = trade["trade_id"]
+        with self._tx() as db:
+            db.execute(f"INSERT INTO trades({', '.join(cols)}, created_ns, updated_ns) "
+                       f"VALUES ({', '.join('?' * len(cols))}, ?, ?)", (*row.values(), ts_ns, ts_ns))
+            db.executemany("INSERT INTO state_changes(ts_ns, entity, entity_id, from_state, to_state, reason) "
+                           "VALUES (?,?,?,?,?,?)", [(ts_ns, "trade", tid, f, t, r) for f, t, r in states])
+            self._insert_legs(db, ts_ns, legs)
+            for leg in legs:  # what the venue reports of it (the upsert above writes the request's columns)
+                self._order_event(db, ts_ns, tid, leg["client_id"], leg["status"], leg.get("filled_qty"),
+                                  leg.get("avg_price"), "found at the venue", leg.get("venue_order_id"))
+            db.executemany(
+                "INSERT INTO fills(ts_ns, trade_id, client_id, role, side, qty, price, fee, is_maker, "
+                "venue_trade_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(f["ts_ns"], tid, f["client_id"], f["role"], f["side"], f["qty"], f["price"], f["fee"],
+                  int(bool(f["is_maker"])), f.get("venue_trade_id") or "") for f in fills])
+
     def count_trades(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM trades").fetchone()[0])
 
