@@ -100,7 +100,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
         # so an entry sent before its record (on_intent) never lends its id to a later trade after a crash.
         self._next_id = max(journal.count_trades(), journal.reserved_trade_ids()) + 1
         # the numbers a crashed run may have sent an entry under without its record (bot.execution.recovery_lost)
-        self.unrecorded_ids = range(journal.last_trade_number() + 1, self._next_id)
+        self.unrecorded_ids = range(journal.verified_trade_ids() + 1, self._next_id)
         self._reserved_id = 0
         self._reserve_ids(self._next_id - 1 + _ID_BLOCK)
         self._leverage: dict[str, int] = {}
@@ -229,9 +229,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
             # durable intent (trade, planned legs, entry PENDING_NEW, PLANNED -> ENTERING) is ONE transaction,
             # committed right AFTER the entry is handed to the transport, in this same synchronous step (no
             # update of the entry can be applied before it: those come in later loop turns). A crash between
-            # the two leaves an order the journal does not know: restart reconciliation finds its position
-            # and gives it a stop (the "unknown position" path), and its trade id is never reused (reserved).
-            # The drill: tests/test_drill_send_before_record.py.
+            # the two leaves an order the journal does not know: its trade id was reserved, so the restart looks
+            # "<tid>-entry" up and journals the trade from the venue (recovery_lost.py), and the id is never
+            # reused. The drill: tests/test_drill_send_before_record.py.
             # The record's rows are built in it too (after the send): nothing on the hot path needs them.
             actions = m.start(now)
 

@@ -3,9 +3,11 @@
 The engine hands an entry to the venue first and commits its trade's record right after, in the same
 synchronous step (engine.on_intent). A crash between the two leaves an order the journal does not know.
 Its trade id is not lost: ids are reserved in the journal ahead of use (`reserved_ids`), so the numbers
-after the journal's last trade up to the reservation (`ExecutionEngine.unrecorded_ids`) are exactly the
-trades that may have been sent unrecorded, and their entries' client ids are known: "t<N>-entry" (the
-only leg sent before its record; TradeMachine.start; on Bybit the orderLinkId, bybit/orders.link_id).
+after the verified ones up to the reservation (`ExecutionEngine.unrecorded_ids`) are the trades that may
+have been sent unrecorded (`candidates` narrows them down), and their entries' client ids are known:
+"t<N>-entry" (the only leg sent before its record; TradeMachine.start; on Bybit the orderLinkId,
+bybit/orders.link_id). Once a start has looked them up, the journal marks them verified (`reserved_ids`
+row 'trade_verified'): the next start searches only the ids reserved after.
 
 The first reconciliation pass after a start (`LostEntries.recover_lost`, before anything is decided):
 1. asks the account; only a symbol whose position differs from what the journal's open trades hold can
@@ -138,11 +140,24 @@ class LostEntries:
         def alert(self, kind: str, message: str, symbol: str = "") -> None: ...
         async def adopt(self) -> list[str]: ...
 
+    def candidates(self) -> list[str]:
+        """The trade ids whose entry may be at the venue unrecorded: the unrecorded numbers after the verified
+        ones up to the reservation, and of those only up to the highest recorded one plus one per symbol.
+        Ids are handed out in order and an entry is recorded in the step that sends it, so a lost one is
+        the last handed out, or an earlier one whose send waited for its symbol's leverage (one trade per
+        symbol at a time: at most one per symbol); the ids of a reservation block never reached are skipped."""
+        rng = self.engine.unrecorded_ids
+        if not rng:
+            return []
+        recorded = self.journal.trade_numbers(rng.start, rng.stop - 1)
+        top = max(recorded, default=rng.start - 1) + max(1, len(self.symbols))
+        return [f"t{n}" for n in rng if n <= top and n not in recorded and f"t{n}" not in self.engine.trades]
+
     async def find_lost(self, trades: Sequence[JournalTrade]) -> list[LostEntry]:
         """The candidates' entries the venue has, on the symbols whose position the journal does not explain.
         Raises VenueError on any failure (nothing decided on a partial picture)."""
-        eng, gw = self.engine, self.gw
-        ids = [f"t{n}" for n in eng.unrecorded_ids if f"t{n}" not in eng.trades]
+        gw = self.gw
+        ids = self.candidates()
         if not ids:
             return []
         acc = await gw.account()
@@ -190,6 +205,9 @@ class LostEntries:
             self.alert("emergency", f"{lost.trade_id}: entry {u.client_id} ({u.side.value} {qty:g} @ {px:g}) was "
                                     "sent and the bot died before recording it; found at the exchange, journaled "
                                     f"as setup '{RECOVERED_SETUP}' and protected with {stop_how}", u.symbol)
+        rng = self.engine.unrecorded_ids
+        if rng:  # looked up (or nothing to explain): no later start searches these again
+            self.journal.verify_trade_ids(rng.stop - 1)
         if done:
             await self.adopt()  # like any open journal trade: restore, repair (ENTERING -> PROTECTING)
         for tid in done:  # its stop now, from its own machine ("<tid>-sl"): not left to the pass's decision,

@@ -29,7 +29,9 @@ state_changes id, ts_ns, entity ('trade' | 'gate' | 'symbol' | 'limits'), entity
 denials       id, ts_ns, symbol, setup, side, reason (DenyReason), detail: our own risk said no
 rejections    id, ts_ns, trade_id, client_id, code, message: the venue said no (kept apart from denials)
 reserved_ids  name ('trade'), upto: the highest trade number handed out or about to be (the engine reserves a
-              block ahead, so an entry sent before its trade row is written never lends its id to a later trade)
+              block ahead, so an entry sent before its trade row is written never lends its id to a later trade,
+              and a restart knows which ids' entries to look up: bot.execution.recovery_lost; such a trade is
+              journaled with setup 'recovered')
 funding       id, ts_ns (venue time), recv_ns, symbol ('' when the venue does not say), asset, amount_quote
               (signed as the venue reports: negative = paid), trade_id (the trade holding a position on the
               symbol at ts_ns, else NULL), venue_ref UNIQUE (idempotency key: a replay is not counted twice)
@@ -484,11 +486,29 @@ class Journal:
         return int(row[0]) if row else 0
 
     def last_trade_number(self) -> int:
-        """The highest trade number with a row ("t42" -> 42; 0 for none). Numbers after it up to the
-        reservation may have been sent and never recorded (bot.execution.recovery_lost)."""
+        """The highest trade number with a row ("t42" -> 42; 0 for none)."""
         row = self._db.execute("SELECT MAX(CAST(SUBSTR(trade_id, 2) AS INTEGER)) FROM trades "
                                "WHERE trade_id GLOB 't[0-9]*'").fetchone()
         return int(row[0] or 0)
+
+    def verified_trade_ids(self) -> int:
+        """Trade numbers up to this one are recorded or were looked up at the venue after a start
+        (bot.execution.recovery_lost); the reserved ones after it may have been sent and never recorded.
+        A journal from before this row: its last trade's number."""
+        row = self._db.execute("SELECT upto FROM reserved_ids WHERE name='trade_verified'").fetchone()
+        return int(row[0]) if row else self.last_trade_number()
+
+    def verify_trade_ids(self, upto: int) -> None:
+        """Trade numbers up to `upto` need no look-up after a restart any more (never lowered)."""
+        with self._tx() as db:
+            db.execute("INSERT INTO reserved_ids(name, upto) VALUES ('trade_verified', ?) "
+                       "ON CONFLICT(name) DO UPDATE SET upto=MAX(upto, excluded.upto)", (int(upto),))
+
+    def trade_numbers(self, lo: int, hi: int) -> set[int]:
+        """The numbers of the trades with a row, from `lo` to `hi` included."""
+        return {int(r[0]) for r in self._db.execute(
+            "SELECT CAST(SUBSTR(trade_id, 2) AS INTEGER) FROM trades WHERE trade_id GLOB 't[0-9]*' AND "
+            "CAST(SUBSTR(trade_id, 2) AS INTEGER) BETWEEN ? AND ?", (lo, hi))}
 
     def record_recovered(self, ts_ns: int, trade: dict[str, Any], legs: list[dict[str, Any]],
                          fills: list[dict[str, Any]], states: list[tuple[str | None, str, str]]) -> None:

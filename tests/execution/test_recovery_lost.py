@@ -51,6 +51,8 @@ async def test_a_lost_entry_becomes_a_journaled_trade_with_its_own_stop(tmp_path
     n_sent = len(venue.sent)
     life = await restart(tmp_path, life)
     assert list(life.engine.unrecorded_ids) == list(range(2, _ID_BLOCK + 1))
+    # ids are handed out in order: only the one after the last recorded (one per symbol) can have been sent
+    assert life.recovery.candidates() == ["t2"]
     await life.recovery.reconcile()
     await life.settle()
     # the trade, as the venue reports it: side, size, the entry fill's price, fee, time and venue id
@@ -87,7 +89,8 @@ async def test_a_lost_entry_becomes_a_journaled_trade_with_its_own_stop(tmp_path
     # and after the next restart t2 is a journal trade like any other: adopted, not searched again
     life = await restart(tmp_path, life)
     assert life.recovery.adopted == ["t2"]
-    assert list(life.engine.unrecorded_ids) == list(range(3, 2 * _ID_BLOCK + 1))
+    assert list(life.engine.unrecorded_ids) == list(range(_ID_BLOCK + 1, 2 * _ID_BLOCK + 1))  # the rest verified
+    assert life.journal.verified_trade_ids() == _ID_BLOCK
     assert await life.recovery.reconcile() == []
     await life.crash()
 
@@ -148,3 +151,25 @@ def test_rows_of_a_short_with_the_stop_it_carried_at_the_venue() -> None:
     # a gateway that lists no fills: the order's own average, fee unknown
     _, (_leg2,), rows2, _ = lost_rows(LostEntry("t7", u), BTC, 50.0, 99)
     assert [(r["qty"], r["price"], r["fee"], r["ts_ns"]) for r in rows2] == [(0.2, 50_000.0, 0.0, 5)]
+
+
+async def test_candidates_are_the_ids_after_the_last_recorded_one_per_symbol(tmp_path: Path) -> None:
+    """An entry is recorded in the step that sends it: the lost one is the last id handed out, or one whose send
+    waited for its symbol's leverage while later ids were recorded; a gap in between is looked up too."""
+    venue = Venue(Clock())
+    life = Life(tmp_path, venue)
+    for tid in ("t1", "t2", "t4"):  # t3 handed out, never recorded
+        life.journal.record_recovered(1, {"trade_id": tid, "symbol": "BTCUSDT", "setup": "x", "side": "long"}, [], [],
+                                      [(None, "CLOSED", "test")])
+    life.journal.verify_trade_ids(0)  # what this life's first pass would write (nothing before it to look up)
+    await life.crash()
+    life = Life(tmp_path, venue)  # not started: the candidates only
+    assert life.recovery.candidates() == ["t3", "t5"]  # one symbol: up to the last recorded + 1
+    life.recovery.symbols = ("BTCUSDT", "ETHUSDT")
+    assert life.recovery.candidates() == ["t3", "t5", "t6"]
+    life.journal.verify_trade_ids(_ID_BLOCK)  # looked up: the next start searches only what was reserved after
+    await life.crash()
+    life = Life(tmp_path, venue)
+    assert list(life.engine.unrecorded_ids) == list(range(_ID_BLOCK + 1, 2 * _ID_BLOCK + 1))
+    assert life.recovery.candidates() == [f"t{_ID_BLOCK + 1}"]
+    await life.crash()
