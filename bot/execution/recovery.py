@@ -326,10 +326,15 @@ class Recovery(ExitCheck, LostEntries):
         return None
 
     # -- the sink of bot.execution.reconcile.apply ------------------------------------------------------------
-    async def on_update(self, u: OrderUpdate) -> None:
+    async def on_update(self, u: OrderUpdate, quiet: bool = False) -> None:
         m = self._machine_of(u.client_id)
         if m is not None:
             leg = m.legs[u.client_id]
+            if quiet and not leg.done and u.status.is_final and u.filled_lots <= leg.filled_lots:
+                # the position is gone (its CloseTrade follows): a target the venue expired with it is not
+                # re-sent (Bybit 110017 "nothing to reduce"), a stop not replaced
+                self.engine.act(m, end_quietly(m, leg.client_id, u.status, u.reason or "ended with the position"))
+                return
             if leg is m.stop_leg and not leg.done and u.status in _GONE and u.filled_lots <= leg.filled_lots:
                 self.engine.act(m, end_quietly(m, leg.client_id, u.status, u.reason or "gone at the venue"))
                 return

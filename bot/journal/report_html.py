@@ -37,6 +37,19 @@ svg.chart{border:1px solid #eee;background:#fcfcfc;display:block;max-width:100%;
 .note{color:#666;font-size:12px;margin:2px 0} #verdict{font-size:16px}
 .neg{color:#c0392b} .pos{color:#1e8449}"""
 
+# Records what the browser actually laid out (read by the headless-Chromium tests; harmless otherwise);
+# the journal report and the research report (bot/research/report_html.py) both end with it.
+LAYOUT_PROBE = """<script>
+// Record what the browser actually laid out (used by the headless-Chromium test; harmless otherwise).
+for (const s of document.querySelectorAll("svg.chart")) {
+  const b = s.getBBox();
+  s.setAttribute("data-bbox", b.width.toFixed(1) + "x" + b.height.toFixed(1));
+  s.setAttribute("data-marks", s.querySelectorAll(
+    "path.series, rect.bar, circle.mark, path.mark, circle.point, rect.seg").length);
+}
+document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
+</script>"""
+
 _LAT_STEPS = (("signal_to_order_ms", "signal -> order sent", "#2980b9"),
               ("order_to_ack_ms", "order -> venue's answer", "#8e44ad"),
               ("ack_to_fill_ms", "answer -> fill received", "#16a085"),
@@ -226,15 +239,6 @@ signal to a minute after the exit; journals written before marks existed have no
 ● exits), the stop as it moved (red), the targets (green), the signal price (○) and the range the price reached
 (yellow: the engine's MAE/MFE).</p>
 <div class="grid">{per_trade or "<p>no trades</p>"}</div>
-<script>
-// Record what the browser actually laid out (used by the headless-Chromium test; harmless otherwise).
-for (const s of document.querySelectorAll("svg.chart")) {{
-  const b = s.getBBox();
-  s.setAttribute("data-bbox", b.width.toFixed(1) + "x" + b.height.toFixed(1));
-  s.setAttribute("data-marks", s.querySelectorAll(
-    "path.series, rect.bar, circle.mark, path.mark, circle.point, rect.seg").length);
-}}
-document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
-</script>
+{LAYOUT_PROBE}
 </body></html>
 """

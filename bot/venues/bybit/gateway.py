@@ -66,7 +66,8 @@ class BybitGateway(LiveGateway):
     # eager_submit: submit() does its own work (checks, request, signature, ccxt, hand-off to aiohttp) before it
     # first waits (tests/sim/test_bybit_eager.py), so the engine records an entry after its send, as on Binance
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, position_level_stop=True,
-                                       stream_missed_hook=True, retry_after=True, eager_submit=True)
+                                       stream_missed_hook=True, retry_after=True, cancel_by_venue_id=True,
+                                       eager_submit=True)
     stream_name = "private stream"
     log_name = "bybit.gateway"
 
@@ -238,6 +239,13 @@ class BybitGateway(LiveGateway):
                             {"orderLinkId": link_id(client_id)})
         except OrderNotFound:
             self._log.info("cancel: order not open", client_id=client_id)
+
+    async def cancel_venue_order(self, symbol: str, venue_order_id: str) -> None:
+        """ports.VenueIdCancel: by orderId (an order placed by hand has no orderLinkId, B3); idempotent."""
+        try:
+            await self.call(CANCEL, self._ex().cancel_order, venue_order_id, self._ccxt_symbol[symbol])
+        except OrderNotFound:
+            self._log.info("cancel: order not open", venue_order_id=venue_order_id)
 
     # ------------------------------------------------------------------------------------ look-ups
     async def fetch_order(self, symbol: str, client_id: str, conditional: bool = False) -> OrderUpdate | None:

@@ -46,6 +46,7 @@ class BybitRest:
         self.auth = BybitAuth(s.auth.api_key, s.auth._secret.decode())
         self.uid_limits = UidLimits()
         self.orders = BybitOrders(s, desk)
+        self.streams: Any = None  # bybit_ws.BybitStreams, set by add_bybit_routes (its books: /_sim/state)
 
     def reply(self, result: Any, code: int = 0, msg: str = "OK", headers: dict[str, str] | None = None,
               status: int = 200, request: web.Request | None = None) -> web.Response:
@@ -82,6 +83,10 @@ class BybitRest:
                 if private:
                     self.auth.verify(dict(request.headers), body if request.method == "POST" else raw_q, now)
                     ok, headers = self.uid_limits.admit(request.path, now)
+                    reset = s.faults.uid_limit(request.path, now) if s.faults.uid_limited else None
+                    if reset is not None:  # rate_limit {"code": 10006}: this endpoint until its reset (B2)
+                        headers = {**headers, "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(reset)}
+                        ok = False
                     if not ok:
                         raise BybitError(10006, "Too many visits!")
                 result = await fn(params)
@@ -260,6 +265,7 @@ def add_bybit_routes(app: web.Application, s: SimServer) -> BybitRest:
     from bot.venues.sim.bybit_ws import BybitStreams
 
     streams = BybitStreams(s, r)
+    r.streams = streams
     streams.add_routes(app)
     s.market_listeners.append(streams.on_market)
     desk.position_listeners.append(streams.push_position)

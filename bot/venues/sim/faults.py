@@ -36,7 +36,7 @@ __all__ = ["KINDS", "Faults"]
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
          "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "mute_user_stream", "late_execute",
          "inject", "outside_order", "deviate", "clear")
-_INJECT_ROUTES = ("market", "public", "private", "all")
+_INJECT_ROUTES = ("market", "public", "private", "bybit-public", "bybit-private", "all")
 
 
 class Faults:
@@ -64,7 +64,9 @@ class Faults:
         self.outside_orders = 0
         self.entries_only = False  # error_after_execute / late_execute: only orders that can open a position
         self.armed_limits: list[dict[str, Any]] = []  # rate_limit {"on": "METHOD /path"}: starts at that request
+        self.uid_limited: dict[str, int] = {}  # rate_limit {"code": 10006}: Bybit path -> reset time (ms)
         self.fired: list[dict[str, Any]] = []  # one-shot faults as they took effect: {"kind", "time", ...}
+        self.fired_n: dict[str, int] = {}  # ... how many of each kind since start (`fired` keeps the last 100)
         self.applied: list[dict[str, Any]] = []
         self.deviations: list[dict[str, Any]] = []  # deviate {"on": "METHOD /path", drop_field | error_code}
 
@@ -147,7 +149,15 @@ class Faults:
             on = str(f["on"]).split()
             if len(on) != 2 or not on[1].startswith("/"):
                 raise ValueError("rate_limit 'on' is 'METHOD /path', e.g. 'POST /fapi/v1/algoOrder'")
-            self.armed_limits.append({**f, "on": f"{on[0].upper()} {on[1]}"})
+            if f.get("code") not in (None, 10006) or (f.get("code") and not on[1].startswith("/v5/")):
+                raise ValueError("rate_limit 'code' is 10006 (Bybit's per-UID limit), on a /v5/ path only")
+            after = f.get("after")  # armed only once that one-shot fault has fired (since now)
+            if after is not None and after not in KINDS:
+                raise ValueError(f"rate_limit 'after' is a fault kind, e.g. 'error_after_execute', not {after!r}")
+            seen = self.fired_n.get(str(after), 0)
+            self.armed_limits.append({**f, "on": f"{on[0].upper()} {on[1]}", "_after_seen": seen})
+        elif kind == "rate_limit" and f.get("code"):
+            raise ValueError("rate_limit with 'code' 10006 needs 'on': the Bybit endpoint it limits")
         elif kind == "rate_limit":
             s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                            int(f.get("ban_s", 120)))
@@ -212,6 +222,7 @@ class Faults:
     # ------------------------------------------------------------------ hooks
     def _fired(self, kind: str, **detail: Any) -> None:
         self.fired.append({"kind": kind, "time": self.server.now_ms(), **detail})
+        self.fired_n[kind] = self.fired_n.get(kind, 0) + 1
         del self.fired[:-100]
 
     def user_event_allowed(self) -> bool:
@@ -252,15 +263,31 @@ class Faults:
         a millisecond later than the request it refuses would round its Retry-After up a whole second."""
         key = f"{method} {path}"
         for f in self.armed_limits:
+            if f.get("after") and self.fired_n.get(f["after"], 0) <= f["_after_seen"]:
+                continue  # e.g. Bybit's GET /v5/order/realtime also lists open orders: only look-ups after the 503
             if f["on"] == key:
                 self.armed_limits.remove(f)
                 s = self.server
+                if f.get("code") == 10006:  # Bybit's per-UID, per-endpoint limit: this path only (B2)
+                    self.uid_limited[path] = now_ms + int(f.get("retry_after_s", 2)) * 1000
+                    self._fired("rate_limit", on=key, code=10006)
+                    return
                 s.limits.limit(now_ms, int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                                int(f.get("ban_s", 120)))
                 self._fired("rate_limit", on=key)
                 return
 
-    def place_late(self, req: OrderRequest, late_ms: int) -> None:
+    def uid_limit(self, path: str, now_ms: int) -> int | None:
+        """rate_limit {"code": 10006}: while `path` is limited, the reset time (ms) its answer carries."""
+        until = self.uid_limited.get(path)
+        if until is None:
+            return None
+        if now_ms >= until:
+            del self.uid_limited[path]
+            return None
+        return until
+
+    def place_late(self, req: OrderRequest, late_ms: int, before: Any = None, after: Any = None) -> None:
         """late_execute: the request answered "status unknown" and look-ups say -2013 until `late_ms`
         later, when the order reaches the matching engine after all (issue 11: an order that executes
         after the client's look-ups said "not found")."""
@@ -280,8 +307,12 @@ class Faults:
                 now = s.engine_now_ns()
                 ioc = req.time_in_force.value in ("IOC", "FOK") and req.kind.value == "LIMIT"
                 # "fill" and an IOC/FOK limit: it must not expire before the market reaches its price
+                if before is not None:  # the protocol's own book-keeping (Bybit: attached TP/SL)
+                    before()
                 o = s.ex.place_order(replace(req, time_in_force=TimeInForce.GTC) if fill and ioc else req,
                                      now_ns=now)
+                if after is not None:
+                    after(o)
                 live = s.ex.orders.get(o.order_id)
                 if live is not None and fill and ioc:
                     live.tif = req.time_in_force.value
@@ -374,8 +405,8 @@ class Faults:
             "open_algo_orders": [wire.algo_body(ex, a) for a in ex.open_algo_orders()],
             "books": books,
             "listen_keys": len(s.listen_keys),
-            "connections": {r: sum(1 for c in s.conns if c.route == r) for r in ("public", "market", "all",
-                                                                               "private")},
+            "connections": {r: sum(1 for c in s.conns if c.route == r) for r in (
+                "public", "market", "all", "private", "bybit-public", "bybit-private")},
             "messages": s.messages,
             "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
             "source_done": s.source_done,
@@ -387,8 +418,12 @@ class Faults:
                        "outside_orders": self.outside_orders,
                        "rate_limited_until_ms": s.limits.limited_until_ms,
                        "rate_limit_armed": [f["on"] for f in self.armed_limits], "fired": self.fired,
+                       "uid_limited": dict(self.uid_limited),
                        "banned_until_ms": s.limits.banned_until_ms},
         }
+        streams = getattr(getattr(s, "bybit", None), "streams", None)
+        if streams is not None:  # Bybit's orderbook.N.SYM streams: their last `u` (a drill's injected delta)
+            state["bybit_book_u"] = {f"orderbook.{n}.{sym}": st.u for (sym, n), st in streams.books.items()}
         if request.query.get("history"):
             # every order, algo order and fill since start (drill checks: duplicate client ids, fills
             # the journal must hold); opt-in so the 50 ms state poll stays small
