@@ -68,8 +68,11 @@ REALTIME, HISTORY, POSITIONS = "/v5/order/realtime", "/v5/order/history", "/v5/p
 
 class BybitGateway(LiveGateway):
     name = "bybit"
+    # eager_submit: submit() does its own work (checks, request, signature, ccxt, hand-off to aiohttp) before it
+    # first waits (tests/sim/test_bybit_eager.py), so the engine records an entry after its send, as on Binance
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, position_level_stop=True,
-                                       stream_missed_hook=True, retry_after=True, cancel_by_venue_id=True)
+                                       stream_missed_hook=True, retry_after=True, cancel_by_venue_id=True,
+                                       eager_submit=True)
     stream_name = "private stream"
     log_name = "bybit.gateway"
 
