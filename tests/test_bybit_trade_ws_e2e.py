@@ -75,7 +75,13 @@ async def gw(sim: Sim) -> AsyncIterator[BybitGateway]:
 
 
 async def far_limit(sim: Sim, g: BybitGateway, cid: str) -> OrderRequest:
-    book = (await sim_get(sim, "/_sim/state"))["books"]["BTCUSDT"]
+    for _ in range(200):  # bounded (~10 s): a just-started loopback may not have quoted the book yet
+        book = (await sim_get(sim, "/_sim/state"))["books"]["BTCUSDT"]
+        if book.get("best_bid"):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the loopback's BTCUSDT book never got a bid")
     inst = g.instrument("BTCUSDT")
     return OrderRequest(cid, "BTCUSDT", Side.BUY, OrderKind.LIMIT, inst.qty_to_lots("0.01"),
                         price_ticks=int(inst.price_to_ticks(str(book["best_bid"])) * 0.97),
