@@ -27,6 +27,7 @@ import ccxt.async_support as ccxt
 import orjson
 
 from bot.venues.binance_usdm.limiter import ORDER_HEADERS, WEIGHT_HEADER
+from bot.venues.binance_usdm.signer import _text  # one rendering of a param, as REST signs it
 from bot.venues.endpoints import BINANCE_USDM_WS_API
 from bot.venues.ws_orders import WsNoAnswer, WsOrderSocket
 
@@ -45,14 +46,6 @@ def ws_api_url(environment: str, rest_url: str) -> str:
         return ("wss://" + base[8:] if base.startswith("https://") else "ws://" + base.removeprefix("http://")) \
             + "/ws-fapi/v1"
     return BINANCE_USDM_WS_API[environment]
-
-
-def _text(v: Any) -> str:
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    return v if v.__class__ is str else str(v)
 
 
 def headers_of(msg: dict[str, Any]) -> dict[str, str]:
