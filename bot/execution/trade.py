@@ -52,13 +52,13 @@ from bot.execution.actions import (
     TradeState,
     Unschedule,
 )
-from bot.execution.planner import TradePlan, slice_lots
+from bot.execution.planner import EntryTerms, TradePlan, slice_lots
 from bot.risk.limits import limits
 
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
 
-__all__ = ["IllegalTransition", "TradeMachine", "exit_reason_of"]
+__all__ = ["IllegalTransition", "TradeMachine", "entry_request", "exit_reason_of"]
 
 _MS = 1_000_000
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
@@ -82,6 +82,16 @@ def exit_reason_of(why: str) -> CloseReason | None:
     if why.startswith("stop "):  # "stop not confirmed in 500 ms", "stop rejected", "stop canceled"
         return CloseReason.RISK_HALT
     return None
+
+
+def entry_request(trade_id: str, symbol: str, sign: int, terms: EntryTerms, lots: int, stop_ticks: int,
+                  cfg: ExecutionSection) -> OrderRequest:
+    """The first entry's request exactly as `TradeMachine.start` builds it (client id `<tid>-entry`), for
+    the engine to hand to the venue before it plans the rest of the trade (`start(entry=)` takes it)."""
+    return OrderRequest(f"{trade_id}-entry", symbol, Side.BUY if sign > 0 else Side.SELL, terms.kind, lots,
+                        price_ticks=terms.price_ticks, time_in_force=terms.tif,
+                        working_type=TriggerPrice.MARK if cfg.stop_trigger == "mark" else TriggerPrice.LAST,
+                        attached_stop_ticks=stop_ticks)
 
 
 class IllegalTransition(RuntimeError):
@@ -154,12 +164,16 @@ class TradeMachine:
 
     def _submit(self, out: list[Action], role: LegRole, name: str, kind: OrderKind, lots: int, *,
                 price: int | None = None, trigger: int | None = None, tif: TimeInForce = TimeInForce.GTC,
-                intended: int, tier: int = 0, attached_stop: int | None = None) -> Leg:
+                intended: int, tier: int = 0, attached_stop: int | None = None,
+                req: OrderRequest | None = None) -> Leg:
         cid = self._cid(name)
         reduces = not role.opens
-        req = OrderRequest(cid, self.plan.symbol, self.exit_side if reduces else self.entry_side, kind, lots,
-                           price_ticks=price, trigger_ticks=trigger, time_in_force=tif, reduce_only=reduces,
-                           working_type=self.working, attached_stop_ticks=attached_stop)
+        if req is None:
+            req = OrderRequest(cid, self.plan.symbol, self.exit_side if reduces else self.entry_side, kind, lots,
+                               price_ticks=price, trigger_ticks=trigger, time_in_force=tif, reduce_only=reduces,
+                               working_type=self.working, attached_stop_ticks=attached_stop)
+        elif req.client_id != cid:
+            raise IllegalTransition(f"{self.tid}: a request sent as {req.client_id} where {cid} was due")
         leg = Leg(cid, role, req, intended, tier=tier)
         self.legs[cid] = leg
         out.append(Submit(self.tid, leg, reduces))
@@ -211,7 +225,10 @@ class TradeMachine:
         return out
 
     # -- inputs -----------------------------------------------------------------------------------------
-    def start(self, now_ns: int) -> list[Action]:
+    def start(self, now_ns: int, entry: OrderRequest | None = None) -> list[Action]:
+        """PLANNED -> ENTERING with the entry's Submit. `entry`: the entry's request as the engine already
+        handed it to the venue (`entry_request`, built from the same terms before this machine existed:
+        tick-to-order does not wait for the planning); the machine takes it as its entry leg."""
         out: list[Action] = []
         e = self.plan.entry
         self._set(TradeState.ENTERING, "entry sent", out)  # first: a denial of the Submit comes back nested
@@ -219,7 +236,7 @@ class TradeMachine:
         # moment the position opens); the STOP_MARKET leg after the first fill still confirms it either way.
         self._submit(out, LegRole.ENTRY, "entry", e.kind, self.plan.increments[0], price=e.price_ticks,
                      tif=e.tif, intended=e.price_ticks if e.price_ticks is not None else self.plan.ref_ticks,
-                     attached_stop=self.plan.stop_ticks)
+                     attached_stop=self.plan.stop_ticks, req=entry)
         self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
         return out
 
