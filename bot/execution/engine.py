@@ -51,7 +51,7 @@ from bot.execution.actions import (
 from bot.execution.guards import EngineGuards
 from bot.execution.marks import MarkSampler
 from bot.execution.planner import entry_terms, plan_trade, scale_in
-from bot.execution.sending import OrderSending, EntryHandOff
+from bot.execution.sending import EntryHandOff, OrderSending
 from bot.execution.trade import TradeMachine, entry_request
 from bot.journal import Journal
 from bot.logging import get_logger

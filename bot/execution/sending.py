@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from bot.execution.trade import TradeMachine
     from bot.risk.reasons import Denial
 
-__all__ = ["RETRY_CAP_S", "RETRY_FIRST_S", "OrderSending", "backoff_s"]
+__all__ = ["RETRY_CAP_S", "RETRY_FIRST_S", "EntryHandOff", "OrderSending", "backoff_s"]
 
 
 @dataclass(frozen=True, slots=True)
