@@ -314,7 +314,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
         self.log.error("entry_executed_late", trade_id=m.tid, client_id=u.client_id, symbol=m.plan.symbol,
                        lots=u.filled_lots)
         self._apply(m, actions)
-        self.risk.gate.on_position(m.plan.symbol, u.filled_lots * m.lim.step * (u.avg_price or u.last_fill_price))
+        self._count_symbol(m.plan.symbol)  # with any other trade live there (guards.py)
         self.request_reconcile(m.plan.symbol, f"{m.tid}: entry executed after it was reported not found")
 
     def on_price(self, symbol: str, ticks: int, now_ns: int | None = None) -> None:
@@ -450,8 +450,8 @@ class ExecutionEngine(EngineGuards, OrderSending):
                     continue
                 j.trade_state(now, a.trade_id, a.old.value, a.new.value, a.reason, a.fields)
                 if a.new is TradeState.ABORTED:
-                    self.risk.gate.on_position(m.plan.symbol, 0)
                     self._end(m)
+                    self._count_symbol(m.plan.symbol)  # 0 unless another trade is live there (guards.py)
             elif isinstance(a, OrderEvent):
                 j.order_event(now, a.trade_id, a.client_id, a.status.value, reason=a.reason,
                               venue_order_id=a.venue_order_id or None)
@@ -467,6 +467,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
                 self._end(m)
                 self.closed.append(a)
                 self.risk.gate.on_trade_closed(a.symbol, a.setup, a.pnl, a.reason, now)
+                self._count_symbol(a.symbol)  # another trade still live there keeps it counted (guards.py)
                 self._spawn(self._after_close())  # the trade's log line: the operator side (bot.ops.live)
             for obs in self.observers:
                 obs(m, a)

@@ -312,27 +312,31 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
         side_close = Side.SELL if lots > 0 else Side.BUY
         direction = "long" if lots > 0 else "short"
         held = f"position {inst.lots_to_qty(lots):g}"  # signed quantity, for people
-        owner_t = next((t for t in sym_trades if t.side == direction and t.state in _HELD), None) or \
-            next((t for t in sym_trades if t.side == direction), None)
         stops = [o for o in orders if o.kind in (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
                  and o.side is side_close and o.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)]
         # the bot's own size in this direction; the rest of the position is nobody's (a manual add). A trade
-        # of this direction that holds nothing (its entry still resting) does not own a position it never filled
-        mine = sum(_held_lots(t, filled_now) for t in sym_trades if t.side == direction)
-        if owner_t is not None and mine != 0:
-            own_cids = {leg.client_id for leg in owner_t.legs}
-            own_stops = [o for o in stops if o.client_id in own_cids]
+        # of this direction that holds nothing (its entry still resting) does not own a position it never filled.
+        # Each open trade that holds a part owns it, with its own exits and its own stop: normally one trade per
+        # symbol, but an entry that executed after its look-ups said "not found" reopens its trade while the
+        # symbol's next trade may already hold (issue 11 late execution): neither's stop is the other's orphan
+        holders = [(t, n) for t in sym_trades if t.side == direction and (n := _held_lots(t, filled_now)) != 0]
+        mine = sum(n for _, n in holders)
+        if holders:
+            owners = ", ".join(t.trade_id for t, _ in holders)
+            own_cids = {leg.client_id for t in sym_trades if t.side == direction for leg in t.legs}
             excess = lots - mine if abs(lots) > abs(mine) else 0
-            if not own_stops:
-                price = owner_t.stop_price or 0.0
+            for t, n in holders:
+                t_cids = {leg.client_id for leg in t.legs}
+                if any(o.client_id in t_cids for o in stops):
+                    continue
+                price = t.stop_price or 0.0
                 if price <= 0:  # no stop known at all: the config's distance from the entry
                     price = _unknown_stop_price(pos, cfg)  # type: ignore[arg-type]
-                req = OrderRequest(f"{owner_t.trade_id}-slr{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET,
-                                   abs(mine) if mine and excess else abs(lots),
+                req = OrderRequest(f"{t.trade_id}-slr{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET,
+                                   abs(n) if excess else min(abs(n), abs(lots)),
                                    trigger_ticks=_stop_ticks(price, side_close, inst), reduce_only=True,
                                    working_type=cfg.working_type)
-                why = f"{owner_t.trade_id}: {held} has no live stop"
-                out.append(PlaceStop(owner_t.trade_id, req, why))
+                out.append(PlaceStop(t.trade_id, req, f"{t.trade_id}: {held} has no live stop"))
             open_cids = {leg.client_id for t in sym_trades for leg in t.legs}
             foreign_stops = [o for o in stops if o.client_id not in open_cids
                              and o.venue_order_id not in ex.position_stops]
@@ -347,7 +351,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
                 # included; a stop order of our own there would move that one stop (exchange-facts B3), not add a second
                 out.append(Unowned(sym, excess))
                 out.append(Alert("emergency", f"{held} holds {inst.lots_to_qty(excess):g} more than "
-                                              f"{owner_t.trade_id} owns; the position's stop covers it", sym))
+                                              f"{owners} owns; the position's stop covers it", sym))
             elif abs(lots) < abs(mine):  # part of the bot's size closed outside the bot: its exits would
                 # over-close nothing (reduce-only), but the journal's PnL and sizes are wrong: the operator decides
                 out.append(Alert("error", f"{held} is less than the {inst.lots_to_qty(mine):g} the bot's trades "
@@ -355,7 +359,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             elif excess:
                 out.extend(_cover_unowned(sym, pos, excess, foreign_stops, inst, cfg, now_ns,  # type: ignore[arg-type]
                                           f"{held} holds {inst.lots_to_qty(excess):g} more than "
-                                          f"{owner_t.trade_id} owns ({inst.lots_to_qty(mine):g})"))
+                                          f"{owners} owns ({inst.lots_to_qty(mine):g})"))
             continue
         # a position nobody planned
         out.append(Unowned(sym, lots))

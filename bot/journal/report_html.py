@@ -23,6 +23,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.journal.report_html_shadow import shadow_html
 from bot.journal.report_svg import bar_chart, hbar_stacked, line_chart, plain, scatter, trade_path
 
 __all__ = ["render_html"]
@@ -233,6 +234,7 @@ def render_html(rep: dict[str, Any], title: str = "scalper report", max_trade_ch
 <div class="grid">{''.join(_charts(rep))}</div>
 {_groups(rep["by_setup"], "By setup")}{_groups(rep["by_symbol"], "By symbol")}{_groups(rep["by_hour"], "By hour (UTC)")}
 {_trades_table(trades)}
+{shadow_html(rep["shadow"], _table) if rep.get("shadow") else ""}
 <h2>Price path of each trade</h2>
 <p class="note">From what the journal holds: the price (grey: the mid, one mark a second from a minute before the
 signal to a minute after the exit; journals written before marks existed have none), the fills (▲/▼ entries,

@@ -62,6 +62,8 @@ class BybitRest:
             s = self.s
             now = s.now_ms()
             raw_q = request.rel_url.raw_query_string
+            key = f"{request.method} {request.path}"
+            s.requests[key] = s.requests.get(key, 0) + 1  # per endpoint, shown by GET /_sim/state
             body = await request.text() if request.can_read_body else ""
             if s.faults.armed_limits:
                 s.faults.arm_limit(request.method, request.path, now)
@@ -269,4 +271,7 @@ def add_bybit_routes(app: web.Application, s: SimServer) -> BybitRest:
     streams.add_routes(app)
     s.market_listeners.append(streams.on_market)
     desk.position_listeners.append(streams.push_position)
+    from bot.venues.sim.bybit_trade_ws import BybitTradeWs
+
+    BybitTradeWs(s, r).add_routes(app)  # order entry over websocket: /v5/trade
     return r

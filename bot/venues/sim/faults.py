@@ -4,7 +4,8 @@
 kind, its parameters and defaults are in docs/exchange-sim.md:
 drop_ws {route, refuse_ms}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
 code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_listen_key,
-clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, settle_funding {symbol, rate_bps},
+clock_skew_ms {ms}, ws_trade_restart {count} (Bybit /v5/trade: 10019), rate_limit {retry_after_s, ban_after,
+ban_s}, settle_funding {symbol, rate_bps},
 mute_user_stream {ms}, late_execute {ms, count}, inject {route, raw, stream}, outside_order {symbol,
 side, type, qty, price}, deviate {on, drop_field | error_code} (the venue changed under the bot: for
 `scalper conformance`), clear.
@@ -35,7 +36,7 @@ __all__ = ["KINDS", "Faults"]
 
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
          "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "mute_user_stream", "late_execute",
-         "inject", "outside_order", "deviate", "clear")
+         "inject", "outside_order", "deviate", "ws_trade_restart", "clear")
 _INJECT_ROUTES = ("market", "public", "private", "bybit-public", "bybit-private", "all")
 
 
@@ -55,6 +56,8 @@ class Faults:
         self.freeze_kind = "all"
         self.freeze_symbol = ""
         self.refuse_ws = False
+        self.refuse_trade_until_ns = 0  # drop_ws bybit-trade with refuse_ms: new /v5/trade sockets refused
+        self.trade_restarts = 0  # ws_trade_restart: the next N Bybit /v5/trade order requests answer 10019
         self.mute_user_until_ns = 0  # user-data events before this wall time are dropped, not replayed
         self.muted_events = 0
         self.late_execute = 0  # next N new orders: ambiguous 503 now, placed `late_ms` later
@@ -94,6 +97,10 @@ class Faults:
                 import time
 
                 self.refuse_private_until_ns = time.time_ns() + int(f["refuse_ms"]) * 1_000_000
+            if route in ("bybit-trade", "all") and f.get("refuse_ms"):
+                import time
+
+                self.refuse_trade_until_ns = time.time_ns() + int(f["refuse_ms"]) * 1_000_000
             return {"ok": True, "dropped": len(conns)}
         if kind == "gap":
             sym = str(f.get("symbol", "")).upper()
@@ -112,6 +119,8 @@ class Faults:
             self.error_after_execute += int(f.get("count", 1))
             self.error_status = int(f.get("status", 503))
             self.entries_only = bool(f.get("entries_only", False))
+        elif kind == "ws_trade_restart":
+            self.trade_restarts += int(f.get("count", 1))
         elif kind == "delay_orders_ms":
             self.delay_orders_ms = int(f.get("ms", 500))
         elif kind == "expire_listen_key":
@@ -363,6 +372,13 @@ class Faults:
             return self.reject_code, self.reject_msg
         return None
 
+    def take_trade_restart(self) -> bool:
+        if self.trade_restarts:
+            self.trade_restarts -= 1
+            self._fired("ws_trade_restart")
+            return True
+        return False
+
     def take_error_after_execute(self, opening: bool = True) -> int | None:
         if self.error_after_execute and (opening or not self.entries_only):
             self.error_after_execute -= 1
@@ -406,7 +422,7 @@ class Faults:
             "books": books,
             "listen_keys": len(s.listen_keys),
             "connections": {r: sum(1 for c in s.conns if c.route == r) for r in (
-                "public", "market", "all", "private", "bybit-public", "bybit-private")},
+                "public", "market", "all", "private", "bybit-public", "bybit-private", "bybit-trade")},
             "messages": s.messages,
             "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
             "source_done": s.source_done,
@@ -415,6 +431,7 @@ class Faults:
                        "gaps": self.gaps, "frozen": bool(self.freeze_until_ns),
                        "user_stream_muted": bool(self.mute_user_until_ns), "muted_events": self.muted_events,
                        "late_execute": self.late_execute, "late_pending": self.late_pending,
+                       "ws_trade_restart": self.trade_restarts,
                        "outside_orders": self.outside_orders,
                        "rate_limited_until_ms": s.limits.limited_until_ms,
                        "rate_limit_armed": [f["on"] for f in self.armed_limits], "fired": self.fired,
