@@ -228,10 +228,17 @@ class ExecutionEngine(EngineGuards, OrderSending):
                                 intent.stop_ticks, self.cfg)
             denied = self.risk.gate.check_order(now, False, intent.symbol)
             sent = EntryHandOff(req, denied, None if denied is not None else self._hand_off(req))
-        plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
-                          decision.leverage, costs=decision.cost)  # take-profit tiers that do not pay are dropped
-        fees = self.risk.fees(intent.symbol)  # the venue's rates when read at start-up (bot/app_fees.py)
-        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=fees.taker_bps, maker_fee_bps=fees.maker_bps)
+        try:
+            plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
+                              decision.leverage, costs=decision.cost)  # tiers that do not pay are dropped
+            fees = self.risk.fees(intent.symbol)  # the venue's rates when read at start-up (bot/app_fees.py)
+            m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=fees.taker_bps, maker_fee_bps=fees.maker_bps)
+        except Exception:
+            if sent is not None and sent.task is not None:
+                # the entry is out and no machine follows it: reconciliation finds what it did (an unknown
+                # position gets its stop) as after a crash between the send and the record
+                self.request_reconcile(intent.symbol, f"{tid}: planning failed after the entry was sent")
+            raise
         self.trades[tid] = m
         self.activity[intent.symbol] = self.activity.get(intent.symbol, 0) + 1
         self.risk.gate.on_position(intent.symbol, decision.notional)

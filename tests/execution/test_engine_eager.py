@@ -97,3 +97,24 @@ async def test_an_eager_entry_the_gate_refuses_is_never_sent_and_counted_once(tm
         assert [r["reason"] for r in rig.rows("denials")] == ["RATE_PER_SECOND"]
         assert rig.rm.gate.denials["RATE_PER_SECOND"] == 1
         assert rig.trade_states() == ["PLANNED", "ENTERING", "ABORTED"]
+
+
+async def test_planning_that_fails_after_the_hand_off_asks_for_reconciliation(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry is out before the plan exists: should planning raise (a bug), the engine asks reconciliation
+    to look (the unknown-position path gives what the entry did its stop) and the error still reaches the
+    caller's error boundary."""
+    import bot.execution.engine as engine_mod
+
+    def broken(*a, **kw):  # type: ignore[no-untyped-def]
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(engine_mod, "plan_trade", broken)
+    rig = _rig(tmp_path, True)
+    asked: list[tuple[str, str]] = []
+    rig.engine.on_reconcile_needed = lambda sym, why: asked.append((sym, why))
+    async with running(rig):
+        with pytest.raises(ZeroDivisionError):
+            rig.engine.on_intent(intent(), LIVE)
+        assert [r.client_id for r in rig.gw.sent] == ["t1-entry"]
+        assert asked == [("BTCUSDT", "t1: planning failed after the entry was sent")]
