@@ -145,6 +145,17 @@ async def late_execution(ctx: Ctx) -> None:
         ctx.notes.append(f"attempt {attempt + 1}: late entry {[o['clientOrderId'] for o in late]} did not fill")
     ctx.check("late entry placed", bool(placed), ", ".join(placed))
     ctx.check("late entry filled", bool(filled), ", ".join(filled))
+    # while its fate was unknown the symbol took no other entry, either side (bot/execution/quarantine.py):
+    # an opposite one would net against the late fill (one-way mode)
+    q = ctx.rows("SELECT ts_ns, entity_id, to_state FROM state_changes WHERE entity='quarantine' ORDER BY id")
+    spans = [(r["entity_id"], r["ts_ns"], next((e["ts_ns"] for e in q[i + 1:] if e["entity_id"] == r["entity_id"]
+                                                and e["to_state"] == "ACTIVE"), 2**63))
+             for i, r in enumerate(q) if r["to_state"] == "QUARANTINED"]
+    inside = [leg["client_id"] for sym, t0, t1 in spans for leg in ctx.rows(
+        "SELECT client_id FROM legs WHERE role='entry' AND symbol=? AND created_ns>=? AND created_ns<?", (sym, t0, t1))]
+    ctx.check("no entry while unknown", bool(spans) and not inside,
+              f"{len(spans)} quarantine(s), {(spans[0][2] - spans[0][1]) / 1e9:.1f} s; entries inside: {inside}"
+              if spans else "no quarantine journaled")
     await _observe(ctx, 8)
 
 

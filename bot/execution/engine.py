@@ -51,6 +51,7 @@ from bot.execution.actions import (
 from bot.execution.guards import EngineGuards
 from bot.execution.marks import MarkSampler
 from bot.execution.planner import entry_terms, plan_trade, scale_in
+from bot.execution.quarantine import QUARANTINE_END, EntryQuarantine
 from bot.execution.sending import EntryHandOff, OrderSending
 from bot.execution.trade import TradeMachine, entry_request
 from bot.journal import Journal
@@ -71,7 +72,7 @@ _RESTING = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 _ID_BLOCK = 20  # trade ids reserved ahead per journal write (a restart skips at most this many)
 
 
-class ExecutionEngine(EngineGuards, OrderSending):
+class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
     def __init__(self, gateway: ExecutionGateway, risk: RiskManager, journal: Journal, cfg: ExecutionSection,
                  risk_cfg: RiskSection, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.gw = gateway
@@ -160,6 +161,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
         fired = 0
         while self._timers and self._timers[0][0] <= now:
             at, _, tid, timer = heapq.heappop(self._timers)
+            if timer is QUARANTINE_END:  # an entry of unknown fate: its final look-up (quarantine.py)
+                fired += self._quarantine_due(tid)
+                continue
             m = self.trades.get(tid)
             if m is not None and m.deadlines.get(timer) == at:  # else stale: moved or cleared since
                 fired += 1
@@ -322,6 +326,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
                        lots=u.filled_lots)
         self._apply(m, actions)
         self._count_symbol(m.plan.symbol)  # with any other trade live there (guards.py)
+        self._release_quarantine(m, "executed late: trade reopened")  # its fate is known (quarantine.py)
         self.request_reconcile(m.plan.symbol, f"{m.tid}: entry executed after it was reported not found")
 
     def on_price(self, symbol: str, ticks: int, now_ns: int | None = None) -> None:
@@ -459,6 +464,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
                 if a.new is TradeState.ABORTED:
                     self._end(m)
                     self._count_symbol(m.plan.symbol)  # 0 unless another trade is live there (guards.py)
+                    self._quarantine_if_unknown(m, now)  # an entry "not found" may still execute (quarantine.py)
             elif isinstance(a, OrderEvent):
                 j.order_event(now, a.trade_id, a.client_id, a.status.value, reason=a.reason,
                               venue_order_id=a.venue_order_id or None)

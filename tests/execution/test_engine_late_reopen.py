@@ -7,6 +7,10 @@ The gate's one-trade-per-symbol count (POSITION_OPEN) must hold the symbol while
 t1's reopen with nothing filled yet (its NEW) and t2's close each freed the symbol, so a third trade (in the
 drill: the opposite side) opened there and netted into t1's position (its stop refused -2022, its exits
 refused, both closed "outside the bot"). Engine on the scripted fake gateway; ~0.1 s.
+
+These run with the quarantine off (`execution.unknown_entry_quarantine_ms = 0`): by default t2 is denied
+until t1's fate is certain (test_engine_quarantine.py); the mechanism below it must hold on its own (two
+trades of one symbol also arise when the quarantine was off or lost, e.g. a restart during it).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from tests.execution.harness import LIVE, Clock, intent, running
 from tests.execution.restore_harness import Life, Venue
 from tests.execution.test_engine_protect import rig_of, until
 
+OFF = {"unknown_entry_quarantine_ms": 0}
 SHORT = {"side": "short", "stop": 500_500, "targets": ((499_000, 0.5), (498_000, 0.5))}
 
 
 async def test_a_late_entry_beside_a_live_trade_keeps_the_symbol_counted_until_both_end(tmp_path: Path) -> None:
-    rig, gw, asked = rig_of(tmp_path)
+    rig, gw, asked = rig_of(tmp_path, execution=OFF)
     async with running(rig) as r:
         eng, gate = r.engine, r.rm.gate
         gw.script["t1-entry"] = [AmbiguousOutcome("timeout")]  # and the look-up finds nothing: ABORTED
@@ -80,7 +85,7 @@ async def test_the_reconciliation_the_reopen_asks_for_keeps_the_other_trades_sto
             raise AmbiguousOutcome("503 status unknown")
 
     venue.on_submit = lost
-    life = Life(tmp_path, venue)
+    life = Life(tmp_path, venue, execution=OFF)
     await life.start()
     eng, rec = life.engine, life.recovery
     try:
