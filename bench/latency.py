@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import os
 import statistics
@@ -53,7 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 class _NullGateway:
     name = "null"
-    capabilities = NO_EXTRAS
+    # eager, as the Binance gateway declares it: the entry goes out before its trade is planned (engine.on_intent)
+    capabilities = dataclasses.replace(NO_EXTRAS, eager_submit=True)
 
     def __init__(self, instruments: dict[str, Any]) -> None:
         self.instruments = instruments
@@ -196,7 +198,7 @@ async def _bench(paths: list[str], entries: int, journal_path: str, gc_freeze: b
             assert ask is not None  # bbo() is not None above
             intent = intents[0] if intents else EntryIntent(sym, "long", "bench", rec.ts_recv_ns, ask,
                                                             ask - 20, (), 60.0)
-            mv = MarketView(book_live=True, spread_bps=0.0)
+            mv = MarketView(book_live=True, spread_bps=0.0, book=book)  # as the pipeline: risk sweeps it
             acc["risk"] = acc["journal"] = acc["journal_t0"] = 0
             n_sent = len(sent)
             res = engine.on_intent(intent, mv)

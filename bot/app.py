@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import os
 import signal
@@ -400,6 +401,11 @@ class App(OperatorControls, ExchangeWatch):
             port = await self.ops.start()
             self.log.info("ops_listening", url=f"http://{s.ops.host}:{port}")
         rc = 0
+        # Start-up's objects (settings, the venue's markets, modules) moved out of the cyclic GC's reach:
+        # a collection that lands on the decision path walks only what was made since (gc.freeze, as the
+        # latency bench measures it; docs/architecture.md "Entry path latency").
+        gc.collect()
+        gc.freeze()
         try:
             async with asyncio.TaskGroup() as tg:
                 engine_task = tg.create_task(self.engine.run())

@@ -50,10 +50,10 @@ from bot.execution.actions import (
 )
 from bot.execution.guards import EngineGuards
 from bot.execution.marks import MarkSampler
-from bot.execution.planner import entry_terms, plan_trade
+from bot.execution.planner import entry_terms, plan_trade, scale_in
 from bot.execution.quarantine import QUARANTINE_END, EntryQuarantine
-from bot.execution.sending import OrderSending
-from bot.execution.trade import TradeMachine
+from bot.execution.sending import EntryHandOff, OrderSending
+from bot.execution.trade import TradeMachine, entry_request
 from bot.journal import Journal
 from bot.logging import get_logger
 from bot.risk import Denial, DenyReason, MarketView, RiskManager
@@ -219,16 +219,36 @@ class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
         tid_n = self._next_id
         tid = f"t{tid_n}"
         self._next_id += 1
-        plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
-                          decision.leverage, costs=decision.cost)  # take-profit tiers that do not pay are dropped
-        fees = self.risk.fees(intent.symbol)  # the venue's rates when read at start-up (bot/app_fees.py)
-        m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=fees.taker_bps, maker_fee_bps=fees.maker_bps)
+        if tid_n > self._reserved_id:  # ids are reserved durably before use (see _reserve_ids)
+            self._reserve_ids(tid_n)
+        hot = self._leverage.get(intent.symbol) == decision.leverage
+        sent: EntryHandOff | None = None
+        if hot and self.gw.capabilities.eager_submit:
+            # Send first, plan after: the entry's request needs only the terms, the first increment's size
+            # and the client id; the order's own gate check (rate windows, halts) is the one its Submit would
+            # make. The rest (take-profit tiers, the machine, its bookkeeping) follows the hand-off in this
+            # same synchronous step, before any answer can be applied (those come in later loop turns): the
+            # stop still goes on the first fill exactly as before.
+            first = scale_in(decision.qty_lots, terms, inst, self.cfg, abs(terms.sizing_ticks - intent.stop_ticks))
+            req = entry_request(tid, intent.symbol, 1 if intent.side == "long" else -1, terms, first[0][0],
+                                intent.stop_ticks, self.cfg)
+            denied = self.risk.gate.check_order(now, False, intent.symbol)
+            sent = EntryHandOff(req, denied, None if denied is not None else self._hand_off(req))
+        try:
+            plan = plan_trade(tid, intent, inst, decision.qty_lots, terms, self.cfg, decision.risk_budget,
+                              decision.leverage, costs=decision.cost)  # tiers that do not pay are dropped
+            fees = self.risk.fees(intent.symbol)  # the venue's rates when read at start-up (bot/app_fees.py)
+            m = TradeMachine(plan, inst, self.cfg, taker_fee_bps=fees.taker_bps, maker_fee_bps=fees.maker_bps)
+        except Exception:
+            if sent is not None and sent.task is not None:
+                # the entry is out and no machine follows it: reconciliation finds what it did (an unknown
+                # position gets its stop) as after a crash between the send and the record
+                self.request_reconcile(intent.symbol, f"{tid}: planning failed after the entry was sent")
+            raise
         self.trades[tid] = m
         self.activity[intent.symbol] = self.activity.get(intent.symbol, 0) + 1
         self.risk.gate.on_position(intent.symbol, decision.notional)
-        if tid_n > self._reserved_id:  # ids are reserved durably before use (see _reserve_ids)
-            self._reserve_ids(tid_n)
-        if self._leverage.get(intent.symbol) == decision.leverage:
+        if hot:
             # The hot path: nothing awaited before the entry goes out. The machine's first step is pure; the
             # durable intent (trade, planned legs, entry PENDING_NEW, PLANNED -> ENTERING) is ONE transaction,
             # committed right AFTER the entry is handed to the transport, in this same synchronous step (no
@@ -237,13 +257,13 @@ class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
             # "<tid>-entry" up and journals the trade from the venue (recovery_lost.py), and the id is never
             # reused. The drill: tests/test_drill_send_before_record.py.
             # The record's rows are built in it too (after the send): nothing on the hot path needs them.
-            actions = m.start(now)
+            actions = m.start(now, entry=sent.req if sent is not None else None)
 
             def record() -> None:
                 self.journal.open_trade(now, *self._trade_rows(m, intent), _ENTERING, states=[
                     (None, _PLANNED, "intent accepted"), (_PLANNED, _ENTERING, "entry sent")])
 
-            self._apply(m, actions, prejournaled=True, record=record)
+            self._apply(m, actions, prejournaled=True, record=record, sent=sent)
             if self._reserved_id - tid_n < _ID_BLOCK // 4:  # after the send: the next block, off the hot path
                 self._reserve_ids(tid_n + _ID_BLOCK)
         else:
@@ -423,10 +443,11 @@ class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
         }
 
     def _apply(self, m: TradeMachine, actions: list[Action], prejournaled: bool = False,
-               record: Callable[[], None] | None = None) -> None:
+               record: Callable[[], None] | None = None, sent: EntryHandOff | None = None) -> None:
         """Carry out the machine's actions in order. `prejournaled`: the first state change and the entry's
         leg row are written with the trade (on_intent's single transaction), by `record`, which the entry's
-        Submit calls right after the hand-off (or before its denial is journaled)."""
+        Submit calls right after the hand-off (or before its denial is journaled). `sent`: the entry was
+        already checked and handed to the gateway by on_intent (sending.py `_hand_off`)."""
         j = self.journal
         if actions:
             self.activity[m.plan.symbol] = self.activity.get(m.plan.symbol, 0) + 1
@@ -434,7 +455,8 @@ class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
             now = self.clock()
             if isinstance(a, Submit):
                 entry = prejournaled and a.leg.role is LegRole.ENTRY
-                self._submit(m, a, now, journaled=entry, record=record if entry else None)
+                self._submit(m, a, now, journaled=entry, record=record if entry else None,
+                             sent=sent if entry else None)
             elif isinstance(a, Cancel):
                 self._spawn(self._cancel(m, a))
             elif isinstance(a, Schedule):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from bot.risk.costs import CostEstimate
     from bot.settings.execution import ExecutionSection
 
-__all__ = ["EntryTerms", "TradePlan", "entry_terms", "plan_trade", "slice_lots", "tier_nets"]
+__all__ = ["EntryTerms", "TradePlan", "entry_terms", "plan_trade", "scale_in", "slice_lots", "tier_nets"]
 
 _S = 1_000_000_000
 
@@ -115,23 +115,28 @@ def tier_nets(tiers: tuple[tuple[int, float], ...] | list[tuple[int, float]], si
     return tuple(f * (sign * (p - entry_ticks) * lim.tick * qty - costs.quote) for p, f in tiers)
 
 
+def scale_in(qty_lots: int, terms: EntryTerms, inst: Instrument, cfg: ExecutionSection,
+             r_ticks: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(lots per increment, [0] the first entry; favourable move in ticks before each add). The engine
+    reads the first increment before the rest of the plan: it is the entry order's quantity."""
+    if not cfg.scale_in_fractions:
+        return (qty_lots,), ()
+    lim = limits(inst)
+    parts = [math.floor(qty_lots * f + 1e-9) for f in cfg.scale_in_fractions]
+    parts[-1] = qty_lots - sum(parts[:-1])
+    first_notional = parts[0] * lim.step * terms.sizing_ticks * lim.tick
+    # Every increment must be a valid order on its own; otherwise enter once (documented fallback).
+    if min(parts) >= lim.min_lots and first_notional >= lim.min_notional:
+        return tuple(parts), tuple(max(1, round(r * r_ticks)) for r in cfg.scale_in_trigger_r)
+    return (qty_lots,), ()
+
+
 def plan_trade(trade_id: str, intent: EntryIntent, inst: Instrument, qty_lots: int, terms: EntryTerms,
                cfg: ExecutionSection, risk_budget: float, leverage: int,
                costs: CostEstimate | None = None) -> TradePlan:
     sign = 1 if intent.side == "long" else -1
     r_ticks = abs(terms.sizing_ticks - intent.stop_ticks)
-    lim = limits(inst)
-    min_lots = lim.min_lots
-    increments: tuple[int, ...] = (qty_lots,)
-    triggers: tuple[int, ...] = ()
-    if cfg.scale_in_fractions:
-        parts = [math.floor(qty_lots * f + 1e-9) for f in cfg.scale_in_fractions]
-        parts[-1] = qty_lots - sum(parts[:-1])
-        first_notional = parts[0] * lim.step * terms.sizing_ticks * lim.tick
-        # Every increment must be a valid order on its own; otherwise enter once (documented fallback).
-        if min(parts) >= min_lots and first_notional >= lim.min_notional:
-            increments = tuple(parts)
-            triggers = tuple(max(1, round(r * r_ticks)) for r in cfg.scale_in_trigger_r)
+    increments, triggers = scale_in(qty_lots, terms, inst, cfg, r_ticks)
     if intent.targets:
         tiers = [(t.price_ticks, t.fraction) for t in intent.targets]
     else:

@@ -26,8 +26,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.domain.orders import OrderRequest
 from bot.domain.types import OrderStatus, RejectReason
 from bot.execution.actions import Cancel, Leg, LegRole, Submit
 from bot.execution.eager import spawn_eager
@@ -36,8 +38,18 @@ from bot.venues.ports import OrderAck
 
 if TYPE_CHECKING:
     from bot.execution.trade import TradeMachine
+    from bot.risk.reasons import Denial
 
-__all__ = ["RETRY_CAP_S", "RETRY_FIRST_S", "OrderSending", "backoff_s"]
+__all__ = ["RETRY_CAP_S", "RETRY_FIRST_S", "EntryHandOff", "OrderSending", "backoff_s"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryHandOff:
+    """An entry on_intent checked (`denied`: the gate's answer) and, allowed, handed off (`task`)."""
+
+    req: OrderRequest
+    denied: Denial | None
+    task: asyncio.Task[OrderAck] | None
 
 RETRY_FIRST_S = 0.1  # first backoff of a protective resend or a failed look-up
 RETRY_CAP_S = 2.0  # backoff cap: a naked position is retried at least this often
@@ -78,12 +90,25 @@ class OrderSending:
                      status: str) -> dict[str, Any]: ...
 
     # -- sending ----------------------------------------------------------------------------------------
+    def _hand_off(self, req: OrderRequest) -> asyncio.Task[OrderAck]:
+        """An entry handed to an `eager_submit` gateway before its trade is planned (on_intent): the
+        gateway's synchronous part (checks, the request, its signature, the hand-off to the transport) runs
+        now, in a task of its own started eagerly (eager.py); `_submit` then gives the task to the order
+        task, which awaits its answer as for any entry."""
+        if self.on_entry_sent is not None:
+            self.on_entry_sent(req.client_id, time.perf_counter_ns())
+        return spawn_eager(asyncio.get_running_loop().create_task, self.gw.submit(req))
+
     def _submit(self, m: TradeMachine, a: Submit, now: int, journaled: bool = False,
-                record: Callable[[], None] | None = None) -> None:
+                record: Callable[[], None] | None = None, sent: EntryHandOff | None = None) -> None:
         """Send one leg. `record`: the trade's durable record (on_intent), written right after the hand-off
-        to the gateway, or before anything else is journaled when the order is not sent."""
+        to the gateway, or before anything else is journaled when the order is not sent. `sent`: the entry
+        was checked by the gate and (allowed) handed off already by on_intent (`_hand_off`)."""
         leg = a.leg
-        denial = self.risk.gate.check_order(now, a.reduces, m.plan.symbol)  # never denies a reducing order
+        if sent is not None:
+            denial = sent.denied
+        else:
+            denial = self.risk.gate.check_order(now, a.reduces, m.plan.symbol)  # never denies a reducing order
         if denial is not None:
             if record is not None:
                 record()
@@ -96,13 +121,15 @@ class OrderSending:
                                                     leg.intended_ticks, m.lim, "PENDING_NEW"))
         self._by_client[leg.client_id] = m.tid
         self.inflight.add(leg.client_id)
-        if self.on_entry_sent is not None and leg.role is LegRole.ENTRY:
+        sub = sent.task if sent is not None else None
+        if sub is None and self.on_entry_sent is not None and leg.role is LegRole.ENTRY:
             self.on_entry_sent(leg.client_id, time.perf_counter_ns())
-        if leg.role is LegRole.ENTRY and self.gw.capabilities.eager_submit:
+        if sub is None and leg.role is LegRole.ENTRY and self.gw.capabilities.eager_submit:
             # The gateway's synchronous part (checks, the request, its signature, the hand-off to the
             # transport) runs now, in a task of its own started eagerly (eager.py), instead of a loop turn
             # later behind the queued market data; the order task awaits its answer exactly as before.
             sub = spawn_eager(asyncio.get_running_loop().create_task, self.gw.submit(leg.req))
+        if sub is not None:
             if _DRILL_KILL_AFTER_SEND and record is not None:
                 # test-only (the send-before-record drill): the process dies once the venue has answered this
                 # entry sent before its record, the record never written: the crash the restart must cover

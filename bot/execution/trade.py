@@ -1,6 +1,9 @@
 """The trade lifecycle as a pure state machine (no I/O, explicit `now_ns`; states and legal moves in
 bot.execution.actions.TRANSITIONS).
 
+The machine's legs after the entry (fills, the stop and its moves, take-profits, scale-ins, exits, the close)
+are in trade_legs.py, the restart's replay in trade_replay.py: functions of the machine, which delegates.
+
 Inputs: `start`, `on_ack`, `on_rejected` (the venue said no), `on_denied` (our gate said no),
 `on_update` (the user stream), `on_price` (mark or last price in ticks, per `stop_trigger`), `on_timer`,
 `flatten`. Each returns the actions to carry out, in order.
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING
 from bot.domain.instrument import Instrument
 from bot.domain.orders import OrderAck, OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, RejectReason, Side, TimeInForce, TriggerPrice
-from bot.execution import entry_styles
+from bot.execution import entry_styles, trade_legs, trade_replay, trade_restart
 from bot.execution.actions import (
     TRANSITIONS,
     Action,
@@ -48,17 +51,17 @@ from bot.execution.actions import (
     StateChanged,
     Submit,
     Timer,
-    TradeClosed,
     TradeState,
     Unschedule,
 )
-from bot.execution.planner import TradePlan, slice_lots
+from bot.execution.planner import EntryTerms, TradePlan, slice_lots
+from bot.execution.trade_replay import exit_reason_of
 from bot.risk.limits import limits
 
 if TYPE_CHECKING:
     from bot.settings.execution import ExecutionSection
 
-__all__ = ["IllegalTransition", "TradeMachine", "exit_reason_of"]
+__all__ = ["IllegalTransition", "TradeMachine", "entry_request", "exit_reason_of"]
 
 _MS = 1_000_000
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.TRIGGERED)
@@ -68,25 +71,17 @@ _MAX_EXIT_RETRIES = 3  # refused exits re-sent at once; after that with a capped
 _EXIT_RETRY_FIRST_MS = 250
 _EXIT_RETRY_CAP_MS = 5_000
 
-
-def exit_reason_of(why: str) -> CloseReason | None:
-    """The close reason of a flatten, from the reason text the machine journaled when it entered EXITING."""
-    if why in CloseReason.__members__:
-        return CloseReason(why)
-    if why == "max hold":
-        return CloseReason.TIME_LIMIT
-    if why == "no progress":
-        return CloseReason.NO_PROGRESS
-    if why.startswith("stop would trigger"):
-        return CloseReason.STOP_LOSS
-    if why.startswith("stop "):  # "stop not confirmed in 500 ms", "stop rejected", "stop canceled"
-        return CloseReason.RISK_HALT
-    return None
-
+def entry_request(trade_id: str, symbol: str, sign: int, terms: EntryTerms, lots: int, stop_ticks: int,
+                  cfg: ExecutionSection) -> OrderRequest:
+    """The first entry's request exactly as `TradeMachine.start` builds it (client id `<tid>-entry`), for
+    the engine to hand to the venue before it plans the rest of the trade (`start(entry=)` takes it)."""
+    return OrderRequest(f"{trade_id}-entry", symbol, Side.BUY if sign > 0 else Side.SELL, terms.kind, lots,
+                        price_ticks=terms.price_ticks, time_in_force=terms.tif,
+                        working_type=TriggerPrice.MARK if cfg.stop_trigger == "mark" else TriggerPrice.LAST,
+                        attached_stop_ticks=stop_ticks)
 
 class IllegalTransition(RuntimeError):
     """A bug: the machine tried a move its table forbids. Stop trading that symbol and look at the log."""
-
 
 class TradeMachine:
     def __init__(self, plan: TradePlan, inst: Instrument, cfg: ExecutionSection, *, taker_fee_bps: float,
@@ -154,12 +149,16 @@ class TradeMachine:
 
     def _submit(self, out: list[Action], role: LegRole, name: str, kind: OrderKind, lots: int, *,
                 price: int | None = None, trigger: int | None = None, tif: TimeInForce = TimeInForce.GTC,
-                intended: int, tier: int = 0, attached_stop: int | None = None) -> Leg:
+                intended: int, tier: int = 0, attached_stop: int | None = None,
+                req: OrderRequest | None = None) -> Leg:
         cid = self._cid(name)
         reduces = not role.opens
-        req = OrderRequest(cid, self.plan.symbol, self.exit_side if reduces else self.entry_side, kind, lots,
-                           price_ticks=price, trigger_ticks=trigger, time_in_force=tif, reduce_only=reduces,
-                           working_type=self.working, attached_stop_ticks=attached_stop)
+        if req is None:
+            req = OrderRequest(cid, self.plan.symbol, self.exit_side if reduces else self.entry_side, kind, lots,
+                               price_ticks=price, trigger_ticks=trigger, time_in_force=tif, reduce_only=reduces,
+                               working_type=self.working, attached_stop_ticks=attached_stop)
+        elif req.client_id != cid:
+            raise IllegalTransition(f"{self.tid}: a request sent as {req.client_id} where {cid} was due")
         leg = Leg(cid, role, req, intended, tier=tier)
         self.legs[cid] = leg
         out.append(Submit(self.tid, leg, reduces))
@@ -211,7 +210,10 @@ class TradeMachine:
         return out
 
     # -- inputs -----------------------------------------------------------------------------------------
-    def start(self, now_ns: int) -> list[Action]:
+    def start(self, now_ns: int, entry: OrderRequest | None = None) -> list[Action]:
+        """PLANNED -> ENTERING with the entry's Submit. `entry`: the entry's request as the engine already
+        handed it to the venue (`entry_request`, built from the same terms before this machine existed:
+        tick-to-order does not wait for the planning); the machine takes it as its entry leg."""
         out: list[Action] = []
         e = self.plan.entry
         self._set(TradeState.ENTERING, "entry sent", out)  # first: a denial of the Submit comes back nested
@@ -219,7 +221,7 @@ class TradeMachine:
         # moment the position opens); the STOP_MARKET leg after the first fill still confirms it either way.
         self._submit(out, LegRole.ENTRY, "entry", e.kind, self.plan.increments[0], price=e.price_ticks,
                      tif=e.tif, intended=e.price_ticks if e.price_ticks is not None else self.plan.ref_ticks,
-                     attached_stop=self.plan.stop_ticks)
+                     attached_stop=self.plan.stop_ticks, req=entry)
         self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
         return out
 
@@ -386,394 +388,80 @@ class TradeMachine:
         self._flatten(reason, why or reason.value, now_ns, out)
         return out
 
-    # -- restart: the journal's events replayed through the machine (bot.execution.restore) ---------------
+    # -- restart: the journal's events replayed through the machine (trade_replay.py; bot.execution.restore) --
     def replay_leg(self, leg: Leg, name: str, version: int) -> None:
-        """A leg the journal says was sent ("<tid>-sl.3": `name` "sl", `version` 3): known again. New client
-        ids continue after the highest version, never one the venue has seen; the newest live stop is the
-        one that protects the position (with none live, the newest)."""
-        self._versions[name] = max(self._versions.get(name, 0), version)
-        self.legs[leg.client_id] = leg
-        cur = self.stop_leg
-        if leg.role is LegRole.STOP and (cur is None or (not leg.done, leg.tier) > (not cur.done, cur.tier)):
-            self.stop_leg = leg
+        trade_replay.replay_leg(self, leg, name, version)
 
     def replay_fill(self, role: LegRole, lots: int, price: float, fee: float, ts_ns: int) -> None:
-        """A journaled fill, oldest first: the position with the live arithmetic, so the trade closes with the
-        PnL it would have had."""
-        self.fees += fee
-        if not role.opens:
-            self._shrink(lots, price)
-            return
-        self._grow(lots, price)
-        if not self.opened:
-            self.opened = True
-            self.first_fill_ns = ts_ns
+        trade_replay.replay_fill(self, role, lots, price, fee, ts_ns)
 
     def replay_state_change(self, to_state: str, reason: str) -> None:
-        """A journaled state change, oldest first: what the trade's legs and fills do not say (a trailing stop,
-        the reason of a flatten under way)."""
-        if reason == "new stop (trail)":
-            self.trailing = True
-        if to_state == TradeState.EXITING.value and self.exit_reason is None:
-            self.exit_reason = exit_reason_of(reason)
+        trade_replay.replay_state_change(self, to_state, reason)
 
     def replay_end(self, state: TradeState, *, entry_ts_ns: int = 0, stop_confirm_ms: float | None = None,
                    max_open_risk: float = 0.0) -> None:
-        """The replay is complete: the state the journal last wrote (no transition: nothing happens, the
-        machine only remembers), what follows from the legs, and no further scale-ins (the increments not yet
-        sent are not journaled; an add on a guess is risk nobody planned)."""
-        self.state = state
-        for leg in self.legs.values():
-            if leg.role.opens and leg.filled_lots:
-                self.inc_avg[max(leg.tier, 1)] = leg.avg_price
-                if leg.role is LegRole.ENTRY:
-                    self.first_entry = leg.avg_price
-            if leg.role is LegRole.TP and leg.status is OrderStatus.FILLED:
-                self.tp_filled = max(self.tp_filled, leg.tier)
-        if self.opened and not self.first_entry:
-            self.first_entry = self.avg_entry
-        if entry_ts_ns:  # the machine's own clock at the first fill (the fill row has the venue's)
-            self.first_fill_ns = entry_ts_ns
-        self.next_inc = len(self.plan.increments)
-        if self.stop_leg is not None and self.stop_leg.req.trigger_ticks is not None:
-            self.stop_ticks = self.stop_leg.req.trigger_ticks
-        if self.avg_entry:
-            self.best_ticks = round(self.avg_entry / self.lim.tick)
-        self.stop_confirm_ms = stop_confirm_ms
-        self.max_open_risk = max_open_risk
-        self._track_risk()
+        trade_replay.replay_end(self, state, entry_ts_ns=entry_ts_ns, stop_confirm_ms=stop_confirm_ms,
+                                max_open_risk=max_open_risk)
 
-    # -- restart: catching up with the venue (bot.execution.restore / recovery; public so that a restart
-    # never calls the machine's internals). Each returns the actions to carry out, like every input.
+    # -- restart: catching up with the venue (bot.execution.restore / recovery), public so that a restart
+    # never calls the machine's internals; each returns the actions to carry out (trade_restart.py says what)
     def restart_move(self, new: TradeState, reason: str, **fields: object) -> list[Action]:
-        """A move the journal missed (a kill between a fill and the state change it causes), inferred on
-        restart; only a legal one (TRANSITIONS, else IllegalTransition)."""
-        out: list[Action] = []
-        self._set(new, reason, out, **fields)
-        return out
+        return trade_restart.restart_move(self, new, reason, **fields)
 
     def restart_flat(self, reason: CloseReason, ts_ns: int) -> list[Action]:
-        """The position is flat (its last exit fill is journaled): other legs cancelled, the trade closed."""
-        out: list[Action] = []
-        self._flat(reason, ts_ns, out)
-        return out
+        return trade_restart.restart_flat(self, reason, ts_ns)
 
     def restart_deadline(self, timer: Timer, at_ns: int) -> list[Action]:
-        """A deadline again after a restart (one already past fires at once)."""
-        out: list[Action] = []
-        self._schedule(timer, at_ns, out)
-        return out
+        return trade_restart.restart_deadline(self, timer, at_ns)
 
     def live_legs(self, *roles: LegRole) -> list[Leg]:
-        """The legs of these roles the venue may still have (not final)."""
-        return self._open_legs(*roles)
+        return trade_restart.live_legs(self, *roles)
 
     def cancel_leg(self, client_id: str) -> list[Action]:
-        """Cancel one leg (a stop superseded before a restart whose cancel was never confirmed)."""
-        out: list[Action] = []
-        leg = self.legs.get(client_id)
-        if leg is not None:
-            self._cancel(leg, out)
-        return out
+        return trade_restart.cancel_leg(self, client_id)
 
     def resend_exit(self, now_ns: int) -> list[Action]:
-        """A flatten under way whose exit order is gone: a market exit for the whole position."""
-        out: list[Action] = []
-        if self.pos_lots > 0 and not self._open_legs(LegRole.EXIT):
-            self._send_exit(self.pos_lots, now_ns, out)
-        return out
+        return trade_restart.resend_exit(self, now_ns)
 
     def replace_targets(self) -> list[Action]:
-        """The take-profit tiers again for the position (none live after a restart)."""
-        out: list[Action] = []
-        self._place_tps(out)
-        return out
+        return trade_restart.replace_targets(self)
 
     def replace_stop(self, now_ns: int, why: str) -> list[Action]:
-        """A new protective stop for the whole position at the machine's stop price (the venue lost or never
-        received the last one), with its confirmation deadline. Nothing when flat or final."""
-        out: list[Action] = []
-        if self.pos_lots > 0 and not self.is_final:
-            self._place_stop(now_ns, out, why)
-        return out
+        return trade_restart.replace_stop(self, now_ns, why)
 
     def outside_exit_leg(self, lots: int) -> Leg:
-        """A leg "<tid>-manual" standing for orders that are not ours which closed the position (by hand): the
-        exchange's fills of them are then applied to it (`on_update`) as the trade's exit."""
-        cid = self._cid("manual")
-        req = OrderRequest(cid, self.plan.symbol, self.exit_side, OrderKind.MARKET, lots, reduce_only=True)
-        leg = Leg(cid, LegRole.EXIT, req, self.last_ticks, status=OrderStatus.NEW, confirmed=True)
-        self.legs[cid] = leg
-        self.exit_reason = CloseReason.MANUAL
-        return leg
+        return trade_restart.outside_exit_leg(self, lots)
 
     def close_unknown(self, detail: str) -> list[Action]:
-        """The exchange says flat and no fill explains it: CLOSED (from any state: the position is gone,
-        whatever the machine thought) as MANUAL with exit price, time and PnL unknown; live legs cancelled."""
-        out: list[Action] = []
-        if self.is_final:
-            return out
-        for leg in self.legs.values():
-            self._cancel(leg, out)
-        self.deadlines.clear()
-        old, self.state, self.exit_reason = self.state, TradeState.CLOSED, CloseReason.MANUAL
-        out.append(StateChanged(self.tid, old, TradeState.CLOSED, f"{detail}; exit price unknown", {
-            "exit_reason": CloseReason.MANUAL.value, "exit_price": None, "exit_ts_ns": None, "pnl": None,
-            "r_multiple": None, "fees": self.fees, "qty": self.lim.qty(self.max_pos_lots),
-            "max_open_risk": self.max_open_risk, "entry_price": self.first_entry or None}))
-        # the risk gate counts an unknown result as neither a win nor a loss
-        out.append(TradeClosed(self.tid, self.plan.symbol, self.plan.setup, CloseReason.MANUAL, 0.0, self.fees, 0.0))
-        return out
+        return trade_restart.close_unknown(self, detail)
 
-    # -- internals --------------------------------------------------------------------------------------
+    # -- internals: fills, stops, take-profits, adds, exits, close (trade_legs.py) ------------------------
     def _confirm(self, leg: Leg, now_ns: int, out: list[Action]) -> None:
-        if leg.confirmed:
-            return
-        leg.confirmed = True
-        if leg.role is LegRole.STOP and leg is self.stop_leg:
-            self._unschedule(Timer.STOP_CONFIRM, out)
-            if self.stop_confirm_ms is None:
-                self.stop_confirm_ms = (now_ns - self.first_fill_ns) / _MS
-            for other in self._open_legs(LegRole.STOP):
-                if other is not leg:
-                    self._cancel(other, out)
-            if self.state is TradeState.PROTECTING:
-                self._set(TradeState.PROTECTED, f"{leg.client_id} confirmed", out,
-                          stop_confirm_ms=self.stop_confirm_ms)
+        trade_legs.confirm(self, leg, now_ns, out)
 
     def _on_fill(self, leg: Leg, lots: int, price: float, now_ns: int, out: list[Action]) -> None:
-        if leg.role.opens:
-            self._grow(lots, price)
-            self.inc_avg[max(leg.tier, 1)] = leg.avg_price
-            if leg.role is LegRole.ENTRY:
-                self.first_entry = leg.avg_price
-            first = not self.opened
-            if first:
-                self.opened = True
-                self.first_fill_ns = now_ns
-                self.best_ticks = self.last_ticks = round(price / self.lim.tick)
-                self._set(TradeState.PROTECTING, "first entry fill", out, entry_ts_ns=now_ns, entry_price=price,
-                          stop_price=self.lim.px(self.stop_ticks))
-                if self.plan.no_progress_ns:
-                    self._schedule(Timer.NO_PROGRESS, now_ns + self.plan.no_progress_ns, out)
-                self._schedule(Timer.MAX_HOLD, now_ns + self.plan.max_hold_ns, out)
-            if self.state is TradeState.EXITING:
-                self._send_exit(lots, now_ns, out)  # a late fill while flattening: out with it at once
-                return
-            self._place_stop(now_ns, out, "entry fill" if leg.role is LegRole.ENTRY else "add fill",
-                             self._stop_after_add(leg.tier) if leg.role is LegRole.ADD else None)
-            if first and self.exit_reason is not None:  # a flatten was asked before the first fill
-                self._flatten(self.exit_reason, "flatten requested before the fill", now_ns, out)
-            return
-        self._shrink(lots, price)
-        if self.pos_lots == 0:
-            if leg.role is LegRole.STOP:
-                reason = CloseReason.TRAILING_STOP if self.trailing else CloseReason.STOP_LOSS
-            elif leg.role is LegRole.TP:
-                reason = CloseReason.TAKE_PROFIT
-            else:
-                reason = self.exit_reason or CloseReason.MANUAL
-            self._flat(reason, now_ns, out)
-
-    def _grow(self, lots: int, price: float) -> None:
-        """The position after an opening fill (live and replayed alike)."""
-        new_pos = self.pos_lots + lots
-        self.avg_entry = (self.avg_entry * self.pos_lots + price * lots) / new_pos if new_pos else 0.0
-        self.pos_lots = new_pos
-        self.max_pos_lots = max(self.max_pos_lots, new_pos)
-
-    def _shrink(self, lots: int, price: float) -> None:
-        """The position and realised PnL after a closing fill (live and replayed alike)."""
-        self.realized += self.sign * (price - self.avg_entry) * lots * self.lim.step
-        self.pos_lots = max(0, self.pos_lots - lots)
-        self.exit_lots += lots
-        self.exit_value += price * lots
+        trade_legs.on_fill(self, leg, lots, price, now_ns, out)
 
     def _leg_ended(self, leg: Leg, now_ns: int, out: list[Action], code: object = None,
                    reason: RejectReason = RejectReason.OTHER) -> None:
-        role = leg.role
-        if role is LegRole.ENTRY and entry_styles.entry_ended(self, leg, now_ns, out, code):
-            return  # re-posted at the new touch, or crossed (maker_then_taker): still ENTERING
-        if role.opens:
-            if not self._open_legs(LegRole.ENTRY, LegRole.ADD):
-                self._unschedule(Timer.ENTRY_TIMEOUT, out)
-            if not self.opened:
-                if self.state is TradeState.ENTERING:
-                    self._set(TradeState.ABORTED, f"entry {leg.status.value.lower()} unfilled", out)
-                return
-            if self.state is TradeState.EXITING and self.pos_lots == 0:
-                if not self._open_legs(LegRole.ENTRY, LegRole.ADD):
-                    self._close(now_ns, out)
-            elif self.state in (TradeState.PROTECTING, TradeState.PROTECTED) and self.pos_lots > 0 and (
-                    role is LegRole.ENTRY or leg.filled_lots > 0):
-                self._place_tps(out)  # entry done, or an add filled: (re-)slice the targets
-            return
-        if role is LegRole.STOP:
-            if leg is self.stop_leg and self.pos_lots > 0 and not leg.cancel_sent and \
-                    leg.status is not OrderStatus.FILLED and self.state is not TradeState.EXITING:
-                if reason is RejectReason.STOP_WOULD_TRIGGER:
-                    # the price is already through the stop: take the loss now (exchange-facts A3)
-                    self._flatten(CloseReason.STOP_LOSS, "stop would trigger immediately", now_ns, out)
-                else:
-                    out.append(HaltSymbol(self.plan.symbol, f"{leg.client_id} {leg.status.value}: {code}"))
-                    self._flatten(CloseReason.RISK_HALT, f"stop {leg.status.value.lower()}", now_ns, out)
-            return
-        if role is LegRole.TP:
-            refused = leg.status in (OrderStatus.EXPIRED, OrderStatus.CANCELED) or (
-                leg.status is OrderStatus.REJECTED and str(code) == str(entry_styles.POST_ONLY_REJECT))
-            if refused and not leg.cancel_sent and self.pos_lots > 0 and leg.req.time_in_force is TimeInForce.GTX \
-                    and self.state in (TradeState.PROTECTING, TradeState.PROTECTED):
-                # a post-only target the venue refused or expired (it would have crossed: Binance -5022, Bybit
-                # cancels a crossing PostOnly): the price is at the target already, so the same tier goes
-                # once as a plain reduce-only GTC LIMIT at the same price (takes at the target or better)
-                lots = min(leg.req.qty_lots - leg.filled_lots, self.pos_lots)
-                if lots >= 1:
-                    self._submit(out, LegRole.TP, f"tp{leg.tier}", OrderKind.LIMIT, lots,
-                                 price=leg.req.price_ticks, intended=leg.intended_ticks, tier=leg.tier)
-                return
-            if leg.status is OrderStatus.FILLED and self.pos_lots > 0:
-                self.tp_filled = max(self.tp_filled, leg.tier)
-                be = None
-                if leg.tier == 1 and self.cfg.breakeven_after_tp1:
-                    be = self._breakeven_ticks(self.avg_entry)
-                if self.state in (TradeState.PROTECTING, TradeState.PROTECTED):
-                    self._place_stop(now_ns, out, f"tp{leg.tier} filled", be)
-            return
-        if role is LegRole.EXIT and leg.status is not OrderStatus.FILLED and self.pos_lots > 0:
-            if self._open_legs(LegRole.EXIT):
-                return  # another exit is still working
-            self._exit_retries += 1
-            n = self._exit_retries
-            if n <= _MAX_EXIT_RETRIES:
-                self._send_exit(self.pos_lots, now_ns, out)
-                return
-            if n == _MAX_EXIT_RETRIES + 1:  # once: entries stop on the symbol; protecting goes on
-                out.append(HaltSymbol(self.plan.symbol, f"{self.tid}: flatten failed {n} times"))
-            # never given up while a position exists: again after a capped backoff (EXIT_RETRY)
-            wait_ms = min(_EXIT_RETRY_CAP_MS, _EXIT_RETRY_FIRST_MS * 2 ** (n - _MAX_EXIT_RETRIES - 1))
-            self._schedule(Timer.EXIT_RETRY, now_ns + wait_ms * _MS, out)
+        trade_legs.leg_ended(self, leg, now_ns, out, code, reason)
 
-    def _breakeven_ticks(self, avg_price: float) -> int:
-        """Entry ± fees (the entry's and the exit's), rounded away from the entry to the tick grid."""
-        be = avg_price * (1 + self.sign * self._be_fee_frac) / self.lim.tick
-        return math.ceil(be - 1e-9) if self.sign > 0 else math.floor(be + 1e-9)
-
-    def _stop_for_increment(self, tier: int, avg_price: float) -> int:
-        """Stop of the whole position once increment `tier` (2, 3, ..) is in: breakeven after the first add,
-        under the previous add's entry after later ones; never looser than the current stop."""
-        if tier <= 2:
-            want = self._breakeven_ticks(avg_price)
-        else:
-            prev = self.inc_avg.get(tier - 1, self.avg_entry)
-            want = round(prev / self.lim.tick) - self.sign * self.cfg.scale_in_stop_buffer_ticks
-        return want if self.sign * (want - self.stop_ticks) > 0 else self.stop_ticks
-
-    def _stop_after_add(self, tier: int) -> int:
-        return self._stop_for_increment(tier, self.avg_entry)
-
-    def _place_stop(self, now_ns: int, out: list[Action], why: str, price_ticks: int | None = None) -> None:
-        if self.pos_lots <= 0:
-            return
-        # never a move that would trigger at once (the venue would refuse it): keep the old price, resize only
-        if price_ticks is not None and (not self.last_ticks or self.sign * (self.last_ticks - price_ticks) > 0):
-            self.stop_ticks = price_ticks
-        leg = self._submit(out, LegRole.STOP, "sl", OrderKind.STOP_MARKET, self.pos_lots, trigger=self.stop_ticks,
-                           intended=self.stop_ticks, tier=self._versions.get("sl", 0) + 1)
-        self.stop_leg = leg
-        if self.state is TradeState.PROTECTED:
-            self._set(TradeState.PROTECTING, f"new stop ({why})", out)
-        self._schedule(Timer.STOP_CONFIRM, now_ns + self.cfg.stop_confirm_timeout_ms * _MS, out)
-        self._track_risk()
+    def _place_stop(self, now_ns: int, out: list[Action], why: str,
+                    price_ticks: int | None = None) -> None:
+        trade_legs.place_stop(self, now_ns, out, why, price_ticks)
 
     def _place_tps(self, out: list[Action]) -> None:
-        for leg in self._open_legs(LegRole.TP):
-            self._cancel(leg, out)
-        tiers = [(i, px, f) for i, (px, f) in enumerate(self.plan.tp_tiers, 1) if i > self.tp_filled]
-        if not tiers:
-            return
-        sizes = slice_lots(self.pos_lots, [f for _, _, f in tiers], self.lim.min_lots)
-        tif = TimeInForce.GTX if self.cfg.tp_post_only else TimeInForce.GTC  # resting, as maker
-        for (i, px, _), lots in zip(tiers[-len(sizes):] if sizes else [], sizes):
-            self._submit(out, LegRole.TP, f"tp{i}", OrderKind.LIMIT, lots, price=px, tif=tif, intended=px, tier=i)
+        trade_legs.place_tps(self, out)
 
     def _maybe_add(self, ticks: int, now_ns: int, out: list[Action]) -> bool:
-        p = self.plan
-        k = self.next_inc
-        if k >= len(p.increments) or self.tp_filled or self._open_legs(LegRole.ENTRY, LegRole.ADD):
-            return False
-        sign, tick = self.sign, self.lim.tick
-        if sign * (ticks - self.first_entry / tick) < p.add_trigger_ticks[k - 1]:
-            return False
-        if sign * (ticks * tick - self.avg_entry) <= 0:
-            return False  # never average down
-        price = ticks + sign * self.cfg.entry_offset_ticks
-        lots = p.increments[k]
-        # shrink the add until the whole position's risk to its next stop fits the budget
-        while lots > 0:
-            new_pos = self.pos_lots + lots
-            avg = (self.avg_entry * self.pos_lots + price * tick * lots) / new_pos
-            stop = self._stop_for_increment(k + 1, avg)
-            risk = new_pos * self.lim.step * max(0.0, sign * (avg - stop * tick))
-            if risk <= p.risk_budget:
-                break
-            lots -= max(1, lots // 10)
-        self.next_inc += 1
-        if lots < self.lim.min_lots:
-            return False
-        if self.cfg.entry_order == "market":
-            self._submit(out, LegRole.ADD, f"add{k + 1}", OrderKind.MARKET, lots, intended=ticks, tier=k + 1)
-        else:
-            self._submit(out, LegRole.ADD, f"add{k + 1}", OrderKind.LIMIT, lots, price=price,
-                         tif=TimeInForce.IOC, intended=price, tier=k + 1)
-        self._schedule(Timer.ENTRY_TIMEOUT, now_ns + self.cfg.entry_timeout_ms * _MS, out)
-        return True
+        return trade_legs.maybe_add(self, ticks, now_ns, out)
 
     def _send_exit(self, lots: int, now_ns: int, out: list[Action]) -> None:
-        self._submit(out, LegRole.EXIT, "exit", OrderKind.MARKET, lots, intended=self.last_ticks)
+        trade_legs.send_exit(self, lots, now_ns, out)
 
     def _flatten(self, reason: CloseReason, why: str, now_ns: int, out: list[Action]) -> None:
-        if self.is_final:
-            return
-        if self.state is TradeState.EXITING:
-            # asked again (operator, shutdown): a position with no exit working gets one now, instead of
-            # waiting for a retry timer (issue 11: a flatten at SIGTERM once returned with a naked position)
-            if self.pos_lots > 0 and not self._open_legs(LegRole.EXIT):
-                self._unschedule(Timer.EXIT_RETRY, out)
-                self._send_exit(self.pos_lots, now_ns, out)
-            return
-        if self.exit_reason is None:
-            self.exit_reason = reason
-        for leg in self._open_legs(LegRole.ENTRY, LegRole.ADD, LegRole.TP):
-            self._cancel(leg, out)
-        if not self.opened:
-            return  # the entry's cancel ends the trade (ABORTED)
-        self._set(TradeState.EXITING, why, out)
-        if self.pos_lots > 0:
-            self._send_exit(self.pos_lots, now_ns, out)
-        elif not self._open_legs(LegRole.ENTRY, LegRole.ADD):
-            self._close(now_ns, out)
+        trade_legs.flatten(self, reason, why, now_ns, out)
 
     def _flat(self, reason: CloseReason, now_ns: int, out: list[Action]) -> None:
-        if self.exit_reason is None:
-            self.exit_reason = reason
-        for leg in self.legs.values():
-            self._cancel(leg, out)  # OCO: every other leg of the trade
-        if self._open_legs(LegRole.ENTRY, LegRole.ADD):
-            self._set(TradeState.EXITING, "flat; waiting for entry legs to end", out)
-        else:
-            self._close(now_ns, out)
+        trade_legs.flat(self, reason, now_ns, out)
 
-    def _close(self, now_ns: int, out: list[Action]) -> None:
-        for leg in self.legs.values():
-            self._cancel(leg, out)
-        for timer in list(self.deadlines):
-            self._unschedule(timer, out)
-        reason = self.exit_reason or CloseReason.MANUAL
-        pnl = self.realized - self.fees
-        r_mult = pnl / self.plan.risk_budget if self.plan.risk_budget > 0 else 0.0
-        exit_px = self.exit_value / self.exit_lots if self.exit_lots else 0.0
-        self._set(TradeState.CLOSED, reason.value, out, exit_ts_ns=now_ns, exit_price=exit_px,
-                  exit_reason=reason.value, pnl=pnl, fees=self.fees, r_multiple=r_mult,
-                  qty=self.lim.qty(self.max_pos_lots), max_open_risk=self.max_open_risk,
-                  entry_price=self.first_entry, stop_confirm_ms=self.stop_confirm_ms)
-        out.append(TradeClosed(self.tid, self.plan.symbol, self.plan.setup, reason, pnl, self.fees, r_mult))

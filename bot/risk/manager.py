@@ -38,13 +38,21 @@ class RiskManager:
         self.gate = RiskGate(cfg, equity, now_ns)
         self._brackets = brackets or {}
         self._fees: dict[str, FeeRates] = {}
+        # the config's rates, made once per config (a reload replaces `cfg`): not a new FeeRates per call
+        self._cfg_fees = (cfg, FeeRates.from_config(cfg))
 
     def set_fees(self, symbol: str, fees: FeeRates) -> None:
         """The venue's fee rates for `symbol` (read at start-up); the config's apply to any other."""
         self._fees[symbol] = fees
 
     def fees(self, symbol: str) -> FeeRates:
-        return self._fees.get(symbol) or FeeRates.from_config(self.cfg)
+        fees = self._fees.get(symbol)
+        if fees is not None:
+            return fees
+        cfg, fees = self._cfg_fees
+        if cfg is not self.cfg:
+            self._cfg_fees = (self.cfg, fees := FeeRates.from_config(self.cfg))
+        return fees
 
     def estimate(self, intent: EntryIntent, market: MarketView, sized: Sized, *, entry_is_maker: bool,
                  now_ns: int) -> tuple[CostEstimate, float | None]:
