@@ -25,6 +25,7 @@ import pytest
 from bot.drill.procs import Bot, Sim, rows, until, webhook
 from bot.drill.score import Ledger, duplicates
 from bot.execution.engine import _ID_BLOCK
+from tests.support.drills import QUICK_WARMUP
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -63,7 +64,7 @@ async def test_sigkill_between_send_and_record_then_restart_protects_the_positio
         # sets its leverage first and is recorded before it is sent; the next one on it takes the hot path
         # (sent, then recorded): that one is killed. Short holds and cooldowns make it come soon.
         bot = Bot(sim, state_dir, hook.url, SCALPER_DRILL_KILL_AFTER_SEND="1",
-                  SCALPER__EXECUTION__ENTRY_ORDER="market", SCALPER__EXECUTION__MAX_HOLD_S="2",
+                  SCALPER__EXECUTION__ENTRY_ORDER="market", SCALPER__EXECUTION__MAX_HOLD_S="2", **QUICK_WARMUP,
                   **{f"SCALPER__SIGNALS__{s}__COOLDOWN_S": "2" for s in ("MOMENTUM", "RSI_SNAPBACK",
                                                                           "BREAKOUT_FADE", "ABSORPTION")})
         try:
