@@ -11,6 +11,9 @@ C: a position opened by hand (no journal trade) gets a protective stop from conf
    orders with no position and an entry order of no trade are cancelled; after a user-stream drop the
    same happens to a position opened while the bot runs (reconcile after every reconnect); SIGTERM keeps
    the protected position and closes the one whose stop someone cancelled; exit code 0.
+
+A and B start their bots with the shorter indicator warm-up (tests.support.drills.QUICK_WARMUP: the first
+trade ~5-8 s after start); C keeps the demo pace, it wants no trade of the bot's own on the symbols it uses.
 """
 
 from __future__ import annotations
