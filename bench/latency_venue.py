@@ -28,6 +28,13 @@ exchange's own work and ccxt's response parsing) is reported apart: it is not ou
 (bench/latency_ccxt.py: fastpath, create_order, implicit, and fastpath_task: the entry handed to the
 gateway in a plain task instead of an eagerly started one) and reports each.
 
+`--transport rest|ws|both` (execution.order_transport): `ws` sends the entries as order.place on the
+loopback exchange's Binance WebSocket API (binance_usdm/wsapi.py over bot/venues/ws_orders.py), `both`
+interleaves REST and websocket entries in one run; `transports` reports each one's tick-to-wire (receive stamp
+-> the request handed to aiohttp / the frame handed to websockets' send) and tick-to-ack (-> the gateway's
+OrderAck) medians and p99. For a ws entry the send step is the ws-fapi signing (`ccxt_sign`: the sorted
+payload's HMAC and the JSON frame) and the transport check (`ccxt_fetch`).
+
 Triggers as in the in-process bench: every `--every`-th LIVE depth message runs the real signal engine, and
 when it emits nothing a long intent goes down the same path. Its limit IOC is priced 20 ticks under the
 bid, so it expires unfilled at the exchange: nothing is left open, no margin is used, and the request is
@@ -70,6 +77,9 @@ def add_venue_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ccxt-ab", action="store_true",
                    help=f"interleave the entries over the paths {', '.join(MODES)} (bench/latency_ccxt.py)"
                         f"; the headline stays the shipped path ({MODES[0]})")
+    g.add_argument("--transport", choices=("rest", "ws", "both"), default="rest",
+                   help="the order path of the entries: REST, the Binance WebSocket API, or both interleaved "
+                        "(tick-to-wire and tick-to-ack of each under `transports`)")
     g.add_argument("--dispatch-ab", action="store_true",
                    help="every other round of triggers, hand the market event to the pipeline in a task of its own "
                         "(the app before issue 12) instead of the synchronous call; reported under dispatch_ab")
@@ -115,11 +125,23 @@ def _mp(xs: list[int]) -> dict[str, float]:
     return {"median": round(statistics.median(xs) / 1000.0, 2), "p99": round(_q(xs, 0.99), 2)}
 
 
-def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON of the bench. The headline is the shipped path (MODES[0], fastpath); with --ccxt-ab the
-    other paths' entries (interleaved with it) are summarised under `ccxt_ab`."""
-    main = [r for r in rows if r["mode"] == MODES[0]]
-    out: dict[str, Any] = {"venue": "exchange-sim", "entries": len(main)}
+_TRANSPORTS = (("rest", MODES[0]), ("ws", "ws"))
+
+
+def modes_of(transport: str, ccxt_ab: bool) -> tuple[str, ...]:
+    """The interleaved order paths of a run; the first is the headline (and the count the run stops at)."""
+    rest = MODES if ccxt_ab else MODES[:1]
+    if transport == "ws":
+        return ("ws",)
+    return rest if transport == "rest" else (rest[0], "ws", *rest[1:])
+
+
+def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None, head: str = MODES[0]) -> dict[str, Any]:
+    """The JSON of the bench. The headline is the shipped path (`head`: MODES[0], fastpath, or ws with
+    --transport ws); with --ccxt-ab the other REST paths' entries (interleaved with it) are summarised under
+    `ccxt_ab`, and each transport's tick-to-wire and tick-to-ack under `transports`."""
+    main = [r for r in rows if r["mode"] == head]
+    out: dict[str, Any] = {"venue": "exchange-sim", "entries": len(main), "headline_path": head}
     if main:
         total = _mp([r["total"] for r in main])
         ccxt = _mp([r["ccxt_build_sign"] for r in main])
@@ -138,7 +160,13 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> 
             "target": {"median_us": TARGET_MEDIAN_US, "p99_us": TARGET_P99_US},
             "met": {"median": total["median"] < TARGET_MEDIAN_US, "p99": total["p99"] < TARGET_P99_US},
         })
-    modes = sorted({r["mode"] for r in rows}, key=MODES.index)
+    out["transports"] = {
+        name: {"entries": len(rs), "tick_to_wire_us": _mp([r["total"] for r in rs]),
+               "tick_to_ack_us": _mp([r["total"] + r["ack_rtt"] for r in rs]),
+               "send_us": _mp([r["ccxt_build_sign"] for r in rs]), "sign_us": _mp([r["ccxt_sign"] for r in rs]),
+               "ack_rtt_us": _mp([r["ack_rtt"] for r in rs])}
+        for name, mode in _TRANSPORTS if (rs := [r for r in rows if r["mode"] == mode])}
+    modes = sorted({r["mode"] for r in rows if r["mode"] in MODES}, key=MODES.index)
     if len(modes) > 1:
         out["ccxt_ab"] = {m: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
                               "gateway": _mp([r["gateway"] for r in rs]),
@@ -187,11 +215,12 @@ def run_venue(args: argparse.Namespace) -> int:
     from bot.logging import configure_logging
 
     configure_logging("ERROR", "json")
+    modes = modes_of(args.transport, args.ccxt_ab)
     with tempfile.TemporaryDirectory() as tmp:
         coro = bench(entries=args.entries, journal_path=args.journal or os.path.join(tmp, "bench.sqlite"),
                      sources=sources, symbols=symbols, speed=args.speed, every=args.every, timeout_s=args.timeout,
                      gc_freeze=not args.no_gc_freeze, exchange=args.exchange,
-                     modes=MODES if args.ccxt_ab else MODES[:1], dispatch_ab=args.dispatch_ab,
+                     modes=modes, dispatch_ab=args.dispatch_ab,
                      reference=not args.no_reference)
         try:
             import uvloop  # what `scalper run` uses
@@ -199,7 +228,7 @@ def run_venue(args: argparse.Namespace) -> int:
             records, facts = uvloop.run(coro)
         except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
             records, facts = asyncio.run(coro)
-    res = summary(rows_of(records), {**facts, "exchange": args.exchange, "source": sources})
+    res = summary(rows_of(records), {**facts, "exchange": args.exchange, "source": sources}, head=modes[0])
     if args.json:
         print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
         return 0 if res["entries"] else 1
@@ -233,6 +262,13 @@ def _print(res: dict[str, Any]) -> None:
     print(f"{'step':<18}{'median us':>10}{'p99 us':>10}")
     for k, v in [*res["steps"].items(), *(("  " + k, v) for k, v in res["ccxt_detail"].items())]:
         print(f"{k:<18}{v['median']:>10}{v['p99']:>10}")
+    if len(res["transports"]) > 1 or res["headline_path"] == "ws":
+        print("order transports, interleaved (median / p99 us):")
+        print(f"{'transport':<14}{'entries':>8}{'send':>18}{'tick-to-wire':>20}{'tick-to-ack':>20}")
+        for m, v in res["transports"].items():
+            sd, w, k = v["send_us"], v["tick_to_wire_us"], v["tick_to_ack_us"]
+            print(f"{m:<14}{v['entries']:>8}{sd['median']:>9} /{sd['p99']:>7}{w['median']:>11} /{w['p99']:>7}"
+                  f"{k['median']:>11} /{k['p99']:>7}")
     if "ccxt_ab" in res:
         print("order paths, interleaved (median / p99 us):")
         print(f"{'path':<14}{'entries':>8}{'gateway':>18}{'build+sign':>18}{'tick-to-order':>20}")

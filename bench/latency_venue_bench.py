@@ -174,8 +174,12 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         finally:
             await probe.close()
         venue = venue.model_copy(update={"symbols": listed or ("BTCUSDT",)})
-        gw = BinanceGateway(venue, session=_TapSession(session, on_post))  # type: ignore[arg-type]
+        gw = BinanceGateway(venue, session=_TapSession(session, on_post),  # type: ignore[arg-type]
+                            order_transport="ws" if "ws" in modes else "rest")
         await gw.start()
+        ws_api = gw.ws_api
+        if ws_api is not None and not await ws_api.socket.wait_up(10.0):
+            raise RuntimeError(f"the order socket {ws_api.socket.url} did not come up")
         lim = gw.limiter  # lifted like the exchange's; its bookkeeping still runs on every order
         lim.weight_per_min = lim.orders_per_10s = lim.orders_per_min = _LIFT
         ex = gw.ex
@@ -257,7 +261,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             if rec is not None and rec.get("trigger") and "p1" not in rec and "s1" not in rec:
                 rec["s1"], rec["cid"] = ns, cid
                 # read by the engine next (this instance's declaration; the class keeps its own)
-                gw.capabilities = dataclasses.replace(gw.capabilities, eager_submit=EAGER[rec["mode"]])
+                gw.capabilities = dataclasses.replace(gw.capabilities, eager_submit=EAGER.get(rec["mode"], True))
 
         async def timed_submit(req: Any) -> Any:
             rec = _CUR.get()
@@ -288,6 +292,24 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             req = rec["req"]
             return await send_entry(ex, rec["mode"], orig_post, path, params, req, instruments[req.symbol],
                                     ccxt_symbols[req.symbol])
+
+        orig_place = gw._place
+
+        async def timed_place(path: str, params: dict[str, Any]) -> Any:
+            """--transport: a `ws` entry takes the gateway's own path (the socket is up); a REST one the REST
+            sender directly, as the gateway does with order_transport = "rest"."""
+            rec = _CUR.get()
+            if rec is None or "g0" not in rec or "c0" in rec or path != "order" or rec["mode"] == "ws":
+                if rec is not None and "g0" in rec and "c0" not in rec and path == "order":
+                    rec["c0"] = pc()
+                return await orig_place(path, params)
+            return await signer.post(path, params)  # timed_post
+
+        def on_ws_send() -> None:
+            rec = _CUR.get()
+            if rec is not None and "c0" in rec and "h0" not in rec and rec.get("mode") == "ws":
+                rec["h0"] = pc()
+                rec["h0_wall"] = time.time_ns()
 
         def timed_body(params: dict[str, Any]) -> str:
             t = pc()
@@ -410,6 +432,19 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         journal.open_trade = timed("journal", journal.open_trade, "journal_after_send")  # type: ignore[method-assign]
         engine.on_entry_sent = on_entry_sent
         gw.submit = timed_submit  # type: ignore[method-assign]
+        gw._place = timed_place  # type: ignore[method-assign]
+        if ws_api is not None:
+            orig_frame = ws_api.frame
+
+            def timed_frame(method: str, params: dict[str, Any]) -> tuple[int, bytes]:
+                t = pc()
+                try:
+                    return orig_frame(method, params)
+                finally:
+                    on_sign(t, pc())
+
+            ws_api.frame = timed_frame  # type: ignore[method-assign]
+            ws_api.socket.on_send = on_ws_send
         signer.post = timed_post  # type: ignore[method-assign]
         signer.body = timed_body  # type: ignore[method-assign]
         ex.sign = timed_sign

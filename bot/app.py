@@ -8,6 +8,8 @@ Venues:
   exchange-sim / demo / testnet / live, chosen by `venue.environment`.
 - `app.mode = "paper"` (any venue but sim, any environment): that venue's public feed only, orders filled
   by the simulator's matching engine in process (bot.venues.paper); no key, no private endpoint.
+- `app.mode = "shadow"`: [shadow]'s public feed drives the bot, orders go to [venue]'s demo/testnet account
+  and are paper-filled alongside on the same feed (bot.venues.shadow, docs/shadow.md).
 
 Every component gets only its own settings section.
 
@@ -209,6 +211,8 @@ class App(OperatorControls, ExchangeWatch):
         s = self.settings
         if s.app.mode == "paper":  # before any venue branch: paper never builds a real gateway
             return await self._run_paper()
+        if s.app.mode == "shadow":  # demo account + paper fills of the same orders (bot/venues/shadow)
+            return await self._run_shadow()
         if s.venue.name == "sim":
             return await self._run_sim()
         if s.venue.name == "binance-usdm":
@@ -248,19 +252,35 @@ class App(OperatorControls, ExchangeWatch):
         from bot.venues.binance_usdm.feed import BinanceMarketFeed
         from bot.venues.binance_usdm.gateway import BinanceGateway
 
-        return await self._run_venue(BinanceGateway(self.settings.venue), BinanceMarketFeed)
+        return await self._run_venue(BinanceGateway(
+            self.settings.venue, order_transport=self.settings.execution.order_transport), BinanceMarketFeed)
 
     async def _run_bybit(self) -> int:
         from bot.venues.bybit.feed import BybitMarketFeed
         from bot.venues.bybit.gateway import BybitGateway
 
-        return await self._run_venue(BybitGateway(self.settings.venue), BybitMarketFeed)
+        gw = BybitGateway(self.settings.venue, order_transport=self.settings.execution.order_transport)
+        return await self._run_venue(gw, BybitMarketFeed)
 
     async def _run_paper(self) -> int:
         from bot.venues.paper.venue import paper_venue
 
         gw, feed_factory = paper_venue(self.settings)
         return await self._run_venue(gw, feed_factory, flatten_on_exit=True)  # paper positions end with us
+
+    async def _run_shadow(self) -> int:
+        from bot.journal.shadow import ShadowStore
+        from bot.venues.shadow.venue import shadow_venue
+
+        def open_trades() -> dict[str, str]:
+            return {} if self.engine is None else {t: m.plan.symbol for t, m in self.engine.trades.items()}
+
+        def sink() -> ShadowStore:
+            assert self.journal is not None
+            return ShadowStore(self.journal)
+
+        gw, feed_factory = shadow_venue(self.settings, sink, open_trades)
+        return await self._run_venue(gw, feed_factory)
 
     async def _run_venue(self, gw: Any, feed_cls: Any, flatten_on_exit: bool | None = None) -> int:
         """A live venue: its gateway (orders, user stream) and its public feed (books) around the core."""

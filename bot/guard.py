@@ -9,7 +9,9 @@
    and `--live`. The one exception is public market data an environment reads from mainnet by design:
    Bybit demo trading takes its public data from mainnet (exchange-facts B2: "use mainnet public"), and
    neither carries keys nor places orders. Paper mode (`app.mode = "paper"`) is the other: it reads
-   public market data only (any environment, mainnet included) and cannot place an order.
+   public market data only (any environment, mainnet included) and cannot place an order. Shadow mode
+   (`app.mode = "shadow"`) sends orders to [venue], checked like any mode that sends orders (never a
+   production host, never mainnet), and reads its market data from [shadow]'s venue by paper mode's rules.
 3. URL overrides (`venue.rest_url`, `ws_public_url`, `ws_market_url`, `ws_private_url`) are accepted only
    with `venue.environment = "exchange-sim"` and only to loopback hosts (127.0.0.0/8, ::1, localhost):
    an override is how a test exchange is reached; a demo/testnet/mainnet config uses the venue's own
@@ -174,3 +176,26 @@ def check(settings: Settings, live_flag: bool) -> None:
         if is_production_host(host) and not (mode == "live" and live_flag) and not _public_by_design(settings, ep):
             raise ConfigError(f"{key} = {host!r} is a production (real-money) host: refused unless "
                               'app.mode = "live" and --live')
+    if mode == "shadow":
+        _check_shadow_data(settings)
+
+
+# what a [venue] key is called for shadow mode's data venue ([shadow], bot/settings/shadow.py)
+_SHADOW_KEYS = (("venue.environment", "shadow.data_environment"), ("venue.rest_url", "shadow.data_rest_url"),
+                ("venue.ws_public_url", "shadow.data_ws_public_url"),
+                ("venue.ws_market_url", "shadow.data_ws_market_url"))
+
+
+def _check_shadow_data(settings: Settings) -> None:
+    """Shadow mode: [venue] (the orders) was checked above like any mode that sends orders (no production host,
+    no mainnet); its data venue is checked by paper mode's rules: public market data only, mainnet included,
+    URL overrides only to loopback with data_environment = "exchange-sim"."""
+    data = settings.model_copy(update={"app": settings.app.model_copy(update={"mode": "paper"}),
+                                       "venue": settings.shadow.data_venue(settings.venue)})
+    try:
+        check(data, False)
+    except ConfigError as e:
+        msg = str(e)
+        for old, new in _SHADOW_KEYS:
+            msg = msg.replace(old, new)
+        raise ConfigError(f"shadow mode's data venue: {msg}") from None

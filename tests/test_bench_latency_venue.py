@@ -86,3 +86,36 @@ def test_summary_headline_is_the_shipped_path_only() -> None:
     assert res["entries"] == 2 and res["tick_to_order_us"]["median"] == 600.0
     assert res["ccxt_ab"]["create_order"]["entries"] == 1
     assert res["met"] == {"median": False, "p99": True}
+
+
+def test_venue_bench_transport_both_reports_rest_and_websocket_in_one_run() -> None:
+    """--transport both: REST and Binance WebSocket API entries interleaved; each transport's tick-to-wire and
+    tick-to-ack; every ws entry reached the exchange as order.place, signed right (it expired there)."""
+    p = _bench("--source", "generated", "--entries", "20", "--min-entries", "1", "--transport", "both",
+               "--no-reference", "--json", "--timeout", "60")
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    res = orjson.loads(p.stdout)
+    tr = res["transports"]
+    assert list(tr) == ["rest", "ws"] and res["headline_path"] == "fastpath"
+    for name, v in tr.items():
+        assert v["entries"] >= 19, (name, v)
+        for key in ("tick_to_wire_us", "tick_to_ack_us", "send_us", "sign_us", "ack_rtt_us"):
+            assert 0 < v[key]["median"] <= v[key]["p99"], (name, key, v[key])
+        # the ack comes after the hand-off: tick-to-ack exceeds tick-to-wire by the round trip
+        assert v["tick_to_ack_us"]["median"] > v["tick_to_wire_us"]["median"]
+    assert tr["rest"]["tick_to_wire_us"] == res["tick_to_order_us"]
+    acks = res["acks"]
+    assert acks.get("EXPIRED", 0) >= 35 and not set(acks) - {"EXPIRED", "FILLED", "PARTIALLY_FILLED"}, acks
+    assert res["stalls"] == 0 and res["pipeline_errors"] == 0 and not res["stopped"], res
+
+
+def test_summary_with_ws_only_makes_ws_the_headline() -> None:
+    def row(mode: str, total: int) -> dict:
+        r = dict.fromkeys((*STEPS, *CCXT_DETAIL, "ack_rtt"), 1000)
+        r.update(mode=mode, total=total)
+        return r
+
+    res = summary([row("ws", 300_000), row("ws", 500_000)], head="ws")
+    assert res["entries"] == 2 and res["tick_to_order_us"]["median"] == 400.0
+    assert list(res["transports"]) == ["ws"] and res["transports"]["ws"]["tick_to_ack_us"]["median"] == 401.0
+    assert "ccxt_ab" not in res

@@ -187,6 +187,7 @@ async def test_drill_b_position_closed_by_hand_while_down_leaves_no_orphan(sim: 
               f"after: {[o['orderLinkId'] for o in left]}; live in the journal: {sorted(live_before)}")
 
         t1 = time.monotonic()
+        restart_ns = time.time_ns()
         bot2 = start_bot(sim, tmp_path, hook.url, SCALPER__APP__ON_SHUTDOWN="flatten")
         try:
             done = await until(f"{tid} CLOSED after the restart", lambda: rows(
@@ -208,6 +209,15 @@ async def test_drill_b_position_closed_by_hand_while_down_leaves_no_orphan(sim: 
             assert [o for o in await open_orders(sim, sym) if o["reduceOnly"] or o["closeOnTrigger"]] == []
             assert rows(tmp_path, LIVE_LEGS, (tid,)) == [], rows(tmp_path, "SELECT * FROM legs WHERE trade_id=?",
                                                                  (tid,))
+            # the restart learnt the position was gone before re-arming any exit: the only leg it made is the
+            # hand close's record, nothing was refused (no take-profit re-sent into 110017 "nothing to reduce")
+            new_legs = rows(tmp_path, "SELECT client_id, role FROM legs WHERE trade_id=? AND created_ns>=?",
+                            (tid, restart_ns))
+            assert [g["role"] for g in new_legs] == ["exit"], new_legs
+            assert rows(tmp_path, "SELECT * FROM rejections WHERE trade_id=? AND ts_ns>=?", (tid, restart_ns)) == []
+            # the stop ended with the position (B3): expired, not "not found at the venue" (REJECTED)
+            stops = rows(tmp_path, "SELECT client_id, status FROM legs WHERE trade_id=? AND role='stop'", (tid,))
+            assert stops and all(g["status"] in ("EXPIRED", "CANCELED") for g in stops), stops
             # the bot's orders that were open when it died are final at the exchange too, and none filled
             for cid in {o["orderLinkId"] for o in before if o["orderLinkId"]}:
                 (h,) = (await v5(sim, "GET", "/v5/order/history", symbol=sym, orderLinkId=cid))["list"]

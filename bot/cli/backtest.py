@@ -373,13 +373,10 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from bot.cli.trades import format_table
-    from bot.replay.reader import check_paths
+    from bot.replay.reader import report_unreadable
     from bot.settings import load_settings
 
-    missing = check_paths(args.files)
-    for line in missing:
-        print(f"error: {line}", file=sys.stderr)
-    if missing:
+    if report_unreadable(args.files):
         return 2
     settings = load_settings(args.config)
     try:

@@ -24,12 +24,9 @@ _COLS = ("depth_events", "applied", "gaps", "resyncs", "crossed", "bbo_checked",
 
 def run(args: argparse.Namespace) -> int:
     from bot.replay.check import check_files
-    from bot.replay.reader import check_paths
+    from bot.replay.reader import report_unreadable
 
-    missing = check_paths(args.files)
-    for line in missing:
-        print(f"error: {line}", file=sys.stderr)
-    if missing:
+    if report_unreadable(args.files):
         return 2
 
     instruments = None

@@ -147,6 +147,9 @@ def _print_status(st: dict[str, Any]) -> None:
     print(f"halted symbols: {len(halted)}" + ("  (`scalper resume --symbol SYM` lifts one)" if halted else ""))
     for sym, hs in halted.items():
         print(f"  {sym:<12} since {_ts(hs.get('since_ns'))} UTC: {hs.get('reason')}")
+    for sym, q in (st.get("quarantined_symbols") or {}).items():  # an entry of unknown fate: no new entry there
+        print(f"quarantined {sym:<12} until {_ts(q.get('until_ns'))} UTC: {', '.join(q.get('entries') or [])}"
+              " may still execute (final look-up then)")
     rec = st.get("reconcile")
     if rec:
         acts = " ".join(f"{k}={v}" for k, v in (rec.get("actions") or {}).items())

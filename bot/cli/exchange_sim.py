@@ -50,6 +50,8 @@ async def _serve(args: argparse.Namespace) -> int:
         lim.WEIGHT_1M = lim.ORDERS_10S = lim.ORDERS_1M = 10**9
     server.protocols = ("binance", "bybit") if args.protocol == "both" else (args.protocol,)
     port = await server.start()
+    if args.unlimited and getattr(server, "bybit", None) is not None:  # Bybit's per-UID limits too
+        server.bybit.uid_limits.unlimited = True
     served = []
     if "binance" in server.protocols:
         served.append("REST /fapi/v1, ws /public /market /private")

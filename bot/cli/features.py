@@ -184,12 +184,9 @@ def run(args: argparse.Namespace) -> int:
             print("error: --parquet needs pyarrow, which is not installed (pip install pyarrow); use --csv",
                   file=sys.stderr)
             return 2
-    from bot.replay.reader import check_paths
+    from bot.replay.reader import report_unreadable
 
-    missing = check_paths(args.files)
-    for line in missing:
-        print(f"error: {line}", file=sys.stderr)
-    if missing:
+    if report_unreadable(args.files):
         return 2
     instruments = None
     if args.exchange_info:

@@ -2,6 +2,7 @@
 
     scalper report [-c CONFIG | --db PATH] [--run ID|all] [--since 2026-11-01] [--until 2026-11-21T12:00]
                    [--setup momentum] [--symbol BTCUSDT] [--json] [--csv trades.csv] [--html report.html]
+    scalper report --shadow [--json] [--run ID|all] [-c CONFIG | --db PATH]
 
 One run by default: the journal's latest `scalper run` / `scalper backtest` (--run ID for another, --run all
 for every run together; the runs are listed in the text report and in JSON "run").
@@ -11,6 +12,7 @@ The first line (text, HTML; the first key in JSON, "verdict") says so when the n
 --json prints {"verdict", "costs", "overall", "by_setup", "by_symbol", "by_hour", "slippage", "stops",
 "latency", "funding", "filters", "run", "performance", "trades"}. "performance": Sharpe/Sortino/Calmar
 (annualisation stated in it: bot.journal.report_stats), daily breakdown, streaks, best/worst trades, MAE/MFE.
+A shadow-mode run adds "shadow" (the divergence report; --shadow prints it alone, docs/shadow.md).
 Dates are ISO 8601, UTC unless they carry an offset; --until
 is exclusive. Funding is signed as the venue reports it (negative = paid); "net" = PnL (net of fees) + funding.
 """
@@ -47,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per trade to FILE")
     p.add_argument("--html", metavar="FILE", help="write a one-file HTML report with charts to FILE")
+    p.add_argument("--shadow", action="store_true",
+                   help="shadow mode's divergence report: the demo account's fills against the paper fills of the "
+                        "same orders, per trade (docs/shadow.md); with --json as JSON")
 
 
 def _ts_ns(text: str | None) -> int | None:
@@ -211,12 +216,22 @@ def run(args: argparse.Namespace) -> int:
     if run_arg not in ("latest", "all") and not str(run_arg).isdigit():
         print(f"error: --run takes a run id, 'latest' or 'all', not {run_arg!r}", file=sys.stderr)
         return 2
+    if getattr(args, "shadow", False):
+        from bot.cli.report_shadow import print_shadow
+
+        return print_shadow(path, run_arg, as_json=args.json)
     try:
         rep = build_report(load_journal(path), since_ns=since, until_ns=until, setup=args.setup,
                            symbol=args.symbol, stop_deadline_ms=args.stop_deadline_ms, run=run_arg)
     except ValueError as e:  # a run the journal does not hold: the message lists the ones it does
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.json or args.html:
+        from bot.cli.report_shadow import shadow_section
+
+        shadow = shadow_section(path, (rep.get("run") or {}).get("run_id") if run_arg == "latest" else run_arg)
+        if shadow is not None:  # a shadow-mode run: its divergence report beside the usual keys
+            rep["shadow"] = shadow
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)

@@ -72,7 +72,7 @@ def _fmt(v: Any) -> str:
 
 def _sweep(args: argparse.Namespace) -> int:
     from bot.errors import ConfigError
-    from bot.replay.reader import check_paths
+    from bot.replay.reader import report_unreadable
     from bot.research.config import base_config, check_space
     from bot.research.export import export_trials
     from bot.research.progress import Progress
@@ -80,10 +80,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from bot.research.sweep import open_study, run_sweep, trial_rows
     from bot.research.workers import make_backend, pack_sessions
 
-    missing = check_paths(args.files)
-    for line in missing:
-        print(f"error: {line}", file=sys.stderr)
-    if missing:
+    if report_unreadable(args.files):
         return 2
     if args.trials < 1 or (args.workers is not None and args.workers < 1) or args.min_trades < 0:
         raise ConfigError("--trials and --workers must be >= 1, --min-trades >= 0")

@@ -64,17 +64,14 @@ def intent_to_dict(intent: Any, engine: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
-    from bot.replay.reader import check_paths
+    from bot.replay.reader import report_unreadable
     from bot.settings import load_settings
     from bot.signals.plugins import load_plugins
 
     # the config (plug-ins included) is judged before the data: a bad config is its own one-line error
     settings = load_settings(args.config)
     load_plugins(settings.signals)
-    missing = check_paths(args.files)
-    for line in missing:
-        print(f"error: {line}", file=sys.stderr)
-    if missing:
+    if report_unreadable(args.files):
         return 2
     instruments = None
     if args.exchange_info:

@@ -16,17 +16,22 @@ gateway nor the loopback exchange has `PUT /fapi/v1/order`, and there is no amen
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bot.conformance.fields import missing_fields
+from bot.conformance.base import (
+    EVENT_WAIT_S,
+    FAR_STOP_BPS,
+    RunBase,
+    run_lifecycle,
+)
+from bot.conformance.base import check_fields as _fields
 from bot.conformance.report import Deviation, Report
 from bot.domain.orders import OrderRequest, OrderUpdate
-from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce
+from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.venues.binance_usdm.gateway import BinanceGateway
 from bot.venues.binance_usdm.instruments import parse_exchange_info
 from bot.venues.binance_usdm.limiter import ORDER_HEADERS, WEIGHT_HEADER, TradeLimiter
@@ -39,33 +44,16 @@ if TYPE_CHECKING:
 
 __all__ = ["run_binance"]
 
-_EVENT_WAIT_S = 10.0
-_FAR_LIMIT_BPS = 300
-_FAR_STOP_BPS = 1000
 
+class _Run(RunBase):
+    gw: BinanceGateway
 
-def _fields(where: str, parse: Callable[[Any], object], body: Any, optional: frozenset[str] = frozenset()) -> None:
-    missing, err = missing_fields(parse, body, optional)
-    if missing:
-        names = ", ".join(f"`{m}`" for m in missing)
-        raise Deviation(f"{where}: field{'s' if len(missing) > 1 else ''} {names} missing"
-                        + (f" ({err})" if err else ""))
-    if err:
-        raise Deviation(f"{where}: the bot's parser refused the answer: {err}")
-
-
-class _Run:
-    def __init__(self, settings: Settings, report: Report) -> None:
-        self.s = settings
-        self.r = report
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self.gw = BinanceGateway(settings.venue)
-        self.symbol = settings.venue.symbols[0]
-        tag = f"{int(time.time()) % 100_000_000}"
-        self.cid_limit = f"conf-{tag}-lmt"
-        self.cid_stop = f"conf-{tag}-sl"
-        self.cid_bad = f"conf-{tag}-bad"
-        self.updates: list[OrderUpdate] = []
-        self.raw_events: list[dict[str, Any]] = []
+        self.cid_limit = f"{self.tag}-lmt"
+        self.cid_stop = f"{self.tag}-sl"
+        self.cid_bad = f"{self.tag}-bad"
         self.responses: list[tuple[int, dict[str, str], bool]] = []
         self.last_body: dict[str, Any] = {}
 
@@ -107,10 +95,6 @@ class _Run:
 
         tr.on_message = tap_message  # type: ignore[method-assign]
 
-    async def _collect(self) -> None:
-        async for u in self.gw.updates():
-            self.updates.append(u)
-
     def _event_of(self, cid: str, status: OrderStatus, conditional: bool) -> dict[str, Any] | None:
         """The raw event that says `cid` is `status`, as the bot's translator reads it (a fresh one: the
         gateway's own drops a NEW it already knows from the order's answer, which is right for the engine
@@ -127,22 +111,7 @@ class _Run:
                 return msg
         return None
 
-    async def _await_event(self, cid: str, status: OrderStatus, conditional: bool) -> dict[str, Any]:
-        deadline = time.monotonic() + _EVENT_WAIT_S
-        while True:  # bounded by the deadline
-            msg = self._event_of(cid, status, conditional)
-            if msg is not None:
-                return msg
-            if time.monotonic() > deadline:
-                raise Deviation(f"user stream: no event saying {cid} is {status.value} within "
-                                f"{_EVENT_WAIT_S:.0f} s ({len(self.raw_events)} events seen)")
-            await asyncio.sleep(0.02)
-
     # ------------------------------------------------------------------ steps
-    async def start(self) -> str:
-        await self.gw.start(autorun=True)
-        return f"{self.symbol} listed; user stream started"
-
     async def exchange_info(self) -> str:
         ex = self.gw.ex
         assert ex is not None
@@ -154,36 +123,12 @@ class _Run:
             return parse_exchange_info(b)
 
         _fields("GET /fapi/v1/exchangeInfo", parse, info)
-        inst = self.gw.instrument(self.symbol)
-        zero = [n for n in ("tick_size", "step_size", "min_qty", "min_notional")
-                if float(getattr(inst, n)) <= 0]
-        if zero:
-            raise Deviation(f"GET /fapi/v1/exchangeInfo: {self.symbol} has no {', '.join(zero)} (filter missing)")
-        return (f"tick {inst.tick_size}, step {inst.step_size}, min qty {inst.min_qty}, "
-                f"min notional {inst.min_notional}")
+        return self.filters_verdict("GET /fapi/v1/exchangeInfo", ("tick_size", "step_size", "min_qty", "min_notional"))
 
     async def server_time(self) -> str:
-        ex = self.gw.ex
-        assert ex is not None
-        get_time = ex.fapiPublicGetTime
-        bodies: list[Any] = []
-
-        async def tap(params: Any = None) -> Any:
-            res = await get_time(params or {})
-            bodies.append(res)
-            return res
-
-        ex.fapiPublicGetTime = tap
-        try:
-            await self.gw.sync_clock()
-        finally:
-            del ex.fapiPublicGetTime  # back to the class's method
-        _fields("GET /fapi/v1/time", lambda b: float(b["serverTime"]), bodies[-1])
-        clock = self.gw.clock
-        refusal = clock.entry_refusal()
-        if refusal:
-            raise Deviation(f"GET /fapi/v1/time: {refusal}: the bot would refuse entries")
-        return f"offset {clock.offset_ms:+.1f} ms, rtt {clock.rtt_ms:.1f} ms (limit {clock.limit_ms:.0f} ms)"
+        body = await self.clock_answer("fapiPublicGetTime")
+        _fields("GET /fapi/v1/time", lambda b: float(b["serverTime"]), body)
+        return self.clock_verdict("GET /fapi/v1/time")
 
     async def leverage(self) -> str:
         lev = self.s.risk.max_leverage
@@ -195,12 +140,6 @@ class _Run:
         assert ex is not None
         t = await ex.fapiPublicGetTickerBookTicker({"symbol": self.symbol})
         return float(t["bidPrice"]), float(t["askPrice"])
-
-    def _min_lots(self, price: float) -> int:
-        inst = self.gw.instrument(self.symbol)
-        need = float(inst.min_notional) * 1.1 / price  # MIN_NOTIONAL: qty * price >= notional (A5)
-        lots = max(inst.min_lots, -(-round(need / inst.step, 9) // 1))
-        return int(lots)
 
     async def _place(self, req: OrderRequest, conditional: bool) -> str:
         where = "POST /fapi/v1/algoOrder" if conditional else "POST /fapi/v1/order"
@@ -220,24 +159,24 @@ class _Run:
         return f"{req.client_id} id {ack.venue_order_id} {ack.status.value}"
 
     async def place_limit(self) -> str:
-        bid, _ = await self._bbo()
+        req = self.far_limit(self.cid_limit, (await self._bbo())[0])
         inst = self.gw.instrument(self.symbol)
-        price_ticks = int(bid * (1 - _FAR_LIMIT_BPS / 10_000) / inst.tick)
-        lots = self._min_lots(price_ticks * inst.tick)
-        req = OrderRequest(self.cid_limit, self.symbol, Side.BUY, OrderKind.LIMIT, lots, price_ticks,
-                           time_in_force=TimeInForce.GTX)
-        return await self._place(req, conditional=False) + f" at {inst.ticks_to_str(price_ticks)}"
+        return await self._place(req, conditional=False) + f" at {inst.ticks_to_str(req.price_ticks or 0)}"
 
     async def place_stop(self) -> str:
         bid, _ = await self._bbo()
         inst = self.gw.instrument(self.symbol)
-        trigger = int(bid * (1 - _FAR_STOP_BPS / 10_000) / inst.tick)
+        trigger = int(bid * (1 - FAR_STOP_BPS / 10_000) / inst.tick)
         req = OrderRequest(self.cid_stop, self.symbol, Side.SELL, OrderKind.STOP_MARKET, 0,
                            trigger_ticks=trigger, close_position=True)
         return await self._place(req, conditional=True) + f" trigger {inst.ticks_to_str(trigger)}"
 
     async def stream(self, cid: str, status: OrderStatus, conditional: bool) -> str:
-        msg = await self._await_event(cid, status, conditional)
+        deadline = time.monotonic() + EVENT_WAIT_S
+        msg = await self.wait_for(
+            lambda: self._event_of(cid, status, conditional),
+            lambda: (f"user stream: no event saying {cid} is {status.value} within {EVENT_WAIT_S:.0f} s "
+                     f"({len(self.raw_events)} events seen)"), deadline)
         insts = self.gw.instruments
 
         def parse(b: Any) -> object:
@@ -247,12 +186,8 @@ class _Run:
 
         event = str(msg.get("e"))
         _fields(f"user stream {event}", parse, msg, USER_EVENT_OPTIONAL)
-        if status is not OrderStatus.NEW:  # what the engine gets: the gateway's own update of the change
-            deadline = time.monotonic() + _EVENT_WAIT_S
-            while not any(u.client_id == cid and u.status is status for u in self.updates):
-                if time.monotonic() > deadline:
-                    raise Deviation(f"user stream {event}: the gateway published no {status.value} for {cid}")
-                await asyncio.sleep(0.02)
+        if status is not OrderStatus.NEW:
+            await self.gateway_published(cid, status, f"user stream {event}", time.monotonic() + EVENT_WAIT_S)
         return f"{event} {status.value} for {cid}"
 
     async def lookup(self, cid: str, conditional: bool, want: OrderStatus) -> str:
@@ -277,7 +212,7 @@ class _Run:
     async def would_trigger(self) -> str:
         _, ask = await self._bbo()
         inst = self.gw.instrument(self.symbol)
-        trigger = int(ask * (1 + _FAR_STOP_BPS / 10_000) / inst.tick)
+        trigger = int(ask * (1 + FAR_STOP_BPS / 10_000) / inst.tick)
         req = OrderRequest(self.cid_bad, self.symbol, Side.SELL, OrderKind.STOP_MARKET, 0,
                            trigger_ticks=trigger, close_position=True)
         try:
@@ -308,24 +243,16 @@ class _Run:
             raise Deviation("; ".join(problems))
         return f"{WEIGHT_HEADER} on {len(ok)} responses, order counts on {len(orders)} placements"
 
-    async def cleanup(self) -> None:
+    def cleanup_orders(self) -> Iterable[Awaitable[Any]]:
         for cid, conditional in ((self.cid_limit, False), (self.cid_stop, True), (self.cid_bad, True)):
-            try:
-                await self.gw.cancel(self.symbol, cid, conditional)
-            except Exception:  # best effort; what is left open shows in the failed steps
-                continue
+            yield self.gw.cancel(self.symbol, cid, conditional)
 
 
 async def run_binance(settings: Settings) -> Report:
     rep = Report(settings.venue.name, settings.venue.environment)
-    run = _Run(settings, rep)
-    collector: asyncio.Task[None] | None = None
-    try:
-        if not await rep.step("connect: exchangeInfo, clock, user stream", run.start):
-            rep.skip("the rest", "could not connect")
-            return rep
-        run._wire()
-        collector = asyncio.get_running_loop().create_task(run._collect())
+    run = _Run(settings)
+
+    async def steps() -> None:
         await rep.step("GET /fapi/v1/exchangeInfo: instrument filters and rate limits", run.exchange_info)
         await rep.step("GET /fapi/v1/time: server time and clock skew", run.server_time)
         await rep.step("POST /fapi/v1/leverage", run.leverage)
@@ -344,10 +271,5 @@ async def run_binance(settings: Settings) -> Report:
             await rep.step("user stream: stop CANCELED", lambda: run.stream(S, OrderStatus.CANCELED, True))
         await rep.step("POST /fapi/v1/algoOrder: a stop that would trigger at once", run.would_trigger)
         await rep.step("rate-limit headers", run.headers)
-        return rep
-    finally:
-        if run.gw.ex is not None:
-            await run.cleanup()
-        if collector is not None:
-            collector.cancel()
-        await run.gw.close()
+
+    return await run_lifecycle(rep, run, "connect: exchangeInfo, clock, user stream", steps)

@@ -24,18 +24,22 @@ closed), whatever failed.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bot.conformance.binance import _fields
+from bot.conformance.base import (
+    EVENT_WAIT_S,
+    FAR_STOP_BPS,
+    run_lifecycle,
+)
+from bot.conformance.base import check_fields as _fields
 from bot.conformance.bybit_stop import POSITION_REST_OPTIONAL, PositionStopSteps
 from bot.conformance.report import Deviation, Report, Step
 from bot.domain.orders import OrderRequest, OrderUpdate
-from bot.domain.types import OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
+from bot.domain.types import OrderKind, OrderStatus, Side, TriggerPrice
 from bot.venues.bybit.errors import TRIGGER_CROSSED_CODES, ZeroPosition, bybit_code
 from bot.venues.bybit.gateway import BybitGateway
 from bot.venues.bybit.orders import (
@@ -53,27 +57,24 @@ if TYPE_CHECKING:
 
 __all__ = ["LIMIT_HEADERS", "run_bybit"]
 
-_EVENT_WAIT_S = 10.0
-_FAR_LIMIT_BPS = 300
-_FAR_STOP_BPS = 1000
 # what BybitLimiter.on_response reads from every private answer (limiter.py; exchange-facts B2)
 LIMIT_HEADERS = ("x-bapi-limit", "x-bapi-limit-status", "x-bapi-limit-reset-timestamp")
 
 
 class _Run(PositionStopSteps):
+    gw: BybitGateway
+    stream_name = "private stream"
+
     def __init__(self, settings: Settings) -> None:
-        self.s = settings
+        super().__init__(settings)
         self.gw = BybitGateway(settings.venue)
-        self.symbol = settings.venue.symbols[0]
-        tag = f"{int(time.time()) % 100_000_000}"
-        self.cid_limit = f"conf-{tag}-lmt"
-        self.cid_cond = f"conf-{tag}-cnd"
-        self.cid_bad = f"conf-{tag}-bad"
-        self.cid_entry, self.cid_sl, self.cid_exit = f"conf-{tag}-in", f"conf-{tag}-sl", f"conf-{tag}-out"
+        tag = self.tag
+        self.cid_limit = f"{tag}-lmt"
+        self.cid_cond = f"{tag}-cnd"
+        self.cid_bad = f"{tag}-bad"
+        self.cid_entry, self.cid_sl, self.cid_exit = f"{tag}-in", f"{tag}-sl", f"{tag}-out"
         self.pos_lots = 0  # the loopback position's size (PositionStopSteps)
         self.sl_ticks = 0
-        self.updates: list[OrderUpdate] = []
-        self.raw_events: list[dict[str, Any]] = []
         self.responses: list[tuple[str, int, dict[str, str]]] = []
         self.last_create: Any = None
         self.flat = False  # set by the position step: only a flat symbol gets the zero-position stop probe
@@ -116,11 +117,6 @@ class _Run(PositionStopSteps):
 
         tr.on_message = tap_message  # type: ignore[method-assign]
 
-    async def _collect(self) -> None:
-        async for u in self.gw.updates():
-            if isinstance(u, OrderUpdate):
-                self.updates.append(u)
-
     def _probe(self, cid: str, kind: OrderKind) -> BybitEventTranslator:
         t = BybitEventTranslator(self.gw.instruments, 0, self.gw.position_idx)
         t.expect(cid, kind)
@@ -144,10 +140,6 @@ class _Run(PositionStopSteps):
         return None
 
     # ------------------------------------------------------------------ steps
-    async def start(self) -> str:
-        await self.gw.start(autorun=True)
-        return f"{self.symbol} listed; private stream started"
-
     async def instruments(self) -> str:
         ex = self.gw.ex
         assert ex is not None
@@ -157,40 +149,17 @@ class _Run(PositionStopSteps):
         _fields("GET /v5/market/instruments-info", lambda b: parse_instruments(b["result"]["list"]), body)
         if self.symbol not in parse_instruments(((body.get("result") or {}).get("list")) or []):
             raise Deviation(f"GET /v5/market/instruments-info: no usable row for {self.symbol}")
-        inst = self.gw.instrument(self.symbol)
-        zero = [n for n in ("tick_size", "step_size", "min_qty") if float(getattr(inst, n)) <= 0]
-        if zero:
-            raise Deviation(f"GET /v5/market/instruments-info: {self.symbol} has no {', '.join(zero)}")
-        return (f"tick {inst.tick_size}, step {inst.step_size}, min qty {inst.min_qty}, "
-                f"min notional {inst.min_notional}")
+        return self.filters_verdict("GET /v5/market/instruments-info", ("tick_size", "step_size", "min_qty"))
 
     async def server_time(self) -> str:
-        ex = self.gw.ex
-        assert ex is not None
-        get_time = ex.publicGetV5MarketTime
-        bodies: list[Any] = []
-
-        async def tap(params: Any = None) -> Any:
-            res = await get_time(params or {})
-            bodies.append(res)
-            return res
-
-        ex.publicGetV5MarketTime = tap
-        try:
-            await self.gw.sync_clock()
-        finally:
-            ex.publicGetV5MarketTime = get_time
+        body = await self.clock_answer("publicGetV5MarketTime")
 
         def parse(b: Any) -> object:  # BybitGateway.sync_clock's reading
             nano = (b.get("result") or {}).get("timeNano")
             return int(nano) / 1e6 if nano else float(b["time"])
 
-        _fields("GET /v5/market/time", parse, bodies[-1])
-        clock = self.gw.clock
-        refusal = clock.entry_refusal()
-        if refusal:
-            raise Deviation(f"GET /v5/market/time: {refusal}: the bot would refuse entries")
-        return f"offset {clock.offset_ms:+.1f} ms, rtt {clock.rtt_ms:.1f} ms (limit {clock.limit_ms:.0f} ms)"
+        _fields("GET /v5/market/time", parse, body)
+        return self.clock_verdict("GET /v5/market/time")
 
     async def leverage(self) -> str:
         lev = self.s.risk.max_leverage
@@ -215,11 +184,6 @@ class _Run(PositionStopSteps):
         t = ((res.get("result") or {}).get("list") or [{}])[0]
         return float(t["bid1Price"]), float(t["ask1Price"])
 
-    def _min_lots(self, price: float) -> int:
-        inst = self.gw.instrument(self.symbol)
-        need = float(inst.min_notional) * 1.1 / price  # minNotionalValue: qty * price >= it (B3)
-        return int(max(inst.min_lots, -(-round(need / inst.step, 9) // 1)))
-
     async def _place(self, req: OrderRequest) -> str:
         where = "POST /v5/order/create"
         ack = await self.gw.submit(req)
@@ -232,38 +196,30 @@ class _Run(PositionStopSteps):
         return f"{req.client_id} id {ack.venue_order_id}"
 
     async def place_limit(self) -> str:
-        bid, _ = await self._bbo()
-        inst = self.gw.instrument(self.symbol)
-        price_ticks = int(bid * (1 - _FAR_LIMIT_BPS / 10_000) / inst.tick)
-        lots = self._min_lots(price_ticks * inst.tick)
-        req = OrderRequest(self.cid_limit, self.symbol, Side.BUY, OrderKind.LIMIT, lots, price_ticks,
-                           time_in_force=TimeInForce.GTX)
-        return await self._place(req) + f" PostOnly at {inst.ticks_to_str(price_ticks)}"
+        req = self.far_limit(self.cid_limit, (await self._bbo())[0])
+        price = self.gw.instrument(self.symbol).ticks_to_str(req.price_ticks or 0)
+        return await self._place(req) + f" PostOnly at {price}"
 
     def _conditional(self, cid: str, trigger_ticks: int) -> OrderRequest:
-        lots = self._min_lots(trigger_ticks * self.gw.instrument(self.symbol).tick)
+        lots = self.min_lots(trigger_ticks * self.gw.instrument(self.symbol).tick)
         return OrderRequest(cid, self.symbol, Side.BUY, OrderKind.STOP_MARKET, lots, trigger_ticks=trigger_ticks)
 
     async def place_conditional(self) -> str:
         _, ask = await self._bbo()
         inst = self.gw.instrument(self.symbol)
-        trigger = int(ask * (1 + _FAR_STOP_BPS / 10_000) / inst.tick)
+        trigger = int(ask * (1 + FAR_STOP_BPS / 10_000) / inst.tick)
         return await self._place(self._conditional(self.cid_cond, trigger)) + f" trigger {inst.ticks_to_str(trigger)}"
 
     async def stream(self, cid: str, kind: OrderKind, status: OrderStatus) -> str:
-        deadline = time.monotonic() + _EVENT_WAIT_S
-        while (msg := self._event_of(cid, kind, status)) is None:  # bounded by the deadline
-            if time.monotonic() > deadline:
-                raise Deviation(f"private stream: no `order` event saying {cid} is {status.value} within "
-                                f"{_EVENT_WAIT_S:.0f} s ({len(self.raw_events)} events seen)")
-            await asyncio.sleep(0.02)
+        deadline = time.monotonic() + EVENT_WAIT_S
+        msg = await self.wait_for(
+            lambda: self._event_of(cid, kind, status),
+            lambda: (f"private stream: no `order` event saying {cid} is {status.value} within "
+                     f"{EVENT_WAIT_S:.0f} s ({len(self.raw_events)} events seen)"), deadline)
         _fields("private stream `order`", lambda b: self._probe(cid, kind).on_message(b, time.time_ns()), msg)
         word = msg["data"][0].get("orderStatus")
-        if status is not OrderStatus.NEW:  # what the engine gets: the gateway's own update of the change
-            while not any(u.client_id == cid and u.status is status for u in self.updates):
-                if time.monotonic() > deadline:
-                    raise Deviation(f"private stream: the gateway published no {status.value} for {cid}")
-                await asyncio.sleep(0.02)
+        if status is not OrderStatus.NEW:
+            await self.gateway_published(cid, status, "private stream", deadline)
         return f"`order` {word} -> {status.value} for {cid}"
 
     async def lookup(self, cid: str, want: OrderStatus) -> str:
@@ -287,7 +243,7 @@ class _Run(PositionStopSteps):
         where = "POST /v5/order/create"
         bid, _ = await self._bbo()
         inst = self.gw.instrument(self.symbol)
-        trigger = int(bid * (1 - _FAR_STOP_BPS / 10_000) / inst.tick)  # a rising stop already below the price
+        trigger = int(bid * (1 - FAR_STOP_BPS / 10_000) / inst.tick)  # a rising stop already below the price
         codes = "/".join(str(c) for c in sorted(TRIGGER_CROSSED_CODES))
         try:
             await self.gw.submit(self._conditional(self.cid_bad, trigger))
@@ -305,7 +261,7 @@ class _Run(PositionStopSteps):
         assert ex is not None
         bid, _ = await self._bbo()
         inst = gw.instrument(self.symbol)
-        stop = inst.ticks_to_str(int(bid * (1 - _FAR_STOP_BPS / 10_000) / inst.tick))
+        stop = inst.ticks_to_str(int(bid * (1 - FAR_STOP_BPS / 10_000) / inst.tick))
         # the body the stop desk sends (orders.trading_stop_body), on a flat symbol: nothing to protect
         body = trading_stop_body(self.symbol, stop, TriggerPrice.MARK, gw.position_idx)  # the bot's stops: MARK
         try:
@@ -331,12 +287,11 @@ class _Run(PositionStopSteps):
                                       for n, ps in sorted(missing.items())))
         return f"{', '.join(LIMIT_HEADERS)} on {len(private)} private answers"
 
+    def cleanup_orders(self) -> Iterable[Awaitable[Any]]:
+        return [self.gw.cancel(self.symbol, cid) for cid in (self.cid_limit, self.cid_cond, self.cid_bad)]
+
     async def cleanup(self) -> None:
-        for cid in (self.cid_limit, self.cid_cond, self.cid_bad):
-            try:
-                await self.gw.cancel(self.symbol, cid)
-            except Exception:  # best effort; what is left open shows in the failed steps
-                continue
+        await super().cleanup()
         if self.pos_lots and self.s.venue.environment == "exchange-sim":  # the loopback position, if still open
             try:
                 raw = await self.gw.position_raw(self.symbol)
@@ -356,57 +311,47 @@ def _code(e: Exception) -> object:
 async def run_bybit(settings: Settings) -> Report:
     rep = Report(settings.venue.name, settings.venue.environment)
     run = _Run(settings)
-    collector: asyncio.Task[None] | None = None
-    try:
-        if not await rep.step("connect: instruments-info, clock, private stream", run.start):
-            rep.skip("the rest", "could not connect")
-            return rep
-        run._wire()
-        collector = asyncio.get_running_loop().create_task(run._collect())
-        await rep.step("GET /v5/market/instruments-info: instrument filters", run.instruments)
-        await rep.step("GET /v5/market/time: server time and clock skew", run.server_time)
-        await rep.step("POST /v5/position/set-leverage", run.leverage)
-        await rep.step("GET /v5/position/list: the symbol's position", run.position)
-        L, C = run.cid_limit, run.cid_cond
-        lim, cond = OrderKind.LIMIT, OrderKind.STOP_MARKET
-        if await rep.step("POST /v5/order/create: PostOnly limit far from the market", run.place_limit):
-            await rep.step("private stream: limit New", lambda: run.stream(L, lim, OrderStatus.NEW))
-            await rep.step("GET /v5/order/realtime: the limit by its orderLinkId",
-                           lambda: run.lookup(L, OrderStatus.NEW))
-            await rep.step("POST /v5/order/cancel: cancel the limit", lambda: run.cancel(L))
-            await rep.step("private stream: limit Cancelled", lambda: run.stream(L, lim, OrderStatus.CANCELED))
-        if await rep.step("POST /v5/order/create: conditional stop far from the market", run.place_conditional):
-            await rep.step("private stream: conditional Untriggered", lambda: run.stream(C, cond, OrderStatus.NEW))
-            await rep.step("GET /v5/order/realtime: the conditional by its orderLinkId",
-                           lambda: run.lookup(C, OrderStatus.NEW))
-            await rep.step("POST /v5/order/cancel: cancel the conditional", lambda: run.cancel(C))
-            await rep.step("private stream: conditional Deactivated",
-                           lambda: run.stream(C, cond, OrderStatus.CANCELED))
-        await rep.step("POST /v5/order/create: a stop that would trigger at once", run.would_trigger)
-        if run.flat:
-            await rep.step(f"POST {STOP_PATH}: the position's stop with no position", run.zero_position_stop)
-        else:
-            rep.steps.append(_note(f"POST {STOP_PATH}: the position's stop with no position",
-                                   "not run: the account holds a position on the symbol (its stop is not touched)"))
-        stop_steps = ("POST /v5/order/create: a market entry with an attached stopLoss (exchange-sim only)",
-                      f"POST {STOP_PATH}: the stop leg moves the position's stop",
-                      "private stream: `position` with the moved stopLoss",
-                      "POST /v5/order/create: reduce-only close; the stop goes with the position")
-        if not run.flat or settings.venue.environment != "exchange-sim":
-            rep.steps.append(_note(stop_steps[0], "not run: it opens a position (market risk) and runs only "
-                                   "against the loopback exchange on a flat symbol"))
-        elif await rep.step(stop_steps[0], run.open_with_attached_stop):
-            if await rep.step(stop_steps[1], run.move_stop):
-                await rep.step(stop_steps[2], run.position_event)
-            await rep.step(stop_steps[3], run.close_position)
-        await rep.step("rate-limit headers", run.headers)
-        return rep
-    finally:
-        if run.gw.ex is not None:
-            await run.cleanup()
-        if collector is not None:
-            collector.cancel()
-        await run.gw.close()
+
+    async def steps() -> None:
+            await rep.step("GET /v5/market/instruments-info: instrument filters", run.instruments)
+            await rep.step("GET /v5/market/time: server time and clock skew", run.server_time)
+            await rep.step("POST /v5/position/set-leverage", run.leverage)
+            await rep.step("GET /v5/position/list: the symbol's position", run.position)
+            L, C = run.cid_limit, run.cid_cond
+            lim, cond = OrderKind.LIMIT, OrderKind.STOP_MARKET
+            if await rep.step("POST /v5/order/create: PostOnly limit far from the market", run.place_limit):
+                await rep.step("private stream: limit New", lambda: run.stream(L, lim, OrderStatus.NEW))
+                await rep.step("GET /v5/order/realtime: the limit by its orderLinkId",
+                               lambda: run.lookup(L, OrderStatus.NEW))
+                await rep.step("POST /v5/order/cancel: cancel the limit", lambda: run.cancel(L))
+                await rep.step("private stream: limit Cancelled", lambda: run.stream(L, lim, OrderStatus.CANCELED))
+            if await rep.step("POST /v5/order/create: conditional stop far from the market", run.place_conditional):
+                await rep.step("private stream: conditional Untriggered", lambda: run.stream(C, cond, OrderStatus.NEW))
+                await rep.step("GET /v5/order/realtime: the conditional by its orderLinkId",
+                               lambda: run.lookup(C, OrderStatus.NEW))
+                await rep.step("POST /v5/order/cancel: cancel the conditional", lambda: run.cancel(C))
+                await rep.step("private stream: conditional Deactivated",
+                               lambda: run.stream(C, cond, OrderStatus.CANCELED))
+            await rep.step("POST /v5/order/create: a stop that would trigger at once", run.would_trigger)
+            if run.flat:
+                await rep.step(f"POST {STOP_PATH}: the position's stop with no position", run.zero_position_stop)
+            else:
+                rep.steps.append(_note(f"POST {STOP_PATH}: the position's stop with no position",
+                                       "not run: the account holds a position on the symbol (its stop is not touched)"))
+            stop_steps = ("POST /v5/order/create: a market entry with an attached stopLoss (exchange-sim only)",
+                          f"POST {STOP_PATH}: the stop leg moves the position's stop",
+                          "private stream: `position` with the moved stopLoss",
+                          "POST /v5/order/create: reduce-only close; the stop goes with the position")
+            if not run.flat or settings.venue.environment != "exchange-sim":
+                rep.steps.append(_note(stop_steps[0], "not run: it opens a position (market risk) and runs only "
+                                       "against the loopback exchange on a flat symbol"))
+            elif await rep.step(stop_steps[0], run.open_with_attached_stop):
+                if await rep.step(stop_steps[1], run.move_stop):
+                    await rep.step(stop_steps[2], run.position_event)
+                await rep.step(stop_steps[3], run.close_position)
+            await rep.step("rate-limit headers", run.headers)
+
+    return await run_lifecycle(rep, run, "connect: instruments-info, clock, private stream", steps)
 
 
 def _note(name: str, detail: str) -> Step:

@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.conformance.binance import _fields
+from bot.conformance.base import EVENT_WAIT_S as _EVENT_WAIT_S
+from bot.conformance.base import FAR_STOP_BPS as _FAR_STOP_BPS
+from bot.conformance.base import RunBase
+from bot.conformance.base import check_fields as _fields
 from bot.conformance.report import Deviation
-from bot.domain.orders import OrderRequest, OrderUpdate
+from bot.domain.orders import OrderRequest
 from bot.domain.types import OrderKind, OrderStatus, Side
 from bot.venues.bybit.orders import num, position_from_rest
 from bot.venues.bybit.stopdesk import STOP_PATH
@@ -27,41 +30,31 @@ if TYPE_CHECKING:
 
 __all__ = ["POSITION_REST_OPTIONAL", "PositionStopSteps"]
 
-_EVENT_WAIT_S = 10.0
-_FAR_STOP_BPS = 1000
 # position_from_rest reads the `position` topic's `entryPrice` first and REST's `avgPrice` when it is absent:
 # a REST row has no `entryPrice` (B3 position list), so only its `avgPrice` is relied on there
 POSITION_REST_OPTIONAL = frozenset({"entryPrice"})
 
 
-class PositionStopSteps:
+class PositionStopSteps(RunBase):
     """Steps of bybit._Run that need a position (the attributes and helpers below are _Run's)."""
 
     gw: BybitGateway
-    symbol: str
     cid_entry: str
     cid_sl: str
     cid_exit: str
     pos_lots: int
     sl_ticks: int
-    updates: list[OrderUpdate]
-    raw_events: list[dict[str, Any]]
 
     async def _bbo(self) -> tuple[float, float]:
-        raise NotImplementedError
-
-    def _min_lots(self, price: float) -> int:
         raise NotImplementedError
 
     async def _place(self, req: OrderRequest) -> str:
         raise NotImplementedError
 
     async def _filled(self, cid: str) -> None:
-        deadline = time.monotonic() + _EVENT_WAIT_S
-        while not any(u.client_id == cid and u.status is OrderStatus.FILLED for u in self.updates):
-            if time.monotonic() > deadline:
-                raise Deviation(f"private stream: no FILLED for {cid} within {_EVENT_WAIT_S:.0f} s")
-            await asyncio.sleep(0.02)
+        await self.wait_for(
+            lambda: True if any(u.client_id == cid and u.status is OrderStatus.FILLED for u in self.updates) else None,
+            lambda: f"private stream: no FILLED for {cid} within {_EVENT_WAIT_S:.0f} s")
 
     async def _position_until(self, what: str, ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         deadline = time.monotonic() + _EVENT_WAIT_S
@@ -78,7 +71,7 @@ class PositionStopSteps:
         bid, ask = await self._bbo()
         inst = self.gw.instrument(self.symbol)
         stop = int(bid * (1 - _FAR_STOP_BPS / 10_000) / inst.tick)
-        self.pos_lots = self._min_lots(ask)
+        self.pos_lots = self.min_lots(ask)
         req = OrderRequest(self.cid_entry, self.symbol, Side.BUY, OrderKind.MARKET, self.pos_lots,
                            attached_stop_ticks=stop)
         await self._place(req)

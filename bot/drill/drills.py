@@ -29,7 +29,8 @@ async def _ready(ctx: Ctx, timeout_s: float = 60.0) -> None:
     """The bot is connected: its user stream and its depth socket are open at the exchange."""
     async def up() -> bool:
         st = await ctx.state()
-        return st["connections"]["private"] >= 1 and st["connections"]["public"] >= 1
+        conns = st["connections"]
+        return conns[ctx.venue.private_route] >= 1 and conns[ctx.venue.public_route] >= 1
 
     await ctx.wait("the bot connected to the exchange", up, timeout_s, step_s=0.1)
 
@@ -49,9 +50,10 @@ async def _observe(ctx: Ctx, seconds: float) -> None:
 # ---------------------------------------------------------------------------- protection under 429
 async def stop_429(ctx: Ctx) -> None:
     # the 429 window (Retry-After 10 s) starts at the bot's first stop placement, which it refuses too;
-    # ban_after is high: this drill is about the stop during a 429, not about the ban policy
-    await ctx.fault({"kind": "rate_limit", "on": "POST /fapi/v1/algoOrder", "retry_after_s": 10,
-                     "ban_after": 50, "ban_s": 120})
+    # ban_after is high: this drill is about the stop during a 429, not about the ban policy. On Bybit the
+    # stop is the position's trading-stop and the limit is the per-UID 10006 with its reset time (B2)
+    await ctx.fault({"kind": "rate_limit", "on": ctx.venue.stop_path, "retry_after_s": 10,
+                     "ban_after": 50, "ban_s": 120, **ctx.venue.rate_limit})
 
     async def hit() -> bool:
         return not (await ctx.state())["faults"]["rate_limit_armed"]
@@ -93,6 +95,8 @@ async def _reasons_now(ctx: Ctx) -> set[str]:
 
 async def silent_user_stream(ctx: Ctx) -> None:
     await _ready(ctx)
+    if ctx.venue.trade_before_fault:  # the silence must meet entries filling, not the indicators' warm-up
+        await ctx.trade_in(("ENTERING", "PROTECTED", "EXITING", "CLOSED"), 60)
     t0_ms = (await ctx.state())["time"]
     mute_ms = 15_000
     before = await _reasons_now(ctx)
@@ -141,13 +145,25 @@ async def late_execution(ctx: Ctx) -> None:
         ctx.notes.append(f"attempt {attempt + 1}: late entry {[o['clientOrderId'] for o in late]} did not fill")
     ctx.check("late entry placed", bool(placed), ", ".join(placed))
     ctx.check("late entry filled", bool(filled), ", ".join(filled))
+    # while its fate was unknown the symbol took no other entry, either side (bot/execution/quarantine.py):
+    # an opposite one would net against the late fill (one-way mode)
+    q = ctx.rows("SELECT ts_ns, entity_id, to_state FROM state_changes WHERE entity='quarantine' ORDER BY id")
+    spans = [(r["entity_id"], r["ts_ns"], next((e["ts_ns"] for e in q[i + 1:] if e["entity_id"] == r["entity_id"]
+                                                and e["to_state"] == "ACTIVE"), 2**63))
+             for i, r in enumerate(q) if r["to_state"] == "QUARANTINED"]
+    inside = [leg["client_id"] for sym, t0, t1 in spans for leg in ctx.rows(
+        "SELECT client_id FROM legs WHERE role='entry' AND symbol=? AND created_ns>=? AND created_ns<?", (sym, t0, t1))]
+    ctx.check("no entry while unknown", bool(spans) and not inside,
+              f"{len(spans)} quarantine(s), {(spans[0][2] - spans[0][1]) / 1e9:.1f} s; entries inside: {inside}"
+              if spans else "no quarantine journaled")
     await _observe(ctx, 8)
 
 
 async def ambiguous_entry_lookup_fails(ctx: Ctx) -> None:
     # the entry executes but answers 503; every look-up of it then meets a 429 (Retry-After 3 s)
     await ctx.fault({"kind": "error_after_execute", "count": 1, "entries_only": True})
-    await ctx.fault({"kind": "rate_limit", "on": "GET /fapi/v1/order", "retry_after_s": 3, "ban_after": 50})
+    await ctx.fault({"kind": "rate_limit", "on": ctx.venue.lookup_path, "retry_after_s": 3, "ban_after": 50,
+                     **ctx.venue.lookup_limit})
 
     async def both() -> bool:
         f = (await ctx.state())["faults"]
@@ -162,17 +178,7 @@ async def ambiguous_entry_lookup_fails(ctx: Ctx) -> None:
 
 
 # ---------------------------------------------------------------------------- malformed input
-def _bad_depth(symbol: str, last_u: int, now_ms: int) -> list[str]:
-    def diff(**kw: Any) -> str:
-        body = {"e": "depthUpdate", "E": now_ms, "T": now_ms, "s": symbol, "U": last_u + 1, "u": last_u + 1,
-                "pu": last_u, "b": [], "a": []}
-        body.update(kw)
-        return orjson.dumps(body).decode()
-
-    return [diff(b=[["abc", "1"]]), diff(b=[["NaN", "1"]]), diff(a=[["1e400", "1"]]),
-            diff(b=[["50000.0", "1", "2"]]), diff(u=str(last_u + 1))]
-
-
+# the bad messages themselves are the venue's (bot/drill/venue.py: bad_depth, bad_user_event)
 async def malformed_market(ctx: Ctx) -> None:
     await _ready(ctx)
     await ctx.trade_in(("ENTERING", "PROTECTED", "EXITING", "CLOSED"), 60)  # trading, books in use
@@ -183,11 +189,11 @@ async def malformed_market(ctx: Ctx) -> None:
                 break
             # each bad message on its own: wait for the market socket (a resync may reconnect it)
             with contextlib.suppress(DrillFailed):
-                await ctx.wait("a public socket", _has_socket(ctx, "public"), 5)
+                await ctx.wait("a public socket", _has_socket(ctx, ctx.venue.public_route), 5)
             st = await ctx.state()
-            raw = _bad_depth(sym, int(st["books"][sym]["last_update_id"]), int(st["time"]))[i]
-            got = await ctx.fault({"kind": "inject", "route": "public", "raw": raw,
-                                   "stream": f"{sym.lower()}@depth@100ms"})
+            raw = ctx.venue.bad_depth(sym, st)[i]
+            got = await ctx.fault({"kind": "inject", "route": ctx.venue.public_route, "raw": raw,
+                                   "stream": ctx.venue.depth_stream(sym)})
             total += 1
             delivered += got["sent"] >= 1
             await asyncio.sleep(0.3)
@@ -210,13 +216,8 @@ async def malformed_user(ctx: Ctx) -> None:
     mine = [o for o in st["open_orders"] if o["clientOrderId"].startswith(t["trade_id"] + "-")]
     o = mine[0] if mine else {"symbol": t["symbol"], "clientOrderId": f"{t['trade_id']}-tp1", "orderId": 1,
                               "origQty": "0.001", "price": "0", "type": "LIMIT"}
-    ev = {"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": {
-        "s": o["symbol"], "c": o["clientOrderId"], "S": "HOLD", "o": o["type"], "f": "GTC", "q": o["origQty"],
-        "p": o["price"], "ap": o["price"], "sp": "0", "x": "TRADE", "X": "PARTIALLY_FILLED", "i": o["orderId"],
-        "l": o["origQty"], "z": o["origQty"], "L": o["price"], "n": "0", "N": "USDT", "T": now, "t": 999999999,
-        "b": "0", "a": "0", "m": True, "R": True, "wt": "CONTRACT_PRICE", "ot": o["type"], "ps": "BOTH",
-        "cp": False, "rp": "0", "pP": False, "si": 0, "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0}}
-    got = await ctx.fault({"kind": "inject", "route": "private", "raw": orjson.dumps(ev).decode()})
+    raw = ctx.venue.bad_user_event(o, now)  # the bot's own order, side "HOLD"
+    got = await ctx.fault({"kind": "inject", "route": ctx.venue.private_route, "raw": raw})
     ctx.check("bad user event delivered", got["sent"] >= 1, f"on {got['sent']} sockets, order {o['clientOrderId']}")
     await _observe(ctx, 8)
 
@@ -277,9 +278,9 @@ async def prod_url_without_live(ctx: Ctx) -> None:
     from bot.drill.procs import Bot
 
     audit = ctx.work / "net-audit.jsonl"
-    env = {"SCALPER__VENUE__REST_URL": "https://fapi.binance.com"}
+    env = {**ctx.venue.bot_env(ctx.sim), "SCALPER__VENUE__REST_URL": ctx.venue.prod_rest_url}
     bot = Bot(ctx.sim, ctx.work, ctx.hook.url, launcher=[sys.executable, "-m", "bot.drill.netwatch", str(audit), "--"],
-              **env)
+              config=ctx.venue.config, **env)
     try:
         rc = await asyncio.to_thread(bot.proc.wait, 30)
     except subprocess.TimeoutExpired:  # still running after 30 s: it did not refuse

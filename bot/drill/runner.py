@@ -19,9 +19,10 @@ import orjson
 from bot.drill import procs
 from bot.drill.procs import Bot, Hook, Sim
 from bot.drill.score import Ledger, duplicates, journal_vs_exchange, orphans
+from bot.drill.venue import BINANCE, Venue
 from bot.drill.watcher import Watcher
 
-__all__ = ["DRILL_OVERRIDES", "Ctx", "Drill", "error_row", "run_drill"]
+__all__ = ["DRILL_OVERRIDES", "Ctx", "Drill", "error_row", "run_drill", "skipped_row"]
 
 STOP_CONFIRM_TIMEOUT_MS = 1000
 # The generated market gives an entry within ~5 s and one every few seconds with these (the same
@@ -53,6 +54,7 @@ class Drill:
     runs_bot: bool = True  # False: the scenario runs its own process (prod_url_without_live)
     health: bool = False  # serve the bot's ops endpoint on a free port (ctx.health())
     timeout_s: float = 60.0
+    skip: dict[str, str] = field(default_factory=dict)  # venue name -> why the drill does not apply there
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Ctx:
     survived: bool | None = None  # set by scenarios that run their own process
     ops_base: str = ""
     t0_s: float = field(default_factory=time.monotonic)
+    venue: Venue = BINANCE
 
     # ------------------------------------------------------------------ processes
     def start_bot(self, **over: str) -> Bot:
@@ -80,7 +83,8 @@ class Ctx:
             port = procs.free_port()
             self.ops_base = f"http://127.0.0.1:{port}"
             env.update(SCALPER__OPS__ENABLED="true", SCALPER__OPS__HOST="127.0.0.1", SCALPER__OPS__PORT=str(port))
-        self.bot = Bot(self.sim, self.work, self.hook.url, None, **env)
+        self.bot = Bot(self.sim, self.work, self.hook.url, None, config=self.venue.config,
+                       **{**self.venue.bot_env(self.sim), **env})
         self.bots.append(self.bot)
         return self.bot
 
@@ -100,7 +104,7 @@ class Ctx:
 
     async def state(self, history: bool = False) -> dict[str, Any]:
         async with self.http.get(f"{self.sim.base}/_sim/state" + ("?history=1" if history else "")) as r:
-            return await r.json()  # type: ignore[no-any-return]
+            return self.venue.normalize(await r.json())
 
     async def positions(self) -> dict[str, float]:
         from bot.drill.watcher import position_amounts
@@ -141,18 +145,20 @@ class Ctx:
         self.checks[name] = (bool(ok), detail)
 
 
-async def run_drill(drill: Drill, work: Path, seed: int = 7) -> dict[str, Any]:
-    """Run `drill` in `work` (created); returns its row."""
+async def run_drill(drill: Drill, work: Path, seed: int = 7, venue: Venue = BINANCE) -> dict[str, Any]:
+    """Run `drill` in `work` (created) against the loopback exchange speaking `venue`'s protocol; returns
+    its row."""
     await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     t0 = time.monotonic()
-    sim = Sim(work, seed=seed)
+    sim = Sim(work, seed=seed, protocol=venue.protocol, args=venue.sim_args(work))
     error = ""
     rc: int | None = None
     alive_at_end: bool | None = None
     try:
         await asyncio.to_thread(sim.wait_ready)
         async with procs.webhook() as hook, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            ctx = Ctx(drill, work, sim, hook, Watcher(sim.base), http, expect_alerts=list(drill.expect_alerts))
+            ctx = Ctx(drill, work, sim, hook, Watcher(sim.base), http, expect_alerts=list(drill.expect_alerts),
+                      venue=venue)
             ctx.watcher.alive = lambda: ctx.bot is not None and ctx.bot.alive()
             watcher = ctx.watcher
             await watcher.start()
@@ -213,6 +219,7 @@ def _row(ctx: Ctx, tracker: Any, final: dict[str, Any], alerts: list[dict[str, A
     passed = not reasons
     return {
         "name": drill.name,
+        "venue": ctx.venue.name,
         "max_naked_s": round(naked, 3),
         "naked_symbol": sym,
         "naked_limit_s": round(limit, 3),
@@ -241,15 +248,26 @@ def _row(ctx: Ctx, tracker: Any, final: dict[str, Any], alerts: list[dict[str, A
 
 
 
-def error_row(drill: Drill, work: Path, error: str) -> dict[str, Any]:
+def error_row(drill: Drill, work: Path, error: str, venue: Venue = BINANCE) -> dict[str, Any]:
     """The row of a drill whose harness failed before it could measure anything."""
-    return {"name": drill.name, "max_naked_s": 0.0, "naked_symbol": "",
+    return {"name": drill.name, "venue": venue.name, "max_naked_s": 0.0, "naked_symbol": "",
             "naked_limit_s": round(STOP_CONFIRM_TIMEOUT_MS / 1000 + drill.retry_after_s, 3), "duplicates": 0,
             "orphans": 0, "journal_vs_exchange": False, "lost_rows": 0, "survived": False, "exit_code": None,
             "alerts": {"count": 0, "kinds": {}, "expected": list(drill.expect_alerts), "missing": []},
             "checks": {}, "trades": 0, "naked_intervals": [], "poll_samples": 0, "max_poll_gap_s": 0.0,
             "wall_s": 0.0, "notes": [],
             "reasons": [error], "passed": False, "work_dir": str(work)}
+
+
+def skipped_row(drill: Drill, venue: Venue) -> dict[str, Any]:
+    """The row of a drill that does not apply on `venue` (drill.skip says why): nothing measured, neither
+    passed nor failed (`passed` None, `skipped` the reason)."""
+    return {"name": drill.name, "venue": venue.name, "skipped": drill.skip[venue.name], "max_naked_s": 0.0,
+            "naked_symbol": "", "naked_limit_s": round(STOP_CONFIRM_TIMEOUT_MS / 1000 + drill.retry_after_s, 3),
+            "duplicates": 0, "orphans": 0, "journal_vs_exchange": None, "lost_rows": 0, "survived": None,
+            "exit_code": None, "alerts": {"count": 0, "kinds": {}, "expected": [], "missing": []}, "checks": {},
+            "trades": 0, "naked_intervals": [], "poll_samples": 0, "max_poll_gap_s": 0.0, "wall_s": 0.0,
+            "notes": [], "reasons": [], "passed": None, "work_dir": ""}
 
 
 def _alert_matches(want: str, alert: dict[str, Any]) -> bool:

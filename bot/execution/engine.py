@@ -51,6 +51,7 @@ from bot.execution.actions import (
 from bot.execution.guards import EngineGuards
 from bot.execution.marks import MarkSampler
 from bot.execution.planner import entry_terms, plan_trade
+from bot.execution.quarantine import QUARANTINE_END, EntryQuarantine
 from bot.execution.sending import OrderSending
 from bot.execution.trade import TradeMachine
 from bot.journal import Journal
@@ -71,7 +72,7 @@ _RESTING = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 _ID_BLOCK = 20  # trade ids reserved ahead per journal write (a restart skips at most this many)
 
 
-class ExecutionEngine(EngineGuards, OrderSending):
+class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
     def __init__(self, gateway: ExecutionGateway, risk: RiskManager, journal: Journal, cfg: ExecutionSection,
                  risk_cfg: RiskSection, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.gw = gateway
@@ -99,6 +100,8 @@ class ExecutionEngine(EngineGuards, OrderSending):
         # Trade ids ("t42", the prefix of every client id) are reserved in the journal a block ahead of use,
         # so an entry sent before its record (on_intent) never lends its id to a later trade after a crash.
         self._next_id = max(journal.count_trades(), journal.reserved_trade_ids()) + 1
+        # the numbers a crashed run may have sent an entry under without its record (bot.execution.recovery_lost)
+        self.unrecorded_ids = range(journal.verified_trade_ids() + 1, self._next_id)
         self._reserved_id = 0
         self._reserve_ids(self._next_id - 1 + _ID_BLOCK)
         self._leverage: dict[str, int] = {}
@@ -160,6 +163,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
         fired = 0
         while self._timers and self._timers[0][0] <= now:
             at, _, tid, timer = heapq.heappop(self._timers)
+            if timer is QUARANTINE_END:  # an entry of unknown fate: its final look-up (quarantine.py)
+                fired += self._quarantine_due(tid)
+                continue
             m = self.trades.get(tid)
             if m is not None and m.deadlines.get(timer) == at:  # else stale: moved or cleared since
                 fired += 1
@@ -193,7 +199,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
     def on_intent(self, intent: EntryIntent, market: MarketView, now_ns: int | None = None) -> str | Denial:
         """Risk, plan, send, journal: synchronous (the decision path has no await). The entry is handed to
         the gateway (eagerly, as a task of the engine: sending.py) and its durable record committed right
-        after, in the same step (before, when the symbol's leverage must be set first).
+        after, in the same step (a symbol whose leverage must be set first: in the task that sets it, _open).
         Returns the trade id, or the Denial."""
         now = self.clock() if now_ns is None else now_ns
         acct = self.account
@@ -227,9 +233,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
             # durable intent (trade, planned legs, entry PENDING_NEW, PLANNED -> ENTERING) is ONE transaction,
             # committed right AFTER the entry is handed to the transport, in this same synchronous step (no
             # update of the entry can be applied before it: those come in later loop turns). A crash between
-            # the two leaves an order the journal does not know: restart reconciliation finds its position
-            # and gives it a stop (the "unknown position" path), and its trade id is never reused (reserved).
-            # The drill: tests/test_drill_send_before_record.py.
+            # the two leaves an order the journal does not know: its trade id was reserved, so the restart looks
+            # "<tid>-entry" up and journals the trade from the venue (recovery_lost.py), and the id is never
+            # reused. The drill: tests/test_drill_send_before_record.py.
             # The record's rows are built in it too (after the send): nothing on the hot path needs them.
             actions = m.start(now)
 
@@ -241,10 +247,11 @@ class ExecutionEngine(EngineGuards, OrderSending):
             if self._reserved_id - tid_n < _ID_BLOCK // 4:  # after the send: the next block, off the hot path
                 self._reserve_ids(tid_n + _ID_BLOCK)
         else:
-            self.journal.open_trade(now, *self._trade_rows(m, intent), _PLANNED, "intent accepted")
             # a leverage change is a venue round trip: do it, then the entry, in a task of its own so the
-            # caller (a market-data loop that also drives a simulated venue) never waits on the venue
-            self._spawn(self._open(m, decision.leverage))
+            # caller (a market-data loop that also drives a simulated venue) never waits on the venue. The
+            # entry then goes as on the hot path, sent then recorded (_open); nothing is journaled before it
+            # (a crash meanwhile sent nothing; the id stays reserved)
+            self._spawn(self._open(m, intent, decision.leverage))
         return tid
 
     def _trade_rows(self, m: TradeMachine, intent: EntryIntent) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -265,13 +272,19 @@ class ExecutionEngine(EngineGuards, OrderSending):
         }
         return row, legs
 
-    async def _open(self, m: TradeMachine, leverage: int) -> None:
+    async def _open(self, m: TradeMachine, intent: EntryIntent, leverage: int) -> None:
         try:
             await self.gw.set_leverage(m.plan.symbol, leverage)
             self._leverage[m.plan.symbol] = leverage
         except (OrderRejected, AmbiguousOutcome, VenueUnavailable, RateLimited) as e:
             self.log.warning("set_leverage_failed", symbol=m.plan.symbol, leverage=leverage, error=str(e))
-        self._apply(m, m.start(self.clock()))
+        now = self.clock()
+
+        def record() -> None:  # as on_intent's hot path: the trade's one record, right after the entry's send
+            self.journal.open_trade(now, *self._trade_rows(m, intent), _ENTERING, states=[
+                (None, _PLANNED, "intent accepted"), (_PLANNED, _ENTERING, "entry sent")])
+
+        self._apply(m, m.start(now), prejournaled=True, record=record)
 
     def on_update(self, u: OrderUpdate, now_ns: int | None = None) -> None:
         """One order update of the venue, inside its own error boundary (counted, logged with the trade id,
@@ -301,7 +314,8 @@ class ExecutionEngine(EngineGuards, OrderSending):
         self.log.error("entry_executed_late", trade_id=m.tid, client_id=u.client_id, symbol=m.plan.symbol,
                        lots=u.filled_lots)
         self._apply(m, actions)
-        self.risk.gate.on_position(m.plan.symbol, u.filled_lots * m.lim.step * (u.avg_price or u.last_fill_price))
+        self._count_symbol(m.plan.symbol)  # with any other trade live there (guards.py)
+        self._release_quarantine(m, "executed late: trade reopened")  # its fate is known (quarantine.py)
         self.request_reconcile(m.plan.symbol, f"{m.tid}: entry executed after it was reported not found")
 
     def on_price(self, symbol: str, ticks: int, now_ns: int | None = None) -> None:
@@ -435,8 +449,9 @@ class ExecutionEngine(EngineGuards, OrderSending):
                     continue
                 j.trade_state(now, a.trade_id, a.old.value, a.new.value, a.reason, a.fields)
                 if a.new is TradeState.ABORTED:
-                    self.risk.gate.on_position(m.plan.symbol, 0)
                     self._end(m)
+                    self._count_symbol(m.plan.symbol)  # 0 unless another trade is live there (guards.py)
+                    self._quarantine_if_unknown(m, now)  # an entry "not found" may still execute (quarantine.py)
             elif isinstance(a, OrderEvent):
                 j.order_event(now, a.trade_id, a.client_id, a.status.value, reason=a.reason,
                               venue_order_id=a.venue_order_id or None)
@@ -452,6 +467,7 @@ class ExecutionEngine(EngineGuards, OrderSending):
                 self._end(m)
                 self.closed.append(a)
                 self.risk.gate.on_trade_closed(a.symbol, a.setup, a.pnl, a.reason, now)
+                self._count_symbol(a.symbol)  # another trade still live there keeps it counted (guards.py)
                 self._spawn(self._after_close())  # the trade's log line: the operator side (bot.ops.live)
             for obs in self.observers:
                 obs(m, a)

@@ -31,6 +31,7 @@ class EngineGuards:
         journal: Any
         log: Any
         trades: dict[str, TradeMachine]
+        risk: Any
         on_reconcile_needed: Callable[[str, str], None] | None
         stats: dict[str, int]
         _late_lots: dict[str, int]
@@ -77,6 +78,17 @@ class EngineGuards:
                        side=u.side.value, lots=lots, price=price, state=m.state.value)
         self.request_reconcile(m.plan.symbol, f"{m.tid}: {why}")
         return True
+
+    def _count_symbol(self, symbol: str) -> None:
+        """The gate's open notional of `symbol` from the trades still live there (one trade per symbol is the
+        rule, POSITION_OPEN). Called when one of them ends or reopens: an entry that executed after it was
+        reported "not found" reopens its trade while the symbol's next trade may be live too (issue 11 late
+        execution); the end of either must not free the symbol while the other still holds or enters it (a
+        new trade there would net into that position, one-way mode), and a reopen with nothing filled yet
+        (its NEW) must not free it either."""
+        notional = sum(m.lim.step * (m.pos_lots or m.plan.planned_lots) * (m.avg_entry or m.lim.px(m.plan.ref_ticks))
+                       for m in self.trades.values() if m.plan.symbol == symbol and not m.is_final)
+        self.risk.gate.on_position(symbol, notional)
 
     def _failed(self, m: TradeMachine | None, what: str, e: Exception) -> None:
         self.stats["errors"] += 1

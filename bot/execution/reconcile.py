@@ -20,11 +20,14 @@ Rules (issue 6, "Restart safety and reconciliation"):
    side protecting it is kept (no second one).
 4. Exit orders (reduce-only, close-position, conditional) with no position are cancelled: no orphan may
    survive to fire on a later position. Unknown entry orders are cancelled too (they could open a
-   position nobody protects). With a position, exit orders that belong to no open trade of it are
+   position nobody protects). An order placed by hand without a client id (Bybit: no orderLinkId) is
+   cancelled by its venue order id. With a position, exit orders that belong to no open trade of it are
    cancelled once the position has its own stop. A position-level stop (Bybit trading-stop: listed as
    an order, but the position's own, removed by the venue with it) is never cancelled as an orphan.
 5. The exchange says flat and a trade of the journal held a position and no exit fill explains it ->
-   CloseTrade(MANUAL) and an alert. Nothing is ever "assumed flat": a symbol whose state could not be
+   CloseTrade(MANUAL) and an alert. The ends of its exit legs found in the same pass (targets the venue
+   expired with the position) are applied quietly, before the close: the position is known gone before any
+   exit is re-armed. Nothing is ever "assumed flat": a symbol whose state could not be
    fetched is not in `exchange.symbols` and gets no decision at all.
 """
 
@@ -163,6 +166,9 @@ class ReconcileConfig:
 @dataclass(frozen=True, slots=True)
 class ApplyUpdate:
     update: OrderUpdate
+    # the leg ended with a position that is gone (closed outside the bot, CloseTrade follows): record its end
+    # without the live reactions (a target re-sent, a stop replaced) that would only meet "nothing to reduce"
+    quiet: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +188,10 @@ class Flatten:
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
     symbol: str
-    client_id: str
+    client_id: str  # "" for an order placed by hand without one (Bybit: no orderLinkId): by venue id then
     conditional: bool
     reason: str
+    venue_order_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +298,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
                 entering = owner is not None and TRADE_RULES[owner[0].state].keeps_entry_orders and not _is_exit(o)
                 if not entering:
                     why = "orphan exit order, no position" if _is_exit(o) else "entry order of no open trade"
-                    out.append(CancelOrder(sym, o.client_id, o.kind.is_conditional, why))
+                    out.append(CancelOrder(sym, o.client_id, o.kind.is_conditional, why, o.venue_order_id))
             for t in sym_trades:
                 if t.state not in _HELD:
                     continue
@@ -305,27 +312,31 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
         side_close = Side.SELL if lots > 0 else Side.BUY
         direction = "long" if lots > 0 else "short"
         held = f"position {inst.lots_to_qty(lots):g}"  # signed quantity, for people
-        owner_t = next((t for t in sym_trades if t.side == direction and t.state in _HELD), None) or \
-            next((t for t in sym_trades if t.side == direction), None)
         stops = [o for o in orders if o.kind in (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
                  and o.side is side_close and o.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)]
         # the bot's own size in this direction; the rest of the position is nobody's (a manual add). A trade
-        # of this direction that holds nothing (its entry still resting) does not own a position it never filled
-        mine = sum(_held_lots(t, filled_now) for t in sym_trades if t.side == direction)
-        if owner_t is not None and mine != 0:
-            own_cids = {leg.client_id for leg in owner_t.legs}
-            own_stops = [o for o in stops if o.client_id in own_cids]
+        # of this direction that holds nothing (its entry still resting) does not own a position it never filled.
+        # Each open trade that holds a part owns it, with its own exits and its own stop: normally one trade per
+        # symbol, but an entry that executed after its look-ups said "not found" reopens its trade while the
+        # symbol's next trade may already hold (issue 11 late execution): neither's stop is the other's orphan
+        holders = [(t, n) for t in sym_trades if t.side == direction and (n := _held_lots(t, filled_now)) != 0]
+        mine = sum(n for _, n in holders)
+        if holders:
+            owners = ", ".join(t.trade_id for t, _ in holders)
+            own_cids = {leg.client_id for t in sym_trades if t.side == direction for leg in t.legs}
             excess = lots - mine if abs(lots) > abs(mine) else 0
-            if not own_stops:
-                price = owner_t.stop_price or 0.0
+            for t, n in holders:
+                t_cids = {leg.client_id for leg in t.legs}
+                if any(o.client_id in t_cids for o in stops):
+                    continue
+                price = t.stop_price or 0.0
                 if price <= 0:  # no stop known at all: the config's distance from the entry
                     price = _unknown_stop_price(pos, cfg)  # type: ignore[arg-type]
-                req = OrderRequest(f"{owner_t.trade_id}-slr{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET,
-                                   abs(mine) if mine and excess else abs(lots),
+                req = OrderRequest(f"{t.trade_id}-slr{_suffix(now_ns)}", sym, side_close, OrderKind.STOP_MARKET,
+                                   abs(n) if excess else min(abs(n), abs(lots)),
                                    trigger_ticks=_stop_ticks(price, side_close, inst), reduce_only=True,
                                    working_type=cfg.working_type)
-                why = f"{owner_t.trade_id}: {held} has no live stop"
-                out.append(PlaceStop(owner_t.trade_id, req, why))
+                out.append(PlaceStop(t.trade_id, req, f"{t.trade_id}: {held} has no live stop"))
             open_cids = {leg.client_id for t in sym_trades for leg in t.legs}
             foreign_stops = [o for o in stops if o.client_id not in open_cids
                              and o.venue_order_id not in ex.position_stops]
@@ -333,13 +344,14 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             # a stop guarding the size nobody owns is kept
             for o in removable:
                 if _is_exit(o) and o.client_id not in own_cids and not (excess and o in foreign_stops):
-                    out.append(CancelOrder(sym, o.client_id, o.kind.is_conditional, "exit order of no open trade"))
+                    out.append(CancelOrder(sym, o.client_id, o.kind.is_conditional, "exit order of no open trade",
+                                           o.venue_order_id))
             if excess and any(o.venue_order_id in ex.position_stops for o in stops):
                 # the position's own stop (Bybit trading-stop, tpslMode Full) closes all of it, the manual size
                 # included; a stop order of our own there would move that one stop (exchange-facts B3), not add a second
                 out.append(Unowned(sym, excess))
                 out.append(Alert("emergency", f"{held} holds {inst.lots_to_qty(excess):g} more than "
-                                              f"{owner_t.trade_id} owns; the position's stop covers it", sym))
+                                              f"{owners} owns; the position's stop covers it", sym))
             elif abs(lots) < abs(mine):  # part of the bot's size closed outside the bot: its exits would
                 # over-close nothing (reduce-only), but the journal's PnL and sizes are wrong: the operator decides
                 out.append(Alert("error", f"{held} is less than the {inst.lots_to_qty(mine):g} the bot's trades "
@@ -347,7 +359,7 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             elif excess:
                 out.extend(_cover_unowned(sym, pos, excess, foreign_stops, inst, cfg, now_ns,  # type: ignore[arg-type]
                                           f"{held} holds {inst.lots_to_qty(excess):g} more than "
-                                          f"{owner_t.trade_id} owns ({inst.lots_to_qty(mine):g})"))
+                                          f"{owners} owns ({inst.lots_to_qty(mine):g})"))
             continue
         # a position nobody planned
         out.append(Unowned(sym, lots))
@@ -367,7 +379,24 @@ def decide(ex: ExchangeState, trades: Sequence[JournalTrade], cfg: ReconcileConf
             out.append(PlaceStop("", req, f"{sym}: {held} of no known trade"))
         out.append(Alert("emergency", f"{held} of no known trade -> {cfg.unknown_position_action}",
                          sym))
-    return out
+    return _quiet_ends(out, by_cid)
+
+
+def _quiet_ends(out: list[Action], by_cid: dict[str, tuple[JournalTrade, JournalLeg]]) -> list[Action]:
+    """Status-only ends of the exit legs (stop, targets, exits) of a trade closed MANUAL in this pass: quiet."""
+    closing = {a.trade_id for a in out if isinstance(a, CloseTrade)}
+    if not closing:
+        return out
+    res: list[Action] = []
+    for a in out:
+        if isinstance(a, ApplyUpdate):
+            u = a.update
+            owner = by_cid.get(u.parent_id or u.client_id)
+            if owner is not None and owner[0].trade_id in closing and not owner[1].role.opens \
+                    and u.status.is_final and u.filled_lots <= owner[1].filled_lots:
+                a = ApplyUpdate(u, quiet=True)
+        res.append(a)
+    return res
 
 
 def _cover_unowned(sym: str, pos: PositionSnapshot, excess: int, foreign_stops: Sequence[OrderUpdate],

@@ -28,7 +28,7 @@ from bot.execution.reconcile import (
     PlaceStop,
 )
 from bot.venues.errors import OrderRejected, VenueError
-from bot.venues.ports import ExecutionGateway, PositionLevelStops
+from bot.venues.ports import ExecutionGateway, PositionLevelStops, VenueIdCancel
 
 __all__ = ["ReconcileSink", "apply", "fetch_exchange_state", "journal_trades", "leg_fills", "outside_fills"]
 
@@ -161,7 +161,10 @@ async def outside_fills(gw: Any, symbol: str, side: Side, since_ns: int, ours: s
 class ReconcileSink(Protocol):
     """Where `apply` hands what is not an order: the engine's side (bot.execution.recovery)."""
 
-    def on_update(self, u: OrderUpdate) -> Awaitable[None] | None: ...
+    def on_update(self, u: OrderUpdate, quiet: bool = False) -> Awaitable[None] | None:
+        """A missed update into its machine; `quiet` (ApplyUpdate.quiet): the leg ended with the position,
+        recorded without the live reactions."""
+        ...
 
     def place_stop(self, a: PlaceStop) -> Awaitable[bool]:
         """True when the trade's own machine placed (or already has) the stop: `apply` sends none of its own.
@@ -185,7 +188,7 @@ async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: Reconcile
     for a in actions:
         try:
             if isinstance(a, ApplyUpdate):
-                r = sink.on_update(a.update)
+                r = sink.on_update(a.update, quiet=True) if a.quiet else sink.on_update(a.update)
                 if r is not None:
                     await r
             elif isinstance(a, PlaceStop):
@@ -204,6 +207,14 @@ async def apply(actions: Sequence[Action], gw: ExecutionGateway, sink: Reconcile
                 done.append((a, await gw.submit(a.req)))
                 continue
             elif isinstance(a, CancelOrder):
+                if not a.client_id:  # placed by hand without a client id: only its venue id names it
+                    if not (a.venue_order_id and gw.capabilities.cancel_by_venue_id):
+                        sink.alert("error", f"order {a.venue_order_id or '?'} ({a.reason}) has no client id and "
+                                            "this venue cannot cancel by venue id: cancel it by hand", a.symbol)
+                        continue
+                    await cast(VenueIdCancel, gw).cancel_venue_order(a.symbol, a.venue_order_id)
+                    done.append((a, None))
+                    continue
                 sink.before_cancel(a)
                 await gw.cancel(a.symbol, a.client_id, a.conditional)
             elif isinstance(a, CloseTrade):

@@ -19,6 +19,8 @@ position from the stream differs from the bot's or the engine asks) asks the exc
 - a fill or order change the pass had to apply that is older than `stream_doubt_grace_ms` (and not the
   first pass after a start) is one the user stream never delivered: `on_missed(symbol, detail)` tells the
   app, which puts the stream in doubt (bot.venues.stream_health);
+- an entry sent before its record and never recorded (a crash in between) is found by its client id among
+  the reserved trade ids and journaled as a trade of its own (bot.execution.recovery_lost), first pass only;
 - a machine whose position the exchange confirmed gets its deadlines again from its first fill (a deadline
   already past fires at once), a flatten under way is resumed, missing take-profits are placed again.
 Any venue error leaves the reconciliation incomplete (`ReconcileIncomplete`): the caller retries and keeps
@@ -54,6 +56,7 @@ from bot.execution.reconcile import (
 from bot.execution.reconcile_io import apply, fetch_exchange_state, journal_trades, outside_fills
 from bot.execution.recovery_exit import ExitCheck
 from bot.execution.recovery_loop import ReconcileIncomplete, run_passes
+from bot.execution.recovery_lost import LostEntries
 from bot.execution.restore import (
     ExternalFill,
     close_outside,
@@ -84,7 +87,7 @@ _GONE = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
 _STOPS = (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
 
 
-class Recovery(ExitCheck):
+class Recovery(ExitCheck, LostEntries):
     def __init__(self, engine: ExecutionEngine, cfg: ReconcileConfig, *, symbols: Sequence[str],
                  time_limits_s: dict[str, float] | None = None,
                  alert: Callable[[str, str, str], None] | None = None) -> None:
@@ -117,6 +120,7 @@ class Recovery(ExitCheck):
         self.stream_doubt_grace_ns = 1_500_000_000
         self.reasons: list[str] = []  # why the next pass was asked for (logged with it)
         self.missed_total = 0
+        self.lost_checked = False  # the search for entries sent and never recorded (recovery_lost) is done
 
     # -- start-up ------------------------------------------------------------------------------------------
     def halt_entries(self, now_ns: int) -> None:
@@ -197,6 +201,9 @@ class Recovery(ExitCheck):
         """One full pass. Raises VenueError / ReconcileIncomplete when the picture or a step failed."""
         async with self._lock:
             eng = self.engine
+            if not self.lost_checked:  # first: a lost entry becomes a journal trade before anything is decided
+                await self.recover_lost()
+                self.lost_checked = True
             now = eng.clock()
             for p in [m for m in eng.trades.values() if m.state is TradeState.PLANNED and m.tid in self.adopted]:
                 # PLANNED -> ENTERING is journaled before the entry is sent: a PLANNED trade never sent it
@@ -319,10 +326,15 @@ class Recovery(ExitCheck):
         return None
 
     # -- the sink of bot.execution.reconcile.apply ------------------------------------------------------------
-    async def on_update(self, u: OrderUpdate) -> None:
+    async def on_update(self, u: OrderUpdate, quiet: bool = False) -> None:
         m = self._machine_of(u.client_id)
         if m is not None:
             leg = m.legs[u.client_id]
+            if quiet and not leg.done and u.status.is_final and u.filled_lots <= leg.filled_lots:
+                # the position is gone (its CloseTrade follows): a target the venue expired with it is not
+                # re-sent (Bybit 110017 "nothing to reduce"), a stop not replaced
+                self.engine.act(m, end_quietly(m, leg.client_id, u.status, u.reason or "ended with the position"))
+                return
             if leg is m.stop_leg and not leg.done and u.status in _GONE and u.filled_lots <= leg.filled_lots:
                 self.engine.act(m, end_quietly(m, leg.client_id, u.status, u.reason or "gone at the venue"))
                 return

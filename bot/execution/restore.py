@@ -20,6 +20,9 @@ deadlines again from the first fill (a deadline already past fires at once);
 longer has without the live-stream reactions (reconciliation replaces a vanished stop, it does not
 flatten); `close_outside` and `close_unknown` close a trade whose position was closed outside the bot
 (by hand), with the exchange's fills when they are known and with an unknown exit price otherwise.
+Each of them acts through the machine's public restart methods (TradeMachine.restart_move, restart_flat,
+restart_deadline, live_legs, cancel_leg, resend_exit, replace_targets, replace_stop, outside_exit_leg,
+close_unknown): nothing here calls or writes a private member of the machine.
 """
 
 from __future__ import annotations
@@ -35,13 +38,10 @@ from bot.domain.orders import OrderRequest, OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus, Side, TimeInForce, TriggerPrice
 from bot.execution.actions import (
     Action,
-    Cancel,
     Leg,
     LegRole,
     OrderEvent,
-    StateChanged,
     Timer,
-    TradeClosed,
     TradeState,
 )
 from bot.execution.planner import EntryTerms, TradePlan
@@ -196,11 +196,12 @@ def repair(m: TradeMachine, fills: Sequence[dict[str, Any]]) -> list[Action]:
         return out
     if m.state is TradeState.ENTERING:
         first = next((f for f in fills if LegRole(f["role"]).opens), None)
-        m._set(TradeState.PROTECTING, "restart: the entry had filled", out, entry_ts_ns=m.first_fill_ns,
-               entry_price=float(first["price"]) if first else m.avg_entry, stop_price=m.lim.px(m.stop_ticks))
+        out += m.restart_move(TradeState.PROTECTING, "restart: the entry had filled", entry_ts_ns=m.first_fill_ns,
+                              entry_price=float(first["price"]) if first else m.avg_entry,
+                              stop_price=m.lim.px(m.stop_ticks))
     sl = m.stop_leg
     if m.state is TradeState.PROTECTING and m.pos_lots > 0 and sl is not None and sl.confirmed and not sl.done:
-        m._set(TradeState.PROTECTED, f"restart: {sl.client_id} confirmed", out)  # its ack was journaled
+        out += m.restart_move(TradeState.PROTECTED, f"restart: {sl.client_id} confirmed")  # its ack was journaled
     if m.pos_lots == 0:
         last = next((f for f in reversed(fills) if not LegRole(f["role"]).opens), None)
         if last is not None:
@@ -211,7 +212,7 @@ def repair(m: TradeMachine, fills: Sequence[dict[str, Any]]) -> list[Action]:
                 reason = CloseReason.TAKE_PROFIT
             else:
                 reason = m.exit_reason or CloseReason.MANUAL
-            m._flat(reason, int(last["ts_ns"]), out)
+            out += m.restart_flat(reason, int(last["ts_ns"]))
     return out
 
 
@@ -223,10 +224,10 @@ def rearm(m: TradeMachine, now_ns: int, entry_created_ns: int = 0) -> list[Actio
         return out
     if m.opened and m.state in (TradeState.PROTECTING, TradeState.PROTECTED):
         if m.plan.no_progress_ns and not m.progress_done:
-            m._schedule(Timer.NO_PROGRESS, m.first_fill_ns + m.plan.no_progress_ns, out)
-        m._schedule(Timer.MAX_HOLD, m.first_fill_ns + m.plan.max_hold_ns, out)
-    if m._open_legs(LegRole.ENTRY, LegRole.ADD):
-        m._schedule(Timer.ENTRY_TIMEOUT, (entry_created_ns or now_ns) + m.cfg.entry_timeout_ms * _MS, out)
+            out += m.restart_deadline(Timer.NO_PROGRESS, m.first_fill_ns + m.plan.no_progress_ns)
+        out += m.restart_deadline(Timer.MAX_HOLD, m.first_fill_ns + m.plan.max_hold_ns)
+    if m.live_legs(LegRole.ENTRY, LegRole.ADD):
+        out += m.restart_deadline(Timer.ENTRY_TIMEOUT, (entry_created_ns or now_ns) + m.cfg.entry_timeout_ms * _MS)
     return out
 
 
@@ -243,25 +244,21 @@ def resume(m: TradeMachine, venue_lots: int, now_ns: int, entry_created_ns: int 
         warning = f"{m.tid}: the journal holds {m.sign * m.pos_lots} lots, the exchange {venue_lots}"
     sl = m.stop_leg
     if sl is not None and sl.confirmed and not sl.done:
-        for other in m._open_legs(LegRole.STOP):
+        for other in m.live_legs(LegRole.STOP):
             if other is not sl:  # superseded before the restart, its cancel never confirmed
-                m._cancel(other, out)
+                out += m.cancel_leg(other.client_id)
     if m.state is TradeState.EXITING:
-        if not m._open_legs(LegRole.EXIT):
-            m._send_exit(m.pos_lots, now_ns, out)
-    elif m.state in (TradeState.PROTECTING, TradeState.PROTECTED) and m.plan.tp_tiers and not m._open_legs(
+        out += m.resend_exit(now_ns)
+    elif m.state in (TradeState.PROTECTING, TradeState.PROTECTED) and m.plan.tp_tiers and not m.live_legs(
             LegRole.TP, LegRole.ENTRY, LegRole.ADD):
-        m._place_tps(out)
+        out += m.replace_targets()
     return out, warning
 
 
 def restore_stop(m: TradeMachine, now_ns: int, why: str) -> list[Action]:
     """A new protective stop for the whole position at the machine's stop price (the venue lost or never
     received the last one). Nothing when flat."""
-    out: list[Action] = []
-    if m.pos_lots > 0 and not m.is_final:
-        m._place_stop(now_ns, out, why)
-    return out
+    return m.replace_stop(now_ns, why)
 
 
 def end_quietly(m: TradeMachine, client_id: str, status: OrderStatus, reason: str) -> list[Action]:
@@ -274,14 +271,6 @@ def end_quietly(m: TradeMachine, client_id: str, status: OrderStatus, reason: st
     return [OrderEvent(m.tid, client_id, status, reason, leg.venue_order_id)]
 
 
-def _exit_leg(m: TradeMachine, lots: int) -> Leg:
-    cid = m._cid("manual")
-    req = OrderRequest(cid, m.plan.symbol, m.exit_side, OrderKind.MARKET, lots, reduce_only=True)
-    leg = Leg(cid, LegRole.EXIT, req, m.last_ticks, status=OrderStatus.NEW, confirmed=True)
-    m.legs[cid] = leg
-    return leg
-
-
 def close_outside(m: TradeMachine, fills: Sequence[ExternalFill], now_ns: int) -> tuple[Leg | None, list[Action]]:
     """The position was closed by orders that are not ours: those fills become the trade's exit (a leg
     "<tid>-manual", reason MANUAL), so the trade closes with the exchange's exit price, time, PnL and fees.
@@ -289,8 +278,7 @@ def close_outside(m: TradeMachine, fills: Sequence[ExternalFill], now_ns: int) -
     lots = sum(f.lots for f in fills)
     if m.is_final or m.pos_lots <= 0 or lots <= 0:
         return None, []
-    leg = _exit_leg(m, lots)
-    m.exit_reason = CloseReason.MANUAL
+    leg = m.outside_exit_leg(lots)
     out: list[Action] = []
     cum, notional = 0, 0.0
     for f in fills:
@@ -309,21 +297,4 @@ def close_unknown(m: TradeMachine, now_ns: int, detail: str) -> list[Action]:
     """The exchange says flat and no fill of it can be found: CLOSED as MANUAL with exit price, time and PnL
     unknown (NULL in the journal; the report leaves such a trade out; the state change's time says when the
     bot found out). Every live leg is cancelled."""
-    out: list[Action] = []
-    if m.is_final:
-        return out
-    for leg in m.legs.values():
-        if not leg.done and not leg.cancel_sent:
-            leg.cancel_sent = True
-            out.append(Cancel(m.tid, m.plan.symbol, leg.client_id, leg.req.kind.is_conditional))
-    m.deadlines.clear()
-    old = m.state
-    m.state = TradeState.CLOSED  # from any held state: the position is gone, whatever the machine thought
-    m.exit_reason = CloseReason.MANUAL
-    out.append(StateChanged(m.tid, old, TradeState.CLOSED, f"{detail}; exit price unknown", {
-        "exit_reason": CloseReason.MANUAL.value, "exit_price": None, "exit_ts_ns": None, "pnl": None,
-        "r_multiple": None, "fees": m.fees, "qty": m.lim.qty(m.max_pos_lots), "max_open_risk": m.max_open_risk,
-        "entry_price": m.first_entry or None}))
-    # the risk gate counts an unknown result as neither a win nor a loss
-    out.append(TradeClosed(m.tid, m.plan.symbol, m.plan.setup, CloseReason.MANUAL, 0.0, m.fees, 0.0))
-    return out
+    return m.close_unknown(detail)

@@ -443,6 +443,88 @@ class TradeMachine:
         self.max_open_risk = max_open_risk
         self._track_risk()
 
+    # -- restart: catching up with the venue (bot.execution.restore / recovery; public so that a restart
+    # never calls the machine's internals). Each returns the actions to carry out, like every input.
+    def restart_move(self, new: TradeState, reason: str, **fields: object) -> list[Action]:
+        """A move the journal missed (a kill between a fill and the state change it causes), inferred on
+        restart; only a legal one (TRANSITIONS, else IllegalTransition)."""
+        out: list[Action] = []
+        self._set(new, reason, out, **fields)
+        return out
+
+    def restart_flat(self, reason: CloseReason, ts_ns: int) -> list[Action]:
+        """The position is flat (its last exit fill is journaled): other legs cancelled, the trade closed."""
+        out: list[Action] = []
+        self._flat(reason, ts_ns, out)
+        return out
+
+    def restart_deadline(self, timer: Timer, at_ns: int) -> list[Action]:
+        """A deadline again after a restart (one already past fires at once)."""
+        out: list[Action] = []
+        self._schedule(timer, at_ns, out)
+        return out
+
+    def live_legs(self, *roles: LegRole) -> list[Leg]:
+        """The legs of these roles the venue may still have (not final)."""
+        return self._open_legs(*roles)
+
+    def cancel_leg(self, client_id: str) -> list[Action]:
+        """Cancel one leg (a stop superseded before a restart whose cancel was never confirmed)."""
+        out: list[Action] = []
+        leg = self.legs.get(client_id)
+        if leg is not None:
+            self._cancel(leg, out)
+        return out
+
+    def resend_exit(self, now_ns: int) -> list[Action]:
+        """A flatten under way whose exit order is gone: a market exit for the whole position."""
+        out: list[Action] = []
+        if self.pos_lots > 0 and not self._open_legs(LegRole.EXIT):
+            self._send_exit(self.pos_lots, now_ns, out)
+        return out
+
+    def replace_targets(self) -> list[Action]:
+        """The take-profit tiers again for the position (none live after a restart)."""
+        out: list[Action] = []
+        self._place_tps(out)
+        return out
+
+    def replace_stop(self, now_ns: int, why: str) -> list[Action]:
+        """A new protective stop for the whole position at the machine's stop price (the venue lost or never
+        received the last one), with its confirmation deadline. Nothing when flat or final."""
+        out: list[Action] = []
+        if self.pos_lots > 0 and not self.is_final:
+            self._place_stop(now_ns, out, why)
+        return out
+
+    def outside_exit_leg(self, lots: int) -> Leg:
+        """A leg "<tid>-manual" standing for orders that are not ours which closed the position (by hand): the
+        exchange's fills of them are then applied to it (`on_update`) as the trade's exit."""
+        cid = self._cid("manual")
+        req = OrderRequest(cid, self.plan.symbol, self.exit_side, OrderKind.MARKET, lots, reduce_only=True)
+        leg = Leg(cid, LegRole.EXIT, req, self.last_ticks, status=OrderStatus.NEW, confirmed=True)
+        self.legs[cid] = leg
+        self.exit_reason = CloseReason.MANUAL
+        return leg
+
+    def close_unknown(self, detail: str) -> list[Action]:
+        """The exchange says flat and no fill explains it: CLOSED (from any state: the position is gone,
+        whatever the machine thought) as MANUAL with exit price, time and PnL unknown; live legs cancelled."""
+        out: list[Action] = []
+        if self.is_final:
+            return out
+        for leg in self.legs.values():
+            self._cancel(leg, out)
+        self.deadlines.clear()
+        old, self.state, self.exit_reason = self.state, TradeState.CLOSED, CloseReason.MANUAL
+        out.append(StateChanged(self.tid, old, TradeState.CLOSED, f"{detail}; exit price unknown", {
+            "exit_reason": CloseReason.MANUAL.value, "exit_price": None, "exit_ts_ns": None, "pnl": None,
+            "r_multiple": None, "fees": self.fees, "qty": self.lim.qty(self.max_pos_lots),
+            "max_open_risk": self.max_open_risk, "entry_price": self.first_entry or None}))
+        # the risk gate counts an unknown result as neither a win nor a loss
+        out.append(TradeClosed(self.tid, self.plan.symbol, self.plan.setup, CloseReason.MANUAL, 0.0, self.fees, 0.0))
+        return out
+
     # -- internals --------------------------------------------------------------------------------------
     def _confirm(self, leg: Leg, now_ns: int, out: list[Action]) -> None:
         if leg.confirmed:

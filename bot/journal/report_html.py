@@ -23,6 +23,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.journal.report_html_shadow import shadow_html
 from bot.journal.report_svg import bar_chart, hbar_stacked, line_chart, plain, scatter, trade_path
 
 __all__ = ["render_html"]
@@ -36,6 +37,19 @@ caption{text-align:left;font-weight:bold;padding:4px 0} .wrap{overflow-x:auto;ma
 svg.chart{border:1px solid #eee;background:#fcfcfc;display:block;max-width:100%;height:auto}
 .note{color:#666;font-size:12px;margin:2px 0} #verdict{font-size:16px}
 .neg{color:#c0392b} .pos{color:#1e8449}"""
+
+# Records what the browser actually laid out (read by the headless-Chromium tests; harmless otherwise);
+# the journal report and the research report (bot/research/report_html.py) both end with it.
+LAYOUT_PROBE = """<script>
+// Record what the browser actually laid out (used by the headless-Chromium test; harmless otherwise).
+for (const s of document.querySelectorAll("svg.chart")) {
+  const b = s.getBBox();
+  s.setAttribute("data-bbox", b.width.toFixed(1) + "x" + b.height.toFixed(1));
+  s.setAttribute("data-marks", s.querySelectorAll(
+    "path.series, rect.bar, circle.mark, path.mark, circle.point, rect.seg").length);
+}
+document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
+</script>"""
 
 _LAT_STEPS = (("signal_to_order_ms", "signal -> order sent", "#2980b9"),
               ("order_to_ack_ms", "order -> venue's answer", "#8e44ad"),
@@ -220,21 +234,13 @@ def render_html(rep: dict[str, Any], title: str = "scalper report", max_trade_ch
 <div class="grid">{''.join(_charts(rep))}</div>
 {_groups(rep["by_setup"], "By setup")}{_groups(rep["by_symbol"], "By symbol")}{_groups(rep["by_hour"], "By hour (UTC)")}
 {_trades_table(trades)}
+{shadow_html(rep["shadow"], _table) if rep.get("shadow") else ""}
 <h2>Price path of each trade</h2>
 <p class="note">From what the journal holds: the price (grey: the mid, one mark a second from a minute before the
 signal to a minute after the exit; journals written before marks existed have none), the fills (▲/▼ entries,
 ● exits), the stop as it moved (red), the targets (green), the signal price (○) and the range the price reached
 (yellow: the engine's MAE/MFE).</p>
 <div class="grid">{per_trade or "<p>no trades</p>"}</div>
-<script>
-// Record what the browser actually laid out (used by the headless-Chromium test; harmless otherwise).
-for (const s of document.querySelectorAll("svg.chart")) {{
-  const b = s.getBBox();
-  s.setAttribute("data-bbox", b.width.toFixed(1) + "x" + b.height.toFixed(1));
-  s.setAttribute("data-marks", s.querySelectorAll(
-    "path.series, rect.bar, circle.mark, path.mark, circle.point, rect.seg").length);
-}}
-document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
-</script>
+{LAYOUT_PROBE}
 </body></html>
 """

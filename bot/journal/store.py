@@ -29,7 +29,9 @@ state_changes id, ts_ns, entity ('trade' | 'gate' | 'symbol' | 'limits'), entity
 denials       id, ts_ns, symbol, setup, side, reason (DenyReason), detail: our own risk said no
 rejections    id, ts_ns, trade_id, client_id, code, message: the venue said no (kept apart from denials)
 reserved_ids  name ('trade'), upto: the highest trade number handed out or about to be (the engine reserves a
-              block ahead, so an entry sent before its trade row is written never lends its id to a later trade)
+              block ahead, so an entry sent before its trade row is written never lends its id to a later trade,
+              and a restart knows which ids' entries to look up: bot.execution.recovery_lost; such a trade is
+              journaled with setup 'recovered')
 funding       id, ts_ns (venue time), recv_ns, symbol ('' when the venue does not say), asset, amount_quote
               (signed as the venue reports: negative = paid), trade_id (the trade holding a position on the
               symbol at ts_ns, else NULL), venue_ref UNIQUE (idempotency key: a replay is not counted twice)
@@ -482,6 +484,57 @@ class Journal:
     def reserved_trade_ids(self) -> int:
         row = self._db.execute("SELECT upto FROM reserved_ids WHERE name='trade'").fetchone()
         return int(row[0]) if row else 0
+
+    def last_trade_number(self) -> int:
+        """The highest trade number with a row ("t42" -> 42; 0 for none)."""
+        row = self._db.execute("SELECT MAX(CAST(SUBSTR(trade_id, 2) AS INTEGER)) FROM trades "
+                               "WHERE trade_id GLOB 't[0-9]*'").fetchone()
+        return int(row[0] or 0)
+
+    def verified_trade_ids(self) -> int:
+        """Trade numbers up to this one are recorded or were looked up at the venue after a start
+        (bot.execution.recovery_lost); the reserved ones after it may have been sent and never recorded.
+        A journal from before this row: its last trade's number."""
+        row = self._db.execute("SELECT upto FROM reserved_ids WHERE name='trade_verified'").fetchone()
+        return int(row[0]) if row else self.last_trade_number()
+
+    def verify_trade_ids(self, upto: int) -> None:
+        """Trade numbers up to `upto` need no look-up after a restart any more (never lowered)."""
+        with self._tx() as db:
+            db.execute("INSERT INTO reserved_ids(name, upto) VALUES ('trade_verified', ?) "
+                       "ON CONFLICT(name) DO UPDATE SET upto=MAX(upto, excluded.upto)", (int(upto),))
+
+    def trade_numbers(self, lo: int, hi: int) -> set[int]:
+        """The numbers of the trades with a row, from `lo` to `hi` included."""
+        return {int(r[0]) for r in self._db.execute(
+            "SELECT CAST(SUBSTR(trade_id, 2) AS INTEGER) FROM trades WHERE trade_id GLOB 't[0-9]*' AND "
+            "CAST(SUBSTR(trade_id, 2) AS INTEGER) BETWEEN ? AND ?", (lo, hi))}
+
+    def record_recovered(self, ts_ns: int, trade: dict[str, Any], legs: list[dict[str, Any]],
+                         fills: list[dict[str, Any]], states: list[tuple[str | None, str, str]]) -> None:
+        """A trade whose entry was sent and never recorded (a crash between the send and the record), rebuilt
+        from the venue (bot.execution.recovery_lost): the trade, its legs as the venue reports them, their
+        fills and its state changes, in ONE transaction (another crash leaves all of it or none)."""
+        row = {k: v for k, v in trade.items() if k in self._trade_cols or k in ("trade_id", "symbol", "setup", "side")}
+        row["state"] = states[-1][1]
+        if self.run_id is not None:
+            row["run_id"] = self.run_id
+        cols = list(row)
+        tid = trade["trade_id"]
+        with self._tx() as db:
+            db.execute(f"INSERT INTO trades({', '.join(cols)}, created_ns, updated_ns) "
+                       f"VALUES ({', '.join('?' * len(cols))}, ?, ?)", (*row.values(), ts_ns, ts_ns))
+            db.executemany("INSERT INTO state_changes(ts_ns, entity, entity_id, from_state, to_state, reason) "
+                           "VALUES (?,?,?,?,?,?)", [(ts_ns, "trade", tid, f, t, r) for f, t, r in states])
+            self._insert_legs(db, ts_ns, legs)
+            for leg in legs:  # what the venue reports of it (the upsert above writes the request's columns)
+                self._order_event(db, ts_ns, tid, leg["client_id"], leg["status"], leg.get("filled_qty"),
+                                  leg.get("avg_price"), "found at the venue", leg.get("venue_order_id"))
+            db.executemany(
+                "INSERT INTO fills(ts_ns, trade_id, client_id, role, side, qty, price, fee, is_maker, "
+                "venue_trade_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(f["ts_ns"], tid, f["client_id"], f["role"], f["side"], f["qty"], f["price"], f["fee"],
+                  int(bool(f["is_maker"])), f.get("venue_trade_id") or "") for f in fills])
 
     def count_trades(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM trades").fetchone()[0])

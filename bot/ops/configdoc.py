@@ -31,6 +31,7 @@ from pydantic import BaseModel, SecretStr
 __all__ = ["EXAMPLES", "field_paths", "main", "render"]
 
 _SIM_URL = "127.0.0.1:18080"
+_DATA_URL = "127.0.0.1:18081"  # shadow-exchange-sim.toml: the loopback exchange playing mainnet
 
 # file -> (header, overrides {section: {key: value}}); nested sections as "ops.alerts".
 EXAMPLES: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
@@ -111,6 +112,33 @@ EXAMPLES: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
         {"app": {"mode": "paper", "name": "scalper-paper-bybit"},
          "venue": {"name": "bybit", "environment": "mainnet"},
          "journal": {"path": "journal-paper-bybit.sqlite"}},
+    ),
+    "shadow-binance-demo.toml": (
+        "Shadow mode: Binance USD-M MAINNET public data drive the bot, its orders go to the Binance DEMO\n"
+        "account (demo-fapi.binance.com, demo keys), and the bot's own matching engine paper-fills the same\n"
+        "orders on the same mainnet data. `scalper report --shadow` compares the two per trade: fill price,\n"
+        "slippage, missed fills, latency, fees, PnL (docs/shadow.md). No order ever reaches mainnet.\n"
+        "  export SCALPER__VENUE__API_KEY=... SCALPER__VENUE__API_SECRET=...   (demo keys; or venue.secrets_file)\n"
+        "  scalper run -c config/shadow-binance-demo.toml",
+        {"app": {"mode": "shadow", "name": "scalper-shadow-binance"},
+         "venue": {"name": "binance-usdm", "environment": "demo"},
+         "shadow": {"data_environment": "mainnet"},
+         "journal": {"path": "journal-shadow-binance.sqlite"}},
+    ),
+    "shadow-exchange-sim.toml": (
+        "Shadow mode on two loopback exchanges: one plays mainnet (its public data drive the bot), the\n"
+        "other the demo account the orders go to (docs/shadow.md). Same seed: two markets close in price.\n"
+        "  scalper exchange-sim --port 18081 --seed 7        # \"mainnet\": public data only\n"
+        "  scalper exchange-sim --port 18080 --seed 7        # \"demo\": the account (keys sim-key/sim-secret)\n"
+        "  scalper run -c config/shadow-exchange-sim.toml\n"
+        "  scalper report -c config/shadow-exchange-sim.toml --shadow",
+        {"app": {"mode": "shadow", "name": "scalper-shadow-exchange-sim"},
+         "venue": {"name": "binance-usdm", "environment": "exchange-sim",
+                   "rest_url": f"http://{_SIM_URL}", "ws_public_url": f"ws://{_SIM_URL}/public",
+                   "ws_market_url": f"ws://{_SIM_URL}/market", "ws_private_url": f"ws://{_SIM_URL}/private"},
+         "shadow": {"data_environment": "exchange-sim", "data_rest_url": f"http://{_DATA_URL}",
+                    "data_ws_public_url": f"ws://{_DATA_URL}/public", "data_ws_market_url": f"ws://{_DATA_URL}/market"},
+         "journal": {"path": "journal-shadow-exchange-sim.sqlite"}},
     ),
     "live.example.toml": (
         "LIVE TRADING WITH REAL MONEY on Binance USD-M mainnet. Copy this file, review every key.\n"

@@ -251,6 +251,7 @@ class OpsFeed:
         if gate.state.value != st.trading_state:
             st.set_trading_state(gate.state.value, gate.state_reason, now)
         st.set_symbol_halts(gate.symbol_halts())
+        st.quarantined_symbols = {sym: dict(held) for sym, held in gate.quarantined.items()}
         rec = self.recovery
         if rec is not None:
             w = self.watch_stats

@@ -132,6 +132,9 @@ class RuntimeState:
         }
         # Per-symbol halts (entries on the symbol blocked): symbol -> {"reason", "since_ns"}.
         self.halted_symbols: dict[str, dict[str, Any]] = {}
+        # symbol -> {client id of an entry of unknown fate: end of its quarantine (ns)} (RiskGate.quarantined:
+        # no new entry there until that order executed or a final look-up said not found)
+        self.quarantined_symbols: dict[str, dict[str, int]] = {}
         self.symbols: set[str] = set()  # every symbol seen: scalper_symbol_halted is 0/1 for each
         self.reconcile: dict[str, Any] = {
             "runs": 0, "failures": 0, "failures_total": 0, "last_ok_ns": 0, "last_failed_ns": 0,
@@ -364,6 +367,8 @@ class RuntimeState:
             "trading": {"state": self.trading_state, "reason": self.trading_reason,
                         "since_ns": self.trading_since_ns},
             "halted_symbols": {sym: dict(h) for sym, h in self.halted_symbols.items()},
+            "quarantined_symbols": {sym: {"entries": sorted(held), "until_ns": max(held.values())}
+                                    for sym, held in sorted(self.quarantined_symbols.items()) if held},
             "reconcile": {"state": self.reconcile_state(), **self.reconcile,
                           "actions": dict(self.reconcile["actions"])},
             "feeds": self.feeds(now_ns),

@@ -23,6 +23,7 @@ import gzip
 import heapq
 import os
 import re
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -153,6 +154,15 @@ def check_paths(paths: Iterable[str]) -> list[str]:
         elif not os.access(p, os.R_OK):
             problems.append(f"{p}: cannot be read (permission denied)")
     return problems
+
+
+def report_unreadable(paths: Iterable[str]) -> bool:
+    """`check_paths` for a command: each unreadable file as one `error:` line on stderr; True when any was
+    (the command then exits 2 before reading anything)."""
+    missing = check_paths(paths)
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    return bool(missing)
 
 
 _DIGITS = re.compile(r"\d+")

@@ -12,7 +12,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.journal.report_html import _CSS, _table
+from bot.journal.report_html import _CSS, LAYOUT_PROBE, _table
 from bot.journal.report_svg import bar_chart, line_chart, plain, scatter
 
 __all__ = ["render_research_html"]
@@ -132,16 +132,7 @@ objective {html.escape(str(rep.get("objective")))}. Sessions: {files}.</p>
 <div class="grid">{_importance(rep)}</div>
 {body}
 {_trials_table(rep)}
-<script>
-// Record what the browser actually laid out (used by the headless-Chromium test; harmless otherwise).
-for (const s of document.querySelectorAll("svg.chart")) {{
-  const b = s.getBBox();
-  s.setAttribute("data-bbox", b.width.toFixed(1) + "x" + b.height.toFixed(1));
-  s.setAttribute("data-marks", s.querySelectorAll(
-    "path.series, rect.bar, circle.mark, path.mark, circle.point, rect.seg").length);
-}}
-document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
-</script>
+{LAYOUT_PROBE}
 </body></html>
 """
 

@@ -11,6 +11,11 @@ the bot must never do (architecture.md habit 9).
   or set by the operator); back to ACTIVE on the next UTC day or `reset`.
 - Per symbol: `halt_symbol` (a stop that was not confirmed in time) blocks entries on that symbol until
   `lift_symbol` or an operator `reset`; `symbol_halts()` is the read-only view the ops endpoints show.
+- Per symbol, `quarantine`: an entry that answered "execution status unknown" (5xx, -1007, a timeout) and
+  was then not found by its client id may still execute (exchange-facts A2: 5XX = status UNKNOWN). Until
+  its fate is certain (`release`: it executed, or a final look-up after the quarantine said not found) no
+  entry either side there: the opposite side would net against it (one-way mode). Never blocks exits or
+  stops; an operator `reset` does not lift it (only the order's fate does).
 Every denial is counted by reason (`denials`) and kept for the journal (`last_denial`).
 """
 
@@ -69,6 +74,8 @@ class RiskGate:
         self.halt_code = DenyReason.HALTED  # what an entry denied while HALTED is counted as
         self.halted_symbols: dict[str, str] = {}
         self._symbol_halted_ns: dict[str, int] = {}  # when each halt began (valid while in halted_symbols)
+        # symbol -> {client id of an entry of unknown fate: end of its quarantine (ns)}
+        self.quarantined: dict[str, dict[str, int]] = {}
         self.denials: Counter[str] = Counter()
         self.last_denial: Denial | None = None
         # (ts_ns, entity 'gate'|'symbol', entity id, from, to, reason), drained by the engine into the journal
@@ -159,6 +166,28 @@ class RiskGate:
         self.state_changes.append((now_ns, "symbol", symbol, "HALTED", "ACTIVE", reason))
         return True
 
+    def quarantine(self, symbol: str, client_id: str, until_ns: int, now_ns: int) -> None:
+        """No entry on `symbol` while `client_id` (an entry given up as "not found" after an ambiguous
+        outcome) may still execute; its final look-up is due at `until_ns` (the engine's timer)."""
+        held = self.quarantined.setdefault(symbol, {})
+        old = "QUARANTINED" if held else "ACTIVE"
+        held[client_id] = until_ns
+        self.state_changes.append((now_ns, "quarantine", symbol, old, "QUARANTINED",
+                                   f"{client_id}: outcome unknown, not found; final look-up at +"
+                                   f"{(until_ns - now_ns) / 1e9:.1f} s"))
+
+    def release(self, symbol: str, client_id: str, reason: str, now_ns: int) -> bool:
+        """`client_id`'s fate is certain (it executed: its trade is live again; or the final look-up said
+        not found). False when it was not quarantined (already released)."""
+        held = self.quarantined.get(symbol)
+        if held is None or held.pop(client_id, None) is None:
+            return False
+        if not held:
+            del self.quarantined[symbol]
+        self.state_changes.append((now_ns, "quarantine", symbol, "QUARANTINED",
+                                   "QUARANTINED" if held else "ACTIVE", f"{client_id}: {reason}"))
+        return True
+
     def symbol_halts(self) -> dict[str, tuple[str, int]]:
         """Read-only view: symbol -> (reason, since_ns) of every halted symbol (a copy)."""
         since = self._symbol_halted_ns
@@ -227,6 +256,11 @@ class RiskGate:
             return self._deny(DenyReason.REDUCING, self.state_reason)
         if symbol in self.halted_symbols:
             return self._deny(DenyReason.SYMBOL_HALTED, self.halted_symbols[symbol])
+        held = self.quarantined.get(symbol)
+        if held:
+            cid, until = min(held.items(), key=lambda kv: kv[1])
+            left = f"final look-up in {(until - now_ns) / _S:.1f} s" if until > now_ns else "final look-up pending"
+            return self._deny(DenyReason.ENTRY_OUTCOME_UNKNOWN, f"{cid} may still execute; {left}")
         if symbol in self.open_notional:
             return self._deny(DenyReason.POSITION_OPEN, symbol)
         if len(self.open_notional) >= cfg.max_open_positions:

@@ -23,6 +23,8 @@ class DenyReason(StrEnum):
     HALTED = "HALTED"
     REDUCING = "REDUCING"
     SYMBOL_HALTED = "SYMBOL_HALTED"
+    # an earlier entry there answered "status unknown", was not found, and may still execute (quarantine)
+    ENTRY_OUTCOME_UNKNOWN = "ENTRY_OUTCOME_UNKNOWN"
     # limits
     POSITION_OPEN = "POSITION_OPEN"  # one trade per symbol at a time
     MAX_OPEN_POSITIONS = "MAX_OPEN_POSITIONS"

@@ -25,6 +25,7 @@ from bot.settings.journal import JournalSection
 from bot.settings.ops import OpsSection
 from bot.settings.redact import collect_secret_values, env_paths, format_validation_error, scrub
 from bot.settings.risk import RiskSection
+from bot.settings.shadow import ShadowSection
 from bot.settings.signals import SignalsSection, resolve_plugin_paths
 from bot.settings.sim import SimSection
 
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     execution: ExecutionSection = ExecutionSection()
     journal: JournalSection = JournalSection()
     ops: OpsSection = OpsSection()
+    shadow: ShadowSection = ShadowSection()  # app.mode = "shadow": where the market data come from
 
     @classmethod
     def settings_customise_sources(

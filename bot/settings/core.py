@@ -18,7 +18,9 @@ class FrozenModel(BaseModel):
 class AppSection(FrozenModel):
     # sim: in-process simulator, no network. paper: simulated fills on live public data.
     # exchange-sim / demo / testnet: real venue code against a test exchange. live: real money.
-    mode: Literal["sim", "paper", "exchange-sim", "demo", "testnet", "live"] = "sim"
+    # shadow: [shadow]'s public data drive the bot, orders go to [venue] (a demo/testnet account) and are
+    # paper-filled alongside on the same data (docs/shadow.md).
+    mode: Literal["sim", "paper", "exchange-sim", "demo", "testnet", "live", "shadow"] = "sim"
     name: str = "scalper"
     state_dir: str = "var"  # journal, recordings, runtime state (relative to the working directory)
     # On SIGTERM/SIGINT new entries stop first; then a real venue either keeps its positions with their

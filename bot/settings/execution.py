@@ -30,6 +30,14 @@ class ExecutionSection(FrozenModel):
     entry_order: Literal["limit_ioc", "limit_post_only", "market"] = "limit_ioc"
     entry_offset_ticks: int = Field(2, ge=0, le=1000)
     entry_timeout_ms: int = Field(3000, ge=10)  # a resting entry still unfilled after this is cancelled
+    # An entry whose outcome was unknown (5xx / -1007 "execution status unknown", a timeout) and that its
+    # look-ups then did not find may still reach the book seconds later (exchange-facts A2: 5XX = status
+    # UNKNOWN, reconcile instead of assuming failure). Its symbol takes no entry, either side, until this has
+    # passed and a final look-up by client id still says "not found" (or the order executed: its trade
+    # reopens and is protected). 10 000 ms: past the signed request's recvWindow (venue.recv_window_ms, 5000
+    # by default; ccxt sends 10 000), after which the matching engine refuses it (-5028, exchange-facts A2).
+    # 0: off (an opposite-side entry could then net against the late fill; not recommended).
+    unknown_entry_quarantine_ms: int = Field(10_000, ge=0, le=600_000)
     # order_transport: how orders reach the venue. rest: signed HTTPS requests (today's path); ws: the venue's
     # authenticated order-entry websocket (Binance USD-M WebSocket API, Bybit v5 /v5/trade), with REST as the
     # fallback while that socket is down; the same client order ids and error translation either way.

@@ -5,7 +5,7 @@ import a venue (issue 12 item 6)."""
 
 from __future__ import annotations
 
-__all__ = ["BINANCE_USDM", "BINANCE_USDM_PRIVATE_WS", "BYBIT_PRIVATE_WS", "BYBIT_PUBLIC_LINEAR"]
+__all__ = ["BINANCE_USDM", "BINANCE_USDM_PRIVATE_WS", "BINANCE_USDM_WS_API", "BYBIT_PRIVATE_WS", "BYBIT_PUBLIC_LINEAR"]
 
 # environment -> (REST, ws /public root, ws /market root). exchange-facts A2; the demo websocket host is
 # undocumented ([3P][?]: demo-fstream.binance.com is what most bots use). exchange-sim is our loopback server.
@@ -24,6 +24,15 @@ BINANCE_USDM_PRIVATE_WS: dict[str, str] = {
     "demo": "wss://demo-fstream.binance.com/private",
     "testnet": "wss://fstream.binancefuture.com/private",
     "exchange-sim": "ws://127.0.0.1:18080/private",
+}
+
+# environment -> the WebSocket API for order entry (A2 table; demo: the testnet host ccxt pro uses [3P][?]);
+# exchange-sim: the host of venue.rest_url, path /ws-fapi/v1 (binance_usdm/wsapi.ws_api_url), which the guard
+# judges as the REST URL
+BINANCE_USDM_WS_API: dict[str, str] = {
+    "mainnet": "wss://ws-fapi.binance.com/ws-fapi/v1",
+    "demo": "wss://testnet.binancefuture.com/ws-fapi/v1",
+    "testnet": "wss://testnet.binancefuture.com/ws-fapi/v1",
 }
 
 # environment -> public linear websocket (B2)

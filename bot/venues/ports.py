@@ -49,6 +49,7 @@ __all__ = [
     "PositionSnapshot",
     "RawOrderLookup",
     "RetryAfterState",
+    "VenueIdCancel",
 ]
 
 
@@ -67,6 +68,7 @@ class GatewayCapabilities:
     # (bot/execution/eager.py)
     eager_submit: bool = False
     retry_after: bool = False  # RetryAfterState.blocked_for_s(): how long a venue's Retry-After still blocks
+    cancel_by_venue_id: bool = False  # VenueIdCancel.cancel_venue_order(): orders placed without a client id
 
 
 NO_EXTRAS = GatewayCapabilities()
@@ -129,6 +131,14 @@ class PositionLevelStops(Protocol):
     def is_position_level(self, u: OrderUpdate) -> bool: ...
 
     def adopt_stop(self, req: OrderRequest, since_ns: int = 0) -> None: ...
+
+
+class VenueIdCancel(Protocol):
+    """`capabilities.cancel_by_venue_id`: cancel an order by the venue's own id. A venue that lets an order
+    be placed without a client id (Bybit: orderLinkId is optional, B3; a hand-placed order has none) needs it
+    for reconciliation to cancel such an order; idempotent like `cancel`."""
+
+    async def cancel_venue_order(self, symbol: str, venue_order_id: str) -> None: ...
 
 
 class RetryAfterState(Protocol):

@@ -160,3 +160,33 @@ def test_window_drops_only_far_levels(ops: list) -> None:
     ba = book.best_ask()
     if ba is not None:
         assert ref.a.get(ba[0]) == ba[1]
+
+
+def _naive_sweep(levels: list[tuple[int, int]], lots: int) -> tuple[int, int, int]:
+    filled = notional = worst = 0
+    for t, q in levels:
+        if filled >= lots:
+            break
+        take = min(q, lots - filled)
+        filled, notional, worst = filled + take, notional + take * t, t
+    return filled, notional, worst
+
+
+def test_sweep_stops_at_the_completing_level_and_matches_a_walk_of_the_levels() -> None:
+    """The sweep walks the ladder lazily (it prices every entry's impact); on random books it must give
+    what a walk over bids()/asks() gives, for sizes inside, at and beyond the side's total."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        b = OrderBook(BTC, depth_ticks=500)
+        mid = 100_000 + rng.randrange(-50, 50)
+        b.apply_snapshot_ticks([(mid - 1 - rng.randrange(0, 300), rng.randrange(1, 5000)) for _ in range(40)],
+                               [(mid + 1 + rng.randrange(0, 300), rng.randrange(1, 5000)) for _ in range(40)])
+        for side_buy, levels in ((True, b.asks()), (False, b.bids())):
+            total = sum(q for _, q in levels)
+            for lots in (0, 1, rng.randrange(1, total + 1), total, total + 1):
+                want = _naive_sweep(levels, lots) if lots > 0 else (0, 0, 0)
+                assert b.sweep(side_buy, lots) == want
+    empty = OrderBook(BTC)
+    assert empty.sweep(True, 10) == (0, 0, 0) and empty.sweep(False, 10) == (0, 0, 0)

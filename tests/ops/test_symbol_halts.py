@@ -382,3 +382,41 @@ async def test_recovery_counts_adoptions_cancels_and_manual_closes(tmp_path: Pat
     await life.recovery.reconcile()  # nothing left to do: the counts stay
     assert sum(life.recovery.stats.values()) == 5 and life.recovery.runs == 2
     await life.crash()
+
+
+async def test_a_quarantined_symbol_shows_in_status_until_its_entry_fate_is_known(tmp_path: Path) -> None:
+    """An entry of unknown fate (bot/execution/quarantine.py): the engine quarantines its symbol; the app's
+    /status lists it (which entry, until when) from the running gate, and drops it once the fate is known."""
+    from bot.venues.errors import AmbiguousOutcome
+    from tests.execution.test_engine_protect import rig_of
+
+    configure_logging("WARNING", "json")
+    rig, gw, _ = rig_of(tmp_path)
+    app = _app(tmp_path, rig.engine, rig.journal)
+    await rig.engine.refresh_account()
+    engine_task = asyncio.create_task(rig.engine.run(timers=False))
+    try:
+        async with _serving(app) as url:
+            assert (await _get(url + "/status"))[1]["quarantined_symbols"] == {}
+            gw.script["t1-entry"] = [AmbiguousOutcome("503 -1007 execution status unknown")]
+            await rig.engine.submit_intent(intent(), LIVE)
+
+            async def listed() -> bool:
+                return bool((await _get(url + "/status"))[1]["quarantined_symbols"])
+
+            await _until(listed)
+            q = (await _get(url + "/status"))[1]["quarantined_symbols"]
+            until_ns = rig.rm.gate.quarantined["BTCUSDT"]["t1-entry"]
+            assert q == {"BTCUSDT": {"entries": ["t1-entry"], "until_ns": until_ns}} and until_ns > rig.clock()
+            rig.rm.gate.release("BTCUSDT", "t1-entry", "final look-up: not found", rig.clock())  # as the timer does
+
+            async def gone() -> bool:
+                return not (await _get(url + "/status"))[1]["quarantined_symbols"]
+
+            await _until(gone)
+    finally:
+        engine_task.cancel()
+        await rig.gw.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(engine_task, 5)
+        rig.journal.close()

@@ -23,6 +23,9 @@ Rules this class enforces (the issue's "where users lost money"):
 - Errors translated once (errors.py). An ambiguous placement (timeout, 5xx) is resolved by looking the
   order up by its client id (origClientOrderId / clientAlgoId) before anything else, never by resending.
 - One aiohttp session, ours (ccxt does not close a session it was given; we do).
+- order_transport "ws" (execution.order_transport): placements and cancels go as the same requests over the
+  WebSocket API (wsapi.py) while its socket is up, by REST otherwise (nothing was sent on the socket then);
+  the same errors, the same look-up by client id when a sent request got no answer.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-import ccxt.async_support as ccxt
 
 from bot.domain.orders import (
     AccountSnapshot,
@@ -44,7 +46,8 @@ from bot.domain.orders import (
     PositionSnapshot,
 )
 from bot.settings.core import VenueSection
-from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, binance_code, translate
+from bot.venues.binance_usdm.ccxt_exchange import FAPI_PATHS, BinanceUsdm, ccxt_config
+from bot.venues.binance_usdm.errors import ClockUnsynced, OrderNotFound, translate
 from bot.venues.binance_usdm.instruments import parse_exchange_info
 from bot.venues.binance_usdm.limiter import TradeLimiter
 from bot.venues.binance_usdm.orders import (
@@ -59,64 +62,13 @@ from bot.venues.binance_usdm.orders import (
 from bot.venues.binance_usdm.signer import OrderSigner
 from bot.venues.binance_usdm.userevents import UserEventTranslator
 from bot.venues.binance_usdm.userstream import BinanceUserStream
+from bot.venues.binance_usdm.wsapi import BinanceWsApi, ws_api_url
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
 from bot.venues.ports import GatewayCapabilities
+from bot.venues.ws_orders import WsNotConnected
 
-__all__ = ["BinanceGateway", "BinanceUsdm"]
-
-_PLACING_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders")
-_FAPI_KEYS = ("fapiPublic", "fapiPublicV2", "fapiPublicV3", "fapiPrivate", "fapiPrivateV2", "fapiPrivateV3")
-_FAPI_PATHS = {"fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
-               "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
-               "fapiData": "/futures/data"}
-
-
-class BinanceUsdm(ccxt.binanceusdm):  # type: ignore[misc]
-    """ccxt's binanceusdm with one hook: every response's status and headers go to our limiter (race-free,
-    unlike `last_response_headers`), and a 5xx is marked so it is never mistaken for a rejection."""
-
-    bot_on_response: Callable[[int, dict[str, str], bool, int | None], None] | None = None
-    bot_exchange_info: dict[str, Any] | None = None
-
-    def handle_errors(self, code: int, reason: str, url: str, method: str, headers: dict[str, str], body: str,
-                      response: object, requestHeaders: object, requestBody: object) -> Any:
-        if self.bot_on_response is not None:
-            status = int(code or 0)
-            # which limit a 429 reports decides what it blocks (limiter.py): an order placement or not, and
-            # the body's code (-1003 weight, -1015 orders)
-            placing = method == "POST" and url.split("?")[0].endswith(_PLACING_PATHS)
-            self.bot_on_response(status, headers or {}, placing,
-                                 binance_code(Exception(body)) if status in (418, 429) and body else None)
-        if code and int(code) >= 500:
-            err = ccxt.ExchangeNotAvailable(f"{self.id} HTTP {code} {method} {url.split('?')[0]} {str(body)[:200]}")
-            err.http_status = int(code)  # type: ignore[attr-defined]
-            raise err
-        return super().handle_errors(code, reason, url, method, headers, body, response, requestHeaders,
-                                     requestBody)
-
-    async def fapiPublicGetExchangeInfo(self, params: dict[str, Any] | None = None) -> Any:
-        res = await super().fapiPublicGetExchangeInfo(params or {})
-        self.bot_exchange_info = res  # kept for rateLimits and our Instruments (one request, not two)
-        return res
-
-
-def _ccxt_config(venue: VenueSection, session: aiohttp.ClientSession) -> dict[str, Any]:
-    return {
-        "apiKey": venue.api_key.get_secret_value(),
-        "secret": venue.api_secret.get_secret_value(),
-        "session": session,
-        "enableRateLimit": False,  # our TradeLimiter decides (C4: ccxt spaces orders 200 ms apart)
-        "timeout": venue.request_timeout_ms,
-        "options": {
-            "recvWindow": venue.recv_window_ms,
-            "adjustForTimeDifference": False,  # we measure and set options['timeDifference'] ourselves
-            "fetchCurrencies": False,  # no sapi calls (C1/C4)
-            "maxRetriesOnFailure": 0,  # never resend an order blindly
-            "warnOnFetchOpenOrdersWithoutSymbol": False,
-            "defaultType": "swap",
-        },
-    }
+__all__ = ["BinanceGateway", "BinanceUsdm"]  # BinanceUsdm re-exported from ccxt_exchange.py
 
 
 class BinanceGateway(LiveGateway):
@@ -128,15 +80,18 @@ class BinanceGateway(LiveGateway):
     log_name = "binance.gateway"
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
-                 wall_s: Callable[[], float] = time.time) -> None:
+                 wall_s: Callable[[], float] = time.time, order_transport: str = "rest") -> None:
         super().__init__(venue, session=session, wall_s=wall_s)
+        self.order_transport = order_transport
+        self.ws_api: BinanceWsApi | None = None  # order_transport "ws": the WebSocket API (wsapi.py)
         self.ex: BinanceUsdm | None = None
         self.limiter = TradeLimiter(budget_frac=venue.order_budget_frac)
         self._grids: dict[str, OrderGrid] = {}
         self._signer: OrderSigner | None = None
         self.translator: UserEventTranslator | None = None
         self.user_stream: BinanceUserStream | None = None
-        self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0}
+        self.stats = {"orders": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0, "rate_limited": 0,
+                      "ws_requests": 0, "rest_fallbacks": 0}
 
     # ------------------------------------------------------------------------------------ life cycle
     def blocked_for_s(self, now_s: float) -> float:
@@ -149,7 +104,7 @@ class BinanceGateway(LiveGateway):
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=32, ttl_dns_cache=300, enable_cleanup_closed=True))
-        ex = BinanceUsdm(_ccxt_config(self.venue, self._session))
+        ex = BinanceUsdm(ccxt_config(self.venue, self._session))
         env = self.venue.environment
         if env == "demo":
             ex.enable_demo_trading(True)
@@ -158,7 +113,7 @@ class BinanceGateway(LiveGateway):
             ex.set_sandbox_mode(True)
         if self.venue.rest_url and env in ("exchange-sim", "mainnet", "demo", "testnet"):
             base = self.venue.rest_url.rstrip("/")
-            for key, path in _FAPI_PATHS.items():
+            for key, path in FAPI_PATHS.items():
                 ex.urls["api"][key] = base + path
         elif env == "exchange-sim":
             raise ValueError("venue.environment = 'exchange-sim' needs venue.rest_url")
@@ -181,11 +136,31 @@ class BinanceGateway(LiveGateway):
                 types = (m.get("info") or {}).get("orderTypes") or ()
                 self._grids[m["id"]] = OrderGrid(self._instruments[m["id"]], frozenset(types))
         self._signer = OrderSigner(ex)
+        if self.order_transport == "ws":
+            if BinanceWsApi.usable(ex):
+                self.ws_api = BinanceWsApi(ex, ws_api_url(env, self.venue.rest_url),
+                                           timeout_ms=self.venue.request_timeout_ms, on_response=self._on_response)
+            else:
+                self._log.warning("order_transport ws needs an HMAC key; orders go by REST")
         self.translator = UserEventTranslator(self._instruments, self.venue.algo_link_wait_ms)
         await self.sync_clock()
         self.user_stream = BinanceUserStream(self)
         if autorun:
+            # no await after this (App._run_venue wires the user stream's callbacks before its first await):
+            # the order socket connects in the background; orders go by REST until it is up
             self._autorun()
+
+    async def run(self) -> None:
+        if self.ws_api is None:
+            return await super().run()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(super().run())
+            tg.create_task(self.ws_api.run())
+
+    async def close(self) -> None:
+        await super().close()  # the background task (and the socket's run) first
+        if self.ws_api is not None:
+            await self.ws_api.close()
 
     async def _close_stream(self) -> None:
         assert self.user_stream is not None
@@ -256,13 +231,11 @@ class BinanceGateway(LiveGateway):
             raise OrderRejected(f"{req.client_id}: quantity 0", code="invalid")
         if self.translator is not None:
             self.translator.expect(req.client_id, req.kind.is_conditional)
-        signer = self._signer
-        assert signer is not None
         for attempt in (0, 1):
             await self._gate(order=True, weight=0, protective=protective)
             self.stats["orders"] += 1
             try:
-                info = await signer.post(path, params)  # signed per attempt: a fresh timestamp
+                info = await self._place(path, params)  # signed per attempt: a fresh timestamp
             except Exception as e:
                 err = self._translate(e, placing=True)
                 if isinstance(err, ClockUnsynced):
@@ -288,6 +261,21 @@ class BinanceGateway(LiveGateway):
                     self.ack_fill(answered, self._fills_of_answered)
             return self._ack(req, info)
         raise AssertionError("unreachable")
+
+    async def _place(self, path: str, params: dict[str, Any]) -> Any:
+        """The WebSocket API while its socket is up, else REST (WsNotConnected: nothing was sent)."""
+        ws = self.ws_api
+        if ws is not None:
+            if ws.up:
+                try:
+                    res = await ws.place(path, params)
+                    self.stats["ws_requests"] += 1
+                    return res
+                except WsNotConnected:
+                    pass
+            self.stats["rest_fallbacks"] += 1
+        assert self._signer is not None
+        return await self._signer.post(path, params)
 
     async def _fills_of_answered(self, u: OrderUpdate) -> int:
         """The exact fills (userTrades) of an order whose answer said it filled, through the stream's
@@ -354,6 +342,16 @@ class BinanceGateway(LiveGateway):
         ex = self._ex()
         await self._gate(order=False, weight=1, protective=True)
         try:
+            ws = self.ws_api
+            if ws is not None and ws.up:
+                try:
+                    await ws.cancel(symbol, client_id, conditional)
+                    self.stats["ws_requests"] += 1
+                    return
+                except WsNotConnected:
+                    self.stats["rest_fallbacks"] += 1
+            elif ws is not None:
+                self.stats["rest_fallbacks"] += 1
             await ex.cancel_order(None, self._ccxt_symbol[symbol], self._lookup_params(client_id, conditional))
         except Exception as e:
             err = self._translate(e, placing=False)

@@ -14,6 +14,10 @@ Rules this class keeps:
 - an ambiguous placement (timeout, 5xx, 10016) is resolved by looking the order up by orderLinkId,
   realtime then history, a few times, never by resending;
 - one aiohttp session, ours: ccxt does not close a session it was given, we do.
+- order_transport "ws" (execution.order_transport): order create and cancel go over the /v5/trade socket
+  (trade_ws.py) with the same body, orderLinkId, limiter and error translation; over REST while that socket
+  is down or answered 10019 (not processed there); a request sent with no answer is ambiguous as on REST.
+  The position's stop (trading-stop) has no websocket route on Bybit: it stays REST (stopdesk.py).
 - restart safety (bot.execution.recovery, bot.execution.reconcile): `adopt_stop` (the owner registry of the
   position's stop lives in memory), `is_position_level` (never an orphan to cancel), `user_trades`.
 """
@@ -49,9 +53,10 @@ from bot.venues.bybit.orders import (
     position_from_rest,
 )
 from bot.venues.bybit.stopdesk import StopDesk
+from bot.venues.bybit.trade_ws import BybitTradeSocket, trade_url, ws_cancel, ws_create
 from bot.venues.bybit.userevents import BybitEventTranslator
 from bot.venues.bybit.userstream import BybitUserStream
-from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueUnavailable
+from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueError, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
 from bot.venues.ports import GatewayCapabilities
 
@@ -63,13 +68,17 @@ REALTIME, HISTORY, POSITIONS = "/v5/order/realtime", "/v5/order/history", "/v5/p
 
 class BybitGateway(LiveGateway):
     name = "bybit"
+    # eager_submit: submit() does its own work (checks, request, signature, ccxt, hand-off to aiohttp) before it
+    # first waits (tests/sim/test_bybit_eager.py), so the engine records an entry after its send, as on Binance
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, position_level_stop=True,
-                                       stream_missed_hook=True, retry_after=True)
+                                       stream_missed_hook=True, retry_after=True, cancel_by_venue_id=True,
+                                       eager_submit=True)
     stream_name = "private stream"
     log_name = "bybit.gateway"
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
-                 wall_s: Callable[[], float] = time.time, ping_interval_s: float = 20.0) -> None:
+                 wall_s: Callable[[], float] = time.time, ping_interval_s: float = 20.0,
+                 order_transport: str = "rest") -> None:
         if venue.bybit_position_idx != 0:
             raise ValueError("venue.bybit_position_idx: only one-way mode (0) is supported")
         super().__init__(venue, session=session, wall_s=wall_s)
@@ -82,8 +91,10 @@ class BybitGateway(LiveGateway):
         self.user_stream: BybitUserStream | None = None
         self.stop_desk = StopDesk(self)
         self._position_level: dict[str, set[str]] = {}  # symbol -> listed order ids of its position's TP/SL
+        self.order_transport = order_transport  # "rest" | "ws" (execution.order_transport)
+        self.trade_ws: BybitTradeSocket | None = None
         self.stats = {"orders": 0, "stops": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0,
-                      "rate_limited": 0}
+                      "rate_limited": 0, "ws_orders": 0, "ws_fallbacks": 0}
 
     # ------------------------------------------------------------------------------------ life cycle
     def blocked_for_s(self, now_s: float) -> float:
@@ -115,8 +126,29 @@ class BybitGateway(LiveGateway):
         self.translator = BybitEventTranslator(self._instruments, self.venue.algo_link_wait_ms, self.position_idx)
         await self.sync_clock()
         self.user_stream = BybitUserStream(self, ping_interval_s=self.ping_interval_s)
+        if self.order_transport == "ws":
+            url = trade_url(self.venue)
+            if url is None:
+                self._log.warning("order_transport ws: Bybit has no /v5/trade here (demo trading, B2); orders "
+                                  "go over REST", env=self.venue.environment)
+            else:
+                self.trade_ws = BybitTradeSocket(self, url, ping_interval_s=self.ping_interval_s)
         if autorun:
             self._autorun()
+
+    async def run(self) -> None:
+        """The private stream, the clock resync and (order_transport ws) the /v5/trade socket."""
+        assert self.user_stream is not None
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.user_stream.run())
+            tg.create_task(self._clock_loop())
+            if self.trade_ws is not None:
+                tg.create_task(self.trade_ws.run())
+
+    async def close(self) -> None:
+        await super().close()
+        if self.trade_ws is not None:
+            await self.trade_ws.close()
 
     def _ex(self) -> BybitV5:
         if self.ex is None or self.translator is None:
@@ -133,19 +165,22 @@ class BybitGateway(LiveGateway):
         self.limiter.on_response(path, status, headers, ret_code, self._wall_s())
 
     async def call(self, path: str, fn: Callable[..., Awaitable[Any]], *args: Any, placing: bool = False,
-                   protective: bool = True) -> Any:
-        """One REST request: the limiter's gate, then ccxt, errors translated once."""
+                   protective: bool = True, http: bool = True) -> Any:
+        """One REST request: the limiter's gate, then ccxt, errors translated once. `http=False`: `fn` sends
+        the op over the /v5/trade socket (its UID limit is the REST path's, the HTTP IP budget is not)."""
         now = self._wall_s()
-        wait = self.limiter.delay_s(path, now, protective=protective)
+        wait = self.limiter.delay_s(path, now, protective=protective, http=http)
         if wait > 0:
             if self.limiter.blocked_for_s(now, path) > 0 or wait * 1000 > self.venue.limiter_max_wait_ms:
                 self.stats["rate_limited"] += 1
                 raise RateLimited(f"bybit limiter: {path} must wait {wait:.3f} s", retry_after_s=wait,
                                   banned=self.limiter.banned)
             await asyncio.sleep(wait)
-        self.limiter.spend(path, self._wall_s())
+        self.limiter.spend(path, self._wall_s(), http=http)
         try:
             return await fn(*args)
+        except VenueError:
+            raise  # the /v5/trade socket's answers come translated already (trade_ws.py)
         except Exception as e:
             now = self._wall_s()
             raise translate(e, placing=placing, retry_after_s=self.limiter.blocked_for_s(now, path),
@@ -175,7 +210,7 @@ class BybitGateway(LiveGateway):
 
     # ------------------------------------------------------------------------------------ orders
     async def submit(self, req: OrderRequest) -> OrderAck:
-        ex = self._ex()
+        self._ex()
         inst = self._instruments[req.symbol]
         protective = is_protective(req)
         if not protective and (refusal := self.clock.entry_refusal()):
@@ -189,7 +224,7 @@ class BybitGateway(LiveGateway):
         for attempt in (0, 1):
             self.stats["orders"] += 1
             try:
-                o = await self.call(CREATE, ex.create_order, *args, placing=True, protective=protective)
+                vid = await self._create(req, inst, args, protective)
             except ClockUnsynced as err:
                 await self.clock_refused(err)
                 if protective and attempt == 0:
@@ -198,12 +233,20 @@ class BybitGateway(LiveGateway):
                 raise
             except AmbiguousOutcome as err:
                 return await self._resolve_ambiguous(req, err)
-            vid = str((o.get("info") or {}).get("orderId", ""))
             self.tr.track(OrderUpdate(req.client_id, vid, req.symbol, req.side, req.kind, OrderStatus.NEW,
                                       req.qty_lots, 0, 0.0, reduce_only=req.reduce_only))
             # Bybit acknowledges only {orderId, orderLinkId}: the order's fate comes on the stream (B3).
             return OrderAck(req.client_id, vid, OrderStatus.NEW, time.time_ns())
         raise AssertionError("unreachable")
+
+    async def _create(self, req: OrderRequest, inst: Any, args: tuple[Any, ...], protective: bool) -> str:
+        """POST /v5/order/create, or `order.create` on the /v5/trade socket while it is up; the orderId."""
+        if self.trade_ws is not None:
+            vid = await ws_create(self, self.trade_ws, req, inst, protective)
+            if vid is not None:
+                return vid
+        o = await self.call(CREATE, self._ex().create_order, *args, placing=True, protective=protective)
+        return str((o.get("info") or {}).get("orderId", ""))
 
     async def _resolve_ambiguous(self, req: OrderRequest, err: AmbiguousOutcome) -> OrderAck:
         """The order may exist: look it up by orderLinkId, a few times (Bybit places asynchronously)."""
@@ -232,10 +275,19 @@ class BybitGateway(LiveGateway):
         if self.tr.stops.is_member(client_id):
             return await self.stop_desk.end(symbol, client_id)
         try:
+            if self.trade_ws is not None and await ws_cancel(self, self.trade_ws, symbol, link_id(client_id)):
+                return
             await self.call(CANCEL, ex.cancel_order, None, self._ccxt_symbol[symbol],
                             {"orderLinkId": link_id(client_id)})
         except OrderNotFound:
             self._log.info("cancel: order not open", client_id=client_id)
+
+    async def cancel_venue_order(self, symbol: str, venue_order_id: str) -> None:
+        """ports.VenueIdCancel: by orderId (an order placed by hand has no orderLinkId, B3); idempotent."""
+        try:
+            await self.call(CANCEL, self._ex().cancel_order, venue_order_id, self._ccxt_symbol[symbol])
+        except OrderNotFound:
+            self._log.info("cancel: order not open", venue_order_id=venue_order_id)
 
     # ------------------------------------------------------------------------------------ look-ups
     async def fetch_order(self, symbol: str, client_id: str, conditional: bool = False) -> OrderUpdate | None:

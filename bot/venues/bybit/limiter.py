@@ -75,8 +75,10 @@ class BybitLimiter:
         return ep.used if ep.sec == int(now_s) else 0
 
     # -- decisions ----------------------------------------------------------------------------------
-    def delay_s(self, path: str, now_s: float, protective: bool = False) -> float:
-        """Seconds to wait before a request to `path` may go (0: now). Does not count it (see `spend`)."""
+    def delay_s(self, path: str, now_s: float, protective: bool = False, http: bool = True) -> float:
+        """Seconds to wait before a request to `path` may go (0: now). Does not count it (see `spend`).
+        `http=False`: the same op over the /v5/trade socket, which shares the per-UID limit of its REST path
+        but not the HTTP IP budget (600 / 5 s is the HTTP gateway's; WS trade has its own 3000 req/s/IP, E)."""
         blocked = self.blocked_for_s(now_s, path)
         if blocked > 0:
             return blocked
@@ -87,17 +89,18 @@ class BybitLimiter:
             waits.append(int(now_s) + 1.0 - now_s)
         while self._ip and self._ip[0] <= now_s - 5.0:
             self._ip.popleft()
-        if len(self._ip) + 1 > self.ip_per_5s * frac:
+        if http and len(self._ip) + 1 > self.ip_per_5s * frac:
             waits.append(self._ip[0] + 5.0 - now_s)
         return max(waits)
 
-    def spend(self, path: str, now_s: float) -> None:
+    def spend(self, path: str, now_s: float, http: bool = True) -> None:
         ep = self._endpoint(path)
         sec = int(now_s)
         if ep.sec != sec:
             ep.sec, ep.used = sec, 0
         ep.used += 1
-        self._ip.append(now_s)
+        if http:
+            self._ip.append(now_s)
 
     # -- feedback from responses ------------------------------------------------------------------------
     def on_response(self, path: str, status: int, headers: Mapping[str, str], ret_code: int | None,

@@ -47,6 +47,7 @@ __all__ = [
     "clear_stop_body",
     "client_id_of",
     "create_args",
+    "create_body",
     "is_position_stop",
     "is_protective",
     "kind_of",
@@ -173,6 +174,36 @@ def create_args(req: OrderRequest, inst: Instrument, ccxt_symbol: str, position_
         params["triggerPrice"] = trigger
         params["triggerDirection"] = "ascending" if req.side is Side.BUY else "descending"
     return ccxt_symbol, "market", side, qty, None, params
+
+
+def create_body(req: OrderRequest, inst: Instrument, position_idx: int = 0) -> dict[str, Any]:
+    """The raw POST /v5/order/create body of `req`, for the /v5/trade socket's `order.create` (its args are the
+    REST body, B2). Built from create_args, so the two transports send the same order with the same
+    orderLinkId; equal to what ccxt's create_order_request makes of those args (a test compares them)."""
+    _sym, typ, side, qty_s, price, params = create_args(req, inst, req.symbol, position_idx)
+    body: dict[str, Any] = {"category": "linear", "symbol": req.symbol, "side": side.title(),
+                            "orderType": typ.title(), "qty": _plain(qty_s), "orderLinkId": params["clientOrderId"],
+                            "positionIdx": position_idx}
+    if price is not None:
+        body["price"] = _plain(price)
+        body["timeInForce"] = params["timeInForce"]
+    if params.get("reduceOnly"):
+        body["reduceOnly"] = True
+    if "stopLoss" in params:
+        body.update(stopLoss=_plain(params["stopLoss"]["triggerPrice"]), slTriggerBy=params["slTriggerBy"],
+                    tpslMode=params["tpslMode"])
+    if "takeProfitPrice" in params:  # what ccxt makes of it: a reduce-only conditional toward the profit side
+        body.update(triggerPrice=_plain(params["takeProfitPrice"]), triggerDirection=1 if side == "sell" else 2,
+                    reduceOnly=True, triggerBy=params["triggerBy"])
+    elif "triggerPrice" in params:
+        body.update(triggerPrice=_plain(params["triggerPrice"]), triggerBy=params["triggerBy"],
+                    triggerDirection=1 if params["triggerDirection"] == "ascending" else 2)
+    return body
+
+
+def _plain(s: str | None) -> str:
+    """A decimal as Bybit (and ccxt's *_to_precision) prints it: no trailing zeros ("0.010" -> "0.01")."""
+    return format(Decimal(str(s)).normalize(), "f")
 
 
 def price_str(inst: Instrument, ticks: int) -> str:

@@ -18,7 +18,8 @@ of stops.py; exchange-facts B3).
 - `lookup(symbol, cid)` (fetch_order of a stop leg): CANCELED when superseded or removed; NEW while the
   position shows its price; FILLED with the fills of the system stop order when the stop fired while we
   were not listening (a StopLoss execution since the leg was set, or since the trade's first fill for an
-  adopted leg); None otherwise (the venue has no such stop: reconciliation places one again).
+  adopted leg); EXPIRED when the position is flat and the stop did not fire (it ended with the position,
+  e.g. closed by hand); None otherwise (the venue has no such stop: reconciliation places one again).
 - `listed_as(symbol, trigger_ticks)`: which leg a position stop listed by GET /v5/order/realtime stands
   for: the owner when the venue's trigger is the owner's (or a move to it is under way), else nobody
   ("": set by hand, or our last request never reached the venue).
@@ -176,11 +177,19 @@ class StopDesk:
             return None
         ticks = stops.ticks(symbol)
         p = await self.gw.position_raw(symbol)
-        if p is not None and float(p.get("size") or 0) != 0 and ticks is not None and \
+        flat = p is None or float(p.get("size") or 0) == 0
+        if p is not None and not flat and ticks is not None and \
                 float(p.get("stopLoss") or 0) == float(price_str(self.gw.instrument(symbol), ticks)):
             stops.verified(cid)
             return self.state(symbol, cid, OrderStatus.NEW)
-        return await self.fired(symbol, cid)
+        got = await self.fired(symbol, cid)
+        if got is None and flat and cid not in self.pending:
+            # B3: the position's stop ends with the position (closed by hand, by a target, by an exit of
+            # ours): it did not fire and the venue has nothing to show for it -- expired, not "never placed"
+            stops.clear(symbol, cid)
+            self._ended.add(cid)
+            return self.state(symbol, cid, OrderStatus.EXPIRED, "ended with the position")
+        return got
 
     async def fired(self, symbol: str, cid: str) -> OrderUpdate | None:
         """The position's stop fired as `cid`: the system stop order's fills since the leg's start."""

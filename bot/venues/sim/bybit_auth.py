@@ -63,9 +63,10 @@ class UidLimits:
 
     def __init__(self) -> None:
         self._used: dict[str, tuple[int, int]] = {}  # path -> (second, count)
+        self.unlimited = False  # `exchange-sim --unlimited` (benchmarks): every limit 10**9
 
     def limit_of(self, path: str) -> int:
-        return _LIMITS.get(path, 20)
+        return 10**9 if self.unlimited else _LIMITS.get(path, 20)
 
     def admit(self, path: str, now_ms: int) -> tuple[bool, dict[str, str]]:
         sec = now_ms // 1000

@@ -120,6 +120,10 @@ class BybitOrders:
             return self._create_conditional(p, sym, side, typ, lots, cid, link, reduce, now)
         req = OrderRequest(cid, sym, side, OrderKind.LIMIT if typ == "Limit" else OrderKind.MARKET, lots, price,
                            time_in_force=_TIF[tif_w], reduce_only=reduce)
+        late_ms = self.s.faults.take_late_execute(opening=not reduce) if self.s.faults.late_execute else None
+        if late_ms is not None:  # late_execute: "status unknown" now, the order reaches the book `late_ms` later
+            self._place_late(req, meta, bool(sl or tp), late_ms)
+            raise Ambiguous(503)
         if sl or tp:  # registered BEFORE placement: a fill inside place_order arms them in the same call
             self.desk.attached[(sym, cid)] = meta
         try:
@@ -134,6 +138,22 @@ class BybitOrders:
             self.desk.attached.pop((sym, cid), None)
         self._after_execute(opening=not reduce)
         return {"orderId": str(o.order_id), "orderLinkId": link}
+
+    def _place_late(self, req: OrderRequest, meta: bw.Meta, attached: bool, late_ms: int) -> None:
+        """late_execute on Bybit: look-ups by orderLinkId find nothing until the order is placed; then it
+        carries its attached TP/SL and Bybit words like one placed at once."""
+        key = (req.symbol, req.client_id)
+
+        def before() -> None:
+            if attached:
+                self.desk.attached.setdefault(key, meta)
+
+        def after(o: SimOrder) -> None:
+            self.desk.order_meta[o.order_id] = meta
+            if not o.is_open:
+                self.desk.attached.pop(key, None)
+
+        self.s.faults.place_late(req, late_ms, before, after)
 
     def _check_attached(self, sym: str, side: Side, meta: bw.Meta) -> None:
         """B3: a Buy's stopLoss below the market, takeProfit above (a Sell: the other way)."""

@@ -46,6 +46,7 @@ class BybitRest:
         self.auth = BybitAuth(s.auth.api_key, s.auth._secret.decode())
         self.uid_limits = UidLimits()
         self.orders = BybitOrders(s, desk)
+        self.streams: Any = None  # bybit_ws.BybitStreams, set by add_bybit_routes (its books: /_sim/state)
 
     def reply(self, result: Any, code: int = 0, msg: str = "OK", headers: dict[str, str] | None = None,
               status: int = 200, request: web.Request | None = None) -> web.Response:
@@ -61,6 +62,8 @@ class BybitRest:
             s = self.s
             now = s.now_ms()
             raw_q = request.rel_url.raw_query_string
+            key = f"{request.method} {request.path}"
+            s.requests[key] = s.requests.get(key, 0) + 1  # per endpoint, shown by GET /_sim/state
             body = await request.text() if request.can_read_body else ""
             if s.faults.armed_limits:
                 s.faults.arm_limit(request.method, request.path, now)
@@ -82,6 +85,10 @@ class BybitRest:
                 if private:
                     self.auth.verify(dict(request.headers), body if request.method == "POST" else raw_q, now)
                     ok, headers = self.uid_limits.admit(request.path, now)
+                    reset = s.faults.uid_limit(request.path, now) if s.faults.uid_limited else None
+                    if reset is not None:  # rate_limit {"code": 10006}: this endpoint until its reset (B2)
+                        headers = {**headers, "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(reset)}
+                        ok = False
                     if not ok:
                         raise BybitError(10006, "Too many visits!")
                 result = await fn(params)
@@ -260,7 +267,11 @@ def add_bybit_routes(app: web.Application, s: SimServer) -> BybitRest:
     from bot.venues.sim.bybit_ws import BybitStreams
 
     streams = BybitStreams(s, r)
+    r.streams = streams
     streams.add_routes(app)
     s.market_listeners.append(streams.on_market)
     desk.position_listeners.append(streams.push_position)
+    from bot.venues.sim.bybit_trade_ws import BybitTradeWs
+
+    BybitTradeWs(s, r).add_routes(app)  # order entry over websocket: /v5/trade
     return r

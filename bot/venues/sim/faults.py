@@ -4,9 +4,11 @@
 kind, its parameters and defaults are in docs/exchange-sim.md:
 drop_ws {route, refuse_ms}, gap {symbol, count}, freeze_stream {ms, stream, symbol}, reject_next_stop {count,
 code, msg}, error_after_execute {count, status}, delay_orders_ms {ms}, expire_listen_key,
-clock_skew_ms {ms}, rate_limit {retry_after_s, ban_after, ban_s}, settle_funding {symbol, rate_bps},
+clock_skew_ms {ms}, ws_trade_restart {count} (Bybit /v5/trade: 10019), rate_limit {retry_after_s, ban_after,
+ban_s}, settle_funding {symbol, rate_bps},
 mute_user_stream {ms}, late_execute {ms, count}, inject {route, raw, stream}, outside_order {symbol,
-side, type, qty, price}, deviate {on, drop_field | error_code} (the venue changed under the bot: for
+side, type, qty, price}, ws_api_silence {count, close} (Binance /ws-fapi/v1: executed, never answered),
+deviate {on, drop_field | error_code} (the venue changed under the bot: for
 `scalper conformance`), clear.
 
 `GET /_sim/state`: time, account (balances), positions, open orders, open algo orders, books,
@@ -35,8 +37,8 @@ __all__ = ["KINDS", "Faults"]
 
 KINDS = ("drop_ws", "gap", "freeze_stream", "reject_next_stop", "error_after_execute", "delay_orders_ms",
          "expire_listen_key", "clock_skew_ms", "rate_limit", "settle_funding", "mute_user_stream", "late_execute",
-         "inject", "outside_order", "deviate", "clear")
-_INJECT_ROUTES = ("market", "public", "private", "all")
+         "inject", "outside_order", "deviate", "ws_trade_restart", "ws_api_silence", "clear")
+_INJECT_ROUTES = ("market", "public", "private", "bybit-public", "bybit-private", "all")
 
 
 class Faults:
@@ -55,6 +57,8 @@ class Faults:
         self.freeze_kind = "all"
         self.freeze_symbol = ""
         self.refuse_ws = False
+        self.refuse_trade_until_ns = 0  # drop_ws bybit-trade with refuse_ms: new /v5/trade sockets refused
+        self.trade_restarts = 0  # ws_trade_restart: the next N Bybit /v5/trade order requests answer 10019
         self.mute_user_until_ns = 0  # user-data events before this wall time are dropped, not replayed
         self.muted_events = 0
         self.late_execute = 0  # next N new orders: ambiguous 503 now, placed `late_ms` later
@@ -64,7 +68,9 @@ class Faults:
         self.outside_orders = 0
         self.entries_only = False  # error_after_execute / late_execute: only orders that can open a position
         self.armed_limits: list[dict[str, Any]] = []  # rate_limit {"on": "METHOD /path"}: starts at that request
+        self.uid_limited: dict[str, int] = {}  # rate_limit {"code": 10006}: Bybit path -> reset time (ms)
         self.fired: list[dict[str, Any]] = []  # one-shot faults as they took effect: {"kind", "time", ...}
+        self.fired_n: dict[str, int] = {}  # ... how many of each kind since start (`fired` keeps the last 100)
         self.applied: list[dict[str, Any]] = []
         self.deviations: list[dict[str, Any]] = []  # deviate {"on": "METHOD /path", drop_field | error_code}
 
@@ -72,6 +78,9 @@ class Faults:
         self.__init__(self.server)  # type: ignore[misc]
         self.server.limits.limited_until_ms = 0
         self.server.limits.banned_until_ms = 0
+        ws_api = getattr(self.server, "ws_api", None)
+        if ws_api is not None:
+            ws_api.silence = ws_api.refuse_until_ns = 0
 
     def apply(self, f: dict[str, Any]) -> dict[str, Any]:
         kind = f.get("kind")
@@ -92,6 +101,12 @@ class Faults:
                 import time
 
                 self.refuse_private_until_ns = time.time_ns() + int(f["refuse_ms"]) * 1_000_000
+            if route in ("bybit-trade", "all") and f.get("refuse_ms"):
+                import time
+
+                self.refuse_trade_until_ns = time.time_ns() + int(f["refuse_ms"]) * 1_000_000
+            if route in ("ws-api", "all") and f.get("refuse_ms") and hasattr(s, "ws_api"):  # Binance order entry
+                s.ws_api.refuse(int(f["refuse_ms"]))
             return {"ok": True, "dropped": len(conns)}
         if kind == "gap":
             sym = str(f.get("symbol", "")).upper()
@@ -110,6 +125,8 @@ class Faults:
             self.error_after_execute += int(f.get("count", 1))
             self.error_status = int(f.get("status", 503))
             self.entries_only = bool(f.get("entries_only", False))
+        elif kind == "ws_trade_restart":
+            self.trade_restarts += int(f.get("count", 1))
         elif kind == "delay_orders_ms":
             self.delay_orders_ms = int(f.get("ms", 500))
         elif kind == "expire_listen_key":
@@ -134,6 +151,10 @@ class Faults:
             self.entries_only = bool(f.get("entries_only", False))
         elif kind == "inject":
             return {"ok": True, "sent": self._inject(f)}
+        elif kind == "ws_api_silence":  # Binance WebSocket API: placements executed, never answered (ws_api.py)
+            if not hasattr(s, "ws_api"):
+                raise ValueError("ws_api_silence needs the Binance protocol")
+            return s.ws_api.apply_fault(f)
         elif kind == "outside_order":
             return {"ok": True, **self._outside_order(f)}
         elif kind == "deviate":
@@ -147,7 +168,15 @@ class Faults:
             on = str(f["on"]).split()
             if len(on) != 2 or not on[1].startswith("/"):
                 raise ValueError("rate_limit 'on' is 'METHOD /path', e.g. 'POST /fapi/v1/algoOrder'")
-            self.armed_limits.append({**f, "on": f"{on[0].upper()} {on[1]}"})
+            if f.get("code") not in (None, 10006) or (f.get("code") and not on[1].startswith("/v5/")):
+                raise ValueError("rate_limit 'code' is 10006 (Bybit's per-UID limit), on a /v5/ path only")
+            after = f.get("after")  # armed only once that one-shot fault has fired (since now)
+            if after is not None and after not in KINDS:
+                raise ValueError(f"rate_limit 'after' is a fault kind, e.g. 'error_after_execute', not {after!r}")
+            seen = self.fired_n.get(str(after), 0)
+            self.armed_limits.append({**f, "on": f"{on[0].upper()} {on[1]}", "_after_seen": seen})
+        elif kind == "rate_limit" and f.get("code"):
+            raise ValueError("rate_limit with 'code' 10006 needs 'on': the Bybit endpoint it limits")
         elif kind == "rate_limit":
             s.limits.limit(s.now_ms(), int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                            int(f.get("ban_s", 120)))
@@ -212,6 +241,7 @@ class Faults:
     # ------------------------------------------------------------------ hooks
     def _fired(self, kind: str, **detail: Any) -> None:
         self.fired.append({"kind": kind, "time": self.server.now_ms(), **detail})
+        self.fired_n[kind] = self.fired_n.get(kind, 0) + 1
         del self.fired[:-100]
 
     def user_event_allowed(self) -> bool:
@@ -252,15 +282,31 @@ class Faults:
         a millisecond later than the request it refuses would round its Retry-After up a whole second."""
         key = f"{method} {path}"
         for f in self.armed_limits:
+            if f.get("after") and self.fired_n.get(f["after"], 0) <= f["_after_seen"]:
+                continue  # e.g. Bybit's GET /v5/order/realtime also lists open orders: only look-ups after the 503
             if f["on"] == key:
                 self.armed_limits.remove(f)
                 s = self.server
+                if f.get("code") == 10006:  # Bybit's per-UID, per-endpoint limit: this path only (B2)
+                    self.uid_limited[path] = now_ms + int(f.get("retry_after_s", 2)) * 1000
+                    self._fired("rate_limit", on=key, code=10006)
+                    return
                 s.limits.limit(now_ms, int(f.get("retry_after_s", 2)), int(f.get("ban_after", 3)),
                                int(f.get("ban_s", 120)))
                 self._fired("rate_limit", on=key)
                 return
 
-    def place_late(self, req: OrderRequest, late_ms: int) -> None:
+    def uid_limit(self, path: str, now_ms: int) -> int | None:
+        """rate_limit {"code": 10006}: while `path` is limited, the reset time (ms) its answer carries."""
+        until = self.uid_limited.get(path)
+        if until is None:
+            return None
+        if now_ms >= until:
+            del self.uid_limited[path]
+            return None
+        return until
+
+    def place_late(self, req: OrderRequest, late_ms: int, before: Any = None, after: Any = None) -> None:
         """late_execute: the request answered "status unknown" and look-ups say -2013 until `late_ms`
         later, when the order reaches the matching engine after all (issue 11: an order that executes
         after the client's look-ups said "not found")."""
@@ -280,8 +326,12 @@ class Faults:
                 now = s.engine_now_ns()
                 ioc = req.time_in_force.value in ("IOC", "FOK") and req.kind.value == "LIMIT"
                 # "fill" and an IOC/FOK limit: it must not expire before the market reaches its price
+                if before is not None:  # the protocol's own book-keeping (Bybit: attached TP/SL)
+                    before()
                 o = s.ex.place_order(replace(req, time_in_force=TimeInForce.GTC) if fill and ioc else req,
                                      now_ns=now)
+                if after is not None:
+                    after(o)
                 live = s.ex.orders.get(o.order_id)
                 if live is not None and fill and ioc:
                     live.tif = req.time_in_force.value
@@ -332,6 +382,13 @@ class Faults:
             return self.reject_code, self.reject_msg
         return None
 
+    def take_trade_restart(self) -> bool:
+        if self.trade_restarts:
+            self.trade_restarts -= 1
+            self._fired("ws_trade_restart")
+            return True
+        return False
+
     def take_error_after_execute(self, opening: bool = True) -> int | None:
         if self.error_after_execute and (opening or not self.entries_only):
             self.error_after_execute -= 1
@@ -366,6 +423,7 @@ class Faults:
                 "mark": m.mark_ticks() * m.inst.tick, "last": m.last_ticks * m.inst.tick,
             }
         now = s.now_ms()
+        ws_api = getattr(s, "ws_api", None)
         state = {
             "time": now,
             "account": wire.balance_body(ex, now)[0],
@@ -374,21 +432,28 @@ class Faults:
             "open_algo_orders": [wire.algo_body(ex, a) for a in ex.open_algo_orders()],
             "books": books,
             "listen_keys": len(s.listen_keys),
-            "connections": {r: sum(1 for c in s.conns if c.route == r) for r in ("public", "market", "all",
-                                                                               "private")},
+            "connections": {r: sum(1 for c in s.conns if c.route == r) for r in (
+                "public", "market", "all", "private", "bybit-public", "bybit-private", "bybit-trade", "ws-api")},
             "messages": s.messages,
-            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start
+            "requests": dict(s.requests),  # REST requests by "METHOD /path" since start, "WS <method>" (ws_api.py)
+            # client ids placed over the WebSocket API (the last 1000), how many were never answered
+            "ws_api": {"placed": list(ws_api.placed), "silenced": ws_api.silenced} if ws_api is not None else None,
             "source_done": s.source_done,
             "faults": {"skew_ms": self.skew_ms, "delay_orders_ms": self.delay_orders_ms,
                        "reject_next_stop": self.reject_stops, "error_after_execute": self.error_after_execute,
                        "gaps": self.gaps, "frozen": bool(self.freeze_until_ns),
                        "user_stream_muted": bool(self.mute_user_until_ns), "muted_events": self.muted_events,
                        "late_execute": self.late_execute, "late_pending": self.late_pending,
+                       "ws_trade_restart": self.trade_restarts,
                        "outside_orders": self.outside_orders,
                        "rate_limited_until_ms": s.limits.limited_until_ms,
                        "rate_limit_armed": [f["on"] for f in self.armed_limits], "fired": self.fired,
+                       "uid_limited": dict(self.uid_limited),
                        "banned_until_ms": s.limits.banned_until_ms},
         }
+        streams = getattr(getattr(s, "bybit", None), "streams", None)
+        if streams is not None:  # Bybit's orderbook.N.SYM streams: their last `u` (a drill's injected delta)
+            state["bybit_book_u"] = {f"orderbook.{n}.{sym}": st.u for (sym, n), st in streams.books.items()}
         if request.query.get("history"):
             # every order, algo order and fill since start (drill checks: duplicate client ids, fills
             # the journal must hold); opt-in so the 50 ms state poll stays small

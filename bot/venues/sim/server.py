@@ -9,6 +9,8 @@ Routes (docs/exchange-sim.md has the full list with parameters and examples):
   {"stream": name, "data": payload}; trades are served as `trade` or `aggTrade`, whichever is asked.
 - User data: `/private/ws?listenKey=K` (and `/private/ws/K`, `/private/stream?listenKey=K`, `/ws/K`):
   ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE, listenKeyExpired.
+- Order entry over Binance's WebSocket API: `/ws-fapi/v1` (ws_api.py): order.place/cancel/status,
+  algoOrder.place/cancel, signed per request, on the same engine, limits and faults as REST.
 - Control (loopback test harness): `POST /_sim/fault`, `GET /_sim/state` (faults.py).
 
 One task pumps the market source at its own pace (the generator in real time; a recording at
@@ -136,7 +138,11 @@ class SimServer:
         if "binance" not in self.protocols:
             return app
         add_rest_routes(app, self)
+        from bot.venues.sim.ws_api import PATH, WsApi
+
+        self.ws_api = WsApi(self)  # Binance's WebSocket API for order entry (ws_api.py)
         r = app.router
+        r.add_get(PATH, self.ws_api.handle)
         for route in ("public", "market"):
             r.add_get(f"/{route}/ws/{{streams:.+}}", self._ws_market)
             r.add_get(f"/{route}/ws", self._ws_market)
