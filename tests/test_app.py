@@ -64,6 +64,11 @@ def test_default_run_syncs_books_serves_health_and_stops_cleanly(tmp_path: Path)
         url = f"http://127.0.0.1:{app.ops.port}"
         seen["health"] = await asyncio.to_thread(_get, url + "/health")
         seen["status"] = await asyncio.to_thread(_get, url + "/status", app.ops.token)
+        # stop once both books applied what the assertions below need (run_for_s stays the upper bound)
+        while not runner.done() and not all(  # noqa: ASYNC110 - plain counters, no event to await
+                s.stats.applied > 50 for s in app.pipeline.syncs.values()):
+            await asyncio.sleep(0.05)
+        app.stop.set()
         return await asyncio.wait_for(runner, 60)
 
     rc = asyncio.run(main())
@@ -79,12 +84,37 @@ def test_default_run_syncs_books_serves_health_and_stops_cleanly(tmp_path: Path)
     assert app.state.last_errors == type(app.state.last_errors)()  # nothing went wrong
 
 
+def _entered_and_exited(journal: Path) -> bool:
+    """A trade entered and closed with a reason (read-only: the app writes the journal meanwhile)."""
+    if not journal.exists():
+        return False
+    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=2)
+    try:
+        return bool(db.execute("select 1 from trades where entry_ts_ns is not null and exit_reason is not null "
+                               "and state = 'CLOSED'").fetchone())
+    except sqlite3.OperationalError:  # no tables yet
+        return False
+    finally:
+        db.close()
+
+
 @pytest.mark.slow
 def test_newcomer_sees_entries_stops_and_exits_within_two_minutes(tmp_path: Path) -> None:
     configure_logging("WARNING", "json")
     app = App(_settings(tmp_path), view=False, run_for_s=100)
+
+    async def main() -> int:
+        # what the newcomer must see (an entry, its stop, its exit) ends the run; 100 s stays the upper bound
+        runner = asyncio.create_task(app.run())
+        while not runner.done():
+            await asyncio.sleep(0.25)
+            if _entered_and_exited(tmp_path / "journal.sqlite"):
+                app.stop.set()
+                break
+        return await asyncio.wait_for(runner, 60)
+
     t0 = time.monotonic()
-    assert asyncio.run(app.run()) == 0
+    assert asyncio.run(main()) == 0
     assert time.monotonic() - t0 < 140
     db = sqlite3.connect(tmp_path / "journal.sqlite")
     db.row_factory = sqlite3.Row
@@ -146,6 +176,7 @@ def test_operator_halt_reaches_the_alert_webhook_and_health(tmp_path: Path) -> N
             if any("HALTED" in str(m) for m in received):
                 break
         health = await asyncio.to_thread(_get, url + "/health")
+        app.stop.set()  # seen what it needs; run_for_s stays the upper bound
         rc = await asyncio.wait_for(task, 60)
         await runner.cleanup()
         return rc, answer, health[1]
@@ -182,6 +213,7 @@ def test_sighup_reloads_risk_and_refuses_venue_changes(tmp_path: Path) -> None:
         seen["risk"] = app.engine.risk.gate.cfg.risk_per_trade_pct
         cfg.write_text(cfg.read_text().replace('symbols = ["BTCUSDT", "ETHUSDT"]', 'symbols = ["BTCUSDT"]'))
         seen["venue_reload"] = app.reload_risk()
+        app.stop.set()  # both reloads done; run_for_s stays the upper bound
         return await asyncio.wait_for(task, 60)
 
     assert asyncio.run(main()) == 0

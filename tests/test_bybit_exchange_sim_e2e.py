@@ -13,9 +13,11 @@ import aiohttp
 
 from bot.drill.procs import Bot, Sim, until, webhook
 from bot.drill.watcher import Watcher, position_amounts
+from tests.support.drills import QUICK_WARMUP
 
 # a livelier generated market (regimes every ~10 s, larger moves): the bot's first entry comes after ~20 s
-# instead of ~30-40 s with the defaults (measured, seed 7, two symbols)
+# instead of ~30-40 s with the defaults (measured, seed 7, two symbols); the bot's shorter indicator warm-up
+# (tests.support.drills.QUICK_WARMUP) takes ~5 s more off
 LIVELY = """[sim]
 gen_vol_normal_bps_sqrt_s = 4.0
 gen_vol_calm_bps_sqrt_s = 2.0
@@ -41,7 +43,7 @@ async def test_bot_trades_on_bybit_protocol_and_no_position_is_naked_over_1s(tmp
         state = tmp_path / "state"
         state.mkdir()
         async with webhook() as hook:
-            bot = Bot(sim, state, hook.url, config="config/exchange-sim-bybit.toml", **bybit_env(sim))
+            bot = Bot(sim, state, hook.url, config="config/exchange-sim-bybit.toml", **bybit_env(sim), **QUICK_WARMUP)
             w = Watcher(sim.base, alive=bot.alive)
             await w.start()
             seen: set[str] = set()

@@ -34,6 +34,7 @@ import pytest
 
 from bot.drill.procs import Bot, Sim, rows, until, webhook
 from bot.venues.bybit.orders import client_id_of
+from tests.support.drills import QUICK_WARMUP, assert_completed_after_adoption, new_protected_trade
 from tests.test_bybit_exchange_sim_e2e import LIVELY, bybit_env
 
 KEY, SECRET = "sim-key", "sim-secret"  # what bot.drill.procs.Bot gives the bot
@@ -96,17 +97,6 @@ LIVE_LEGS = "SELECT client_id, status FROM legs WHERE trade_id=? AND status IN (
             "'PARTIALLY_FILLED', 'TRIGGERED')"
 
 
-def new_protected_trade(state: Path) -> dict[str, Any] | None:
-    got = rows(state, "SELECT * FROM trades WHERE state='PROTECTED'")
-    return got[0] if got else None
-
-
-# shorter indicator warm-up: momentum on 1 s bars needs the slow EMA (13 bars) and 2 x swing_bars (8) before
-# its first intent, ~13 s of the ~18 s to the first trade; these drills are about restarts, not the setup
-QUICK_WARMUP = dict(SCALPER__SIGNALS__EMA_FAST_BARS="3", SCALPER__SIGNALS__EMA_SLOW_BARS="6",
-                    SCALPER__SIGNALS__MOMENTUM__SWING_BARS="2")
-
-
 def start_bot(sim: Sim, state: Path, hook: str, **over: str) -> Bot:
     return Bot(sim, state, hook, config="config/exchange-sim-bybit.toml",
                **{**bybit_env(sim), **QUICK_WARMUP, **over})
@@ -152,24 +142,8 @@ async def test_drill_a_sigkill_mid_trade_keeps_the_stop_and_the_trade_completes(
             done = await until(f"{tid} CLOSED after the restart", lambda: rows(
                 tmp_path, "SELECT * FROM trades WHERE trade_id=? AND state='CLOSED'", (tid,)), 30, bot2)
             closed = done[0]
-            assert closed["exit_reason"] in ("TIME_LIMIT", "STOP_LOSS", "TAKE_PROFIT"), closed
-            assert any(e.get("event") == "trade_adopted" and e.get("trade_id") == tid for e in bot2.events())
-            # entries stayed halted until the exchange and the journal agreed
-            gate = [(r["to_state"], r["reason"]) for r in rows(
-                tmp_path, "SELECT * FROM state_changes WHERE entity='gate' ORDER BY id")]
-            assert gate[-2:] == [("HALTED", "reconciling"), ("ACTIVE", "reconciled")], gate
-            fills = rows(tmp_path, "SELECT * FROM fills WHERE trade_id=?", (tid,))
-            exits = [f for f in fills if f["role"] in ("exit", "stop", "tp")]
-            entries = [f for f in fills if f["role"] == "entry"]
-            assert exits and entries
-            assert sum(f["qty"] for f in exits) == pytest.approx(sum(f["qty"] for f in entries))
-            exit_px = sum(f["qty"] * f["price"] for f in exits) / sum(f["qty"] for f in exits)
-            assert closed["exit_price"] == pytest.approx(exit_px)
-            assert closed["fees"] == pytest.approx(sum(f["fee"] for f in fills)) and closed["fees"] > 0
-            sign = 1 if t["side"] == "long" else -1
-            avg_entry = sum(f["qty"] * f["price"] for f in entries) / sum(f["qty"] for f in entries)
-            gross = sum(sign * (f["price"] - avg_entry) * f["qty"] for f in exits)
-            assert closed["pnl"] == pytest.approx(gross - closed["fees"], abs=1e-6)
+            # adopted, entries halted until the exchange and the journal agreed, the numbers its fills'
+            fills = assert_completed_after_adoption(tmp_path, t, closed, bot2)
             # the journal's fills are the exchange's executions of the trade's orders
             venue = (await v5(sim, "GET", "/v5/execution/list", symbol=sym, limit=100))["list"]
             ids = {e["execId"] for e in venue}

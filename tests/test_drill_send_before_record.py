@@ -31,6 +31,7 @@ from bot.drill.procs import Bot, Sim, rows, until, webhook
 from bot.drill.score import Ledger, duplicates, journal_vs_exchange
 from bot.drill.watcher import Watcher
 from bot.execution.engine import _ID_BLOCK
+from tests.support.drills import QUICK_WARMUP
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -81,7 +82,7 @@ async def _drill(sim: Sim, state_dir: Path, watcher: Watcher, t0: float) -> None
         # market entries: the entry fills for sure, so there is a position to protect; short holds and
         # cooldowns make the first one come soon
         bot = Bot(sim, state_dir, hook.url, SCALPER_DRILL_KILL_AFTER_SEND="1",
-                  SCALPER__EXECUTION__ENTRY_ORDER="market", SCALPER__EXECUTION__MAX_HOLD_S="2",
+                  SCALPER__EXECUTION__ENTRY_ORDER="market", SCALPER__EXECUTION__MAX_HOLD_S="2", **QUICK_WARMUP,
                   **{f"SCALPER__SIGNALS__{s}__COOLDOWN_S": "2" for s in ("MOMENTUM", "RSI_SNAPBACK",
                                                                           "BREAKOUT_FADE", "ABSORPTION")})
         try:

@@ -23,10 +23,9 @@ requests in flight before the first 429 comes back) are not mistaken for a clien
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ import aiohttp
 import pytest
 
 from bot.drill.procs import Bot, Sim, rows, until, webhook
+from tests.support.drills import QUICK_WARMUP, sim_state, watching
+from tests.support.drills import sim_fault as fault
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -56,8 +57,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
         s.stop()
 
 
-def start_bot(sim: Sim, state: Path, hook_url: str) -> Bot:
-    return Bot(sim, state, hook_url, **OVERRIDES)
+def start_bot(sim: Sim, state: Path, hook_url: str, **over: str) -> Bot:
+    return Bot(sim, state, hook_url, **{**OVERRIDES, **QUICK_WARMUP, **over})
 
 
 def _covered(state: dict[str, Any]) -> dict[str, tuple[float, bool]]:
@@ -118,28 +119,6 @@ class Watcher:
         return list(self.naked_since)
 
 
-@contextlib.asynccontextmanager
-async def watching(sim: Sim) -> AsyncIterator[Watcher]:
-    w = Watcher(sim)
-    task = asyncio.create_task(w.run())
-    try:
-        yield w
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def fault(sim: Sim, **body: Any) -> None:
-    async with aiohttp.ClientSession() as http, http.post(f"{sim.base}/_sim/fault", json=body) as r:
-        assert r.status == 200, await r.text()
-
-
-async def sim_state(sim: Sim) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http, http.get(f"{sim.base}/_sim/state") as r:
-        return dict(await r.json())
-
-
 def journal_net(state: Path) -> dict[str, float]:
     """symbol -> signed position the journal's fills add up to (BUY +, SELL -)."""
     net: dict[str, float] = {}
@@ -183,7 +162,7 @@ async def _end_and_check(sim: Sim, bot: Bot, state: Path, w: Watcher) -> None:
 async def test_drill_429_while_the_stop_is_placed(sim: Sim, tmp_path: Path) -> None:
     retry_after_s = 10
     await fault(sim, kind="delay_orders_ms", ms=400)
-    async with webhook() as hook, watching(sim) as w:
+    async with webhook() as hook, watching(Watcher(sim)) as w:
         bot = start_bot(sim, tmp_path, hook.url)
         try:
             t = await arm_at_first_entry(sim, bot, tmp_path, retry_after_s=retry_after_s, ban_after=10)
@@ -215,7 +194,7 @@ async def test_drill_ambiguous_entry_while_lookups_fail(sim: Sim, tmp_path: Path
     retry_after_s = 3
     await fault(sim, kind="delay_orders_ms", ms=400)
     await fault(sim, kind="error_after_execute", count=1, status=503)  # the first order: the first entry
-    async with webhook() as hook, watching(sim) as w:
+    async with webhook() as hook, watching(Watcher(sim)) as w:
         bot = start_bot(sim, tmp_path, hook.url)
         try:
             t = await arm_at_first_entry(sim, bot, tmp_path, on="GET /fapi/v1/order", retry_after_s=retry_after_s,
@@ -246,7 +225,7 @@ async def test_drill_late_execution_after_not_found(sim: Sim, tmp_path: Path) ->
     ABORTED, then its fill arrives. No IllegalTransition, no exit: the trade reopens, gets its own stop at
     once, reconciliation is asked to compare, and the journal equals the exchange."""
     await fault(sim, kind="late_execute", ms=3000, count=1, entries_only=True)
-    async with webhook() as hook, watching(sim) as w:
+    async with webhook() as hook, watching(Watcher(sim)) as w:
         bot = start_bot(sim, tmp_path, hook.url)
         try:
             late = await until("the late entry taken back by its trade", lambda: [
@@ -275,7 +254,7 @@ async def test_drill_sigterm_inside_the_retry_after(sim: Sim, tmp_path: Path) ->
     run ended with -9.369 ETH and no stop, `shutdown_not_flat`)."""
     retry_after_s = 10
     await fault(sim, kind="delay_orders_ms", ms=400)
-    async with webhook() as hook, watching(sim) as w:
+    async with webhook() as hook, watching(Watcher(sim)) as w:
         bot = start_bot(sim, tmp_path, hook.url)
         t = await arm_at_first_entry(sim, bot, tmp_path, retry_after_s=retry_after_s, ban_after=10)
         t_fault = time.monotonic()
@@ -299,7 +278,7 @@ async def test_drill_shutdown_that_cannot_protect_alerts_and_exits_non_zero(sim:
     await fault(sim, kind="delay_orders_ms", ms=400)
     async with webhook() as hook:
         # the bound is app.shutdown_max_wait_s (45 s by default); 8 s here keeps the drill short
-        bot = Bot(sim, tmp_path, hook.url, **OVERRIDES, SCALPER__APP__SHUTDOWN_MAX_WAIT_S=str(MAX_WAIT_S))
+        bot = start_bot(sim, tmp_path, hook.url, SCALPER__APP__SHUTDOWN_MAX_WAIT_S=str(MAX_WAIT_S))
         try:
             t = await arm_at_first_entry(sim, bot, tmp_path, retry_after_s=60, ban_after=10)
             await until("the stop retried after a 429", lambda: [

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ import aiohttp
 import pytest
 
 from bot.drill.procs import Bot, Sim, free_port, rows, until, webhook
-from tests.sim.server_helpers import call
+from tests.support.drills import QUICK_WARMUP, watching
+from tests.support.drills import binance_rest as rest
+from tests.support.drills import sim_fault as fault
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -46,22 +48,10 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
         s.stop()
 
 
-async def rest(sim: Sim, method: str, path: str, **params: Any) -> Any:
-    async with aiohttp.ClientSession() as http:
-        status, body, _ = await call(http, sim.base, method, path, params)
-    assert status == 200, (method, path, params, body)
-    return body
-
-
 async def sim_state(http: aiohttp.ClientSession, sim: Sim, history: bool = False) -> dict[str, Any]:
+    """GET /_sim/state on the watcher's own session (one connection for its 50 ms polls)."""
     async with http.get(f"{sim.base}/_sim/state" + ("?history=1" if history else "")) as r:
         assert r.status == 200
-        return dict(await r.json())
-
-
-async def fault(sim: Sim, **body: Any) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http, http.post(f"{sim.base}/_sim/fault", json=body) as r:
-        assert r.status == 200, await r.text()
         return dict(await r.json())
 
 
@@ -126,18 +116,6 @@ class Watcher:
                 await asyncio.sleep(0.05)
 
 
-@contextlib.asynccontextmanager
-async def watching(sim: Sim) -> AsyncIterator[Watcher]:
-    w = Watcher(sim)
-    task = asyncio.create_task(w.run())
-    try:
-        yield w
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def health(port: int) -> dict[str, Any]:
     try:
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/health") as r:
@@ -183,9 +161,9 @@ async def test_drill_silent_user_stream_while_entries_fill(sim: Sim, tmp_path: P
     path held back 10 s, so the in-flight check and the reconciliation passes alone must protect."""
     await flat_everything(sim)
     ops_port = free_port()
-    async with webhook() as hook, watching(sim) as w:
+    async with webhook() as hook, watching(Watcher(sim)) as w:
         bot = Bot(sim, tmp_path, hook.url, SCALPER__OPS__ENABLED="true", SCALPER__OPS__PORT=str(ops_port),
-                  SCALPER__VENUE__ACK_FILL_GRACE_MS=ack_fill_grace_ms)
+                  SCALPER__VENUE__ACK_FILL_GRACE_MS=ack_fill_grace_ms, **QUICK_WARMUP)
         try:
             await until("entries allowed", lambda: _gate_active(tmp_path), 30, bot)
             t0_ms = int(time.time() * 1000)
@@ -258,9 +236,9 @@ async def test_drill_silent_user_stream_while_entries_fill(sim: Sim, tmp_path: P
 
 async def test_drill_manual_position_and_manual_add_while_running(sim: Sim, tmp_path: Path) -> None:
     await flat_everything(sim)
-    async with webhook() as hook, watching(sim) as w:
+    async with webhook() as hook, watching(Watcher(sim)) as w:
         # on_shutdown = flatten: the SIGTERM at the end closes the bot's own trades (and nothing else)
-        bot = Bot(sim, tmp_path, hook.url, SCALPER__APP__ON_SHUTDOWN="flatten")
+        bot = Bot(sim, tmp_path, hook.url, SCALPER__APP__ON_SHUTDOWN="flatten", **QUICK_WARMUP)
         try:
             def one_protected_other_free() -> dict[str, Any] | None:
                 open_ = _open_trades(tmp_path)

@@ -6,6 +6,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -188,7 +189,10 @@ socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, c
 """
 
 
-def _run_bot(tmp_path: Path, env_extra: dict[str, str], timeout_s: float = 60.0) -> tuple[int | None, str, str, str]:
+def _run_bot(tmp_path: Path, env_extra: dict[str, str], timeout_s: float = 60.0,
+             seen: str = "") -> tuple[int | None, str, str, str]:
+    """The bot's exit code (None: killed at `timeout_s`, or once `seen` is in its network log), its stdout,
+    stderr and network log."""
     hook = tmp_path / "hook"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(_NO_NET)
@@ -201,6 +205,13 @@ def _run_bot(tmp_path: Path, env_extra: dict[str, str], timeout_s: float = 60.0)
                              "--no-view", "--for", "20"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        if seen:  # what the caller waits for happened: no need to sit out the rest of the run
+            deadline = time.monotonic() + timeout_s
+            while proc.poll() is None and time.monotonic() < deadline and not (
+                    netlog.exists() and seen in netlog.read_text()):
+                time.sleep(0.05)
+            if proc.poll() is None:
+                raise subprocess.TimeoutExpired(proc.args, timeout_s)
         out, err = proc.communicate(timeout=timeout_s)
         rc: int | None = proc.returncode
     except subprocess.TimeoutExpired:
@@ -237,5 +248,5 @@ def test_the_socket_hook_does_see_a_connection_attempt(tmp_path: Path) -> None:
     env = {"SCALPER__VENUE__REST_URL": f"http://{base}", "SCALPER__VENUE__WS_PUBLIC_URL": f"ws://{base}/public",
            "SCALPER__VENUE__WS_MARKET_URL": f"ws://{base}/market",
            "SCALPER__VENUE__WS_PRIVATE_URL": f"ws://{base}/private"}
-    rc, _out, err, net = _run_bot(tmp_path, env, timeout_s=30)
+    rc, _out, err, net = _run_bot(tmp_path, env, timeout_s=30, seen=f"connect (('127.0.0.1', {port}),)")
     assert f"connect (('127.0.0.1', {port}),)" in net, (rc, net, err[-2000:])

@@ -314,8 +314,26 @@ def test_a_killed_paper_run_restarts_with_its_open_trades_closed_as_manual(tmp: 
             first.wait(10)
         killed_open = {r["trade_id"] for r in _rows(journal, open_sql)}
         assert killed_open, "no trade was open when the first run was killed"
-        second = subprocess.run([PY, "-m", "bot", "run", "-c", str(cfg), "--no-view", "--for", "6"], cwd=ROOT,
-                                env=_bot_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        # the restart: SIGTERM (graceful) once its reconciliation closed every killed trade; `--for 6` stays
+        # the upper bound
+        out_path = tmp / "second.log"
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen([PY, "-m", "bot", "run", "-c", str(cfg), "--no-view", "--for", "6"], cwd=ROOT,
+                                    env=_bot_env(tmp), stdout=out, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and proc.poll() is None:
+                    if all(_rows(journal, "select 1 from trades where trade_id = ? and state = 'CLOSED'", (tid,))
+                           for tid in killed_open) and b'"reconciled"' in out_path.read_bytes():
+                        proc.send_signal(signal.SIGTERM)
+                        break
+                    time.sleep(0.1)
+                proc.wait(max(1.0, deadline - time.monotonic()))
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+        second = subprocess.CompletedProcess(proc.args, proc.returncode, out_path.read_bytes())
         end = sim.state()
     finally:
         sim.stop()

@@ -11,6 +11,9 @@ C: a position opened by hand (no journal trade) gets a protective stop from conf
    orders with no position and an entry order of no trade are cancelled; after a user-stream drop the
    same happens to a position opened while the bot runs (reconcile after every reconnect); SIGTERM keeps
    the protected position and closes the one whose stop someone cancelled; exit code 0.
+
+A and B start their bots with the shorter indicator warm-up (tests.support.drills.QUICK_WARMUP: the first
+trade ~5-8 s after start); C keeps the demo pace, it wants no trade of the bot's own on the symbols it uses.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import aiohttp
 import pytest
 
 from bot.drill.procs import Bot, Sim, rows, until, webhook
-from tests.sim.server_helpers import call
+from tests.support.drills import QUICK_WARMUP, assert_completed_after_adoption, new_protected_trade
+from tests.support.drills import binance_rest as rest
 
 SEED = 7
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -38,13 +42,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     s.stop()
 
 
-async def rest(sim: Sim, method: str, path: str, **params: Any) -> Any:
-    async with aiohttp.ClientSession() as http:
-        status, body, _ = await call(http, sim.base, method, path, params)
-    assert status == 200, (method, path, params, body)
-    return body
-
-
 async def position(sim: Sim, symbol: str) -> tuple[float, float]:
     body = await rest(sim, "GET", "/fapi/v2/positionRisk", symbol=symbol)
     p = next((r for r in body if r["symbol"] == symbol), None)
@@ -55,11 +52,6 @@ async def open_orders(sim: Sim, symbol: str) -> tuple[list[dict[str, Any]], list
     """(regular, algo) orders open at the exchange on `symbol`."""
     return (await rest(sim, "GET", "/fapi/v1/openOrders", symbol=symbol),
             await rest(sim, "GET", "/fapi/v1/openAlgoOrders", symbol=symbol))
-
-
-def new_protected_trade(state: Path, seen: set[str]) -> dict[str, Any] | None:
-    got = rows(state, "SELECT * FROM trades WHERE state='PROTECTED'")
-    return next((t for t in got if t["trade_id"] not in seen), None)
 
 
 async def flat_everything(sim: Sim, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")) -> None:
@@ -75,9 +67,9 @@ async def flat_everything(sim: Sim, symbols: tuple[str, ...] = ("BTCUSDT", "ETHU
 
 async def test_drill_a_sigkill_mid_trade_then_adopted_and_completed(sim: Sim, tmp_path: Path) -> None:
     async with webhook() as hook:
-        bot = Bot(sim, tmp_path, hook.url)
+        bot = Bot(sim, tmp_path, hook.url, **QUICK_WARMUP)
         try:
-            t = await until("a trade PROTECTED", lambda: new_protected_trade(tmp_path, set()), 75, bot)
+            t = await until("a trade PROTECTED", lambda: new_protected_trade(tmp_path), 75, bot)
         finally:
             bot.kill()  # SIGKILL: no shutdown code runs
         tid, sym = t["trade_id"], t["symbol"]
@@ -93,29 +85,13 @@ async def test_drill_a_sigkill_mid_trade_then_adopted_and_completed(sim: Sim, tm
         assert any(float(a["quantity"]) == abs(amt) for a in algos)
 
         # restart with a max-hold shorter than the trade's age: the adopted trade's deadline fires at once
-        bot2 = Bot(sim, tmp_path, hook.url, SCALPER__EXECUTION__MAX_HOLD_S="1", SCALPER__APP__ON_SHUTDOWN="flatten")
+        bot2 = Bot(sim, tmp_path, hook.url, SCALPER__EXECUTION__MAX_HOLD_S="1", SCALPER__APP__ON_SHUTDOWN="flatten",
+                   **QUICK_WARMUP)
         try:
             done = await until(f"{tid} CLOSED after the restart", lambda: rows(
                 tmp_path, "SELECT * FROM trades WHERE trade_id=? AND state='CLOSED'", (tid,)), 30, bot2)
-            closed = done[0]
-            assert closed["exit_reason"] in ("TIME_LIMIT", "STOP_LOSS", "TAKE_PROFIT"), closed
-            assert any(e.get("event") == "trade_adopted" and e.get("trade_id") == tid for e in bot2.events())
-            # entries stayed halted until the exchange and the journal agreed
-            gate = [(r["to_state"], r["reason"]) for r in rows(
-                tmp_path, "SELECT * FROM state_changes WHERE entity='gate' ORDER BY id")]
-            assert gate[-2:] == [("HALTED", "reconciling"), ("ACTIVE", "reconciled")], gate
-            fills = rows(tmp_path, "SELECT * FROM fills WHERE trade_id=?", (tid,))
-            exits = [f for f in fills if f["role"] in ("exit", "stop", "tp")]
-            entries = [f for f in fills if f["role"] == "entry"]
-            assert exits and entries
-            assert sum(f["qty"] for f in exits) == pytest.approx(sum(f["qty"] for f in entries))
-            exit_px = sum(f["qty"] * f["price"] for f in exits) / sum(f["qty"] for f in exits)
-            assert closed["exit_price"] == pytest.approx(exit_px)
-            assert closed["fees"] == pytest.approx(sum(f["fee"] for f in fills)) and closed["fees"] > 0
-            sign = 1 if t["side"] == "long" else -1
-            avg_entry = sum(f["qty"] * f["price"] for f in entries) / sum(f["qty"] for f in entries)
-            gross = sum(sign * (f["price"] - avg_entry) * f["qty"] for f in exits)
-            assert closed["pnl"] == pytest.approx(gross - closed["fees"], abs=1e-6)
+            # adopted, entries halted until the exchange and the journal agreed, the numbers its fills'
+            assert_completed_after_adoption(tmp_path, t, done[0], bot2)
             # and the exchange is flat with nothing of the trade left open
             await until("flat at the exchange", lambda: _flat_and_clean(sim, sym, tid), 10, bot2)
         finally:
@@ -132,9 +108,9 @@ async def _flat_and_clean(sim: Sim, sym: str, tid: str) -> bool:
 async def test_drill_b_position_closed_by_hand_while_down(sim: Sim, tmp_path: Path) -> None:
     await flat_everything(sim)
     async with webhook() as hook:
-        bot = Bot(sim, tmp_path, hook.url)
+        bot = Bot(sim, tmp_path, hook.url, **QUICK_WARMUP)
         try:
-            t = await until("a trade PROTECTED", lambda: new_protected_trade(tmp_path, set()), 75, bot)
+            t = await until("a trade PROTECTED", lambda: new_protected_trade(tmp_path), 75, bot)
         finally:
             bot.kill()
         tid, sym = t["trade_id"], t["symbol"]
@@ -150,7 +126,7 @@ async def test_drill_b_position_closed_by_hand_while_down(sim: Sim, tmp_path: Pa
         orphans = [a["clientAlgoId"] for a in algos if a["clientAlgoId"].startswith(tid + "-")]
         assert orphans, "the trade's stop outlives the position at the exchange: the orphan to clean up"
 
-        bot2 = Bot(sim, tmp_path, hook.url, SCALPER__APP__ON_SHUTDOWN="flatten")
+        bot2 = Bot(sim, tmp_path, hook.url, SCALPER__APP__ON_SHUTDOWN="flatten", **QUICK_WARMUP)
         try:
             done = await until(f"{tid} CLOSED after the restart", lambda: rows(
                 tmp_path, "SELECT * FROM trades WHERE trade_id=? AND state='CLOSED'", (tid,)), 30, bot2)

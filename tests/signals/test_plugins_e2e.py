@@ -8,10 +8,12 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -114,6 +116,27 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         return
 
 
+def _doc_run_done(lines: list[str], journal: Path) -> bool:
+    """What the test below asserts has happened: the raising plug-in disabled and alerted, and the doc
+    plug-in traded after it, every filled entry with its confirmed stop."""
+    disabled = [r for r in (json.loads(ln) for ln in lines if ln.startswith("{"))
+                if r.get("event") == "strategy_disabled"]
+    if not disabled or not [a for a in _Hook.got if a.get("kind") == "error" and "boom" in a.get("text", "")]:
+        return False
+    if not journal.exists():
+        return False
+    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=2)
+    try:
+        doc = db.execute("select entry_ts_ns, stop_confirm_ms from trades where setup = 'doc' and "
+                         "entry_ts_ns is not null").fetchall()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
+    return bool(doc) and all(r[1] is not None for r in doc) and (
+        max(r[0] for r in doc) > disabled[0]["ts_event_ns"] or len(doc) > 1)
+
+
 def test_doc_plugin_trades_in_run_and_a_raising_one_is_disabled_and_alerted(tmp_path: Path) -> None:
     srv = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -130,13 +153,25 @@ def test_doc_plugin_trades_in_run_and_a_raising_one_is_disabled_and_alerted(tmp_
            "SCALPER__LOG__FORMAT": "json"}
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "-c", str(cfg), "--for", "30", "--no-view"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
     try:
-        out, _ = proc.communicate(timeout=150)
+        # SIGTERM (the graceful shutdown) once the run showed all it must; `--for 30` stays the upper bound
+        deadline = time.monotonic() + 150
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _doc_run_done(list(lines), tmp_path / "journal.sqlite"):
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.25)
+        proc.wait(max(1.0, deadline - time.monotonic()))
+        reader.join(10)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         srv.shutdown()
+    out = "".join(lines)
     assert proc.returncode == 0, out[-3000:]
     logs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     disabled = [r for r in logs if r.get("event") == "strategy_disabled"]
