@@ -119,7 +119,7 @@ class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
         # for every action the engine carries out, after it was carried out; an observer must not raise
         self.observers: list[Callable[[TradeMachine, Action], None]] = []
         self.stats = dict.fromkeys(("errors", "late_fills", "lookup_retries", "protective_retries",
-                                    "protective_resends", "reconcile_requests"), 0)
+                                    "protective_resends", "reconcile_requests", "foreign_updates"), 0)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def refresh_account(self) -> AccountSnapshot:
@@ -312,6 +312,14 @@ class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
         tid = self._by_client.get(u.client_id) or self._by_client.get(u.parent_id)
         m = (self.trades.get(tid) or self._ended.get(tid)) if tid else None
         if m is None:
+            return
+        if u.symbol and u.symbol != m.plan.symbol:
+            # the same client id on another symbol is not this trade's order: an order of an older journal on
+            # the same account (ids restart at t1 with a fresh journal; Bybit's execution catch-up by symbol
+            # returned an earlier t1-entry on ETHUSDT into BTCUSDT's t1). Applying it would corrupt the trade.
+            self.stats["foreign_updates"] += 1
+            self.log.warning("update_of_another_symbol", trade_id=m.tid, client_id=u.client_id,
+                             trade_symbol=m.plan.symbol, update_symbol=u.symbol, status=u.status.value)
             return
         try:
             if m.is_final and self._late_fill(m, u):
