@@ -38,4 +38,8 @@ def test_the_venues_differ_where_the_exchanges_do() -> None:
     assert BinanceGateway.capabilities.funding and not BybitGateway.capabilities.funding
     assert BinanceGateway.capabilities.stream_missed_hook and BybitGateway.capabilities.stream_missed_hook
     assert not SimGateway.capabilities.account_trades  # the simulator has no userTrades look-up
-    assert BinanceGateway.capabilities.eager_submit and not BybitGateway.capabilities.eager_submit
+    # both live venues start an entry eagerly (its record follows the send: tests/sim/test_bybit_eager.py);
+    # the in-process venues do not (their matching would run inside the decision step)
+    assert BinanceGateway.capabilities.eager_submit and BybitGateway.capabilities.eager_submit
+    assert not SimGateway.capabilities.eager_submit and not PaperGateway.capabilities.eager_submit
+    assert BybitGateway.capabilities.cancel_by_venue_id  # a hand-placed Bybit order has no orderLinkId
