@@ -31,6 +31,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from tests.support.lively import lively_sections
 from tests.test_exchange_sim_e2e import PY, ROOT, SimProcess, _rows
 
 PUBLIC_REST = {"/fapi/v1/depth", "/fapi/v1/exchangeInfo", "/fapi/v1/time", "/fapi/v1/ping",
@@ -149,37 +150,7 @@ rest_url = "http://{base}"
 ws_public_url = "ws://{base}/public"
 ws_market_url = "ws://{base}/market"
 ws_private_url = "ws://{base}/private"
-[signals]
-ema_fast_bars = 2
-ema_slow_bars = 4
-[signals.momentum]
-bar_ms = 1000
-cooldown_s = 2.0
-time_limit_s = 3.0
-min_stop_bps = 2.0
-max_stop_bps = 50.0
-swing_bars = 2
-pullback_bars = 2
-pullback_tolerance_bps = 20.0
-min_flow_imbalance = -1.0
-[signals.breakout_fade]
-enabled = false
-[signals.absorption]
-enabled = false
-[signals.rsi_snapback]
-enabled = false
-[risk]
-risk_per_trade_pct = 0.1
-# 2 bps stops to trade often on the generated market: this test is about mechanics, not costs
-max_cost_r = 1.0
-min_target_net_r = -1.0
-max_consecutive_losses = 1000
-loss_streak_cooldown_s = 0.0
-setup_cooldown_s = 0.0
-daily_loss_limit_pct = 50.0
-max_drawdown_pct = 50.0
-[ops]
-port = 0
+{lively_sections()}
 """
     path = tmp / "paper.toml"
     path.write_text(text)

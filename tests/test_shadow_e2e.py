@@ -33,6 +33,7 @@ import orjson
 import pytest
 
 from bot.__main__ import main as scalper
+from tests.support.lively import lively_sections
 from tests.test_exchange_sim_e2e import PY, ROOT, SimProcess, _env, _rows
 
 SEED = 2
@@ -66,37 +67,7 @@ data_ws_public_url = "ws://{m}/public"
 data_ws_market_url = "ws://{m}/market"
 [execution]
 entry_order = "market"
-[signals]
-ema_fast_bars = 2
-ema_slow_bars = 4
-atr_bars = 3
-[signals.momentum]
-bar_ms = 1000
-cooldown_s = 2.0
-time_limit_s = 2.0
-min_stop_bps = 8.0
-max_stop_bps = 60.0
-swing_bars = 2
-pullback_bars = 2
-pullback_tolerance_bps = 20.0
-min_flow_imbalance = -1.0
-[signals.breakout_fade]
-enabled = false
-[signals.absorption]
-enabled = false
-[signals.rsi_snapback]
-enabled = false
-[risk]
-risk_per_trade_pct = 0.1
-max_cost_r = 1.0
-min_target_net_r = -1.0
-max_consecutive_losses = 1000
-loss_streak_cooldown_s = 0.0
-setup_cooldown_s = 0.0
-daily_loss_limit_pct = 50.0
-max_drawdown_pct = 50.0
-[ops]
-port = 0
+{lively_sections(time_limit_s=2.0, min_stop_bps=8.0, max_stop_bps=60.0, atr_bars=3)}
 """
     path = tmp / "shadow.toml"
     path.write_text(text)
