@@ -366,10 +366,12 @@ class BybitGateway(LiveGateway):
         return [trade_row(r) for r in rows]
 
     async def executions(self, symbol: str, since_ms: int) -> list[dict[str, Any]]:
-        """GET /v5/execution/list from `since_ms` (oldest first): fills we may have missed."""
-        rows = _rows(await self.call(EXECUTIONS, self._ex().privateGetV5ExecutionList,
-                                     {"category": "linear", "symbol": symbol, "startTime": since_ms, "limit": 100}))
-        return sorted(rows, key=lambda r: int(float(r.get("execTime") or 0)))
+        """GET /v5/execution/list from `since_ms`, oldest first: fills we may have missed. The same reading as
+        user_trades (fills.execution_rows: pages, fills only, ties in one millisecond in the venue's `seq` order;
+        sorting the newest-first answer by execTime alone left two fills of one millisecond newest first)."""
+        ex = self._ex()
+        return await execution_rows(lambda q: self.call(EXECUTIONS, ex.privateGetV5ExecutionList, q), symbol,
+                                    start_ms=since_ms)
 
     async def positions_raw(self) -> list[dict[str, Any]]:
         """GET /v5/position/list per settle coin; our symbols, one-way positions only."""
