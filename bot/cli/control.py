@@ -1,7 +1,7 @@
 """`scalper status|halt|resume|flatten|reset-limits`: talk to the running bot's ops endpoint (bot.ops.server).
 
     scalper status [--json]                  positions, open orders, trading state, halted symbols,
-                                             reconciliation, last errors, feeds
+                                             reconciliation, last errors, feeds, order transport
     scalper halt [--reason TEXT]             no new entries (open trades keep their stops)
     scalper halt --symbol BTCUSDT            no new entries on that symbol only
     scalper resume [--reason TEXT]           trading ACTIVE: lifts every halt, symbol halts included; refused
@@ -135,6 +135,18 @@ def _ts(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def order_transport_line(venue: str, t: dict[str, Any]) -> str:
+    """One line per venue: how orders travel now; a websocket's state since when, its reconnects, requests over
+    it and by REST while it was not up, its last error."""
+    if t.get("configured") != "ws":
+        return f"order transport {venue}: REST"
+    state = str(t.get("state"))
+    line = (f"order transport {venue}: ws {state.upper() if state == 'down' else state} since "
+            f"{_ts(t.get('since_ns'))} UTC  reconnects={t.get('reconnects')} ws_requests={t.get('ws_requests')} "
+            f"rest_fallbacks={t.get('rest_fallbacks')}")
+    return line + (f"  last error: {t['last_error']}" if t.get("last_error") else "")
+
+
 def _print_status(st: dict[str, Any]) -> None:
     h, tr = st.get("health", {}), st.get("trading", {})
     info = st.get("info") or {}
@@ -168,6 +180,8 @@ def _print_status(st: dict[str, Any]) -> None:
     us = st.get("user_stream")
     if us:
         print(f"user stream: {'up' if us.get('ok') else 'DOWN'} ({us.get('reason')})")
+    for venue, t in (st.get("order_transport") or {}).items():  # REST or the order websocket (and why)
+        print(order_transport_line(venue, t))
     positions = st.get("positions") or []
     print(f"positions: {len(positions)}")
     for p in positions:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.domain.types import CloseReason, OrderStatus
 from bot.execution.actions import (
@@ -48,6 +48,7 @@ from bot.execution.actions import (
 from bot.execution.recovery import RECONCILING
 from bot.logging import get_logger
 from bot.ops.legs import publish as publish_legs
+from bot.venues.ports import OrderTransportReport
 
 if TYPE_CHECKING:
     from bot.execution.actions import Action
@@ -103,6 +104,9 @@ class OpsFeed:
         self._last_account: Any = None
         self.failures = 0
         engine.observers.append(self.on_action)
+        gw = engine.gw
+        if gw.capabilities.order_transport:  # REST or the order websocket: /status, /metrics, read live
+            state.track_order_transport(gw.name, cast(OrderTransportReport, gw).order_transport_state)
 
     # ------------------------------------------------------------------ engine change events
     def on_action(self, m: TradeMachine, a: Action) -> None:

@@ -13,6 +13,11 @@ Families (counters are exposed with the `_total` suffix):
   scalper_book_live{symbol}                 1 when LIVE
   scalper_book_resyncs_total{symbol}
   scalper_user_stream_up                    1 connected and fresh, 0 down/stale (absent without one)
+  scalper_order_transport_state{venue,state}  1 for the order transport's state (up/down/connecting/disabled)
+  scalper_order_ws_up{venue}                1 while the order websocket is up (execution.order_transport = "ws")
+  scalper_order_ws_reconnects_total{venue}  times the order websocket came back after a loss
+  scalper_order_ws_requests_total{venue}    order requests sent over the websocket
+  scalper_order_rest_fallbacks_total{venue} order requests sent by REST because the websocket was not up
   scalper_<name>_seconds                    latency histograms (event_to_decision, order_ack, ...)
   scalper_orders_total{kind,result}
   scalper_denials_total{reason}
@@ -49,6 +54,7 @@ from prometheus_client.registry import Collector
 
 from bot.market.health import BookStatus
 from bot.ops.state import RECONCILE_STATES, TRADING_STATES, RuntimeState
+from bot.venues.order_transport import TRANSPORT_STATES, OrderTransportSnapshot
 
 __all__ = ["StateCollector", "build_registry"]
 
@@ -98,6 +104,9 @@ class StateCollector(Collector):
             us = GaugeMetricFamily("scalper_user_stream_up", "user data stream connected and fresh")
             us.add_metric([], 1.0 if st.user_stream_ok and not st.user_stream_stale(now_ns) else 0.0)
             yield us
+
+        if st.order_transports:
+            yield from _order_transport([read() for read in st.order_transports.values()])
 
         for name, h in st.latency.items():
             buckets = [("+Inf" if b is None else repr(b / 1e9), c) for b, c in h.cumulative()]
@@ -164,6 +173,30 @@ class StateCollector(Collector):
 
         if self.alerts is not None:
             yield _counter("scalper_alerts", "alerts by outcome", "outcome", dict(self.alerts.stats))
+
+
+def _order_transport(snaps: list[OrderTransportSnapshot]) -> Iterator[Metric]:
+    """Per venue: the transport's state; for a websocket transport, up, reconnects, requests over it and the
+    REST fallbacks (an alert on `scalper_order_ws_up == 0` says orders take the slower path)."""
+    state = GaugeMetricFamily("scalper_order_transport_state", "1 for the order transport's current state",
+                              labels=["venue", "state"])
+    up = GaugeMetricFamily("scalper_order_ws_up", "1 while the order websocket is up", labels=["venue"])
+    reconnects = CounterMetricFamily("scalper_order_ws_reconnects", "order websocket reconnections after a loss",
+                                     labels=["venue"])
+    requests = CounterMetricFamily("scalper_order_ws_requests", "order requests sent over the order websocket",
+                                   labels=["venue"])
+    fallbacks = CounterMetricFamily("scalper_order_rest_fallbacks",
+                                    "order requests sent by REST because the order websocket was not up",
+                                    labels=["venue"])
+    for snap in snaps:
+        for word in TRANSPORT_STATES:
+            state.add_metric([snap.venue, word], 1.0 if snap.state == word else 0.0)
+        if snap.configured == "ws":
+            up.add_metric([snap.venue], 1.0 if snap.state == "up" else 0.0)
+            reconnects.add_metric([snap.venue], snap.reconnects)
+            requests.add_metric([snap.venue], snap.ws_requests)
+            fallbacks.add_metric([snap.venue], snap.rest_fallbacks)
+    yield from (state, up, reconnects, requests, fallbacks)
 
 
 def _counter(name: str, doc: str, label: str, values: dict[str, int]) -> CounterMetricFamily:

@@ -15,6 +15,7 @@ rates, denials and event-to-decision latency; bot.app_watch for the user stream)
     state.on_message(symbol, "depth", now_ns)                    # per raw message (counter + 1 s rate)
     state.on_resync(symbol, now_ns)                               # only for books tracked without stats
     state.on_user_stream_message(now_ns); state.set_user_stream(False, "listenKey expired", now_ns)
+    state.track_order_transport("binance-usdm", gateway.order_transport_state)  # read live (OpsFeed)
     state.set_user_stream_doubt("user stream in doubt: a fill it never delivered")  # "" = trusted again
     state.set_trading_state("HALTED", "stop not confirmed", now_ns)   # str or an Enum with .value
     state.set_position(symbol, side="long", qty=0.01, entry_price=..., stop_price=...,
@@ -43,11 +44,13 @@ or stale or in doubt, trading is REDUCING, a symbol is halted (entries on it blo
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, Protocol
 
 from bot.market.health import BookHealth, BookStatus
 from bot.ops.counters import LATENCY_BUCKETS_NS, LatencyHistogram, Rate
+from bot.venues.ports import OrderTransportSnapshot
 
 __all__ = [
     "LATENCY_BUCKETS_NS",
@@ -108,6 +111,8 @@ class RuntimeState:
         self.user_stream_last_msg_ns = 0
         self.user_stream_stale_after_ns = user_stream_stale_after_ns
         self.user_stream_doubt = ""  # connected but not trusted (bot.venues.stream_health): why
+        # venue -> its gateway's order transport, read at every /status and scrape (ports.OrderTransportReport)
+        self.order_transports: dict[str, Callable[[], OrderTransportSnapshot]] = {}
         self.trading_state = "ACTIVE"
         self.trading_reason = "started"
         self.trading_since_ns = now_ns
@@ -195,6 +200,10 @@ class RuntimeState:
     def on_user_stream_message(self, now_ns: int) -> None:
         """Any user-stream message or successful keep-alive."""
         self.user_stream_last_msg_ns = now_ns
+
+    def track_order_transport(self, venue: str, read: Callable[[], OrderTransportSnapshot]) -> None:
+        """The gateway's order transport (REST / its order websocket), read live: /status `order_transport`."""
+        self.order_transports[venue] = read
 
     # ---- trading --------------------------------------------------------------------------
     def set_trading_state(self, state: Any, reason: str, now_ns: int) -> None:
@@ -372,6 +381,7 @@ class RuntimeState:
             "reconcile": {"state": self.reconcile_state(), **self.reconcile,
                           "actions": dict(self.reconcile["actions"])},
             "feeds": self.feeds(now_ns),
+            "order_transport": {venue: read().as_dict() for venue, read in self.order_transports.items()},
             "user_stream": None if self.user_stream_ok is None else {
                 "ok": self.user_stream_ok, "reason": self.user_stream_reason, "doubt": self.user_stream_doubt,
                 "since_ns": self.user_stream_since_ns, "last_message_ns": self.user_stream_last_msg_ns},

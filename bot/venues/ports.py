@@ -33,6 +33,7 @@ from bot.domain.orders import (
     OrderUpdate,
     PositionSnapshot,
 )
+from bot.venues.order_transport import OrderTransportSnapshot
 
 __all__ = [
     "NO_EXTRAS",
@@ -44,6 +45,8 @@ __all__ = [
     "GatewayCapabilities",
     "OrderAck",
     "OrderRequest",
+    "OrderTransportReport",
+    "OrderTransportSnapshot",
     "OrderUpdate",
     "PositionLevelStops",
     "PositionSnapshot",
@@ -69,6 +72,7 @@ class GatewayCapabilities:
     eager_submit: bool = False
     retry_after: bool = False  # RetryAfterState.blocked_for_s(): how long a venue's Retry-After still blocks
     cancel_by_venue_id: bool = False  # VenueIdCancel.cancel_venue_order(): orders placed without a client id
+    order_transport: bool = False  # OrderTransportReport.order_transport_state(): the order socket, for the operator
 
 
 NO_EXTRAS = GatewayCapabilities()
@@ -147,3 +151,11 @@ class RetryAfterState(Protocol):
     before retrying its start and adds it to the shutdown's wait (exits wait it out)."""
 
     def blocked_for_s(self, now_s: float) -> float: ...
+
+
+class OrderTransportReport(Protocol):
+    """`capabilities.order_transport`: how this gateway's orders travel now (execution.order_transport; the
+    order websocket's state, reconnects, requests over it, REST fallbacks, last error). Read-only and cheap:
+    the ops side calls it at every scrape (bot/venues/order_transport.py)."""
+
+    def order_transport_state(self) -> OrderTransportSnapshot: ...

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.protocol import State
 
 from bot.logging import get_logger
+from bot.venues.order_transport import SocketLife
 from bot.venues.ws import backoff_delay_s
 
 __all__ = ["WsNoAnswer", "WsNotConnected", "WsOrderSocket"]
@@ -51,7 +53,8 @@ class WsOrderSocket:
 
     def __init__(self, url: str, *, name: str, answer_key: Callable[[dict[str, Any]], Any],
                  on_open: Callable[[ClientConnection], Awaitable[None]] | None = None,
-                 reconnect_min_ms: int = 250, reconnect_max_ms: int = 10_000, open_timeout_s: float = 10.0) -> None:
+                 reconnect_min_ms: int = 250, reconnect_max_ms: int = 10_000, open_timeout_s: float = 10.0,
+                 life: SocketLife | None = None) -> None:
         self.url = url
         self.name = name
         self._answer_key = answer_key
@@ -63,6 +66,8 @@ class WsOrderSocket:
         self._up = asyncio.Event()
         self.stats = {"connects": 0, "disconnects": 0, "sent": 0, "answered": 0, "no_answer": 0, "unmatched": 0}
         self.on_send: Callable[[], None] | None = None  # bench hook: the frame is handed to websockets' send
+        self._drop_reason = ""  # set when the bot drops the socket itself (an unanswered request)
+        self.life = life if life is not None else SocketLife("ws", time.time_ns())  # what the operator sees
         self._log = get_logger("ws_orders", socket=name)
 
     @property
@@ -102,6 +107,7 @@ class WsOrderSocket:
                 # it (the next requests go by REST at once, not into another timeout; run() reconnects)
                 if ws is self._ws:
                     self._log.warning("no answer on the order socket; dropping it", timeout_ms=timeout_s * 1000)
+                    self._drop_reason = f"no answer within {timeout_s * 1000:.0f} ms: dropped by the bot"
                     ws.transport.abort()
                 raise WsNoAnswer(f"{self.name}: no answer within {timeout_s * 1000:.0f} ms") from e
             except WsNoAnswer:  # the socket closed before the answer (_down)
@@ -125,15 +131,18 @@ class WsOrderSocket:
                     self.stats["connects"] += 1
                     failures = 0
                     self._up.set()
+                    self.life.up(time.time_ns())
                     self._log.info("order socket connected", url=self.url)
                     await self._read(ws)
-                    reason = f"closed {ws.close_code} {ws.close_reason}"
+                    reason = self._drop_reason or f"closed {ws.close_code} {ws.close_reason}".rstrip()
             except InvalidURI:
                 raise
             except _CONNECT_ERRORS as e:
                 reason = f"{type(e).__name__}: {e}"
             finally:
                 self._down()
+                self._drop_reason = ""
+            self.life.down(reason, time.time_ns())
             failures += 1
             delay = backoff_delay_s(failures, self._min_ms, self._max_ms)
             self._log.warning("order socket down; orders go by REST meanwhile", reason=reason[:200],
@@ -170,3 +179,4 @@ class WsOrderSocket:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 2.0)
         self._down()
+        self.life.down("closed by the bot", time.time_ns())

@@ -20,6 +20,7 @@ PROMISES = {
     "position_level_stop": ("is_position_level", "adopt_stop"),
     "funding": ("funding_updates",),
     "retry_after": ("blocked_for_s",),
+    "order_transport": ("order_transport_state",),
 }
 
 

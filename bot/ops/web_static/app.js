@@ -107,6 +107,14 @@ function renderBooks(s, books) {
   }), "no book", 10);
 }
 
+function transportText(t) {
+  if (t.configured !== "ws") return "REST";
+  const up = t.state === "up";
+  return `websocket ${up ? "up" : t.state === "down" ? "DOWN (REST meanwhile)" : t.state} since ${timeOf(t.since_ns)}` +
+    ` · ${t.ws_requests} over ws, ${t.rest_fallbacks} by REST · ${t.reconnects} reconnects` +
+    (t.last_error ? ` · last error ${t.last_error}` : "");
+}
+
 function renderControl(s) {
   const dl = $("control-state");
   const r = s.reconcile || {};
@@ -119,6 +127,7 @@ function renderControl(s) {
       .join(", ") || "none"],
     ["user stream", us === null || us === undefined ? "none in this mode"
       : `${us.ok ? "connected" : "DOWN"}${us.reason ? " · " + us.reason : ""}${us.doubt ? " · " + us.doubt : ""}`],
+    ...Object.entries(s.order_transport || {}).map(([venue, t]) => [`orders to ${venue}`, transportText(t)]),
     ["denials", Object.entries(s.denials || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none"],
   ];
   if (r.last_error) items.splice(2, 0, ["last reconcile error", r.last_error]);

@@ -65,7 +65,8 @@ from bot.venues.binance_usdm.userstream import BinanceUserStream
 from bot.venues.binance_usdm.wsapi import BinanceWsApi, ws_api_url
 from bot.venues.errors import AmbiguousOutcome, OrderRejected, RateLimited, VenueError, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
-from bot.venues.ports import GatewayCapabilities
+from bot.venues.order_transport import SocketLife
+from bot.venues.ports import GatewayCapabilities, OrderTransportSnapshot
 from bot.venues.ws_orders import WsNotConnected
 
 __all__ = ["BinanceGateway", "BinanceUsdm"]  # BinanceUsdm re-exported from ccxt_exchange.py
@@ -76,7 +77,8 @@ class BinanceGateway(LiveGateway):
     # eager_submit: submit() does its own work (checks, request, signature, hand-off to aiohttp) before it
     # first waits and needs nothing from its caller to progress (execution/eager.py)
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, funding=True,
-                                       stream_missed_hook=True, eager_submit=True, retry_after=True)
+                                       stream_missed_hook=True, eager_submit=True, retry_after=True,
+                                       order_transport=True)
     log_name = "binance.gateway"
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
@@ -84,6 +86,7 @@ class BinanceGateway(LiveGateway):
         super().__init__(venue, session=session, wall_s=wall_s)
         self.order_transport = order_transport
         self.ws_api: BinanceWsApi | None = None  # order_transport "ws": the WebSocket API (wsapi.py)
+        self.transport_life = SocketLife(order_transport, time.time_ns())  # its state, for the operator
         self.ex: BinanceUsdm | None = None
         self.limiter = TradeLimiter(budget_frac=venue.order_budget_frac)
         self._grids: dict[str, OrderGrid] = {}
@@ -139,9 +142,11 @@ class BinanceGateway(LiveGateway):
         if self.order_transport == "ws":
             if BinanceWsApi.usable(ex):
                 self.ws_api = BinanceWsApi(ex, ws_api_url(env, self.venue.rest_url),
-                                           timeout_ms=self.venue.request_timeout_ms, on_response=self._on_response)
+                                           timeout_ms=self.venue.request_timeout_ms, on_response=self._on_response,
+                                           life=self.transport_life)
             else:
                 self._log.warning("order_transport ws needs an HMAC key; orders go by REST")
+                self.transport_life.disable("the WebSocket API needs an HMAC key: orders go by REST", time.time_ns())
         self.translator = UserEventTranslator(self._instruments, self.venue.algo_link_wait_ms)
         await self.sync_clock()
         self.user_stream = BinanceUserStream(self)
@@ -149,6 +154,12 @@ class BinanceGateway(LiveGateway):
             # no await after this (App._run_venue wires the user stream's callbacks before its first await):
             # the order socket connects in the background; orders go by REST until it is up
             self._autorun()
+
+    def order_transport_state(self) -> OrderTransportSnapshot:
+        """ports.OrderTransportReport: the WebSocket API's state, the order frames sent on it (answered, refused
+        or unanswered) and the order requests that went by REST while it was not up."""
+        sent = self.ws_api.socket.stats["sent"] if self.ws_api is not None else 0
+        return self.transport_life.snapshot(self.name, sent, self.stats["rest_fallbacks"])
 
     async def run(self) -> None:
         if self.ws_api is None:

@@ -29,6 +29,7 @@ import orjson
 from bot.venues.binance_usdm.limiter import ORDER_HEADERS, WEIGHT_HEADER
 from bot.venues.binance_usdm.signer import _text  # one rendering of a param, as REST signs it
 from bot.venues.endpoints import BINANCE_USDM_WS_API
+from bot.venues.order_transport import SocketLife
 from bot.venues.ws_orders import WsNoAnswer, WsOrderSocket
 
 __all__ = ["BinanceWsApi", "ws_api_url"]
@@ -90,7 +91,7 @@ class BinanceWsApi:
 
     def __init__(self, ex: Any, url: str, *, timeout_ms: int,
                  on_response: Callable[[int, dict[str, str], bool, int | None], None],
-                 reconnect_min_ms: int = 250, reconnect_max_ms: int = 5_000) -> None:
+                 reconnect_min_ms: int = 250, reconnect_max_ms: int = 5_000, life: SocketLife | None = None) -> None:
         self._ex = ex
         self._mac = hmac.new(str(ex.secret or "").encode(), digestmod=hashlib.sha256)
         self._api_key = ex.apiKey
@@ -100,7 +101,8 @@ class BinanceWsApi:
         # reconnect cap 5 s (full jitter: ~2.5 s apart on average while the venue refuses): orders go by the
         # slower REST meanwhile, so the socket should come back soon, without a connection storm
         self.socket = WsOrderSocket(url, name="binance ws-fapi", answer_key=_answer_id,
-                                    reconnect_min_ms=reconnect_min_ms, reconnect_max_ms=reconnect_max_ms)
+                                    reconnect_min_ms=reconnect_min_ms, reconnect_max_ms=reconnect_max_ms,
+                                    life=life)
 
     @staticmethod
     def usable(ex: Any) -> bool:

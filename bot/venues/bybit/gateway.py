@@ -58,7 +58,8 @@ from bot.venues.bybit.userevents import BybitEventTranslator
 from bot.venues.bybit.userstream import BybitUserStream
 from bot.venues.errors import AmbiguousOutcome, RateLimited, VenueError, VenueUnavailable
 from bot.venues.gateway_common import LiveGateway
-from bot.venues.ports import GatewayCapabilities
+from bot.venues.order_transport import SocketLife
+from bot.venues.ports import GatewayCapabilities, OrderTransportSnapshot
 
 __all__ = ["BybitGateway", "BybitV5", "make_exchange"]  # the last two re-exported for tests
 
@@ -72,7 +73,7 @@ class BybitGateway(LiveGateway):
     # first waits (tests/sim/test_bybit_eager.py), so the engine records an entry after its send, as on Binance
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, position_level_stop=True,
                                        stream_missed_hook=True, retry_after=True, cancel_by_venue_id=True,
-                                       eager_submit=True)
+                                       eager_submit=True, order_transport=True)
     stream_name = "private stream"
     log_name = "bybit.gateway"
 
@@ -93,6 +94,7 @@ class BybitGateway(LiveGateway):
         self._position_level: dict[str, set[str]] = {}  # symbol -> listed order ids of its position's TP/SL
         self.order_transport = order_transport  # "rest" | "ws" (execution.order_transport)
         self.trade_ws: BybitTradeSocket | None = None
+        self.transport_life = SocketLife(order_transport, time.time_ns())  # its state, for the operator
         self.stats = {"orders": 0, "stops": 0, "ambiguous": 0, "ambiguous_found": 0, "clock_resyncs": 0,
                       "rate_limited": 0, "ws_orders": 0, "ws_fallbacks": 0}
 
@@ -131,10 +133,19 @@ class BybitGateway(LiveGateway):
             if url is None:
                 self._log.warning("order_transport ws: Bybit has no /v5/trade here (demo trading, B2); orders "
                                   "go over REST", env=self.venue.environment)
+                self.transport_life.disable(f"no /v5/trade on {self.venue.environment} (B2): orders go over REST",
+                                            time.time_ns())
             else:
-                self.trade_ws = BybitTradeSocket(self, url, ping_interval_s=self.ping_interval_s)
+                self.trade_ws = BybitTradeSocket(self, url, ping_interval_s=self.ping_interval_s,
+                                                 life=self.transport_life)
         if autorun:
             self._autorun()
+
+    def order_transport_state(self) -> OrderTransportSnapshot:
+        """ports.OrderTransportReport: the /v5/trade socket's state, the order frames sent on it (answered,
+        refused or unanswered) and the order requests that went over REST while it was not up."""
+        sent = self.trade_ws.stats["sent"] if self.trade_ws is not None else 0
+        return self.transport_life.snapshot(self.name, sent, self.stats["ws_fallbacks"])
 
     async def run(self) -> None:
         """The private stream, the clock resync and (order_transport ws) the /v5/trade socket."""

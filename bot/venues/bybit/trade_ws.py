@@ -41,6 +41,7 @@ from bot.venues.bybit.errors import translate
 from bot.venues.bybit.orders import create_body
 from bot.venues.bybit.userstream import auth_args
 from bot.venues.errors import VenueUnavailable
+from bot.venues.order_transport import SocketLife
 from bot.venues.ws import backoff_delay_s
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ async def ws_create(gw: BybitGateway, tw: BybitTradeSocket, req: OrderRequest, i
     """`order.create` through the gateway's limiter gate while the socket is up: the orderId, or None when the
     order must go over REST (socket down, not sent, or 10019: never processed, so REST is not a resend)."""
     if not tw.ready.is_set():
+        gw.stats["ws_fallbacks"] += 1  # the socket is not up: REST (nothing was sent on it)
         return None
     body = create_body(req, inst, gw.position_idx)
     try:
@@ -94,6 +96,7 @@ async def ws_cancel(gw: BybitGateway, tw: BybitTradeSocket, symbol: str, link: s
     """`order.cancel` by orderLinkId while the socket is up; False when it must go over REST. Errors (110001
     -> OrderNotFound, ...) are translated as on REST and propagate."""
     if not tw.ready.is_set():
+        gw.stats["ws_fallbacks"] += 1
         return False
     body = {"category": "linear", "symbol": symbol, "orderLinkId": link}
     try:
@@ -122,7 +125,7 @@ class _Lost(Exception):
 
 class BybitTradeSocket:
     def __init__(self, gw: BybitGateway, url: str, *, ping_interval_s: float = 20.0, reconnect_min_ms: int = 250,
-                 reconnect_max_ms: int = 5000, auth_window_ms: int = 10_000) -> None:
+                 reconnect_max_ms: int = 5000, auth_window_ms: int = 10_000, life: SocketLife | None = None) -> None:
         self.gw = gw
         self.url = url
         self.ping_interval_s = ping_interval_s
@@ -140,6 +143,8 @@ class BybitTradeSocket:
         self.last_send_ns = 0  # perf_counter_ns as the last order frame was handed to the socket (bench)
         self.stats = {"connects": 0, "auth_refused": 0, "sent": 0, "answered": 0, "no_answer": 0,
                       "lost_in_flight": 0, "restarting": 0, "pings": 0, "silent": 0}
+        self.life = life if life is not None else SocketLife("ws", time.time_ns())  # what the operator sees
+        self._leave_reason = ""  # why the bot leaves the current connection (10019, a silent socket)
         self._log = get_logger("bybit.trade_ws")
 
     # ------------------------------------------------------------------------------------ requests
@@ -192,6 +197,7 @@ class BybitTradeSocket:
         """Leave the current connection (the run loop opens a new one)."""
         self.ready.clear()
         if self._leave is not None:
+            self._leave_reason = reason
             self._log.info("trade socket reconnect", reason=reason)
             self._leave.set()
 
@@ -214,14 +220,17 @@ class BybitTradeSocket:
     async def run(self) -> None:
         failures = 0
         while True:
+            reason = ""
             try:
                 async with connect(self.url, open_timeout=10, max_size=1 << 20, ping_interval=None) as ws:
                     await self._auth(ws)
                     failures = 0
                     self.stats["connects"] += 1
                     leave = self._leave = asyncio.Event()
+                    self._leave_reason = ""
                     self._ws = ws
                     self.ready.set()
+                    self.life.up(time.time_ns())
                     self._log.info("trade socket ready", conn_id=self.conn_id)
                     async with asyncio.TaskGroup() as tg:
                         rd = tg.create_task(self._read(ws))
@@ -230,12 +239,15 @@ class BybitTradeSocket:
                         await asyncio.wait({rd, pg, lv}, return_when=asyncio.FIRST_COMPLETED)
                         for t in (rd, pg, lv):
                             t.cancel()
+                    reason = self._leave_reason or f"closed by the venue {ws.close_code or ''} {ws.close_reason or ''}"
             except* _RETRY as eg:
                 failures += 1
-                self._log.warning("trade socket lost; orders go over REST", error=repr(eg.exceptions[0])[:200],
-                                  failures=failures)
+                e = eg.exceptions[0]
+                reason = f"{type(e).__name__}: {e}"
+                self._log.warning("trade socket lost; orders go over REST", error=repr(e)[:200], failures=failures)
             finally:
                 self._down()
+            self.life.down(reason.strip(), time.time_ns())
             await asyncio.sleep(backoff_delay_s(failures, self.reconnect_min_ms, self.reconnect_max_ms))
 
     def _down(self) -> None:
@@ -280,6 +292,7 @@ class BybitTradeSocket:
     async def close(self) -> None:
         ws = self._ws
         self._down()
+        self.life.down("closed by the bot", time.time_ns())
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close()
