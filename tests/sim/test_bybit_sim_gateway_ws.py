@@ -118,6 +118,33 @@ async def test_10019_goes_over_rest_once_and_the_socket_comes_back(sim):
     assert server.requests.get("WS order.cancel") == 1
 
 
+async def test_what_the_operator_sees_of_the_socket_down_and_back(sim):
+    """order_transport_state (ports.OrderTransportReport): up; dropped and refused: down, with why, and the
+    orders meanwhile counted as REST fallbacks; back: up, one reconnect."""
+    server, _base, g = sim
+    assert g.trade_ws is not None
+    inst = g.instrument("BTCUSDT")
+    bid = server.ex.markets["BTCUSDT"].book.bbo()[0]
+    up = g.order_transport_state()
+    assert (up.venue, up.configured, up.state, up.reconnects, up.rest_fallbacks) == ("bybit", "ws", "up", 0, 0)
+    await g.submit(OrderRequest("t10-e", "BTCUSDT", Side.BUY, OrderKind.LIMIT, inst.qty_to_lots("0.01"),
+                                price_ticks=bid - 300))
+    assert g.order_transport_state().ws_requests == up.ws_requests + 1
+    server.faults.apply({"kind": "drop_ws", "route": "bybit-trade", "refuse_ms": 600})
+    for _ in range(500):  # bounded: 5 s
+        if g.order_transport_state().state == "down":
+            break
+        await asyncio.sleep(0.01)
+    down = g.order_transport_state()
+    assert down.state == "down" and down.last_error and "sim-secret" not in down.last_error
+    await g.cancel("BTCUSDT", "t10-e")  # the socket is down: over REST, counted
+    assert server.requests.get("POST /v5/order/cancel") == 1
+    assert g.order_transport_state().rest_fallbacks == 1
+    await asyncio.wait_for(g.trade_ws.ready.wait(), 10)  # reconnected in the background after the refusal
+    back = g.order_transport_state()
+    assert (back.state, back.reconnects, back.rest_fallbacks) == ("up", 1, 1) and back.since_ns > down.since_ns
+
+
 def test_socket_ops_share_the_uid_limit_but_not_the_http_ip_budget() -> None:
     """B2: 600 HTTP requests / 5 s per IP is the HTTP gateway's; an order.create over /v5/trade still spends
     /v5/order/create's per-UID 10/s."""

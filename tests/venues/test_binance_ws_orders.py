@@ -82,7 +82,11 @@ async def test_orders_and_cancels_go_over_the_socket_with_rest_errors(sim):
 
 
 async def test_socket_down_orders_go_by_rest_then_back_to_the_socket(sim):
+    """... and what the operator is shown of it (order_transport_state: ports.OrderTransportReport)."""
     server, g = sim
+    before = g.order_transport_state()
+    assert (before.venue, before.configured, before.state, before.reconnects) == ("binance-usdm", "ws", "up", 0)
+    assert (before.ws_requests, before.rest_fallbacks) == (0, 0)
     server.faults.apply({"kind": "drop_ws", "route": "ws-api", "refuse_ms": 800})
     for _ in range(500):  # bounded: 5 s
         if not g.ws_api.up:
@@ -93,10 +97,23 @@ async def test_socket_down_orders_go_by_rest_then_back_to_the_socket(sim):
     await g.cancel("BTCUSDT", "d1-entry")
     assert server.requests.get("POST /fapi/v1/order") == 1 and server.requests.get("DELETE /fapi/v1/order") == 1
     assert "WS order.place" not in server.requests
+    down = g.order_transport_state()
+    assert (down.state, down.rest_fallbacks, down.ws_requests) == ("down", 2, 0) and down.since_ns > before.since_ns
+    assert down.last_error and "sim-secret" not in down.last_error and "sim-key" not in down.last_error
     assert await g.ws_api.socket.wait_up(10.0)  # reconnected in the background after the refusal
     await g.submit(entry("d2-entry", below_bid(server, 40)))
     assert server.requests.get("WS order.place") == 1 and server.requests.get("POST /fapi/v1/order") == 1
     assert g.stats["rest_fallbacks"] == 2 and g.ws_api.socket.stats["connects"] >= 2
+    back = g.order_transport_state()
+    assert (back.state, back.reconnects, back.ws_requests, back.rest_fallbacks) == ("up", 1, 1, 2)
+    assert back.since_ns > down.since_ns and back.last_error  # why it was last down (or a refused retry)
+
+
+def test_rest_transport_is_shown_disabled():
+    v = VenueSection(name="binance-usdm", environment="exchange-sim", rest_url="http://127.0.0.1:9",
+                     symbols=("BTCUSDT",))
+    snap = BinanceGateway(v).order_transport_state()
+    assert (snap.configured, snap.state, snap.ws_requests, snap.rest_fallbacks) == ("rest", "disabled", 0, 0)
 
 
 @pytest.mark.parametrize("close", [False, True])
