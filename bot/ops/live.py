@@ -20,6 +20,9 @@ What each engine action does (`on_action`, synchronous, O(legs of one symbol)):
 - A trade state change, a close or a symbol halt: the trading state, symbol halts and reconciliation
   counters are synced and their transitions alerted (halts and resumes once per transition).
 
+A gateway that declares `capabilities.order_transport` (Binance, Bybit) is tracked at construction: its
+order transport snapshot is read live by /status and /metrics (no event, no tick).
+
 The slow tick (`run`, every `tick_s`) does only what has no event of its own: a book's health (its sync
 owns it), the unrealised PnL from the last price, the slow REST account check (`account_check_s`; equity is
 also refreshed after every closed trade), the terminal view. A failure in a handler or a tick is logged
