@@ -1,8 +1,9 @@
 """Bybit order entry over websocket (execution.order_transport = "ws") with a real `python -m bot exchange-sim
 --protocol bybit` process: the /v5/trade socket dropped mid-run (REST meanwhile, then the socket again), a
 request whose answer never comes or whose socket drops after the send (looked up by orderLinkId, never
-sent twice), and the whole bot trading over it (entry with its stop at the exchange, closed). The exchange
-is read only through its own endpoints (`/_sim/state`, signed v5 REST)."""
+sent twice), and the whole bot trading over it (entry with its stop at the exchange, closed; its /status and
+/metrics then show the socket up with the exchange's counts, down when the exchange drops it, up again). The
+exchange is read only through its own endpoints (`/_sim/state`, signed v5 REST)."""
 
 from __future__ import annotations
 
@@ -143,12 +144,59 @@ async def test_answer_never_comes_or_socket_drops_after_send_looked_up_not_dupli
         await g.cancel("BTCUSDT", cid)
 
 
+async def operator_sees_the_socket(sim: Sim, bot: Any, state: Path, ws0: int, rest0: int) -> tuple[int, int]:
+    """The running bot's /status and /metrics: the /v5/trade socket up, its requests those the exchange
+    counted; dropped by the exchange (reconnects refused 1.5 s): down with why, then up with one reconnect.
+    Returns the exchange's `counts` from before the drop (orders meanwhile go by REST)."""
+    url = next(e["url"] for e in bot.events() if e.get("event") == "ops_listening")
+    auth = {"Authorization": f"Bearer {(state / 'ops.token').read_text().strip()}"}
+
+    async def transport() -> dict[str, Any]:
+        async with aiohttp.ClientSession(headers=auth) as http, http.get(url + "/status") as r:
+            return dict((await r.json())["order_transport"]["bybit"])
+
+    async def ws_up() -> float:
+        async with aiohttp.ClientSession(headers=auth) as http, http.get(url + "/metrics") as r:
+            text = await r.text()
+        return next(float(ln.split()[-1]) for ln in text.splitlines()
+                    if ln.startswith('scalper_order_ws_up{venue="bybit"}'))
+
+    async def same_counts() -> bool:  # bounded re-reads: a request the bot counted may still be on its way
+        t, (ws1, rest1) = await transport(), await order_ops(sim)
+        return t["state"] == "up" and (t["ws_requests"], t["rest_fallbacks"]) == (ws1 - ws0, rest1 - rest0)
+
+    await until("the bot's /v5/trade counts equal the exchange's", same_counts, 5, bot)
+    assert await ws_up() == 1.0
+    before_drop = await counts(sim)
+    await fault(sim, kind="drop_ws", route="bybit-trade", refuse_ms=1500)
+    down = await until("/status: the socket down", lambda: _state_is(transport, "down"), 5, bot, step_s=0.05)
+    assert down["last_error"] and down["configured"] == "ws", down
+    back = await until("/status: the socket up again", lambda: _state_is(transport, "up"), 10, bot)
+    assert back["reconnects"] == 1 and back["since_ns"] > down["since_ns"], back
+    assert await ws_up() == 1.0
+    return before_drop
+
+
+async def order_ops(sim: Sim) -> tuple[int, int]:
+    """(order ops over /v5/trade: create and cancel, by REST: create and cancel) the exchange has served."""
+    req = (await sim_get(sim, "/_sim/state"))["requests"]
+    return (sum(n for k, n in req.items() if k.startswith("WS order.")),
+            req.get("POST /v5/order/create", 0) + req.get("POST /v5/order/cancel", 0))
+
+
+async def _state_is(read: Any, state: str) -> dict[str, Any] | None:
+    t = await read()
+    return t if t["state"] == state else None
+
+
 async def test_bot_trades_over_the_socket_with_its_stop_at_the_exchange(sim: Sim, tmp_path: Path) -> None:
     await flat_everything(sim)
     ws0, rest0 = await counts(sim)
+    ops0 = await order_ops(sim)
     async with webhook() as hook:
         bot = start_bot(sim, tmp_path, hook.url, SCALPER__EXECUTION__ORDER_TRANSPORT="ws",
-                        SCALPER__EXECUTION__MAX_HOLD_S="2", SCALPER__APP__ON_SHUTDOWN="flatten")
+                        SCALPER__EXECUTION__MAX_HOLD_S="2", SCALPER__APP__ON_SHUTDOWN="flatten",
+                        SCALPER__OPS__ENABLED="true", SCALPER__OPS__PORT="0")
         w = Watcher(sim.base, alive=bot.alive)
         await w.start()
         t0 = time.monotonic()
@@ -156,6 +204,7 @@ async def test_bot_trades_over_the_socket_with_its_stop_at_the_exchange(sim: Sim
             t = await until("a trade CLOSED", lambda: rows(tmp_path, "SELECT * FROM trades WHERE state='CLOSED'"),
                             60, bot, step_s=0.1)
             t1 = time.monotonic()
+            ws1, rest1 = await operator_sees_the_socket(sim, bot, tmp_path, *ops0)
             rc = await asyncio.to_thread(bot.term, 20.0)
             print(f"first trade closed after {t1 - t0:.1f} s, the bot stopped in {time.monotonic() - t1:.1f} s")
         finally:
@@ -173,6 +222,6 @@ async def test_bot_trades_over_the_socket_with_its_stop_at_the_exchange(sim: Sim
     assert entry, [o["clientOrderId"] for o in hist["orders"]]
     stops = [a for a in hist["algo_orders"] if a.get("orderType") == "STOP_MARKET" and a["closePosition"]]
     assert stops
-    ws1, rest1 = await counts(sim)
-    assert ws1 - ws0 >= 2 and rest1 == rest0, (ws0, ws1, rest0, rest1)  # every order over the socket
+    # every order over the socket until the operator check dropped it (orders go by REST meanwhile)
+    assert ws1 - ws0 >= 2 and rest1 == rest0, (ws0, ws1, rest0, rest1)
     assert any(e.get("event") == "trade socket ready" for e in bot.events())
