@@ -48,6 +48,8 @@ _DOM = """(() => {
   return JSON.stringify({positions: rows("positions", "data-symbol"), orders: rows("orders", "data-client-id"),
                          books: rows("books", "data-symbol"), updates: Number(document.body.dataset.updates || 0),
                          conn: document.getElementById("conn").textContent,
+                         control: [...document.querySelectorAll("#control-state dt, #control-state dd")]
+                           .map((e) => e.textContent),
                          health: document.getElementById("health").textContent});
 })()"""
 
@@ -211,6 +213,8 @@ def test_the_web_view_shows_the_open_position_its_stop_and_the_resting_orders(tm
         orders = [o for o in dom["orders"] if o["cells"][1] == found["symbol"]]
         roles = {o["cells"][2] for o in orders}
         assert "stop" in roles, orders
+        control = dom["control"]  # dt, dd pairs: the order transport of the venue (this config: REST)
+        assert control[control.index("orders to binance-usdm") + 1] == "REST", control
 
         # the terminal view, from the same bot's /status: the stop shown, the resting orders counted
         status = found["status"]
