@@ -83,6 +83,12 @@ def add_venue_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dispatch-ab", action="store_true",
                    help="every other round of triggers, hand the market event to the pipeline in a task of its own "
                         "(the app before issue 12) instead of the synchronous call; reported under dispatch_ab")
+    g.add_argument("--warm-ab", action="store_true",
+                   help="every other round of triggers, the entry path is not kept warm before it (execution."
+                        "warm_interval_ms = 0, bot/execution/warm.py); the headline stays the warm rounds, both "
+                        "under warm_ab")
+    g.add_argument("--warm-ms", type=float, default=None,
+                   help="execution.warm_interval_ms for this run (default: the config's; 0: off)")
     g.add_argument("--no-reference", action="store_true",
                    help="leave out the minimal reference (parse -> dict book -> trivial rule -> signed request -> the "
                         "same transport) measured beside the bot in the same run (bench/latency_reference.py)")
@@ -109,6 +115,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "ack_rtt": r["a1"] - h0,
         "journal_after_send": r.get("journal_after_send", 0),
         "dispatch_task": bool(r.get("dispatch_task")),
+        "cold": bool(r.get("cold")),
     }
 
 
@@ -140,7 +147,8 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None, hea
     """The JSON of the bench. The headline is the shipped path (`head`: MODES[0], fastpath, or ws with
     --transport ws); with --ccxt-ab the other REST paths' entries (interleaved with it) are summarised under
     `ccxt_ab`, and each transport's tick-to-wire and tick-to-ack under `transports`."""
-    main = [r for r in rows if r["mode"] == head]
+    # the headline is the shipped configuration: the entry path kept warm (--warm-ab's cold rounds apart)
+    main = [r for r in rows if r["mode"] == head and not r.get("cold")]
     out: dict[str, Any] = {"venue": "exchange-sim", "entries": len(main), "headline_path": head}
     if main:
         total = _mp([r["total"] for r in main])
@@ -179,6 +187,11 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None, hea
                                      "dispatch": _mp([r["dispatch"] for r in rs])}
                               for name, task in (("sync", False), ("task", True))
                               if (rs := [r for r in main if bool(r.get("dispatch_task")) is task])}
+    cold = [r for r in rows if r["mode"] == head and r.get("cold")]
+    if cold:
+        out["warm_ab"] = {name: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
+                                 **{k: _mp([r[k] for r in rs]) for k in STEPS}}
+                          for name, rs in (("warm", main), ("cold", cold)) if rs}
     facts = dict(facts or {})
     ref = facts.pop("_reference_rows", None)
     if ref:
@@ -221,7 +234,7 @@ def run_venue(args: argparse.Namespace) -> int:
                      sources=sources, symbols=symbols, speed=args.speed, every=args.every, timeout_s=args.timeout,
                      gc_freeze=not args.no_gc_freeze, exchange=args.exchange,
                      modes=modes, dispatch_ab=args.dispatch_ab,
-                     reference=not args.no_reference)
+                     reference=not args.no_reference, warm_ab=args.warm_ab, warm_ms=args.warm_ms)
         try:
             import uvloop  # what `scalper run` uses
 
@@ -276,6 +289,12 @@ def _print(res: dict[str, Any]) -> None:
             g, b, tt = v["gateway"], v["ccxt_build_sign"], v["tick_to_order_us"]
             print(f"{m:<14}{v['entries']:>8}{g['median']:>9} /{g['p99']:>7}{b['median']:>9} /{b['p99']:>7}"
                   f"{tt['median']:>11} /{tt['p99']:>7}")
+    if "warm_ab" in res:
+        print("entry path kept warm or not, interleaved rounds (median / p99 us):")
+        print(f"{'path':<14}{'entries':>8}{'risk':>18}{'tick-to-order':>20}")
+        for m, v in res["warm_ab"].items():
+            r_, tt = v["risk"], v["tick_to_order_us"]
+            print(f"{m:<14}{v['entries']:>8}{r_['median']:>9} /{r_['p99']:>7}{tt['median']:>11} /{tt['p99']:>7}")
     if "dispatch_ab" in res:
         print("market event dispatch, interleaved rounds (median / p99 us):")
         print(f"{'dispatch':<14}{'entries':>8}{'dispatch':>18}{'tick-to-order':>20}")

@@ -102,17 +102,18 @@ async def _exchange(where: str, sources: list[str], symbols: tuple[str, ...], sp
 
 async def bench(*, entries: int, journal_path: str, sources: list[str], symbols: tuple[str, ...], speed: float,
                 every: int, timeout_s: float, gc_freeze: bool = True, exchange: str = "inprocess",
-                modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False, reference: bool = True
-                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False, reference: bool = True,
+                warm_ab: bool = False, warm_ms: float | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Returns the raw records of the measured entries (each tagged with its ccxt `mode`, taken in turn:
     interleaved rounds) and run facts. Stops when modes[0] has `entries` records, or after timeout_s."""
     async with _exchange(exchange, sources, symbols, speed) as base:
-        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab, reference)
+        return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab, reference,
+                          warm_ab, warm_ms)
 
 
 async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s: float, gc_freeze: bool,
-               modes: tuple[str, ...], dispatch_ab: bool = False, reference: bool = True
-               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+               modes: tuple[str, ...], dispatch_ab: bool = False, reference: bool = True, warm_ab: bool = False,
+               warm_ms: float | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     import aiohttp
 
     from bot.domain.events import DepthDiff
@@ -142,10 +143,11 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                  # a real setup that fills is flattened at once, usually at a loss: never a reason to stop measuring
                  "loss_streak_cooldown_s": 0.0, "setup_cooldown_s": 0.0,
                  # the bench's own 20-tick stops cannot pay a round trip: costs are not what it measures
-                 "max_cost_r": 1.0, "min_target_net_r": -1.0}})
+                 "max_cost_r": 1.0, "min_target_net_r": -1.0},
+        **({"execution": {"warm_interval_ms": warm_ms}} if warm_ms is not None else {})})
     records: list[dict[str, Any]] = []
     st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0, "errors": [],
-                          "stalls": 0, "ref_turn": False, "ref_seeded": False, "ref_errors": []}
+                          "warm": {}, "stalls": 0, "ref_turn": False, "ref_seeded": False, "ref_errors": []}
     ref_rows: list[dict[str, int]] = []
     counts = dict.fromkeys(modes, 0)
     done = asyncio.Event()
@@ -225,7 +227,10 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             rec["signals"] = t1 - t
             if status is BookStatus.LIVE:
                 st["last_depth"] = time.monotonic()
-            if status is not BookStatus.LIVE or not st["ready"]:
+            if status is not BookStatus.LIVE:
+                return out
+            if not st["ready"]:  # the count runs from the end of the previous entry: entries are apart in time
+                st["n_live"] = 0
                 return out
             st["n_live"] += 1
             if st["n_live"] % every and not out:
@@ -234,7 +239,10 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             st["last_trigger"] = rec
             rec["trigger"] = True
             rec["mode"] = modes[st["triggers"] % len(modes)]  # interleaved rounds
+            rec["cold"] = not pipeline.warming
             st["triggers"] += 1
+            if warm_ab:  # --warm-ab: every other round of triggers, the entry path is not kept warm before it
+                pipeline.warming = not (st["triggers"] // len(modes)) % 2
             if not out:  # the bench's own intent: 20 ticks under the bid, an IOC that cannot fill
                 bid = book.best_bid_ticks
                 out = [EntryIntent(symbol, "long", "bench", now_ns, bid - 20, bid - 40, (), 60.0)]
@@ -390,6 +398,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
 
         tasks_live: set[asyncio.Task[None]] = set()
         feed = BinanceMarketFeed(venue, s.market, instruments, on_event)
+        pipeline.syncs.update(feed.syncs)  # as App lists them (its warm-ups, the view and alerts read them there)
         orig_on_public = feed.public._on_message
 
         async def ref_send(coro: Any, rec: dict[str, Any]) -> None:
@@ -427,6 +436,14 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             if ref is not None and st["ref_seeded"]:
                 ref.on_raw(raw)  # its book follows every message (not timed)
 
+        orig_warm = engine.warm_entry
+
+        def counted_warm(*a: Any, **kw: Any) -> str:  # what the warm-ups reached (warm.py), for the facts
+            got = orig_warm(*a, **kw)
+            st["warm"][got] = st["warm"].get(got, 0) + 1
+            return got
+
+        engine.warm_entry = counted_warm  # type: ignore[method-assign]
         signals.on_depth = timed_signals  # type: ignore[method-assign,assignment]
         risk.assess = timed("risk", risk.assess)  # type: ignore[method-assign]
         journal.open_trade = timed("journal", journal.open_trade, "journal_after_send")  # type: ignore[method-assign]
@@ -453,6 +470,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         feat_mod.SymbolFeatures.on_depth = timed_features  # type: ignore[method-assign]
         await engine.refresh_account()
         tasks.append(asyncio.create_task(engine.run()))
+        if s.execution.warm_interval_ms > 0:  # as App runs it: the entry path kept warm (warm.py)
+            tasks.append(asyncio.create_task(pipeline.keep_warm(s.execution.warm_interval_ms / 1e3)))
         tasks.append(asyncio.create_task(feed.run()))
         await _wait_live(feed, 20.0)
         if ref is not None:
@@ -502,7 +521,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                      "denied": st["denied"], "real_fills_flattened": st["flattened"], "acks": acks,
                      "pipeline_errors": len(st["errors"]), "first_errors": st["errors"][:3], "stalls": st["stalls"],
                      "denials": denials, "stopped": st.get("stopped", ""),
-                     "stall_info": st.get("stall_info"), "_reference_rows": ref_rows,
+                     "stall_info": st.get("stall_info"), "_reference_rows": ref_rows, "warm_ups": st["warm"],
                      "reference_errors": st["ref_errors"][:3]}
 
 

@@ -415,6 +415,11 @@ class App(OperatorControls, ExchangeWatch):
                 workers.append(tg.create_task(self.funding.run(self.gateway)))
                 workers.append(tg.create_task(self.daily.run()))
                 workers.append(tg.create_task(self.fill_alerts.run()))
+                warm = self.pipeline if s.execution.warm_interval_ms > 0 and s.venue.name != "sim" else None
+                if warm is not None:  # the entry path kept in the CPU caches (bot/execution/warm.py)
+                    workers.append(tg.create_task(warm.keep_warm(s.execution.warm_interval_ms / 1e3)))
+                else:
+                    self.engine.warm_ok = False  # /status: entry_warm.on false
                 workers.append(tg.create_task(self.recovery.run(
                     self.reconcile_wanted, self._reconciled, interval_ms=s.venue.reconcile_interval_ms,
                     min_gap_ms=1000 if s.venue.name != "sim" else 0)))

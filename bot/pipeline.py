@@ -16,10 +16,16 @@ denials and the event-to-decision latency (receive time of the triggering messag
 Each intent leaves stamped with its latency trail (EntryIntent.stamped): the triggering message's
 exchange event time and receive time, and the clock right after the signal engine returned it; the
 engine journals them with the trade, the report breaks the path down (bot.journal.report).
+
+`keep_warm(interval_s)` (execution.warm_interval_ms; the app runs it as a task, replays never do): every
+interval, the engine runs an entry's path on the next symbol that could take one (a LIVE book, no open trade)
+up to the venue's signature and drops it (bot/execution/warm.py), so a real entry finds its code in the CPU
+caches. It runs between market messages, never inside one's step.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +63,8 @@ class Pipeline:
         self.syncs: dict[str, Sync] = self.session.syncs
         self.next_funding_ns: dict[str, int] = {}
         self.funding_rate_bps: dict[str, float] = {}  # the next funding's rate (markPrice "r"), for the cost gate
+        self.warming = True  # keep_warm warms while this is set (the bench's A/B turns it off)
+        self._warm_turn = 0  # round robin over the symbols
         self.malformed = 0
         self.intents = 0
         self.denials = 0
@@ -133,6 +141,43 @@ class Pipeline:
         recv_ns = ev.ts_recv_ns or now_ns
         return [i.stamped(ev.ts_event_ns, recv_ns, signal_ns) for i in intents]
 
+    def _view(self, sync: Sync, bid: int, ask: int, now_ns: int) -> MarketView:
+        """What the risk gate reads of the symbol's market at `now_ns`."""
+        return MarketView(book_live=sync.health.status is BookStatus.LIVE,
+                          spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
+                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0),
+                          book_age_ms=sync.health.age_ms(now_ns), max_book_age_ms=self.max_book_age_ms,
+                          funding_rate_bps=self.funding_rate_bps.get(sync.symbol, 0.0), book=sync.book)
+
+    def warm_next(self, now_ns: int) -> str:
+        """One warm-up (bot/execution/warm.py) on the next symbol, in turn, whose book is LIVE and that has no
+        open trade (a symbol with one takes no entry: nothing there to keep warm). What it reached, or "idle"."""
+        engine = self.engine
+        if engine is None or not engine.warm_ok:
+            return "idle"
+        syms = list(self.syncs)
+        held = engine.risk.gate.open_notional
+        for i in range(len(syms)):
+            sync = self.syncs[syms[(self._warm_turn + i) % len(syms)]]
+            if sync.health.status is not BookStatus.LIVE or sync.symbol in held:
+                continue
+            self._warm_turn += i + 1
+            bid, ask = sync.book.best_bid_ticks, sync.book.best_ask_ticks
+            if bid is None or ask is None:
+                continue
+            return engine.warm_entry(sync.symbol, self._view(sync, bid, ask, now_ns), bid, ask, now_ns)
+        return "idle"
+
+    async def keep_warm(self, interval_s: float) -> None:
+        """`warm_next` every `interval_s` (> 0) while `warming`. Why a timer and not the market messages: the
+        path goes cold within ~10-20 ms idle on this kind of host, and one symbol's depth stream is 100-250 ms
+        apart (docs/architecture.md "Entry path latency")."""
+        clock = self.clock
+        while True:
+            await asyncio.sleep(interval_s)
+            if self.warming:
+                self.warm_next(clock() if clock is not None else 0)
+
     def _submit(self, intents: list[EntryIntent], sync: Sync, recv_ns: int) -> None:
         self.intents += len(intents)
         engine = self.engine
@@ -142,11 +187,7 @@ class Pipeline:
         bid, ask = book.best_bid_ticks, book.best_ask_ticks
         assert bid is not None and ask is not None
         now_ns = self.clock() if self.clock is not None else recv_ns
-        view = MarketView(book_live=sync.health.status is BookStatus.LIVE,
-                          spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
-                          next_funding_ns=self.next_funding_ns.get(sync.symbol, 0),
-                          book_age_ms=sync.health.age_ms(now_ns), max_book_age_ms=self.max_book_age_ms,
-                          funding_rate_bps=self.funding_rate_bps.get(sync.symbol, 0.0), book=book)
+        view = self._view(sync, bid, ask, now_ns)
         for intent in intents:
             res = engine.on_intent(intent, view)
             if self.state is not None:

@@ -54,6 +54,7 @@ from bot.execution.planner import entry_terms, plan_trade, scale_in
 from bot.execution.quarantine import QUARANTINE_END, EntryQuarantine
 from bot.execution.sending import EntryHandOff, OrderSending
 from bot.execution.trade import TradeMachine, entry_request
+from bot.execution.warm import warm_entry
 from bot.journal import Journal
 from bot.logging import get_logger
 from bot.risk import Denial, DenyReason, MarketView, RiskManager
@@ -119,7 +120,9 @@ class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
         # for every action the engine carries out, after it was carried out; an observer must not raise
         self.observers: list[Callable[[TradeMachine, Action], None]] = []
         self.stats = dict.fromkeys(("errors", "late_fills", "lookup_retries", "protective_retries",
-                                    "protective_resends", "reconcile_requests", "foreign_updates"), 0)
+                                    "protective_resends", "reconcile_requests", "foreign_updates", "warmups"), 0)
+        self.warm_ok = True  # warming the entry path (warm.py) until a warm-up raises (or the app turns it off)
+        self.warm_last = ""  # how far the last warm-up went (warm.py), for /status
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def refresh_account(self) -> AccountSnapshot:
@@ -273,6 +276,23 @@ class ExecutionEngine(EngineGuards, EntryQuarantine, OrderSending):
             # (a crash meanwhile sent nothing; the id stays reserved)
             self._spawn(self._open(m, intent, decision.leverage))
         return tid
+
+    def warm_entry(self, symbol: str, market: MarketView, bid_ticks: int, ask_ticks: int,
+                   now_ns: int | None = None) -> str:
+        """An entry's path on `symbol` up to the venue's signature, dropped (warm.py: keeps it in the CPU
+        caches; changes nothing). Alternates long and short. A warm-up that raises turns warming off."""
+        if not self.warm_ok:
+            return "off"
+        n = self.stats["warmups"] = self.stats["warmups"] + 1
+        try:
+            got = self.warm_last = warm_entry(self, symbol, market, bid_ticks, ask_ticks, "long" if n % 2 else "short",
+                                              self.clock() if now_ns is None else now_ns)
+            return got
+        except Exception as e:  # never into the market data's step: the decision path goes on without it
+            self.warm_ok = False
+            self.warm_last = f"failed: {type(e).__name__}"
+            self.log.warning("warm_up_failed_disabled", symbol=symbol, error=f"{type(e).__name__}: {e}")
+            return "off"
 
     def _trade_rows(self, m: TradeMachine, intent: EntryIntent) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The journal rows of a new trade: the trade, and its planned legs (the entry PENDING_NEW)."""

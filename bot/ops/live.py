@@ -259,6 +259,8 @@ class OpsFeed:
             st.set_trading_state(gate.state.value, gate.state_reason, now)
         st.set_symbol_halts(gate.symbol_halts())
         st.quarantined_symbols = {sym: dict(held) for sym, held in gate.quarantined.items()}
+        eng = self.engine  # the entry path kept warm (bot/execution/warm.py)
+        st.entry_warm = {"on": eng.warm_ok, "warm_ups": eng.stats["warmups"], "last": eng.warm_last}
         rec = self.recovery
         if rec is not None:
             w = self.watch_stats

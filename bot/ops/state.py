@@ -140,6 +140,8 @@ class RuntimeState:
         # symbol -> {client id of an entry of unknown fate: end of its quarantine (ns)} (RiskGate.quarantined:
         # no new entry there until that order executed or a final look-up said not found)
         self.quarantined_symbols: dict[str, dict[str, int]] = {}
+        # the entry path kept warm (bot/execution/warm.py): on, warm-ups so far, how far the last one went
+        self.entry_warm: dict[str, Any] = {}
         self.symbols: set[str] = set()  # every symbol seen: scalper_symbol_halted is 0/1 for each
         self.reconcile: dict[str, Any] = {
             "runs": 0, "failures": 0, "failures_total": 0, "last_ok_ns": 0, "last_failed_ns": 0,
@@ -378,6 +380,7 @@ class RuntimeState:
             "halted_symbols": {sym: dict(h) for sym, h in self.halted_symbols.items()},
             "quarantined_symbols": {sym: {"entries": sorted(held), "until_ns": max(held.values())}
                                     for sym, held in sorted(self.quarantined_symbols.items()) if held},
+            "entry_warm": dict(self.entry_warm) or None,
             "reconcile": {"state": self.reconcile_state(), **self.reconcile,
                           "actions": dict(self.reconcile["actions"])},
             "feeds": self.feeds(now_ns),

@@ -78,6 +78,8 @@ class RiskGate:
         self.quarantined: dict[str, dict[str, int]] = {}
         self.denials: Counter[str] = Counter()
         self.last_denial: Denial | None = None
+        # dry: a warm-up runs the checks (bot/execution/warm.py): denials are not counted, orders not recorded
+        self.dry = False
         # (ts_ns, entity 'gate'|'symbol', entity id, from, to, reason), drained by the engine into the journal
         self.state_changes: list[tuple[int, str, str, str, str, str]] = []
         self._day = now_ns // DAY_NS
@@ -242,8 +244,9 @@ class RiskGate:
     # -- checks ---------------------------------------------------------------------------------------
     def _deny(self, reason: DenyReason, detail: str = "") -> Denial:
         d = Denial(reason, detail)
-        self.denials[reason.value] += 1
-        self.last_denial = d
+        if not self.dry:
+            self.denials[reason.value] += 1
+            self.last_denial = d
         return d
 
     def check_entry(self, symbol: str, setup: str, market: MarketView, now_ns: int) -> Denial | None:
@@ -332,8 +335,9 @@ class RiskGate:
                 return self._deny(DenyReason.RATE_PER_SECOND, f"{len(one_s)} orders in the last second")
             if len(one_min) >= self.cfg.max_orders_per_min:
                 return self._deny(DenyReason.RATE_PER_MINUTE, f"{len(one_min)} orders in the last minute")
-        one_s.append(now_ns)
-        one_min.append(now_ns)
+        if not self.dry:
+            one_s.append(now_ns)
+            one_min.append(now_ns)
         return None
 
     def drain_state_changes(self) -> list[tuple[int, str, str, str, str, str]]:

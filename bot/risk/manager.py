@@ -99,8 +99,9 @@ class RiskManager:
             stop_ticks=intent.stop_ticks, entry_is_maker=entry_is_maker, market_entry=market_entry,
         )
         if isinstance(sized, Denial):
-            gate.denials[sized.reason.value] += 1
-            gate.last_denial = sized
+            if not gate.dry:  # a warm-up's (bot/execution/warm.py) is not counted
+                gate.denials[sized.reason.value] += 1
+                gate.last_denial = sized
             return sized
         est, target_r = self.estimate(intent, market, sized, entry_is_maker=entry_is_maker, now_ns=now_ns)
         denial = gate.check_costs(intent.symbol, est.r, est.bps, target_r)

@@ -42,6 +42,12 @@ class ExecutionSection(FrozenModel):
     # authenticated order-entry websocket (Binance USD-M WebSocket API, Bybit v5 /v5/trade), with REST as the
     # fallback while that socket is down; the same client order ids and error translation either way.
     order_transport: Literal["rest", "ws"] = "rest"
+    # warm_interval_ms: keep the entry path in the CPU caches (bot/execution/warm.py). This often, between market
+    # messages, the bot runs an entry's path on one symbol that could take one, up to the signature (risk and sizing,
+    # the request, the order gate, the venue's build + sign), and drops it: nothing is sent, counted or journaled.
+    # Cold, that path is ~1.6x slower (it goes cold within ~10-20 ms idle; docs/architecture.md "Entry path
+    # latency"). Each warm-up costs ~50-80 us of CPU: 5 ms = ~1-2 % of a core. 0: off (the in-process sim: always).
+    warm_interval_ms: float = Field(5.0, ge=0.0, le=60_000.0)
 
     # -- protective stop (STOP_MARKET, reduce-only, at the venue) --
     stop_trigger: Literal["mark", "last"] = "mark"  # workingType MARK_PRICE | CONTRACT_PRICE

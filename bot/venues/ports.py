@@ -53,6 +53,7 @@ __all__ = [
     "RawOrderLookup",
     "RetryAfterState",
     "VenueIdCancel",
+    "WarmSubmit",
 ]
 
 
@@ -73,6 +74,7 @@ class GatewayCapabilities:
     retry_after: bool = False  # RetryAfterState.blocked_for_s(): how long a venue's Retry-After still blocks
     cancel_by_venue_id: bool = False  # VenueIdCancel.cancel_venue_order(): orders placed without a client id
     order_transport: bool = False  # OrderTransportReport.order_transport_state(): the order socket, for the operator
+    warm_submit: bool = False  # WarmSubmit.warm_submit(): submit's synchronous part run and dropped (execution/warm.py)
 
 
 NO_EXTRAS = GatewayCapabilities()
@@ -135,6 +137,14 @@ class PositionLevelStops(Protocol):
     def is_position_level(self, u: OrderUpdate) -> bool: ...
 
     def adopt_stop(self, req: OrderRequest, since_ns: int = 0) -> None: ...
+
+
+class WarmSubmit(Protocol):
+    """`capabilities.warm_submit`: what `submit` does before its first await for `req` (the clock check, the
+    venue's request, the limiter's look, the signature), then dropped: nothing sent, counted or registered.
+    It keeps that code in the CPU caches between entries (bot/execution/warm.py)."""
+
+    def warm_submit(self, req: OrderRequest) -> None: ...
 
 
 class VenueIdCancel(Protocol):

@@ -78,7 +78,7 @@ class BinanceGateway(LiveGateway):
     # first waits and needs nothing from its caller to progress (execution/eager.py)
     capabilities = GatewayCapabilities(account_trades=True, raw_order_lookup=True, funding=True,
                                        stream_missed_hook=True, eager_submit=True, retry_after=True,
-                                       order_transport=True)
+                                       order_transport=True, warm_submit=True)
     log_name = "binance.gateway"
 
     def __init__(self, venue: VenueSection, *, session: aiohttp.ClientSession | None = None,
@@ -272,6 +272,21 @@ class BinanceGateway(LiveGateway):
                     self.ack_fill(answered, self._fills_of_answered)
             return self._ack(req, info)
         raise AssertionError("unreachable")
+
+    def warm_submit(self, req: OrderRequest) -> None:
+        """ports.WarmSubmit: submit's synchronous part for `req` (the clock check, the request, the limiter's
+        look, the signed body or frame of the transport in use), dropped: nothing sent, spent or expected."""
+        signer = self._signer
+        if signer is None or self.ex is None:
+            return  # not started
+        self.clock.entry_refusal()
+        path, params = order_params(req, self._grids[req.symbol], req.symbol)
+        self.limiter.delay_s(order=True, weight=0, now_s=self._wall_s(), protective=False)
+        ws = self.ws_api
+        if ws is not None and ws.up:
+            ws.warm_place(path, params)
+        else:
+            signer.warm(path, params)
 
     async def _place(self, path: str, params: dict[str, Any]) -> Any:
         """The WebSocket API while its socket is up, else REST (WsNotConnected: nothing was sent)."""

@@ -92,6 +92,14 @@ class OrderSigner:
         h.update(query.encode())
         return query + "&signature=" + h.hexdigest()
 
+    def warm(self, path: str, params: dict[str, Any]) -> None:
+        """`post`'s synchronous part (the signed body, the prepared request), built and dropped
+        (execution/warm.py). An RSA / Ed25519 key is ccxt's to sign: nothing to warm here."""
+        if self._mac is not None:
+            self.body(params)
+            if self._ex.session is not None:
+                self._prepared(path)
+
     async def post(self, path: str, params: dict[str, Any]) -> Any:
         """Sign and send; returns the decoded JSON answer. Raises what ccxt raises for the request."""
         ex = self._ex

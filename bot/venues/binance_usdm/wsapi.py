@@ -152,6 +152,11 @@ class BinanceWsApi:
             return msg["result"]
         raise error_of(method, msg)
 
+    def warm_place(self, path: str, params: dict[str, Any]) -> None:
+        """`place`'s signed frame, built and dropped (execution/warm.py); its request id is given back."""
+        self.frame(_PLACE[path], params)
+        self._n -= 1  # synchronous: no frame was built in between, the id was never on the wire
+
     async def place(self, path: str, params: dict[str, Any]) -> Any:
         """POST /fapi/v1/order or /algoOrder's request as order.place / algoOrder.place."""
         return await self.call(_PLACE[path], params, placing=True)
