@@ -172,12 +172,18 @@ def test_what_the_operator_sees_is_fed_by_the_running_bot(tmp: Path) -> None:
         text = metrics.decode()
         st = _json(url + "/status")
         passes = st["reconcile"]["runs"] - runs0
+        history = _json(sim.base + "/_sim/state?history=1")
     finally:
         rc = bot.stop() if bot is not None else -1
         sim.stop()
     elapsed = time.monotonic() - t_start
     assert rc == 0, bot.logs[-20:]
 
+    # the entry path kept warm (bot/execution/warm.py) by the running bot, and never a warm-up on the wire: every
+    # order the exchange ever saw is one of the journal's trades
+    assert st["entry_warm"]["on"] is True and st["entry_warm"]["warm_ups"] > 100, st["entry_warm"]
+    ids = [o["clientOrderId"] for o in history["orders"]] + [a["clientAlgoId"] for a in history["algo_orders"]]
+    assert ids and all(re.fullmatch(r"t\d+-\w+", cid) for cid in ids), ids
     # metrics fed by the running bot
     assert _sample(text, "scalper_orders_total", kind="entry", result="sent") >= 2
     assert _sample(text, "scalper_orders_total", kind="stop", result="ack") >= 2
