@@ -35,6 +35,14 @@ interleaves REST and websocket entries in one run; `transports` reports each one
 OrderAck) medians and p99. For a ws entry the send step is the ws-fapi signing (`ccxt_sign`: the sorted
 payload's HMAC and the JSON frame) and the transport check (`ccxt_fetch`).
 
+Rounds of triggers alternate between timed (the step stamps above: wrappers around parse, features, risk and
+the signing) and bare (only what the total needs: the receive stamp, the trigger, the hand-off hooks, the
+gateway's answer): the headline total and every table's totals come from the bare rounds, the steps from the
+timed ones, and `instrumented` gives the timed rounds' own total (their difference is what the wrappers cost).
+The run stops when the headline path has `--entries` bare entries. The entry path is kept warm as the app keeps
+it (`execution.warm_interval_ms`, bot/execution/warm.py; `--warm-ms` overrides it); `--warm-ab` leaves it cold
+every other pair of rounds and reports both under `warm_ab`.
+
 Triggers as in the in-process bench: every `--every`-th LIVE depth message runs the real signal engine, and
 when it emits nothing a long intent goes down the same path. Its limit IOC is priced 20 ticks under the
 bid, so it expires unfilled at the exchange: nothing is left open, no margin is used, and the request is
@@ -100,6 +108,10 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     """One entry's record (timestamps) -> its step durations in ns. The total runs from the feed's receive
     stamp (wall clock, as the bot journals it) to the hand-off (wall clock), less the bench's own intent
     construction; the steps are perf_counter differences."""
+    if r.get("bare"):  # a round without step wrappers: the total and the answer only
+        return {"mode": r["mode"], "bare": True, "cold": bool(r.get("cold")),
+                "total": r["h0_wall"] - r["ts_recv"] - r["inject"], "ack_rtt": r["a1"] - r["h0"],
+                "dispatch_task": bool(r.get("dispatch_task"))}
     sig, feats = r.get("signals", 0), r.get("features", 0)
     rsk = r.get("risk", 0)
     e0, p0, s1, g0, c0, h0 = r["e0"], r["p0"], r["s1"], r["g0"], r["c0"], r["h0"]
@@ -143,15 +155,33 @@ def modes_of(transport: str, ccxt_ab: bool) -> tuple[str, ...]:
     return rest if transport == "rest" else (rest[0], "ws", *rest[1:])
 
 
+def _timed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of timed rounds (every step stamped)."""
+    return [r for r in rows if not r.get("bare")]
+
+
+def _bare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of bare rounds (no step wrappers: the totals), or the timed ones when there are none."""
+    return [r for r in rows if r.get("bare")] or _timed(rows)
+
+
 def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None, head: str = MODES[0]) -> dict[str, Any]:
     """The JSON of the bench. The headline is the shipped path (`head`: MODES[0], fastpath, or ws with
     --transport ws); with --ccxt-ab the other REST paths' entries (interleaved with it) are summarised under
     `ccxt_ab`, and each transport's tick-to-wire and tick-to-ack under `transports`."""
-    # the headline is the shipped configuration: the entry path kept warm (--warm-ab's cold rounds apart)
-    main = [r for r in rows if r["mode"] == head and not r.get("cold")]
-    out: dict[str, Any] = {"venue": "exchange-sim", "entries": len(main), "headline_path": head}
+    # the headline is the shipped configuration (the entry path kept warm: --warm-ab's cold rounds apart), timed
+    # in the rounds without step wrappers ("bare"); the steps come from the other rounds, whose own total is
+    # reported beside it (instrumented): the difference is what the wrappers cost
+    warm = [r for r in rows if r["mode"] == head and not r.get("cold")]
+    timed = [r for r in warm if not r.get("bare")]
+    main = timed
+    bare = [r for r in warm if r.get("bare")] or timed
+    out: dict[str, Any] = {"venue": "exchange-sim", "entries": len(bare), "headline_path": head}
     if main:
-        total = _mp([r["total"] for r in main])
+        total = _mp([r["total"] for r in bare])
+        inst = _mp([r["total"] for r in main])
+        out["instrumented"] = {"entries": len(main), "tick_to_order_us": inst,
+                               "wrappers_cost_median_us": round(inst["median"] - total["median"], 2)}
         ccxt = _mp([r["ccxt_build_sign"] for r in main])
         out.update({
             "tick_to_order_us": total,
@@ -162,36 +192,44 @@ def summary(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None, hea
             # what the steps do not account for, per entry: the receive stamp -> the feed callback (and the
             # wall clock vs perf_counter); a large value would mean a step is missing
             "unattributed_us": _mp([r["total"] - sum(r[k] for k in STEPS) for r in main]),
-            "ack_rtt_us": _mp([r["ack_rtt"] for r in main]),
+            "ack_rtt_us": _mp([r["ack_rtt"] for r in bare]),
             # the entry's journal record written after its hand-off (engine.on_intent): outside tick-to-order
             "journal_after_send_us": _mp([r.get("journal_after_send", 0) for r in main]),
             "target": {"median_us": TARGET_MEDIAN_US, "p99_us": TARGET_P99_US},
             "met": {"median": total["median"] < TARGET_MEDIAN_US, "p99": total["p99"] < TARGET_P99_US},
         })
+    # each table: totals (tick-to-wire, tick-to-order, the answer) from its bare rounds, steps from its timed ones
     out["transports"] = {
-        name: {"entries": len(rs), "tick_to_wire_us": _mp([r["total"] for r in rs]),
-               "tick_to_ack_us": _mp([r["total"] + r["ack_rtt"] for r in rs]),
-               "send_us": _mp([r["ccxt_build_sign"] for r in rs]), "sign_us": _mp([r["ccxt_sign"] for r in rs]),
-               "ack_rtt_us": _mp([r["ack_rtt"] for r in rs])}
-        for name, mode in _TRANSPORTS if (rs := [r for r in rows if r["mode"] == mode])}
+        name: {"entries": len(b), "tick_to_wire_us": _mp([r["total"] for r in b]),
+               "tick_to_ack_us": _mp([r["total"] + r["ack_rtt"] for r in b]),
+               "send_us": _mp([r["ccxt_build_sign"] for r in t]), "sign_us": _mp([r["ccxt_sign"] for r in t]),
+               "ack_rtt_us": _mp([r["ack_rtt"] for r in b])}
+        for name, mode in _TRANSPORTS
+        if (t := _timed(rs := [r for r in rows if r["mode"] == mode and not r.get("cold")])) and (b := _bare(rs))}
     modes = sorted({r["mode"] for r in rows if r["mode"] in MODES}, key=MODES.index)
     if len(modes) > 1:
-        out["ccxt_ab"] = {m: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
-                              "gateway": _mp([r["gateway"] for r in rs]),
-                              "ccxt_build_sign": _mp([r["ccxt_build_sign"] for r in rs]),
-                              **{k: _mp([r[k] for r in rs]) for k in CCXT_DETAIL},
-                              "ack_rtt_us": _mp([r["ack_rtt"] for r in rs])}
-                          for m in modes if (rs := [r for r in rows if r["mode"] == m])}
+        out["ccxt_ab"] = {m: {"entries": len(b), "tick_to_order_us": _mp([r["total"] for r in b]),
+                              "gateway": _mp([r["gateway"] for r in t]),
+                              "ccxt_build_sign": _mp([r["ccxt_build_sign"] for r in t]),
+                              **{k: _mp([r[k] for r in t]) for k in CCXT_DETAIL},
+                              "ack_rtt_us": _mp([r["ack_rtt"] for r in b])}
+                          for m in modes
+                          if (t := _timed(rs := [r for r in rows if r["mode"] == m and not r.get("cold")]))
+                          and (b := _bare(rs))}
     if any(r.get("dispatch_task") for r in rows):
-        out["dispatch_ab"] = {name: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
-                                     "dispatch": _mp([r["dispatch"] for r in rs])}
+        out["dispatch_ab"] = {name: {"entries": len(b), "tick_to_order_us": _mp([r["total"] for r in b]),
+                                     "dispatch": _mp([r["dispatch"] for r in t])}
                               for name, task in (("sync", False), ("task", True))
-                              if (rs := [r for r in main if bool(r.get("dispatch_task")) is task])}
+                              if (t := _timed(rs := [r for r in warm if bool(r.get("dispatch_task")) is task]))
+                              and (b := _bare(rs))}
     cold = [r for r in rows if r["mode"] == head and r.get("cold")]
     if cold:
-        out["warm_ab"] = {name: {"entries": len(rs), "tick_to_order_us": _mp([r["total"] for r in rs]),
-                                 **{k: _mp([r[k] for r in rs]) for k in STEPS}}
-                          for name, rs in (("warm", main), ("cold", cold)) if rs}
+        # per kind: the total of its bare rounds, the steps of its timed ones
+        out["warm_ab"] = {name: {"entries": len(b), "tick_to_order_us": _mp([r["total"] for r in b]),
+                                 **{k: _mp([r[k] for r in t]) for k in STEPS}}
+                          for name, rs in (("warm", warm), ("cold", cold))
+                          if (t := [r for r in rs if not r.get("bare")])
+                          and (b := [r for r in rs if r.get("bare")] or t)}
     facts = dict(facts or {})
     ref = facts.pop("_reference_rows", None)
     if ref:

@@ -147,7 +147,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         **({"execution": {"warm_interval_ms": warm_ms}} if warm_ms is not None else {})})
     records: list[dict[str, Any]] = []
     st: dict[str, Any] = {"ready": False, "n_live": 0, "triggers": 0, "denied": 0, "flattened": 0, "errors": [],
-                          "warm": {}, "stalls": 0, "ref_turn": False, "ref_seeded": False, "ref_errors": []}
+                          "warm": {}, "bare": False, "stalls": 0, "ref_turn": False, "ref_seeded": False,
+                          "ref_errors": []}
     ref_rows: list[dict[str, int]] = []
     counts = dict.fromkeys(modes, 0)
     done = asyncio.Event()
@@ -155,7 +156,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
 
     def on_post(url: str) -> None:
         rec = _CUR.get()
-        if rec is not None and "c0" in rec and "h0" not in rec and url.split("?", 1)[0].endswith("/fapi/v1/order"):
+        if rec is not None and ("c0" in rec or (rec.get("bare") and "s1" in rec)) and "h0" not in rec and \
+                url.split("?", 1)[0].endswith("/fapi/v1/order"):
             rec["h0"] = pc()
             rec["h0_wall"] = time.time_ns()
 
@@ -189,6 +191,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         signer = gw._signer
         assert signer is not None
         orig_post, orig_body, orig_sign, orig_submit = signer.post, signer.body, ex.sign, gw.submit
+        orig_place = gw._place
         ccxt_symbols = {m["id"]: m["symbol"] for m in ex.markets.values()}
         instruments = {sym: gw.instrument(sym) for sym in venue.symbols}
         acct = await gw.account()
@@ -200,6 +203,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
         pipeline = Pipeline(instruments, signals, engine, RuntimeState(), depth_bps=s.market.depth_bps,
                             clock=time.time_ns)
         orig_signals = signals.on_depth
+        orig_assess = risk.assess
 
         def timed_parse(raw: bytes, ts: int) -> Any:
             t = pc()
@@ -240,9 +244,11 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             rec["trigger"] = True
             rec["mode"] = modes[st["triggers"] % len(modes)]  # interleaved rounds
             rec["cold"] = not pipeline.warming
+            rec["bare"] = st["bare"]
             st["triggers"] += 1
             if warm_ab:  # --warm-ab: every other round of triggers, the entry path is not kept warm before it
-                pipeline.warming = not (st["triggers"] // len(modes)) % 2
+                # bit 0 of the round: bare / timed; bit 1: --dispatch-ab; the next bit: warm or cold
+                pipeline.warming = not (st["triggers"] // len(modes) // (4 if dispatch_ab else 2)) % 2
             if not out:  # the bench's own intent: 20 ticks under the bid, an IOC that cannot fill
                 bid = book.best_bid_ticks
                 out = [EntryIntent(symbol, "long", "bench", now_ns, bid - 20, bid - 40, (), 60.0)]
@@ -263,13 +269,19 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                         rec[key] = rec.get(key, 0) + pc() - t
             return wrapper
 
+        caps = {flag: dataclasses.replace(gw.capabilities, eager_submit=flag) for flag in (True, False)}
+
         def on_entry_sent(cid: str, ns: int) -> None:
             rec = _CUR.get()
             # only an entry sent from the pipeline task itself (not after a leverage round trip)
             if rec is not None and rec.get("trigger") and "p1" not in rec and "s1" not in rec:
                 rec["s1"], rec["cid"] = ns, cid
-                # read by the engine next (this instance's declaration; the class keeps its own)
-                gw.capabilities = dataclasses.replace(gw.capabilities, eager_submit=EAGER.get(rec["mode"], True))
+                # read by the engine next (this instance's declaration; the class keeps its own); made once per
+                # kind, assigned only when it changes: a dataclasses.replace here cost ~10 us cold inside the
+                # measured window (order_task) on every entry
+                eager = EAGER.get(rec["mode"], True)
+                if gw.capabilities.eager_submit is not eager:
+                    gw.capabilities = caps[eager]
 
         async def timed_submit(req: Any) -> Any:
             rec = _CUR.get()
@@ -301,8 +313,6 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
             return await send_entry(ex, rec["mode"], orig_post, path, params, req, instruments[req.symbol],
                                     ccxt_symbols[req.symbol])
 
-        orig_place = gw._place
-
         async def timed_place(path: str, params: dict[str, Any]) -> Any:
             """--transport: a `ws` entry takes the gateway's own path (the socket is up); a REST one the REST
             sender directly, as the gateway does with order_transport = "rest"."""
@@ -315,7 +325,8 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
 
         def on_ws_send() -> None:
             rec = _CUR.get()
-            if rec is not None and "c0" in rec and "h0" not in rec and rec.get("mode") == "ws":
+            if rec is not None and ("c0" in rec or (rec.get("bare") and "s1" in rec)) and "h0" not in rec and \
+                    rec.get("mode") == "ws":
                 rec["h0"] = pc()
                 rec["h0_wall"] = time.time_ns()
 
@@ -335,9 +346,12 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
 
         async def settle(rec: dict[str, Any]) -> None:
             """Not timed: the trade ends (an unfilled IOC at once; a filled real intent is flattened)."""
-            if all(k in rec for k in ("h0", "sign0", "ack", "inject")):
+            need = ("h0", "ack", "inject") if rec.get("bare") else ("h0", "sign0", "ack", "inject")
+            if all(k in rec for k in need):
                 records.append(rec)
-                counts[rec["mode"]] += 1
+                counts[rec["mode"]] += bool(rec.get("bare"))  # the run stops on the headline's (bare) entries
+            # the next round's kind (the entry is over: nothing of it runs through a wrapper any more)
+            instrument(bool((st["triggers"] // len(modes)) % 2))
             for i in range(400):  # bounded: 0.2 s, then flatten whatever is left, up to another 4.5 s
                 if not engine.trades:
                     break
@@ -387,7 +401,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                        "e0": pc()}
             # --dispatch-ab: every other round of len(modes) triggers, the event goes through a plain task of
             # its own (what App._spawn did before the pipeline was synchronous), for the comparison
-            if dispatch_ab and (st["triggers"] // len(modes)) % 2:
+            if dispatch_ab and (st["triggers"] // len(modes) // 2) % 2:  # bit 1 (bit 0: bare / timed)
                 if rec is not None:
                     rec["dispatch_task"] = True
                 t = asyncio.get_running_loop().create_task(run_pipeline_task(ev, sync, rec))
@@ -445,13 +459,12 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
 
         engine.warm_entry = counted_warm  # type: ignore[method-assign]
         signals.on_depth = timed_signals  # type: ignore[method-assign,assignment]
-        risk.assess = timed("risk", risk.assess)  # type: ignore[method-assign]
+        timed_risk = timed("risk", risk.assess)
         journal.open_trade = timed("journal", journal.open_trade, "journal_after_send")  # type: ignore[method-assign]
         engine.on_entry_sent = on_entry_sent
-        gw.submit = timed_submit  # type: ignore[method-assign]
-        gw._place = timed_place  # type: ignore[method-assign]
+        orig_frame = ws_api.frame if ws_api is not None else None
         if ws_api is not None:
-            orig_frame = ws_api.frame
+            assert orig_frame is not None
 
             def timed_frame(method: str, params: dict[str, Any]) -> tuple[int, bytes]:
                 t = pc()
@@ -460,14 +473,31 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                 finally:
                     on_sign(t, pc())
 
-            ws_api.frame = timed_frame  # type: ignore[method-assign]
             ws_api.socket.on_send = on_ws_send
-        signer.post = timed_post  # type: ignore[method-assign]
-        signer.body = timed_body  # type: ignore[method-assign]
-        ex.sign = timed_sign
+        # the routing wrappers (per-entry path and transport) are needed only when entries take several paths
+        routing = len(modes) > 1
+
+        def instrument(steps: bool) -> None:
+            """Every other round of triggers the steps are timed (wrappers around parse, features, risk, the
+            signing: each a Python frame and a few dict writes inside the measured window); in the other
+            ("bare") rounds only the stamps the total needs stay (the trigger, the hand-off hooks, the gateway's
+            answer for the bookkeeping), so the headline carries no instrumentation of its own, as the
+            reference carries none."""
+            st["bare"] = not steps
+            on = steps or routing
+            gw.submit = timed_submit  # type: ignore[method-assign]  # the answer and the settle: both kinds
+            gw._place = timed_place if on else orig_place  # type: ignore[method-assign]
+            signer.post = timed_post if on else orig_post  # type: ignore[method-assign]
+            risk.assess = timed_risk if steps else orig_assess  # type: ignore[method-assign]
+            signer.body = timed_body if steps else orig_body  # type: ignore[method-assign]
+            ex.sign = timed_sign if steps else orig_sign
+            if ws_api is not None:
+                ws_api.frame = timed_frame if steps else orig_frame  # type: ignore[method-assign,assignment]
+            feed_mod.parse_message = timed_parse if steps else orig_parse  # type: ignore[assignment]
+            feat_mod.SymbolFeatures.on_depth = timed_features if steps else orig_feat  # type: ignore[method-assign]
+
+        instrument(False)
         feed.public._on_message = on_public  # type: ignore[method-assign]
-        feed_mod.parse_message = timed_parse  # type: ignore[assignment]
-        feat_mod.SymbolFeatures.on_depth = timed_features  # type: ignore[method-assign]
         await engine.refresh_account()
         tasks.append(asyncio.create_task(engine.run()))
         if s.execution.warm_interval_ms > 0:  # as App runs it: the entry path kept warm (warm.py)

@@ -31,6 +31,11 @@ def test_venue_bench_measures_every_step_of_real_entries_on_each_order_path() ->
     for key in ("tick_to_order_us", "ack_rtt_us"):
         assert set(res[key]) == {"median", "p99"} and 0 < res[key]["median"] <= res[key]["p99"], res[key]
     assert res["target"] == {"median_us": 200.0, "p99_us": 1000.0}
+    # the headline comes from the bare rounds, the steps from the timed rounds in between (as many, interleaved)
+    inst = res["instrumented"]
+    assert inst["entries"] >= 25 and 0 < inst["tick_to_order_us"]["median"] <= inst["tick_to_order_us"]["p99"]
+    assert inst["wrappers_cost_median_us"] == round(inst["tick_to_order_us"]["median"]
+                                                    - res["tick_to_order_us"]["median"], 2)
     assert res["met"] == {"median": res["tick_to_order_us"]["median"] < 200,
                           "p99": res["tick_to_order_us"]["p99"] < 1000}
     assert list(res["steps"]) == list(STEPS) and "journal" not in STEPS

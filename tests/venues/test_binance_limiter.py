@@ -71,3 +71,29 @@ def test_protective_orders_use_the_headroom_entries_may_not() -> None:
     assert lim.delay_s(order=True, weight=0, now_s=NOW, protective=True) == 0.0
     lim.on_response(200, {"X-MBX-ORDER-COUNT-10S": "10"}, NOW)
     assert lim.delay_s(order=True, weight=0, now_s=NOW, protective=True) == pytest.approx(5.0)  # the venue's limit
+
+
+def test_take_order_is_delay_then_spend_in_one_call() -> None:
+    """The entry path's one call (gateway.submit) decides and counts exactly as delay_s + spend would, across
+    budgets, Retry-After blocks, bans and window rolls; a refused one counts nothing."""
+    import random
+
+    rnd = random.Random(7)
+    for _ in range(300):
+        a = TradeLimiter(budget_frac=rnd.choice([0.5, 0.8, 1.0]))
+        a.orders_per_10s, a.orders_per_min = rnd.randint(1, 6), rnd.randint(2, 12)
+        b = TradeLimiter(budget_frac=a.budget_frac)
+        b.orders_per_10s, b.orders_per_min = a.orders_per_10s, a.orders_per_min
+        t = 1_000.0
+        if rnd.random() < 0.2:
+            a._orders_blocked_until_s = b._orders_blocked_until_s = t + rnd.uniform(0, 30)
+        if rnd.random() < 0.1:
+            a._ban_until_s = b._ban_until_s = t + rnd.uniform(0, 30)
+        for _ in range(15):
+            t += rnd.choice([0.0, 0.3, 2.0, 9.0, 61.0])
+            protective = rnd.random() < 0.3
+            want = b.delay_s(order=True, weight=0, now_s=t, protective=protective)
+            if want == 0.0:
+                b.spend(order=True, weight=0, now_s=t)
+            assert a.take_order(t, protective) == pytest.approx(want)
+            assert a.used == b.used

@@ -243,7 +243,8 @@ class BinanceGateway(LiveGateway):
         if self.translator is not None:
             self.translator.expect(req.client_id, req.kind.is_conditional)
         for attempt in (0, 1):
-            await self._gate(order=True, weight=0, protective=protective)
+            if self.limiter.take_order(self._wall_s(), protective) > 0.0:  # budget now: counted, no await
+                await self._gate(order=True, weight=0, protective=protective)  # waits it out or raises
             self.stats["orders"] += 1
             try:
                 info = await self._place(path, params)  # signed per attempt: a fresh timestamp

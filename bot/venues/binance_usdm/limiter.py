@@ -129,6 +129,20 @@ class TradeLimiter:
                 waits.append(60.0 - now_s % 60.0)
         return max(waits)
 
+    def take_order(self, now_s: float, protective: bool = False) -> float:
+        """An order placement (weight 0) in one call, as `delay_s` then `spend` would do it: 0.0 and counted
+        when it may go now; else the wait `delay_s` gives, nothing counted (the caller's `_gate` takes over)."""
+        until = self._ban_until_s if self._ban_until_s > self._orders_blocked_until_s else self._orders_blocked_until_s
+        if until > now_s:
+            return until - now_s
+        self._roll(now_s)
+        frac = 1.0 if protective else self.budget_frac
+        if self._orders_10s + 1 > self.orders_per_10s * frac or self._orders_1m + 1 > self.orders_per_min * frac:
+            return self.delay_s(order=True, weight=0, now_s=now_s, protective=protective)
+        self._orders_10s += 1
+        self._orders_1m += 1
+        return 0.0
+
     def spend(self, *, order: bool, weight: int, now_s: float) -> None:
         self._roll(now_s)
         self._weight_1m += weight

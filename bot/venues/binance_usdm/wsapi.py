@@ -27,7 +27,7 @@ import ccxt.async_support as ccxt
 import orjson
 
 from bot.venues.binance_usdm.limiter import ORDER_HEADERS, WEIGHT_HEADER
-from bot.venues.binance_usdm.signer import _text  # one rendering of a param, as REST signs it
+from bot.venues.binance_usdm.signer import _text, nonce_ms  # one rendering of a param, as REST signs it
 from bot.venues.endpoints import BINANCE_USDM_WS_API
 from bot.venues.order_transport import SocketLife
 from bot.venues.ws_orders import WsNoAnswer, WsOrderSocket
@@ -117,7 +117,7 @@ class BinanceWsApi:
         """(request id, the signed text frame). `params` is not modified."""
         ex = self._ex
         p = dict(params)
-        ts = ex.nonce()
+        ts = nonce_ms(ex)
         p["apiKey"] = self._api_key
         p["timestamp"] = ts
         items = [*params.items(), ("apiKey", self._api_key), ("timestamp", str(ts))]
