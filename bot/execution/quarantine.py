@@ -54,6 +54,7 @@ class EntryQuarantine:
         log: Any
         trades: dict[str, TradeMachine]
         _ended: dict[str, TradeMachine]
+        _by_client: dict[str, str]
         _timers: list[tuple[int, int, str, Any]]
         _seq: int
         _wake: asyncio.Event
