@@ -6,6 +6,9 @@ a process that died inside the window (crash, SIGKILL, deploy) left its row open
 trading still HALTED "reconciling", before the engine consumes any update and before the first reconciliation
 pass) every open row is decided here, with the same rules as live:
 
+0. An entry given up as "not found" whose quarantine row a kill prevented (it follows the trade's ABORTED row in
+   the same step) is found from its leg (`Journal.unrecorded_quarantines`, the last hour) and journaled with
+   the deadline it had (the leg's end + `execution.unknown_entry_quarantine_ms`).
 1. `on_restore`, from the journal alone: the trade is open or closed there -> the entry executed (its reopen
    was journaled; the restart adopts that trade): the quarantine ends. ABORTED -> still unknown: its machine is
    rebuilt (restore_machine, as an open trade's) and the quarantine held again (engine.restore_quarantine:
@@ -44,6 +47,11 @@ if TYPE_CHECKING:
 __all__ = ["RestoredQuarantines", "Verdict", "after_lookup", "on_restore"]
 
 _RESTING = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+_MS = 1_000_000
+# How far back a restart looks for an entry given up as not found whose quarantine row a kill prevented (the
+# two are written in the same synchronous step; a restart usually follows within minutes). Older: a fill of it
+# is a position reconciliation already treats as nobody's (its stop, the symbol halted).
+_GAP_LOOKBACK_NS = 3_600 * 1_000_000_000
 
 
 class Verdict(StrEnum):
@@ -94,6 +102,11 @@ class RestoredQuarantines:
             return 0
         self.quarantines_restored = True
         eng, j = self.engine, self.journal
+        now, ms = eng.clock(), eng.cfg.unknown_entry_quarantine_ms
+        for r in j.unrecorded_quarantines(now - _GAP_LOOKBACK_NS) if ms > 0 else ():
+            # killed between the trade's ABORTED row and its quarantine's: the quarantine it had from then
+            j.quarantine_start(r["ended_ns"], r["symbol"], r["client_id"], r["trade_id"], r["ended_ns"] + ms * _MS)
+            self.log.warning("entry_quarantine_unrecorded", trade_id=r["trade_id"], client_id=r["client_id"])
         held: list[tuple[TradeMachine, str, int]] = []
         for q in j.open_quarantines():
             cid, tid, sym, until = q["client_id"], q["trade_id"], q["symbol"], int(q["until_ns"])

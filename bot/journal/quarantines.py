@@ -11,8 +11,9 @@ quarantines  client_id PK ("t7-entry"), trade_id, symbol, started_ns, until_ns (
              ("executed late: trade reopened", "final look-up after the quarantine: not found", ...)
 
 Start and end are each one transaction; the start is written right after the trade's ABORTED row, in the
-same synchronous step. A journal made before this table gains it at open (CREATE TABLE IF NOT EXISTS in
-store.SCHEMA: the journal has no schema version, every change so far is additive).
+same synchronous step (a kill between the two: `unrecorded_quarantines` finds the entry from its leg). A
+journal made before this table gains it at open (CREATE TABLE IF NOT EXISTS in store.SCHEMA: the journal has
+no schema version, every change so far is additive).
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ class QuarantineRows:
             cur = db.execute("UPDATE quarantines SET ended_ns=?, end_reason=? WHERE client_id=? AND ended_ns IS NULL",
                              (ts_ns, reason, client_id))
         return cur.rowcount > 0
+
+    def unrecorded_quarantines(self, since_ns: int) -> list[dict[str, Any]]:
+        """Entries given up as "not found" after an ambiguous outcome (the leg REJECTED with code "unknown" or
+        "not-found", TradeMachine.on_rejected) of ABORTED trades, ended since `since_ns`, that have no
+        quarantine row at all: a kill between the trade's ABORTED row and its quarantine's start.
+        client_id, trade_id, symbol, ended_ns (the leg's last change), oldest first."""
+        return [dict(r) for r in self._db.execute(
+            "SELECT l.client_id, l.trade_id, l.symbol, l.updated_ns AS ended_ns FROM legs l "
+            "JOIN trades t ON t.trade_id = l.trade_id WHERE l.role='entry' AND l.status='REJECTED' "
+            "AND (l.reason LIKE 'unknown:%' OR l.reason LIKE 'not-found:%') AND t.state='ABORTED' "
+            "AND l.updated_ns >= ? AND l.client_id NOT IN (SELECT client_id FROM quarantines) "
+            "ORDER BY l.updated_ns", (since_ns,))]
 
     def open_quarantines(self) -> list[dict[str, Any]]:
         """The quarantines not ended, oldest first (what a restart must hold again)."""

@@ -10,6 +10,7 @@ says not found. Pure decisions first, then the engine + Recovery on the fake ven
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from bot.domain.types import OrderKind, OrderStatus, Side
@@ -180,4 +181,20 @@ async def test_a_trade_the_journal_shows_reopened_ends_its_quarantine_without_a_
     await life.start()
     assert life.rm.gate.quarantined == {} and life.journal.open_quarantines() == []
     assert "ENTERING" in life.rows("quarantines")[0]["end_reason"] and len(venue.fetches) == n
+    await life.crash()
+
+
+async def test_killed_between_the_abort_and_the_quarantine_row_the_restart_finds_it_from_the_leg(
+        tmp_path: Path) -> None:
+    venue = LateVenue(Clock())
+    await quarantined_then_killed(tmp_path, venue)
+    with sqlite3.connect(tmp_path / "journal.sqlite") as db:  # the row the kill prevented
+        (until,) = db.execute("SELECT until_ns FROM quarantines").fetchone()
+        db.execute("DELETE FROM quarantines")
+    venue.clock.advance_ms(2_000)
+    life = Life(tmp_path, venue)
+    await life.start()
+    assert life.rm.gate.quarantined == {"BTCUSDT": {"t1-entry": until}}  # the deadline it had
+    (q,) = life.journal.open_quarantines()
+    assert (q["client_id"], q["trade_id"], q["until_ns"]) == ("t1-entry", "t1", until)
     await life.crash()
