@@ -9,6 +9,10 @@ is quarantined: the journal holds the quarantine open (bot/journal/quarantines.p
 (journaled), no entry leg is sent there, and only the final look-up by client id after the journaled deadline
 (not found) ends it (`quarantines.end_reason`), after which `/status` no longer lists it.
 
+The second drill: the unknown entry executes while the bot is dead. The restart's look-up by client id finds
+it filled before the first reconciliation pass: its trade reopens and gets its own stop ("<tid>-sl"), and the
+pass sees a position its trade owns, not one of "no known trade" (no "recon-" stop, no symbol halt).
+
 One symbol (BTCUSDT) so every intent of the restarted bot meets the quarantine; market entries; the faster
 indicator warm-up. The quarantine is 25 s here (10 s by default) so the restarted bot's intents fall inside
 it on a loaded box: the restarted process needs ~4 s to start and ~5 s of warm-up before it can make an
@@ -29,7 +33,7 @@ import aiohttp
 import pytest
 
 from bot.drill.procs import Bot, Sim, free_port, rows, until, webhook
-from tests.support.drills import sim_fault
+from tests.support.drills import sim_fault, sim_state
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -130,6 +134,59 @@ async def test_sigkill_inside_the_quarantine_then_the_restart_denies_entries_unt
     took = time.monotonic() - t0
     print(f"drill quarantine-restart: killed {t_q - t0:.1f} s in, denied {t_denied - t_q:.1f} s after the kill, "
           f"{len(denials)} denial(s); total {took:.1f} s")
+
+
+async def test_executed_while_the_bot_was_dead_the_restart_reopens_its_trade_not_an_unknown_position(
+        sim: Sim, tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    state = tmp_path / "state"
+    state.mkdir()
+    await sim_fault(sim, kind="late_execute", ms=3000, count=1, entries_only=True)  # reaches the book 3 s late
+    async with webhook() as hook:
+        bot = Bot(sim, state, hook.url, **SETTINGS)
+        try:
+            (q,) = await until("an entry of unknown fate quarantined (journaled)", lambda: rows(
+                state, "SELECT * FROM quarantines WHERE ended_ns IS NULL"), 60, bot, step_s=0.05)
+        finally:
+            bot.kill()
+        cid, tid = q["client_id"], q["trade_id"]
+        order = await until("the order executed while the bot was dead", lambda: _filled(sim, cid), 10)
+        amount = float(order["executedQty"]) * (1 if order["side"] == "BUY" else -1)
+        assert rows(state, "SELECT state FROM trades WHERE trade_id=?", (tid,))[0]["state"] == "ABORTED"
+
+        bot2 = Bot(sim, state, hook.url, **SETTINGS)
+        try:
+            await until(f"{tid}'s own stop at the exchange", lambda: _stop(sim, f"{tid}-sl", amount), 30, bot2)
+            (ended,) = rows(state, "SELECT * FROM quarantines WHERE client_id=?", (cid,))
+            assert ended["end_reason"] == "executed late: trade reopened", ended
+            states = [r["to_state"] for r in rows(state, "SELECT to_state FROM state_changes WHERE entity='trade' "
+                                                         "AND entity_id=? ORDER BY id", (tid,))]
+            assert states[:4] == ["PLANNED", "ENTERING", "ABORTED", "ENTERING"], states
+            await until("the first reconciliation pass", lambda: rows(
+                state, "SELECT 1 FROM state_changes WHERE entity='gate' AND reason='reconciled'"), 20, bot2)
+            hist = await sim_state(sim, history=True)
+            assert not [a for a in hist["algo_orders"] if a["clientAlgoId"].startswith("recon-")], hist["algo_orders"]
+            assert not rows(state, "SELECT * FROM state_changes WHERE entity='symbol' AND to_state='HALTED'")
+            assert [f["qty"] for f in rows(state, "SELECT qty FROM fills WHERE client_id=?", (cid,))], "fill journaled"
+            assert bot2.alive()
+        finally:
+            rc = bot2.term()
+        assert rc == 0, f"log {bot2.log_path}"
+    print(f"drill quarantine-restart executed: total {time.monotonic() - t0:.1f} s")
+
+
+async def _filled(sim: Sim, cid: str) -> dict[str, Any] | None:
+    st = await sim_state(sim, history=True)
+    return next((o for o in st["orders"] if o["clientOrderId"] == cid and float(o["executedQty"]) > 0), None)
+
+
+async def _stop(sim: Sim, cid: str, amount: float) -> dict[str, Any] | None:
+    """The stop `cid` as the exchange took it, for the whole position (its history: the trade may already have
+    moved it after a take-profit)."""
+    st = await sim_state(sim, history=True)
+    return next((a for a in st["algo_orders"] if a["clientAlgoId"] == cid and a["orderType"] == "STOP_MARKET"
+                 and a["side"] == ("SELL" if amount > 0 else "BUY") and a["reduceOnly"]
+                 and float(a["quantity"]) == pytest.approx(abs(amount))), None)
 
 
 async def _listed(port: int) -> dict[str, Any] | None:
