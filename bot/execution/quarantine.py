@@ -15,6 +15,10 @@ order's fate is certain:
   deadlines) and a final look-up by client id (clientOrderId / Bybit orderLinkId: the gateway's
   fetch_order) says "not found": over. Found executed: adopted as any late update (reopened). A failed
   look-up keeps the quarantine and is retried with backoff: never released on a guess.
+
+Durable (bot/journal/quarantines.py): the start (symbol, client id, trade id, when the final look-up is due)
+and the end are journaled, and a restart holds every open one again before any entry is allowed
+(`restore_quarantine`, from bot/execution/quarantine_restore.py): the same rules from there on.
 """
 
 from __future__ import annotations
@@ -46,9 +50,11 @@ class EntryQuarantine:
         gw: Any
         cfg: Any
         risk: Any
+        journal: Any
         log: Any
         trades: dict[str, TradeMachine]
         _ended: dict[str, TradeMachine]
+        _by_client: dict[str, str]
         _timers: list[tuple[int, int, str, Any]]
         _seq: int
         _wake: asyncio.Event
@@ -66,17 +72,38 @@ class EntryQuarantine:
             return
         until = now + ms * _MS
         self.risk.gate.quarantine(m.plan.symbol, cid, until, now)
+        self.journal.quarantine_start(now, m.plan.symbol, cid, m.tid, until)  # a restart holds it again
         self._journal_gate(now)
+        self._quarantine_timer(m.tid, until)
+        self.log.warning("entry_quarantined", trade_id=m.tid, client_id=cid, symbol=m.plan.symbol, ms=ms)
+
+    def restore_quarantine(self, m: TradeMachine, cid: str, until_ns: int) -> None:
+        """After a restart: `cid` (an entry of ABORTED trade `m`, rebuilt from the journal) is in quarantine
+        as the journal says, until its fate is certain: entries on its symbol denied again, its late updates
+        routed to `m` (they reopen it, as live), its final look-up due at `until_ns` (at once when past)."""
+        now = self.clock()
+        if m.tid not in self.trades:
+            self._ended[m.tid] = m
+        for c in m.legs:
+            self._by_client.setdefault(c, m.tid)
+        m.replay_not_found(cid)
+        self.risk.gate.quarantine(m.plan.symbol, cid, until_ns, now, why="restored after a restart")
+        self._journal_gate(now)
+        self._quarantine_timer(m.tid, until_ns)
+        self.log.warning("entry_quarantine_restored", trade_id=m.tid, client_id=cid, symbol=m.plan.symbol,
+                         due_in_ms=(until_ns - now) // _MS)
+
+    def _quarantine_timer(self, tid: str, at_ns: int) -> None:
         self._seq += 1
-        heapq.heappush(self._timers, (until, self._seq, m.tid, QUARANTINE_END))
+        heapq.heappush(self._timers, (at_ns, self._seq, tid, QUARANTINE_END))
         if self._timers[0][1] == self._seq:
             self._wake.set()
-        self.log.warning("entry_quarantined", trade_id=m.tid, client_id=cid, symbol=m.plan.symbol, ms=ms)
 
     def _release_quarantine(self, m: TradeMachine, reason: str) -> None:
         now = self.clock()
         for cid in [c for c in self.risk.gate.quarantined.get(m.plan.symbol, {}) if c in m.legs]:
             if self.risk.gate.release(m.plan.symbol, cid, reason, now):
+                self.journal.quarantine_end(now, cid, reason)
                 self.log.warning("entry_quarantine_released", trade_id=m.tid, client_id=cid, reason=reason)
         self._journal_gate(now)
 

@@ -21,6 +21,8 @@ position from the stream differs from the bot's or the engine asks) asks the exc
   app, which puts the stream in doubt (bot.venues.stream_health);
 - an entry sent before its record and never recorded (a crash in between) is found by its client id among
   the reserved trade ids and journaled as a trade of its own (bot.execution.recovery_lost), first pass only;
+- an entry quarantine the journal holds open (an entry of unknown fate when the process died) holds its
+  symbol again before any entry, looked up once by client id before the first pass (quarantine_restore.py);
 - a machine whose position the exchange confirmed gets its deadlines again from its first fill (a deadline
   already past fires at once), a flatten under way is resumed, missing take-profits are placed again.
 Any venue error leaves the reconciliation incomplete (`ReconcileIncomplete`): the caller retries and keeps
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, cast
 from bot.domain.orders import OrderUpdate
 from bot.domain.types import CloseReason, OrderKind, OrderStatus
 from bot.execution.actions import LegRole, TradeState
+from bot.execution.quarantine_restore import RestoredQuarantines
 from bot.execution.reconcile import (
     OPEN_STATES,
     Action,
@@ -87,7 +90,7 @@ _GONE = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
 _STOPS = (OrderKind.STOP_MARKET, OrderKind.TRAILING_STOP_MARKET)
 
 
-class Recovery(ExitCheck, LostEntries):
+class Recovery(ExitCheck, LostEntries, RestoredQuarantines):
     def __init__(self, engine: ExecutionEngine, cfg: ReconcileConfig, *, symbols: Sequence[str],
                  time_limits_s: dict[str, float] | None = None,
                  alert: Callable[[str, str, str], None] | None = None) -> None:
@@ -194,6 +197,7 @@ class Recovery(ExitCheck, LostEntries):
                                            default=0)
             self.log.warning("trade_adopted", trade_id=tid, symbol=m.plan.symbol, state=m.state.value,
                              position_lots=m.sign * m.pos_lots, stop_ticks=m.stop_ticks)
+        await self.restore_quarantines()  # entries of unknown fate hold their symbols again (quarantine_restore)
         return list(self.adopted)
 
     # -- reconciliation ------------------------------------------------------------------------------------

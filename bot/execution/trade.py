@@ -398,6 +398,9 @@ class TradeMachine:
     def replay_state_change(self, to_state: str, reason: str) -> None:
         trade_replay.replay_state_change(self, to_state, reason)
 
+    def replay_not_found(self, client_id: str) -> None:
+        trade_replay.replay_not_found(self, client_id)
+
     def replay_end(self, state: TradeState, *, entry_ts_ns: int = 0, stop_confirm_ms: float | None = None,
                    max_open_risk: float = 0.0) -> None:
         trade_replay.replay_end(self, state, entry_ts_ns=entry_ts_ns, stop_confirm_ms=stop_confirm_ms,

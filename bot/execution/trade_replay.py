@@ -12,7 +12,7 @@ from bot.execution.actions import Leg, LegRole, TradeState
 if TYPE_CHECKING:
     from bot.execution.trade import TradeMachine
 
-__all__ = ["exit_reason_of", "replay_end", "replay_fill", "replay_leg", "replay_state_change"]
+__all__ = ["exit_reason_of", "replay_end", "replay_fill", "replay_leg", "replay_not_found", "replay_state_change"]
 
 
 def exit_reason_of(why: str) -> CloseReason | None:
@@ -61,6 +61,14 @@ def replay_state_change(m: TradeMachine, to_state: str, reason: str) -> None:
         m.trailing = True
     if to_state == TradeState.EXITING.value and m.exit_reason is None:
         m.exit_reason = exit_reason_of(reason)
+
+
+def replay_not_found(m: TradeMachine, client_id: str) -> None:
+    """The journal holds `client_id` (an entry) in quarantine: it was given up as "not found" after an
+    ambiguous outcome and may still execute, so a late update of it reopens the trade (reopen_late) as it
+    would have before the restart (bot/execution/quarantine_restore.py)."""
+    if client_id in m.legs:
+        m._not_found.add(client_id)
 
 
 def replay_end(m: TradeMachine, state: TradeState, *, entry_ts_ns: int = 0, stop_confirm_ms: float | None = None,

@@ -39,6 +39,8 @@ runs          run_id INTEGER PK (1, 2, …), started_ns, mode ('live'|'paper'|'s
               per `scalper run` / `scalper backtest` into this journal (begin_run). trades, config and funding
               carry the run_id of the run that wrote them (NULL in journals from before runs existed), so
               reports keep runs apart.
+quarantines   client_id PK, trade_id, symbol, started_ns, until_ns, ended_ns, end_reason: entries of unknown
+              fate whose symbol takes no entry until their fate is certain (bot/journal/quarantines.py)
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bot.journal.checkpoint import WalCheckpointer
+from bot.journal.quarantines import QUARANTINES_SCHEMA, QuarantineRows
 
 __all__ = ["SCHEMA", "TRADE_FIELDS", "Journal", "owner_only"]
 
@@ -100,7 +103,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS reserved_ids (name TEXT PRIMARY KEY, upto INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS marks (ts_ns INTEGER NOT NULL, symbol TEXT NOT NULL, price REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS marks_symbol_ts ON marks(symbol, ts_ns);
-"""
+""" + QUARANTINES_SCHEMA
 
 # The trade report's fields (`scalper trades`, `scalper backtest --json`), in order.
 TRADE_FIELDS = (
@@ -129,7 +132,7 @@ _ADDED_COLS = (("mae_ticks", "REAL"), ("mfe_ticks", "REAL"), ("mae_r", "REAL"), 
 # Tables whose rows carry the run that wrote them (added to older journals; NULL for their old rows).
 _RUN_TABLES = ("trades", "config", "funding")
 _TABLES = ("config", "trades", "legs", "order_events", "fills", "state_changes", "denials", "rejections", "funding",
-           "runs", "marks")
+           "runs", "marks", "quarantines")
 # A position older than this is not a scalper trade's: funding is never attributed to such a stale row.
 _FUNDING_LOOKBACK_NS = 7 * 86_400 * 1_000_000_000
 _FUNDING_SLACK_NS = 60 * 1_000_000_000  # exit_ts_ns is our clock, funding time the venue's
@@ -178,7 +181,7 @@ _LEG_UPSERT = (
 )
 
 
-class Journal:
+class Journal(QuarantineRows):
     def __init__(self, path: str, synchronous: str = "NORMAL", busy_timeout_ms: int = 2000) -> None:
         self.path = path
         # Owner-only (0600): the journal holds the account's trades. Created under umask 077; SQLite gives

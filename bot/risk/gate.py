@@ -168,15 +168,17 @@ class RiskGate:
         self.state_changes.append((now_ns, "symbol", symbol, "HALTED", "ACTIVE", reason))
         return True
 
-    def quarantine(self, symbol: str, client_id: str, until_ns: int, now_ns: int) -> None:
+    def quarantine(self, symbol: str, client_id: str, until_ns: int, now_ns: int,
+                   why: str = "outcome unknown, not found") -> None:
         """No entry on `symbol` while `client_id` (an entry given up as "not found" after an ambiguous
-        outcome) may still execute; its final look-up is due at `until_ns` (the engine's timer)."""
+        outcome) may still execute; its final look-up is due at `until_ns` (the engine's timer). `why`: for
+        the journal (a restart restoring it says so)."""
         held = self.quarantined.setdefault(symbol, {})
         old = "QUARANTINED" if held else "ACTIVE"
         held[client_id] = until_ns
+        at = f"+{(until_ns - now_ns) / 1e9:.1f} s" if until_ns > now_ns else "now (past due)"
         self.state_changes.append((now_ns, "quarantine", symbol, old, "QUARANTINED",
-                                   f"{client_id}: outcome unknown, not found; final look-up at +"
-                                   f"{(until_ns - now_ns) / 1e9:.1f} s"))
+                                   f"{client_id}: {why}; final look-up at {at}"))
 
     def release(self, symbol: str, client_id: str, reason: str, now_ns: int) -> bool:
         """`client_id`'s fate is certain (it executed: its trade is live again; or the final look-up said
