@@ -51,7 +51,7 @@ def nonce_ms(ex: Any) -> int:
     """ccxt binance's `nonce()` (`milliseconds() - options['timeDifference']`, exchange-facts A2) without its
     `safe_integer` walk (~5-10 us cold on the entry path); a missing offset goes to ccxt, which raises."""
     td = ex.options.get("timeDifference")
-    if td is None or td.__class__ is not int and td.__class__ is not float:
+    if td is None or (td.__class__ is not int and td.__class__ is not float):
         return int(ex.nonce())
     return int(ex.milliseconds()) - int(td)
 
