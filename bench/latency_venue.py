@@ -1,8 +1,9 @@
 """`scalper bench latency --venue exchange-sim`: tick-to-order against the loopback exchange, through the
 real venue code.
 
-The loopback exchange (`bot.venues.sim.server`, what `scalper exchange-sim` serves) runs in this process on
-a free port (`--exchange subprocess`: as `scalper exchange-sim --unlimited` beside it) and plays the recorded
+The loopback exchange (`bot.venues.sim.server`, what `scalper exchange-sim` serves) runs as its own process,
+`scalper exchange-sim --unlimited` on a free port, as a venue is another machine (`--exchange inprocess`: in this
+process, sharing its event loop, core and caches with the bot: faster to start, for tests) and plays the recorded
 session (default: the in-process bench's file) at `--speed` through its websockets, or its seeded generator
 (`--source generated`, 50 depth messages/s per symbol). The bot side is composed as `App._run_binance`
 composes it: `BinanceMarketFeed` (raw websockets) -> the pipeline called synchronously in the feed's step
@@ -80,8 +81,9 @@ def add_venue_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--speed", type=float, default=4.0, help="replay speed of recorded FILEs")
     g.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="generated symbols")
     g.add_argument("--every", type=int, default=2, help="every k-th LIVE depth message is a trigger")
-    g.add_argument("--exchange", choices=("inprocess", "subprocess"), default="inprocess",
-                   help="the loopback exchange in this process (default) or as `scalper exchange-sim` beside it")
+    g.add_argument("--exchange", choices=("inprocess", "subprocess"), default="subprocess",
+                   help="the loopback exchange as `scalper exchange-sim` beside the bot (default: what the issue's "
+                        "target is stated against) or in this process (shares the bot's loop and core)")
     g.add_argument("--ccxt-ab", action="store_true",
                    help=f"interleave the entries over the paths {', '.join(MODES)} (bench/latency_ccxt.py)"
                         f"; the headline stays the shipped path ({MODES[0]})")

@@ -169,12 +169,15 @@ class Pipeline:
         return "idle"
 
     async def keep_warm(self, interval_s: float) -> None:
-        """`warm_next` every `interval_s` (> 0) while `warming`. Why a timer and not the market messages: the
-        path goes cold within ~10-20 ms idle on this kind of host, and one symbol's depth stream is 100-250 ms
-        apart (docs/architecture.md "Entry path latency")."""
+        """`warm_next` every `interval_s` while `warming`. Why a timer and not the market messages: the path goes
+        cold within milliseconds idle on this kind of host, and one symbol's depth stream is 100-250 ms apart.
+        Below 1 ms it spins: a warm-up at every turn of the event loop (`sleep(0)`; libuv's timers count whole
+        milliseconds anyway), so the loop never sleeps and one core stays busy: the lowest latency, for an
+        operator who gives the bot a core of its own (docs/architecture.md "Entry path latency")."""
         clock = self.clock
+        wait_s = 0.0 if interval_s < 0.001 else interval_s
         while True:
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(wait_s)
             if self.warming:
                 self.warm_next(clock() if clock is not None else 0)
 

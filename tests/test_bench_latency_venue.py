@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def _bench(*extra: str) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER__")}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "bot", "bench", "latency", "--venue", "exchange-sim", *extra],
+    return subprocess.run([sys.executable, "-m", "bot", "bench", "latency", "--venue", "exchange-sim",
+                           "--exchange", "inprocess", *extra],
                           cwd=ROOT, env=env, capture_output=True, timeout=120)
 
 
