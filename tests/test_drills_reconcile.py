@@ -30,17 +30,25 @@ from bot.drill.procs import Bot, Sim, free_port, rows, until, webhook
 from tests.support.drills import QUICK_WARMUP, watching
 from tests.support.drills import binance_rest as rest
 from tests.support.drills import sim_fault as fault
+from tests.test_bybit_exchange_sim_e2e import LIVELY
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 STOP_CONFIRM_MS = 3000  # bot.drill.procs.Bot's stop-confirm deadline
 INTERVAL_MS = 5000  # venue.reconcile_interval_ms (the default)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
+# drill A needs two FILLED entries while the stream is muted; at the demo pace (20 s cooldowns per setup) on the
+# default generated market, with IOC entries a moving market may leave unfilled, that took 25-90 s. A livelier
+# market (tests/test_bybit_exchange_sim_e2e.py's) and 5 s cooldowns: more intents, the same checks.
+BUSIER = {f"SCALPER__SIGNALS__{s}__COOLDOWN_S": "5"
+          for s in ("MOMENTUM", "RSI_SNAPBACK", "BREAKOUT_FADE", "ABSORPTION")}
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    s = Sim(tmp_path_factory.mktemp("sim"))
+    tmp = tmp_path_factory.mktemp("sim")
+    (tmp / "lively.toml").write_text(LIVELY)  # drill A's entries: see BUSIER
+    s = Sim(tmp, args=("--config", str(tmp / "lively.toml")))
     try:
         s.wait_ready()
         yield s
@@ -163,7 +171,7 @@ async def test_drill_silent_user_stream_while_entries_fill(sim: Sim, tmp_path: P
     ops_port = free_port()
     async with webhook() as hook, watching(Watcher(sim)) as w:
         bot = Bot(sim, tmp_path, hook.url, SCALPER__OPS__ENABLED="true", SCALPER__OPS__PORT=str(ops_port),
-                  SCALPER__VENUE__ACK_FILL_GRACE_MS=ack_fill_grace_ms, **QUICK_WARMUP)
+                  SCALPER__VENUE__ACK_FILL_GRACE_MS=ack_fill_grace_ms, **QUICK_WARMUP, **BUSIER)
         try:
             await until("entries allowed", lambda: _gate_active(tmp_path), 30, bot)
             t0_ms = int(time.time() * 1000)
