@@ -69,7 +69,10 @@ class RunBase:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.symbol = settings.venue.symbols[0]
-        self.tag = f"conf-{int(time.time()) % 100_000_000}"
+        # the run's client id prefix, in milliseconds: two runs against one account within the same second (a
+        # second took ~0.5 s to start once bytecode was compiled) reused each other's ids, which the venue refuses
+        # (Bybit 10001 "OrderLinkedID is duplicate"; Binance -4116)
+        self.tag = f"conf-{time.time_ns() // 1_000_000 % 10**10}"
         self.updates: list[OrderUpdate] = []
         self.raw_events: list[dict[str, Any]] = []
 
