@@ -40,9 +40,9 @@ Rounds of triggers alternate between timed (the step stamps above: wrappers arou
 the signing) and bare (only what the total needs: the receive stamp, the trigger, the hand-off hooks, the
 gateway's answer): the headline total and every table's totals come from the bare rounds, the steps from the
 timed ones, and `instrumented` gives the timed rounds' own total (their difference is what the wrappers cost).
-The run stops when the headline path has `--entries` bare entries. The entry path is kept warm as the app keeps
-it (`execution.warm_interval_ms`, bot/execution/warm.py; `--warm-ms` overrides it); `--warm-ab` leaves it cold
-every other pair of rounds and reports both under `warm_ab`.
+The run stops when every order path of the run has `--entries` bare entries. The entry path is kept warm as the
+app keeps it (`execution.warm_interval_ms`, bot/execution/warm.py; `--warm-ms` overrides it); `--warm-ab` leaves it
+cold every other pair of rounds and reports both under `warm_ab`.
 
 Triggers as in the in-process bench: every `--every`-th LIVE depth message runs the real signal engine, and
 when it emits nothing a long intent goes down the same path. Its limit IOC is priced 20 ticks under the

@@ -105,7 +105,7 @@ async def bench(*, entries: int, journal_path: str, sources: list[str], symbols:
                 modes: tuple[str, ...] = ("fastpath",), dispatch_ab: bool = False, reference: bool = True,
                 warm_ab: bool = False, warm_ms: float | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Returns the raw records of the measured entries (each tagged with its ccxt `mode`, taken in turn:
-    interleaved rounds) and run facts. Stops when modes[0] has `entries` records, or after timeout_s."""
+    interleaved rounds) and run facts. Stops when every mode has `entries` bare records, or after timeout_s."""
     async with _exchange(exchange, sources, symbols, speed) as base:
         return await _run(base, entries, journal_path, every, timeout_s, gc_freeze, modes, dispatch_ab, reference,
                           warm_ab, warm_ms)
@@ -360,7 +360,7 @@ async def _run(base: str, entries: int, journal_path: str, every: int, timeout_s
                     engine.flatten_all()
                 await asyncio.sleep(0.005 if i < 40 else 0.0125)
             risk.gate.open_notional.clear()
-            if counts[modes[0]] >= entries:
+            if min(counts.values()) >= entries:  # every path of the run (interleaved) has its bare entries
                 done.set()
             # every other bot entry, the next trigger slot is the reference's (a recorded session is only so long)
             st["ref_turn"] = ref is not None and st["triggers"] % 2 == 0
