@@ -329,15 +329,16 @@ def _print(res: dict[str, Any]) -> None:
             g, b, tt = v["gateway"], v["ccxt_build_sign"], v["tick_to_order_us"]
             print(f"{m:<14}{v['entries']:>8}{g['median']:>9} /{g['p99']:>7}{b['median']:>9} /{b['p99']:>7}"
                   f"{tt['median']:>11} /{tt['p99']:>7}")
-    if "warm_ab" in res:
-        print("entry path kept warm or not, interleaved rounds (median / p99 us):")
-        print(f"{'path':<14}{'entries':>8}{'risk':>18}{'tick-to-order':>20}")
-        for m, v in res["warm_ab"].items():
-            r_, tt = v["risk"], v["tick_to_order_us"]
-            print(f"{m:<14}{v['entries']:>8}{r_['median']:>9} /{r_['p99']:>7}{tt['median']:>11} /{tt['p99']:>7}")
-    if "dispatch_ab" in res:
-        print("market event dispatch, interleaved rounds (median / p99 us):")
-        print(f"{'dispatch':<14}{'entries':>8}{'dispatch':>18}{'tick-to-order':>20}")
-        for m, v in res["dispatch_ab"].items():
-            d, tt = v["dispatch"], v["tick_to_order_us"]
-            print(f"{m:<14}{v['entries']:>8}{d['median']:>9} /{d['p99']:>7}{tt['median']:>11} /{tt['p99']:>7}")
+    _print_ab(res, "warm_ab", "entry path kept warm or not", "path", "risk")
+    _print_ab(res, "dispatch_ab", "market event dispatch", "dispatch", "dispatch")
+
+
+def _print_ab(res: dict[str, Any], key: str, title: str, kind: str, step: str) -> None:
+    """An interleaved A/B of the run: per arm, its entries, one step and tick-to-order (median / p99)."""
+    if key not in res:
+        return
+    print(f"{title}, interleaved rounds (median / p99 us):")
+    print(f"{kind:<14}{'entries':>8}{step:>18}{'tick-to-order':>20}")
+    for m, v in res[key].items():
+        d, tt = v[step], v["tick_to_order_us"]
+        print(f"{m:<14}{v['entries']:>8}{d['median']:>9} /{d['p99']:>7}{tt['median']:>11} /{tt['p99']:>7}")

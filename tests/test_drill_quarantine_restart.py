@@ -69,6 +69,18 @@ async def _status(port: int) -> dict[str, Any]:
         return {}
 
 
+async def _quarantined_then_killed(sim: Sim, state: Path, hook_url: str) -> dict[str, Any]:
+    """A bot runs until an entry of unknown fate is quarantined (journaled), then is SIGKILLed: the row."""
+    bot = Bot(sim, state, hook_url, **SETTINGS)
+    try:
+        (q,) = await until("an entry of unknown fate quarantined (journaled)", lambda: rows(
+            state, "SELECT * FROM quarantines WHERE ended_ns IS NULL"), 60, bot, step_s=0.05)
+    finally:
+        bot.kill()
+    assert bot.proc.returncode == -9
+    return dict(q)
+
+
 async def test_sigkill_inside_the_quarantine_then_the_restart_denies_entries_until_the_final_look_up(
         sim: Sim, tmp_path: Path) -> None:
     t0 = time.monotonic()
@@ -77,14 +89,8 @@ async def test_sigkill_inside_the_quarantine_then_the_restart_denies_entries_unt
     # the next entry answers 503 and reaches the book only after the test (never, for the bots)
     await sim_fault(sim, kind="late_execute", ms=600_000, count=1, entries_only=True)
     async with webhook() as hook:
-        bot = Bot(sim, state, hook.url, **SETTINGS)
-        try:
-            (q,) = await until("an entry of unknown fate quarantined (journaled)", lambda: rows(
-                state, "SELECT * FROM quarantines WHERE ended_ns IS NULL"), 60, bot, step_s=0.05)
-        finally:
-            bot.kill()  # SIGKILL inside the window
+        q = await _quarantined_then_killed(sim, state, hook.url)  # SIGKILL inside the window
         t_q = time.monotonic()
-        assert bot.proc.returncode == -9
         assert (q["symbol"], q["client_id"]) == (SYM, f"{q['trade_id']}-entry")
         assert q["until_ns"] - q["started_ns"] == QUARANTINE_MS * 1_000_000
         assert rows(state, "SELECT state FROM trades WHERE trade_id=?", (q["trade_id"],))[0]["state"] == "ABORTED"
@@ -143,12 +149,7 @@ async def test_executed_while_the_bot_was_dead_the_restart_reopens_its_trade_not
     state.mkdir()
     await sim_fault(sim, kind="late_execute", ms=3000, count=1, entries_only=True)  # reaches the book 3 s late
     async with webhook() as hook:
-        bot = Bot(sim, state, hook.url, **SETTINGS)
-        try:
-            (q,) = await until("an entry of unknown fate quarantined (journaled)", lambda: rows(
-                state, "SELECT * FROM quarantines WHERE ended_ns IS NULL"), 60, bot, step_s=0.05)
-        finally:
-            bot.kill()
+        q = await _quarantined_then_killed(sim, state, hook.url)
         cid, tid = q["client_id"], q["trade_id"]
         order = await until("the order executed while the bot was dead", lambda: _filled(sim, cid), 10)
         amount = float(order["executedQty"]) * (1 if order["side"] == "BUY" else -1)

@@ -19,8 +19,8 @@ tick-to-order path.
 Safety: it must change nothing the bot does. It takes no trade id (the request carries the client id
 `warm-entry`, never handed to a transport), writes no journal row and no venue state, and leaves the gate's
 counters as they were. Any exception turns warming off for the run (logged once): a warm-up never takes the
-decision path down. The pipeline calls it at most every `execution.warm_interval_ms`, after a LIVE depth
-message that produced no intent (bot/pipeline.py), so it never delays an entry's own message.
+decision path down. A task of the pipeline calls it every `execution.warm_interval_ms`, between market messages
+(`Pipeline.keep_warm`: a timer, or a spin below 1 ms), so it never runs inside an entry's own step.
 """
 
 from __future__ import annotations
