@@ -80,12 +80,14 @@ def test_a_trade_opens_with_its_stop_over_the_socket_and_closes_its_unanswered_e
     assert all(float(p["positionAmt"]) == 0 for p in state["positions"])
     # the unanswered entry: looked up by its client id (REST GET), exactly one order with that id
     assert [f["kind"] for f in state["faults"]["fired"]].count("ws_api_silence") == 1
+    # (a second entry sent on the socket in the second before the gateway dropped it is unanswered too, and
+    # looked up the same way: seen in a clean-clone CI run; every such order exists once, never re-sent)
     resolved = [r for r in logs if r.get("event") == "ambiguous placement resolved: the order exists"]
-    assert len(resolved) == 1, [r.get("event") for r in logs][-30:]
-    cid = resolved[0]["client_id"]
-    assert cid.endswith("-entry") and req.get("GET /fapi/v1/order", 0) >= 1
+    assert resolved, [r.get("event") for r in logs][-30:]
+    assert req.get("GET /fapi/v1/order", 0) >= len(resolved), req
     ids = [o["clientOrderId"] for o in state["orders"]] + [a["clientAlgoId"] for a in state["algo_orders"]]
-    assert ids.count(cid) == 1 and cid in via_ws, (cid, ids)
+    for cid in (r["client_id"] for r in resolved):
+        assert cid.endswith("-entry") and ids.count(cid) == 1 and cid in via_ws, (cid, ids)
     assert not errors_of(logs), errors_of(logs)[:3]
 
 

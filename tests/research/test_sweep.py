@@ -111,7 +111,8 @@ def test_killed_driver_resumes(session_slice: list[str], space_file: str, tmp_pa
     path = str(tmp_path / "s.sqlite")
     cmd = [sys.executable, "-m", "bot", "research", "sweep", "--space", space_file, "--study", path,
            "--sampler", "random", "--seed", "2", "--min-trades", "1", *session_slice]
-    proc = subprocess.Popen([*cmd, "--trials", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    err = tmp_path / "driver.err"  # what the killed driver said, for a failure's message
+    proc = subprocess.Popen([*cmd, "--trials", "50"], stdout=subprocess.DEVNULL, stderr=err.open("wb"),
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -126,9 +127,11 @@ def test_killed_driver_resumes(session_slice: list[str], space_file: str, tmp_pa
                     done = 0
                 if done >= 1:
                     break
-        assert done >= 1, "no trial finished within 120 s"
+        assert done >= 1, (f"no trial finished within 120 s (driver exit {proc.poll()}): "
+                           f"{err.read_text(errors='replace')[-2000:]}")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its pool, at once
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its pool, at once
         proc.wait(timeout=30)
     st = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{path}")
     before = {t.number: t.value for t in st.get_trials(states=(TrialState.COMPLETE,))}
