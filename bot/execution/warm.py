@@ -56,7 +56,7 @@ def warm_intent(symbol: str, side: str, bid_ticks: int, ask_ticks: int, now_ns: 
 def warm_entry(engine: ExecutionEngine, symbol: str, market: MarketView, bid_ticks: int, ask_ticks: int,
                side: str, now_ns: int) -> str:
     """Run an entry's path on `symbol` up to the venue's signature and drop it. Returns how far it went:
-    "sent-side" (the gateway built and signed it), "request" (no warm-capable gateway), or the denial's
+    "signed" (the gateway built and signed it), "request" (no warm-capable gateway), "order-gate", or the denial's
     reason (a real entry there would have been denied at that point: the rest stays cold)."""
     acct = engine.account
     if acct is None:
